@@ -1,0 +1,63 @@
+"""The event bus interface, with Google Cloud Pub/Sub's semantics.
+
+- `publish` sends bytes with an ordering key and string attributes. Messages with the same
+  ordering key reach each subscription in publish order.
+- `subscribe` attaches a handler to a named subscription of a topic. A message is acknowledged
+  only after its handler returned; a handler that raises gets the message again later
+  (at-least-once), and later messages with the same ordering key wait for it.
+- Consumers must tolerate duplicates: skip an event id they have already applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Topics and which services subscribe to them. The one place the topology is written down:
+# adapters create what is missing at start, Terraform creates it in the cloud.
+TOPICS: Mapping[str, tuple[str, ...]] = {
+    "orders": ("execution-router",),
+    "executions": ("order-management", "position-management"),
+    "positions": ("order-management",),
+    "market-data": ("order-management", "position-management"),
+}
+
+
+def subscription_name(topic: str, service: str) -> str:
+    """The subscription of one service to one topic."""
+    return f"{topic}.{service}"
+
+
+@dataclass(frozen=True)
+class Message:
+    data: bytes
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    ordering_key: str = ""
+    message_id: str = ""
+    # 1 on the first delivery, counting up on every redelivery.
+    delivery_attempt: int = 1
+
+
+Handler = Callable[[Message], None]
+
+
+class EventBus(Protocol):
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        ordering_key: str = "",
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queues a message for delivery; raises only when the bus is closed."""
+
+    def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
+        """Starts delivering the subscription's messages to the handler."""
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Waits until every message published so far has been accepted by the bus."""
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stops delivery, waits for running handlers and pending publishes, frees resources."""

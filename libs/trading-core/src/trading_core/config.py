@@ -1,0 +1,272 @@
+"""Platform configuration: one validated pydantic model per environment file.
+
+A file may name a base file with `extends:`; mappings merge key by key, the file winning.
+`${VAR}` anywhere in a string value is replaced by that environment variable (for secrets).
+An unknown key, a wrong type or a missing variable stops start-up with the file, the key path
+and what was expected (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+PositiveDecimal = Annotated[Decimal, Field(gt=0)]
+NonNegativeDecimal = Annotated[Decimal, Field(ge=0)]
+Port = Annotated[int, Field(ge=0, le=65535, description="0 picks a free port")]
+Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceEndpoint(_Strict):
+    """Where one gRPC service listens."""
+
+    host: str = "127.0.0.1"
+    port: Port
+
+
+class Services(_Strict):
+    order_management: ServiceEndpoint = ServiceEndpoint(port=50051)
+    execution_router: ServiceEndpoint = ServiceEndpoint(port=50052)
+    position_management: ServiceEndpoint = ServiceEndpoint(port=50053)
+    max_workers: int = Field(32, ge=2, le=1024, description="gRPC worker threads per service")
+    shutdown_grace_s: float = Field(5.0, ge=0, description="seconds in-flight calls get on stop")
+
+
+class DuckDBDatabase(_Strict):
+    backend: Literal["duckdb"]
+    path: Path = Field(Path("data"), description="folder of one <service>.duckdb file each")
+    flush_interval_ms: int = Field(50, ge=1, le=60_000)
+    batch_size: int = Field(5000, ge=1, le=1_000_000)
+
+
+class BigQueryDatabase(_Strict):
+    backend: Literal["bigquery"]
+    project: Name
+    dataset: Name
+
+
+class MemoryMessaging(_Strict):
+    backend: Literal["memory"]
+
+
+class PubSubMessaging(_Strict):
+    backend: Literal["pubsub"]
+    project: Name
+    topic_prefix: str = Field("trading-", pattern=r"^[A-Za-z0-9._-]*$")
+    emulator_host: str | None = Field(None, description="host:port of the Pub/Sub emulator")
+
+
+class SimulationVenue(_Strict):
+    slippage_bps: NonNegativeDecimal = Decimal("1")
+    fill_delay_ms: int = Field(0, ge=0, le=60_000)
+    fee_bps: NonNegativeDecimal = Decimal("10")
+
+
+class Execution(_Strict):
+    mode: Literal["simulation", "quantconnect", "direct"] = "simulation"
+    simulation: SimulationVenue = SimulationVenue()
+
+
+class AccountLimits(_Strict):
+    max_order_value: PositiveDecimal
+    max_daily_orders: int = Field(ge=1)
+    min_order_size: NonNegativeDecimal = Decimal("0")
+
+
+class OrderDefaults(_Strict):
+    default_order_type: Literal["market", "limit"] = "market"
+    time_in_force: Literal["gtc", "ioc"] = "gtc"
+    max_slippage_bps: NonNegativeDecimal = Decimal("50")
+    retry_attempts: int = Field(3, ge=0, le=100)
+    retry_delay_ms: int = Field(100, ge=0, le=60_000)
+    execution_timeout_ms: int = Field(5000, ge=1)
+    rate_limit_orders: int = Field(100, ge=1)
+    rate_limit_window_ms: int = Field(1000, ge=1)
+
+
+class SignalSizing(_Strict):
+    """How a signal becomes an order quantity: a fixed quantity, or a fixed notional divided by
+    the current price and rounded down to the instrument's step."""
+
+    method: Literal["fixed_quantity", "fixed_notional"] = "fixed_notional"
+    quantity: PositiveDecimal | None = None
+    notional: PositiveDecimal | None = None
+
+    @model_validator(mode="after")
+    def _amount_for_method(self) -> SignalSizing:
+        needed = "quantity" if self.method == "fixed_quantity" else "notional"
+        if getattr(self, needed) is None:
+            raise ValueError(f"method {self.method} needs '{needed}'")
+        return self
+
+
+class Instrument(_Strict):
+    symbol: Name
+    tick_size: PositiveDecimal
+    step_size: PositiveDecimal
+    min_notional: NonNegativeDecimal = Decimal("0")
+    initial_price: PositiveDecimal = Field(description="start of the synthetic feed's walk")
+
+
+class MarketData(_Strict):
+    source: Literal["synthetic"] = "synthetic"
+    seed: int = 42
+    interval_ms: int = Field(100, ge=1, le=60_000, description="one quote per instrument per tick")
+    volatility_bps: NonNegativeDecimal = Field(Decimal("5"), description="step of the walk")
+    spread_bps: PositiveDecimal = Decimal("2")
+    quote_size: PositiveDecimal = Decimal("10")
+
+
+class Logging(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(True, alias="json")
+
+
+class PlatformConfig(_Strict):
+    environment: Name
+    services: Services = Services()
+    database: DuckDBDatabase | BigQueryDatabase = Field(discriminator="backend")
+    messaging: MemoryMessaging | PubSubMessaging = Field(discriminator="backend")
+    execution: Execution = Execution()
+    market_data: MarketData = MarketData()
+    account_limits: AccountLimits
+    order_defaults: OrderDefaults = OrderDefaults()
+    signal_sizing: SignalSizing = SignalSizing(notional=Decimal("1000"))
+    instruments: list[Instrument] = Field(min_length=1)
+    logging: Logging = Logging()
+
+    @field_validator("instruments")
+    @classmethod
+    def _unique_symbols(cls, instruments: list[Instrument]) -> list[Instrument]:
+        symbols = [i.symbol for i in instruments]
+        duplicated = sorted({s for s in symbols if symbols.count(s) > 1})
+        if duplicated:
+            raise ValueError(f"instrument symbols must be unique, repeated: {duplicated}")
+        return instruments
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        return next((i for i in self.instruments if i.symbol == symbol), None)
+
+
+# Modes whose adapters a later release brings: refused at start-up, never silently replaced.
+_NOT_YET_AVAILABLE = {
+    ("database", "bigquery"): "the BigQuery event store",
+    ("execution", "quantconnect"): "the QuantConnect venue",
+    ("execution", "direct"): "direct exchange venues (CCXT)",
+}
+
+
+def require_available_adapters(config: PlatformConfig) -> None:
+    """Stops start-up when the config selects an adapter this release does not have yet."""
+    chosen = {
+        ("database", config.database.backend),
+        ("execution", config.execution.mode),
+    }
+    for (section, value), what in _NOT_YET_AVAILABLE.items():
+        if (section, value) in chosen:
+            key = "database.backend" if section == "database" else "execution.mode"
+            raise ConfigError(
+                f"{key}: '{value}' needs {what}, which this release does not include yet; "
+                f"choose {'duckdb' if section == 'database' else 'simulation'}"
+            )
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> PlatformConfig:
+    """Reads, merges, substitutes and validates a config file; raises ConfigError."""
+    env = dict(os.environ) if environ is None else environ
+    path = Path(path)
+    raw = _read_with_bases(path, seen=())
+    substituted = _substitute(raw, env, path, ())
+    try:
+        return PlatformConfig.model_validate(substituted)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, path)) from None
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle through {resolved}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    base_name = document.pop("extends", None)
+    if base_name is None:
+        return document
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: extends: expected the file name of a base config")
+    base = _read_with_bases(path.parent / base_name, (*seen, resolved))
+    return _merge(base, document)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _substitute(value: Any, env: dict[str, str], path: Path, key_path: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, env, path, (*key_path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, env, path, (*key_path, str(i))) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            where = ".".join(key_path)
+            raise ConfigError(f"{path}: {where}: environment variable {name} is not set")
+        return env[name]
+
+    return _VARIABLE.sub(replace, value)
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"{path}: {error.error_count()} problem(s) in the configuration"]
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            what = "unknown key"
+        else:
+            what = problem["msg"]
+            if "input" in problem and not isinstance(problem["input"], dict | list):
+                what += f" (got {problem['input']!r})"
+        lines.append(f"  {where}: {what}")
+    return "\n".join(lines)

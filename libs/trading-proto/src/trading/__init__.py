@@ -1,0 +1,1 @@
+"""Generated trading.v1 API: do not edit, run `make proto`."""
