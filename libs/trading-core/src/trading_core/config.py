@@ -1,6 +1,7 @@
 """Platform configuration: one validated pydantic model per environment file.
 
-A file may name a base file with `extends:`; mappings merge key by key, the file winning.
+A file may name a base file with `extends:`; mappings merge key by key, the file winning (a
+mapping that names another `backend` replaces the base's whole mapping).
 `${VAR}` anywhere in a string value is replaced by that environment variable (for secrets).
 An unknown key, a wrong type or a missing variable stops start-up with the file, the key path
 and what was expected (`ConfigError`).
@@ -233,8 +234,14 @@ def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+        inherited = merged.get(key)
+        # A mapping that names another backend replaces the base's instead of merging with it.
+        if (
+            isinstance(value, dict)
+            and isinstance(inherited, dict)
+            and value.get("backend", inherited.get("backend")) == inherited.get("backend")
+        ):
+            merged[key] = _merge(inherited, value)
         else:
             merged[key] = value
     return merged

@@ -1,0 +1,51 @@
+"""The quote: the shared market-data fact, as plain data with exact prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC as UTC_TZ
+from datetime import datetime
+from decimal import Decimal
+
+from trading.v1 import market_data_pb2
+
+from trading_core.decimals import format_decimal
+from trading_core.events import timestamp
+
+
+@dataclass(frozen=True)
+class Quote:
+    instrument: str
+    bid: Decimal
+    ask: Decimal
+    bid_size: Decimal
+    ask_size: Decimal
+    time: datetime
+    source: str = "synthetic"
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+    def to_proto(self) -> market_data_pb2.Quote:
+        return market_data_pb2.Quote(
+            instrument=self.instrument,
+            bid_price=format_decimal(self.bid),
+            bid_size=format_decimal(self.bid_size),
+            ask_price=format_decimal(self.ask),
+            ask_size=format_decimal(self.ask_size),
+            quote_time=timestamp(self.time),
+            source=self.source,
+        )
+
+    @classmethod
+    def from_proto(cls, quote: market_data_pb2.Quote) -> Quote:
+        return cls(
+            instrument=quote.instrument,
+            bid=Decimal(quote.bid_price),
+            ask=Decimal(quote.ask_price),
+            bid_size=Decimal(quote.bid_size),
+            ask_size=Decimal(quote.ask_size),
+            time=quote.quote_time.ToDatetime(tzinfo=UTC_TZ),
+            source=quote.source,
+        )
