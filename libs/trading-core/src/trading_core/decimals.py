@@ -12,12 +12,12 @@ def parse_decimal(text: str, field: str, *, required: bool = True) -> Decimal | 
     text = text.strip()
     if not text:
         if required:
-            raise ValueError(f"{field} is required (a decimal string such as \"1.5\")")
+            raise ValueError(f'{field} is required (a decimal string such as "1.5")')
         return None
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"{field} must be a decimal string such as \"1.5\", got {text!r}") from None
+        raise ValueError(f'{field} must be a decimal string such as "1.5", got {text!r}') from None
     if not value.is_finite():
         raise ValueError(f"{field} must be a finite number, got {text!r}")
     return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 from trading.v1 import events_pb2
@@ -28,3 +28,7 @@ def event_type(event: events_pb2.Event) -> str:
     """The payload message name, such as `OrderAccepted`."""
     kind = event_kind(event)
     return type(getattr(event, kind)).__name__ if kind else ""
+
+
+def event_time(event: events_pb2.Event) -> datetime:
+    return event.event_time.ToDatetime(tzinfo=UTC)

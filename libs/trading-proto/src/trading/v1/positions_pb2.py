@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/positions.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x01\n\x08Position\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\t\x12\x15\n\raverage_price\x18\x04 \x01(\t\x12\x14\n\x0crealized_pnl\x18\x05 \x01(\t\x12\x16\n\x0eunrealized_pnl\x18\x06 \x01(\t\x12\x12\n\nmark_price\x18\x07 \x01(\t\x12\x0c\n\x04\x66\x65\x65s\x18\x08 \x01(\t\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\n \x01(\x03\"<\n\x12GetPositionRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\"=\n\x13GetPositionResponse\x12&\n\x08position\x18\x01 \x01(\x0b\x32\x14.trading.v1.Position\"*\n\x14ListPositionsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"@\n\x15ListPositionsResponse\x12\'\n\tpositions\x18\x01 \x03(\x0b\x32\x14.trading.v1.Position2\xb7\x01\n\x0fPositionService\x12N\n\x0bGetPosition\x12\x1e.trading.v1.GetPositionRequest\x1a\x1f.trading.v1.GetPositionResponse\x12T\n\rListPositions\x12 .trading.v1.ListPositionsRequest\x1a!.trading.v1.ListPositionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/positions.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x01\n\x08Position\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\t\x12\x15\n\raverage_price\x18\x04 \x01(\t\x12\x14\n\x0crealized_pnl\x18\x05 \x01(\t\x12\x16\n\x0eunrealized_pnl\x18\x06 \x01(\t\x12\x12\n\nmark_price\x18\x07 \x01(\t\x12\x0c\n\x04\x66\x65\x65s\x18\x08 \x01(\t\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\n \x01(\x03\"<\n\x12GetPositionRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\"=\n\x13GetPositionResponse\x12&\n\x08position\x18\x01 \x01(\x0b\x32\x14.trading.v1.Position\"*\n\x14ListPositionsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"@\n\x15ListPositionsResponse\x12\'\n\tpositions\x18\x01 \x03(\x0b\x32\x14.trading.v1.Position\"1\n\x1bStreamPositionEventsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\x88\x01\n\x1cStreamPositionEventsResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x08position\x18\x03 \x01(\x0b\x32\x14.trading.v1.Position2\xa4\x02\n\x0fPositionService\x12N\n\x0bGetPosition\x12\x1e.trading.v1.GetPositionRequest\x1a\x1f.trading.v1.GetPositionResponse\x12T\n\rListPositions\x12 .trading.v1.ListPositionsRequest\x1a!.trading.v1.ListPositionsResponse\x12k\n\x14StreamPositionEvents\x12\'.trading.v1.StreamPositionEventsRequest\x1a(.trading.v1.StreamPositionEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPOSITIONSREQUEST']._serialized_end=483
   _globals['_LISTPOSITIONSRESPONSE']._serialized_start=485
   _globals['_LISTPOSITIONSRESPONSE']._serialized_end=549
-  _globals['_POSITIONSERVICE']._serialized_start=552
-  _globals['_POSITIONSERVICE']._serialized_end=735
+  _globals['_STREAMPOSITIONEVENTSREQUEST']._serialized_start=551
+  _globals['_STREAMPOSITIONEVENTSREQUEST']._serialized_end=600
+  _globals['_STREAMPOSITIONEVENTSRESPONSE']._serialized_start=603
+  _globals['_STREAMPOSITIONEVENTSRESPONSE']._serialized_end=739
+  _globals['_POSITIONSERVICE']._serialized_start=742
+  _globals['_POSITIONSERVICE']._serialized_end=1034
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,11 @@ class PositionServiceStub:
                 request_serializer=trading_dot_v1_dot_positions__pb2.ListPositionsRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_positions__pb2.ListPositionsResponse.FromString,
                 _registered_method=True)
+        self.StreamPositionEvents = channel.unary_stream(
+                '/trading.v1.PositionService/StreamPositionEvents',
+                request_serializer=trading_dot_v1_dot_positions__pb2.StreamPositionEventsRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_positions__pb2.StreamPositionEventsResponse.FromString,
+                _registered_method=True)
 
 
 class PositionServiceServicer:
@@ -63,6 +68,13 @@ class PositionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamPositionEvents(self, request, context):
+        """Streams every position change (fills, not marks) from now on, optionally for one account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PositionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_PositionServiceServicer_to_server(servicer, server):
                     servicer.ListPositions,
                     request_deserializer=trading_dot_v1_dot_positions__pb2.ListPositionsRequest.FromString,
                     response_serializer=trading_dot_v1_dot_positions__pb2.ListPositionsResponse.SerializeToString,
+            ),
+            'StreamPositionEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamPositionEvents,
+                    request_deserializer=trading_dot_v1_dot_positions__pb2.StreamPositionEventsRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_positions__pb2.StreamPositionEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +149,33 @@ class PositionService:
             '/trading.v1.PositionService/ListPositions',
             trading_dot_v1_dot_positions__pb2.ListPositionsRequest.SerializeToString,
             trading_dot_v1_dot_positions__pb2.ListPositionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamPositionEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trading.v1.PositionService/StreamPositionEvents',
+            trading_dot_v1_dot_positions__pb2.StreamPositionEventsRequest.SerializeToString,
+            trading_dot_v1_dot_positions__pb2.StreamPositionEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,8 @@ class PositionServiceStub:
     def __new__(cls, channel: _aio.Channel) -> PositionServiceAsyncStub: ...
     GetPosition: _grpc.UnaryUnaryMultiCallable[_positions_pb2.GetPositionRequest, _positions_pb2.GetPositionResponse]
     ListPositions: _grpc.UnaryUnaryMultiCallable[_positions_pb2.ListPositionsRequest, _positions_pb2.ListPositionsResponse]
+    StreamPositionEvents: _grpc.UnaryStreamMultiCallable[_positions_pb2.StreamPositionEventsRequest, _positions_pb2.StreamPositionEventsResponse]
+    """Streams every position change (fills, not marks) from now on, optionally for one account."""
 
 @_typing.type_check_only
 class PositionServiceAsyncStub(PositionServiceStub):
@@ -43,6 +45,8 @@ class PositionServiceAsyncStub(PositionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPosition: _aio.UnaryUnaryMultiCallable[_positions_pb2.GetPositionRequest, _positions_pb2.GetPositionResponse]  # type: ignore[assignment]
     ListPositions: _aio.UnaryUnaryMultiCallable[_positions_pb2.ListPositionsRequest, _positions_pb2.ListPositionsResponse]  # type: ignore[assignment]
+    StreamPositionEvents: _aio.UnaryStreamMultiCallable[_positions_pb2.StreamPositionEventsRequest, _positions_pb2.StreamPositionEventsResponse]  # type: ignore[assignment]
+    """Streams every position change (fills, not marks) from now on, optionally for one account."""
 
 class PositionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Position-management: positions and P&L built from fills."""
@@ -60,5 +64,13 @@ class PositionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _positions_pb2.ListPositionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_positions_pb2.ListPositionsResponse, _abc.Awaitable[_positions_pb2.ListPositionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def StreamPositionEvents(
+        self,
+        request: _positions_pb2.StreamPositionEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_positions_pb2.StreamPositionEventsResponse], _abc.AsyncIterator[_positions_pb2.StreamPositionEventsResponse]]:
+        """Streams every position change (fills, not marks) from now on, optionally for one account."""
 
 def add_PositionServiceServicer_to_server(servicer: PositionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,56 @@
+# Trading Order Management Platform. `make run` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.8
+BUF_VERSION := 1.75.0
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+CONFIG ?= config/local.yaml
+export UV_PYTHON := 3.11
+
+.PHONY: help setup run run-distributed test test-unit lint proto proto-check bench images clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+
+setup: $(UV) ## install uv and every dependency from the lock file
+	$(UV) sync --frozen
+
+run: setup ## run the platform embedded: one process, in-memory bus, DuckDB, paper trading
+	$(UV) run tradectl serve --config $(CONFIG)
+
+run-distributed: setup ## run the Pub/Sub emulator and the three services as separate processes
+	scripts/run_distributed.sh
+
+test: setup ## unit, contract, integration and end-to-end tests (starts the Pub/Sub emulator)
+	$(UV) run pytest
+
+test-unit: setup ## the fast unit tests only
+	$(UV) run pytest tests/unit
+
+lint: setup ## ruff, formatting, mypy, buf lint, and generated code up to date
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	npx --yes @bufbuild/buf@$(BUF_VERSION) lint proto
+	$(MAKE) --no-print-directory proto-check
+
+proto: setup ## regenerate the Python code of proto/ into libs/trading-proto
+	PATH="$(CURDIR)/.venv/bin:$$PATH" scripts/gen_proto.sh
+
+proto-check: ## fail when the committed generated code is stale
+	@tmp=$$(mktemp -d) && PATH="$(CURDIR)/.venv/bin:$$PATH" scripts/gen_proto.sh $$tmp \
+	  && diff -r $$tmp/trading libs/trading-proto/src/trading -x __pycache__ \
+	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+
+bench: setup ## benchmarks (not tests); JSON results under benchmarks/results/
+	$(UV) run python -m benchmarks.run
+
+images: ## build the three service images (needs a Docker engine)
+	for s in order-management execution-router position-management; do \
+	  docker build -f services/$$s/Dockerfile -t trading/$$s:dev . || exit 1; done
+
+clean: ## remove local data and caches
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache

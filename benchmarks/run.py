@@ -1,0 +1,251 @@
+"""`make bench`: latency and throughput of the embedded platform against a bare gRPC echo server
+measured in the same run (these machines are noisy: compare ratios, not absolute numbers).
+
+Both servers run in their own process; this process is the client. Every event is persisted
+(DuckDB). Results go to benchmarks/results/<time>.json and benchmarks/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from trading.v1 import orders_pb2, orders_pb2_grpc, positions_pb2, positions_pb2_grpc, types_pb2
+
+from benchmarks.echo_server import SERVICE
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SEQUENTIAL_CALLS = int(os.environ.get("BENCH_SEQUENTIAL", "2000"))
+CONCURRENT_CALLS = int(os.environ.get("BENCH_CONCURRENT", "5000"))
+IN_FLIGHT = 50
+POSITION_ROUNDS = int(os.environ.get("BENCH_POSITION_ROUNDS", "300"))
+WARMUP = 200
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(address: str, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.1)  # polling a process that is still starting, not synchronisation
+    raise RuntimeError(f"{address} did not become healthy in {deadline_s}s")
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_s)
+    return {
+        "count": len(ordered),
+        "p50_us": round(statistics.median(ordered) * 1e6, 1),
+        "p99_us": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6, 1),
+        "mean_us": round(statistics.fmean(ordered) * 1e6, 1),
+    }
+
+
+def sequential(call: Callable[[], object], count: int) -> dict[str, float]:
+    for _ in range(WARMUP):
+        call()
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return percentiles(samples)
+
+
+def concurrent(start_call: Callable[[], grpc.Future], count: int) -> dict[str, float]:
+    """`count` calls keeping IN_FLIGHT outstanding; calls per second."""
+    slots = threading.Semaphore(IN_FLIGHT)
+    done = threading.Event()
+    finished = 0
+    lock = threading.Lock()
+
+    def on_done(_future: grpc.Future) -> None:
+        nonlocal finished
+        slots.release()
+        with lock:
+            finished += 1
+            if finished == count:
+                done.set()
+
+    started = time.perf_counter()
+    for _ in range(count):
+        slots.acquire()
+        start_call().add_done_callback(on_done)
+    done.wait()
+    elapsed = time.perf_counter() - started
+    return {"calls": count, "in_flight": IN_FLIGHT, "calls_per_s": round(count / elapsed, 1)}
+
+
+def order_request(account: str = "bench") -> orders_pb2.SubmitOrderRequest:
+    return orders_pb2.SubmitOrderRequest(
+        request_id=str(uuid.uuid4()),
+        client_order_id=str(uuid.uuid4()),
+        account_id=account,
+        strategy_id="bench",
+        instrument="BTC-USD",
+        side=types_pb2.SIDE_BUY,
+        order_type=types_pb2.ORDER_TYPE_MARKET,
+        quantity="0.001",
+    )
+
+
+def bench_echo() -> dict[str, object]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.echo_server", "--port", str(port)], cwd=ROOT
+    )
+    try:
+        address = f"127.0.0.1:{port}"
+        with grpc.insecure_channel(address) as channel:
+            echo = channel.unary_unary(f"/{SERVICE}/Echo")
+            grpc.channel_ready_future(channel).result(timeout=30)
+            payload = order_request().SerializeToString()
+            return {
+                "sequential": sequential(lambda: echo(payload, timeout=10), SEQUENTIAL_CALLS),
+                "concurrent": concurrent(
+                    lambda: echo.future(payload, timeout=60), CONCURRENT_CALLS
+                ),
+            }
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def platform_config(directory: Path) -> tuple[Path, dict[str, str]]:
+    ports = {
+        name: free_port()
+        for name in ("order_management", "execution_router", "position_management")
+    }
+    config = {
+        "extends": str(ROOT / "config" / "local.yaml"),
+        "services": {name: {"port": port} for name, port in ports.items()},
+        "database": {"backend": "duckdb", "path": str(directory / "data")},
+        "account_limits": {"max_order_value": "1000000000", "max_daily_orders": 10_000_000},
+        "order_defaults": {"rate_limit_orders": 10_000_000},
+        "logging": {"level": "WARNING"},
+    }
+    path = directory / "bench.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+
+
+def bench_platform() -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as directory:
+        config, addresses = platform_config(Path(directory))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tradectl", "serve", "--config", str(config)], cwd=ROOT
+        )
+        try:
+            for address in addresses.values():
+                wait_healthy(address)
+            return measure_platform(addresses)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            exit_code = process.wait(timeout=60)
+            if exit_code != 0:
+                raise RuntimeError(f"the platform exited with {exit_code}")
+
+
+def measure_platform(addresses: dict[str, str]) -> dict[str, object]:
+    with (
+        grpc.insecure_channel(addresses["order_management"]) as channel,
+        grpc.insecure_channel(addresses["position_management"]) as position_channel,
+    ):
+        orders = orders_pb2_grpc.OrderServiceStub(channel)
+
+        def submit() -> None:
+            order = orders.SubmitOrder(order_request(), timeout=10).order
+            if order.status != types_pb2.ORDER_STATUS_ACCEPTED:
+                raise RuntimeError(f"order not accepted: {order.status_message}")
+
+        return {
+            "submit_accepted_sequential": sequential(submit, SEQUENTIAL_CALLS),
+            "submit_accepted_concurrent": concurrent(
+                lambda: orders.SubmitOrder.future(order_request(), timeout=60), CONCURRENT_CALLS
+            ),
+            "submit_to_position_updated": submit_to_position(
+                orders, positions_pb2_grpc.PositionServiceStub(position_channel)
+            ),
+        }
+
+
+def submit_to_position(
+    orders: orders_pb2_grpc.OrderServiceStub, positions: positions_pb2_grpc.PositionServiceStub
+) -> dict[str, float]:
+    """From SubmitOrder sent to the PositionUpdated event of its fill received."""
+    account = "bench-positions"
+    stream = positions.StreamPositionEvents(
+        positions_pb2.StreamPositionEventsRequest(account_id=account)
+    )
+    updates = iter(stream)
+    samples = []
+    try:
+        for _ in range(POSITION_ROUNDS):
+            start = time.perf_counter()
+            orders.SubmitOrder(order_request(account), timeout=10)
+            next(updates)
+            samples.append(time.perf_counter() - start)
+    finally:
+        stream.cancel()
+    return percentiles(samples)
+
+
+def main() -> None:
+    echo = bench_echo()
+    trading = bench_platform()
+    echo_seq, echo_conc = echo["sequential"], echo["concurrent"]
+    accepted = trading["submit_accepted_sequential"]
+    throughput = trading["submit_accepted_concurrent"]
+    result = {
+        "time": datetime.now(UTC).isoformat(),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "echo": echo,
+        "platform": trading,
+        "ratios": {
+            "accepted_p50_over_echo_p50": round(accepted["p50_us"] / echo_seq["p50_us"], 3),  # type: ignore[index]
+            "throughput_over_echo": round(throughput["calls_per_s"] / echo_conc["calls_per_s"], 3),  # type: ignore[index]
+            "position_p50_over_echo_p50": round(
+                trading["submit_to_position_updated"]["p50_us"] / echo_seq["p50_us"],
+                3,  # type: ignore[index]
+            ),
+        },
+        "bars": {"accepted_p50_over_echo_p50": "<= 1.5", "throughput_over_echo": ">= 0.5"},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}.json").write_text(text + "\n", encoding="utf-8")
+    (RESULTS / "latest.json").write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

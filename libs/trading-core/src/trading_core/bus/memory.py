@@ -1,0 +1,278 @@
+"""The in-process event bus of the embedded mode: one instance shared by all services.
+
+It keeps Pub/Sub's semantics (see `base`) with as few thread hand-offs as possible: `publish`
+appends to each subscription's queue and wakes that subscription's single dispatcher thread,
+which runs the handler. Handlers of one subscription therefore run one at a time in publish
+order; handlers of different subscriptions run concurrently.
+
+A failed message is held back with every later message of its ordering key and retried after a
+short, growing delay, while messages of other keys go on. The subscriptions named in `TOPICS`
+exist from the start, so messages published before a service subscribes wait for it, as they
+would in Pub/Sub. Nothing outlives the process, so `close` first drains what is queued.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Hashable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+
+from trading_core.bus.base import TOPICS, Handler, Message, subscription_name
+
+log = logging.getLogger(__name__)
+
+_FIRST_RETRY_DELAY_S = 0.01
+_MAX_RETRY_DELAY_S = 1.0
+
+
+def redelivery_delay(delivery_attempt: int) -> float:
+    """Seconds to wait before redelivering a message whose `delivery_attempt` failed."""
+    exponent = min(delivery_attempt - 1, 16)
+    return float(min(_FIRST_RETRY_DELAY_S * 2**exponent, _MAX_RETRY_DELAY_S))
+
+
+class _Delivery:
+    """One message on its way to one subscription."""
+
+    __slots__ = ("attempt", "key", "message")
+
+    def __init__(self, message: Message, key: Hashable) -> None:
+        self.message = message
+        # Messages without an ordering key get a key of their own: nothing waits for them.
+        self.key = key
+        self.attempt = 0
+
+
+class _Subscription:
+    """A queue with one dispatcher thread; holds back a failed message's ordering key."""
+
+    def __init__(self, topic: str, name: str) -> None:
+        self.topic = topic
+        self.name = name
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._pending: deque[_Delivery] = deque()
+        # Ordering keys waiting for a failed message: that message first, then later ones.
+        self._held: dict[Hashable, deque[_Delivery]] = {}
+        self._retries: list[tuple[float, int, Hashable]] = []  # heap of (due, tie-break, key)
+        self._tie_break = itertools.count()
+        self._busy = False
+        self._stopping = False
+        self._handler: Handler | None = None
+        self._thread: threading.Thread | None = None
+
+    def put(self, delivery: _Delivery) -> None:
+        with self._lock:
+            self._pending.append(delivery)
+            self._work.notify()
+
+    def start(self, handler: Handler) -> None:
+        with self._lock:
+            if self._handler is not None:
+                raise ValueError(f"subscription {self.name} already has a handler")
+            self._handler = handler
+            self._thread = threading.Thread(
+                target=self._run, args=(handler,), name=f"bus-{self.name}", daemon=True
+            )
+        self._thread.start()
+
+    def is_idle(self) -> bool:
+        with self._lock:
+            return self._is_idle()
+
+    def wait_idle(self, deadline: float) -> bool:
+        """Waits until nothing is queued, held or running; False at the deadline."""
+        with self._lock:
+            while not self._is_idle():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+            return True
+
+    def _is_idle(self) -> bool:
+        # Without a handler nothing will ever be delivered: there is nothing to wait for.
+        return self._handler is None or not (self._busy or self._pending or self._held)
+
+    def undelivered(self) -> int:
+        with self._lock:
+            return len(self._pending) + sum(len(held) for held in self._held.values())
+
+    def stop(self, deadline: float) -> None:
+        """Stops after the running handler, if any, returned."""
+        with self._lock:
+            self._stopping = True
+            self._work.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("handler of subscription %s still running at close", self.name)
+
+    def _run(self, handler: Handler) -> None:
+        while True:
+            with self._lock:
+                delivery = self._next_delivery()
+                if delivery is None:
+                    return
+                self._busy = True
+            self._deliver(handler, delivery)
+
+    def _next_delivery(self) -> _Delivery | None:
+        """The next message to hand over, waiting for one; None once stopping. Lock held."""
+        while not self._stopping:
+            now = time.monotonic()
+            if self._retries and self._retries[0][0] <= now:
+                _, _, key = heapq.heappop(self._retries)
+                return self._held[key][0]
+            while self._pending:
+                delivery = self._pending.popleft()
+                held = self._held.get(delivery.key)
+                if held is None:
+                    return delivery
+                held.append(delivery)  # its key waits for an earlier, failed message
+            self._work.wait(self._retries[0][0] - now if self._retries else None)
+        return None
+
+    def _deliver(self, handler: Handler, delivery: _Delivery) -> None:
+        delivery.attempt += 1
+        message = delivery.message
+        if delivery.attempt > 1:
+            message = replace(message, delivery_attempt=delivery.attempt)
+        try:
+            handler(message)
+        except Exception:
+            log.exception(
+                "handler failed; redelivering (subscription=%s message_id=%s "
+                "ordering_key=%s delivery_attempt=%d)",
+                self.name,
+                message.message_id,
+                message.ordering_key,
+                delivery.attempt,
+            )
+            self._hold_for_retry(delivery)
+        else:
+            self._acknowledge(delivery)
+
+    def _hold_for_retry(self, delivery: _Delivery) -> None:
+        due = time.monotonic() + redelivery_delay(delivery.attempt)
+        with self._lock:
+            self._held.setdefault(delivery.key, deque([delivery]))
+            heapq.heappush(self._retries, (due, next(self._tie_break), delivery.key))
+            self._became_free()
+
+    def _acknowledge(self, delivery: _Delivery) -> None:
+        with self._lock:
+            held = self._held.get(delivery.key)
+            if held is not None:
+                held.popleft()  # the delivered message heads its held key
+                if held:
+                    due_now = (time.monotonic(), next(self._tie_break), delivery.key)
+                    heapq.heappush(self._retries, due_now)
+                else:
+                    del self._held[delivery.key]
+            self._became_free()
+
+    def _became_free(self) -> None:
+        self._busy = False
+        if not (self._pending or self._held):
+            self._idle.notify_all()
+
+
+class InMemoryBus:
+    """An `EventBus` within one process; see the module docstring."""
+
+    def __init__(self, topics: Mapping[str, tuple[str, ...]] = TOPICS) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._ids = itertools.count(1)
+        self._subscriptions: dict[str, _Subscription] = {}
+        # Replaced, never mutated, so `publish` reads it without the lock.
+        self._by_topic: dict[str, tuple[_Subscription, ...]] = {topic: () for topic in topics}
+        for topic, services in topics.items():
+            for service in services:
+                self._subscription(topic, subscription_name(topic, service))
+
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        ordering_key: str = "",
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        if self._closed:
+            raise RuntimeError("the event bus is closed")
+        subscriptions = self._by_topic.get(topic)
+        if subscriptions is None:
+            raise ValueError(f"unknown topic {topic!r}; known: {sorted(self._by_topic)}")
+        message = Message(
+            data=bytes(data),
+            attributes=MappingProxyType(dict(attributes or {})),
+            ordering_key=ordering_key,
+            message_id=str(next(self._ids)),
+        )
+        key: Hashable = ordering_key or object()
+        for subscription in subscriptions:
+            subscription.put(_Delivery(message, key))
+
+    def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
+        if self._closed:
+            raise RuntimeError("the event bus is closed")
+        self._subscription(topic, subscription).start(handler)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Nothing to wait for: `publish` hands messages to their subscriptions at once."""
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Delivers what is queued (handlers may publish more), then stops the dispatchers."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._closed:
+                return
+            subscriptions = list(self._subscriptions.values())
+        self._drain(subscriptions, deadline)
+        self._closed = True
+        for subscription in subscriptions:
+            subscription.stop(deadline)
+
+    def _drain(self, subscriptions: list[_Subscription], deadline: float) -> None:
+        # A handler may publish to a subscription already waited for: repeat until one whole
+        # pass finds every subscription idle without waiting.
+        waited = True
+        while waited:
+            waited = False
+            for subscription in subscriptions:
+                if subscription.is_idle():
+                    continue
+                waited = True
+                if not subscription.wait_idle(deadline):
+                    self._report_undelivered(subscriptions)
+                    return
+
+    @staticmethod
+    def _report_undelivered(subscriptions: list[_Subscription]) -> None:
+        for subscription in subscriptions:
+            if left := subscription.undelivered():
+                log.warning("closing with %d undelivered messages on %s", left, subscription.name)
+
+    def _subscription(self, topic: str, name: str) -> _Subscription:
+        with self._lock:
+            if topic not in self._by_topic:
+                raise ValueError(f"unknown topic {topic!r}; known: {sorted(self._by_topic)}")
+            existing = self._subscriptions.get(name)
+            if existing is not None:
+                if existing.topic != topic:
+                    raise ValueError(f"subscription {name} belongs to topic {existing.topic}")
+                return existing
+            created = _Subscription(topic, name)
+            self._subscriptions[name] = created
+            self._by_topic[topic] = (*self._by_topic[topic], created)
+            return created

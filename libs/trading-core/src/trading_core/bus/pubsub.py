@@ -1,0 +1,317 @@
+"""The event bus over Google Cloud Pub/Sub (or its emulator).
+
+Topic and subscription ids are the logical names with `topic_prefix` in front. `ensure_topology`
+creates whatever `TOPICS` names that is missing, with message ordering enabled.
+
+Pub/Sub itself keeps going with later messages of an ordering key after one was nacked (the
+client library hands them over as soon as the failed one is nacked). To give the contract of
+`base` (later messages of the key wait), a subscription remembers the failed message of each
+key and nacks later ones of that key until the failed one succeeded; Pub/Sub then redelivers
+them in order. Handlers of one subscription run one at a time, as in the in-memory bus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.api_core.exceptions import AlreadyExists
+from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+from trading_core.bus.base import TOPICS, Handler, Message, subscription_name
+from trading_core.bus.memory import redelivery_delay
+
+log = logging.getLogger(__name__)
+
+_ACK_DEADLINE_S = 30
+_ADMIN_TIMEOUT_S = 30.0
+_PUBLISH_ATTEMPTS = 5
+_BATCH_MAX_LATENCY_S = 0.002
+_FORBIDDEN_IN_IDS = re.compile(r"[^A-Za-z0-9._~+%-]")
+
+
+def resource_id(name: str) -> str:
+    """A valid Pub/Sub topic or subscription id for `name`: allowed characters only, starting
+    with a letter, 3 to 255 characters."""
+    cleaned = _FORBIDDEN_IN_IDS.sub("-", name)
+    if not cleaned[:1].isalpha() or cleaned.lower().startswith("goog"):
+        cleaned = f"t-{cleaned}"
+    return cleaned.ljust(3, "-")[:255]
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    topic_path: str
+    data: bytes
+    ordering_key: str
+    attributes: dict[str, str]
+
+
+class PubSubBus:
+    """An `EventBus` over Pub/Sub; see the module docstring."""
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        topic_prefix: str = "trading-",
+        emulator_host: str | None = None,
+        topics: Mapping[str, tuple[str, ...]] = TOPICS,
+    ) -> None:
+        self._project = project
+        self._prefix = topic_prefix
+        self._topics = topics
+        self._publisher = pubsub_v1.PublisherClient(
+            batch_settings=pubsub_v1.types.BatchSettings(max_latency=_BATCH_MAX_LATENCY_S),
+            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
+            **_emulator_transport(emulator_host, PublisherGrpcTransport),
+        )
+        self._subscriber = pubsub_v1.SubscriberClient(
+            **_emulator_transport(emulator_host, SubscriberGrpcTransport)
+        )
+        self._lock = threading.Lock()
+        self._closed = False
+        self._closing = threading.Event()
+        self._created_subscriptions: set[str] = set()
+        self._consumers: dict[str, tuple[_Consumer, Any]] = {}  # name -> consumer, pull future
+        self._unsettled = 0  # published, neither accepted nor given up yet
+        self._settled = threading.Condition(self._lock)
+
+    def ensure_topology(self) -> None:
+        """Creates every topic and subscription of `topics` that does not exist yet."""
+        for topic, services in self._topics.items():
+            with contextlib.suppress(AlreadyExists):
+                self._publisher.create_topic(name=self._topic_path(topic), timeout=_ADMIN_TIMEOUT_S)
+            for service in services:
+                self._ensure_subscription(topic, subscription_name(topic, service))
+
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        ordering_key: str = "",
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        self._refuse_if_closed()
+        outgoing = _Outgoing(
+            self._topic_path(topic), bytes(data), ordering_key, dict(attributes or {})
+        )
+        with self._lock:
+            self._unsettled += 1
+        self._send(outgoing, attempt=1)
+
+    def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
+        self._refuse_if_closed()
+        path = self._ensure_subscription(topic, subscription)
+        consumer = _Consumer(subscription, handler, self._closing)
+        with self._lock:
+            if subscription in self._consumers:
+                raise ValueError(f"subscription {subscription} already has a handler")
+            # One worker: handlers of a subscription run one at a time, in arrival order.
+            scheduler = ThreadScheduler(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bus-{subscription}")
+            )
+            future = self._subscriber.subscribe(
+                path, consumer, scheduler=scheduler, await_callbacks_on_shutdown=True
+            )
+            self._consumers[subscription] = (consumer, future)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            if not self._settled.wait_for(lambda: self._unsettled == 0, timeout):
+                raise TimeoutError(f"{self._unsettled} messages not accepted within {timeout}s")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stops pulling, waits for running handlers, flushes publishes, closes the clients."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            consumers = list(self._consumers.values())
+        self._closing.set()
+        for consumer, future in consumers:
+            future.cancel()
+            consumer.nack_waiting()
+        for consumer, future in consumers:
+            _await_stop(consumer.subscription, future, deadline)
+        try:
+            self.flush(max(0.0, deadline - time.monotonic()))
+        except TimeoutError as error:
+            log.warning("closing the Pub/Sub bus with unpublished messages: %s", error)
+        self._publisher.stop()
+        self._publisher.transport.close()
+        self._subscriber.close()
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("the event bus is closed")
+
+    def _topic_path(self, topic: str) -> str:
+        if topic not in self._topics:
+            raise ValueError(f"unknown topic {topic!r}; known: {sorted(self._topics)}")
+        path: str = self._publisher.topic_path(self._project, resource_id(self._prefix + topic))
+        return path
+
+    def _ensure_subscription(self, topic: str, subscription: str) -> str:
+        path: str = self._subscriber.subscription_path(
+            self._project, resource_id(self._prefix + subscription)
+        )
+        if path in self._created_subscriptions:
+            return path
+        request = {
+            "name": path,
+            "topic": self._topic_path(topic),
+            "enable_message_ordering": True,
+            "ack_deadline_seconds": _ACK_DEADLINE_S,
+        }
+        with contextlib.suppress(AlreadyExists):
+            self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
+        with self._lock:
+            self._created_subscriptions.add(path)
+        return path
+
+    def _send(self, outgoing: _Outgoing, attempt: int) -> None:
+        try:
+            future = self._publisher.publish(
+                outgoing.topic_path,
+                outgoing.data,
+                ordering_key=outgoing.ordering_key,
+                **outgoing.attributes,
+            )
+        except Exception as error:  # e.g. its ordering key is paused by an earlier failure
+            self._on_published(outgoing, attempt, error)
+            return
+        future.add_done_callback(
+            lambda done: self._on_published(outgoing, attempt, done.exception())
+        )
+
+    def _on_published(self, outgoing: _Outgoing, attempt: int, error: BaseException | None) -> None:
+        if error is not None:
+            log.warning(
+                "publish failed (topic=%s ordering_key=%s attempt=%d/%d): %r",
+                outgoing.topic_path,
+                outgoing.ordering_key,
+                attempt,
+                _PUBLISH_ATTEMPTS,
+                error,
+            )
+            if attempt < _PUBLISH_ATTEMPTS:
+                if outgoing.ordering_key:
+                    # A failure pauses the key; without resuming, every later publish fails.
+                    self._publisher.resume_publish(outgoing.topic_path, outgoing.ordering_key)
+                self._send(outgoing, attempt + 1)
+                return
+            log.error("message dropped after %d publish attempts", attempt)
+        with self._lock:
+            self._unsettled -= 1
+            if self._unsettled == 0:
+                self._settled.notify_all()
+
+
+class _Consumer:
+    """The streaming-pull callback of one subscription: runs the handler, acks on success,
+    nacks after a growing delay on failure, and keeps later messages of a failed key waiting."""
+
+    def __init__(self, subscription: str, handler: Handler, closing: threading.Event) -> None:
+        self.subscription = subscription
+        self._handler = handler
+        self._closing = closing
+        self._lock = threading.Lock()
+        self._attempts: dict[str, int] = {}  # message id -> failed deliveries so far
+        self._failed: dict[str, str] = {}  # ordering key -> id of its failed message
+        self._waiting: dict[threading.Timer, Any] = {}  # delayed nacks -> their messages
+
+    def __call__(self, received: Any) -> None:
+        if self._closing.is_set():
+            received.nack()
+            return
+        message_id: str = received.message_id
+        key: str = received.ordering_key
+        with self._lock:
+            blocker = self._failed.get(key) if key else None
+            attempt = self._attempts.get(message_id, 0) + 1
+        if blocker is not None and blocker != message_id:
+            received.nack()  # Pub/Sub redelivers it after the failed message
+            return
+        message = Message(
+            data=received.data,
+            attributes=dict(received.attributes),
+            ordering_key=key,
+            message_id=message_id,
+            delivery_attempt=received.delivery_attempt or attempt,
+        )
+        try:
+            self._handler(message)
+        except Exception:
+            log.exception(
+                "handler failed; redelivering (subscription=%s message_id=%s "
+                "ordering_key=%s delivery_attempt=%d)",
+                self.subscription,
+                message_id,
+                key,
+                message.delivery_attempt,
+            )
+            self._nack_later(received, key, attempt)
+            return
+        with self._lock:
+            self._attempts.pop(message_id, None)
+            if key and self._failed.get(key) == message_id:
+                del self._failed[key]
+        received.ack()
+
+    def nack_waiting(self) -> None:
+        """Nacks at once the failed messages still waiting for their delay."""
+        with self._lock:
+            waiting = list(self._waiting.items())
+            self._waiting.clear()
+        for timer, received in waiting:
+            timer.cancel()
+            received.nack()
+
+    def _nack_later(self, received: Any, key: str, attempt: int) -> None:
+        # Not sleeping here: the worker goes on with other keys meanwhile, and the client
+        # library holds back this key's later messages until this one is nacked.
+        timer = threading.Timer(redelivery_delay(attempt), lambda: self._nack(timer))
+        timer.daemon = True
+        with self._lock:
+            self._attempts[received.message_id] = attempt
+            if key:
+                self._failed[key] = received.message_id
+            self._waiting[timer] = received
+        timer.start()
+
+    def _nack(self, timer: threading.Timer) -> None:
+        with self._lock:
+            received = self._waiting.pop(timer, None)
+        if received is not None:
+            received.nack()
+
+
+def _emulator_transport(emulator_host: str | None, transport: Callable[..., Any]) -> dict[str, Any]:
+    """Client arguments that talk to the emulator over plain gRPC, without credentials."""
+    if emulator_host is None:
+        return {}
+    channel = grpc.insecure_channel(emulator_host)
+    return {"transport": transport(host=emulator_host, channel=channel)}
+
+
+def _await_stop(subscription: str, future: Future[Any], deadline: float) -> None:
+    try:
+        future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        log.warning("subscription %s: handlers still running at close", subscription)
+    except Exception as error:
+        log.warning("subscription %s ended with an error: %r", subscription, error)

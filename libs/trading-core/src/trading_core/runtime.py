@@ -1,0 +1,181 @@
+"""Starting and stopping services: one process may host one service or all three.
+
+Start: each service replays its store and subscribes, then its gRPC server starts and health
+turns SERVING. Stop (Ctrl-C or SIGTERM): health turns NOT_SERVING and the servers refuse new
+calls while running ones finish (intake stopped), background producers stop, the bus delivers
+what it holds (drain), the stores write what they buffer (flush), and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+import grpc
+
+from trading_core.bus import create_bus
+from trading_core.bus.base import EventBus
+from trading_core.clock import Clock, SystemClock
+from trading_core.config import (
+    ConfigError,
+    PlatformConfig,
+    ServiceEndpoint,
+    load_config,
+    require_available_adapters,
+)
+from trading_core.grpc_server import GrpcServer
+from trading_core.store import create_store
+from trading_core.store.base import EventStore
+from trading_core.telemetry import configure_logging, configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """What the runtime needs of a service."""
+
+    name: str
+
+    def register(self, server: grpc.Server) -> Sequence[str]:
+        """Adds the gRPC servicers; returns their full service names."""
+
+    def start(self) -> None:
+        """Rebuilds state from the store, subscribes to the bus, starts background work."""
+
+    def stop(self) -> None:
+        """Stops background producers (feeds, timers); the bus may still deliver."""
+
+    def close(self) -> None:
+        """Flushes and releases the store; called after the bus has drained."""
+
+
+@dataclass
+class Hosted:
+    service: Service
+    endpoint: ServiceEndpoint
+
+
+class Platform:
+    """A set of services sharing one bus, each on its own gRPC port."""
+
+    def __init__(
+        self,
+        hosted: Sequence[Hosted],
+        bus: EventBus,
+        *,
+        max_workers: int = 32,
+        shutdown_grace_s: float = 5.0,
+    ) -> None:
+        self._hosted = list(hosted)
+        self._bus = bus
+        self._max_workers = max_workers
+        self._grace = shutdown_grace_s
+        self.servers: dict[str, GrpcServer] = {}
+        self._stopped = False
+
+    def start(self) -> None:
+        for item in self._hosted:
+            name = item.service.name
+            server = GrpcServer(name, item.endpoint, self._max_workers, item.service.register)
+            item.service.start()
+            server.start()
+            server.set_serving(True)
+            self.servers[name] = server
+
+    def address(self, service: str) -> str:
+        return self.servers[service].address
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        log.info("stopping: refusing new calls, draining")
+        for server in self.servers.values():
+            server.set_serving(False)
+        for server in self.servers.values():
+            server.stop(self._grace)
+        for item in self._hosted:
+            item.service.stop()
+        self._bus.close()
+        for item in self._hosted:
+            item.service.close()
+        log.info("stopped cleanly")
+
+
+def run_until_signalled(platform: Platform) -> None:
+    """Starts the platform, waits for SIGINT or SIGTERM, then stops it gracefully."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        platform.start()
+        log.info("ready: %s", ", ".join(f"{n} on {s.address}" for n, s in platform.servers.items()))
+        stop.wait()
+    finally:
+        platform.stop()
+
+
+ServiceFactory = Callable[[PlatformConfig, EventBus, EventStore, Clock], Service]
+
+
+def endpoint_of(config: PlatformConfig, service: str) -> ServiceEndpoint:
+    endpoint: ServiceEndpoint = getattr(config.services, service.replace("-", "_"))
+    return endpoint
+
+
+def build_platform(
+    config: PlatformConfig,
+    factories: Mapping[str, ServiceFactory],
+    clock: Clock | None = None,
+) -> Platform:
+    """The services named in `factories`, each with its own store, sharing one bus."""
+    require_available_adapters(config)
+    bus = create_bus(config.messaging)
+    hosted = [
+        Hosted(
+            factory(config, bus, create_store(config.database, name), clock or SystemClock()),
+            endpoint_of(config, name),
+        )
+        for name, factory in factories.items()
+    ]
+    return Platform(
+        hosted,
+        bus,
+        max_workers=config.services.max_workers,
+        shutdown_grace_s=config.services.shutdown_grace_s,
+    )
+
+
+def load_or_exit(path: Path, service: str) -> PlatformConfig:
+    """Loads the config and sets up logging and tracing; a bad config exits with status 2."""
+    try:
+        config = load_config(path)
+        require_available_adapters(config)
+    except ConfigError as error:
+        print(f"{service}: cannot start: {error}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+    configure_logging(service, config.logging.level, config.logging.json_format)
+    configure_tracing(service)
+    return config
+
+
+def service_main(name: str, factory: ServiceFactory, argv: Sequence[str] | None = None) -> None:
+    """The entry point of a service that runs as its own process."""
+    parser = argparse.ArgumentParser(prog=name, description=f"Runs the {name} service.")
+    parser.add_argument("--config", type=Path, default=Path("config/local.yaml"))
+    args = parser.parse_args(argv)
+    config = load_or_exit(args.config, name)
+    run_until_signalled(build_platform(config, {name: factory}))

@@ -1,0 +1,101 @@
+"""Fan-out of live events to streaming RPCs, with a bound on how far a client may fall behind."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+import grpc
+
+T = TypeVar("T")
+
+_END = object()
+
+
+class StreamSubscription(Generic[T]):
+    def __init__(self, accept: Callable[[T], bool], limit: int) -> None:
+        self.accept = accept
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=limit)
+        self.overflowed = False
+
+    def offer(self, item: T) -> bool:
+        """Queues the item; False when the client has fallen too far behind."""
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.overflowed = True
+            return False
+        return True
+
+    def end(self) -> None:
+        # Ends the stream even when the queue is full.
+        while True:
+            try:
+                self._queue.put_nowait(_END)
+                return
+            except queue.Full:
+                self._queue.get_nowait()
+
+    def items(self) -> Iterator[T]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            yield item  # type: ignore[misc]
+
+
+class Broadcaster(Generic[T]):
+    """Hands every published item to the live subscribers that accept it."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._subscribers: list[StreamSubscription[T]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def has_subscribers(self) -> bool:
+        """Lets a publisher skip building items nobody is waiting for."""
+        return bool(self._subscribers)
+
+    def publish(self, item: T) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            if subscriber.accept(item) and not subscriber.offer(item):
+                self._drop(subscriber)
+
+    def stream(self, context: grpc.ServicerContext, accept: Callable[[T], bool]) -> Iterator[T]:
+        """Yields accepted items until the client goes away or the service stops."""
+        subscriber = StreamSubscription(accept, self._limit)
+        with self._lock:
+            if self._closed:
+                return
+            self._subscribers.append(subscriber)
+        context.add_callback(lambda: self._drop(subscriber))
+        try:
+            yield from subscriber.items()
+        finally:
+            self._drop(subscriber)
+        if subscriber.overflowed:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the stream fell {self._limit} events behind and was closed; "
+                "reconnect and catch up with the List call",
+            )
+
+    def close(self) -> None:
+        """Ends every stream, for a clean stop."""
+        with self._lock:
+            self._closed = True
+            subscribers, self._subscribers = self._subscribers, []
+        for subscriber in subscribers:
+            subscriber.end()
+
+    def _drop(self, subscriber: StreamSubscription[T]) -> None:
+        with self._lock:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+        subscriber.end()

@@ -1,0 +1,3 @@
+from execution_router.main import main
+
+main()

@@ -1,0 +1,76 @@
+"""A seeded synthetic market-data feed: one random walk per instrument, quoted on its tick.
+
+The walk is kept in Decimal; the RNG's float is turned into a Decimal at once (rounded to 8
+places) and never kept, so the same seed and the same number of ticks give identical quotes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from trading_core.config import Instrument, MarketData
+from trading_core.quotes import Quote
+
+_BPS = Decimal(10_000)
+# Half the spread on each side of the mid: spread_bps / 2 / 10000.
+_HALF_SPREAD_DIVISOR = Decimal(20_000)
+# However large the configured volatility, one step at most halves the mid: it stays positive.
+_MIN_STEP = Decimal("-0.5")
+
+
+def floor_to_tick(price: Decimal, tick: Decimal) -> Decimal:
+    """The largest multiple of `tick` at or below `price`."""
+    return (price / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
+
+
+def ceil_to_tick(price: Decimal, tick: Decimal) -> Decimal:
+    """The smallest multiple of `tick` at or above `price`."""
+    return (price / tick).to_integral_value(rounding=ROUND_CEILING) * tick
+
+
+class SyntheticFeed:
+    """Quotes every configured instrument once per `tick`, in config order.
+
+    The first tick quotes around each instrument's `initial_price`; every later tick moves the
+    mid one step of the walk: mid *= 1 + gauss(0, 1) * volatility_bps / 10000.
+    """
+
+    def __init__(self, instruments: Sequence[Instrument], settings: MarketData) -> None:
+        self._instruments = tuple(instruments)
+        self._settings = settings
+        self._random = random.Random(settings.seed)
+        self._mids: dict[str, Decimal] = {}
+        self._latest: dict[str, Quote] = {}
+
+    def tick(self, now: datetime) -> list[Quote]:
+        quotes = [
+            self._quote(instrument, self._advance(instrument), now)
+            for instrument in self._instruments
+        ]
+        self._latest.update((quote.instrument, quote) for quote in quotes)
+        return quotes
+
+    def latest(self, instrument: str) -> Quote | None:
+        return self._latest.get(instrument)
+
+    def _advance(self, instrument: Instrument) -> Decimal:
+        previous = self._mids.get(instrument.symbol)
+        mid = instrument.initial_price if previous is None else previous * (1 + self._step())
+        mid = max(mid, instrument.tick_size)
+        self._mids[instrument.symbol] = mid
+        return mid
+
+    def _step(self) -> Decimal:
+        draw = Decimal(str(round(self._random.gauss(0.0, 1.0), 8)))
+        return max(draw * self._settings.volatility_bps / _BPS, _MIN_STEP)
+
+    def _quote(self, instrument: Instrument, mid: Decimal, now: datetime) -> Quote:
+        tick = instrument.tick_size
+        half_spread = self._settings.spread_bps / _HALF_SPREAD_DIVISOR
+        bid = max(floor_to_tick(mid * (1 - half_spread), tick), tick)
+        ask = max(ceil_to_tick(mid * (1 + half_spread), tick), bid + tick)
+        size = self._settings.quote_size
+        return Quote(instrument.symbol, bid, ask, bid_size=size, ask_size=size, time=now)

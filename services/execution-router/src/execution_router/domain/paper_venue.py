@@ -1,0 +1,312 @@
+"""The paper-trading venue: a matching engine against the synthetic quote, no I/O.
+
+Prices: a market order pays the touch plus slippage, rounded to the tick against the trader; a
+limit order that crosses fills at the touch (price improvement, no slippage) up to the quote's
+displayed size, resting orders sharing that size in time priority.
+
+Fees are exact: fill notional * fee_bps / 10000 with no rounding (a multiplication and a
+division by 10000 of exact decimals lose nothing). The average price is the VWAP of the fills,
+computed at the decimal context's precision (28 significant digits).
+
+Terminal reports (FILLED, CANCELED, EXPIRED) carry leaves_quantity 0, as FIX does; an expiry's
+or a cancel's message says how much was left unfilled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from trading.v1 import events_pb2, types_pb2
+from trading_core.config import Instrument, SimulationVenue
+from trading_core.decimals import ZERO, format_decimal
+from trading_core.events import new_id as random_id
+from trading_core.quotes import Quote
+
+from execution_router.domain.market_data import ceil_to_tick, floor_to_tick
+
+VENUE_NAME = "simulation"
+
+_BPS = Decimal(10_000)
+_BUY = types_pb2.SIDE_BUY
+_SELL = types_pb2.SIDE_SELL
+_MARKET = types_pb2.ORDER_TYPE_MARKET
+_LIMIT = types_pb2.ORDER_TYPE_LIMIT
+_GTC = types_pb2.TIME_IN_FORCE_GTC
+_IOC = types_pb2.TIME_IN_FORCE_IOC
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    """An order as the venue sees it."""
+
+    order_id: str
+    account_id: str
+    instrument: str
+    side: types_pb2.Side.ValueType
+    order_type: types_pb2.OrderType.ValueType
+    time_in_force: types_pb2.TimeInForce.ValueType
+    quantity: Decimal
+    limit_price: Decimal | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """One thing the venue did with an order (an execution report)."""
+
+    execution_type: types_pb2.ExecutionType.ValueType
+    order_id: str
+    venue_order_id: str
+    side: types_pb2.Side.ValueType
+    trade_id: str = ""
+    last_quantity: Decimal | None = None
+    last_price: Decimal | None = None
+    fee: Decimal = ZERO
+    cumulative_quantity: Decimal
+    leaves_quantity: Decimal
+    average_price: Decimal | None
+    message: str = ""
+
+    def to_proto(self) -> events_pb2.ExecutionReport:
+        return events_pb2.ExecutionReport(
+            execution_type=self.execution_type,
+            order_id=self.order_id,
+            venue=VENUE_NAME,
+            venue_order_id=self.venue_order_id,
+            side=self.side,
+            trade_id=self.trade_id,
+            last_quantity=format_decimal(self.last_quantity),
+            last_price=format_decimal(self.last_price),
+            fee=format_decimal(self.fee),
+            cumulative_quantity=format_decimal(self.cumulative_quantity),
+            leaves_quantity=format_decimal(self.leaves_quantity),
+            average_price=format_decimal(self.average_price),
+            message=self.message,
+        )
+
+
+@dataclass
+class _WorkingOrder:
+    """An accepted order and what has filled of it so far."""
+
+    order: VenueOrder
+    venue_order_id: str
+    cumulative_quantity: Decimal = ZERO
+    filled_notional: Decimal = ZERO
+
+    @property
+    def leaves_quantity(self) -> Decimal:
+        return self.order.quantity - self.cumulative_quantity
+
+    @property
+    def average_price(self) -> Decimal | None:
+        if not self.cumulative_quantity:
+            return None
+        return self.filled_notional / self.cumulative_quantity
+
+    def report(
+        self, execution_type: types_pb2.ExecutionType.ValueType, message: str = ""
+    ) -> Report:
+        """A report without a fill; a finished order (canceled, expired) leaves nothing."""
+        finished = execution_type in (
+            types_pb2.EXECUTION_TYPE_CANCELED,
+            types_pb2.EXECUTION_TYPE_EXPIRED,
+        )
+        return Report(
+            execution_type=execution_type,
+            order_id=self.order.order_id,
+            venue_order_id=self.venue_order_id,
+            side=self.order.side,
+            cumulative_quantity=self.cumulative_quantity,
+            leaves_quantity=ZERO if finished else self.leaves_quantity,
+            average_price=self.average_price,
+            message=message,
+        )
+
+    def fill(self, quantity: Decimal, price: Decimal, fee: Decimal, trade_id: str) -> Report:
+        self.cumulative_quantity += quantity
+        self.filled_notional += quantity * price
+        done = self.leaves_quantity == 0
+        return Report(
+            execution_type=(
+                types_pb2.EXECUTION_TYPE_FILLED
+                if done
+                else types_pb2.EXECUTION_TYPE_PARTIALLY_FILLED
+            ),
+            order_id=self.order.order_id,
+            venue_order_id=self.venue_order_id,
+            side=self.order.side,
+            trade_id=trade_id,
+            last_quantity=quantity,
+            last_price=price,
+            fee=fee,
+            cumulative_quantity=self.cumulative_quantity,
+            leaves_quantity=self.leaves_quantity,
+            average_price=self.average_price,
+        )
+
+
+def _crosses(order: VenueOrder, quote: Quote) -> bool:
+    assert order.limit_price is not None
+    if order.side == _BUY:
+        return order.limit_price >= quote.ask
+    return order.limit_price <= quote.bid
+
+
+def _touch(side: types_pb2.Side.ValueType, quote: Quote) -> Decimal:
+    return quote.ask if side == _BUY else quote.bid
+
+
+def _displayed_size(side: types_pb2.Side.ValueType, quote: Quote) -> Decimal:
+    return quote.ask_size if side == _BUY else quote.bid_size
+
+
+class PaperVenue:
+    """Matches orders against the latest synthetic quote; keeps resting GTC limit orders."""
+
+    name = VENUE_NAME
+
+    def __init__(
+        self,
+        settings: SimulationVenue,
+        instruments: Mapping[str, Instrument],
+        new_id: Callable[[], str] = random_id,
+    ) -> None:
+        self._settings = settings
+        self._instruments = dict(instruments)
+        self._new_id = new_id
+        self._seen_order_ids: set[str] = set()
+        # Insertion order is time priority.
+        self._resting: dict[str, _WorkingOrder] = {}
+
+    def submit(self, order: VenueOrder, quote: Quote | None, now: datetime) -> list[Report]:
+        """Acknowledges and matches a new order; a repeated order id changes nothing."""
+        if order.order_id in self._seen_order_ids:
+            return []
+        self._seen_order_ids.add(order.order_id)
+        problem = self._problem(order, quote)
+        if problem:
+            return [self._rejection(order, problem)]
+        working = _WorkingOrder(order, venue_order_id=self._new_id())
+        acknowledged = working.report(types_pb2.EXECUTION_TYPE_ACKNOWLEDGED)
+        if order.order_type == _MARKET:
+            assert quote is not None
+            return [
+                acknowledged,
+                self._fill(working, order.quantity, self._market_price(order, quote)),
+            ]
+        return [acknowledged, *self._match_arriving_limit(working, quote)]
+
+    def on_quote(self, quote: Quote, now: datetime) -> list[Report]:
+        """Fills resting orders the quote crosses, sharing its displayed size in time priority."""
+        available = {_BUY: quote.ask_size, _SELL: quote.bid_size}
+        reports: list[Report] = []
+        for working in list(self._resting.values()):
+            order = working.order
+            if order.instrument != quote.instrument or not _crosses(order, quote):
+                continue
+            quantity = min(working.leaves_quantity, available[order.side])
+            if quantity <= 0:
+                continue
+            available[order.side] -= quantity
+            reports.append(self._fill(working, quantity, _touch(order.side, quote)))
+            if working.leaves_quantity == 0:
+                del self._resting[order.order_id]
+        return reports
+
+    def cancel(self, order_id: str, now: datetime) -> list[Report]:
+        """Cancels a resting order; an unknown or finished order has nothing to cancel."""
+        working = self._resting.pop(order_id, None)
+        if working is None:
+            return []
+        remainder = format_decimal(working.leaves_quantity)
+        return [
+            working.report(types_pb2.EXECUTION_TYPE_CANCELED, f"canceled; {remainder} unfilled")
+        ]
+
+    def restore(
+        self,
+        order: VenueOrder,
+        *,
+        venue_order_id: str,
+        cumulative_quantity: Decimal,
+        average_price: Decimal | None,
+    ) -> None:
+        """Puts back a resting order after a restart, with what had filled of it."""
+        self._seen_order_ids.add(order.order_id)
+        self._resting[order.order_id] = _WorkingOrder(
+            order,
+            venue_order_id=venue_order_id,
+            cumulative_quantity=cumulative_quantity,
+            filled_notional=cumulative_quantity * (average_price or ZERO),
+        )
+
+    def open_orders(self) -> list[VenueOrder]:
+        return [working.order for working in self._resting.values()]
+
+    def _problem(self, order: VenueOrder, quote: Quote | None) -> str:
+        """Why the venue refuses the order, or "" when it takes it."""
+        if order.instrument not in self._instruments:
+            known = ", ".join(sorted(self._instruments)) or "none"
+            return f"instrument {order.instrument!r} is not traded here; tradable: {known}"
+        if order.side not in (_BUY, _SELL):
+            return "side must be BUY or SELL"
+        if order.quantity <= 0:
+            return f"quantity must be positive, got {format_decimal(order.quantity)}"
+        if order.order_type == _MARKET:
+            if quote is None:
+                return (
+                    f"no quote for {order.instrument} yet; a market order needs a price, "
+                    "retry once market data arrives or send a limit order"
+                )
+            return ""
+        if order.order_type != _LIMIT:
+            return "order type must be MARKET or LIMIT"
+        if order.limit_price is None or order.limit_price <= 0:
+            return "a limit order needs a positive limit price"
+        if order.time_in_force not in (_GTC, _IOC):
+            return "time in force of a limit order must be GTC or IOC"
+        return ""
+
+    def _rejection(self, order: VenueOrder, message: str) -> Report:
+        return Report(
+            execution_type=types_pb2.EXECUTION_TYPE_REJECTED,
+            order_id=order.order_id,
+            venue_order_id="",
+            side=order.side,
+            cumulative_quantity=ZERO,
+            leaves_quantity=ZERO,
+            average_price=None,
+            message=message,
+        )
+
+    def _market_price(self, order: VenueOrder, quote: Quote) -> Decimal:
+        """The touch moved by slippage, rounded to the tick against the trader."""
+        tick = self._instruments[order.instrument].tick_size
+        slippage = self._settings.slippage_bps / _BPS
+        if order.side == _BUY:
+            return ceil_to_tick(quote.ask * (1 + slippage), tick)
+        return max(floor_to_tick(quote.bid * (1 - slippage), tick), tick)
+
+    def _match_arriving_limit(self, working: _WorkingOrder, quote: Quote | None) -> list[Report]:
+        order = working.order
+        reports: list[Report] = []
+        if quote is not None and _crosses(order, quote):
+            quantity = min(order.quantity, _displayed_size(order.side, quote))
+            if quantity > 0:
+                reports.append(self._fill(working, quantity, _touch(order.side, quote)))
+        if working.leaves_quantity == 0:
+            return reports
+        if order.time_in_force == _IOC:
+            remainder = format_decimal(working.leaves_quantity)
+            message = f"immediate-or-cancel: unfilled remainder {remainder} expired"
+            reports.append(working.report(types_pb2.EXECUTION_TYPE_EXPIRED, message))
+        else:
+            self._resting[order.order_id] = working
+        return reports
+
+    def _fill(self, working: _WorkingOrder, quantity: Decimal, price: Decimal) -> Report:
+        fee = quantity * price * self._settings.fee_bps / _BPS
+        return working.fill(quantity, price, fee, trade_id=self._new_id())

@@ -1,0 +1,3 @@
+from order_management.main import main
+
+main()

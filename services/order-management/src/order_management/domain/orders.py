@@ -1,0 +1,392 @@
+"""The order and its state machine: one transition table, plain data, the clock passed in."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TypeAlias
+
+from trading.v1 import events_pb2, orders_pb2, types_pb2
+from trading_core.decimals import ZERO, format_decimal
+from trading_core.events import timestamp
+
+from order_management.domain.validation import (
+    Denial,
+    DenialReason,
+    OrderRequest,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+
+OrderStatus: TypeAlias = types_pb2.OrderStatus.ValueType
+
+
+class Trigger(enum.Enum):
+    """What moves an order: the venue's execution types, plus our own cancel request."""
+
+    ACKNOWLEDGED = "acknowledged"
+    PARTIALLY_FILLED = "partially filled"
+    FILLED = "filled"
+    REJECTED = "rejected"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    CANCEL_REQUESTED = "cancel requested"
+
+
+_TRIGGER_OF_EXECUTION_TYPE = {
+    types_pb2.EXECUTION_TYPE_ACKNOWLEDGED: Trigger.ACKNOWLEDGED,
+    types_pb2.EXECUTION_TYPE_PARTIALLY_FILLED: Trigger.PARTIALLY_FILLED,
+    types_pb2.EXECUTION_TYPE_FILLED: Trigger.FILLED,
+    types_pb2.EXECUTION_TYPE_REJECTED: Trigger.REJECTED,
+    types_pb2.EXECUTION_TYPE_CANCELED: Trigger.CANCELED,
+    types_pb2.EXECUTION_TYPE_EXPIRED: Trigger.EXPIRED,
+}
+_FILL_TRIGGERS = frozenset({Trigger.PARTIALLY_FILLED, Trigger.FILLED})
+# Reports whose message tells a person why the order stopped.
+_ENDING_TRIGGERS = frozenset({Trigger.REJECTED, Trigger.CANCELED, Trigger.EXPIRED})
+
+_DENIED = types_pb2.ORDER_STATUS_DENIED
+_ACCEPTED = types_pb2.ORDER_STATUS_ACCEPTED
+_ACKNOWLEDGED = types_pb2.ORDER_STATUS_ACKNOWLEDGED
+_PARTIALLY_FILLED = types_pb2.ORDER_STATUS_PARTIALLY_FILLED
+_FILLED = types_pb2.ORDER_STATUS_FILLED
+_PENDING_CANCEL = types_pb2.ORDER_STATUS_PENDING_CANCEL
+_CANCELED = types_pb2.ORDER_STATUS_CANCELED
+_REJECTED = types_pb2.ORDER_STATUS_REJECTED
+_EXPIRED = types_pb2.ORDER_STATUS_EXPIRED
+
+# Every allowed move; anything else raises InvalidOrderTransition. Decisions beyond the obvious:
+# - A late or repeated ACKNOWLEDGED never moves an order back: ACKNOWLEDGED, PARTIALLY_FILLED and
+#   PENDING_CANCEL keep their status (an ack often arrives after we asked to cancel).
+# - A partial fill while a cancel is pending keeps PENDING_CANCEL; the venue still owes the answer.
+# - REJECTED while PENDING_CANCEL: the cancel was requested before the venue answered the order
+#   at all, and the venue then refused the order itself.
+# - DENIED, FILLED, CANCELED, REJECTED and EXPIRED are terminal.
+_TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
+    (_ACCEPTED, Trigger.ACKNOWLEDGED): _ACKNOWLEDGED,
+    (_ACCEPTED, Trigger.REJECTED): _REJECTED,
+    (_ACCEPTED, Trigger.PARTIALLY_FILLED): _PARTIALLY_FILLED,
+    (_ACCEPTED, Trigger.FILLED): _FILLED,
+    (_ACCEPTED, Trigger.CANCELED): _CANCELED,
+    (_ACCEPTED, Trigger.EXPIRED): _EXPIRED,
+    (_ACCEPTED, Trigger.CANCEL_REQUESTED): _PENDING_CANCEL,
+    (_ACKNOWLEDGED, Trigger.ACKNOWLEDGED): _ACKNOWLEDGED,
+    (_ACKNOWLEDGED, Trigger.PARTIALLY_FILLED): _PARTIALLY_FILLED,
+    (_ACKNOWLEDGED, Trigger.FILLED): _FILLED,
+    (_ACKNOWLEDGED, Trigger.CANCELED): _CANCELED,
+    (_ACKNOWLEDGED, Trigger.EXPIRED): _EXPIRED,
+    (_ACKNOWLEDGED, Trigger.CANCEL_REQUESTED): _PENDING_CANCEL,
+    (_PARTIALLY_FILLED, Trigger.ACKNOWLEDGED): _PARTIALLY_FILLED,
+    (_PARTIALLY_FILLED, Trigger.PARTIALLY_FILLED): _PARTIALLY_FILLED,
+    (_PARTIALLY_FILLED, Trigger.FILLED): _FILLED,
+    (_PARTIALLY_FILLED, Trigger.CANCELED): _CANCELED,
+    (_PARTIALLY_FILLED, Trigger.EXPIRED): _EXPIRED,
+    (_PARTIALLY_FILLED, Trigger.CANCEL_REQUESTED): _PENDING_CANCEL,
+    (_PENDING_CANCEL, Trigger.ACKNOWLEDGED): _PENDING_CANCEL,
+    (_PENDING_CANCEL, Trigger.PARTIALLY_FILLED): _PENDING_CANCEL,
+    (_PENDING_CANCEL, Trigger.FILLED): _FILLED,
+    (_PENDING_CANCEL, Trigger.CANCELED): _CANCELED,
+    (_PENDING_CANCEL, Trigger.EXPIRED): _EXPIRED,
+    (_PENDING_CANCEL, Trigger.REJECTED): _REJECTED,
+}
+
+OPEN_STATUSES = frozenset({_ACCEPTED, _ACKNOWLEDGED, _PARTIALLY_FILLED, _PENDING_CANCEL})
+FINISHED_STATUSES = frozenset({_DENIED, _FILLED, _CANCELED, _REJECTED, _EXPIRED})
+
+
+def status_name(status: OrderStatus) -> str:
+    """FILLED for ORDER_STATUS_FILLED: short enough for messages."""
+    return types_pb2.OrderStatus.Name(status).removeprefix("ORDER_STATUS_")
+
+
+class InvalidOrderTransition(Exception):
+    """The order cannot take this trigger in its current status; nothing was changed."""
+
+    def __init__(
+        self, order_id: str, status: OrderStatus, trigger: Trigger, message: str = ""
+    ) -> None:
+        super().__init__(
+            message or f"order {order_id} in status {status_name(status)} cannot be {trigger.value}"
+        )
+        self.order_id = order_id
+        self.status = status
+        self.trigger = trigger
+
+
+class OrderNotCancelable(InvalidOrderTransition):
+    """A cancel was requested for an order that is finished or already pending cancel."""
+
+
+class InvalidExecutionReport(ValueError):
+    """A report that cannot be applied as it stands (wrong order, missing or bad fill data)."""
+
+
+@dataclass(kw_only=True)
+class Order:
+    order_id: str
+    client_order_id: str
+    request_id: str
+    account_id: str
+    strategy_id: str
+    signal_id: str
+    instrument: str
+    side: Side
+    order_type: OrderType
+    time_in_force: TimeInForce
+    quantity: Decimal
+    limit_price: Decimal | None
+    status: OrderStatus
+    denial_reason: DenialReason = types_pb2.DENIAL_REASON_UNSPECIFIED
+    filled_quantity: Decimal = ZERO
+    average_fill_price: Decimal | None = None
+    fees: Decimal = ZERO
+    status_message: str = ""
+    venue: str = ""
+    venue_order_id: str = ""
+    sequence: int = 0
+    create_time: datetime
+    update_time: datetime
+    # Fills already applied, so a redelivered fill is applied once (not carried by the proto).
+    applied_trade_ids: set[str] = field(default_factory=set)
+
+    # --- construction --------------------------------------------------------------------
+
+    @classmethod
+    def accepted(
+        cls, request: OrderRequest, order_id: str, now: datetime, *, sequence: int = 1
+    ) -> Order:
+        return cls._from_request(request, order_id, _ACCEPTED, now, sequence)
+
+    @classmethod
+    def denied(
+        cls,
+        request: OrderRequest,
+        order_id: str,
+        denial: Denial,
+        now: datetime,
+        *,
+        sequence: int = 1,
+    ) -> Order:
+        order = cls._from_request(request, order_id, _DENIED, now, sequence)
+        order.denial_reason = denial.reason
+        order.status_message = denial.message
+        return order
+
+    @classmethod
+    def _from_request(
+        cls,
+        request: OrderRequest,
+        order_id: str,
+        status: OrderStatus,
+        now: datetime,
+        sequence: int,
+    ) -> Order:
+        return cls(
+            order_id=order_id,
+            client_order_id=request.client_order_id,
+            request_id=request.request_id,
+            account_id=request.account_id,
+            strategy_id=request.strategy_id,
+            signal_id=request.signal_id,
+            instrument=request.instrument,
+            side=request.side,
+            order_type=request.order_type,
+            time_in_force=request.time_in_force,
+            quantity=request.quantity,
+            limit_price=request.limit_price,
+            status=status,
+            sequence=sequence,
+            create_time=now,
+            update_time=now,
+        )
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def leaves_quantity(self) -> Decimal:
+        """What can still trade: nothing once the order is finished."""
+        return ZERO if self.is_finished else self.quantity - self.filled_quantity
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    # --- transitions ---------------------------------------------------------------------
+
+    def apply_execution(
+        self, report: events_pb2.ExecutionReport, sequence: int, now: datetime
+    ) -> bool:
+        """Applies a venue report. False (and nothing changed) for a fill already applied.
+
+        Raises InvalidOrderTransition or InvalidExecutionReport, changing nothing.
+        """
+        if report.order_id and report.order_id != self.order_id:
+            raise InvalidExecutionReport(
+                f"execution report for order {report.order_id} applied to order {self.order_id}"
+            )
+        trigger = _TRIGGER_OF_EXECUTION_TYPE.get(report.execution_type)
+        if trigger is None:
+            raise InvalidExecutionReport(
+                f"execution report for order {self.order_id} has unknown execution type "
+                f"{report.execution_type}"
+            )
+        if trigger in _FILL_TRIGGERS:
+            return self._apply_fill(report, trigger, sequence, now)
+        self.status = self._next_status(trigger)
+        if trigger in _ENDING_TRIGGERS:
+            self.status_message = report.message
+        self._record_venue(report)
+        self._touch(sequence, now)
+        return True
+
+    def request_cancel(self, sequence: int, now: datetime) -> None:
+        """Marks the order PENDING_CANCEL; raises OrderNotCancelable when it cannot be."""
+        if (self.status, Trigger.CANCEL_REQUESTED) not in _TRANSITIONS:
+            raise OrderNotCancelable(
+                self.order_id,
+                self.status,
+                Trigger.CANCEL_REQUESTED,
+                self._not_cancelable_message(),
+            )
+        self.status = _TRANSITIONS[(self.status, Trigger.CANCEL_REQUESTED)]
+        self._touch(sequence, now)
+
+    def _not_cancelable_message(self) -> str:
+        name = status_name(self.status)
+        if self.status == _PENDING_CANCEL:
+            return f"order {self.order_id} is already {name}: a cancel was requested"
+        return f"order {self.order_id} is {name} and can no longer be canceled"
+
+    def _apply_fill(
+        self, report: events_pb2.ExecutionReport, trigger: Trigger, sequence: int, now: datetime
+    ) -> bool:
+        if not report.trade_id:
+            raise InvalidExecutionReport(f"fill for order {self.order_id} has no trade_id")
+        if report.trade_id in self.applied_trade_ids:
+            return False
+        self._next_status(trigger)  # a fill on a finished order is a bad transition first
+        quantity, price, fee = self._fill_amounts(report)
+        filled = self.filled_quantity + quantity
+        if filled > self.quantity:
+            raise InvalidExecutionReport(
+                f"fill {report.trade_id} of {format_decimal(quantity)} would take order "
+                f"{self.order_id} to {format_decimal(filled)}, over its quantity "
+                f"{format_decimal(self.quantity)}"
+            )
+        # A fill that completes the quantity finishes the order whatever the report calls it.
+        self.status = self._next_status(Trigger.FILLED if filled == self.quantity else trigger)
+        previous_value = (self.average_fill_price or ZERO) * self.filled_quantity
+        self.average_fill_price = (previous_value + price * quantity) / filled
+        self.filled_quantity = filled
+        self.fees += fee
+        self.applied_trade_ids.add(report.trade_id)
+        self._record_venue(report)
+        self._touch(sequence, now)
+        return True
+
+    def _fill_amounts(self, report: events_pb2.ExecutionReport) -> tuple[Decimal, Decimal, Decimal]:
+        quantity = self._report_decimal(report, "last_quantity", report.last_quantity)
+        price = self._report_decimal(report, "last_price", report.last_price)
+        fee = self._report_decimal(report, "fee", report.fee or "0")
+        if quantity <= 0 or price <= 0:
+            raise InvalidExecutionReport(
+                f"fill {report.trade_id} for order {self.order_id} needs a positive quantity "
+                f"and price, got {report.last_quantity!r} at {report.last_price!r}"
+            )
+        return quantity, price, fee
+
+    def _report_decimal(self, report: events_pb2.ExecutionReport, name: str, text: str) -> Decimal:
+        try:
+            value = Decimal(text)
+        except ArithmeticError:
+            value = Decimal("NaN")
+        if not value.is_finite():
+            raise InvalidExecutionReport(
+                f"fill {report.trade_id} for order {self.order_id}: {name} {text!r} is not a "
+                "decimal"
+            )
+        return value
+
+    def _next_status(self, trigger: Trigger) -> OrderStatus:
+        next_status = _TRANSITIONS.get((self.status, trigger))
+        if next_status is None:
+            raise InvalidOrderTransition(self.order_id, self.status, trigger)
+        return next_status
+
+    def _record_venue(self, report: events_pb2.ExecutionReport) -> None:
+        self.venue = report.venue or self.venue
+        self.venue_order_id = report.venue_order_id or self.venue_order_id
+
+    def _touch(self, sequence: int, now: datetime) -> None:
+        self.sequence = sequence
+        self.update_time = now
+
+    # --- wire form -----------------------------------------------------------------------
+
+    def to_proto(self) -> orders_pb2.Order:
+        return orders_pb2.Order(
+            order_id=self.order_id,
+            client_order_id=self.client_order_id,
+            request_id=self.request_id,
+            account_id=self.account_id,
+            strategy_id=self.strategy_id,
+            signal_id=self.signal_id,
+            instrument=self.instrument,
+            side=self.side,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+            quantity=format_decimal(self.quantity),
+            limit_price=format_decimal(self.limit_price),
+            status=self.status,
+            filled_quantity=format_decimal(self.filled_quantity),
+            leaves_quantity=format_decimal(self.leaves_quantity),
+            average_fill_price=format_decimal(self.average_fill_price),
+            fees=format_decimal(self.fees),
+            denial_reason=self.denial_reason,
+            status_message=self.status_message,
+            venue=self.venue,
+            venue_order_id=self.venue_order_id,
+            sequence=self.sequence,
+            create_time=timestamp(self.create_time),
+            update_time=timestamp(self.update_time),
+        )
+
+    @classmethod
+    def from_proto(cls, order: orders_pb2.Order) -> Order:
+        """The order from its wire form; which fills were applied is not on the wire."""
+        return cls(
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            request_id=order.request_id,
+            account_id=order.account_id,
+            strategy_id=order.strategy_id,
+            signal_id=order.signal_id,
+            instrument=order.instrument,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            quantity=Decimal(order.quantity),
+            limit_price=_optional_decimal(order.limit_price),
+            status=order.status,
+            denial_reason=order.denial_reason,
+            filled_quantity=_optional_decimal(order.filled_quantity) or ZERO,
+            average_fill_price=_optional_decimal(order.average_fill_price),
+            fees=_optional_decimal(order.fees) or ZERO,
+            status_message=order.status_message,
+            venue=order.venue,
+            venue_order_id=order.venue_order_id,
+            sequence=order.sequence,
+            create_time=order.create_time.ToDatetime(tzinfo=UTC),
+            update_time=order.update_time.ToDatetime(tzinfo=UTC),
+        )
+
+
+def _optional_decimal(text: str) -> Decimal | None:
+    return Decimal(text) if text else None

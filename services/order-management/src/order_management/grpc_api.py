@@ -1,0 +1,131 @@
+"""The OrderService gRPC API: checks requests, calls order-management, shapes answers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from datetime import datetime
+
+import grpc
+from trading.v1 import orders_pb2, orders_pb2_grpc, types_pb2
+from trading_core.errors import InvalidArgument, grpc_errors
+from trading_core.events import event_type
+
+from order_management.domain.orders import Order
+from order_management.domain.validation import InvalidRequest
+from order_management.service import OrderManagement, OrderUpdate
+
+_ERRORS = grpc_errors({InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT})
+_DEFAULT_PAGE = 100
+_MAX_PAGE = 1000
+
+
+class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
+    def __init__(self, orders: OrderManagement) -> None:
+        self._orders = orders
+
+    @_ERRORS
+    def SubmitOrder(  # noqa: N802
+        self, request: orders_pb2.SubmitOrderRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.SubmitOrderResponse:
+        return orders_pb2.SubmitOrderResponse(order=self._orders.submit_order(request).to_proto())
+
+    @_ERRORS
+    def SubmitSignal(  # noqa: N802
+        self, request: orders_pb2.SubmitSignalRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.SubmitSignalResponse:
+        order = self._orders.submit_signal(request)
+        return orders_pb2.SubmitSignalResponse(signal_id=order.signal_id, order=order.to_proto())
+
+    @_ERRORS
+    def CancelOrder(  # noqa: N802
+        self, request: orders_pb2.CancelOrderRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.CancelOrderResponse:
+        order = self._orders.cancel_order(_required(request.order_id, "order_id"))
+        return orders_pb2.CancelOrderResponse(order=order.to_proto())
+
+    @_ERRORS
+    def GetOrder(  # noqa: N802
+        self, request: orders_pb2.GetOrderRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.GetOrderResponse:
+        order = self._orders.get_order(_required(request.order_id, "order_id"))
+        return orders_pb2.GetOrderResponse(order=order.to_proto())
+
+    @_ERRORS
+    def ListOrders(  # noqa: N802
+        self, request: orders_pb2.ListOrdersRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.ListOrdersResponse:
+        if request.page_size < 0 or request.page_size > _MAX_PAGE:
+            raise InvalidArgument(f"page_size must be between 0 and {_MAX_PAGE}")
+        for status in request.statuses:
+            if status not in types_pb2.OrderStatus.values() or status == 0:
+                raise InvalidArgument(f"statuses: {status} is not an order status")
+        size = request.page_size or _DEFAULT_PAGE
+        after = _decode_page_token(request.page_token)
+        statuses = set(request.statuses)
+
+        def accept(order: Order) -> bool:
+            return (
+                (not request.account_id or order.account_id == request.account_id)
+                and (not request.instrument or order.instrument == request.instrument)
+                and (not statuses or order.status in statuses)
+                and (not request.open_only or order.is_open)
+                and (after is None or _cursor(order) < after)
+            )
+
+        orders = self._orders.list_orders(accept)
+        page = orders[:size]
+        token = _encode_page_token(page[-1]) if len(orders) > size else ""
+        return orders_pb2.ListOrdersResponse(
+            orders=[o.to_proto() for o in page], next_page_token=token
+        )
+
+    def StreamOrderEvents(  # noqa: N802
+        self, request: orders_pb2.StreamOrderEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[orders_pb2.StreamOrderEventsResponse]:
+        if request.order_id:
+            try:
+                self._orders.get_order(request.order_id)
+            except Exception as error:  # NotFound, with its message
+                context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+
+        def accept(update: OrderUpdate) -> bool:
+            event = update.event
+            return (not request.account_id or event.account_id == request.account_id) and (
+                not request.order_id or event.order_id == request.order_id
+            )
+
+        for update in self._orders.stream_updates(context, accept):
+            yield orders_pb2.StreamOrderEventsResponse(
+                event_id=update.event.event_id,
+                event_type=event_type(update.event),
+                event_time=update.event.event_time,
+                order=update.order,
+            )
+
+
+def _required(value: str, field: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(f"{field} is required")
+    return value
+
+
+def _cursor(order: Order) -> tuple[datetime, str]:
+    """Where an order stands in the newest-first listing."""
+    return (order.create_time, order.order_id)
+
+
+def _encode_page_token(order: Order) -> str:
+    text = f"{order.create_time.isoformat()}|{order.order_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _decode_page_token(token: str) -> tuple[datetime, str] | None:
+    if not token:
+        return None
+    try:
+        time, order_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+        return (datetime.fromisoformat(time), order_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidArgument("page_token is not one this service returned") from None

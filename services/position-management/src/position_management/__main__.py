@@ -1,0 +1,3 @@
+from position_management.main import main
+
+main()

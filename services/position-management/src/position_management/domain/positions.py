@@ -1,0 +1,175 @@
+"""Net positions and P&L, built fill by fill, each fill applied once (by trade id).
+
+P&L conventions:
+- The average price is the VWAP of the fills that opened the current position; a reduction
+  leaves it unchanged and realizes (price - average) * closed quantity (sign-aware: a short gains
+  when the price falls). A fill through zero closes the position, then opens the remainder at
+  the fill price. Flat means no average price.
+- Fees accumulate in `fees` and are not subtracted from `realized_pnl`, so trading P&L and
+  costs stay separately visible; `net_realized_pnl` is realized P&L after fees.
+- Averages are divisions, computed at the decimal context's precision (28 significant digits);
+  everything else is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from trading.v1 import positions_pb2, types_pb2
+from trading_core.decimals import ZERO, format_decimal
+from trading_core.events import timestamp
+from trading_core.quotes import Quote
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution of an order, as position-management applies it."""
+
+    trade_id: str
+    order_id: str
+    account_id: str
+    instrument: str
+    side: types_pb2.Side.ValueType
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    time: datetime
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        if self.side == types_pb2.SIDE_BUY:
+            return self.quantity
+        if self.side == types_pb2.SIDE_SELL:
+            return -self.quantity
+        raise ValueError(f"fill {self.trade_id} has no side (BUY or SELL)")
+
+
+def _sign(value: Decimal) -> int:
+    return (value > 0) - (value < 0)
+
+
+@dataclass
+class Position:
+    """The net position of one account in one instrument; quantity is signed (short < 0)."""
+
+    account_id: str
+    instrument: str
+    quantity: Decimal = ZERO
+    average_price: Decimal | None = None
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    mark_price: Decimal | None = None
+    sequence: int = 0
+    update_time: datetime | None = None
+    applied_trade_ids: set[str] = field(default_factory=set)
+
+    @property
+    def net_realized_pnl(self) -> Decimal:
+        return self.realized_pnl - self.fees
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        if self.mark_price is None or self.average_price is None or not self.quantity:
+            return ZERO
+        return (self.mark_price - self.average_price) * self.quantity
+
+    def apply_fill(self, fill: Fill) -> bool:
+        """Applies a fill once; False, and nothing changes, when its trade id was applied."""
+        if (fill.account_id, fill.instrument) != (self.account_id, self.instrument):
+            raise ValueError(
+                f"fill {fill.trade_id} is for {fill.account_id}/{fill.instrument}, "
+                f"not this position {self.account_id}/{self.instrument}"
+            )
+        if fill.trade_id in self.applied_trade_ids:
+            return False
+        if fill.quantity <= 0:
+            raise ValueError(f"fill {fill.trade_id} has quantity {fill.quantity}; must be positive")
+        change = fill.signed_quantity
+        if not self.quantity or _sign(change) == _sign(self.quantity):
+            self._increase(change, fill.price)
+        else:
+            self._reduce(change, fill.price)
+        self.fees += fill.fee
+        self.applied_trade_ids.add(fill.trade_id)
+        self._touch(fill.time)
+        return True
+
+    def mark(self, price: Decimal, now: datetime) -> bool:
+        """Marks the position to `price`; False when it was already marked there."""
+        if price == self.mark_price:
+            return False
+        self.mark_price = price
+        self._touch(now)
+        return True
+
+    def to_proto(self) -> positions_pb2.Position:
+        position = positions_pb2.Position(
+            account_id=self.account_id,
+            instrument=self.instrument,
+            quantity=format_decimal(self.quantity),
+            average_price=format_decimal(self.average_price),
+            realized_pnl=format_decimal(self.realized_pnl),
+            unrealized_pnl=format_decimal(self.unrealized_pnl),
+            mark_price=format_decimal(self.mark_price),
+            fees=format_decimal(self.fees),
+            sequence=self.sequence,
+        )
+        if self.update_time is not None:
+            position.update_time.CopyFrom(timestamp(self.update_time))
+        return position
+
+    def _increase(self, change: Decimal, price: Decimal) -> None:
+        held = abs(self.quantity)
+        cost = (self.average_price or ZERO) * held + price * abs(change)
+        self.quantity += change
+        self.average_price = cost / abs(self.quantity)
+
+    def _reduce(self, change: Decimal, price: Decimal) -> None:
+        assert self.average_price is not None
+        closed = min(abs(change), abs(self.quantity))
+        self.realized_pnl += (price - self.average_price) * closed * _sign(self.quantity)
+        previous_sign = _sign(self.quantity)
+        self.quantity += change
+        if not self.quantity:
+            self.average_price = None
+        elif _sign(self.quantity) != previous_sign:
+            # Went through zero: the remainder is a new position opened at this fill's price.
+            self.average_price = price
+
+    def _touch(self, now: datetime) -> None:
+        self.sequence += 1
+        self.update_time = now
+
+
+class PositionBook:
+    """Every position, by account and instrument. Returned positions are the live objects."""
+
+    def __init__(self) -> None:
+        self._by_instrument: dict[str, dict[str, Position]] = {}
+
+    def apply_fill(self, fill: Fill) -> Position | None:
+        """The position the fill changed, or None when the fill was applied before."""
+        accounts = self._by_instrument.setdefault(fill.instrument, {})
+        position = accounts.get(fill.account_id)
+        if position is None:
+            position = Position(fill.account_id, fill.instrument)
+        if not position.apply_fill(fill):
+            return None
+        accounts[fill.account_id] = position
+        return position
+
+    def mark(self, quote: Quote) -> list[Position]:
+        """Marks every position in the quote's instrument at its mid; returns the changed ones."""
+        accounts = self._by_instrument.get(quote.instrument, {})
+        return [position for position in accounts.values() if position.mark(quote.mid, quote.time)]
+
+    def get(self, account_id: str, instrument: str) -> Position | None:
+        return self._by_instrument.get(instrument, {}).get(account_id)
+
+    def positions(self, account_id: str | None = None) -> list[Position]:
+        """Positions sorted by account then instrument, optionally of one account."""
+        every = (p for accounts in self._by_instrument.values() for p in accounts.values())
+        chosen = [p for p in every if account_id is None or p.account_id == account_id]
+        return sorted(chosen, key=lambda p: (p.account_id, p.instrument))

@@ -1,0 +1,84 @@
+"""Fixtures shared by all tests: the Pub/Sub emulator, started once per test session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
+EMULATOR_START_TIMEOUT_S = 60.0
+EMULATOR_STOP_TIMEOUT_S = 10.0
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Pub/Sub emulator's "host:port"; the emulator is stopped after the session."""
+    host = f"127.0.0.1:{_free_port()}"
+    output = tmp_path_factory.mktemp("pubsub-emulator") / "output.log"
+    with output.open("wb") as log:
+        try:
+            process = subprocess.Popen(
+                [str(EMULATOR), "--host=127.0.0.1", f"--port={host.rsplit(':', 1)[1]}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the script starts a JVM
+            )
+        except OSError as error:
+            pytest.fail(f"cannot start the Pub/Sub emulator {EMULATOR}: {error}")
+    try:
+        _wait_until_serving(process, host, output)
+        yield host
+    finally:
+        _stop(process)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], host: str, output: Path) -> None:
+    deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
+    while not _answers(host):
+        if process.poll() is not None:
+            pytest.fail(
+                f"the Pub/Sub emulator exited with {process.returncode}:\n{output.read_text()}"
+            )
+        if time.monotonic() >= deadline:
+            pytest.fail(
+                f"the Pub/Sub emulator did not answer on {host} within "
+                f"{EMULATOR_START_TIMEOUT_S}s:\n{output.read_text()}"
+            )
+        time.sleep(0.1)
+
+
+def _answers(host: str) -> bool:
+    """True once the emulator serves requests (its HTTP root answers "Ok")."""
+    try:
+        with urllib.request.urlopen(f"http://{host}/", timeout=1.0) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(EMULATOR_STOP_TIMEOUT_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,188 @@
+"""The platform under test, for real: gRPC servers on loopback, DuckDB files, and either the
+in-memory bus in this process (embedded) or three service processes over the Pub/Sub emulator
+(distributed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from trading.v1 import market_data_pb2_grpc, orders_pb2_grpc, positions_pb2_grpc
+from trading_core.config import load_config
+from trading_core.runtime import Platform, build_platform
+from tradectl.serve import SERVICES
+
+from tests.support import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_MODULES = {
+    "order-management": "order_management",
+    "execution-router": "execution_router",
+    "position-management": "position_management",
+}
+
+
+@dataclass
+class Clients:
+    """Stubs for the three services of one running platform."""
+
+    addresses: dict[str, str]
+    channels: list[grpc.Channel] = field(default_factory=list)
+
+    def channel(self, service: str) -> grpc.Channel:
+        channel = grpc.insecure_channel(self.addresses[service])
+        self.channels.append(channel)
+        return channel
+
+    @property
+    def orders(self) -> orders_pb2_grpc.OrderServiceStub:
+        return orders_pb2_grpc.OrderServiceStub(self.channel("order-management"))
+
+    @property
+    def positions(self) -> positions_pb2_grpc.PositionServiceStub:
+        return positions_pb2_grpc.PositionServiceStub(self.channel("position-management"))
+
+    @property
+    def router(self) -> market_data_pb2_grpc.ExecutionServiceStub:
+        return market_data_pb2_grpc.ExecutionServiceStub(self.channel("execution-router"))
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+
+
+def write_config(directory: Path, overrides: dict[str, object]) -> Path:
+    """A config that extends config/local.yaml with the test's overrides."""
+    path = directory / "config.yaml"
+    document = {"extends": str(ROOT / "config" / "local.yaml"), **overrides}
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def embedded_overrides(data: Path) -> dict[str, object]:
+    return {
+        "services": {name.replace("-", "_"): {"port": 0} for name in SERVICE_MODULES},
+        "database": {"backend": "duckdb", "path": str(data)},
+        "market_data": {"interval_ms": 20},
+        "logging": {"level": "WARNING", "json": False},
+    }
+
+
+def start_embedded(config_path: Path) -> Platform:
+    platform = build_platform(load_config(config_path), SERVICES)
+    platform.start()
+    return platform
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[tuple[Clients, Platform]]:
+    platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    yield clients, platform
+    clients.close()
+    platform.stop()
+
+
+@dataclass
+class ServiceProcesses:
+    config_path: Path
+    processes: dict[str, subprocess.Popen[bytes]]
+    logs: Path
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM to every service; their exit codes."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        codes = {}
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[name] = process.wait()
+        return codes
+
+
+def start_processes(config_path: Path, logs: Path, emulator: str) -> ServiceProcesses:
+    env = {**os.environ, "PUBSUB_EMULATOR_HOST": emulator}
+    processes = {}
+    for name, module in SERVICE_MODULES.items():
+        log = (logs / f"{name}.log").open("ab")
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", module, "--config", str(config_path)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return ServiceProcesses(config_path, processes, logs)
+
+
+def wait_serving(addresses: dict[str, str], services: ServiceProcesses, timeout: float) -> None:
+    def serving() -> bool:
+        for name, process in services.processes.items():
+            if process.poll() is not None:
+                output = (services.logs / f"{name}.log").read_text()
+                pytest.fail(f"{name} exited with {process.returncode}:\n{output[-3000:]}")
+        return all(_health(address) for address in addresses.values())
+
+    wait_until(serving, timeout, "the three service processes to report SERVING")
+
+
+def _health(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+@pytest.fixture
+def distributed(tmp_path: Path, pubsub_emulator: str) -> Iterator[tuple[Clients, ServiceProcesses]]:
+    ports = {name: free_port() for name in SERVICE_MODULES}
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["services"] = {n.replace("-", "_"): {"port": p} for n, p in ports.items()}
+    overrides["messaging"] = {
+        "backend": "pubsub",
+        "project": f"e2e-{uuid.uuid4().hex[:8]}",
+        "topic_prefix": "trading-",
+        "emulator_host": pubsub_emulator,
+    }
+    config_path = write_config(tmp_path, overrides)
+    services = start_processes(config_path, tmp_path, pubsub_emulator)
+    addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    clients = Clients(addresses)
+    try:
+        wait_serving(addresses, services, timeout=60)
+        yield clients, services
+    finally:
+        clients.close()
+        services.stop()
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def platform_clients(request: pytest.FixtureRequest) -> Clients:
+    """The same scenarios against both ways of running the platform."""
+    clients, _ = request.getfixturevalue(request.param)
+    return clients  # type: ignore[no-any-return]

@@ -1,0 +1,346 @@
+"""The paper-trading matching engine: every path an order can take, with prices worked by hand.
+
+Setting: BTC-USD on a 0.01 tick, slippage 1 bp, fee 10 bp; the quote is 59994 / 60006, 5 each side.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from execution_router.domain.paper_venue import PaperVenue, Report, VenueOrder
+from trading.v1 import types_pb2
+from trading_core.config import Instrument, SimulationVenue
+from trading_core.quotes import Quote
+
+T0 = datetime(2024, 1, 2, 9, 30, tzinfo=UTC)
+BTC = Instrument(
+    symbol="BTC-USD",
+    tick_size=Decimal("0.01"),
+    step_size=Decimal("0.0001"),
+    initial_price=Decimal("60000"),
+)
+SETTINGS = SimulationVenue(slippage_bps=Decimal("1"), fill_delay_ms=0, fee_bps=Decimal("10"))
+BUY, SELL = types_pb2.SIDE_BUY, types_pb2.SIDE_SELL
+GTC, IOC = types_pb2.TIME_IN_FORCE_GTC, types_pb2.TIME_IN_FORCE_IOC
+ACKNOWLEDGED = types_pb2.EXECUTION_TYPE_ACKNOWLEDGED
+PARTIALLY_FILLED = types_pb2.EXECUTION_TYPE_PARTIALLY_FILLED
+FILLED = types_pb2.EXECUTION_TYPE_FILLED
+REJECTED = types_pb2.EXECUTION_TYPE_REJECTED
+CANCELED = types_pb2.EXECUTION_TYPE_CANCELED
+EXPIRED = types_pb2.EXECUTION_TYPE_EXPIRED
+
+
+def quote(
+    bid: str = "59994", ask: str = "60006", size: str = "5", instrument: str = "BTC-USD"
+) -> Quote:
+    return Quote(instrument, Decimal(bid), Decimal(ask), Decimal(size), Decimal(size), T0)
+
+
+def market(
+    order_id: str, side: types_pb2.Side.ValueType, quantity: str, instrument: str = "BTC-USD"
+) -> VenueOrder:
+    return VenueOrder(
+        order_id,
+        "acct-1",
+        instrument,
+        side,
+        types_pb2.ORDER_TYPE_MARKET,
+        GTC,
+        Decimal(quantity),
+        None,
+    )
+
+
+def limit(
+    order_id: str,
+    side: types_pb2.Side.ValueType,
+    quantity: str,
+    price: str,
+    time_in_force: types_pb2.TimeInForce.ValueType = GTC,
+) -> VenueOrder:
+    return VenueOrder(
+        order_id,
+        "acct-1",
+        "BTC-USD",
+        side,
+        types_pb2.ORDER_TYPE_LIMIT,
+        time_in_force,
+        Decimal(quantity),
+        Decimal(price),
+    )
+
+
+@pytest.fixture
+def venue() -> PaperVenue:
+    counter = itertools.count(1)
+    return PaperVenue(SETTINGS, {"BTC-USD": BTC}, new_id=lambda: f"id-{next(counter)}")
+
+
+def kinds(reports: list[Report]) -> list[int]:
+    return [r.execution_type for r in reports]
+
+
+def test_market_buy_fills_fully_at_ask_plus_slippage_rounded_up_with_exact_fee(
+    venue: PaperVenue,
+) -> None:
+    reports = venue.submit(market("o-1", BUY, "0.5"), quote(), T0)
+
+    # 60006 * 1.0001 = 60012.0006 -> up to 60012.01; fee 0.5 * 60012.01 * 10 / 10000.
+    assert reports == [
+        Report(
+            execution_type=ACKNOWLEDGED,
+            order_id="o-1",
+            venue_order_id="id-1",
+            side=BUY,
+            cumulative_quantity=Decimal(0),
+            leaves_quantity=Decimal("0.5"),
+            average_price=None,
+        ),
+        Report(
+            execution_type=FILLED,
+            order_id="o-1",
+            venue_order_id="id-1",
+            side=BUY,
+            trade_id="id-2",
+            last_quantity=Decimal("0.5"),
+            last_price=Decimal("60012.01"),
+            fee=Decimal("30.006005"),
+            cumulative_quantity=Decimal("0.5"),
+            leaves_quantity=Decimal(0),
+            average_price=Decimal("60012.01"),
+        ),
+    ]
+    assert venue.open_orders() == []
+
+
+def test_market_sell_fills_beyond_displayed_size_at_bid_minus_slippage_rounded_down(
+    venue: PaperVenue,
+) -> None:
+    _, fill = venue.submit(market("o-1", SELL, "7"), quote(), T0)
+
+    # 59994 * 0.9999 = 59988.0006 -> down to 59988.00; fee 7 * 59988 * 0.001 = 419.916.
+    assert fill.execution_type == FILLED
+    assert (fill.last_quantity, fill.last_price) == (Decimal(7), Decimal("59988.00"))
+    assert fill.fee == Decimal("419.916")
+    assert (fill.cumulative_quantity, fill.leaves_quantity) == (Decimal(7), Decimal(0))
+
+
+def test_market_order_with_no_quote_is_rejected_with_a_reason(venue: PaperVenue) -> None:
+    (report,) = venue.submit(market("o-1", BUY, "1"), None, T0)
+
+    assert report.execution_type == REJECTED
+    assert "no quote for BTC-USD" in report.message
+    assert report.venue_order_id == ""
+
+
+def test_order_for_an_unknown_instrument_is_rejected_naming_the_tradable_ones(
+    venue: PaperVenue,
+) -> None:
+    (report,) = venue.submit(market("o-1", BUY, "1", instrument="DOGE-USD"), quote(), T0)
+
+    assert report.execution_type == REJECTED
+    assert "'DOGE-USD'" in report.message
+    assert "BTC-USD" in report.message
+
+
+def test_order_with_non_positive_quantity_is_rejected(venue: PaperVenue) -> None:
+    (report,) = venue.submit(market("o-1", BUY, "0"), quote(), T0)
+
+    assert report.execution_type == REJECTED
+    assert "quantity must be positive" in report.message
+
+
+def test_crossing_limit_buy_fills_at_the_ask_not_its_limit(venue: PaperVenue) -> None:
+    reports = venue.submit(limit("o-1", BUY, "3", "60010"), quote(), T0)
+
+    assert kinds(reports) == [ACKNOWLEDGED, FILLED]
+    # Price improvement, no slippage: 3 at 60006; fee 3 * 60006 * 0.001 = 180.018.
+    assert (reports[1].last_price, reports[1].fee) == (Decimal("60006"), Decimal("180.018"))
+    assert venue.open_orders() == []
+
+
+def test_crossing_limit_sell_fills_at_the_bid(venue: PaperVenue) -> None:
+    reports = venue.submit(limit("o-1", SELL, "2", "59990"), quote(), T0)
+
+    assert kinds(reports) == [ACKNOWLEDGED, FILLED]
+    assert (reports[1].last_quantity, reports[1].last_price) == (Decimal(2), Decimal("59994"))
+
+
+def test_crossing_gtc_limit_larger_than_displayed_size_partially_fills_and_rests(
+    venue: PaperVenue,
+) -> None:
+    order = limit("o-1", BUY, "8", "60010")
+
+    reports = venue.submit(order, quote(), T0)
+
+    assert kinds(reports) == [ACKNOWLEDGED, PARTIALLY_FILLED]
+    assert (reports[1].last_quantity, reports[1].leaves_quantity) == (Decimal(5), Decimal(3))
+    assert venue.open_orders() == [order]
+
+
+def test_crossing_ioc_limit_larger_than_displayed_size_fills_what_is_shown_and_expires_the_rest(
+    venue: PaperVenue,
+) -> None:
+    reports = venue.submit(limit("o-1", BUY, "8", "60010", IOC), quote(), T0)
+
+    assert kinds(reports) == [ACKNOWLEDGED, PARTIALLY_FILLED, EXPIRED]
+    expired = reports[2]
+    assert "unfilled remainder 3 expired" in expired.message
+    assert (expired.cumulative_quantity, expired.leaves_quantity) == (Decimal(5), Decimal(0))
+    assert expired.average_price == Decimal("60006")
+    assert venue.open_orders() == []
+
+
+def test_non_crossing_ioc_limit_expires_without_a_fill(venue: PaperVenue) -> None:
+    reports = venue.submit(limit("o-1", BUY, "1", "60000", IOC), quote(), T0)
+
+    assert kinds(reports) == [ACKNOWLEDGED, EXPIRED]
+    assert reports[1].cumulative_quantity == Decimal(0)
+    assert venue.open_orders() == []
+
+
+def test_non_crossing_gtc_limit_is_only_acknowledged_and_rests(venue: PaperVenue) -> None:
+    order = limit("o-1", SELL, "1", "60100")
+
+    reports = venue.submit(order, quote(), T0)
+
+    assert kinds(reports) == [ACKNOWLEDGED]
+    assert venue.open_orders() == [order]
+
+
+def test_gtc_limit_with_no_quote_rests(venue: PaperVenue) -> None:
+    reports = venue.submit(limit("o-1", BUY, "1", "60000"), None, T0)
+
+    assert kinds(reports) == [ACKNOWLEDGED]
+    assert len(venue.open_orders()) == 1
+
+
+def test_resting_limit_fills_at_the_touch_when_a_later_quote_crosses_it(venue: PaperVenue) -> None:
+    venue.submit(limit("o-1", BUY, "2", "60000"), quote(), T0)
+
+    (fill,) = venue.on_quote(quote(bid="59990", ask="59999"), T0)
+
+    assert fill.execution_type == FILLED
+    assert (fill.last_quantity, fill.last_price) == (Decimal(2), Decimal("59999"))
+    assert fill.fee == Decimal("119.998")  # 2 * 59999 * 0.001
+    assert venue.open_orders() == []
+
+
+def test_resting_limit_is_untouched_by_a_quote_that_does_not_cross_or_is_for_another_instrument(
+    venue: PaperVenue,
+) -> None:
+    venue.submit(limit("o-1", BUY, "2", "60000"), quote(), T0)
+
+    assert venue.on_quote(quote(bid="59995", ask="60001"), T0) == []
+    assert venue.on_quote(quote(bid="1", ask="2", instrument="ETH-USD"), T0) == []
+    assert len(venue.open_orders()) == 1
+
+
+def test_partial_fill_then_resting_fill_reports_the_vwap(venue: PaperVenue) -> None:
+    venue.submit(limit("o-1", BUY, "8", "60010"), quote(), T0)  # 5 at 60006
+
+    (fill,) = venue.on_quote(quote(bid="59990", ask="59999"), T0)  # 3 at 59999
+
+    # (5 * 60006 + 3 * 59999) / 8 = 480027 / 8 = 60003.375
+    assert fill.execution_type == FILLED
+    assert (fill.cumulative_quantity, fill.leaves_quantity) == (Decimal(8), Decimal(0))
+    assert fill.average_price == Decimal("60003.375")
+
+
+def test_resting_orders_share_the_displayed_size_in_time_priority(venue: PaperVenue) -> None:
+    venue.submit(limit("first", BUY, "4", "60000"), quote(), T0)
+    venue.submit(limit("second", BUY, "4", "60000"), quote(), T0)
+    venue.submit(limit("seller", SELL, "1", "60100"), quote(), T0)
+
+    first, second = venue.on_quote(quote(bid="59990", ask="59999"), T0)
+
+    assert (first.order_id, first.execution_type, first.last_quantity) == (
+        "first",
+        FILLED,
+        Decimal(4),
+    )
+    assert (second.order_id, second.execution_type, second.last_quantity) == (
+        "second",
+        PARTIALLY_FILLED,
+        Decimal(1),
+    )
+    assert second.leaves_quantity == Decimal(3)
+    assert [o.order_id for o in venue.open_orders()] == ["second", "seller"]
+
+
+def test_every_fill_has_its_own_trade_id(venue: PaperVenue) -> None:
+    venue.submit(limit("o-1", BUY, "12", "60000"), quote(), T0)
+
+    fills = [*venue.on_quote(quote(ask="59999"), T0), *venue.on_quote(quote(ask="59998"), T0)]
+
+    assert len(fills) == 2
+    assert len({f.trade_id for f in fills}) == 2
+
+
+def test_cancel_of_a_resting_order_reports_canceled_and_removes_it(venue: PaperVenue) -> None:
+    venue.submit(limit("o-1", BUY, "8", "60010"), quote(), T0)  # 5 filled, 3 resting
+
+    (report,) = venue.cancel("o-1", T0)
+
+    assert report.execution_type == CANCELED
+    assert (report.cumulative_quantity, report.leaves_quantity) == (Decimal(5), Decimal(0))
+    assert "3 unfilled" in report.message
+    assert venue.open_orders() == []
+    assert venue.cancel("o-1", T0) == []
+
+
+def test_cancel_of_an_unknown_or_filled_order_has_nothing_to_cancel(venue: PaperVenue) -> None:
+    venue.submit(market("filled", BUY, "1"), quote(), T0)
+
+    assert venue.cancel("filled", T0) == []
+    assert venue.cancel("never-seen", T0) == []
+
+
+def test_duplicate_submit_returns_nothing_and_creates_nothing(venue: PaperVenue) -> None:
+    order = limit("o-1", BUY, "1", "60000")
+    venue.submit(order, quote(), T0)
+
+    assert venue.submit(order, quote(), T0) == []
+    assert venue.open_orders() == [order]
+
+
+def test_duplicate_of_a_rejected_order_returns_nothing(venue: PaperVenue) -> None:
+    venue.submit(market("o-1", BUY, "1"), None, T0)
+
+    assert venue.submit(market("o-1", BUY, "1"), quote(), T0) == []
+
+
+def test_fill_report_converts_to_proto_with_decimal_strings(venue: PaperVenue) -> None:
+    _, fill = venue.submit(market("o-1", BUY, "0.5"), quote(), T0)
+
+    proto = fill.to_proto()
+
+    assert proto.venue == "simulation"
+    assert proto.execution_type == FILLED
+    assert (proto.order_id, proto.venue_order_id, proto.trade_id) == ("o-1", "id-1", "id-2")
+    assert (proto.last_quantity, proto.last_price, proto.fee) == ("0.5", "60012.01", "30.006005")
+    assert (proto.cumulative_quantity, proto.leaves_quantity) == ("0.5", "0")
+    assert proto.average_price == "60012.01"
+    assert proto.side == BUY
+
+
+def test_restored_resting_order_fills_its_remainder_on_a_crossing_quote(
+    venue: PaperVenue,
+) -> None:
+    order = limit("buy-1", BUY, "3", "60010")
+    venue.restore(
+        order,
+        venue_order_id="v-1",
+        cumulative_quantity=Decimal("1"),
+        average_price=Decimal("60000"),
+    )
+    assert venue.open_orders() == [order]
+    assert venue.submit(order, None, T0) == []  # already known: a replayed submit is a no-op
+    [fill] = venue.on_quote(quote(ask="60006"), T0)
+    assert fill.execution_type == FILLED
+    assert fill.last_quantity == Decimal("2")
+    assert fill.cumulative_quantity == Decimal("3")
+    assert fill.average_price == (Decimal("60000") + 2 * Decimal("60006")) / 3
