@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=32)
     args = parser.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers))
-    handler = grpc.unary_unary_rpc_method_handler(_echo)
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(_echo)
     server.add_generic_rpc_handlers(
         [grpc.method_handlers_generic_handler(SERVICE, {"Echo": handler})]
     )

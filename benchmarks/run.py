@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import yaml
@@ -80,14 +81,14 @@ def sequential(call: Callable[[], object], count: int) -> dict[str, float]:
     return percentiles(samples)
 
 
-def concurrent(start_call: Callable[[], grpc.Future], count: int) -> dict[str, float]:
+def concurrent(start_call: Callable[[], grpc.Future[Any]], count: int) -> dict[str, float]:
     """`count` calls keeping IN_FLIGHT outstanding; calls per second."""
     slots = threading.Semaphore(IN_FLIGHT)
     done = threading.Event()
     finished = 0
     lock = threading.Lock()
 
-    def on_done(_future: grpc.Future) -> None:
+    def on_done(_future: grpc.Future[Any]) -> None:
         nonlocal finished
         slots.release()
         with lock:
@@ -117,7 +118,7 @@ def order_request(account: str = "bench") -> orders_pb2.SubmitOrderRequest:
     )
 
 
-def bench_echo() -> dict[str, object]:
+def bench_echo() -> dict[str, dict[str, float]]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.echo_server", "--port", str(port)], cwd=ROOT
@@ -125,7 +126,9 @@ def bench_echo() -> dict[str, object]:
     try:
         address = f"127.0.0.1:{port}"
         with grpc.insecure_channel(address) as channel:
-            echo = channel.unary_unary(f"/{SERVICE}/Echo")
+            echo: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                f"/{SERVICE}/Echo"
+            )
             grpc.channel_ready_future(channel).result(timeout=30)
             payload = order_request().SerializeToString()
             return {
@@ -157,7 +160,7 @@ def platform_config(directory: Path) -> tuple[Path, dict[str, str]]:
     return path, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
 
 
-def bench_platform() -> dict[str, object]:
+def bench_platform() -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as directory:
         config, addresses = platform_config(Path(directory))
         process = subprocess.Popen(
@@ -174,7 +177,7 @@ def bench_platform() -> dict[str, object]:
                 raise RuntimeError(f"the platform exited with {exit_code}")
 
 
-def measure_platform(addresses: dict[str, str]) -> dict[str, object]:
+def measure_platform(addresses: dict[str, str]) -> dict[str, dict[str, float]]:
     with (
         grpc.insecure_channel(addresses["order_management"]) as channel,
         grpc.insecure_channel(addresses["position_management"]) as position_channel,
@@ -230,11 +233,11 @@ def main() -> None:
         "echo": echo,
         "platform": trading,
         "ratios": {
-            "accepted_p50_over_echo_p50": round(accepted["p50_us"] / echo_seq["p50_us"], 3),  # type: ignore[index]
-            "throughput_over_echo": round(throughput["calls_per_s"] / echo_conc["calls_per_s"], 3),  # type: ignore[index]
+            "accepted_p50_over_echo_p50": round(accepted["p50_us"] / echo_seq["p50_us"], 3),
+            "throughput_over_echo": round(throughput["calls_per_s"] / echo_conc["calls_per_s"], 3),
             "position_p50_over_echo_p50": round(
                 trading["submit_to_position_updated"]["p50_us"] / echo_seq["p50_us"],
-                3,  # type: ignore[index]
+                3,
             ),
         },
         "bars": {"accepted_p50_over_echo_p50": "<= 1.5", "throughput_over_echo": ">= 0.5"},

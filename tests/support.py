@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _POLL_INTERVAL_S = 0.005
 
 
 def wait_until(
-    predicate: Callable[[], object], timeout: float = 10.0, message: str = "condition"
-) -> None:
-    """Returns as soon as `predicate()` is true; fails the test if it is not within `timeout`."""
+    predicate: Callable[[], T | None], timeout: float = 10.0, message: str = "condition"
+) -> T:
+    """Returns the first truthy value of `predicate()`; fails the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for: {message}")
         time.sleep(_POLL_INTERVAL_S)
+    return value

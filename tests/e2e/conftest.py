@@ -4,6 +4,7 @@ in-memory bus in this process (embedded) or three service processes over the Pub
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,10 +19,10 @@ import grpc
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tradectl.serve import SERVICES
 from trading.v1 import market_data_pb2_grpc, orders_pb2_grpc, positions_pb2_grpc
 from trading_core.config import load_config
 from trading_core.runtime import Platform, build_platform
-from tradectl.serve import SERVICES
 
 from tests.support import wait_until
 
@@ -105,6 +106,7 @@ class ServiceProcesses:
     config_path: Path
     processes: dict[str, subprocess.Popen[bytes]]
     logs: Path
+    stuck: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> dict[str, int]:
         """SIGTERM to every service; their exit codes."""
@@ -116,9 +118,18 @@ class ServiceProcesses:
             try:
                 codes[name] = process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
-                codes[name] = process.wait()
+                codes[name] = self._dump_and_kill(name, process)
         return codes
+
+    def _dump_and_kill(self, name: str, process: subprocess.Popen[bytes]) -> int:
+        """A service that does not stop on SIGTERM: its thread dump, then SIGKILL."""
+        process.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=2)
+        process.kill()
+        process.wait()
+        self.stuck[name] = (self.logs / f"{name}.log").read_text()[-6000:]
+        return -signal.SIGKILL
 
 
 def start_processes(config_path: Path, logs: Path, emulator: str) -> ServiceProcesses:
@@ -179,6 +190,8 @@ def distributed(tmp_path: Path, pubsub_emulator: str) -> Iterator[tuple[Clients,
     finally:
         clients.close()
         services.stop()
+    if services.stuck:
+        pytest.fail(f"services did not stop on SIGTERM: {services.stuck}")
 
 
 @pytest.fixture(params=["embedded", "distributed"])

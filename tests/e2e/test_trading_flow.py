@@ -32,7 +32,9 @@ def submit(clients: Clients, **fields: object) -> orders_pb2.Order:
     return clients.orders.SubmitOrder(request, timeout=TIMEOUT).order
 
 
-def order_status(clients: Clients, order_id: str, status: int) -> orders_pb2.Order:
+def order_status(
+    clients: Clients, order_id: str, status: types_pb2.OrderStatus.ValueType
+) -> orders_pb2.Order:
     stub = clients.orders
 
     def reached() -> orders_pb2.Order | None:
@@ -236,7 +238,10 @@ def test_malformed_order_is_invalid_argument_naming_the_field_and_creates_nothin
 
 def test_unknown_order_is_not_found(embedded: tuple[Clients, object]) -> None:
     clients, _ = embedded
-    for call in (clients.orders.GetOrder, clients.orders.CancelOrder):
-        with pytest.raises(grpc.RpcError) as missing:
-            call(orders_pb2.GetOrderRequest(order_id="no-such-order"))  # type: ignore[operator]
-        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as missing:
+        clients.orders.GetOrder(orders_pb2.GetOrderRequest(order_id="no-such-order"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as missing:
+        clients.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id="no-such-order"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "no-such-order" in (missing.value.details() or "")

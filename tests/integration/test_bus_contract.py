@@ -192,14 +192,15 @@ def test_consumer_deduplicating_by_event_id_applies_each_event_once(bus: EventBu
     assert recorder.delivered_data().count(b"e2") >= 2
 
 
-def test_close_waits_for_the_running_handler(bus: EventBus) -> None:
+def test_close_waits_for_the_running_handler_which_may_still_publish(bus: EventBus) -> None:
     started, release = threading.Event(), threading.Event()
     events: list[str] = []
 
     def slow_handler(_message: Message) -> None:
         started.set()
         release.wait(10)
-        events.append("handler returned")
+        bus.publish("executions", b"fill", ordering_key="order-a")
+        events.append("handler published")
 
     bus.subscribe("orders", ORDERS_SUBSCRIPTION, slow_handler)
     bus.publish("orders", b"slow", ordering_key="order-a")
@@ -215,7 +216,7 @@ def test_close_waits_for_the_running_handler(bus: EventBus) -> None:
     assert closer.is_alive(), "close() returned while a handler was running"
     release.set()
     closer.join(10)
-    assert events == ["handler returned", "close returned"]
+    assert events == ["handler published", "close returned"]
 
 
 def test_publishing_after_close_is_refused(bus: EventBus) -> None:

@@ -9,6 +9,7 @@ what it holds (drain), the stores write what they buffer (flush), and the proces
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -120,10 +121,15 @@ def run_until_signalled(platform: Platform) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    # `kill -USR1 <pid>` prints every thread's stack: for a process that seems stuck.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         platform.start()
         log.info("ready: %s", ", ".join(f"{n} on {s.address}" for n, s in platform.servers.items()))
-        stop.wait()
+        # A signal delivered to another thread only runs its Python handler when the main
+        # thread next runs bytecode: wake up regularly rather than block for good.
+        while not stop.wait(timeout=0.5):
+            pass
     finally:
         platform.stop()
 

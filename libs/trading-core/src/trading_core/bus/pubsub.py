@@ -113,7 +113,8 @@ class PubSubBus:
         self._send(outgoing, attempt=1)
 
     def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
-        self._refuse_if_closed()
+        if self._closing.is_set():
+            raise RuntimeError("the event bus is closed")
         path = self._ensure_subscription(topic, subscription)
         consumer = _Consumer(subscription, handler, self._closing)
         with self._lock:
@@ -137,16 +138,17 @@ class PubSubBus:
         """Stops pulling, waits for running handlers, flushes publishes, closes the clients."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            if self._closed:
+            if self._closing.is_set():
                 return
-            self._closed = True
+            self._closing.set()
             consumers = list(self._consumers.values())
-        self._closing.set()
         for consumer, future in consumers:
             future.cancel()
             consumer.nack_waiting()
         for consumer, future in consumers:
             _await_stop(consumer.subscription, future, deadline)
+        # Only now: a handler that was running may still have published its results.
+        self._closed = True
         try:
             self.flush(max(0.0, deadline - time.monotonic()))
         except TimeoutError as error:

@@ -1,0 +1,134 @@
+"""Health, reflection, restart from the stores, and a clean stop."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from trading.v1 import orders_pb2, positions_pb2, types_pb2
+from trading_core.runtime import Platform
+
+from tests.e2e.conftest import (
+    SERVICE_MODULES,
+    Clients,
+    ServiceProcesses,
+    embedded_overrides,
+    start_embedded,
+    write_config,
+)
+from tests.e2e.test_trading_flow import order_status, position_quantity, ready_for_market_orders
+
+SERVICE_NAMES = {
+    "order-management": "trading.v1.OrderService",
+    "execution-router": "trading.v1.ExecutionService",
+    "position-management": "trading.v1.PositionService",
+}
+
+
+def test_every_service_reports_serving_and_lists_its_api_through_reflection(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    for service, full_name in SERVICE_NAMES.items():
+        channel = clients.channel(service)
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", full_name):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        [answer] = list(reflection.ServerReflectionInfo(iter([request]), timeout=5))
+        listed = {s.name for s in answer.list_services_response.service}
+        assert {full_name, "grpc.health.v1.Health"} <= listed
+
+
+def test_stopped_platform_reports_not_serving_before_it_closes(tmp_path: Path) -> None:
+    platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
+    server = platform.servers["order-management"]
+    with grpc.insecure_channel(server.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        serving = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        server.set_serving(False)
+        draining = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    platform.stop()
+    assert serving.status == health_pb2.HealthCheckResponse.SERVING
+    assert draining.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, embedded_overrides(tmp_path / "data"))
+    platform = start_embedded(config)
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    try:
+        ready_for_market_orders(clients)
+        filled = _submit(clients, "acct-restart", types_pb2.ORDER_TYPE_MARKET, "0.3")
+        order_status(clients, filled.order_id, types_pb2.ORDER_STATUS_FILLED)
+        resting = _submit(clients, "acct-restart", types_pb2.ORDER_TYPE_LIMIT, "0.1", "1000")
+        order_status(clients, resting.order_id, types_pb2.ORDER_STATUS_ACKNOWLEDGED)
+        before = position_quantity(clients, "acct-restart", "0.3")
+    finally:
+        clients.close()
+        platform.stop()
+
+    platform = start_embedded(config)
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    try:
+        get = clients.orders.GetOrder
+        again = get(orders_pb2.GetOrderRequest(order_id=filled.order_id)).order
+        assert again.status == types_pb2.ORDER_STATUS_FILLED
+        still_resting = get(orders_pb2.GetOrderRequest(order_id=resting.order_id)).order
+        assert still_resting.status == types_pb2.ORDER_STATUS_ACKNOWLEDGED
+        request = positions_pb2.GetPositionRequest(account_id="acct-restart", instrument="BTC-USD")
+        after = clients.positions.GetPosition(request).position
+        assert Decimal(after.quantity) == Decimal(before.quantity)
+        assert after.average_price == before.average_price
+        # The router restored the resting order: it can still be canceled at the venue.
+        clients.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=resting.order_id))
+        order_status(clients, resting.order_id, types_pb2.ORDER_STATUS_CANCELED)
+        # And the same request id still answers with the original order.
+        repeat = _submit(
+            clients,
+            "acct-restart",
+            types_pb2.ORDER_TYPE_MARKET,
+            "0.3",
+            request_id=filled.request_id,
+        )
+        assert repeat.order_id == filled.order_id
+    finally:
+        clients.close()
+        platform.stop()
+
+
+def test_service_processes_exit_zero_on_sigterm(
+    distributed: tuple[Clients, ServiceProcesses],
+) -> None:
+    clients, services = distributed
+    ready_for_market_orders(clients)
+    assert services.stop() == dict.fromkeys(SERVICE_MODULES, 0)
+
+
+def _submit(
+    clients: Clients,
+    account: str,
+    order_type: types_pb2.OrderType.ValueType,
+    quantity: str,
+    limit_price: str = "",
+    request_id: str = "",
+) -> orders_pb2.Order:
+    request = orders_pb2.SubmitOrderRequest(
+        request_id=request_id or str(uuid.uuid4()),
+        client_order_id=str(uuid.uuid4()),
+        account_id=account,
+        instrument="BTC-USD",
+        side=types_pb2.SIDE_BUY,
+        order_type=order_type,
+        quantity=quantity,
+        limit_price=limit_price,
+    )
+    return clients.orders.SubmitOrder(request, timeout=20).order
