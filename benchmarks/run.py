@@ -184,15 +184,19 @@ def measure_platform(addresses: dict[str, str]) -> dict[str, dict[str, float]]:
     ):
         orders = orders_pb2_grpc.OrderServiceStub(channel)
 
+        requests = iter([order_request() for _ in range(WARMUP + SEQUENTIAL_CALLS)])
+        concurrent_requests = iter([order_request() for _ in range(CONCURRENT_CALLS)])
+
         def submit() -> None:
-            order = orders.SubmitOrder(order_request(), timeout=10).order
+            order = orders.SubmitOrder(next(requests), timeout=10).order
             if order.status != types_pb2.ORDER_STATUS_ACCEPTED:
                 raise RuntimeError(f"order not accepted: {order.status_message}")
 
         return {
             "submit_accepted_sequential": sequential(submit, SEQUENTIAL_CALLS),
             "submit_accepted_concurrent": concurrent(
-                lambda: orders.SubmitOrder.future(order_request(), timeout=60), CONCURRENT_CALLS
+                lambda: orders.SubmitOrder.future(next(concurrent_requests), timeout=60),
+                CONCURRENT_CALLS,
             ),
             "submit_to_position_updated": submit_to_position(
                 orders, positions_pb2_grpc.PositionServiceStub(position_channel)
@@ -210,10 +214,11 @@ def submit_to_position(
     )
     updates = iter(stream)
     samples = []
+    requests = [order_request(account) for _ in range(POSITION_ROUNDS)]
     try:
-        for _ in range(POSITION_ROUNDS):
+        for request in requests:
             start = time.perf_counter()
-            orders.SubmitOrder(order_request(account), timeout=10)
+            orders.SubmitOrder(request, timeout=10)
             next(updates)
             samples.append(time.perf_counter() - start)
     finally:
