@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import grpc
 
+from trading_core.telemetry import trace_scope
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +38,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def grpc_errors(mapping: dict[type[Exception], grpc.StatusCode] | None = None) -> Callable[[F], F]:
-    """Turns known exceptions into gRPC statuses; anything else is INTERNAL, logged, no details.
+    """Runs a unary method in the caller's trace and turns known exceptions into gRPC statuses;
+    anything else is INTERNAL, logged, without details.
 
     Works for unary methods; streaming methods check their request before yielding.
     """
@@ -46,7 +49,8 @@ def grpc_errors(mapping: dict[type[Exception], grpc.StatusCode] | None = None) -
         @functools.wraps(method)
         def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                return method(self, request, context)
+                with trace_scope(_caller_traceparent(context)):
+                    return method(self, request, context)
             except RequestError as error:
                 context.abort(error.code, str(error))
             except tuple(extra) as error:
@@ -58,6 +62,13 @@ def grpc_errors(mapping: dict[type[Exception], grpc.StatusCode] | None = None) -
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _caller_traceparent(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata():
+        if key == "traceparent":
+            return str(value)
+    return ""
 
 
 def _code_for(error: Exception, mapping: dict[type[Exception], grpc.StatusCode]) -> grpc.StatusCode:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from google.protobuf import timestamp_pb2
 from trading.v1 import events_pb2
 
-
 # Event and order ids must be unique, not secret: a generator seeded once from the OS is enough,
 # and os.urandom per id (uuid.uuid4) costs tens of microseconds on these virtual machines.
 _ids = random.Random(os.urandom(32))

@@ -35,7 +35,7 @@ from trading_core.config import (
 from trading_core.grpc_server import GrpcServer
 from trading_core.store import create_store
 from trading_core.store.base import EventStore
-from trading_core.telemetry import configure_logging, configure_tracing
+from trading_core.telemetry import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def build_platform(
 
 
 def load_or_exit(path: Path, service: str) -> PlatformConfig:
-    """Loads the config and sets up logging and tracing; a bad config exits with status 2."""
+    """Loads the config and sets up logging; a bad config exits with status 2."""
     try:
         config = load_config(path)
         require_available_adapters(config)
@@ -174,7 +174,6 @@ def load_or_exit(path: Path, service: str) -> PlatformConfig:
         print(f"{service}: cannot start: {error}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None
     configure_logging(service, config.logging.level, config.logging.json_format)
-    configure_tracing(service)
     return config
 
 

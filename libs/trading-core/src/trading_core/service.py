@@ -13,7 +13,7 @@ from trading_core.bus.base import EventBus, Message, subscription_name
 from trading_core.clock import Clock
 from trading_core.events import event_type, new_id, timestamp
 from trading_core.store.base import EventStore
-from trading_core.telemetry import continue_trace, current_traceparent
+from trading_core.telemetry import current_traceparent, trace_scope
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class EventSourcedService:
                 # A message that cannot be read would block its ordering key forever.
                 log.error("dropped an unreadable message %s on %s", message.message_id, topic)
                 return
-            with continue_trace(event.traceparent, f"{self.name} {event_type(event)}"), self.lock:
+            with trace_scope(event.traceparent), self.lock:
                 if dedupe and event.event_id in self._applied:
                     return
                 handler(event)

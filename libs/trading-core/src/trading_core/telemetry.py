@@ -1,34 +1,65 @@
-"""Logging and tracing: JSON log lines that carry the trace id, W3C trace context on events."""
+"""Logging and trace context: JSON log lines that carry the trace id of the request or event
+they belong to, and W3C trace context (`traceparent`) carried from request to event to event.
+
+A gRPC call continues the caller's `traceparent` metadata or starts a new trace; every event it
+causes carries that trace, and a consumer continues the trace of the event it applies. Spans
+and exporters (OpenTelemetry) come with the deployment issue; the ids are already in place.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import random
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
-from opentelemetry import context, trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pythonjsonlogger.json import JsonFormatter
 
-_PROPAGATOR = TraceContextTextMapPropagator()
-tracer = trace.get_tracer("trading")
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+_current: ContextVar[str] = ContextVar("traceparent", default="")
+# Trace ids must be unique, not secret; see trading_core.events.new_id.
+_ids = random.Random(os.urandom(32))
+
+
+def new_traceparent(trace_id: str = "") -> str:
+    """A traceparent with a new span id, in the given trace or a new one."""
+    trace_id = trace_id or f"{_ids.getrandbits(128):032x}"
+    return f"00-{trace_id}-{_ids.getrandbits(64):016x}-01"
+
+
+def current_traceparent() -> str:
+    return _current.get()
+
+
+def trace_id(traceparent: str) -> str:
+    match = _TRACEPARENT.match(traceparent)
+    return match.group(1) if match else ""
+
+
+@contextmanager
+def trace_scope(traceparent: str) -> Iterator[str]:
+    """Runs the block as a new span of the given trace (a new trace when there is none)."""
+    token = _current.set(new_traceparent(trace_id(traceparent)))
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
 
 
 class _TraceFilter(logging.Filter):
-    """Adds the current trace and span ids, so a log line links to its trace."""
+    """Adds the service and the current trace id, so a log line links to its trace."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
         self._service = service
 
     def filter(self, record: logging.LogRecord) -> bool:
-        span_context = trace.get_current_span().get_span_context()
         record.service = self._service
-        record.trace_id = f"{span_context.trace_id:032x}" if span_context.is_valid else ""
-        record.span_id = f"{span_context.span_id:016x}" if span_context.is_valid else ""
+        record.trace_id = trace_id(_current.get())
         return True
 
 
@@ -47,29 +78,3 @@ def configure_logging(service: str, level: str = "INFO", json_format: bool = Tru
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-def configure_tracing(service: str) -> None:
-    """Installs the SDK tracer provider once; exporters are added by deployment config."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        trace.set_tracer_provider(provider)
-
-
-def current_traceparent() -> str:
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
-    return carrier.get("traceparent", "")
-
-
-@contextmanager
-def continue_trace(traceparent: str, name: str) -> Iterator[None]:
-    """Runs the block in a span that follows from the trace context an event carried."""
-    parent = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None
-    token = context.attach(parent) if parent is not None else None
-    try:
-        with tracer.start_as_current_span(name):
-            yield
-    finally:
-        if token is not None:
-            context.detach(token)
