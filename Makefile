@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV_VERSION := 0.13.8
 BUF_VERSION := 1.75.0
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one `make setup` installs with pip (run as a module: no PATH changes).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 CONFIG ?= config/local.yaml
 export UV_PYTHON := 3.11
 
@@ -12,10 +13,8 @@ export UV_PYTHON := 3.11
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(UV):
-	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-
-setup: $(UV) ## install uv and every dependency from the lock file
+setup: ## install uv (when missing) and every dependency from the lock file
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen
 
 run: setup ## run the platform embedded: one process, in-memory bus, DuckDB, paper trading

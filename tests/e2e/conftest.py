@@ -19,7 +19,7 @@ import grpc
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tradectl.serve import SERVICES
+from tradectl.serve import service_factories
 from trading.v1 import market_data_pb2_grpc, orders_pb2_grpc, positions_pb2_grpc
 from trading_core.config import load_config
 from trading_core.runtime import Platform, build_platform
@@ -87,7 +87,7 @@ def embedded_overrides(data: Path) -> dict[str, object]:
 
 
 def start_embedded(config_path: Path) -> Platform:
-    platform = build_platform(load_config(config_path), SERVICES)
+    platform = build_platform(load_config(config_path), service_factories())
     platform.start()
     return platform
 

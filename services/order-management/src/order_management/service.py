@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import grpc
-from trading.v1 import events_pb2, orders_pb2, orders_pb2_grpc, types_pb2
+from trading.v1 import events_pb2, orders_pb2, orders_pb2_grpc, positions_pb2, types_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
@@ -55,6 +55,8 @@ class OrderManagement(EventSourcedService):
         self._by_request: dict[str, str] = {}
         self._by_client_order: dict[tuple[str, str], str] = {}
         self._quotes: dict[str, Quote] = {}
+        # Pre-trade risk view: the latest position of each account and instrument.
+        self.positions: dict[tuple[str, str], positions_pb2.Position] = {}
         self.updates: Broadcaster[OrderUpdate] = Broadcaster()
 
     # Life cycle -------------------------------------------------------------------------------
@@ -69,6 +71,7 @@ class OrderManagement(EventSourcedService):
         self.replay(self._apply)
         self.consume("executions", self._on_execution)
         self.consume("market-data", self._on_quote, dedupe=False)
+        self.consume("positions", self._on_position, dedupe=False)
 
     def stop(self) -> None:
         self.updates.close()
@@ -227,6 +230,15 @@ class OrderManagement(EventSourcedService):
             return
         self._apply(event)
         self.record(event)
+
+    def _on_position(self, event: events_pb2.Event) -> None:
+        if event_kind(event) != "position_updated":
+            return
+        position = event.position_updated.position
+        key = (position.account_id, position.instrument)
+        latest = self.positions.get(key)
+        if latest is None or position.sequence > latest.sequence:
+            self.positions[key] = position
 
     def _on_quote(self, event: events_pb2.Event) -> None:
         if event_kind(event) != "quote_updated":
