@@ -9,8 +9,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from order_management.service import OrderManagement
 from trading.v1 import orders_pb2, positions_pb2, types_pb2
 from trading_core.runtime import Platform
+from trading_core.store import DuckDBEventStore
 
 from tests.e2e.conftest import (
     SERVICE_MODULES,
@@ -21,6 +23,7 @@ from tests.e2e.conftest import (
     write_config,
 )
 from tests.e2e.test_trading_flow import order_status, position_quantity, ready_for_market_orders
+from tests.support import wait_until
 
 SERVICE_NAMES = {
     "order-management": "trading.v1.OrderService",
@@ -132,3 +135,40 @@ def _submit(
         limit_price=limit_price,
     )
     return clients.orders.SubmitOrder(request, timeout=20).order
+
+
+def test_each_producer_numbers_an_orders_events_consecutively_from_one(tmp_path: Path) -> None:
+    platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    try:
+        ready_for_market_orders(clients)
+        order = _submit(clients, "acct-sequence", types_pb2.ORDER_TYPE_MARKET, "0.01")
+        filled = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
+    finally:
+        clients.close()
+        platform.stop()  # writes what the stores buffer
+    store = DuckDBEventStore(
+        tmp_path / "data" / "order-management.duckdb", "order_management_events"
+    )
+    events = [e for e in store.replay() if e.order_id == order.order_id]
+    store.close()
+    reports = [e.sequence for e in events if e.HasField("execution_report")]
+    own = [e.sequence for e in events if not e.HasField("execution_report")]
+    assert own == [1]  # order-management's: OrderAccepted
+    assert reports == [1, 2]  # the router's: acknowledged, filled
+    assert filled.sequence == len(events)  # the order counts every event applied to it
+
+
+def test_order_management_keeps_the_positions_it_is_told_of_for_pre_trade_risk(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, platform = embedded
+    oms = platform.service("order-management")
+    assert isinstance(oms, OrderManagement)
+    ready_for_market_orders(clients)
+    order = _submit(clients, "acct-risk", types_pb2.ORDER_TYPE_MARKET, "0.02")
+    order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
+    position = wait_until(
+        lambda: oms.positions.get(("acct-risk", "BTC-USD")), 10, "the position to reach the OMS"
+    )
+    assert Decimal(position.quantity) == Decimal("0.02")

@@ -94,6 +94,9 @@ class Platform:
     def address(self, service: str) -> str:
         return self.servers[service].address
 
+    def service(self, name: str) -> Service:
+        return next(item.service for item in self._hosted if item.service.name == name)
+
     def stop(self) -> None:
         if self._stopped:
             return

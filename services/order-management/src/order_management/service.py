@@ -158,7 +158,7 @@ class OrderManagement(EventSourcedService):
             return self._deny(request, denial)
         order = Order.accepted(request, new_id(), now)
         event = self._order_event(order, order_accepted=events_pb2.OrderAccepted())
-        self._apply(event)
+        self._apply(event, order)
         self.record(event)
         self.publish("orders", event, order.order_id)
         return self._orders[order.order_id]
@@ -167,7 +167,7 @@ class OrderManagement(EventSourcedService):
         order = Order.denied(request, new_id(), denial, self.clock.now())
         payload = events_pb2.OrderDenied(reason=denial.reason, message=denial.message)
         event = self._order_event(order, order_denied=payload)
-        self._apply(event)
+        self._apply(event, order)
         self.record(event)
         return self._orders[order.order_id]
 
@@ -181,28 +181,33 @@ class OrderManagement(EventSourcedService):
     # Events -----------------------------------------------------------------------------------
 
     def _order_event(self, order: Order, **payload: object) -> events_pb2.Event:
+        """The next event of an order; the event creating an order is its first (sequence 1)."""
+        created = "order_accepted" in payload or "order_denied" in payload
         event = self.new_event(
-            sequence=order.sequence + 1,
+            sequence=order.sequence if created else order.sequence + 1,
             order_id=order.order_id,
             signal_id=order.signal_id,
             account_id=order.account_id,
             instrument=order.instrument,
             **payload,
         )
-        kind = event_kind(event)
-        if kind in ("order_accepted", "order_denied"):
-            getattr(event, kind).order.CopyFrom(replace(order, sequence=1).to_proto())
+        if created:
+            getattr(event, event_kind(event)).order.CopyFrom(order.to_proto())
         return event
 
     @staticmethod
     def _cancel_payload(order: Order) -> events_pb2.OrderCancelRequested:
         return events_pb2.OrderCancelRequested(order_id=order.order_id)
 
-    def _apply(self, event: events_pb2.Event) -> None:
-        """Applies one of this service's events to its state; used live and on replay."""
+    def _apply(self, event: events_pb2.Event, created: Order | None = None) -> None:
+        """Applies one of this service's events to its state; used live and on replay.
+
+        `created` is the order an OrderAccepted or OrderDenied made live, which spares
+        rebuilding it from the event's snapshot.
+        """
         kind = event_kind(event)
         if kind in ("order_accepted", "order_denied"):
-            order = Order.from_proto(getattr(event, kind).order)
+            order = created or Order.from_proto(getattr(event, kind).order)
             self._orders[order.order_id] = order
             self._by_request[order.request_id] = order.order_id
             self._by_client_order[(order.account_id, order.client_order_id)] = order.order_id

@@ -47,7 +47,10 @@ class Event(_message.Message):
     event_id: _builtins.str
     """A UUID; consumers skip an event id they have already applied."""
     sequence: _builtins.int
-    """Per-order sequence for order events, per-position sequence for position events."""
+    """Consecutive from 1 per order and producing service (order-management numbers its own
+    order events, the execution router its execution reports); per position for position
+    events.
+    """
     order_id: _builtins.str
     """The ids this event follows from."""
     signal_id: _builtins.str
