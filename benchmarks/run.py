@@ -150,7 +150,11 @@ def platform_config(directory: Path) -> tuple[Path, dict[str, str]]:
     config = {
         "extends": str(ROOT / "config" / "local.yaml"),
         "services": {name: {"port": port} for name, port in ports.items()},
-        "database": {"backend": "duckdb", "path": str(directory / "data"), "flush_interval_ms": int(os.environ.get("BENCH_FLUSH_MS", "50"))},
+        "database": {
+            "backend": "duckdb",
+            "path": str(directory / "data"),
+            "flush_interval_ms": int(os.environ.get("BENCH_FLUSH_MS", "50")),
+        },
         "account_limits": {"max_order_value": "1000000000", "max_daily_orders": 10_000_000},
         "order_defaults": {"rate_limit_orders": 10_000_000},
         "logging": {"level": "WARNING"},

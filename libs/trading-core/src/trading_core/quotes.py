@@ -7,7 +7,7 @@ from datetime import UTC as UTC_TZ
 from datetime import datetime
 from decimal import Decimal
 
-from trading.v1 import market_data_pb2
+from trading.v1 import events_pb2, market_data_pb2
 
 from trading_core.decimals import format_decimal
 from trading_core.events import timestamp
@@ -49,3 +49,28 @@ class Quote:
             time=quote.quote_time.ToDatetime(tzinfo=UTC_TZ),
             source=quote.source,
         )
+
+
+class QuoteBook:
+    """The latest quote of each instrument. A redelivered older quote never replaces a newer one."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, Quote] = {}
+
+    def get(self, instrument: str) -> Quote | None:
+        return self._latest.get(instrument)
+
+    def update(self, quote: Quote) -> bool:
+        """Keeps the quote when it is the newest; says whether it did."""
+        latest = self._latest.get(quote.instrument)
+        if latest is not None and quote.time < latest.time:
+            return False
+        self._latest[quote.instrument] = quote
+        return True
+
+    def apply(self, event: events_pb2.Event) -> Quote | None:
+        """The quote a QuoteUpdated event carries, when it is the newest."""
+        if event.WhichOneof("payload") != "quote_updated":
+            return None
+        quote = Quote.from_proto(event.quote_updated.quote)
+        return quote if self.update(quote) else None

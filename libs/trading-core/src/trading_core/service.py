@@ -17,7 +17,8 @@ from trading_core.telemetry import current_traceparent, trace_scope
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[[events_pb2.Event], None]
+# What a handler returns is ignored.
+EventHandler = Callable[[events_pb2.Event], object]
 
 
 class EventSourcedService:

@@ -57,7 +57,6 @@ class ExecutionRouter(EventSourcedService):
             config.execution.simulation, {i.symbol: i for i in config.instruments}
         )
         self._fill_delay = config.execution.simulation.fill_delay_ms / 1000
-        self._quotes: dict[str, Quote] = {}
         self._orders: dict[str, VenueOrder] = {}
         self._report_sequence: dict[str, int] = {}
         # Orders waiting out the simulated fill delay, not yet at the venue.
@@ -92,7 +91,7 @@ class ExecutionRouter(EventSourcedService):
 
     def quote(self, instrument: str) -> Quote:
         with self.lock:
-            quote = self._quotes.get(instrument)
+            quote = self._feed.latest(instrument)
         if quote is None:
             known = ", ".join(i.symbol for i in self.config.instruments)
             raise NotFound(f"no quote for instrument {instrument!r}; configured: {known}")
@@ -111,7 +110,6 @@ class ExecutionRouter(EventSourcedService):
         with self.lock:
             now = self.clock.now()
             for quote in self._feed.tick(now):
-                self._quotes[quote.instrument] = quote
                 event = self.new_event(
                     instrument=quote.instrument,
                     quote_updated=events_pb2.QuoteUpdated(quote=quote.to_proto()),
@@ -149,7 +147,7 @@ class ExecutionRouter(EventSourcedService):
 
     def _submit(self, order: VenueOrder) -> None:
         now = self.clock.now()
-        self._report(self._venue.submit(order, self._quotes.get(order.instrument), now))
+        self._report(self._venue.submit(order, self._feed.latest(order.instrument), now))
 
     def _cancel(self, order_id: str) -> None:
         timer = self._delayed.pop(order_id, None)

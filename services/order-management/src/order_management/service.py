@@ -14,7 +14,7 @@ from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import FailedPrecondition, NotFound
 from trading_core.events import event_kind, event_time, event_type, new_id
-from trading_core.quotes import Quote
+from trading_core.quotes import QuoteBook
 from trading_core.service import EventSourcedService
 from trading_core.store.base import EventStore
 from trading_core.streams import Broadcaster
@@ -54,7 +54,7 @@ class OrderManagement(EventSourcedService):
         self._orders: dict[str, Order] = {}
         self._by_request: dict[str, str] = {}
         self._by_client_order: dict[tuple[str, str], str] = {}
-        self._quotes: dict[str, Quote] = {}
+        self._quotes = QuoteBook()
         # Pre-trade risk view: the latest position of each account and instrument.
         self.positions: dict[tuple[str, str], positions_pb2.Position] = {}
         self.updates: Broadcaster[OrderUpdate] = Broadcaster()
@@ -70,7 +70,7 @@ class OrderManagement(EventSourcedService):
     def start(self) -> None:
         self.replay(self._apply)
         self.consume("executions", self._on_execution)
-        self.consume("market-data", self._on_quote, dedupe=False)
+        self.consume("market-data", self._quotes.apply, dedupe=False)
         self.consume("positions", self._on_position, dedupe=False)
 
     def stop(self) -> None:
@@ -244,11 +244,3 @@ class OrderManagement(EventSourcedService):
         latest = self.positions.get(key)
         if latest is None or position.sequence > latest.sequence:
             self.positions[key] = position
-
-    def _on_quote(self, event: events_pb2.Event) -> None:
-        if event_kind(event) != "quote_updated":
-            return
-        quote = Quote.from_proto(event.quote_updated.quote)
-        latest = self._quotes.get(quote.instrument)
-        if latest is None or quote.time >= latest.time:
-            self._quotes[quote.instrument] = quote

@@ -14,7 +14,7 @@ from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import InvalidArgument, NotFound, grpc_errors
 from trading_core.events import event_kind, event_time
-from trading_core.quotes import Quote
+from trading_core.quotes import QuoteBook
 from trading_core.service import EventSourcedService
 from trading_core.store.base import EventStore
 from trading_core.streams import Broadcaster
@@ -57,7 +57,7 @@ class PositionManagement(EventSourcedService):
         super().__init__(bus, store, clock)
         self.config = config
         self._book = PositionBook()
-        self._quotes: dict[str, Quote] = {}
+        self._quotes = QuoteBook()
         self.changes: Broadcaster[PositionChange] = Broadcaster()
 
     def register(self, server: grpc.Server) -> Sequence[str]:
@@ -118,12 +118,8 @@ class PositionManagement(EventSourcedService):
             self.changes.publish(PositionChange(event, snapshot))
 
     def _on_quote(self, event: events_pb2.Event) -> None:
-        if event_kind(event) != "quote_updated":
-            return
-        quote = Quote.from_proto(event.quote_updated.quote)
-        latest = self._quotes.get(quote.instrument)
-        if latest is None or quote.time >= latest.time:
-            self._quotes[quote.instrument] = quote
+        quote = self._quotes.apply(event)
+        if quote is not None:
             self._book.mark(quote)
 
 
