@@ -68,13 +68,19 @@ class Broadcaster(Generic[T]):
                 self._drop(subscriber)
 
     def stream(self, context: grpc.ServicerContext, accept: Callable[[T], bool]) -> Iterator[T]:
-        """Yields accepted items until the client goes away or the service stops."""
+        """Subscribes at once, then yields accepted items until the client goes away or the
+        service stops. The caller may tell the client it is subscribed (initial metadata)."""
         subscriber = StreamSubscription(accept, self._limit)
         with self._lock:
             if self._closed:
-                return
+                return iter(())
             self._subscribers.append(subscriber)
         context.add_callback(lambda: self._drop(subscriber))
+        return self._deliver(context, subscriber)
+
+    def _deliver(
+        self, context: grpc.ServicerContext, subscriber: StreamSubscription[T]
+    ) -> Iterator[T]:
         try:
             yield from subscriber.items()
         finally:

@@ -96,7 +96,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 not request.order_id or event.order_id == request.order_id
             )
 
-        for update in self._orders.stream_updates(context, accept):
+        updates = self._orders.stream_updates(context, accept)
+        context.send_initial_metadata(())  # tells the client it is subscribed
+        for update in updates:
             yield orders_pb2.StreamOrderEventsResponse(
                 event_id=update.event.event_id,
                 event_type=event_type(update.event),
