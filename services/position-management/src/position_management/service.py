@@ -150,7 +150,9 @@ class PositionServicer(positions_pb2_grpc.PositionServiceServicer):
         def accept(change: PositionChange) -> bool:
             return not request.account_id or change.position.account_id == request.account_id
 
-        for change in self._positions.changes.stream(context, accept):
+        changes = self._positions.changes.stream(context, accept)
+        context.send_initial_metadata(())  # tells the client it is subscribed
+        for change in changes:
             yield positions_pb2.StreamPositionEventsResponse(
                 event_id=change.event.event_id,
                 event_time=change.event.event_time,
