@@ -12,7 +12,7 @@ import duckdb
 from trading.v1 import events_pb2, orders_pb2
 from trading_core.events import new_id, timestamp
 from trading_core.store import DuckDBEventStore
-from trading_core.store.schema import EVENT_COLUMNS, event_values
+from trading_core.store.schema import EVENT_VALUE_COLUMNS, event_values
 
 BATCH_ROWS = 50_000
 ROW_BY_ROW_ROWS = 1_000  # row by row is slow: keep the run short
@@ -49,11 +49,13 @@ def row_by_row_rows_per_s(folder: Path) -> float:
     DuckDBEventStore(folder / "rows.duckdb", "events").close()  # creates the table
     now = datetime.now(UTC)
     rows = [(n, *event_values(e), now) for n, e in enumerate(sample_events(ROW_BY_ROW_ROWS), 1)]
-    # event_values gives event_time as epoch microseconds (what Arrow takes).
-    marks = ", ".join("make_timestamp(?)" if c.name == "event_time" else "?" for c in EVENT_COLUMNS)
+    # The order of those values, and event_time as epoch microseconds (what Arrow takes).
+    columns = ["store_sequence", *(c.name for c in EVENT_VALUE_COLUMNS), "record_time"]
+    marks = ", ".join("make_timestamp(?)" if name == "event_time" else "?" for name in columns)
     with duckdb.connect(str(folder / "rows.duckdb")) as connection:
         started = time.perf_counter()
-        connection.executemany(f"INSERT INTO events VALUES ({marks})", rows)
+        insert = f"INSERT INTO events ({', '.join(columns)}) VALUES ({marks})"
+        connection.executemany(insert, rows)
         elapsed = time.perf_counter() - started
     return ROW_BY_ROW_ROWS / elapsed
 

@@ -12,7 +12,7 @@ from trading_core.runtime import Platform
 from typer.testing import CliRunner, Result
 
 from tests.e2e.conftest import Clients
-from tests.e2e.test_trading_flow import ready_for_market_orders
+from tests.e2e.test_trading_flow import ready_for_market_orders, submit
 from tests.support import wait_until
 
 
@@ -96,7 +96,9 @@ def test_watch_prints_each_event_of_an_order_as_it_happens(
     )  # fmt: skip
     watcher.start()
     wait_until(lambda: oms.updates.has_subscribers, 10, "the watch to subscribe")
-    tradectl(clients, "order", "submit", "BTC-USD", "buy", "0.01", "--account", "acct-watch")
+    # Through gRPC, not a second CliRunner: each swaps the process-wide sys.stdout, so the
+    # watch's lines printed while a concurrent CLI call runs would land in that call's output.
+    submit(clients, account_id="acct-watch")
     watcher.join(timeout=20)
     assert not watcher.is_alive(), "watch did not stop after --count events"
     [result] = watched

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf import timestamp_pb2
 from trading.v1 import events_pb2
@@ -15,15 +14,35 @@ from trading.v1 import events_pb2
 _ids = random.Random(os.urandom(32))
 
 
+_VERSION_4 = (~(0xF000 << 64) & ~(0xC000 << 48), (4 << 76) | (0x8000 << 48))
+
+
 def new_id() -> str:
     """A random (version 4) UUID string."""
-    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+    # What str(uuid.UUID(int=..., version=4)) gives, without its object: ids are made per event.
+    keep, set_bits = _VERSION_4
+    hex_ = f"{(_ids.getrandbits(128) & keep) | set_bits:032x}"
+    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = _EPOCH.replace(tzinfo=None)
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+    """As Timestamp.FromDatetime (a naive moment is UTC), at a fraction of its cost."""
+    since_epoch = moment - (_EPOCH if moment.tzinfo is not None else _NAIVE_EPOCH)
+    return timestamp_pb2.Timestamp(
+        seconds=since_epoch.days * 86_400 + since_epoch.seconds,
+        nanos=since_epoch.microseconds * 1_000,
+    )
+
+
+_TYPE_OF_KIND = {
+    field.name: field.message_type.name
+    for field in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+    if field.message_type is not None
+}
 
 
 def event_kind(event: events_pb2.Event) -> str:
@@ -33,9 +52,10 @@ def event_kind(event: events_pb2.Event) -> str:
 
 def event_type(event: events_pb2.Event) -> str:
     """The payload message name, such as `OrderAccepted`."""
-    kind = event_kind(event)
-    return type(getattr(event, kind)).__name__ if kind else ""
+    return _TYPE_OF_KIND.get(event.WhichOneof("payload") or "", "")
 
 
 def event_time(event: events_pb2.Event) -> datetime:
-    return event.event_time.ToDatetime(tzinfo=UTC)
+    """As event.event_time.ToDatetime(tzinfo=UTC), at a fraction of its cost."""
+    stamp = event.event_time
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1_000)

@@ -36,6 +36,8 @@ class EventSourcedService:
         self.clock = clock
         self.lock = threading.RLock()
         self._applied: set[str] = set()
+        # The event being consumed and the bytes it arrived as (set and read under `lock`).
+        self._received: tuple[events_pb2.Event, bytes] | None = None
 
     def new_event(self, **envelope: object) -> events_pb2.Event:
         """An event envelope with a fresh id, the current time and the caller's trace context."""
@@ -43,20 +45,38 @@ class EventSourcedService:
         event.event_time.CopyFrom(timestamp(self.clock.now()))
         return event
 
-    def record(self, event: events_pb2.Event) -> None:
-        """Appends an event this service produced or applied, and remembers its id."""
-        self.store.append(event)
-        self._applied.add(event.event_id)
+    def record(self, event: events_pb2.Event) -> bytes:
+        """Appends an event this service produced or applied, and remembers its id.
 
-    def publish(self, topic: str, event: events_pb2.Event, ordering_key: str) -> None:
+        Returns the event serialized, for `publish`: each event is serialized once. A consumed
+        event is stored as the bytes it arrived as.
+        """
+        received = self._received
+        payload = (
+            received[1]
+            if received is not None and received[0] is event
+            else event.SerializeToString()
+        )
+        self.store.append(event, payload)
+        self._applied.add(event.event_id)
+        return payload
+
+    def record_and_publish(self, topic: str, event: events_pb2.Event, ordering_key: str) -> None:
+        """Records an event and publishes it, serialized once for both."""
+        self.publish(topic, event, ordering_key, self.record(event))
+
+    def publish(
+        self, topic: str, event: events_pb2.Event, ordering_key: str, data: bytes | None = None
+    ) -> None:
+        """Publishes an event; `data` is the event serialized, when the caller has it."""
         attributes: Mapping[str, str] = {
             "event_id": event.event_id,
             "event_type": event_type(event),
             "account_id": event.account_id,
         }
-        self.bus.publish(
-            topic, event.SerializeToString(), ordering_key=ordering_key, attributes=attributes
-        )
+        if data is None:
+            data = event.SerializeToString()
+        self.bus.publish(topic, data, ordering_key=ordering_key, attributes=attributes)
 
     def already_applied(self, event_id: str) -> bool:
         return event_id in self._applied
@@ -85,7 +105,11 @@ class EventSourcedService:
             with trace_scope(event.traceparent), self.lock:
                 if dedupe and event.event_id in self._applied:
                     return
-                handler(event)
+                self._received = (event, message.data)
+                try:
+                    handler(event)
+                finally:
+                    self._received = None
 
         self.bus.subscribe(topic, subscription_name(topic, self.name), on_message)
 

@@ -13,9 +13,7 @@ import os
 import random
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -40,14 +38,25 @@ def trace_id(traceparent: str) -> str:
     return match.group(1) if match else ""
 
 
-@contextmanager
-def trace_scope(traceparent: str) -> Iterator[str]:
-    """Runs the block as a new span of the given trace (a new trace when there is none)."""
-    token = _current.set(new_traceparent(trace_id(traceparent)))
-    try:
-        yield _current.get()
-    finally:
-        _current.reset(token)
+class trace_scope:  # noqa: N801 - used like the function it replaces: `with trace_scope(...)`
+    """Runs the block as a new span of the given trace (a new trace when there is none).
+
+    A class rather than a generator context manager: it runs once per request and per consumed
+    event, and this costs a fraction of that.
+    """
+
+    __slots__ = ("_token", "traceparent")
+    _token: Token[str]
+
+    def __init__(self, traceparent: str) -> None:
+        self.traceparent = new_traceparent(trace_id(traceparent))
+
+    def __enter__(self) -> str:
+        self._token = _current.set(self.traceparent)
+        return self.traceparent
+
+    def __exit__(self, *_exception: object) -> None:
+        _current.reset(self._token)
 
 
 class _TraceFilter(logging.Filter):

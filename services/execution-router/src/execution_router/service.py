@@ -170,8 +170,7 @@ class ExecutionRouter(EventSourcedService):
                 instrument=order.instrument,
                 execution_report=report.to_proto(),
             )
-            self.record(event)
-            self.publish("executions", event, order.order_id)
+            self.record_and_publish("executions", event, order.order_id)
 
     # Replay -----------------------------------------------------------------------------------
 

@@ -116,8 +116,7 @@ class OrderManagement(EventSourcedService):
                 )
             event = self._order_event(order, order_cancel_requested=self._cancel_payload(order))
             self._apply(event)
-            self.record(event)
-            self.publish("orders", event, order.order_id)
+            self.record_and_publish("orders", event, order.order_id)
             return order
 
     # Queries ----------------------------------------------------------------------------------
@@ -159,8 +158,7 @@ class OrderManagement(EventSourcedService):
         order = Order.accepted(request, new_id(), now)
         event = self._order_event(order, order_accepted=events_pb2.OrderAccepted())
         self._apply(event, order)
-        self.record(event)
-        self.publish("orders", event, order.order_id)
+        self.record_and_publish("orders", event, order.order_id)
         return self._orders[order.order_id]
 
     def _deny(self, request: OrderRequest, denial: Denial) -> Order:

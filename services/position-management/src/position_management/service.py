@@ -112,8 +112,7 @@ class PositionManagement(EventSourcedService):
             instrument=position.instrument,
             position_updated=events_pb2.PositionUpdated(position=snapshot),
         )
-        self.record(event)
-        self.publish("positions", event, f"{position.account_id}|{position.instrument}")
+        self.record_and_publish("positions", event, f"{position.account_id}|{position.instrument}")
         if self.changes.has_subscribers:
             self.changes.publish(PositionChange(event, snapshot))
 

@@ -13,8 +13,12 @@ from trading.v1 import events_pb2
 
 
 class EventStore(Protocol):
-    def append(self, event: events_pb2.Event) -> None:
-        """Buffers an event; it is written by the next batch."""
+    def append(self, event: events_pb2.Event, payload: bytes | None = None) -> None:
+        """Buffers an event; it is written by the next batch.
+
+        `payload` is the event serialized, when the caller already has it (for a publish, or as
+        it arrived from the bus); it must parse to `event`. Without it the store serializes.
+        """
 
     def flush(self) -> None:
         """Writes every buffered event; returns when they are stored."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REPLAY_CHUNK = 10_000
 _MAX_RETRY_DELAY_S = 5.0
+_RECORD_TIME_TYPE = ARROW_SCHEMA.field("record_time").type
 
 
 class EventStoreWriteError(RuntimeError):
@@ -71,8 +72,8 @@ class DuckDBEventStore:
         )
         self._flusher.start()
 
-    def append(self, event: events_pb2.Event) -> None:
-        row = event_values(event)  # read now: the caller may change the event afterwards
+    def append(self, event: events_pb2.Event, payload: bytes | None = None) -> None:
+        row = event_values(event, payload)  # read now: the caller may change the event afterwards
         with self._buffer_changed:
             if self._closed:
                 raise RuntimeError(f"event store {self._table} is closed")
@@ -152,19 +153,19 @@ class DuckDBEventStore:
 
     def _insert(self, batch: list[tuple[Any, ...]]) -> None:
         sequences = range(self._next_sequence, self._next_sequence + len(batch))
-        record_time = datetime.now(UTC)
-        columns: dict[str, list[Any]] = {"store_sequence": list(sequences)}
+        # Typed arrays straight from the rows' columns: no per-value type inference, and times
+        # as epoch microseconds rather than one datetime per row.
+        record_time = time.time_ns() // 1_000
+        columns: dict[str, pa.Array[Any]] = {"store_sequence": pa.array(sequences, pa.int64())}
         for column, values in zip(EVENT_VALUE_COLUMNS, zip(*batch, strict=True), strict=True):
-            columns[column.name] = list(values)
-        columns["record_time"] = [record_time] * len(batch)
-        arrow_batch = pa.Table.from_pydict(columns, schema=ARROW_SCHEMA)
-        view = f"_{self._table}_pending"  # visible to this connection only
-        self._connection.register(view, arrow_batch)
-        try:
-            insert = f'INSERT INTO "{self._table}" BY NAME SELECT * FROM {view}'  # noqa: S608
-            self._connection.execute(insert)
-        finally:
-            self._connection.unregister(view)
+            columns[column.name] = pa.array(values, column.arrow_type)
+        columns["record_time"] = pa.array([record_time] * len(batch), _RECORD_TIME_TYPE)
+        arrow_batch = pa.Table.from_arrays(
+            [columns[name] for name in ARROW_SCHEMA.names], schema=ARROW_SCHEMA
+        )
+        # By position: the table's columns were checked to be EVENT_COLUMNS, in order, at open.
+        # One call, rather than registering a view, inserting from it and unregistering it.
+        self._connection.from_arrow(arrow_batch).insert_into(self._table)
         self._next_sequence = sequences.stop
 
     def _create_table_if_missing(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import pyarrow as pa
@@ -30,9 +31,18 @@ class Column:
     read: EventReader | None = None
 
 
-def _text(field: str) -> EventReader:
+class _Text:
     """An envelope string; empty (unset in proto3) is stored as NULL."""
-    return lambda event: getattr(event, field) or None
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __call__(self, event: events_pb2.Event) -> str | None:
+        return getattr(event, self.field) or None
+
+
+def _text(field: str) -> EventReader:
+    return _Text(field)
 
 
 def _event_time(event: events_pb2.Event) -> int | None:
@@ -76,16 +86,36 @@ EVENT_COLUMNS: tuple[Column, ...] = (
            "When the store wrote the event.", required=True),
 )  # fmt: skip
 
-EVENT_VALUE_COLUMNS: tuple[Column, ...] = tuple(c for c in EVENT_COLUMNS if c.read is not None)
+# Values are read per appended event, so `event_values` reads every envelope string in one
+# call and gives them first, then the other values, then the payload: this order.
+_TEXTS = tuple(c for c in EVENT_COLUMNS if isinstance(c.read, _Text))
+_OTHERS = tuple(c for c in EVENT_COLUMNS if c.read is not None and c not in _TEXTS)
+_PAYLOAD = next(c for c in _OTHERS if c.name == "payload")
+EVENT_VALUE_COLUMNS: tuple[Column, ...] = (
+    *_TEXTS,
+    *(c for c in _OTHERS if c is not _PAYLOAD),
+    _PAYLOAD,
+)
+_read_texts = attrgetter(*(c.read.field for c in _TEXTS if isinstance(c.read, _Text)))
+_OTHER_READERS: tuple[EventReader, ...] = tuple(
+    c.read for c in _OTHERS if c.read is not None and c is not _PAYLOAD
+)
 
 ARROW_SCHEMA = pa.schema(
     [pa.field(c.name, c.arrow_type, nullable=not c.required) for c in EVENT_COLUMNS]
 )
 
 
-def event_values(event: events_pb2.Event) -> tuple[Any, ...]:
-    """The event's values for `EVENT_VALUE_COLUMNS`, in that order."""
-    return tuple(column.read(event) for column in EVENT_VALUE_COLUMNS if column.read is not None)
+def event_values(event: events_pb2.Event, payload: bytes | None = None) -> tuple[Any, ...]:
+    """The event's values for `EVENT_VALUE_COLUMNS`, in that order.
+
+    `payload` is the event already serialized, when the caller has it: serializing once per
+    event matters on the hot path.
+    """
+    values = [text or None for text in _read_texts(event)]
+    values += [read(event) for read in _OTHER_READERS]
+    values.append(event.SerializeToString() if payload is None else payload)
+    return tuple(values)
 
 
 def duckdb_column_definitions() -> str:
