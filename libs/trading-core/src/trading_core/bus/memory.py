@@ -1,9 +1,10 @@
 """The in-process event bus of the embedded mode: one instance shared by all services.
 
 It keeps Pub/Sub's semantics (see `base`) with as few thread hand-offs as possible: `publish`
-appends to each subscription's queue and wakes that subscription's single dispatcher thread,
-which runs the handler. Handlers of one subscription therefore run one at a time in publish
-order; handlers of different subscriptions run concurrently.
+appends to each subscription's queue and wakes the bus's one dispatcher thread, which runs the
+handlers, taking the subscriptions in turn. Handlers therefore run one at a time, each
+subscription's in publish order. One thread rather than one per subscription: in one process
+under one GIL, more threads add hand-offs and lock contention, not parallelism.
 
 A failed message is held back with every later message of its ordering key and retried after a
 short, growing delay, while messages of other keys go on. The subscriptions named in `TOPICS`
@@ -50,13 +51,16 @@ class _Delivery:
 
 
 class _Subscription:
-    """A queue with one dispatcher thread; holds back a failed message's ordering key."""
+    """A queue that holds back a failed message's ordering key. The bus's dispatcher delivers;
+    `lock` and `work` are the bus's, shared by every subscription."""
 
-    def __init__(self, topic: str, name: str) -> None:
+    def __init__(
+        self, topic: str, name: str, lock: threading.Lock, work: threading.Condition
+    ) -> None:
         self.topic = topic
         self.name = name
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
+        self._lock = lock
+        self._work = work
         self._idle = threading.Condition(self._lock)
         self._pending: deque[_Delivery] = deque()
         # Ordering keys waiting for a failed message: that message first, then later ones.
@@ -64,9 +68,7 @@ class _Subscription:
         self._retries: list[tuple[float, int, Hashable]] = []  # heap of (due, tie-break, key)
         self._tie_break = itertools.count()
         self._busy = False
-        self._stopping = False
-        self._handler: Handler | None = None
-        self._thread: threading.Thread | None = None
+        self.handler: Handler | None = None
 
     def put(self, delivery: _Delivery) -> None:
         with self._lock:
@@ -75,13 +77,10 @@ class _Subscription:
 
     def start(self, handler: Handler) -> None:
         with self._lock:
-            if self._handler is not None:
+            if self.handler is not None:
                 raise ValueError(f"subscription {self.name} already has a handler")
-            self._handler = handler
-            self._thread = threading.Thread(
-                target=self._run, args=(handler,), name=f"bus-{self.name}", daemon=True
-            )
-        self._thread.start()
+            self.handler = handler
+            self._work.notify()
 
     def is_idle(self) -> bool:
         with self._lock:
@@ -99,49 +98,39 @@ class _Subscription:
 
     def _is_idle(self) -> bool:
         # Without a handler nothing will ever be delivered: there is nothing to wait for.
-        return self._handler is None or not (self._busy or self._pending or self._held)
+        return self.handler is None or not (self._busy or self._pending or self._held)
 
     def undelivered(self) -> int:
         with self._lock:
             return len(self._pending) + sum(len(held) for held in self._held.values())
 
-    def stop(self, deadline: float) -> None:
-        """Stops after the running handler, if any, returned."""
-        with self._lock:
-            self._stopping = True
-            self._work.notify()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                log.warning("handler of subscription %s still running at close", self.name)
+    def take_ready(self, now: float) -> _Delivery | None:
+        """The next message to hand over now, if any (marking the subscription busy); the
+        bus's lock is held."""
+        if self.handler is None or self._busy:
+            return None
+        delivery = self._ready(now)
+        if delivery is not None:
+            self._busy = True
+        return delivery
 
-    def _run(self, handler: Handler) -> None:
-        while True:
-            with self._lock:
-                delivery = self._next_delivery()
-                if delivery is None:
-                    return
-                self._busy = True
-            self._deliver(handler, delivery)
+    def next_retry(self) -> float | None:
+        """When the earliest held message is due again; the bus's lock is held."""
+        return self._retries[0][0] if self._retries else None
 
-    def _next_delivery(self) -> _Delivery | None:
-        """The next message to hand over, waiting for one; None once stopping. Lock held."""
-        while not self._stopping:
-            now = time.monotonic()
-            if self._retries and self._retries[0][0] <= now:
-                _, _, key = heapq.heappop(self._retries)
-                return self._held[key][0]
-            while self._pending:
-                delivery = self._pending.popleft()
-                held = self._held.get(delivery.key)
-                if held is None:
-                    return delivery
-                held.append(delivery)  # its key waits for an earlier, failed message
-            self._work.wait(self._retries[0][0] - now if self._retries else None)
+    def _ready(self, now: float) -> _Delivery | None:
+        if self._retries and self._retries[0][0] <= now:
+            _, _, key = heapq.heappop(self._retries)
+            return self._held[key][0]
+        while self._pending:
+            delivery = self._pending.popleft()
+            held = self._held.get(delivery.key)
+            if held is None:
+                return delivery
+            held.append(delivery)  # its key waits for an earlier, failed message
         return None
 
-    def _deliver(self, handler: Handler, delivery: _Delivery) -> None:
+    def deliver(self, handler: Handler, delivery: _Delivery) -> None:
         delivery.attempt += 1
         message = delivery.message
         if delivery.attempt > 1:
@@ -182,6 +171,7 @@ class _Subscription:
 
     def _became_free(self) -> None:
         self._busy = False
+        self._work.notify()  # a held key may be due, or a message may have queued meanwhile
         if not (self._pending or self._held):
             self._idle.notify_all()
 
@@ -191,6 +181,9 @@ class InMemoryBus:
 
     def __init__(self, topics: Mapping[str, tuple[str, ...]] = TOPICS) -> None:
         self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._stopping = False
+        self._turn = 0
         self._closed = False
         self._ids = itertools.count(1)
         self._subscriptions: dict[str, _Subscription] = {}
@@ -199,6 +192,10 @@ class InMemoryBus:
         for topic, services in topics.items():
             for service in services:
                 self._subscription(topic, subscription_name(topic, service))
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name="bus-dispatcher", daemon=True
+        )
+        self._dispatcher.start()
 
     def publish(
         self,
@@ -240,8 +237,38 @@ class InMemoryBus:
             subscriptions = list(self._subscriptions.values())
         self._drain(subscriptions, deadline)
         self._closed = True
-        for subscription in subscriptions:
-            subscription.stop(deadline)
+        with self._lock:
+            self._stopping = True
+            self._work.notify()
+        if self._dispatcher is not threading.current_thread():
+            self._dispatcher.join(max(0.0, deadline - time.monotonic()))
+            if self._dispatcher.is_alive():
+                log.warning("a bus handler is still running at close")
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                taken = self._next_delivery()
+                if taken is None:
+                    return
+            subscription, handler, delivery = taken
+            subscription.deliver(handler, delivery)
+
+    def _next_delivery(self) -> tuple[_Subscription, Handler, _Delivery] | None:
+        """The next message of any subscription, taking them in turn, waiting for one; None
+        once stopping. The lock is held."""
+        while not self._stopping:
+            now = time.monotonic()
+            subscriptions = list(self._subscriptions.values())
+            for offset in range(len(subscriptions)):
+                subscription = subscriptions[(self._turn + offset) % len(subscriptions)]
+                delivery = subscription.take_ready(now)
+                if delivery is not None and subscription.handler is not None:
+                    self._turn = (self._turn + offset + 1) % len(subscriptions)
+                    return subscription, subscription.handler, delivery
+            due = [d for s in subscriptions if (d := s.next_retry()) is not None]
+            self._work.wait(min(due) - now if due else None)
+        return None
 
     def _drain(self, subscriptions: list[_Subscription], deadline: float) -> None:
         # A handler may publish to a subscription already waited for: repeat until one whole
@@ -272,7 +299,7 @@ class InMemoryBus:
                 if existing.topic != topic:
                     raise ValueError(f"subscription {name} belongs to topic {existing.topic}")
                 return existing
-            created = _Subscription(topic, name)
+            created = _Subscription(topic, name, self._lock, self._work)
             self._subscriptions[name] = created
             self._by_topic[topic] = (*self._by_topic[topic], created)
             return created
