@@ -36,6 +36,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 SEQUENTIAL_CALLS = int(os.environ.get("BENCH_SEQUENTIAL", "2000"))
 CONCURRENT_CALLS = int(os.environ.get("BENCH_CONCURRENT", "5000"))
 IN_FLIGHT = 50
+# gRPC worker threads, the same for the echo server and the platform's services.
+WORKERS = int(os.environ.get("BENCH_WORKERS", "32"))
 POSITION_ROUNDS = int(os.environ.get("BENCH_POSITION_ROUNDS", "300"))
 WARMUP = 200
 
@@ -121,7 +123,16 @@ def order_request(account: str = "bench") -> orders_pb2.SubmitOrderRequest:
 def bench_echo() -> dict[str, dict[str, float]]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.echo_server", "--port", str(port)], cwd=ROOT
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.echo_server",
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+        ],
+        cwd=ROOT,
     )
     try:
         address = f"127.0.0.1:{port}"
@@ -149,7 +160,10 @@ def platform_config(directory: Path) -> tuple[Path, dict[str, str]]:
     }
     config = {
         "extends": str(ROOT / "config" / "local.yaml"),
-        "services": {name: {"port": port} for name, port in ports.items()},
+        "services": {
+            **{name: {"port": port} for name, port in ports.items()},
+            "max_workers": WORKERS,
+        },
         "database": {
             "backend": "duckdb",
             "path": str(directory / "data"),
