@@ -123,13 +123,15 @@ class ExecutionRouter(EventSourcedService):
         kind = event_kind(event)
         if kind not in ("order_accepted", "order_cancel_requested"):
             return
-        self.record(event)
         if kind == "order_accepted":
             order = venue_order(event.order_accepted.order)
             self._orders[order.order_id] = order
             self._route(order)
         else:
             self._cancel(event.order_cancel_requested.order_id)
+        # Recorded (and so marked applied) only once handled: a handler that fails gets the
+        # event again, and the venue ignores an order id it already has.
+        self.record(event)
 
     def _route(self, order: VenueOrder) -> None:
         if self._fill_delay <= 0:
