@@ -7,7 +7,8 @@ port=${PUBSUB_EMULATOR_PORT:-8085}
 emulator=${PUBSUB_EMULATOR:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}
 export PUBSUB_EMULATOR_HOST=127.0.0.1:$port
 
-setsid "$emulator" --host=127.0.0.1 --port="$port" >data-emulator.log 2>&1 &
+mkdir -p data
+setsid "$emulator" --host=127.0.0.1 --port="$port" >data/emulator.log 2>&1 &
 emulator_pid=$!
 pids=()
 stop() {
@@ -19,7 +20,7 @@ trap stop INT TERM EXIT
 
 for _ in $(seq 100); do
   (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
-  kill -0 "$emulator_pid" 2>/dev/null || { cat data-emulator.log; exit 1; }
+  kill -0 "$emulator_pid" 2>/dev/null || { cat data/emulator.log; exit 1; }
   sleep 0.1
 done
 echo "Pub/Sub emulator on $PUBSUB_EMULATOR_HOST"

@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -172,3 +173,42 @@ def test_order_management_keeps_the_positions_it_is_told_of_for_pre_trade_risk(
         lambda: oms.positions.get(("acct-risk", "BTC-USD")), 10, "the position to reach the OMS"
     )
     assert Decimal(position.quantity) == Decimal("0.02")
+
+
+def test_health_turns_not_serving_while_the_store_cannot_write_and_back_when_it_can(
+    tmp_path: Path,
+) -> None:
+    platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    database = duckdb.connect(str(tmp_path / "data" / "order-management.duckdb"))
+    try:
+        health = health_pb2_grpc.HealthStub(clients.channel("order-management"))
+
+        def status() -> int:
+            return int(health.Check(health_pb2.HealthCheckRequest(), timeout=5).status)
+
+        assert status() == health_pb2.HealthCheckResponse.SERVING
+        # A real write failure: the table the store appends to is gone.
+        database.execute("ALTER TABLE order_management_events RENAME TO moved_away")
+        denied = _submit(clients, "acct-health", types_pb2.ORDER_TYPE_MARKET, "0.00015")
+        wait_until(
+            lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING,
+            10,
+            "health to report the failing store",
+        )
+        database.execute("ALTER TABLE moved_away RENAME TO order_management_events")
+        wait_until(
+            lambda: status() == health_pb2.HealthCheckResponse.SERVING,
+            20,
+            "health to recover once the store writes again",
+        )
+    finally:
+        database.close()
+        clients.close()
+        platform.stop()
+    store = DuckDBEventStore(
+        tmp_path / "data" / "order-management.duckdb", "order_management_events"
+    )
+    stored = [e.event_id for e in store.replay() if e.order_id == denied.order_id]
+    store.close()
+    assert len(stored) == 1  # the event waited in the buffer and was written once

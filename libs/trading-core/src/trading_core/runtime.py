@@ -39,6 +39,9 @@ from trading_core.telemetry import configure_logging
 
 log = logging.getLogger(__name__)
 
+# How often health follows the services' readiness (store writing, bus delivering, feed).
+HEALTH_INTERVAL_S = 0.5
+
 
 class Service(Protocol):
     """What the runtime needs of a service."""
@@ -56,6 +59,9 @@ class Service(Protocol):
 
     def close(self) -> None:
         """Flushes and releases the store; called after the bus has drained."""
+
+    def ready(self) -> bool:
+        """Whether its dependencies work; health reports NOT_SERVING while they do not."""
 
 
 @dataclass
@@ -81,6 +87,9 @@ class Platform:
         self._grace = shutdown_grace_s
         self.servers: dict[str, GrpcServer] = {}
         self._stopped = False
+        self._stopping = threading.Event()
+        self._serving: dict[str, bool] = {}
+        self._watchdog = threading.Thread(target=self._watch_health, name="health", daemon=True)
 
     def start(self) -> None:
         for item in self._hosted:
@@ -88,8 +97,10 @@ class Platform:
             server = GrpcServer(name, item.endpoint, self._max_workers, item.service.register)
             item.service.start()
             server.start()
-            server.set_serving(True)
+            self._serving[name] = item.service.ready()
+            server.set_serving(self._serving[name])
             self.servers[name] = server
+        self._watchdog.start()
 
     def address(self, service: str) -> str:
         return self.servers[service].address
@@ -101,6 +112,9 @@ class Platform:
         if self._stopped:
             return
         self._stopped = True
+        self._stopping.set()
+        if self._watchdog.is_alive():
+            self._watchdog.join()
         log.info("stopping: refusing new calls, draining")
         for server in self.servers.values():
             server.set_serving(False)
@@ -112,6 +126,17 @@ class Platform:
         for item in self._hosted:
             item.service.close()
         log.info("stopped cleanly")
+
+    def _watch_health(self) -> None:
+        """Keeps each server's health equal to its service's readiness."""
+        while not self._stopping.wait(HEALTH_INTERVAL_S):
+            for item in self._hosted:
+                name = item.service.name
+                ready = item.service.ready()
+                if ready != self._serving[name]:
+                    log.warning("%s is %s", name, "ready again" if ready else "NOT ready")
+                    self.servers[name].set_serving(ready)
+                    self._serving[name] = ready
 
 
 def run_until_signalled(platform: Platform) -> None:

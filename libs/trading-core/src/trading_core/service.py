@@ -113,5 +113,9 @@ class EventSourcedService:
 
         self.bus.subscribe(topic, subscription_name(topic, self.name), on_message)
 
+    def ready(self) -> bool:
+        """Whether the service can do its work: its store writes and its bus delivers."""
+        return self.store.healthy() and self.bus.healthy()
+
     def close(self) -> None:
         self.store.close()

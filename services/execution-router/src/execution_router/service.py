@@ -79,6 +79,10 @@ class ExecutionRouter(EventSourcedService):
                 self._route(order)
         self._feed_thread.start()
 
+    def ready(self) -> bool:
+        """Also needs its market data: a stopped feed means stale quotes and no fills."""
+        return super().ready() and self._feed_thread.is_alive()
+
     def stop(self) -> None:
         self._stopping.set()
         if self._feed_thread.is_alive():

@@ -61,3 +61,6 @@ class EventBus(Protocol):
 
     def close(self, timeout: float = 10.0) -> None:
         """Stops delivery, waits for running handlers and pending publishes, frees resources."""
+
+    def healthy(self) -> bool:
+        """False when messages can no longer be delivered (a dead subscriber), and once closed."""

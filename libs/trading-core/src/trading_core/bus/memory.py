@@ -228,6 +228,9 @@ class InMemoryBus:
     def flush(self, timeout: float = 10.0) -> None:
         """Nothing to wait for: `publish` hands messages to their subscriptions at once."""
 
+    def healthy(self) -> bool:
+        return not self._closed and self._dispatcher.is_alive()
+
     def close(self, timeout: float = 10.0) -> None:
         """Delivers what is queued (handlers may publish more), then stops the dispatchers."""
         deadline = time.monotonic() + timeout

@@ -134,6 +134,12 @@ class PubSubBus:
             if not self._settled.wait_for(lambda: self._unsettled == 0, timeout):
                 raise TimeoutError(f"{self._unsettled} messages not accepted within {timeout}s")
 
+    def healthy(self) -> bool:
+        """A streaming pull that ended (the library gave up on it) delivers nothing more."""
+        with self._lock:
+            pulls = [future for _, future in self._consumers.values()]
+        return not self._closing.is_set() and not any(future.done() for future in pulls)
+
     def close(self, timeout: float = 10.0) -> None:
         """Stops pulling, waits for running handlers, flushes publishes, closes the clients."""
         deadline = time.monotonic() + timeout

@@ -28,3 +28,6 @@ class EventStore(Protocol):
 
     def close(self) -> None:
         """Flushes and releases the store."""
+
+    def healthy(self) -> bool:
+        """False while buffered events cannot be written, and once closed."""

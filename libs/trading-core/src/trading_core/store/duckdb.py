@@ -58,6 +58,7 @@ class DuckDBEventStore:
         self._pending: list[tuple[Any, ...]] = []
         self._buffer_changed = threading.Condition()  # guards _pending and _closed
         self._closed = False
+        self._write_failing = False  # the last write failed; cleared by the next that succeeds
         self._write_lock = threading.Lock()  # guards the connection, serialises writes
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = duckdb.connect(str(self._path))
@@ -83,6 +84,9 @@ class DuckDBEventStore:
 
     def flush(self) -> None:
         self._write_pending()
+
+    def healthy(self) -> bool:
+        return not (self._closed or self._write_failing)
 
     def replay(self) -> Iterator[events_pb2.Event]:
         # Not a generator itself: the flush and the query's snapshot happen at the call.
@@ -137,7 +141,9 @@ class DuckDBEventStore:
                 return
             try:
                 self._insert(batch)
+                self._write_failing = False
             except Exception as error:  # whatever failed, the events must stay buffered
+                self._write_failing = True
                 with self._buffer_changed:
                     self._pending[:0] = batch
                 logger.error(
