@@ -265,12 +265,27 @@ def _substitute(value: Any, env: dict[str, str], path: Path, key_path: tuple[str
     return _VARIABLE.sub(replace, value)
 
 
+# Sections chosen by their `backend`: pydantic puts the backend in the error location, the file
+# does not have it.
+_BY_BACKEND = {"database": {"duckdb", "bigquery"}, "messaging": {"memory", "pubsub"}}
+
+
+def _key_path(location: tuple[int | str, ...]) -> list[str]:
+    parts = [str(part) for part in location]
+    if len(parts) > 1 and parts[1] in _BY_BACKEND.get(parts[0], ()):
+        del parts[1]
+    return parts
+
+
 def _describe(error: ValidationError, path: Path) -> str:
     lines = [f"{path}: {error.error_count()} problem(s) in the configuration"]
     for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        where = ".".join(_key_path(problem["loc"])) or "(top level)"
         if problem["type"] == "extra_forbidden":
             what = "unknown key"
+        elif problem["type"] == "union_tag_invalid":
+            context = problem.get("ctx", {})
+            what = f"expected one of {context.get('expected_tags')} (got {context.get('tag')!r})"
         else:
             what = problem["msg"]
             if "input" in problem and not isinstance(problem["input"], dict | list):

@@ -128,6 +128,9 @@ def _decode_page_token(token: str) -> tuple[datetime, str] | None:
         return None
     try:
         time, order_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return (datetime.fromisoformat(time), order_id)
+        created = datetime.fromisoformat(time)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidArgument("page_token is not one this service returned") from None
+        created = None
+    if created is None or created.tzinfo is None:  # every token this service issues has one
+        raise InvalidArgument("page_token is not one this service returned")
+    return (created, order_id)

@@ -1,0 +1,372 @@
+"""Config loading: the shipped files validate, and every mistake names the file, the key path
+and what was expected."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tradectl.cli import app
+from trading_core.config import (
+    BigQueryDatabase,
+    ConfigError,
+    DuckDBDatabase,
+    PlatformConfig,
+    PubSubMessaging,
+    load_config,
+    require_available_adapters,
+)
+from typer.testing import CliRunner
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+def minimal() -> dict[str, Any]:
+    """The smallest config that validates; tests change one thing in it."""
+    return {
+        "environment": "test",
+        "database": {"backend": "duckdb", "path": "data"},
+        "messaging": {"backend": "memory"},
+        "account_limits": {"max_order_value": "1000", "max_daily_orders": 10},
+        "instruments": [
+            {
+                "symbol": "BTC-USD",
+                "tick_size": "0.01",
+                "step_size": "0.0001",
+                "initial_price": "60000",
+            }
+        ],
+    }
+
+
+def write(directory: Path, document: object, name: str = "config.yaml") -> Path:
+    path = directory / name
+    text = document if isinstance(document, str) else yaml.safe_dump(document)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refusal(path: Path, environ: dict[str, str] | None = None) -> str:
+    """The message of the ConfigError that loading `path` raises."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, environ or {})
+    return str(refused.value)
+
+
+# The shipped files ---------------------------------------------------------------------------
+
+
+def test_local_yaml_validates_as_shipped_and_its_adapters_are_available() -> None:
+    config = load_config(CONFIG_DIR / "local.yaml", {})
+    require_available_adapters(config)
+    assert config.environment == "local"
+    assert isinstance(config.database, DuckDBDatabase)
+    assert config.account_limits.max_order_value == Decimal("250000")
+    assert [i.symbol for i in config.instruments] == ["BTC-USD", "ETH-USD", "SOL-USD"]
+
+
+def test_local_pubsub_yaml_takes_the_emulator_host_from_the_environment() -> None:
+    config = load_config(CONFIG_DIR / "local-pubsub.yaml", {"PUBSUB_EMULATOR_HOST": "h:8085"})
+    require_available_adapters(config)
+    assert isinstance(config.messaging, PubSubMessaging)
+    assert config.messaging.emulator_host == "h:8085"
+    assert isinstance(config.database, DuckDBDatabase)
+    assert config.database.path == Path("data/distributed")
+    assert len(config.instruments) == 3  # inherited from local.yaml
+
+
+def test_local_pubsub_yaml_without_the_emulator_variable_names_it() -> None:
+    message = refusal(CONFIG_DIR / "local-pubsub.yaml")
+    assert "local-pubsub.yaml" in message
+    assert "messaging.emulator_host" in message
+    assert "PUBSUB_EMULATOR_HOST" in message
+
+
+@pytest.mark.parametrize("name", ["dev.yaml", "prod.yaml"])
+def test_cloud_config_loads_but_is_refused_for_its_bigquery_store(name: str) -> None:
+    config = load_config(CONFIG_DIR / name, {"GCP_PROJECT": "my-project"})
+    assert isinstance(config.database, BigQueryDatabase)
+    assert config.database.project == "my-project"
+    assert isinstance(config.messaging, PubSubMessaging)
+    assert config.messaging.project == "my-project"
+    with pytest.raises(ConfigError) as refused:
+        require_available_adapters(config)
+    assert "database.backend" in str(refused.value)
+    assert "bigquery" in str(refused.value)
+
+
+@pytest.mark.parametrize("mode", ["quantconnect", "direct"])
+def test_execution_mode_of_a_later_release_is_refused_naming_the_mode(
+    tmp_path: Path, mode: str
+) -> None:
+    config = load_config(write(tmp_path, {**minimal(), "execution": {"mode": mode}}), {})
+    with pytest.raises(ConfigError) as refused:
+        require_available_adapters(config)
+    assert "execution.mode" in str(refused.value)
+    assert mode in str(refused.value)
+
+
+# Unknown keys and wrong types ----------------------------------------------------------------
+
+
+def test_unknown_nested_key_names_the_file_the_key_path_and_unknown_key(tmp_path: Path) -> None:
+    document = minimal()
+    document["account_limits"]["bogus"] = 1
+    path = write(tmp_path, document)
+    message = refusal(path)
+    assert str(path) in message
+    assert "account_limits.bogus: unknown key" in message
+
+
+def test_unknown_key_under_a_backend_mapping_names_the_key_path_of_the_file(
+    tmp_path: Path,
+) -> None:
+    document = minimal()
+    document["database"]["bogus"] = 1
+    assert "  database.bogus: unknown key" in refusal(write(tmp_path, document))
+
+
+def test_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
+    message = refusal(write(tmp_path, {**minimal(), "databse": {"backend": "duckdb"}}))
+    assert "databse: unknown key" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("services", "order_management", {"port": "abc"}, "valid integer"),
+        ("services", "order_management", {"port": 70000}, "less than or equal to 65535"),
+        ("account_limits", "max_daily_orders", -1, "greater than or equal to 1"),
+        ("account_limits", "max_order_value", "-5", "greater than 0"),
+        ("account_limits", "min_order_size", "lots", "valid decimal"),
+    ],
+)
+def test_wrong_type_names_the_key_path_and_what_was_expected(
+    tmp_path: Path, section: str, key: str, value: object, expected: str
+) -> None:
+    document = minimal()
+    document.setdefault(section, {})[key] = value
+    path = write(tmp_path, document)
+    message = refusal(path)
+    assert str(path) in message
+    leaf = f"{section}.{key}" + (".port" if isinstance(value, dict) else "")
+    assert f"{leaf}: " in message
+    assert expected in message
+
+
+def test_wrong_type_inside_the_instrument_list_names_its_index(tmp_path: Path) -> None:
+    document = minimal()
+    document["instruments"][0]["tick_size"] = "0"
+    message = refusal(write(tmp_path, document))
+    assert "instruments.0.tick_size: " in message
+    assert "greater than 0" in message
+
+
+def test_missing_required_key_is_named(tmp_path: Path) -> None:
+    document = minimal()
+    del document["account_limits"]["max_order_value"]
+    message = refusal(write(tmp_path, document))
+    assert "account_limits.max_order_value: Field required" in message
+
+
+def test_duplicate_instrument_symbols_are_refused(tmp_path: Path) -> None:
+    document = minimal()
+    document["instruments"].append({**document["instruments"][0], "tick_size": "0.1"})
+    message = refusal(write(tmp_path, document))
+    assert "instruments" in message
+    assert "unique" in message
+    assert "BTC-USD" in message
+
+
+def test_fixed_quantity_sizing_without_a_quantity_is_refused(tmp_path: Path) -> None:
+    document = {**minimal(), "signal_sizing": {"method": "fixed_quantity", "notional": "100"}}
+    message = refusal(write(tmp_path, document))
+    assert "signal_sizing" in message
+    assert "fixed_quantity needs 'quantity'" in message
+
+
+def test_decimals_stay_exact_decimals_never_floats(tmp_path: Path) -> None:
+    document = minimal()
+    document["instruments"][0]["tick_size"] = "0.01"
+    document["execution"] = {"simulation": {"fee_bps": 0.1}}  # an unquoted YAML float
+    config = load_config(write(tmp_path, document), {})
+    tick = config.instruments[0].tick_size
+    assert type(tick) is Decimal
+    assert tick == Decimal("0.01")
+    fee = config.execution.simulation.fee_bps
+    assert type(fee) is Decimal
+    assert fee == Decimal("0.1")
+
+
+# ${VAR} substitution -------------------------------------------------------------------------
+
+
+def test_variables_are_substituted_inside_nested_strings_and_lists(tmp_path: Path) -> None:
+    document = minimal()
+    document["environment"] = "${ENV_NAME}"
+    document["messaging"] = {"backend": "pubsub", "project": "proj-${PROJECT}-x"}
+    document["services"] = {"order_management": {"host": "${HOST}", "port": 1}}
+    document["instruments"][0]["symbol"] = "${BASE}-${QUOTE}"
+    environ = {"ENV_NAME": "ci", "PROJECT": "p1", "HOST": "0.0.0.0", "BASE": "ETH", "QUOTE": "EUR"}
+    config = load_config(write(tmp_path, document), environ)
+    assert config.environment == "ci"
+    assert isinstance(config.messaging, PubSubMessaging)
+    assert config.messaging.project == "proj-p1-x"
+    assert config.services.order_management.host == "0.0.0.0"
+    assert config.instruments[0].symbol == "ETH-EUR"
+
+
+def test_missing_variable_names_the_file_the_key_path_and_the_variable(tmp_path: Path) -> None:
+    document = minimal()
+    document["instruments"][0]["symbol"] = "${BASE}-USD"
+    path = write(tmp_path, document)
+    message = refusal(path, {"OTHER": "x"})
+    assert str(path) in message
+    assert "instruments.0.symbol" in message
+    assert "BASE" in message
+
+
+# extends ---------------------------------------------------------------------------------------
+
+
+def test_extends_merges_key_by_key_keeping_the_base_siblings(tmp_path: Path) -> None:
+    base = minimal()
+    base["account_limits"]["min_order_size"] = "0.5"
+    base["services"] = {"order_management": {"host": "10.0.0.1", "port": 7000}}
+    write(tmp_path, base, "base.yaml")
+    child = {
+        "extends": "base.yaml",
+        "account_limits": {"max_daily_orders": 5},
+        "services": {"order_management": {"port": 7001}},
+    }
+    config = load_config(write(tmp_path, child), {})
+    assert config.account_limits.max_daily_orders == 5
+    assert config.account_limits.max_order_value == Decimal("1000")
+    assert config.account_limits.min_order_size == Decimal("0.5")
+    assert config.services.order_management.host == "10.0.0.1"
+    assert config.services.order_management.port == 7001
+    assert config.environment == "test"
+
+
+def test_extends_with_the_same_backend_merges_the_mapping(tmp_path: Path) -> None:
+    base = minimal()
+    base["database"] = {"backend": "duckdb", "path": "base-data", "batch_size": 7}
+    write(tmp_path, base, "base.yaml")
+    child = {"extends": "base.yaml", "database": {"backend": "duckdb", "batch_size": 9}}
+    config = load_config(write(tmp_path, child), {})
+    assert isinstance(config.database, DuckDBDatabase)
+    assert config.database.path == Path("base-data")
+    assert config.database.batch_size == 9
+
+
+def test_extends_with_another_backend_replaces_the_base_mapping(tmp_path: Path) -> None:
+    base = minimal()
+    base["database"] = {"backend": "duckdb", "path": "base-data", "flush_interval_ms": 10}
+    write(tmp_path, base, "base.yaml")
+    child = {
+        "extends": "base.yaml",
+        "database": {"backend": "bigquery", "project": "p", "dataset": "d"},
+        "messaging": {"backend": "pubsub", "project": "p"},
+    }
+    config = load_config(write(tmp_path, child), {})
+    # No duckdb key leaked in: the strict model would have refused it as unknown.
+    assert config.database == BigQueryDatabase(backend="bigquery", project="p", dataset="d")
+    assert isinstance(config.messaging, PubSubMessaging)
+
+
+def test_extends_resolves_the_base_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "nested").mkdir()
+    write(tmp_path, minimal(), "base.yaml")
+    child = write(tmp_path / "nested", {"extends": "../base.yaml", "environment": "child"})
+    assert load_config(child, {}).environment == "child"
+
+
+def test_extends_cycle_is_refused_clearly(tmp_path: Path) -> None:
+    write(tmp_path, {**minimal(), "extends": "b.yaml"}, "a.yaml")
+    write(tmp_path, {"extends": "a.yaml"}, "b.yaml")
+    message = refusal(tmp_path / "a.yaml")
+    assert "extends" in message
+    assert "cycle" in message
+    assert "a.yaml" in message
+
+
+def test_file_extending_itself_is_a_cycle(tmp_path: Path) -> None:
+    path = write(tmp_path, {**minimal(), "extends": "config.yaml"})
+    assert "cycle" in refusal(path)
+
+
+def test_missing_base_file_is_named(tmp_path: Path) -> None:
+    message = refusal(write(tmp_path, {**minimal(), "extends": "nowhere.yaml"}))
+    assert "nowhere.yaml" in message
+    assert "no such config file" in message
+
+
+def test_extends_that_is_not_a_file_name_is_refused(tmp_path: Path) -> None:
+    message = refusal(write(tmp_path, {**minimal(), "extends": ["a.yaml"]}))
+    assert "extends" in message
+
+
+# Files that are not configs --------------------------------------------------------------------
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    message = refusal(path)
+    assert str(path) in message
+    assert "no such config file" in message
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "environment: [unclosed\ndatabase: {")
+    message = refusal(path)
+    assert str(path) in message
+    assert "not valid YAML" in message
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "42\n"])
+def test_non_mapping_top_level_is_refused(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    message = refusal(path)
+    assert str(path) in message
+    assert "expected a mapping at the top level" in message
+
+
+def test_empty_file_reports_the_required_keys(tmp_path: Path) -> None:
+    message = refusal(write(tmp_path, ""))
+    for key in ("environment", "database", "messaging", "account_limits", "instruments"):
+        assert f"  {key}: Field required" in message
+
+
+def test_minimal_config_fills_in_the_documented_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, minimal()), {})
+    assert config == PlatformConfig.model_validate(minimal())
+    assert config.services.order_management.port == 50051
+    assert config.execution.mode == "simulation"
+    assert config.signal_sizing.notional == Decimal("1000")
+    assert config.logging.json_format is True
+
+
+# tradectl serve ----------------------------------------------------------------------------------
+
+
+def test_serve_with_a_bad_config_exits_2_naming_the_problem(tmp_path: Path) -> None:
+    document = minimal()
+    document["account_limits"]["max_order_value"] = "-5"
+    path = write(tmp_path, document)
+    result = CliRunner().invoke(app, ["serve", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "cannot start" in result.stderr
+    assert str(path) in result.stderr
+    assert "account_limits.max_order_value: Input should be greater than 0" in result.stderr
+
+
+def test_serve_refuses_a_config_needing_an_adapter_not_yet_released() -> None:
+    result = CliRunner().invoke(
+        app, ["serve", "--config", str(CONFIG_DIR / "dev.yaml")], env={"GCP_PROJECT": "p"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "database.backend" in result.stderr
+    assert "bigquery" in result.stderr
