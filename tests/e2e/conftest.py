@@ -19,6 +19,7 @@ import grpc
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from order_management.service import OrderManagement
 from tradectl.serve import service_factories
 from trading.v1 import market_data_pb2_grpc, orders_pb2_grpc, positions_pb2_grpc
 from trading_core.config import load_config
@@ -84,6 +85,13 @@ def embedded_overrides(data: Path) -> dict[str, object]:
         "market_data": {"interval_ms": 20},
         "logging": {"level": "WARNING", "json": False},
     }
+
+
+def order_management(platform: Platform) -> OrderManagement:
+    """The order-management service object of an embedded platform, to look at its state."""
+    service = platform.service("order-management")
+    assert isinstance(service, OrderManagement)
+    return service
 
 
 def start_embedded(config_path: Path) -> Platform:

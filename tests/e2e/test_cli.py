@@ -6,12 +6,11 @@ import json
 import threading
 from decimal import Decimal
 
-from order_management.service import OrderManagement
 from tradectl.cli import app
 from trading_core.runtime import Platform
 from typer.testing import CliRunner, Result
 
-from tests.e2e.conftest import Clients
+from tests.e2e.conftest import Clients, order_management
 from tests.e2e.test_trading_flow import ready_for_market_orders, submit
 from tests.support import wait_until
 
@@ -84,8 +83,7 @@ def test_watch_prints_each_event_of_an_order_as_it_happens(
     embedded: tuple[Clients, Platform],
 ) -> None:
     clients, platform = embedded
-    oms = platform.service("order-management")
-    assert isinstance(oms, OrderManagement)
+    oms = order_management(platform)
     ready_for_market_orders(clients)
     watched: list[Result] = []
     watcher = threading.Thread(

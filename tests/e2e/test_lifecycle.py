@@ -10,7 +10,6 @@ import duckdb
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from order_management.service import OrderManagement
 from trading.v1 import orders_pb2, positions_pb2, types_pb2
 from trading_core.runtime import Platform
 from trading_core.store import DuckDBEventStore
@@ -20,6 +19,7 @@ from tests.e2e.conftest import (
     Clients,
     ServiceProcesses,
     embedded_overrides,
+    order_management,
     start_embedded,
     write_config,
 )
@@ -164,8 +164,7 @@ def test_order_management_keeps_the_positions_it_is_told_of_for_pre_trade_risk(
     embedded: tuple[Clients, Platform],
 ) -> None:
     clients, platform = embedded
-    oms = platform.service("order-management")
-    assert isinstance(oms, OrderManagement)
+    oms = order_management(platform)
     ready_for_market_orders(clients)
     order = _submit(clients, "acct-risk", types_pb2.ORDER_TYPE_MARKET, "0.02")
     order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
