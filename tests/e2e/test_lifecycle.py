@@ -10,7 +10,7 @@ import duckdb
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from trading.v1 import orders_pb2, positions_pb2, types_pb2
+from trading.v1 import events_pb2, orders_pb2, positions_pb2, types_pb2
 from trading_core.runtime import Platform
 from trading_core.store import DuckDBEventStore
 
@@ -211,3 +211,51 @@ def test_health_turns_not_serving_while_the_store_cannot_write_and_back_when_it_
     stored = [e.event_id for e in store.replay() if e.order_id == denied.order_id]
     store.close()
     assert len(stored) == 1  # the event waited in the buffer and was written once
+
+
+def test_an_accepted_order_the_router_never_received_is_routed_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # As a crash leaves it: order-management stored its OrderAccepted, the in-memory bus lost
+    # the message, the router never heard of the order.
+    accepted = orders_pb2.Order(
+        order_id="order-lost-in-transit",
+        client_order_id="coid-lost",
+        request_id="req-lost",
+        account_id="acct-lost",
+        instrument="BTC-USD",
+        side=types_pb2.SIDE_BUY,
+        order_type=types_pb2.ORDER_TYPE_MARKET,
+        time_in_force=types_pb2.TIME_IN_FORCE_GTC,
+        quantity="0.01",
+        status=types_pb2.ORDER_STATUS_ACCEPTED,
+        filled_quantity="0",
+        fees="0",
+        sequence=1,
+    )
+    accepted.create_time.GetCurrentTime()
+    accepted.update_time.CopyFrom(accepted.create_time)
+    event = events_pb2.Event(
+        event_id="event-lost-in-transit",
+        sequence=1,
+        order_id=accepted.order_id,
+        account_id=accepted.account_id,
+        instrument=accepted.instrument,
+        order_accepted=events_pb2.OrderAccepted(order=accepted),
+    )
+    event.event_time.CopyFrom(accepted.create_time)
+    store = DuckDBEventStore(
+        tmp_path / "data" / "order-management.duckdb", "order_management_events"
+    )
+    store.append(event)
+    store.close()
+
+    platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    try:
+        filled = order_status(clients, accepted.order_id, types_pb2.ORDER_STATUS_FILLED)
+        assert Decimal(filled.filled_quantity) == Decimal("0.01")
+        position_quantity(clients, "acct-lost", "0.01")
+    finally:
+        clients.close()
+        platform.stop()

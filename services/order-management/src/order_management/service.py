@@ -68,10 +68,38 @@ class OrderManagement(EventSourcedService):
         return [orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name]
 
     def start(self) -> None:
-        self.replay(self._apply)
+        unanswered = self._replay_orders()
         self.consume("executions", self._on_execution)
         self.consume("market-data", self._quotes.apply, dedupe=False)
         self.consume("positions", self._on_position, dedupe=False)
+        self._resend(unanswered)
+
+    def _replay_orders(self) -> dict[str, events_pb2.Event]:
+        """Rebuilds the orders; returns the last request the venue has not answered yet, per
+        order: an OrderAccepted with no execution report, or a cancel request still pending."""
+        unanswered: dict[str, events_pb2.Event] = {}
+
+        def apply(event: events_pb2.Event) -> None:
+            self._apply(event)
+            kind = event_kind(event)
+            if kind in ("order_accepted", "order_cancel_requested"):
+                unanswered[event.order_id] = event
+            elif kind == "execution_report":
+                order = self._orders.get(event.order_id)
+                if order is None or order.status != types_pb2.ORDER_STATUS_PENDING_CANCEL:
+                    unanswered.pop(event.order_id, None)
+
+        self.replay(apply)
+        return unanswered
+
+    def _resend(self, unanswered: dict[str, events_pb2.Event]) -> None:
+        """Publishes again what may have been lost when the last run stopped (an in-memory bus
+        loses what it held): the router skips an event id it has applied and an order id its
+        venue knows, so a request it did get changes nothing."""
+        for order_id, event in unanswered.items():
+            if self._orders[order_id].is_open:
+                log.info("resending %s of order %s", event_type(event), order_id)
+                self.publish("orders", event, order_id)
 
     def stop(self) -> None:
         self.updates.close()
