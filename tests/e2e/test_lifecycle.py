@@ -213,16 +213,13 @@ def test_health_turns_not_serving_while_the_store_cannot_write_and_back_when_it_
     assert len(stored) == 1  # the event waited in the buffer and was written once
 
 
-def test_an_accepted_order_the_router_never_received_is_routed_after_a_restart(
-    tmp_path: Path,
-) -> None:
-    # As a crash leaves it: order-management stored its OrderAccepted, the in-memory bus lost
-    # the message, the router never heard of the order.
-    accepted = orders_pb2.Order(
-        order_id="order-lost-in-transit",
-        client_order_id="coid-lost",
-        request_id="req-lost",
-        account_id="acct-lost",
+def _accepted(order_id: str, account: str) -> events_pb2.Event:
+    """An OrderAccepted event as order-management writes it."""
+    order = orders_pb2.Order(
+        order_id=order_id,
+        client_order_id=f"coid-{order_id}",
+        request_id=f"req-{order_id}",
+        account_id=account,
         instrument="BTC-USD",
         side=types_pb2.SIDE_BUY,
         order_type=types_pb2.ORDER_TYPE_MARKET,
@@ -233,29 +230,91 @@ def test_an_accepted_order_the_router_never_received_is_routed_after_a_restart(
         fees="0",
         sequence=1,
     )
-    accepted.create_time.GetCurrentTime()
-    accepted.update_time.CopyFrom(accepted.create_time)
+    order.create_time.GetCurrentTime()
+    order.update_time.CopyFrom(order.create_time)
+    return _event(
+        f"accepted-{order_id}", 1, order, order_accepted=events_pb2.OrderAccepted(order=order)
+    )
+
+
+def _report(order: orders_pb2.Order, sequence: int, **report: object) -> events_pb2.Event:
+    """An execution report event as the router writes it."""
+    payload = events_pb2.ExecutionReport(
+        order_id=order.order_id, venue="simulation", venue_order_id="v-1", side=order.side,
+        **report,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return _event(f"report-{sequence}-{order.order_id}", sequence, order, execution_report=payload)
+
+
+def _event(
+    event_id: str, sequence: int, order: orders_pb2.Order, **payload: object
+) -> events_pb2.Event:
     event = events_pb2.Event(
-        event_id="event-lost-in-transit",
-        sequence=1,
-        order_id=accepted.order_id,
-        account_id=accepted.account_id,
-        instrument=accepted.instrument,
-        order_accepted=events_pb2.OrderAccepted(order=accepted),
+        event_id=event_id,
+        sequence=sequence,
+        order_id=order.order_id,
+        account_id=order.account_id,
+        instrument=order.instrument,
+        **payload,  # type: ignore[arg-type]
     )
-    event.event_time.CopyFrom(accepted.create_time)
-    store = DuckDBEventStore(
-        tmp_path / "data" / "order-management.duckdb", "order_management_events"
-    )
-    store.append(event)
+    event.event_time.GetCurrentTime()
+    return event
+
+
+def _write(path: Path, table: str, *events: events_pb2.Event) -> None:
+    store = DuckDBEventStore(path, table)
+    for event in events:
+        store.append(event)
     store.close()
 
-    platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
+
+def test_an_accepted_order_the_router_never_received_is_routed_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # As a crash leaves it: order-management stored its OrderAccepted, the in-memory bus lost
+    # the message, the router never heard of the order.
+    accepted = _accepted("lost-on-the-way-out", "acct-lost")
+    data = tmp_path / "data"
+    _write(data / "order-management.duckdb", "order_management_events", accepted)
+
+    platform = start_embedded(write_config(tmp_path, embedded_overrides(data)))
     clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
     try:
         filled = order_status(clients, accepted.order_id, types_pb2.ORDER_STATUS_FILLED)
         assert Decimal(filled.filled_quantity) == Decimal("0.01")
         position_quantity(clients, "acct-lost", "0.01")
+    finally:
+        clients.close()
+        platform.stop()
+
+
+def test_fills_the_consumers_never_received_are_applied_after_a_restart(tmp_path: Path) -> None:
+    # As a crash leaves it: the router filled the order and stored its reports, the in-memory
+    # bus lost them, order-management and position-management never heard of the fill.
+    accepted = _accepted("fill-lost-on-the-way-back", "acct-lost-fill")
+    order = accepted.order_accepted.order
+    acknowledged = _report(
+        order, 1, execution_type=types_pb2.EXECUTION_TYPE_ACKNOWLEDGED,
+        cumulative_quantity="0", leaves_quantity="0.01",
+    )  # fmt: skip
+    filled = _report(
+        order, 2, execution_type=types_pb2.EXECUTION_TYPE_FILLED, trade_id="trade-1",
+        last_quantity="0.01", last_price="60000", fee="0.6", cumulative_quantity="0.01",
+        leaves_quantity="0", average_price="60000",
+    )  # fmt: skip
+    data = tmp_path / "data"
+    _write(data / "order-management.duckdb", "order_management_events", accepted)
+    _write(
+        data / "execution-router.duckdb", "execution_router_events", accepted, acknowledged, filled
+    )
+
+    platform = start_embedded(write_config(tmp_path, embedded_overrides(data)))
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    try:
+        shown = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
+        assert Decimal(shown.average_fill_price) == Decimal("60000")
+        position = position_quantity(clients, "acct-lost-fill", "0.01")
+        assert Decimal(position.fees) == Decimal("0.6")
     finally:
         clients.close()
         platform.stop()

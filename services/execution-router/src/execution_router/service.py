@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 import grpc
@@ -13,7 +15,7 @@ from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import InvalidArgument, NotFound, grpc_errors
-from trading_core.events import event_kind
+from trading_core.events import event_kind, event_time
 from trading_core.quotes import Quote
 from trading_core.service import EventSourcedService
 from trading_core.store.base import EventStore
@@ -22,6 +24,9 @@ from execution_router.domain.market_data import SyntheticFeed
 from execution_router.domain.paper_venue import PaperVenue, Report, VenueOrder
 
 log = logging.getLogger(__name__)
+
+# How far back from the end of its log the router resends execution reports on start.
+RESEND_WINDOW = timedelta(minutes=1)
 
 _FINISHED = {
     types_pb2.EXECUTION_TYPE_FILLED,
@@ -71,10 +76,14 @@ class ExecutionRouter(EventSourcedService):
         return [market_data_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name]
 
     def start(self) -> None:
-        unrouted = self._replay_orders()
+        unrouted, recent_reports = self._replay_orders()
         self.consume("orders", self._on_order)
         self._tick()  # a first quote before the first order can arrive
         with self.lock:
+            # Reports the last run published may have been lost in transit (an in-memory bus
+            # loses what it held); consumers skip the event ids they have applied.
+            for report in recent_reports:
+                self.publish("executions", report, report.order_id)
             for order in unrouted:
                 self._route(order)
         self._feed_thread.start()
@@ -180,9 +189,11 @@ class ExecutionRouter(EventSourcedService):
 
     # Replay -----------------------------------------------------------------------------------
 
-    def _replay_orders(self) -> list[VenueOrder]:
-        """Rebuilds the venue's working orders; returns orders that never reached the venue."""
+    def _replay_orders(self) -> tuple[list[VenueOrder], list[events_pb2.Event]]:
+        """Rebuilds the venue's working orders. Returns the orders that never reached the
+        venue, and the reports of the last RESEND_WINDOW of the log."""
         last_report: dict[str, events_pb2.ExecutionReport] = {}
+        recent: deque[events_pb2.Event] = deque()
 
         def apply(event: events_pb2.Event) -> None:
             kind = event_kind(event)
@@ -192,6 +203,9 @@ class ExecutionRouter(EventSourcedService):
             elif kind == "execution_report":
                 last_report[event.order_id] = event.execution_report
                 self._report_sequence[event.order_id] = event.sequence
+                recent.append(event)
+                while event_time(event) - event_time(recent[0]) > RESEND_WINDOW:
+                    recent.popleft()
 
         self.replay(apply)
         unrouted = []
@@ -206,7 +220,7 @@ class ExecutionRouter(EventSourcedService):
                     cumulative_quantity=Decimal(report.cumulative_quantity or "0"),
                     average_price=Decimal(report.average_price) if report.average_price else None,
                 )
-        return unrouted
+        return unrouted, list(recent)
 
 
 def _canceled_before_venue(order: VenueOrder) -> Report:
