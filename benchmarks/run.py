@@ -228,8 +228,9 @@ def submit_to_position(
     """From SubmitOrder sent to the PositionUpdated event of its fill received."""
     account = "bench-positions"
     stream = positions.StreamPositionEvents(
-        positions_pb2.StreamPositionEventsRequest(account_id=account)
+        positions_pb2.StreamPositionEventsRequest(account_id=account), timeout=300
     )
+    stream.initial_metadata()  # the server answers its headers once it has subscribed
     updates = iter(stream)
     samples = []
     requests = [order_request(account) for _ in range(POSITION_ROUNDS)]
