@@ -9,12 +9,12 @@ from datetime import datetime
 
 import grpc
 from trading.v1 import orders_pb2, orders_pb2_grpc, types_pb2
-from trading_core.errors import InvalidArgument, grpc_errors
+from trading_core.errors import InvalidArgument, NotFound, grpc_errors
 from trading_core.events import event_type
 
 from order_management.domain.orders import Order
 from order_management.domain.validation import InvalidRequest
-from order_management.service import OrderManagement, OrderUpdate
+from order_management.service import OrderCursor, OrderManagement, OrderUpdate
 
 _ERRORS = grpc_errors({InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT})
 _DEFAULT_PAGE = 100
@@ -29,28 +29,28 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     def SubmitOrder(  # noqa: N802
         self, request: orders_pb2.SubmitOrderRequest, context: grpc.ServicerContext
     ) -> orders_pb2.SubmitOrderResponse:
-        return orders_pb2.SubmitOrderResponse(order=self._orders.submit_order(request).to_proto())
+        return orders_pb2.SubmitOrderResponse(order=self._orders.submit_order(request))
 
     @_ERRORS
     def SubmitSignal(  # noqa: N802
         self, request: orders_pb2.SubmitSignalRequest, context: grpc.ServicerContext
     ) -> orders_pb2.SubmitSignalResponse:
         order = self._orders.submit_signal(request)
-        return orders_pb2.SubmitSignalResponse(signal_id=order.signal_id, order=order.to_proto())
+        return orders_pb2.SubmitSignalResponse(signal_id=order.signal_id, order=order)
 
     @_ERRORS
     def CancelOrder(  # noqa: N802
         self, request: orders_pb2.CancelOrderRequest, context: grpc.ServicerContext
     ) -> orders_pb2.CancelOrderResponse:
         order = self._orders.cancel_order(_required(request.order_id, "order_id"))
-        return orders_pb2.CancelOrderResponse(order=order.to_proto())
+        return orders_pb2.CancelOrderResponse(order=order)
 
     @_ERRORS
     def GetOrder(  # noqa: N802
         self, request: orders_pb2.GetOrderRequest, context: grpc.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
         order = self._orders.get_order(_required(request.order_id, "order_id"))
-        return orders_pb2.GetOrderResponse(order=order.to_proto())
+        return orders_pb2.GetOrderResponse(order=order)
 
     @_ERRORS
     def ListOrders(  # noqa: N802
@@ -71,15 +71,11 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 and (not request.instrument or order.instrument == request.instrument)
                 and (not statuses or order.status in statuses)
                 and (not request.open_only or order.is_open)
-                and (after is None or _cursor(order) < after)
             )
 
-        orders = self._orders.list_orders(accept)
-        page = orders[:size]
-        token = _encode_page_token(page[-1]) if len(orders) > size else ""
-        return orders_pb2.ListOrdersResponse(
-            orders=[o.to_proto() for o in page], next_page_token=token
-        )
+        page, last = self._orders.list_orders(accept, after, size)
+        token = _encode_page_token(last) if last is not None else ""
+        return orders_pb2.ListOrdersResponse(orders=page, next_page_token=token)
 
     def StreamOrderEvents(  # noqa: N802
         self, request: orders_pb2.StreamOrderEventsRequest, context: grpc.ServicerContext
@@ -87,8 +83,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         if request.order_id:
             try:
                 self._orders.get_order(request.order_id)
-            except Exception as error:  # NotFound, with its message
-                context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+            except NotFound as error:
+                context.abort(error.code, str(error))
 
         def accept(update: OrderUpdate) -> bool:
             event = update.event
@@ -113,17 +109,13 @@ def _required(value: str, field: str) -> str:
     return value
 
 
-def _cursor(order: Order) -> tuple[datetime, str]:
-    """Where an order stands in the newest-first listing."""
-    return (order.create_time, order.order_id)
-
-
-def _encode_page_token(order: Order) -> str:
-    text = f"{order.create_time.isoformat()}|{order.order_id}"
+def _encode_page_token(cursor: OrderCursor) -> str:
+    created, order_id = cursor
+    text = f"{created.isoformat()}|{order_id}"
     return base64.urlsafe_b64encode(text.encode()).decode()
 
 
-def _decode_page_token(token: str) -> tuple[datetime, str] | None:
+def _decode_page_token(token: str) -> OrderCursor | None:
     if not token:
         return None
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 import grpc
@@ -31,6 +32,18 @@ from order_management.domain.validation import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# Where an order stands in the newest-first listing.
+OrderCursor = tuple[datetime, str]
+
+
+def order_cursor(order: Order) -> OrderCursor:
+    return (order.create_time, order.order_id)
+
+
+def _before(order: Order, cursor: OrderCursor | None) -> bool:
+    return cursor is None or order_cursor(order) < cursor
 
 
 @dataclass(frozen=True)
@@ -104,39 +117,44 @@ class OrderManagement(EventSourcedService):
     def stop(self) -> None:
         self.updates.close()
 
-    # Commands ---------------------------------------------------------------------------------
+    # Commands: each answers with a snapshot of the order taken under the lock, since the live
+    # order may change as soon as the lock is released. -----------------------------------------
 
-    def submit_order(self, request: orders_pb2.SubmitOrderRequest) -> Order:
+    def submit_order(self, request: orders_pb2.SubmitOrderRequest) -> orders_pb2.Order:
         parsed = parse_submit_order(request, self.config.order_defaults)
         with self.lock:
-            return self._existing(parsed) or self._decide(parsed)
+            return (self._existing(parsed) or self._decide(parsed)).to_proto()
 
-    def submit_signal(self, request: orders_pb2.SubmitSignalRequest) -> Order:
+    def submit_signal(self, request: orders_pb2.SubmitSignalRequest) -> orders_pb2.Order:
         signal_id = request.signal_id or new_id()
         unsized = parse_submit_signal(request, Decimal(0), signal_id, self.config.order_defaults)
         with self.lock:
-            existing = self._existing(unsized)
-            if existing is not None:
-                return existing
-            instrument = self.config.instrument(unsized.instrument)
-            if instrument is None:
-                return self._decide(unsized)  # denied: instrument not configured
-            price = unsized.limit_price or self._touch(unsized)
-            if price is None:
-                no_price = Denial(
-                    types_pb2.DENIAL_REASON_NO_MARKET_DATA,
-                    f"no quote for {unsized.instrument} yet to size the signal; retry shortly "
-                    "or give a limit price",
-                )
-                return self._deny(unsized, no_price)
-            quantity = size_signal(self.config.signal_sizing, instrument, price)
-            return self._decide(replace(unsized, quantity=quantity))
+            return self._sized(unsized).to_proto()
 
-    def cancel_order(self, order_id: str) -> Order:
+    def _sized(self, unsized: OrderRequest) -> Order:
+        """Sizes a signal's order from the configured policy and decides on it."""
+        existing = self._existing(unsized)
+        if existing is not None:
+            return existing
+        instrument = self.config.instrument(unsized.instrument)
+        if instrument is None:
+            return self._decide(unsized)  # denied: instrument not configured
+        price = unsized.limit_price or self._touch(unsized)
+        if price is None:
+            no_price = Denial(
+                types_pb2.DENIAL_REASON_NO_MARKET_DATA,
+                f"no quote for {unsized.instrument} yet to size the signal; retry shortly "
+                "or give a limit price",
+            )
+            return self._deny(unsized, no_price)
+        quantity = size_signal(self.config.signal_sizing, instrument, price)
+        return self._decide(replace(unsized, quantity=quantity))
+
+    def cancel_order(self, order_id: str) -> orders_pb2.Order:
         with self.lock:
-            order = self.get_order(order_id)
+            order = self._order(order_id)
             if order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
-                return order
+                return order.to_proto()
             if not order.is_open:
                 status = types_pb2.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_")
                 raise FailedPrecondition(
@@ -145,22 +163,34 @@ class OrderManagement(EventSourcedService):
             event = self._order_event(order, order_cancel_requested=self._cancel_payload(order))
             self._apply(event)
             self.record_and_publish("orders", event, order.order_id)
-            return order
+            return order.to_proto()
 
     # Queries ----------------------------------------------------------------------------------
 
-    def get_order(self, order_id: str) -> Order:
+    def get_order(self, order_id: str) -> orders_pb2.Order:
         with self.lock:
-            order = self._orders.get(order_id)
-            if order is None:
-                raise NotFound(f"no order with order_id {order_id!r}")
-            return order
+            return self._order(order_id).to_proto()
 
-    def list_orders(self, accept: Callable[[Order], bool]) -> list[Order]:
-        """Matching orders, newest first."""
+    def list_orders(
+        self, accept: Callable[[Order], bool], after: OrderCursor | None, size: int
+    ) -> tuple[list[orders_pb2.Order], OrderCursor | None]:
+        """A page of the matching orders, newest first, starting after `after`; and the
+        cursor of the page's last order when more follow."""
         with self.lock:
-            matching = [o for o in self._orders.values() if accept(o)]
-        return sorted(matching, key=lambda o: (o.create_time, o.order_id), reverse=True)
+            matching = sorted(
+                (o for o in self._orders.values() if accept(o) and _before(o, after)),
+                key=order_cursor,
+                reverse=True,
+            )
+            page = matching[:size]
+            more = len(matching) > size
+            return [o.to_proto() for o in page], order_cursor(page[-1]) if more else None
+
+    def _order(self, order_id: str) -> Order:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise NotFound(f"no order with order_id {order_id!r}")
+        return order
 
     def stream_updates(
         self, context: grpc.ServicerContext, accept: Callable[[OrderUpdate], bool]
