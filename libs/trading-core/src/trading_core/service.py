@@ -11,6 +11,7 @@ from trading.v1 import events_pb2
 
 from trading_core.bus.base import EventBus, Message, subscription_name
 from trading_core.clock import Clock
+from trading_core.config import PlatformConfig
 from trading_core.events import event_type, new_id, timestamp
 from trading_core.store.base import EventStore
 from trading_core.telemetry import current_traceparent, trace_scope
@@ -30,7 +31,10 @@ class EventSourcedService:
 
     name = ""
 
-    def __init__(self, bus: EventBus, store: EventStore, clock: Clock) -> None:
+    def __init__(
+        self, config: PlatformConfig, bus: EventBus, store: EventStore, clock: Clock
+    ) -> None:
+        self.config = config
         self.bus = bus
         self.store = store
         self.clock = clock

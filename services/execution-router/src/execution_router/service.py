@@ -55,8 +55,7 @@ class ExecutionRouter(EventSourcedService):
     def __init__(
         self, config: PlatformConfig, bus: EventBus, store: EventStore, clock: Clock
     ) -> None:
-        super().__init__(bus, store, clock)
-        self.config = config
+        super().__init__(config, bus, store, clock)
         self._feed = SyntheticFeed(config.instruments, config.market_data)
         self._venue = PaperVenue(
             config.execution.simulation, {i.symbol: i for i in config.instruments}

@@ -60,8 +60,7 @@ class OrderManagement(EventSourcedService):
     def __init__(
         self, config: PlatformConfig, bus: EventBus, store: EventStore, clock: Clock
     ) -> None:
-        super().__init__(bus, store, clock)
-        self.config = config
+        super().__init__(config, bus, store, clock)
         self._validator = PreTradeValidator(config)
         self._activity = AccountActivity()
         self._orders: dict[str, Order] = {}

@@ -54,8 +54,7 @@ class PositionManagement(EventSourcedService):
     def __init__(
         self, config: PlatformConfig, bus: EventBus, store: EventStore, clock: Clock
     ) -> None:
-        super().__init__(bus, store, clock)
-        self.config = config
+        super().__init__(config, bus, store, clock)
         self._book = PositionBook()
         self._quotes = QuoteBook()
         self.changes: Broadcaster[PositionChange] = Broadcaster()
