@@ -12,7 +12,8 @@ from trading.v1 import events_pb2
 from trading_core.bus.base import EventBus, Message, subscription_name
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
-from trading_core.events import event_type, new_id, timestamp
+from trading_core.dedupe import AppliedEvents
+from trading_core.events import event_time, event_type, new_id, timestamp
 from trading_core.store.base import EventStore
 from trading_core.telemetry import current_traceparent, trace_scope
 
@@ -39,7 +40,7 @@ class EventSourcedService:
         self.store = store
         self.clock = clock
         self.lock = threading.RLock()
-        self._applied: set[str] = set()
+        self._applied = AppliedEvents()
         # The event being consumed and the bytes it arrived as (set and read under `lock`).
         self._received: tuple[events_pb2.Event, bytes] | None = None
 
@@ -62,7 +63,7 @@ class EventSourcedService:
             else event.SerializeToString()
         )
         self.store.append(event, payload)
-        self._applied.add(event.event_id)
+        self._applied.add(event.event_id, event_time(event))
         return payload
 
     def record_and_publish(self, topic: str, event: events_pb2.Event, ordering_key: str) -> None:
@@ -82,16 +83,13 @@ class EventSourcedService:
             data = event.SerializeToString()
         self.bus.publish(topic, data, ordering_key=ordering_key, attributes=attributes)
 
-    def already_applied(self, event_id: str) -> bool:
-        return event_id in self._applied
-
     def replay(self, apply: EventHandler) -> int:
         """Rebuilds state from the store; returns how many events were replayed."""
         count = 0
         with self.lock:
             for event in self.store.replay():
                 apply(event)
-                self._applied.add(event.event_id)
+                self._applied.add(event.event_id, event_time(event))
                 count += 1
         log.info("%s replayed %d events", self.name, count)
         return count
