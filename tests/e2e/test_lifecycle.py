@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -315,6 +319,42 @@ def test_fills_the_consumers_never_received_are_applied_after_a_restart(tmp_path
         assert Decimal(shown.average_fill_price) == Decimal("60000")
         position = position_quantity(clients, "acct-lost-fill", "0.01")
         assert Decimal(position.fees) == Decimal("0.6")
+    finally:
+        clients.close()
+        platform.stop()
+
+
+def test_serve_on_a_port_in_use_exits_1_naming_the_address(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        overrides = embedded_overrides(tmp_path / "data")
+        overrides["services"] = {"order_management": {"port": port}}
+        config = write_config(tmp_path, overrides)
+        done = subprocess.run(
+            [sys.executable, "-m", "tradectl", "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_stop_ends_open_streams_without_waiting_out_the_grace_period(tmp_path: Path) -> None:
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["services"] = {**overrides["services"], "shutdown_grace_s": 30}  # type: ignore[dict-item]
+    platform = start_embedded(write_config(tmp_path, overrides))
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    try:
+        stream = clients.orders.StreamOrderEvents(orders_pb2.StreamOrderEventsRequest())
+        stream.initial_metadata()  # subscribed
+        started = time.monotonic()
+        platform.stop()
+        assert list(stream) == []  # the stream ended cleanly, with no event
+        assert time.monotonic() - started < 10
     finally:
         clients.close()
         platform.stop()

@@ -43,9 +43,12 @@ class GrpcServer:
             [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
         address = f"{endpoint.host}:{endpoint.port}"
-        self.port = self._server.add_insecure_port(address)
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError:  # what grpc raises when the address is taken or invalid
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"{name}: cannot listen on {address}")
+            raise OSError(f"{name}: cannot listen on {address}: is the port in use?")
         self.address = f"{endpoint.host}:{self.port}"
         self.set_serving(False)
 

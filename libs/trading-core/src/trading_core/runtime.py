@@ -1,9 +1,10 @@
 """Starting and stopping services: one process may host one service or all three.
 
 Start: each service replays its store and subscribes, then its gRPC server starts and health
-turns SERVING. Stop (Ctrl-C or SIGTERM): health turns NOT_SERVING and the servers refuse new
-calls while running ones finish (intake stopped), background producers stop, the bus delivers
-what it holds (drain), the stores write what they buffer (flush), and the process exits 0.
+turns SERVING. Stop (Ctrl-C or SIGTERM): health turns NOT_SERVING, background producers stop
+and streams end, the servers refuse new calls while running ones finish (intake stopped), the
+bus delivers what it holds (drain), the stores write what they buffer (flush), and the process
+exits 0.
 """
 
 from __future__ import annotations
@@ -118,10 +119,11 @@ class Platform:
         log.info("stopping: refusing new calls, draining")
         for server in self.servers.values():
             server.set_serving(False)
-        for server in self.servers.values():
-            server.stop(self._grace)
+        # Producers stop and streams end first, so open streams do not hold the grace period.
         for item in self._hosted:
             item.service.stop()
+        for server in self.servers.values():
+            server.stop(self._grace)
         self._bus.close()
         for item in self._hosted:
             item.service.close()
@@ -152,7 +154,11 @@ def run_until_signalled(platform: Platform) -> None:
     # `kill -USR1 <pid>` prints every thread's stack: for a process that seems stuck.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        platform.start()
+        try:
+            platform.start()
+        except OSError as error:  # a port in use, a data folder that cannot be written
+            log.error("cannot start: %s", error)
+            raise SystemExit(1) from None
         log.info("ready: %s", ", ".join(f"{n} on {s.address}" for n, s in platform.servers.items()))
         # A signal delivered to another thread only runs its Python handler when the main
         # thread next runs bytecode: wake up regularly rather than block for good.
