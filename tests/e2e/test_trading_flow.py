@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 import pytest
 from trading.v1 import market_data_pb2, orders_pb2, positions_pb2, types_pb2
 
-from tests.e2e.conftest import Clients
+from tests.e2e.conftest import Clients, embedded_overrides, start_embedded, write_config
 from tests.support import wait_until
 
 TIMEOUT = 20
@@ -245,3 +246,22 @@ def test_unknown_order_is_not_found(embedded: tuple[Clients, object]) -> None:
         clients.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id="no-such-order"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert "no-such-order" in (missing.value.details() or "")
+
+
+def test_market_order_whose_slippage_exceeds_max_slippage_bps_expires_unfilled(
+    tmp_path: Path,
+) -> None:
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["execution"] = {"simulation": {"slippage_bps": "80"}}
+    overrides["order_defaults"] = {"max_slippage_bps": "20"}
+    platform = start_embedded(write_config(tmp_path, overrides))
+    clients = Clients({name: platform.address(name) for name in platform.servers})
+    try:
+        ready_for_market_orders(clients)
+        order = submit(clients, account_id="acct-protected")
+        expired = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_EXPIRED)
+        assert "price protection" in expired.status_message
+        assert Decimal(expired.filled_quantity) == 0
+    finally:
+        clients.close()
+        platform.stop()

@@ -6,6 +6,7 @@ Setting: BTC-USD on a 0.01 tick, slippage 1 bp, fee 10 bp; the quote is 59994 / 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -344,3 +345,21 @@ def test_restored_resting_order_fills_its_remainder_on_a_crossing_quote(
     assert fill.last_quantity == Decimal("2")
     assert fill.cumulative_quantity == Decimal("3")
     assert fill.average_price == (Decimal("60000") + 2 * Decimal("60006")) / 3
+
+
+def test_market_buy_beyond_its_protection_price_expires_unfilled(venue: PaperVenue) -> None:
+    # ask 60006 + 1 bp slippage = 60012.0006, rounded up to 60012.01: beyond 60010.
+    order = replace(market("buy-1", BUY, "1"), protection_price=Decimal("60010"))
+    reports = venue.submit(order, quote(), T0)
+    assert kinds(reports) == [ACKNOWLEDGED, EXPIRED]
+    assert "price protection" in reports[-1].message
+    assert "60012.01" in reports[-1].message
+    assert reports[-1].cumulative_quantity == 0
+
+
+def test_market_sell_within_its_protection_price_fills(venue: PaperVenue) -> None:
+    # bid 59994 - 1 bp = 59988.0006, rounded down to 59988.00: not below 59980.
+    order = replace(market("sell-1", SELL, "1"), protection_price=Decimal("59980"))
+    reports = venue.submit(order, quote(), T0)
+    assert kinds(reports) == [ACKNOWLEDGED, FILLED]
+    assert reports[-1].last_price == Decimal("59988.00")

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ from trading_core.quotes import Quote
 from trading_core.service import EventSourcedService
 from trading_core.store.base import EventStore
 
-from execution_router.domain.market_data import SyntheticFeed
+from execution_router.domain.market_data import SyntheticFeed, ceil_to_tick, floor_to_tick
 from execution_router.domain.paper_venue import PaperVenue, Report, VenueOrder
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class ExecutionRouter(EventSourcedService):
             for report in recent_reports:
                 self.publish("executions", report, report.order_id)
             for order in unrouted:
-                self._route(order)
+                self._route(self._protected(order))
         self._feed_thread.start()
 
     def ready(self) -> bool:
@@ -136,7 +137,7 @@ class ExecutionRouter(EventSourcedService):
         if kind not in ("order_accepted", "order_cancel_requested"):
             return
         if kind == "order_accepted":
-            order = venue_order(event.order_accepted.order)
+            order = self._protected(venue_order(event.order_accepted.order))
             self._orders[order.order_id] = order
             self._route(order)
         else:
@@ -144,6 +145,20 @@ class ExecutionRouter(EventSourcedService):
         # Recorded (and so marked applied) only once handled: a handler that fails gets the
         # event again, and the venue ignores an order id it already has.
         self.record(event)
+
+    def _protected(self, order: VenueOrder) -> VenueOrder:
+        """A market order gets a protection price: the touch when it reaches the router, moved
+        by `order_defaults.max_slippage_bps` against the trader."""
+        quote = self._feed.latest(order.instrument)
+        instrument = self.config.instrument(order.instrument)
+        if order.order_type != types_pb2.ORDER_TYPE_MARKET or quote is None or instrument is None:
+            return order
+        band = self.config.order_defaults.max_slippage_bps / Decimal(10_000)
+        if order.side == types_pb2.SIDE_BUY:
+            protection = ceil_to_tick(quote.ask * (1 + band), instrument.tick_size)
+        else:
+            protection = floor_to_tick(quote.bid * (1 - band), instrument.tick_size)
+        return replace(order, protection_price=protection)
 
     def _route(self, order: VenueOrder) -> None:
         if self._fill_delay <= 0:

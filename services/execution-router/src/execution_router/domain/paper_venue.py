@@ -50,6 +50,8 @@ class VenueOrder:
     time_in_force: types_pb2.TimeInForce.ValueType
     quantity: Decimal
     limit_price: Decimal | None
+    # A market order's worst acceptable price: beyond it the order expires unfilled.
+    protection_price: Decimal | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +161,13 @@ def _touch(side: types_pb2.Side.ValueType, quote: Quote) -> Decimal:
     return quote.ask if side == _BUY else quote.bid
 
 
+def _beyond_protection(order: VenueOrder, price: Decimal) -> bool:
+    protection = order.protection_price
+    if protection is None:
+        return False
+    return price > protection if order.side == _BUY else price < protection
+
+
 def _displayed_size(side: types_pb2.Side.ValueType, quote: Quote) -> Decimal:
     return quote.ask_size if side == _BUY else quote.bid_size
 
@@ -193,10 +202,14 @@ class PaperVenue:
         acknowledged = working.report(types_pb2.EXECUTION_TYPE_ACKNOWLEDGED)
         if order.order_type == _MARKET:
             assert quote is not None
-            return [
-                acknowledged,
-                self._fill(working, order.quantity, self._market_price(order, quote)),
-            ]
+            price = self._market_price(order, quote)
+            if _beyond_protection(order, price):
+                message = (
+                    f"price protection: the fill price {price} is beyond the protection price "
+                    f"{order.protection_price}; nothing filled"
+                )
+                return [acknowledged, working.report(types_pb2.EXECUTION_TYPE_EXPIRED, message)]
+            return [acknowledged, self._fill(working, order.quantity, price)]
         return [acknowledged, *self._match_arriving_limit(working, quote)]
 
     def on_quote(self, quote: Quote, now: datetime) -> list[Report]:
