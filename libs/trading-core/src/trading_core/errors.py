@@ -30,10 +30,6 @@ class FailedPrecondition(RequestError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-class Unavailable(RequestError):
-    code = grpc.StatusCode.UNAVAILABLE
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from trading.v1 import events_pb2, market_data_pb2
 
 from trading_core.decimals import format_decimal
-from trading_core.events import timestamp
+from trading_core.events import event_kind, timestamp
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class QuoteBook:
 
     def apply(self, event: events_pb2.Event) -> Quote | None:
         """The quote a QuoteUpdated event carries, when it is the newest."""
-        if event.WhichOneof("payload") != "quote_updated":
+        if event_kind(event) != "quote_updated":
             return None
         quote = Quote.from_proto(event.quote_updated.quote)
         return quote if self.update(quote) else None

@@ -159,7 +159,9 @@ class OrderManagement(EventSourcedService):
                 raise FailedPrecondition(
                     f"order {order_id} is {status} and can no longer be canceled"
                 )
-            event = self._order_event(order, order_cancel_requested=self._cancel_payload(order))
+            event = self._order_event(
+                order, order_cancel_requested=events_pb2.OrderCancelRequested(order_id=order_id)
+            )
             self._apply(event)
             self.record_and_publish("orders", event, order.order_id)
             return order.to_proto()
@@ -249,10 +251,6 @@ class OrderManagement(EventSourcedService):
         if created:
             getattr(event, event_kind(event)).order.CopyFrom(order.to_proto())
         return event
-
-    @staticmethod
-    def _cancel_payload(order: Order) -> events_pb2.OrderCancelRequested:
-        return events_pb2.OrderCancelRequested(order_id=order.order_id)
 
     def _apply(self, event: events_pb2.Event, created: Order | None = None) -> None:
         """Applies one of this service's events to its state; used live and on replay.

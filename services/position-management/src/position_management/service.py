@@ -31,7 +31,9 @@ class PositionChange:
 
 
 def fill_of(event: events_pb2.Event) -> Fill | None:
-    """The fill an execution report carries, or None for a report without one."""
+    """The fill an event carries, or None for any other event or a report without a fill."""
+    if event_kind(event) != "execution_report":
+        return None
     report = event.execution_report
     if not report.trade_id or not report.last_quantity:
         return None
@@ -83,12 +85,12 @@ class PositionManagement(EventSourcedService):
             return [p.to_proto() for p in self._book.positions(account_id)]
 
     def _replay_fill(self, event: events_pb2.Event) -> None:
-        fill = fill_of(event) if event_kind(event) == "execution_report" else None
+        fill = fill_of(event)
         if fill is not None:
             self._book.apply_fill(fill)
 
     def _on_execution(self, event: events_pb2.Event) -> None:
-        fill = fill_of(event) if event_kind(event) == "execution_report" else None
+        fill = fill_of(event)
         if fill is None:
             return
         position = self._book.apply_fill(fill)
