@@ -207,7 +207,7 @@ def measure_platform(addresses: dict[str, str]) -> dict[str, dict[str, float]]:
 
         def submit() -> None:
             order = orders.SubmitOrder(next(requests), timeout=10).order
-            if order.status != types_pb2.ORDER_STATUS_ACCEPTED:
+            if order.status != types_pb2.ORDER_STATUS_SUBMITTED:
                 raise RuntimeError(f"order not accepted: {order.status_message}")
 
         return {

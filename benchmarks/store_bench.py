@@ -21,9 +21,9 @@ ROW_BY_ROW_ROWS = 1_000  # row by row is slow: keep the run short
 def sample_events(count: int) -> list[events_pb2.Event]:
     now = timestamp(datetime.now(UTC))
     order = orders_pb2.Order(order_id=new_id(), instrument="BTC-USD", quantity="0.015")
-    accepted = events_pb2.OrderAccepted(order=order)
+    accepted = events_pb2.OrderSubmitted(order=order)
     return [
-        events_pb2.Event(event_id=new_id(), event_time=now, sequence=n, order_accepted=accepted)
+        events_pb2.Event(event_id=new_id(), event_time=now, sequence=n, order_submitted=accepted)
         for n in range(count)
     ]
 

@@ -103,7 +103,7 @@ def test_watch_prints_each_event_of_an_order_as_it_happens(
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["eventType"] for e in events] == [
-        "OrderAccepted",
+        "OrderSubmitted",
         "ExecutionReport",
         "ExecutionReport",
     ]

@@ -78,7 +78,7 @@ def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(
         filled = _submit(clients, "acct-restart", types_pb2.ORDER_TYPE_MARKET, "0.3")
         order_status(clients, filled.order_id, types_pb2.ORDER_STATUS_FILLED)
         resting = _submit(clients, "acct-restart", types_pb2.ORDER_TYPE_LIMIT, "0.1", "1000")
-        order_status(clients, resting.order_id, types_pb2.ORDER_STATUS_ACKNOWLEDGED)
+        order_status(clients, resting.order_id, types_pb2.ORDER_STATUS_ACCEPTED)
         before = position_quantity(clients, "acct-restart", "0.3")
     finally:
         clients.close()
@@ -91,7 +91,7 @@ def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(
         again = get(orders_pb2.GetOrderRequest(order_id=filled.order_id)).order
         assert again.status == types_pb2.ORDER_STATUS_FILLED
         still_resting = get(orders_pb2.GetOrderRequest(order_id=resting.order_id)).order
-        assert still_resting.status == types_pb2.ORDER_STATUS_ACKNOWLEDGED
+        assert still_resting.status == types_pb2.ORDER_STATUS_ACCEPTED
         request = positions_pb2.GetPositionRequest(account_id="acct-restart", instrument="BTC-USD")
         after = clients.positions.GetPosition(request).position
         assert Decimal(after.quantity) == Decimal(before.quantity)
@@ -159,9 +159,9 @@ def test_each_producer_numbers_an_orders_events_consecutively_from_one(tmp_path:
     store.close()
     reports = [e.sequence for e in events if e.HasField("execution_report")]
     own = [e.sequence for e in events if not e.HasField("execution_report")]
-    assert own == [1]  # order-management's: OrderAccepted
+    assert own == [1]  # order-management's: OrderSubmitted
     assert reports == [1, 2]  # the router's: acknowledged, filled
-    assert filled.sequence == len(events)  # the order counts every event applied to it
+    assert filled.version == len(events)  # the order counts every event applied to it
 
 
 def test_order_management_keeps_the_positions_it_is_told_of_for_pre_trade_risk(
@@ -218,7 +218,7 @@ def test_health_turns_not_serving_while_the_store_cannot_write_and_back_when_it_
 
 
 def _accepted(order_id: str, account: str) -> events_pb2.Event:
-    """An OrderAccepted event as order-management writes it."""
+    """An OrderSubmitted event as order-management writes it."""
     order = orders_pb2.Order(
         order_id=order_id,
         client_order_id=f"coid-{order_id}",
@@ -229,15 +229,15 @@ def _accepted(order_id: str, account: str) -> events_pb2.Event:
         order_type=types_pb2.ORDER_TYPE_MARKET,
         time_in_force=types_pb2.TIME_IN_FORCE_GTC,
         quantity="0.01",
-        status=types_pb2.ORDER_STATUS_ACCEPTED,
+        status=types_pb2.ORDER_STATUS_SUBMITTED,
         filled_quantity="0",
         fees="0",
-        sequence=1,
+        version=1,
     )
     order.create_time.GetCurrentTime()
     order.update_time.CopyFrom(order.create_time)
     return _event(
-        f"accepted-{order_id}", 1, order, order_accepted=events_pb2.OrderAccepted(order=order)
+        f"accepted-{order_id}", 1, order, order_submitted=events_pb2.OrderSubmitted(order=order)
     )
 
 
@@ -275,7 +275,7 @@ def _write(path: Path, table: str, *events: events_pb2.Event) -> None:
 def test_an_accepted_order_the_router_never_received_is_routed_after_a_restart(
     tmp_path: Path,
 ) -> None:
-    # As a crash leaves it: order-management stored its OrderAccepted, the in-memory bus lost
+    # As a crash leaves it: order-management stored its OrderSubmitted, the in-memory bus lost
     # the message, the router never heard of the order.
     accepted = _accepted("lost-on-the-way-out", "acct-lost")
     data = tmp_path / "data"
@@ -296,9 +296,9 @@ def test_fills_the_consumers_never_received_are_applied_after_a_restart(tmp_path
     # As a crash leaves it: the router filled the order and stored its reports, the in-memory
     # bus lost them, order-management and position-management never heard of the fill.
     accepted = _accepted("fill-lost-on-the-way-back", "acct-lost-fill")
-    order = accepted.order_accepted.order
+    order = accepted.order_submitted.order
     acknowledged = _report(
-        order, 1, execution_type=types_pb2.EXECUTION_TYPE_ACKNOWLEDGED,
+        order, 1, execution_type=types_pb2.EXECUTION_TYPE_ACCEPTED,
         cumulative_quantity="0", leaves_quantity="0.01",
     )  # fmt: skip
     filled = _report(

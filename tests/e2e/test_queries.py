@@ -94,8 +94,8 @@ def test_list_orders_filters_by_account_instrument_status_and_open_only(
     eth_resting = resting_limit(clients, "acct-filter", instrument="ETH-USD")
     refused = denied(clients, "acct-filter")
     other_account = denied(clients, "acct-other")
-    order_status(clients, btc_resting, types_pb2.ORDER_STATUS_ACKNOWLEDGED)
-    order_status(clients, eth_resting, types_pb2.ORDER_STATUS_ACKNOWLEDGED)
+    order_status(clients, btc_resting, types_pb2.ORDER_STATUS_ACCEPTED)
+    order_status(clients, eth_resting, types_pb2.ORDER_STATUS_ACCEPTED)
 
     mine = ids(list_orders(clients, account_id="acct-filter").orders)
     assert set(mine) == {btc_resting, eth_resting, refused}
@@ -108,7 +108,7 @@ def test_list_orders_filters_by_account_instrument_status_and_open_only(
     assert ids(only_denied.orders) == [refused]
     denied_or_resting = list_orders(
         clients,
-        statuses=[types_pb2.ORDER_STATUS_DENIED, types_pb2.ORDER_STATUS_ACKNOWLEDGED],
+        statuses=[types_pb2.ORDER_STATUS_DENIED, types_pb2.ORDER_STATUS_ACCEPTED],
     )
     assert set(ids(denied_or_resting.orders)) == {btc_resting, eth_resting, refused, other_account}
     open_only = list_orders(clients, account_id="acct-filter", open_only=True)

@@ -89,7 +89,7 @@ def test_market_buy_is_filled_and_builds_a_position_marked_to_market(
     clients = platform_clients
     ready_for_market_orders(clients)
     order = submit(clients, account_id="acct-buy", quantity="0.5")
-    assert order.status == types_pb2.ORDER_STATUS_ACCEPTED
+    assert order.status == types_pb2.ORDER_STATUS_SUBMITTED
     assert order.order_id
 
     filled = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
@@ -138,7 +138,7 @@ def test_resting_limit_order_is_canceled_and_a_second_cancel_is_refused(
         time_in_force=types_pb2.TIME_IN_FORCE_GTC,
         limit_price=str(far_below),
     )
-    order_status(clients, order.order_id, types_pb2.ORDER_STATUS_ACKNOWLEDGED)
+    order_status(clients, order.order_id, types_pb2.ORDER_STATUS_ACCEPTED)
 
     clients.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
     canceled = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_CANCELED)
@@ -212,7 +212,7 @@ def test_signal_becomes_an_order_sized_by_the_configured_notional(
     assert order.order_type == types_pb2.ORDER_TYPE_LIMIT
     # 1000 notional at 2000 is 0.5, on ETH-USD's 0.001 step.
     assert Decimal(order.quantity) == Decimal("0.5")
-    assert order.status == types_pb2.ORDER_STATUS_ACCEPTED
+    assert order.status == types_pb2.ORDER_STATUS_SUBMITTED
 
 
 @pytest.mark.parametrize(

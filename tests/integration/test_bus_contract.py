@@ -111,7 +111,7 @@ def test_attributes_data_and_ordering_key_arrive_intact(bus: EventBus) -> None:
     bus.subscribe("orders", ORDERS_SUBSCRIPTION, recorder)
     attributes = {
         "event_id": "0b9e7c1e-2f7a-4c39-9a53-5d3f1c7b2a10",
-        "event_type": "trading.v1.OrderAccepted",
+        "event_type": "trading.v1.OrderSubmitted",
         "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         "note": "prix ü € 1.50",
     }

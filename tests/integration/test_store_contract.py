@@ -74,7 +74,7 @@ def store(adapter: Adapter) -> Iterator[EventStore]:
     opened.close()
 
 
-def order_accepted(number: int, account_id: str = "ACC-1") -> events_pb2.Event:
+def order_submitted(number: int, account_id: str = "ACC-1") -> events_pb2.Event:
     order = orders_pb2.Order(
         order_id=new_id(),
         client_order_id=f"client-{number}",
@@ -85,8 +85,8 @@ def order_accepted(number: int, account_id: str = "ACC-1") -> events_pb2.Event:
         time_in_force=types_pb2.TIME_IN_FORCE_GTC,
         quantity="0.015",
         limit_price="64250.50",
-        status=types_pb2.ORDER_STATUS_ACCEPTED,
-        sequence=1,
+        status=types_pb2.ORDER_STATUS_SUBMITTED,
+        version=1,
     )
     return events_pb2.Event(
         event_id=new_id(),
@@ -96,12 +96,12 @@ def order_accepted(number: int, account_id: str = "ACC-1") -> events_pb2.Event:
         account_id=account_id,
         instrument=order.instrument,
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        order_accepted=events_pb2.OrderAccepted(order=order),
+        order_submitted=events_pb2.OrderSubmitted(order=order),
     )
 
 
 def test_appended_events_replay_equal_and_in_append_order(store: EventStore) -> None:
-    events = [order_accepted(n) for n in range(50)]
+    events = [order_submitted(n) for n in range(50)]
     for event in events:
         store.append(event)
     store.flush()
@@ -110,7 +110,7 @@ def test_appended_events_replay_equal_and_in_append_order(store: EventStore) -> 
 
 
 def test_replay_sees_events_appended_before_it_without_a_flush(store: EventStore) -> None:
-    events = [order_accepted(n) for n in range(3)]
+    events = [order_submitted(n) for n in range(3)]
     for event in events:
         store.append(event)
 
@@ -118,7 +118,7 @@ def test_replay_sees_events_appended_before_it_without_a_flush(store: EventStore
 
 
 def test_events_replay_after_close_and_reopen(adapter: Adapter) -> None:
-    events = [order_accepted(n) for n in range(10)]
+    events = [order_submitted(n) for n in range(10)]
     first = adapter.open(SERVICE, TABLE)
     for event in events:
         first.append(event)
@@ -135,7 +135,7 @@ def test_store_sequence_continues_after_reopen(adapter: Adapter) -> None:
     for count in (3, 2):
         opened = adapter.open(SERVICE, TABLE)
         for n in range(count):
-            opened.append(order_accepted(n))
+            opened.append(order_submitted(n))
         opened.close()
 
     assert [seq for seq, _ in adapter.stored_rows(SERVICE, TABLE)] == [1, 2, 3, 4, 5]
@@ -147,7 +147,7 @@ def test_appends_from_many_threads_lose_nothing_and_keep_each_threads_order(
     threads, per_thread = 8, 500
     store = adapter.open(SERVICE, TABLE, batch_size=300, flush_interval_ms=5)
     sent = {
-        f"ACC-{t}": [order_accepted(n, f"ACC-{t}") for n in range(per_thread)]
+        f"ACC-{t}": [order_submitted(n, f"ACC-{t}") for n in range(per_thread)]
         for t in range(threads)
     }
     start = threading.Barrier(threads)
@@ -173,7 +173,7 @@ def test_appends_from_many_threads_lose_nothing_and_keep_each_threads_order(
 def test_flusher_stores_events_without_an_explicit_flush(adapter: Adapter) -> None:
     store = adapter.open(SERVICE, TABLE, batch_size=1000, flush_interval_ms=20)
     try:
-        event = order_accepted(1)
+        event = order_submitted(1)
         store.append(event)
 
         wait_until(
@@ -189,7 +189,7 @@ def test_a_full_batch_is_written_before_the_interval_elapses(adapter: Adapter) -
     store = adapter.open(SERVICE, TABLE, batch_size=10, flush_interval_ms=60_000)
     try:
         for n in range(10):
-            store.append(order_accepted(n))
+            store.append(order_submitted(n))
 
         wait_until(
             lambda: len(adapter.stored_rows(SERVICE, TABLE)) == 10,
@@ -204,7 +204,7 @@ def test_two_tables_in_one_file_stay_separate(adapter: Adapter) -> None:
     orders = adapter.open(SERVICE, "orders_events")
     audits = adapter.open(SERVICE, "audit_events")
     try:
-        order_event, audit_event = order_accepted(1), order_accepted(2)
+        order_event, audit_event = order_submitted(1), order_submitted(2)
         orders.append(order_event)
         audits.append(audit_event)
 
@@ -219,7 +219,7 @@ def test_two_services_in_two_files_stay_separate(adapter: Adapter) -> None:
     orders = adapter.open("order-management", TABLE)
     positions = adapter.open("position-management", TABLE)
     try:
-        order_event, position_event = order_accepted(1), order_accepted(2)
+        order_event, position_event = order_submitted(1), order_submitted(2)
         orders.append(order_event)
         positions.append(position_event)
 
@@ -234,12 +234,12 @@ def test_closing_twice_is_harmless_and_appending_after_close_is_refused(
     adapter: Adapter,
 ) -> None:
     store = adapter.open(SERVICE, TABLE)
-    store.append(order_accepted(1))
+    store.append(order_submitted(1))
     store.close()
     store.close()
 
     with pytest.raises(RuntimeError, match="closed"):
-        store.append(order_accepted(2))
+        store.append(order_submitted(2))
     assert len(adapter.stored_rows(SERVICE, TABLE)) == 1
 
 
@@ -247,7 +247,7 @@ def test_a_large_batch_is_written_in_one_flush(adapter: Adapter) -> None:
     count = 20_000
     store = adapter.open(SERVICE, TABLE, batch_size=50_000, flush_interval_ms=60_000)
     try:
-        events = [order_accepted(n) for n in range(count)]
+        events = [order_submitted(n) for n in range(count)]
         for event in events:
             store.append(event)
         store.flush()
@@ -267,14 +267,14 @@ def test_create_store_puts_each_service_in_its_own_file_and_table(tmp_path: Path
         backend="duckdb", path=tmp_path / "data", flush_interval_ms=50, batch_size=1000
     )
     store = create_store(database, "position-management")
-    event = order_accepted(1)
+    event = order_submitted(1)
     store.append(event)
     store.close()
 
     assert table_name("position-management") == "position_management_events"
     with duckdb.connect(str(tmp_path / "data" / "position-management.duckdb")) as connection:
         query = "SELECT event_id, event_type FROM position_management_events"
-        assert connection.sql(query).fetchall() == [(event.event_id, "OrderAccepted")]
+        assert connection.sql(query).fetchall() == [(event.event_id, "OrderSubmitted")]
 
 
 def test_create_store_for_bigquery_is_refused_with_a_config_error() -> None:
@@ -287,7 +287,7 @@ def test_create_store_for_bigquery_is_refused_with_a_config_error() -> None:
 def test_a_failed_write_keeps_the_events_and_the_next_flush_stores_them(tmp_path: Path) -> None:
     path = tmp_path / "order-management.duckdb"
     store = DuckDBEventStore(path, TABLE, flush_interval_ms=60_000)
-    events = [order_accepted(n) for n in range(3)]
+    events = [order_submitted(n) for n in range(3)]
     with duckdb.connect(str(path)) as saboteur:
         saboteur.execute(f"ALTER TABLE {TABLE} RENAME TO hidden")
         for event in events:

@@ -28,8 +28,8 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=5)
 S = types_pb2  # short for the status constants in the expected table
 
+SUBMITTED = S.ORDER_STATUS_SUBMITTED
 ACCEPTED = S.ORDER_STATUS_ACCEPTED
-ACKNOWLEDGED = S.ORDER_STATUS_ACKNOWLEDGED
 PARTIALLY_FILLED = S.ORDER_STATUS_PARTIALLY_FILLED
 PENDING_CANCEL = S.ORDER_STATUS_PENDING_CANCEL
 FILLED = S.ORDER_STATUS_FILLED
@@ -40,26 +40,26 @@ DENIED = S.ORDER_STATUS_DENIED
 
 # Written out by hand from the specification, independently of the table under test.
 EXPECTED_TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
-    (ACCEPTED, Trigger.ACKNOWLEDGED): ACKNOWLEDGED,
-    (ACCEPTED, Trigger.REJECTED): REJECTED,
+    (SUBMITTED, Trigger.ACCEPTED): ACCEPTED,
+    (SUBMITTED, Trigger.REJECTED): REJECTED,
+    (SUBMITTED, Trigger.PARTIALLY_FILLED): PARTIALLY_FILLED,
+    (SUBMITTED, Trigger.FILLED): FILLED,
+    (SUBMITTED, Trigger.CANCELED): CANCELED,
+    (SUBMITTED, Trigger.EXPIRED): EXPIRED,
+    (SUBMITTED, Trigger.CANCEL_REQUESTED): PENDING_CANCEL,
+    (ACCEPTED, Trigger.ACCEPTED): ACCEPTED,
     (ACCEPTED, Trigger.PARTIALLY_FILLED): PARTIALLY_FILLED,
     (ACCEPTED, Trigger.FILLED): FILLED,
     (ACCEPTED, Trigger.CANCELED): CANCELED,
     (ACCEPTED, Trigger.EXPIRED): EXPIRED,
     (ACCEPTED, Trigger.CANCEL_REQUESTED): PENDING_CANCEL,
-    (ACKNOWLEDGED, Trigger.ACKNOWLEDGED): ACKNOWLEDGED,
-    (ACKNOWLEDGED, Trigger.PARTIALLY_FILLED): PARTIALLY_FILLED,
-    (ACKNOWLEDGED, Trigger.FILLED): FILLED,
-    (ACKNOWLEDGED, Trigger.CANCELED): CANCELED,
-    (ACKNOWLEDGED, Trigger.EXPIRED): EXPIRED,
-    (ACKNOWLEDGED, Trigger.CANCEL_REQUESTED): PENDING_CANCEL,
-    (PARTIALLY_FILLED, Trigger.ACKNOWLEDGED): PARTIALLY_FILLED,
+    (PARTIALLY_FILLED, Trigger.ACCEPTED): PARTIALLY_FILLED,
     (PARTIALLY_FILLED, Trigger.PARTIALLY_FILLED): PARTIALLY_FILLED,
     (PARTIALLY_FILLED, Trigger.FILLED): FILLED,
     (PARTIALLY_FILLED, Trigger.CANCELED): CANCELED,
     (PARTIALLY_FILLED, Trigger.EXPIRED): EXPIRED,
     (PARTIALLY_FILLED, Trigger.CANCEL_REQUESTED): PENDING_CANCEL,
-    (PENDING_CANCEL, Trigger.ACKNOWLEDGED): PENDING_CANCEL,
+    (PENDING_CANCEL, Trigger.ACCEPTED): PENDING_CANCEL,
     (PENDING_CANCEL, Trigger.PARTIALLY_FILLED): PENDING_CANCEL,
     (PENDING_CANCEL, Trigger.FILLED): FILLED,
     (PENDING_CANCEL, Trigger.CANCELED): CANCELED,
@@ -72,7 +72,7 @@ FORBIDDEN = [
 ]
 
 _EXECUTION_TYPES = {
-    Trigger.ACKNOWLEDGED: S.EXECUTION_TYPE_ACKNOWLEDGED,
+    Trigger.ACCEPTED: S.EXECUTION_TYPE_ACCEPTED,
     Trigger.PARTIALLY_FILLED: S.EXECUTION_TYPE_PARTIALLY_FILLED,
     Trigger.FILLED: S.EXECUTION_TYPE_FILLED,
     Trigger.REJECTED: S.EXECUTION_TYPE_REJECTED,
@@ -134,14 +134,14 @@ def apply(order: Order, trigger: Trigger, sequence: int = 9, now: datetime = LAT
 
 # How to bring a fresh order of 10 into each status through real transitions.
 _PATHS: dict[OrderStatus, list[Trigger]] = {
-    ACCEPTED: [],
-    ACKNOWLEDGED: [Trigger.ACKNOWLEDGED],
-    PARTIALLY_FILLED: [Trigger.ACKNOWLEDGED, Trigger.PARTIALLY_FILLED],
-    PENDING_CANCEL: [Trigger.ACKNOWLEDGED, Trigger.CANCEL_REQUESTED],
-    FILLED: [Trigger.ACKNOWLEDGED, Trigger.FILLED],
-    CANCELED: [Trigger.ACKNOWLEDGED, Trigger.CANCELED],
+    SUBMITTED: [],
+    ACCEPTED: [Trigger.ACCEPTED],
+    PARTIALLY_FILLED: [Trigger.ACCEPTED, Trigger.PARTIALLY_FILLED],
+    PENDING_CANCEL: [Trigger.ACCEPTED, Trigger.CANCEL_REQUESTED],
+    FILLED: [Trigger.ACCEPTED, Trigger.FILLED],
+    CANCELED: [Trigger.ACCEPTED, Trigger.CANCELED],
     REJECTED: [Trigger.REJECTED],
-    EXPIRED: [Trigger.ACKNOWLEDGED, Trigger.EXPIRED],
+    EXPIRED: [Trigger.ACCEPTED, Trigger.EXPIRED],
 }
 
 
@@ -204,8 +204,8 @@ def test_forbidden_transition_raises_and_changes_nothing(
 
 def test_forbidden_transition_message_names_order_status_and_trigger() -> None:
     order = order_in(FILLED)
-    with pytest.raises(InvalidOrderTransition, match=r"order o-1 .*FILLED.*acknowledged"):
-        apply(order, Trigger.ACKNOWLEDGED)
+    with pytest.raises(InvalidOrderTransition, match=r"order o-1 .*FILLED.*accepted"):
+        apply(order, Trigger.ACCEPTED)
 
 
 def test_open_and_finished_statuses_partition_all_statuses() -> None:
@@ -232,7 +232,7 @@ def test_open_order_can_still_trade_and_finished_order_has_nothing_left(
 
 def test_accepted_order_carries_the_request_and_starts_at_sequence_one() -> None:
     order = Order.accepted(order_request(), "o-1", NOW)
-    assert order.status == ACCEPTED
+    assert order.status == SUBMITTED
     assert (order.client_order_id, order.account_id, order.signal_id) == ("cl-1", "acc-1", "sig-1")
     assert (order.quantity, order.limit_price) == (Decimal(10), Decimal(100))
     assert order.filled_quantity == order.fees == 0
@@ -254,7 +254,7 @@ def test_denied_order_keeps_reason_and_message_and_cannot_trade() -> None:
 
 
 def test_fills_update_quantity_volume_weighted_price_and_fees() -> None:
-    order = order_in(ACKNOWLEDGED)
+    order = order_in(ACCEPTED)
     order.apply_execution(
         report(Trigger.PARTIALLY_FILLED, quantity="2", price="100", fee="0.2"), 3, NOW
     )
@@ -275,7 +275,7 @@ def test_fills_update_quantity_volume_weighted_price_and_fees() -> None:
 
 
 def test_duplicate_trade_id_is_ignored_and_changes_nothing() -> None:
-    order = order_in(ACKNOWLEDGED)
+    order = order_in(ACCEPTED)
     fill = report(Trigger.PARTIALLY_FILLED, quantity="2", trade_id="t-dup")
     assert order.apply_execution(fill, 3, NOW) is True
     before = copy.deepcopy(order)
@@ -284,7 +284,7 @@ def test_duplicate_trade_id_is_ignored_and_changes_nothing() -> None:
 
 
 def test_redelivered_last_fill_of_a_filled_order_is_ignored_not_an_error() -> None:
-    order = order_in(ACKNOWLEDGED)
+    order = order_in(ACCEPTED)
     fill = report(Trigger.FILLED, quantity="10", trade_id="t-last")
     order.apply_execution(fill, 3, NOW)
     assert order.apply_execution(fill, 4, LATER) is False
@@ -292,7 +292,7 @@ def test_redelivered_last_fill_of_a_filled_order_is_ignored_not_an_error() -> No
 
 
 def test_partial_fill_that_completes_the_quantity_fills_the_order() -> None:
-    order = order_in(ACKNOWLEDGED)
+    order = order_in(ACCEPTED)
     order.apply_execution(report(Trigger.PARTIALLY_FILLED, quantity="10"), 3, NOW)
     assert order.status == FILLED
 
@@ -305,7 +305,7 @@ def test_partial_fill_while_cancel_is_pending_keeps_pending_cancel() -> None:
 
 
 def test_fill_records_venue_and_venue_order_id() -> None:
-    order = order_in(ACCEPTED)
+    order = order_in(SUBMITTED)
     order.apply_execution(report(Trigger.PARTIALLY_FILLED, venue_order_id="v-77"), 2, NOW)
     assert (order.venue, order.venue_order_id) == ("simulation", "v-77")
 
@@ -323,7 +323,7 @@ def test_fill_records_venue_and_venue_order_id() -> None:
 def test_fill_with_bad_amounts_raises_and_changes_nothing(
     changes: dict[str, str], problem: str
 ) -> None:
-    order = order_in(ACKNOWLEDGED)
+    order = order_in(ACCEPTED)
     before = copy.deepcopy(order)
     with pytest.raises(InvalidExecutionReport, match=problem):
         order.apply_execution(report(Trigger.PARTIALLY_FILLED, **changes), 3, NOW)
@@ -341,7 +341,7 @@ def test_fill_with_bad_amounts_raises_and_changes_nothing(
         ),
         (
             lambda: events_pb2.ExecutionReport(
-                execution_type=S.EXECUTION_TYPE_ACKNOWLEDGED, order_id="o-2"
+                execution_type=S.EXECUTION_TYPE_ACCEPTED, order_id="o-2"
             ),
             "for order o-2 applied to order o-1",
         ),
@@ -351,7 +351,7 @@ def test_fill_with_bad_amounts_raises_and_changes_nothing(
 def test_malformed_report_raises_and_changes_nothing(
     make_report: Callable[[], events_pb2.ExecutionReport], problem: str
 ) -> None:
-    order = order_in(ACKNOWLEDGED)
+    order = order_in(ACCEPTED)
     before = copy.deepcopy(order)
     with pytest.raises(InvalidExecutionReport, match=problem):
         order.apply_execution(make_report(), 3, NOW)
@@ -362,9 +362,9 @@ def test_malformed_report_raises_and_changes_nothing(
 
 
 def test_acknowledgement_arriving_after_a_fill_does_not_move_the_order_back() -> None:
-    order = order_in(ACCEPTED)
+    order = order_in(SUBMITTED)
     order.apply_execution(report(Trigger.PARTIALLY_FILLED, quantity="3", venue_order_id=""), 2, NOW)
-    order.apply_execution(report(Trigger.ACKNOWLEDGED, venue_order_id="v-9"), 3, LATER)
+    order.apply_execution(report(Trigger.ACCEPTED, venue_order_id="v-9"), 3, LATER)
     assert order.status == PARTIALLY_FILLED
     assert order.filled_quantity == 3
     assert order.venue_order_id == "v-9"
@@ -372,15 +372,15 @@ def test_acknowledgement_arriving_after_a_fill_does_not_move_the_order_back() ->
 
 
 def test_acknowledgement_after_cancel_request_keeps_pending_cancel() -> None:
-    order = order_in(ACCEPTED)
+    order = order_in(SUBMITTED)
     order.request_cancel(2, NOW)
-    order.apply_execution(report(Trigger.ACKNOWLEDGED), 3, NOW)
+    order.apply_execution(report(Trigger.ACCEPTED), 3, NOW)
     assert order.status == PENDING_CANCEL
 
 
 @pytest.mark.parametrize("trigger", [Trigger.REJECTED, Trigger.CANCELED, Trigger.EXPIRED])
 def test_ending_report_keeps_the_venue_message(trigger: Trigger) -> None:
-    order = order_in(ACCEPTED)
+    order = order_in(SUBMITTED)
     order.apply_execution(report(trigger, message="insufficient liquidity"), 2, NOW)
     assert order.status_message == "insufficient liquidity"
     assert order.is_finished and order.leaves_quantity == 0
@@ -426,7 +426,7 @@ def test_order_survives_a_proto_round_trip_except_applied_trade_ids(status: Orde
 
 
 def test_proto_carries_decimal_strings_and_leaves_quantity() -> None:
-    order = order_in(ACKNOWLEDGED)
+    order = order_in(ACCEPTED)
     order.apply_execution(
         report(Trigger.PARTIALLY_FILLED, quantity="2.50", price="100.10", fee="0.0100"), 3, NOW
     )

@@ -26,7 +26,7 @@ BTC = Instrument(
 SETTINGS = SimulationVenue(slippage_bps=Decimal("1"), fill_delay_ms=0, fee_bps=Decimal("10"))
 BUY, SELL = types_pb2.SIDE_BUY, types_pb2.SIDE_SELL
 GTC, IOC = types_pb2.TIME_IN_FORCE_GTC, types_pb2.TIME_IN_FORCE_IOC
-ACKNOWLEDGED = types_pb2.EXECUTION_TYPE_ACKNOWLEDGED
+ACCEPTED = types_pb2.EXECUTION_TYPE_ACCEPTED
 PARTIALLY_FILLED = types_pb2.EXECUTION_TYPE_PARTIALLY_FILLED
 FILLED = types_pb2.EXECUTION_TYPE_FILLED
 REJECTED = types_pb2.EXECUTION_TYPE_REJECTED
@@ -92,7 +92,7 @@ def test_market_buy_fills_fully_at_ask_plus_slippage_rounded_up_with_exact_fee(
     # 60006 * 1.0001 = 60012.0006 -> up to 60012.01; fee 0.5 * 60012.01 * 10 / 10000.
     assert reports == [
         Report(
-            execution_type=ACKNOWLEDGED,
+            execution_type=ACCEPTED,
             order_id="o-1",
             venue_order_id="id-1",
             side=BUY,
@@ -157,7 +157,7 @@ def test_order_with_non_positive_quantity_is_rejected(venue: PaperVenue) -> None
 def test_crossing_limit_buy_fills_at_the_ask_not_its_limit(venue: PaperVenue) -> None:
     reports = venue.submit(limit("o-1", BUY, "3", "60010"), quote(), T0)
 
-    assert kinds(reports) == [ACKNOWLEDGED, FILLED]
+    assert kinds(reports) == [ACCEPTED, FILLED]
     # Price improvement, no slippage: 3 at 60006; fee 3 * 60006 * 0.001 = 180.018.
     assert (reports[1].last_price, reports[1].fee) == (Decimal("60006"), Decimal("180.018"))
     assert venue.open_orders() == []
@@ -166,7 +166,7 @@ def test_crossing_limit_buy_fills_at_the_ask_not_its_limit(venue: PaperVenue) ->
 def test_crossing_limit_sell_fills_at_the_bid(venue: PaperVenue) -> None:
     reports = venue.submit(limit("o-1", SELL, "2", "59990"), quote(), T0)
 
-    assert kinds(reports) == [ACKNOWLEDGED, FILLED]
+    assert kinds(reports) == [ACCEPTED, FILLED]
     assert (reports[1].last_quantity, reports[1].last_price) == (Decimal(2), Decimal("59994"))
 
 
@@ -177,7 +177,7 @@ def test_crossing_gtc_limit_larger_than_displayed_size_partially_fills_and_rests
 
     reports = venue.submit(order, quote(), T0)
 
-    assert kinds(reports) == [ACKNOWLEDGED, PARTIALLY_FILLED]
+    assert kinds(reports) == [ACCEPTED, PARTIALLY_FILLED]
     assert (reports[1].last_quantity, reports[1].leaves_quantity) == (Decimal(5), Decimal(3))
     assert venue.open_orders() == [order]
 
@@ -187,7 +187,7 @@ def test_crossing_ioc_limit_larger_than_displayed_size_fills_what_is_shown_and_e
 ) -> None:
     reports = venue.submit(limit("o-1", BUY, "8", "60010", IOC), quote(), T0)
 
-    assert kinds(reports) == [ACKNOWLEDGED, PARTIALLY_FILLED, EXPIRED]
+    assert kinds(reports) == [ACCEPTED, PARTIALLY_FILLED, EXPIRED]
     expired = reports[2]
     assert "unfilled remainder 3 expired" in expired.message
     assert (expired.cumulative_quantity, expired.leaves_quantity) == (Decimal(5), Decimal(0))
@@ -198,24 +198,24 @@ def test_crossing_ioc_limit_larger_than_displayed_size_fills_what_is_shown_and_e
 def test_non_crossing_ioc_limit_expires_without_a_fill(venue: PaperVenue) -> None:
     reports = venue.submit(limit("o-1", BUY, "1", "60000", IOC), quote(), T0)
 
-    assert kinds(reports) == [ACKNOWLEDGED, EXPIRED]
+    assert kinds(reports) == [ACCEPTED, EXPIRED]
     assert reports[1].cumulative_quantity == Decimal(0)
     assert venue.open_orders() == []
 
 
-def test_non_crossing_gtc_limit_is_only_acknowledged_and_rests(venue: PaperVenue) -> None:
+def test_non_crossing_gtc_limit_is_only_accepted_and_rests(venue: PaperVenue) -> None:
     order = limit("o-1", SELL, "1", "60100")
 
     reports = venue.submit(order, quote(), T0)
 
-    assert kinds(reports) == [ACKNOWLEDGED]
+    assert kinds(reports) == [ACCEPTED]
     assert venue.open_orders() == [order]
 
 
 def test_gtc_limit_with_no_quote_rests(venue: PaperVenue) -> None:
     reports = venue.submit(limit("o-1", BUY, "1", "60000"), None, T0)
 
-    assert kinds(reports) == [ACKNOWLEDGED]
+    assert kinds(reports) == [ACCEPTED]
     assert len(venue.open_orders()) == 1
 
 
@@ -351,7 +351,7 @@ def test_market_buy_beyond_its_protection_price_expires_unfilled(venue: PaperVen
     # ask 60006 + 1 bp slippage = 60012.0006, rounded up to 60012.01: beyond 60010.
     order = replace(market("buy-1", BUY, "1"), protection_price=Decimal("60010"))
     reports = venue.submit(order, quote(), T0)
-    assert kinds(reports) == [ACKNOWLEDGED, EXPIRED]
+    assert kinds(reports) == [ACCEPTED, EXPIRED]
     assert "price protection" in reports[-1].message
     assert "60012.01" in reports[-1].message
     assert reports[-1].cumulative_quantity == 0
@@ -361,5 +361,5 @@ def test_market_sell_within_its_protection_price_fills(venue: PaperVenue) -> Non
     # bid 59994 - 1 bp = 59988.0006, rounded down to 59988.00: not below 59980.
     order = replace(market("sell-1", SELL, "1"), protection_price=Decimal("59980"))
     reports = venue.submit(order, quote(), T0)
-    assert kinds(reports) == [ACKNOWLEDGED, FILLED]
+    assert kinds(reports) == [ACCEPTED, FILLED]
     assert reports[-1].last_price == Decimal("59988.00")

@@ -46,12 +46,12 @@ _TYPE_OF_KIND = {
 
 
 def event_kind(event: events_pb2.Event) -> str:
-    """The payload field name, such as `order_accepted`."""
+    """The payload field name, such as `order_submitted`."""
     return event.WhichOneof("payload") or ""
 
 
 def event_type(event: events_pb2.Event) -> str:
-    """The payload message name, such as `OrderAccepted`."""
+    """The payload message name, such as `OrderSubmitted`."""
     return _TYPE_OF_KIND.get(event.WhichOneof("payload") or "", "")
 
 

@@ -134,10 +134,10 @@ class ExecutionRouter(EventSourcedService):
 
     def _on_order(self, event: events_pb2.Event) -> None:
         kind = event_kind(event)
-        if kind not in ("order_accepted", "order_cancel_requested"):
+        if kind not in ("order_submitted", "order_cancel_requested"):
             return
-        if kind == "order_accepted":
-            order = self._protected(venue_order(event.order_accepted.order))
+        if kind == "order_submitted":
+            order = self._protected(venue_order(event.order_submitted.order))
             self._orders[order.order_id] = order
             self._route(order)
         else:
@@ -211,8 +211,8 @@ class ExecutionRouter(EventSourcedService):
 
         def apply(event: events_pb2.Event) -> None:
             kind = event_kind(event)
-            if kind == "order_accepted":
-                order = venue_order(event.order_accepted.order)
+            if kind == "order_submitted":
+                order = venue_order(event.order_submitted.order)
                 self._orders[order.order_id] = order
             elif kind == "execution_report":
                 last_report[event.order_id] = event.execution_report

@@ -88,13 +88,13 @@ class OrderManagement(EventSourcedService):
 
     def _replay_orders(self) -> dict[str, events_pb2.Event]:
         """Rebuilds the orders; returns the last request the venue has not answered yet, per
-        order: an OrderAccepted with no execution report, or a cancel request still pending."""
+        order: an OrderSubmitted with no execution report, or a cancel request still pending."""
         unanswered: dict[str, events_pb2.Event] = {}
 
         def apply(event: events_pb2.Event) -> None:
             self._apply(event)
             kind = event_kind(event)
-            if kind in ("order_accepted", "order_cancel_requested"):
+            if kind in ("order_submitted", "order_cancel_requested"):
                 unanswered[event.order_id] = event
             elif kind == "execution_report":
                 order = self._orders.get(event.order_id)
@@ -215,7 +215,7 @@ class OrderManagement(EventSourcedService):
         if denial is not None:
             return self._deny(request, denial)
         order = Order.accepted(request, new_id(), now)
-        event = self._order_event(order, order_accepted=events_pb2.OrderAccepted())
+        event = self._order_event(order, order_submitted=events_pb2.OrderSubmitted())
         self._apply(event, order)
         self.record_and_publish("orders", event, order.order_id)
         return self._orders[order.order_id]
@@ -239,7 +239,7 @@ class OrderManagement(EventSourcedService):
 
     def _order_event(self, order: Order, **payload: object) -> events_pb2.Event:
         """The next event of an order; the event creating an order is its first (sequence 1)."""
-        created = "order_accepted" in payload or "order_denied" in payload
+        created = "order_submitted" in payload or "order_denied" in payload
         event = self.new_event(
             sequence=order.sequence if created else order.sequence + 1,
             order_id=order.order_id,
@@ -255,16 +255,16 @@ class OrderManagement(EventSourcedService):
     def _apply(self, event: events_pb2.Event, created: Order | None = None) -> None:
         """Applies one of this service's events to its state; used live and on replay.
 
-        `created` is the order an OrderAccepted or OrderDenied made live, which spares
+        `created` is the order an OrderSubmitted or OrderDenied made live, which spares
         rebuilding it from the event's snapshot.
         """
         kind = event_kind(event)
-        if kind in ("order_accepted", "order_denied"):
+        if kind in ("order_submitted", "order_denied"):
             order = created or Order.from_proto(getattr(event, kind).order)
             self._orders[order.order_id] = order
             self._by_request[order.request_id] = order.order_id
             self._by_client_order[(order.account_id, order.client_order_id)] = order.order_id
-            if kind == "order_accepted":
+            if kind == "order_submitted":
                 self._activity.record(order.account_id, order.create_time)
         elif kind == "order_cancel_requested":
             self._orders[event.order_id].request_cancel(event.sequence, event_time(event))

@@ -60,7 +60,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("event_id", "VARCHAR", "STRING", pa.string(),
            "The event's UUID.", required=True, read=lambda event: event.event_id),
     Column("event_type", "VARCHAR", "STRING", pa.string(),
-           "The payload message name, such as OrderAccepted.", required=True, read=event_type),
+           "The payload message name, such as OrderSubmitted.", required=True, read=event_type),
     Column("event_time", "TIMESTAMPTZ", "TIMESTAMP", _TIMESTAMP,
            "When the state change happened.", read=_event_time),
     Column("sequence", "BIGINT", "INT64", pa.int64(),

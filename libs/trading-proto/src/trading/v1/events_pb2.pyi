@@ -24,7 +24,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 @_typing.final
 class Event(_message.Message):
     """Every state change is one immutable Event: an envelope of ids, sequence, time and trace
-    context around exactly one payload. Events are what the bus carries and the stores keep.
+    context around exactly one payload, named in the past tense. Events are what the topics
+    `executions`, `positions` and `market-data` carry and what the journals keep.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -38,18 +39,19 @@ class Event(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     INSTRUMENT_FIELD_NUMBER: _builtins.int
     TRACEPARENT_FIELD_NUMBER: _builtins.int
-    ORDER_ACCEPTED_FIELD_NUMBER: _builtins.int
+    ORDER_SUBMITTED_FIELD_NUMBER: _builtins.int
     ORDER_DENIED_FIELD_NUMBER: _builtins.int
     ORDER_CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     EXECUTION_REPORT_FIELD_NUMBER: _builtins.int
     POSITION_UPDATED_FIELD_NUMBER: _builtins.int
     QUOTE_UPDATED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """A UUID; consumers skip an event id they have already applied."""
+    """A UUID."""
     sequence: _builtins.int
     """Consecutive from 1 per order and producing service (order-management numbers its own
-    order events, the execution router its execution reports); per position for position
-    events.
+    order events, the execution router its execution reports), and per position for position
+    events. A consumer applies the next number, skips one it has seen, and asks the producer
+    when it sees a gap.
     """
     order_id: _builtins.str
     """The ids this event follows from."""
@@ -62,7 +64,7 @@ class Event(_message.Message):
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def order_accepted(self) -> Global___OrderAccepted: ...
+    def order_submitted(self) -> Global___OrderSubmitted: ...
     @_builtins.property
     def order_denied(self) -> Global___OrderDenied: ...
     @_builtins.property
@@ -85,26 +87,26 @@ class Event(_message.Message):
         account_id: _builtins.str = ...,
         instrument: _builtins.str = ...,
         traceparent: _builtins.str = ...,
-        order_accepted: Global___OrderAccepted | None = ...,
+        order_submitted: Global___OrderSubmitted | None = ...,
         order_denied: Global___OrderDenied | None = ...,
         order_cancel_requested: Global___OrderCancelRequested | None = ...,
         execution_report: Global___ExecutionReport | None = ...,
         position_updated: Global___PositionUpdated | None = ...,
         quote_updated: Global___QuoteUpdated | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_accepted", b"order_accepted", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "payload", b"payload", "position_updated", b"position_updated", "quote_updated", b"quote_updated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_submitted", b"order_submitted", "payload", b"payload", "position_updated", b"position_updated", "quote_updated", b"quote_updated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_accepted", b"order_accepted", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_id", b"order_id", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_id", b"order_id", "order_submitted", b"order_submitted", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_accepted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
 
 @_typing.final
-class OrderAccepted(_message.Message):
-    """Order-management accepted an order; the execution router routes it."""
+class OrderSubmitted(_message.Message):
+    """Order-management's checks passed; the order was sent to the execution router."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -122,7 +124,7 @@ class OrderAccepted(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___OrderAccepted: _TypeAlias = OrderAccepted  # noqa: Y015
+Global___OrderSubmitted: _TypeAlias = OrderSubmitted  # noqa: Y015
 
 @_typing.final
 class OrderDenied(_message.Message):
@@ -154,20 +156,23 @@ Global___OrderDenied: _TypeAlias = OrderDenied  # noqa: Y015
 
 @_typing.final
 class OrderCancelRequested(_message.Message):
-    """Order-management asks the execution router to cancel a working order."""
+    """Order-management asked the execution router to cancel a working order."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
+    request_id: _builtins.str
     def __init__(
         self,
         *,
         order_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -175,7 +180,7 @@ Global___OrderCancelRequested: _TypeAlias = OrderCancelRequested  # noqa: Y015
 
 @_typing.final
 class ExecutionReport(_message.Message):
-    """What the venue did with an order."""
+    """What the venue did with an order, or with a request about it."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -192,9 +197,12 @@ class ExecutionReport(_message.Message):
     LEAVES_QUANTITY_FIELD_NUMBER: _builtins.int
     AVERAGE_PRICE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ARRIVAL_PRICE_FIELD_NUMBER: _builtins.int
     execution_type: _types_pb2.ExecutionType.ValueType
     order_id: _builtins.str
     venue: _builtins.str
+    """The venue that holds the order, such as "simulation"."""
     venue_order_id: _builtins.str
     side: _types_pb2.Side.ValueType
     trade_id: _builtins.str
@@ -206,7 +214,13 @@ class ExecutionReport(_message.Message):
     leaves_quantity: _builtins.str
     average_price: _builtins.str
     message: _builtins.str
-    """Why the venue rejected, canceled or expired the order."""
+    """Why the venue rejected, canceled or expired the order, or rejected a cancel."""
+    request_id: _builtins.str
+    """The cancel request a CANCELED or CANCEL_REJECTED report answers."""
+    arrival_price: _builtins.str
+    """The touch on the order's side when the router received it (its arrival price), on the
+    first report of the order.
+    """
     def __init__(
         self,
         *,
@@ -223,10 +237,12 @@ class ExecutionReport(_message.Message):
         leaves_quantity: _builtins.str = ...,
         average_price: _builtins.str = ...,
         message: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        arrival_price: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "cumulative_quantity", b"cumulative_quantity", "execution_type", b"execution_type", "fee", b"fee", "last_price", b"last_price", "last_quantity", b"last_quantity", "leaves_quantity", b"leaves_quantity", "message", b"message", "order_id", b"order_id", "side", b"side", "trade_id", b"trade_id", "venue", b"venue", "venue_order_id", b"venue_order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_price", b"arrival_price", "average_price", b"average_price", "cumulative_quantity", b"cumulative_quantity", "execution_type", b"execution_type", "fee", b"fee", "last_price", b"last_price", "last_quantity", b"last_quantity", "leaves_quantity", b"leaves_quantity", "message", b"message", "order_id", b"order_id", "request_id", b"request_id", "side", b"side", "trade_id", b"trade_id", "venue", b"venue", "venue_order_id", b"venue_order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -256,7 +272,7 @@ Global___PositionUpdated: _TypeAlias = PositionUpdated  # noqa: Y015
 
 @_typing.final
 class QuoteUpdated(_message.Message):
-    """The execution router's conflated quote of an instrument."""
+    """A market-data producer's conflated quote of an instrument."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -275,3 +291,122 @@ class QuoteUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QuoteUpdated: _TypeAlias = QuoteUpdated  # noqa: Y015
+
+@_typing.final
+class Command(_message.Message):
+    """A command from order-management to the execution router, on the topic `orders`: an
+    imperative request, not a fact. The router answers with execution reports.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
+    COMMAND_TIME_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
+    SUBMIT_ORDER_FIELD_NUMBER: _builtins.int
+    CANCEL_ORDER_FIELD_NUMBER: _builtins.int
+    QUERY_ORDER_FIELD_NUMBER: _builtins.int
+    command_id: _builtins.str
+    """A UUID."""
+    order_id: _builtins.str
+    account_id: _builtins.str
+    instrument: _builtins.str
+    traceparent: _builtins.str
+    """W3C trace context of the request that caused the command."""
+    @_builtins.property
+    def command_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def submit_order(self) -> Global___SubmitOrder: ...
+    @_builtins.property
+    def cancel_order(self) -> Global___CancelOrder: ...
+    @_builtins.property
+    def query_order(self) -> Global___QueryOrder: ...
+    def __init__(
+        self,
+        *,
+        command_id: _builtins.str = ...,
+        command_time: _timestamp_pb2.Timestamp | None = ...,
+        order_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        instrument: _builtins.str = ...,
+        traceparent: _builtins.str = ...,
+        submit_order: Global___SubmitOrder | None = ...,
+        cancel_order: Global___CancelOrder | None = ...,
+        query_order: Global___QueryOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_order", b"cancel_order", "command", b"command", "command_time", b"command_time", "query_order", b"query_order", "submit_order", b"submit_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cancel_order", b"cancel_order", "command", b"command", "command_id", b"command_id", "command_time", b"command_time", "instrument", b"instrument", "order_id", b"order_id", "query_order", b"query_order", "submit_order", b"submit_order", "traceparent", b"traceparent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["submit_order", "cancel_order", "query_order"]  # noqa: Y015
+    _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
+
+Global___Command: _TypeAlias = Command  # noqa: Y015
+
+@_typing.final
+class SubmitOrder(_message.Message):
+    """Route this order to its venue. The order id is the client order id the venue sees: a repeat
+    of an order the router knows is answered with the order's reports, never routed again.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> _orders_pb2.Order: ...
+    def __init__(
+        self,
+        *,
+        order: _orders_pb2.Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitOrder: _TypeAlias = SubmitOrder  # noqa: Y015
+
+@_typing.final
+class CancelOrder(_message.Message):
+    """Cancel a working order. A repeat of a request id is answered with its first outcome."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelOrder: _TypeAlias = CancelOrder  # noqa: Y015
+
+@_typing.final
+class QueryOrder(_message.Message):
+    """Tell what became of an order: the router publishes again every report it made for it, or,
+    when it never received the order, rejects it for good so it can never be routed later.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryOrder: _TypeAlias = QueryOrder  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class ExecutionServiceStub:
-    """The execution router: venue connections and market data.
+    """The execution router: venue connections and the latest quotes.
     """
 
     def __init__(self, channel):
@@ -43,7 +43,7 @@ class ExecutionServiceStub:
 
 
 class ExecutionServiceServicer:
-    """The execution router: venue connections and market data.
+    """The execution router: venue connections and the latest quotes.
     """
 
     def GetQuote(self, request, context):
@@ -70,7 +70,7 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ExecutionService:
-    """The execution router: venue connections and market data.
+    """The execution router: venue connections and the latest quotes.
     """
 
     @staticmethod

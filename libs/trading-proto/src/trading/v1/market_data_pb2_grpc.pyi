@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ExecutionServiceStub:
-    """The execution router: venue connections and market data."""
+    """The execution router: venue connections and the latest quotes."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -38,14 +38,14 @@ class ExecutionServiceStub:
 
 @_typing.type_check_only
 class ExecutionServiceAsyncStub(ExecutionServiceStub):
-    """The execution router: venue connections and market data."""
+    """The execution router: venue connections and the latest quotes."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetQuote: _aio.UnaryUnaryMultiCallable[_market_data_pb2.GetQuoteRequest, _market_data_pb2.GetQuoteResponse]  # type: ignore[assignment]
     """The latest quote of an instrument."""
 
 class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The execution router: venue connections and market data."""
+    """The execution router: venue connections and the latest quotes."""
 
     @_abc_1.abstractmethod
     def GetQuote(

@@ -47,7 +47,7 @@ class Order(_message.Message):
     STATUS_MESSAGE_FIELD_NUMBER: _builtins.int
     VENUE_FIELD_NUMBER: _builtins.int
     VENUE_ORDER_ID_FIELD_NUMBER: _builtins.int
-    SEQUENCE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
@@ -75,8 +75,10 @@ class Order(_message.Message):
     """Why the order was denied, rejected, canceled or expired, for people."""
     venue: _builtins.str
     venue_order_id: _builtins.str
-    sequence: _builtins.int
-    """The sequence number of the last event applied to this order."""
+    version: _builtins.int
+    """How many changes have been applied to this order: one more with each. Of two copies of an
+    order, the one with the higher version is the newer.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -105,13 +107,13 @@ class Order(_message.Message):
         status_message: _builtins.str = ...,
         venue: _builtins.str = ...,
         venue_order_id: _builtins.str = ...,
-        sequence: _builtins.int = ...,
+        version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "quantity", b"quantity", "request_id", b"request_id", "sequence", b"sequence", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "quantity", b"quantity", "request_id", b"request_id", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,15 +262,23 @@ class CancelOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
+    account_id: _builtins.str
+    """The account that owns the order."""
+    request_id: _builtins.str
+    """A UUID that makes the call idempotent: a repeat returns the order as it is now."""
     def __init__(
         self,
         *,
         order_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "order_id", b"order_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -299,15 +309,19 @@ class GetOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
+    account_id: _builtins.str
+    """The account that owns the order."""
     def __init__(
         self,
         *,
         order_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "order_id", b"order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -402,7 +416,7 @@ class StreamOrderEventsRequest(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     ORDER_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
-    """Filters; empty matches every value."""
+    """Filters; empty matches every value. An order_id needs its account_id."""
     order_id: _builtins.str
     def __init__(
         self,
@@ -428,7 +442,7 @@ class StreamOrderEventsResponse(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     event_type: _builtins.str
-    """The event's name, such as OrderAccepted or ExecutionReport."""
+    """The event's name, such as OrderSubmitted or ExecutionReport."""
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property

@@ -86,7 +86,8 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelOrder(self, request, context):
-        """Asks the venue to cancel a working order.
+        """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
+        (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,7 +38,9 @@ class OrderServiceStub:
     SubmitOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.SubmitOrderRequest, _orders_pb2.SubmitOrderResponse]
     """Submits an order. A denied order is answered with status DENIED and a reason, not an error."""
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]
-    """Asks the venue to cancel a working order."""
+    """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
+    (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
+    """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]
     ListOrders: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]
     StreamOrderEvents: _grpc.UnaryStreamMultiCallable[_orders_pb2.StreamOrderEventsRequest, _orders_pb2.StreamOrderEventsResponse]
@@ -54,7 +56,9 @@ class OrderServiceAsyncStub(OrderServiceStub):
     SubmitOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.SubmitOrderRequest, _orders_pb2.SubmitOrderResponse]  # type: ignore[assignment]
     """Submits an order. A denied order is answered with status DENIED and a reason, not an error."""
     CancelOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]  # type: ignore[assignment]
-    """Asks the venue to cancel a working order."""
+    """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
+    (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
+    """
     GetOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]  # type: ignore[assignment]
     ListOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]  # type: ignore[assignment]
     StreamOrderEvents: _aio.UnaryStreamMultiCallable[_orders_pb2.StreamOrderEventsRequest, _orders_pb2.StreamOrderEventsResponse]  # type: ignore[assignment]
@@ -85,7 +89,9 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orders_pb2.CancelOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orders_pb2.CancelOrderResponse, _abc.Awaitable[_orders_pb2.CancelOrderResponse]]:
-        """Asks the venue to cancel a working order."""
+        """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
+        (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
+        """
 
     @_abc_1.abstractmethod
     def GetOrder(

@@ -47,9 +47,13 @@ class Position(_message.Message):
     """The price the position is marked at (the quote's mid); empty before the first quote."""
     fees: _builtins.str
     sequence: _builtins.int
-    """The sequence number of the last event applied to this position."""
+    """How many fills have been applied to this position (marks do not count): of two copies of
+    a position, the one with the higher sequence is the newer.
+    """
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the position last changed: its last fill or mark; never goes backwards."""
+
     def __init__(
         self,
         *,

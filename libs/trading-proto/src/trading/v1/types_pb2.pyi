@@ -86,8 +86,11 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     DESCRIPTOR: _descriptor.EnumDescriptor
     ORDER_STATUS_UNSPECIFIED: _OrderStatus.ValueType  # 0
     ORDER_STATUS_DENIED: _OrderStatus.ValueType  # 1
-    ORDER_STATUS_ACCEPTED: _OrderStatus.ValueType  # 2
-    ORDER_STATUS_ACKNOWLEDGED: _OrderStatus.ValueType  # 3
+    """Refused by our checks; never left order-management."""
+    ORDER_STATUS_SUBMITTED: _OrderStatus.ValueType  # 2
+    """Our checks passed and the order was sent to the execution router."""
+    ORDER_STATUS_ACCEPTED: _OrderStatus.ValueType  # 3
+    """The venue has the order."""
     ORDER_STATUS_PARTIALLY_FILLED: _OrderStatus.ValueType  # 4
     ORDER_STATUS_FILLED: _OrderStatus.ValueType  # 5
     ORDER_STATUS_PENDING_CANCEL: _OrderStatus.ValueType  # 6
@@ -96,14 +99,17 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     ORDER_STATUS_EXPIRED: _OrderStatus.ValueType  # 9
 
 class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper):
-    """Where an order is in its life. DENIED means refused by this platform before it reached a
-    venue; REJECTED means refused by the venue.
+    """Where an order is in its life, as FIX and NautilusTrader name it. DENIED means refused by this
+    platform before it reached a venue; REJECTED means refused by the venue.
     """
 
 ORDER_STATUS_UNSPECIFIED: OrderStatus.ValueType  # 0
 ORDER_STATUS_DENIED: OrderStatus.ValueType  # 1
-ORDER_STATUS_ACCEPTED: OrderStatus.ValueType  # 2
-ORDER_STATUS_ACKNOWLEDGED: OrderStatus.ValueType  # 3
+"""Refused by our checks; never left order-management."""
+ORDER_STATUS_SUBMITTED: OrderStatus.ValueType  # 2
+"""Our checks passed and the order was sent to the execution router."""
+ORDER_STATUS_ACCEPTED: OrderStatus.ValueType  # 3
+"""The venue has the order."""
 ORDER_STATUS_PARTIALLY_FILLED: OrderStatus.ValueType  # 4
 ORDER_STATUS_FILLED: OrderStatus.ValueType  # 5
 ORDER_STATUS_PENDING_CANCEL: OrderStatus.ValueType  # 6
@@ -155,21 +161,31 @@ class _ExecutionType:
 class _ExecutionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXECUTION_TYPE_UNSPECIFIED: _ExecutionType.ValueType  # 0
-    EXECUTION_TYPE_ACKNOWLEDGED: _ExecutionType.ValueType  # 1
+    EXECUTION_TYPE_ACCEPTED: _ExecutionType.ValueType  # 1
+    """The venue accepted the order."""
     EXECUTION_TYPE_PARTIALLY_FILLED: _ExecutionType.ValueType  # 2
     EXECUTION_TYPE_FILLED: _ExecutionType.ValueType  # 3
     EXECUTION_TYPE_REJECTED: _ExecutionType.ValueType  # 4
     EXECUTION_TYPE_CANCELED: _ExecutionType.ValueType  # 5
     EXECUTION_TYPE_EXPIRED: _ExecutionType.ValueType  # 6
+    EXECUTION_TYPE_CANCEL_REJECTED: _ExecutionType.ValueType  # 7
+    """The venue could not apply a cancel (the order had already finished, or it does not know
+    it); the order goes back to the status it had.
+    """
 
 class ExecutionType(_ExecutionType, metaclass=_ExecutionTypeEnumTypeWrapper):
     """What an execution report tells about an order at the venue."""
 
 EXECUTION_TYPE_UNSPECIFIED: ExecutionType.ValueType  # 0
-EXECUTION_TYPE_ACKNOWLEDGED: ExecutionType.ValueType  # 1
+EXECUTION_TYPE_ACCEPTED: ExecutionType.ValueType  # 1
+"""The venue accepted the order."""
 EXECUTION_TYPE_PARTIALLY_FILLED: ExecutionType.ValueType  # 2
 EXECUTION_TYPE_FILLED: ExecutionType.ValueType  # 3
 EXECUTION_TYPE_REJECTED: ExecutionType.ValueType  # 4
 EXECUTION_TYPE_CANCELED: ExecutionType.ValueType  # 5
 EXECUTION_TYPE_EXPIRED: ExecutionType.ValueType  # 6
+EXECUTION_TYPE_CANCEL_REJECTED: ExecutionType.ValueType  # 7
+"""The venue could not apply a cancel (the order had already finished, or it does not know
+it); the order goes back to the status it had.
+"""
 Global___ExecutionType: _TypeAlias = ExecutionType  # noqa: Y015

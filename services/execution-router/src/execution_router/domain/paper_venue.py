@@ -199,7 +199,7 @@ class PaperVenue:
         if problem:
             return [self._rejection(order, problem)]
         working = _WorkingOrder(order, venue_order_id=self._new_id())
-        acknowledged = working.report(types_pb2.EXECUTION_TYPE_ACKNOWLEDGED)
+        accepted = working.report(types_pb2.EXECUTION_TYPE_ACCEPTED)
         if order.order_type == _MARKET:
             assert quote is not None
             price = self._market_price(order, quote)
@@ -208,9 +208,9 @@ class PaperVenue:
                     f"price protection: the fill price {price} is beyond the protection price "
                     f"{order.protection_price}; nothing filled"
                 )
-                return [acknowledged, working.report(types_pb2.EXECUTION_TYPE_EXPIRED, message)]
-            return [acknowledged, self._fill(working, order.quantity, price)]
-        return [acknowledged, *self._match_arriving_limit(working, quote)]
+                return [accepted, working.report(types_pb2.EXECUTION_TYPE_EXPIRED, message)]
+            return [accepted, self._fill(working, order.quantity, price)]
+        return [accepted, *self._match_arriving_limit(working, quote)]
 
     def on_quote(self, quote: Quote, now: datetime) -> list[Report]:
         """Fills resting orders the quote crosses, sharing its displayed size in time priority."""

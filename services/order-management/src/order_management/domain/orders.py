@@ -27,7 +27,7 @@ OrderStatus: TypeAlias = types_pb2.OrderStatus.ValueType
 class Trigger(enum.Enum):
     """What moves an order: the venue's execution types, plus our own cancel request."""
 
-    ACKNOWLEDGED = "acknowledged"
+    ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially filled"
     FILLED = "filled"
     REJECTED = "rejected"
@@ -37,7 +37,7 @@ class Trigger(enum.Enum):
 
 
 _TRIGGER_OF_EXECUTION_TYPE = {
-    types_pb2.EXECUTION_TYPE_ACKNOWLEDGED: Trigger.ACKNOWLEDGED,
+    types_pb2.EXECUTION_TYPE_ACCEPTED: Trigger.ACCEPTED,
     types_pb2.EXECUTION_TYPE_PARTIALLY_FILLED: Trigger.PARTIALLY_FILLED,
     types_pb2.EXECUTION_TYPE_FILLED: Trigger.FILLED,
     types_pb2.EXECUTION_TYPE_REJECTED: Trigger.REJECTED,
@@ -49,8 +49,8 @@ _FILL_TRIGGERS = frozenset({Trigger.PARTIALLY_FILLED, Trigger.FILLED})
 _ENDING_TRIGGERS = frozenset({Trigger.REJECTED, Trigger.CANCELED, Trigger.EXPIRED})
 
 _DENIED = types_pb2.ORDER_STATUS_DENIED
+_SUBMITTED = types_pb2.ORDER_STATUS_SUBMITTED
 _ACCEPTED = types_pb2.ORDER_STATUS_ACCEPTED
-_ACKNOWLEDGED = types_pb2.ORDER_STATUS_ACKNOWLEDGED
 _PARTIALLY_FILLED = types_pb2.ORDER_STATUS_PARTIALLY_FILLED
 _FILLED = types_pb2.ORDER_STATUS_FILLED
 _PENDING_CANCEL = types_pb2.ORDER_STATUS_PENDING_CANCEL
@@ -59,33 +59,33 @@ _REJECTED = types_pb2.ORDER_STATUS_REJECTED
 _EXPIRED = types_pb2.ORDER_STATUS_EXPIRED
 
 # Every allowed move; anything else raises InvalidOrderTransition. Decisions beyond the obvious:
-# - A late or repeated ACKNOWLEDGED never moves an order back: ACKNOWLEDGED, PARTIALLY_FILLED and
+# - A late or repeated ACCEPTED never moves an order back: ACCEPTED, PARTIALLY_FILLED and
 #   PENDING_CANCEL keep their status (an ack often arrives after we asked to cancel).
 # - A partial fill while a cancel is pending keeps PENDING_CANCEL; the venue still owes the answer.
 # - REJECTED while PENDING_CANCEL: the cancel was requested before the venue answered the order
 #   at all, and the venue then refused the order itself.
 # - DENIED, FILLED, CANCELED, REJECTED and EXPIRED are terminal.
 _TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
-    (_ACCEPTED, Trigger.ACKNOWLEDGED): _ACKNOWLEDGED,
-    (_ACCEPTED, Trigger.REJECTED): _REJECTED,
+    (_SUBMITTED, Trigger.ACCEPTED): _ACCEPTED,
+    (_SUBMITTED, Trigger.REJECTED): _REJECTED,
+    (_SUBMITTED, Trigger.PARTIALLY_FILLED): _PARTIALLY_FILLED,
+    (_SUBMITTED, Trigger.FILLED): _FILLED,
+    (_SUBMITTED, Trigger.CANCELED): _CANCELED,
+    (_SUBMITTED, Trigger.EXPIRED): _EXPIRED,
+    (_SUBMITTED, Trigger.CANCEL_REQUESTED): _PENDING_CANCEL,
+    (_ACCEPTED, Trigger.ACCEPTED): _ACCEPTED,
     (_ACCEPTED, Trigger.PARTIALLY_FILLED): _PARTIALLY_FILLED,
     (_ACCEPTED, Trigger.FILLED): _FILLED,
     (_ACCEPTED, Trigger.CANCELED): _CANCELED,
     (_ACCEPTED, Trigger.EXPIRED): _EXPIRED,
     (_ACCEPTED, Trigger.CANCEL_REQUESTED): _PENDING_CANCEL,
-    (_ACKNOWLEDGED, Trigger.ACKNOWLEDGED): _ACKNOWLEDGED,
-    (_ACKNOWLEDGED, Trigger.PARTIALLY_FILLED): _PARTIALLY_FILLED,
-    (_ACKNOWLEDGED, Trigger.FILLED): _FILLED,
-    (_ACKNOWLEDGED, Trigger.CANCELED): _CANCELED,
-    (_ACKNOWLEDGED, Trigger.EXPIRED): _EXPIRED,
-    (_ACKNOWLEDGED, Trigger.CANCEL_REQUESTED): _PENDING_CANCEL,
-    (_PARTIALLY_FILLED, Trigger.ACKNOWLEDGED): _PARTIALLY_FILLED,
+    (_PARTIALLY_FILLED, Trigger.ACCEPTED): _PARTIALLY_FILLED,
     (_PARTIALLY_FILLED, Trigger.PARTIALLY_FILLED): _PARTIALLY_FILLED,
     (_PARTIALLY_FILLED, Trigger.FILLED): _FILLED,
     (_PARTIALLY_FILLED, Trigger.CANCELED): _CANCELED,
     (_PARTIALLY_FILLED, Trigger.EXPIRED): _EXPIRED,
     (_PARTIALLY_FILLED, Trigger.CANCEL_REQUESTED): _PENDING_CANCEL,
-    (_PENDING_CANCEL, Trigger.ACKNOWLEDGED): _PENDING_CANCEL,
+    (_PENDING_CANCEL, Trigger.ACCEPTED): _PENDING_CANCEL,
     (_PENDING_CANCEL, Trigger.PARTIALLY_FILLED): _PENDING_CANCEL,
     (_PENDING_CANCEL, Trigger.FILLED): _FILLED,
     (_PENDING_CANCEL, Trigger.CANCELED): _CANCELED,
@@ -93,7 +93,7 @@ _TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (_PENDING_CANCEL, Trigger.REJECTED): _REJECTED,
 }
 
-OPEN_STATUSES = frozenset({_ACCEPTED, _ACKNOWLEDGED, _PARTIALLY_FILLED, _PENDING_CANCEL})
+OPEN_STATUSES = frozenset({_SUBMITTED, _ACCEPTED, _PARTIALLY_FILLED, _PENDING_CANCEL})
 FINISHED_STATUSES = frozenset({_DENIED, _FILLED, _CANCELED, _REJECTED, _EXPIRED})
 
 
@@ -158,7 +158,7 @@ class Order:
     def accepted(
         cls, request: OrderRequest, order_id: str, now: datetime, *, sequence: int = 1
     ) -> Order:
-        return cls._from_request(request, order_id, _ACCEPTED, now, sequence)
+        return cls._from_request(request, order_id, _SUBMITTED, now, sequence)
 
     @classmethod
     def denied(
@@ -353,7 +353,7 @@ class Order:
             status_message=self.status_message,
             venue=self.venue,
             venue_order_id=self.venue_order_id,
-            sequence=self.sequence,
+            version=self.sequence,
             create_time=timestamp(self.create_time),
             update_time=timestamp(self.update_time),
         )
@@ -382,7 +382,7 @@ class Order:
             status_message=order.status_message,
             venue=order.venue,
             venue_order_id=order.venue_order_id,
-            sequence=order.sequence,
+            sequence=order.version,
             create_time=order.create_time.ToDatetime(tzinfo=UTC),
             update_time=order.update_time.ToDatetime(tzinfo=UTC),
         )
