@@ -20,7 +20,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from order_management.service import OrderManagement
-from tradectl.serve import service_factories
+from tradectl.serve import service_specs
 from trading.v1 import market_data_pb2_grpc, orders_pb2_grpc, positions_pb2_grpc
 from trading_core.config import load_config
 from trading_core.runtime import Platform, build_platform
@@ -32,6 +32,7 @@ SERVICE_MODULES = {
     "order-management": "order_management",
     "execution-router": "execution_router",
     "position-management": "position_management",
+    "market-data": "market_data",
 }
 
 
@@ -82,6 +83,7 @@ def embedded_overrides(data: Path) -> dict[str, object]:
     return {
         "services": {name.replace("-", "_"): {"port": 0} for name in SERVICE_MODULES},
         "database": {"backend": "duckdb", "path": str(data)},
+        "journal": {"path": str(data)},
         "market_data": {"interval_ms": 20},
         "logging": {"level": "WARNING", "json": False},
     }
@@ -95,8 +97,9 @@ def order_management(platform: Platform) -> OrderManagement:
 
 
 def start_embedded(config_path: Path) -> Platform:
-    platform = build_platform(load_config(config_path), service_factories())
+    platform = build_platform(load_config(config_path), service_specs())
     platform.start()
+    assert platform.wait_ready(30), "the embedded platform did not become ready"
     return platform
 
 
@@ -163,7 +166,7 @@ def wait_serving(addresses: dict[str, str], services: ServiceProcesses, timeout:
                 pytest.fail(f"{name} exited with {process.returncode}:\n{output[-3000:]}")
         return all(_health(address) for address in addresses.values())
 
-    wait_until(serving, timeout, "the three service processes to report SERVING")
+    wait_until(serving, timeout, "the service processes to report SERVING")
 
 
 def _health(address: str) -> bool:

@@ -53,7 +53,9 @@ def test_submitted_order_is_listed_filled_and_shows_in_positions(
     order_id = submitted["orderId"]
 
     def filled() -> bool:
-        shown = as_json(tradectl(clients, "--output", "json", "order", "get", order_id))["order"]
+        shown = as_json(
+            tradectl(clients, "--output", "json", "order", "get", order_id, "--account", "acct-cli")
+        )["order"]
         return isinstance(shown, dict) and shown["status"] == "ORDER_STATUS_FILLED"
 
     wait_until(filled, 20, "the order to fill")
@@ -74,7 +76,7 @@ def test_cancel_of_an_unknown_order_says_not_found_and_exits_1(
     embedded: tuple[Clients, Platform],
 ) -> None:
     clients, _ = embedded
-    result = tradectl(clients, "order", "cancel", "no-such-order")
+    result = tradectl(clients, "order", "cancel", "no-such-order", "--account", "acct-cli")
     assert result.exit_code == 1
     assert "NOT_FOUND" in result.output
 

@@ -16,7 +16,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from trading.v1 import events_pb2, orders_pb2, positions_pb2, types_pb2
 from trading_core.runtime import Platform
-from trading_core.store import DuckDBEventStore
 
 from tests.e2e.conftest import (
     SERVICE_MODULES,
@@ -76,9 +75,9 @@ def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(
     try:
         ready_for_market_orders(clients)
         filled = _submit(clients, "acct-restart", types_pb2.ORDER_TYPE_MARKET, "0.3")
-        order_status(clients, filled.order_id, types_pb2.ORDER_STATUS_FILLED)
+        order_status(clients, filled, types_pb2.ORDER_STATUS_FILLED)
         resting = _submit(clients, "acct-restart", types_pb2.ORDER_TYPE_LIMIT, "0.1", "1000")
-        order_status(clients, resting.order_id, types_pb2.ORDER_STATUS_ACCEPTED)
+        order_status(clients, resting, types_pb2.ORDER_STATUS_ACCEPTED)
         before = position_quantity(clients, "acct-restart", "0.3")
     finally:
         clients.close()
@@ -88,17 +87,27 @@ def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(
     clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
     try:
         get = clients.orders.GetOrder
-        again = get(orders_pb2.GetOrderRequest(order_id=filled.order_id)).order
+        again = get(
+            orders_pb2.GetOrderRequest(order_id=filled.order_id, account_id=filled.account_id)
+        ).order
         assert again.status == types_pb2.ORDER_STATUS_FILLED
-        still_resting = get(orders_pb2.GetOrderRequest(order_id=resting.order_id)).order
+        still_resting = get(
+            orders_pb2.GetOrderRequest(order_id=resting.order_id, account_id=resting.account_id)
+        ).order
         assert still_resting.status == types_pb2.ORDER_STATUS_ACCEPTED
         request = positions_pb2.GetPositionRequest(account_id="acct-restart", instrument="BTC-USD")
         after = clients.positions.GetPosition(request).position
         assert Decimal(after.quantity) == Decimal(before.quantity)
         assert after.average_price == before.average_price
         # The router restored the resting order: it can still be canceled at the venue.
-        clients.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=resting.order_id))
-        order_status(clients, resting.order_id, types_pb2.ORDER_STATUS_CANCELED)
+        clients.orders.CancelOrder(
+            orders_pb2.CancelOrderRequest(
+                order_id=resting.order_id,
+                account_id=resting.account_id,
+                request_id=str(uuid.uuid4()),
+            )
+        )
+        order_status(clients, resting, types_pb2.ORDER_STATUS_CANCELED)
         # And the same request id still answers with the original order.
         repeat = _submit(
             clients,
@@ -106,6 +115,7 @@ def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(
             types_pb2.ORDER_TYPE_MARKET,
             "0.3",
             request_id=filled.request_id,
+            client_order_id=filled.client_order_id,
         )
         assert repeat.order_id == filled.order_id
     finally:
@@ -128,10 +138,11 @@ def _submit(
     quantity: str,
     limit_price: str = "",
     request_id: str = "",
+    client_order_id: str = "",
 ) -> orders_pb2.Order:
     request = orders_pb2.SubmitOrderRequest(
         request_id=request_id or str(uuid.uuid4()),
-        client_order_id=str(uuid.uuid4()),
+        client_order_id=client_order_id or str(uuid.uuid4()),
         account_id=account,
         instrument="BTC-USD",
         side=types_pb2.SIDE_BUY,
@@ -142,26 +153,35 @@ def _submit(
     return clients.orders.SubmitOrder(request, timeout=20).order
 
 
+def warehouse_events(path: Path, table: str, order_id: str) -> list[events_pb2.Event]:
+    with duckdb.connect(str(path), read_only=True) as connection:
+        rows = connection.execute(
+            f"SELECT payload FROM {table} WHERE order_id = ? ORDER BY store_sequence",
+            [order_id],
+        ).fetchall()
+    return [events_pb2.Event.FromString(payload) for (payload,) in rows]
+
+
 def test_each_producer_numbers_an_orders_events_consecutively_from_one(tmp_path: Path) -> None:
     platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
     clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
     try:
         ready_for_market_orders(clients)
         order = _submit(clients, "acct-sequence", types_pb2.ORDER_TYPE_MARKET, "0.01")
-        filled = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
+        filled = order_status(clients, order, types_pb2.ORDER_STATUS_FILLED)
     finally:
         clients.close()
-        platform.stop()  # writes what the stores buffer
-    store = DuckDBEventStore(
-        tmp_path / "data" / "order-management.duckdb", "order_management_events"
+        platform.stop()  # feeds the warehouses what is left
+    data = tmp_path / "data"
+    own = warehouse_events(
+        data / "order-management.duckdb", "order_management_events", order.order_id
     )
-    events = [e for e in store.replay() if e.order_id == order.order_id]
-    store.close()
-    reports = [e.sequence for e in events if e.HasField("execution_report")]
-    own = [e.sequence for e in events if not e.HasField("execution_report")]
-    assert own == [1]  # order-management's: OrderSubmitted
-    assert reports == [1, 2]  # the router's: acknowledged, filled
-    assert filled.version == len(events)  # the order counts every event applied to it
+    reports = warehouse_events(
+        data / "execution-router.duckdb", "execution_router_events", order.order_id
+    )
+    assert [e.sequence for e in own] == [1]  # order-management's: OrderSubmitted
+    assert [e.sequence for e in reports] == [1, 2]  # the router's: accepted, filled
+    assert filled.version == 3  # the order counts every change applied to it
 
 
 def test_order_management_keeps_the_positions_it_is_told_of_for_pre_trade_risk(
@@ -171,154 +191,39 @@ def test_order_management_keeps_the_positions_it_is_told_of_for_pre_trade_risk(
     oms = order_management(platform)
     ready_for_market_orders(clients)
     order = _submit(clients, "acct-risk", types_pb2.ORDER_TYPE_MARKET, "0.02")
-    order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
+    order_status(clients, order, types_pb2.ORDER_STATUS_FILLED)
     position = wait_until(
         lambda: oms.positions.get(("acct-risk", "BTC-USD")), 10, "the position to reach the OMS"
     )
     assert Decimal(position.quantity) == Decimal("0.02")
 
 
-def test_health_turns_not_serving_while_the_store_cannot_write_and_back_when_it_can(
-    tmp_path: Path,
-) -> None:
-    platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
+def test_an_analyst_can_read_the_warehouse_while_the_platform_runs(tmp_path: Path) -> None:
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["database"] = {**overrides["database"], "flush_interval_ms": 20}  # type: ignore[dict-item]
+    platform = start_embedded(write_config(tmp_path, overrides))
     clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
-    database = duckdb.connect(str(tmp_path / "data" / "order-management.duckdb"))
+    warehouse = tmp_path / "data" / "execution-router.duckdb"
     try:
-        health = health_pb2_grpc.HealthStub(clients.channel("order-management"))
+        ready_for_market_orders(clients)
+        order = _submit(clients, "acct-analyst", types_pb2.ORDER_TYPE_MARKET, "0.01")
+        order_status(clients, order, types_pb2.ORDER_STATUS_FILLED)
 
-        def status() -> int:
-            return int(health.Check(health_pb2.HealthCheckRequest(), timeout=5).status)
+        def reports_seen_by_an_analyst() -> int:
+            try:
+                with duckdb.connect(str(warehouse), read_only=True) as analyst:
+                    ((count,),) = analyst.execute(
+                        "SELECT count(*) FROM execution_router_events WHERE order_id = ?",
+                        [order.order_id],
+                    ).fetchall()
+            except duckdb.Error:  # the feeder is writing this very moment
+                return 0
+            return int(count)
 
-        assert status() == health_pb2.HealthCheckResponse.SERVING
-        # A real write failure: the table the store appends to is gone.
-        database.execute("ALTER TABLE order_management_events RENAME TO moved_away")
-        denied = _submit(clients, "acct-health", types_pb2.ORDER_TYPE_MARKET, "0.00015")
-        wait_until(
-            lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING,
-            10,
-            "health to report the failing store",
-        )
-        database.execute("ALTER TABLE moved_away RENAME TO order_management_events")
-        wait_until(
-            lambda: status() == health_pb2.HealthCheckResponse.SERVING,
-            20,
-            "health to recover once the store writes again",
-        )
-    finally:
-        database.close()
-        clients.close()
-        platform.stop()
-    store = DuckDBEventStore(
-        tmp_path / "data" / "order-management.duckdb", "order_management_events"
-    )
-    stored = [e.event_id for e in store.replay() if e.order_id == denied.order_id]
-    store.close()
-    assert len(stored) == 1  # the event waited in the buffer and was written once
-
-
-def _accepted(order_id: str, account: str) -> events_pb2.Event:
-    """An OrderSubmitted event as order-management writes it."""
-    order = orders_pb2.Order(
-        order_id=order_id,
-        client_order_id=f"coid-{order_id}",
-        request_id=f"req-{order_id}",
-        account_id=account,
-        instrument="BTC-USD",
-        side=types_pb2.SIDE_BUY,
-        order_type=types_pb2.ORDER_TYPE_MARKET,
-        time_in_force=types_pb2.TIME_IN_FORCE_GTC,
-        quantity="0.01",
-        status=types_pb2.ORDER_STATUS_SUBMITTED,
-        filled_quantity="0",
-        fees="0",
-        version=1,
-    )
-    order.create_time.GetCurrentTime()
-    order.update_time.CopyFrom(order.create_time)
-    return _event(
-        f"accepted-{order_id}", 1, order, order_submitted=events_pb2.OrderSubmitted(order=order)
-    )
-
-
-def _report(order: orders_pb2.Order, sequence: int, **report: object) -> events_pb2.Event:
-    """An execution report event as the router writes it."""
-    payload = events_pb2.ExecutionReport(
-        order_id=order.order_id, venue="simulation", venue_order_id="v-1", side=order.side,
-        **report,  # type: ignore[arg-type]
-    )  # fmt: skip
-    return _event(f"report-{sequence}-{order.order_id}", sequence, order, execution_report=payload)
-
-
-def _event(
-    event_id: str, sequence: int, order: orders_pb2.Order, **payload: object
-) -> events_pb2.Event:
-    event = events_pb2.Event(
-        event_id=event_id,
-        sequence=sequence,
-        order_id=order.order_id,
-        account_id=order.account_id,
-        instrument=order.instrument,
-        **payload,  # type: ignore[arg-type]
-    )
-    event.event_time.GetCurrentTime()
-    return event
-
-
-def _write(path: Path, table: str, *events: events_pb2.Event) -> None:
-    store = DuckDBEventStore(path, table)
-    for event in events:
-        store.append(event)
-    store.close()
-
-
-def test_an_accepted_order_the_router_never_received_is_routed_after_a_restart(
-    tmp_path: Path,
-) -> None:
-    # As a crash leaves it: order-management stored its OrderSubmitted, the in-memory bus lost
-    # the message, the router never heard of the order.
-    accepted = _accepted("lost-on-the-way-out", "acct-lost")
-    data = tmp_path / "data"
-    _write(data / "order-management.duckdb", "order_management_events", accepted)
-
-    platform = start_embedded(write_config(tmp_path, embedded_overrides(data)))
-    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
-    try:
-        filled = order_status(clients, accepted.order_id, types_pb2.ORDER_STATUS_FILLED)
-        assert Decimal(filled.filled_quantity) == Decimal("0.01")
-        position_quantity(clients, "acct-lost", "0.01")
-    finally:
-        clients.close()
-        platform.stop()
-
-
-def test_fills_the_consumers_never_received_are_applied_after_a_restart(tmp_path: Path) -> None:
-    # As a crash leaves it: the router filled the order and stored its reports, the in-memory
-    # bus lost them, order-management and position-management never heard of the fill.
-    accepted = _accepted("fill-lost-on-the-way-back", "acct-lost-fill")
-    order = accepted.order_submitted.order
-    acknowledged = _report(
-        order, 1, execution_type=types_pb2.EXECUTION_TYPE_ACCEPTED,
-        cumulative_quantity="0", leaves_quantity="0.01",
-    )  # fmt: skip
-    filled = _report(
-        order, 2, execution_type=types_pb2.EXECUTION_TYPE_FILLED, trade_id="trade-1",
-        last_quantity="0.01", last_price="60000", fee="0.6", cumulative_quantity="0.01",
-        leaves_quantity="0", average_price="60000",
-    )  # fmt: skip
-    data = tmp_path / "data"
-    _write(data / "order-management.duckdb", "order_management_events", accepted)
-    _write(
-        data / "execution-router.duckdb", "execution_router_events", accepted, acknowledged, filled
-    )
-
-    platform = start_embedded(write_config(tmp_path, embedded_overrides(data)))
-    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
-    try:
-        shown = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
-        assert Decimal(shown.average_fill_price) == Decimal("60000")
-        position = position_quantity(clients, "acct-lost-fill", "0.01")
-        assert Decimal(position.fees) == Decimal("0.6")
+        wait_until(lambda: reports_seen_by_an_analyst() == 2, 20, "the analyst to see the fill")
+        # And the platform went on trading while the analyst looked.
+        second = _submit(clients, "acct-analyst", types_pb2.ORDER_TYPE_MARKET, "0.01")
+        order_status(clients, second, types_pb2.ORDER_STATUS_FILLED)
     finally:
         clients.close()
         platform.stop()

@@ -94,8 +94,9 @@ def test_list_orders_filters_by_account_instrument_status_and_open_only(
     eth_resting = resting_limit(clients, "acct-filter", instrument="ETH-USD")
     refused = denied(clients, "acct-filter")
     other_account = denied(clients, "acct-other")
-    order_status(clients, btc_resting, types_pb2.ORDER_STATUS_ACCEPTED)
-    order_status(clients, eth_resting, types_pb2.ORDER_STATUS_ACCEPTED)
+    for order_id in (btc_resting, eth_resting):
+        order = orders_pb2.Order(order_id=order_id, account_id="acct-filter")
+        order_status(clients, order, types_pb2.ORDER_STATUS_ACCEPTED)
 
     mine = ids(list_orders(clients, account_id="acct-filter").orders)
     assert set(mine) == {btc_resting, eth_resting, refused}
@@ -239,7 +240,7 @@ def test_get_position_never_traded_is_not_found(embedded: Embedded) -> None:
 
 def test_stream_order_events_of_an_unknown_order_is_not_found(embedded: Embedded) -> None:
     clients, _ = embedded
-    request = orders_pb2.StreamOrderEventsRequest(order_id="no-such-order")
+    request = orders_pb2.StreamOrderEventsRequest(order_id="no-such-order", account_id="acct-1")
     stream = clients.orders.StreamOrderEvents(request, timeout=TIMEOUT)
     error = rpc_error(lambda: next(stream))
     assert error.code() == grpc.StatusCode.NOT_FOUND
@@ -275,11 +276,17 @@ def test_signal_for_an_unconfigured_instrument_is_denied_with_its_reason(
 
 def test_repeated_signal_request_id_returns_the_original_order(embedded: Embedded) -> None:
     clients, _ = embedded
-    first = signal(clients, request_id="sig-req-1", account_id="acct-sig-repeat")
-    again = signal(
-        clients, request_id="sig-req-1", account_id="acct-sig-repeat", limit_price="1000"
-    )
+    ids_of_the_request = {"request_id": "sig-req-1", "client_order_id": "sig-coid-1"}
+    first = signal(clients, **ids_of_the_request, account_id="acct-sig-repeat")
+    again = signal(clients, **ids_of_the_request, account_id="acct-sig-repeat")
     assert again.order.order_id == first.order.order_id
+    changed = rpc_error(
+        lambda: signal(
+            clients, **ids_of_the_request, account_id="acct-sig-repeat", limit_price="1000"
+        )
+    )
+    assert changed.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "limit_price" in (changed.details() or "")
     assert again.signal_id == first.signal_id
     assert Decimal(again.order.quantity) == Decimal(first.order.quantity) == Decimal("0.5")
     listed = list_orders(clients, account_id="acct-sig-repeat").orders
@@ -297,7 +304,7 @@ def test_position_stream_delivers_the_position_update_of_a_fill(embedded: Embedd
     stream.initial_metadata()  # subscribed once the server has sent its headers
     try:
         order = submit(clients, account_id="acct-stream", quantity="0.3")
-        filled = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
+        filled = order_status(clients, order, types_pb2.ORDER_STATUS_FILLED)
         update = next(stream)
     finally:
         stream.cancel()
@@ -323,7 +330,7 @@ def test_order_above_the_max_order_value_is_denied_and_never_reaches_the_venue(
     # A later order of the same account travels the same path: once its fill is the whole
     # position, the denied order has had every chance to reach the venue and did not.
     small = submit(clients, account_id="acct-limit", quantity="0.01")
-    order_status(clients, small.order_id, types_pb2.ORDER_STATUS_FILLED)
+    order_status(clients, small, types_pb2.ORDER_STATUS_FILLED)
     position_request = positions_pb2.GetPositionRequest(
         account_id="acct-limit", instrument="BTC-USD"
     )
@@ -337,7 +344,8 @@ def test_order_above_the_max_order_value_is_denied_and_never_reaches_the_venue(
 
     assert wait_until(position_quantity, TIMEOUT, "the small fill's position") == Decimal("0.01")
     stored = clients.orders.GetOrder(
-        orders_pb2.GetOrderRequest(order_id=too_big.order_id), timeout=TIMEOUT
+        orders_pb2.GetOrderRequest(order_id=too_big.order_id, account_id=too_big.account_id),
+        timeout=TIMEOUT,
     ).order
     assert stored.status == types_pb2.ORDER_STATUS_DENIED
     assert Decimal(stored.filled_quantity or "0") == 0

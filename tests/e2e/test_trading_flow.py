@@ -34,16 +34,17 @@ def submit(clients: Clients, **fields: object) -> orders_pb2.Order:
 
 
 def order_status(
-    clients: Clients, order_id: str, status: types_pb2.OrderStatus.ValueType
+    clients: Clients, order: orders_pb2.Order, status: types_pb2.OrderStatus.ValueType
 ) -> orders_pb2.Order:
     stub = clients.orders
+    request = orders_pb2.GetOrderRequest(order_id=order.order_id, account_id=order.account_id)
 
     def reached() -> orders_pb2.Order | None:
-        order = stub.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id), timeout=5).order
-        return order if order.status == status else None
+        shown = stub.GetOrder(request, timeout=5).order
+        return shown if shown.status == status else None
 
     name = types_pb2.OrderStatus.Name(status)
-    return wait_until(reached, TIMEOUT, f"order {order_id} to become {name}")
+    return wait_until(reached, TIMEOUT, f"order {order.order_id} to become {name}")
 
 
 def wait_for_quote(clients: Clients, instrument: str = "BTC-USD") -> market_data_pb2.Quote:
@@ -92,7 +93,7 @@ def test_market_buy_is_filled_and_builds_a_position_marked_to_market(
     assert order.status == types_pb2.ORDER_STATUS_SUBMITTED
     assert order.order_id
 
-    filled = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_FILLED)
+    filled = order_status(clients, order, types_pb2.ORDER_STATUS_FILLED)
     assert Decimal(filled.filled_quantity) == Decimal("0.5")
     assert Decimal(filled.leaves_quantity) == 0
     fill_price = Decimal(filled.average_fill_price)
@@ -114,9 +115,9 @@ def test_buy_then_sell_realizes_the_price_difference(platform_clients: Clients) 
     clients = platform_clients
     ready_for_market_orders(clients)
     buy = submit(clients, account_id="acct-round-trip", quantity="0.2")
-    bought = order_status(clients, buy.order_id, types_pb2.ORDER_STATUS_FILLED)
+    bought = order_status(clients, buy, types_pb2.ORDER_STATUS_FILLED)
     sell = submit(clients, account_id="acct-round-trip", quantity="0.2", side=types_pb2.SIDE_SELL)
-    sold = order_status(clients, sell.order_id, types_pb2.ORDER_STATUS_FILLED)
+    sold = order_status(clients, sell, types_pb2.ORDER_STATUS_FILLED)
 
     position = position_quantity(clients, "acct-round-trip", "0")
     expected = (Decimal(sold.average_fill_price) - Decimal(bought.average_fill_price)) * Decimal(
@@ -138,14 +139,22 @@ def test_resting_limit_order_is_canceled_and_a_second_cancel_is_refused(
         time_in_force=types_pb2.TIME_IN_FORCE_GTC,
         limit_price=str(far_below),
     )
-    order_status(clients, order.order_id, types_pb2.ORDER_STATUS_ACCEPTED)
+    order_status(clients, order, types_pb2.ORDER_STATUS_ACCEPTED)
 
-    clients.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
-    canceled = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_CANCELED)
+    clients.orders.CancelOrder(
+        orders_pb2.CancelOrderRequest(
+            order_id=order.order_id, account_id=order.account_id, request_id=str(uuid.uuid4())
+        )
+    )
+    canceled = order_status(clients, order, types_pb2.ORDER_STATUS_CANCELED)
     assert Decimal(canceled.filled_quantity) == 0
 
     with pytest.raises(grpc.RpcError) as refused:
-        clients.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
+        clients.orders.CancelOrder(
+            orders_pb2.CancelOrderRequest(
+                order_id=order.order_id, account_id=order.account_id, request_id=str(uuid.uuid4())
+            )
+        )
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "CANCELED" in (refused.value.details() or "")
 
@@ -160,7 +169,7 @@ def test_ioc_limit_that_does_not_cross_expires(platform_clients: Clients) -> Non
         time_in_force=types_pb2.TIME_IN_FORCE_IOC,
         limit_price=str(below),
     )
-    order_status(clients, order.order_id, types_pb2.ORDER_STATUS_EXPIRED)
+    order_status(clients, order, types_pb2.ORDER_STATUS_EXPIRED)
 
 
 def test_order_off_the_step_is_denied_with_its_reason_and_never_routed(
@@ -171,19 +180,34 @@ def test_order_off_the_step_is_denied_with_its_reason_and_never_routed(
     assert order.status == types_pb2.ORDER_STATUS_DENIED
     assert order.denial_reason == types_pb2.DENIAL_REASON_QUANTITY_NOT_ON_STEP
     assert "0.0001" in order.status_message
-    stored = clients.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order.order_id)).order
+    stored = clients.orders.GetOrder(
+        orders_pb2.GetOrderRequest(order_id=order.order_id, account_id=order.account_id)
+    ).order
     assert stored.status == types_pb2.ORDER_STATUS_DENIED
 
 
-def test_repeated_request_id_or_client_order_id_returns_the_original_order(
+def test_a_repeated_request_returns_the_original_order_and_a_changed_one_already_exists(
     platform_clients: Clients,
 ) -> None:
     clients = platform_clients
     first = submit(clients, request_id="req-1", client_order_id="coid-1", quantity="0.001")
-    again = submit(clients, request_id="req-1", client_order_id="coid-other", quantity="1")
-    same_client_id = submit(clients, request_id="req-2", client_order_id="coid-1")
+    again = submit(clients, request_id="req-1", client_order_id="coid-1", quantity="0.001")
     assert again.order_id == first.order_id
-    assert same_client_id.order_id == first.order_id
+
+    with pytest.raises(grpc.RpcError) as changed:
+        submit(clients, request_id="req-1", client_order_id="coid-1", quantity="1")
+    assert changed.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "quantity" in (changed.value.details() or "")
+    with pytest.raises(grpc.RpcError) as reused:
+        submit(clients, request_id="req-2", client_order_id="coid-1", quantity="0.001")
+    assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "request_id" in (reused.value.details() or "")
+
+    # Ids belong to an account: another account may use the same ones for its own order.
+    other = submit(
+        clients, account_id="acct-e2e-other", request_id="req-1", client_order_id="coid-1"
+    )
+    assert other.order_id != first.order_id
     listed = clients.orders.ListOrders(
         orders_pb2.ListOrdersRequest(account_id="acct-e2e"), timeout=TIMEOUT
     ).orders
@@ -240,10 +264,16 @@ def test_malformed_order_is_invalid_argument_naming_the_field_and_creates_nothin
 def test_unknown_order_is_not_found(embedded: tuple[Clients, object]) -> None:
     clients, _ = embedded
     with pytest.raises(grpc.RpcError) as missing:
-        clients.orders.GetOrder(orders_pb2.GetOrderRequest(order_id="no-such-order"))
+        clients.orders.GetOrder(
+            orders_pb2.GetOrderRequest(order_id="no-such-order", account_id="acct-1")
+        )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as missing:
-        clients.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id="no-such-order"))
+        clients.orders.CancelOrder(
+            orders_pb2.CancelOrderRequest(
+                order_id="no-such-order", account_id="acct-1", request_id="cancel-1"
+            )
+        )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert "no-such-order" in (missing.value.details() or "")
 
@@ -259,7 +289,7 @@ def test_market_order_whose_slippage_exceeds_max_slippage_bps_expires_unfilled(
     try:
         ready_for_market_orders(clients)
         order = submit(clients, account_id="acct-protected")
-        expired = order_status(clients, order.order_id, types_pb2.ORDER_STATUS_EXPIRED)
+        expired = order_status(clients, order, types_pb2.ORDER_STATUS_EXPIRED)
         assert "price protection" in expired.status_message
         assert Decimal(expired.filled_quantity) == 0
     finally:

@@ -228,3 +228,60 @@ def test_publishing_after_close_is_refused(bus: EventBus) -> None:
 def test_publishing_to_an_unknown_topic_is_refused(bus: EventBus) -> None:
     with pytest.raises(ValueError, match="unknown topic"):
         bus.publish("no-such-topic", b"lost")
+
+
+def test_every_published_message_is_taken_exactly_once(bus: EventBus) -> None:
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def taker(number: int) -> Callable[[], None]:
+        def took() -> None:
+            with lock:
+                taken.append(number)
+
+        return took
+
+    om, pm = Recorder(), Recorder()
+    bus.subscribe("executions", OM_EXECUTIONS, om)
+    bus.subscribe("executions", PM_EXECUTIONS, pm)
+    for number in range(40):
+        bus.publish("executions", b"%d" % number, ordering_key="k", on_taken=taker(number))
+    bus.flush()
+
+    wait_until(lambda: len(taken) == 40, 20, "every message to be taken")
+    wait_until(lambda: len(pm.handled) == 40 and len(om.handled) == 40, 20, "both handled")
+    assert sorted(taken) == list(range(40))
+
+
+class PendingWork:
+    """What a handler returns when its work is not durable yet."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[], None]] = []
+        self.done = False
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        if self.done:
+            callback()
+        else:
+            self.callbacks.append(callback)
+
+    def finish(self) -> None:
+        self.done = True
+        for callback in self.callbacks:
+            callback()
+
+
+def test_in_memory_bus_takes_a_message_only_once_the_handlers_work_is_durable() -> None:
+    bus = create_bus(MemoryMessaging(backend="memory"))
+    work = PendingWork()
+    taken = threading.Event()
+    bus.subscribe("orders", ORDERS_SUBSCRIPTION, lambda _message: work)
+    bus.publish("orders", b"submit", ordering_key="o-1", on_taken=taken.set)
+    wait_until(lambda: work.callbacks, 10, "the handler to run")
+    assert not taken.is_set()
+
+    work.finish()
+
+    assert taken.is_set()
+    bus.close()

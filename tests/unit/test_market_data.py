@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from execution_router.domain.market_data import SyntheticFeed, ceil_to_tick, floor_to_tick
+from market_data.synthetic import SyntheticFeed
 from trading_core.config import Instrument, MarketData
+from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote
 
 T0 = datetime(2024, 1, 2, 9, 30, tzinfo=UTC)

@@ -67,8 +67,11 @@ EXPECTED_TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (PENDING_CANCEL, Trigger.REJECTED): REJECTED,
 }
 ALL_STATUSES = [s for s in types_pb2.OrderStatus.values() if s != S.ORDER_STATUS_UNSPECIFIED]
+# A cancel rejection is not in the table: it undoes a pending cancel (tested below).
 FORBIDDEN = [
-    pair for pair in itertools.product(ALL_STATUSES, Trigger) if pair not in EXPECTED_TRANSITIONS
+    pair
+    for pair in itertools.product(ALL_STATUSES, Trigger)
+    if pair not in EXPECTED_TRANSITIONS and pair[1] is not Trigger.CANCEL_REJECTED
 ]
 
 _EXECUTION_TYPES = {
@@ -76,6 +79,7 @@ _EXECUTION_TYPES = {
     Trigger.PARTIALLY_FILLED: S.EXECUTION_TYPE_PARTIALLY_FILLED,
     Trigger.FILLED: S.EXECUTION_TYPE_FILLED,
     Trigger.REJECTED: S.EXECUTION_TYPE_REJECTED,
+    Trigger.CANCEL_REJECTED: S.EXECUTION_TYPE_CANCEL_REJECTED,
     Trigger.CANCELED: S.EXECUTION_TYPE_CANCELED,
     Trigger.EXPIRED: S.EXECUTION_TYPE_EXPIRED,
 }
@@ -422,7 +426,47 @@ def test_order_survives_a_proto_round_trip_except_applied_trade_ids(status: Orde
     restored = Order.from_proto(order.to_proto())
     assert restored.applied_trade_ids == set()
     restored.applied_trade_ids = order.applied_trade_ids
+    restored.venue_accepted = order.venue_accepted  # kept beside the proto, in the journal
     assert restored == order
+
+
+@pytest.mark.parametrize(
+    ("path", "back_to"),
+    [
+        ([], SUBMITTED),
+        ([Trigger.ACCEPTED], ACCEPTED),
+        ([Trigger.ACCEPTED, Trigger.PARTIALLY_FILLED], PARTIALLY_FILLED),
+    ],
+    ids=["submitted", "accepted", "partially-filled"],
+)
+def test_a_rejected_cancel_puts_the_order_back_in_the_status_it_had(
+    path: list[Trigger], back_to: OrderStatus
+) -> None:
+    order = Order.accepted(order_request(), "o-1", NOW)
+    for sequence, trigger in enumerate([*path, Trigger.CANCEL_REQUESTED], start=2):
+        apply(order, trigger, sequence, NOW)
+    assert order.status == PENDING_CANCEL
+
+    changed = order.apply_execution(
+        report(Trigger.CANCEL_REJECTED, message="too late to cancel"), 9, LATER
+    )
+
+    assert changed is True
+    assert (order.status, order.status_message, order.sequence) == (
+        back_to,
+        "too late to cancel",
+        9,
+    )
+
+
+def test_a_late_cancel_rejection_of_a_finished_order_changes_nothing() -> None:
+    order = order_in(FILLED)
+    before = copy.deepcopy(order)
+
+    changed = order.apply_execution(report(Trigger.CANCEL_REJECTED), 9, LATER)
+
+    assert changed is False
+    assert order == before
 
 
 def test_proto_carries_decimal_strings_and_leaves_quantity() -> None:

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from execution_router.domain.paper_venue import PaperVenue, Report, VenueOrder
+from execution_router.domain.paper_venue import PaperVenue
+from execution_router.domain.venue_types import Report, VenueOrder
 from trading.v1 import types_pb2
 from trading_core.config import Instrument, SimulationVenue
 from trading_core.quotes import Quote
@@ -32,6 +33,7 @@ FILLED = types_pb2.EXECUTION_TYPE_FILLED
 REJECTED = types_pb2.EXECUTION_TYPE_REJECTED
 CANCELED = types_pb2.EXECUTION_TYPE_CANCELED
 EXPIRED = types_pb2.EXECUTION_TYPE_EXPIRED
+CANCEL_REJECTED = types_pb2.EXECUTION_TYPE_CANCEL_REJECTED
 
 
 def quote(
@@ -179,7 +181,7 @@ def test_crossing_gtc_limit_larger_than_displayed_size_partially_fills_and_rests
 
     assert kinds(reports) == [ACCEPTED, PARTIALLY_FILLED]
     assert (reports[1].last_quantity, reports[1].leaves_quantity) == (Decimal(5), Decimal(3))
-    assert venue.open_orders() == [order]
+    assert [r.order_id for r in venue.open_orders()] == [order.order_id]
 
 
 def test_crossing_ioc_limit_larger_than_displayed_size_fills_what_is_shown_and_expires_the_rest(
@@ -209,7 +211,7 @@ def test_non_crossing_gtc_limit_is_only_accepted_and_rests(venue: PaperVenue) ->
     reports = venue.submit(order, quote(), T0)
 
     assert kinds(reports) == [ACCEPTED]
-    assert venue.open_orders() == [order]
+    assert [r.order_id for r in venue.open_orders()] == [order.order_id]
 
 
 def test_gtc_limit_with_no_quote_rests(venue: PaperVenue) -> None:
@@ -284,20 +286,25 @@ def test_every_fill_has_its_own_trade_id(venue: PaperVenue) -> None:
 def test_cancel_of_a_resting_order_reports_canceled_and_removes_it(venue: PaperVenue) -> None:
     venue.submit(limit("o-1", BUY, "8", "60010"), quote(), T0)  # 5 filled, 3 resting
 
-    (report,) = venue.cancel("o-1", T0)
+    (report,) = venue.cancel("o-1", "cancel-1", T0)
 
     assert report.execution_type == CANCELED
     assert (report.cumulative_quantity, report.leaves_quantity) == (Decimal(5), Decimal(0))
     assert "3 unfilled" in report.message
     assert venue.open_orders() == []
-    assert venue.cancel("o-1", T0) == []
+    (again,) = venue.cancel("o-1", "cancel-1", T0)
+    assert again.execution_type == CANCEL_REJECTED
 
 
-def test_cancel_of_an_unknown_or_filled_order_has_nothing_to_cancel(venue: PaperVenue) -> None:
+def test_cancel_of_an_unknown_or_filled_order_is_rejected_with_its_request_id(
+    venue: PaperVenue,
+) -> None:
     venue.submit(market("filled", BUY, "1"), quote(), T0)
 
-    assert venue.cancel("filled", T0) == []
-    assert venue.cancel("never-seen", T0) == []
+    for order_id in ("filled", "never-seen"):
+        (report,) = venue.cancel(order_id, "cancel-2", T0)
+        assert report.execution_type == CANCEL_REJECTED
+        assert report.request_id == "cancel-2"
 
 
 def test_duplicate_submit_returns_nothing_and_creates_nothing(venue: PaperVenue) -> None:
@@ -305,7 +312,7 @@ def test_duplicate_submit_returns_nothing_and_creates_nothing(venue: PaperVenue)
     venue.submit(order, quote(), T0)
 
     assert venue.submit(order, quote(), T0) == []
-    assert venue.open_orders() == [order]
+    assert [r.order_id for r in venue.open_orders()] == [order.order_id]
 
 
 def test_duplicate_of_a_rejected_order_returns_nothing(venue: PaperVenue) -> None:
@@ -317,7 +324,7 @@ def test_duplicate_of_a_rejected_order_returns_nothing(venue: PaperVenue) -> Non
 def test_fill_report_converts_to_proto_with_decimal_strings(venue: PaperVenue) -> None:
     _, fill = venue.submit(market("o-1", BUY, "0.5"), quote(), T0)
 
-    proto = fill.to_proto()
+    proto = fill.to_proto("simulation")
 
     assert proto.venue == "simulation"
     assert proto.execution_type == FILLED
@@ -338,7 +345,7 @@ def test_restored_resting_order_fills_its_remainder_on_a_crossing_quote(
         cumulative_quantity=Decimal("1"),
         average_price=Decimal("60000"),
     )
-    assert venue.open_orders() == [order]
+    assert [r.order_id for r in venue.open_orders()] == [order.order_id]
     assert venue.submit(order, None, T0) == []  # already known: a replayed submit is a no-op
     [fill] = venue.on_quote(quote(ask="60006"), T0)
     assert fill.execution_type == FILLED

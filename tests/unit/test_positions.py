@@ -160,7 +160,7 @@ def test_unrealized_pnl_is_zero_when_unmarked_or_flat() -> None:
     assert flat.unrealized_pnl == Decimal(0)
 
 
-def test_marking_bumps_the_sequence_only_when_the_price_changes() -> None:
+def test_marking_changes_the_mark_and_time_but_never_the_sequence() -> None:
     position = position_after(fill(BUY, "1", "100"))
     later = T0 + timedelta(seconds=5)
 
@@ -168,9 +168,19 @@ def test_marking_bumps_the_sequence_only_when_the_price_changes() -> None:
     assert position.mark(Decimal(101), later) is False
     assert (position.mark_price, position.sequence, position.update_time) == (
         Decimal(101),
-        2,
+        1,
         later,
     )
+
+
+def test_update_time_never_goes_backwards_when_a_fill_is_older_than_the_last_mark() -> None:
+    position = position_after(fill(BUY, "1", "100"))
+    later = T0 + timedelta(seconds=5)
+    position.mark(Decimal(101), later)
+
+    position.apply_fill(fill(BUY, "1", "100", trade_id="late"))
+
+    assert (position.sequence, position.update_time) == (2, later)
 
 
 def test_position_converts_to_proto_with_decimal_strings() -> None:
@@ -182,7 +192,7 @@ def test_position_converts_to_proto_with_decimal_strings() -> None:
     assert (proto.account_id, proto.instrument) == ("acct-1", "BTC-USD")
     assert (proto.quantity, proto.average_price, proto.mark_price) == ("2", "100", "100.25")
     assert (proto.realized_pnl, proto.unrealized_pnl, proto.fees) == ("0", "0.5", "0.2")
-    assert proto.sequence == 2
+    assert proto.sequence == 1
     assert proto.update_time.ToDatetime(tzinfo=UTC) == T0
 
 

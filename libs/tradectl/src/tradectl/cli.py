@@ -266,24 +266,35 @@ def submit_signal(
 
 
 @order_app.command("cancel")
-def cancel_order(ctx: typer.Context, order_id: OrderIdArgument) -> None:
+def cancel_order(
+    ctx: typer.Context,
+    order_id: OrderIdArgument,
+    account: Annotated[str, typer.Option(help="The account that owns the order.")],
+    request_id: Annotated[
+        str, typer.Option(help="Makes the call idempotent; a new UUID when omitted.")
+    ] = "",
+) -> None:
     """Ask the venue to cancel a working order."""
     settings = _settings(ctx)
+    request = orders_pb2.CancelOrderRequest(
+        order_id=order_id, account_id=account, request_id=request_id or str(uuid.uuid4())
+    )
     with _order_service(settings) as orders:
-        response = orders.CancelOrder(
-            orders_pb2.CancelOrderRequest(order_id=order_id), timeout=settings.timeout
-        )
+        response = orders.CancelOrder(request, timeout=settings.timeout)
     _show_order(settings, response, response.order)
 
 
 @order_app.command("get")
-def get_order(ctx: typer.Context, order_id: OrderIdArgument) -> None:
+def get_order(
+    ctx: typer.Context,
+    order_id: OrderIdArgument,
+    account: Annotated[str, typer.Option(help="The account that owns the order.")],
+) -> None:
     """Show one order."""
     settings = _settings(ctx)
+    request = orders_pb2.GetOrderRequest(order_id=order_id, account_id=account)
     with _order_service(settings) as orders:
-        response = orders.GetOrder(
-            orders_pb2.GetOrderRequest(order_id=order_id), timeout=settings.timeout
-        )
+        response = orders.GetOrder(request, timeout=settings.timeout)
     _show_order(settings, response, response.order)
 
 

@@ -1,4 +1,4 @@
-"""`tradectl serve`: runs the platform, all three services in one process or a chosen few."""
+"""`tradectl serve`: runs the platform, every service in one process or a chosen few."""
 
 from __future__ import annotations
 
@@ -6,26 +6,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from trading_core.runtime import ServiceFactory, build_platform, load_or_exit, run_until_signalled
+from trading_core.runtime import ServiceSpec, build_platform, load_or_exit, run_until_signalled
 
-SERVICE_NAMES = ("position-management", "order-management", "execution-router")
+SERVICE_NAMES = ("position-management", "order-management", "execution-router", "market-data")
 
 
-def service_factories() -> dict[str, ServiceFactory]:
-    """The three services, in start order: consumers subscribe before producers publish.
+def service_specs() -> list[ServiceSpec]:
+    """The services, in start order: consumers subscribe before producers publish.
 
     Imported here rather than at the top, so other tradectl commands start quickly.
     """
-    from execution_router.service import ExecutionRouter
-    from order_management.service import OrderManagement
-    from position_management.service import PositionManagement
+    from execution_router.main import SPEC as ROUTER
+    from market_data.main import SPEC as MARKET_DATA
+    from order_management.main import SPEC as ORDERS
+    from position_management.main import SPEC as POSITIONS
 
-    factories: dict[str, ServiceFactory] = {
-        PositionManagement.name: PositionManagement,
-        OrderManagement.name: OrderManagement,
-        ExecutionRouter.name: ExecutionRouter,
-    }
-    return factories
+    return [POSITIONS, ORDERS, ROUTER, MARKET_DATA]
 
 
 def serve(
@@ -50,6 +46,5 @@ def serve(
             param_hint="--service",
         )
     loaded = load_or_exit(config, "tradectl")
-    every = service_factories()
-    factories = {name: factory for name, factory in every.items() if name in chosen}
-    run_until_signalled(build_platform(loaded, factories))
+    specs = [spec for spec in service_specs() if spec.name in chosen]
+    run_until_signalled(lambda: build_platform(loaded, specs))

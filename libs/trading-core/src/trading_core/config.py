@@ -53,15 +53,29 @@ class Services(_Strict):
     order_management: ServiceEndpoint = ServiceEndpoint(port=50051)
     execution_router: ServiceEndpoint = ServiceEndpoint(port=50052)
     position_management: ServiceEndpoint = ServiceEndpoint(port=50053)
+    market_data: ServiceEndpoint = ServiceEndpoint(port=50054)
     max_workers: int = Field(32, ge=2, le=1024, description="gRPC worker threads per service")
+    max_streams: int = Field(
+        8, ge=1, le=1024, description="open streaming calls per service; more are refused"
+    )
     shutdown_grace_s: float = Field(5.0, ge=0, description="seconds in-flight calls get on stop")
 
 
+class Journal(_Strict):
+    """Each service's durable log and state (SQLite), what it rebuilds from on start."""
+
+    path: Path = Field(Path("data"), description="folder of one <service>.journal file each")
+
+
 class DuckDBDatabase(_Strict):
+    """The analytical store, fed from the journals; never on the order path."""
+
     backend: Literal["duckdb"]
     path: Path = Field(Path("data"), description="folder of one <service>.duckdb file each")
-    flush_interval_ms: int = Field(50, ge=1, le=60_000)
-    batch_size: int = Field(5000, ge=1, le=1_000_000)
+    flush_interval_ms: int = Field(
+        1000, ge=1, le=60_000, description="how often the journal's new events are fed in"
+    )
+    batch_size: int = Field(5000, ge=1, le=1_000_000, description="events per feed at most")
 
 
 class BigQueryDatabase(_Strict):
@@ -70,12 +84,19 @@ class BigQueryDatabase(_Strict):
     dataset: Name
 
 
+_ATTEMPTS = Field(
+    5, ge=1, le=1000, description="deliveries of a failing message before it is dead-lettered"
+)
+
+
 class MemoryMessaging(_Strict):
     backend: Literal["memory"]
+    max_delivery_attempts: int = _ATTEMPTS
 
 
 class PubSubMessaging(_Strict):
     backend: Literal["pubsub"]
+    max_delivery_attempts: int = _ATTEMPTS
     project: Name
     topic_prefix: str = Field("trading-", pattern=r"^[A-Za-z0-9._-]*$")
     emulator_host: str | None = Field(None, description="host:port of the Pub/Sub emulator")
@@ -142,6 +163,21 @@ class MarketData(_Strict):
     quote_size: PositiveDecimal = Decimal("10")
 
 
+class Reconciliation(_Strict):
+    """How services find and resolve what a crash or a lost message left open."""
+
+    interval_ms: int = Field(5000, ge=100, le=3_600_000, description="between checks")
+    order_age_ms: int = Field(
+        3000, ge=0, le=3_600_000, description="an order unanswered this long is asked about"
+    )
+
+
+class State(_Strict):
+    finished_order_retention_s: int = Field(
+        600, ge=0, description="finished orders stay in memory this long, then in the journal only"
+    )
+
+
 class Logging(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(True, alias="json")
@@ -150,6 +186,9 @@ class Logging(_Strict):
 class PlatformConfig(_Strict):
     environment: Name
     services: Services = Services()
+    journal: Journal = Journal()
+    state: State = State()
+    reconciliation: Reconciliation = Reconciliation()
     database: DuckDBDatabase | BigQueryDatabase = Field(discriminator="backend")
     messaging: MemoryMessaging | PubSubMessaging = Field(discriminator="backend")
     execution: Execution = Execution()

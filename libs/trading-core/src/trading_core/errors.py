@@ -30,6 +30,14 @@ class FailedPrecondition(RequestError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class AlreadyExists(RequestError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class ResourceExhausted(RequestError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -1,10 +1,14 @@
 """Starting and stopping services: one process may host one service or all three.
 
-Start: each service replays its store and subscribes, then its gRPC server starts and health
-turns SERVING. Stop (Ctrl-C or SIGTERM): health turns NOT_SERVING, background producers stop
-and streams end, the servers refuse new calls while running ones finish (intake stopped), the
-bus delivers what it holds (drain), the stores write what they buffer (flush), and the process
-exits 0.
+Start: each service opens its journal, loads its state and subscribes, then its gRPC server
+starts; health turns SERVING once the service is ready (journal, bus, market data). Stop
+(Ctrl-C or SIGTERM): health turns NOT_SERVING, background producers stop and streams end, the
+servers refuse new calls while running ones finish (intake stopped), the bus delivers what it
+holds (drain), the journals commit what is queued, the warehouses are fed the rest, and the
+process exits 0.
+
+This module is the one place that wires services to transports: a `ServiceSpec` names a
+service's class, its journal tables and its gRPC servicers; a service never registers itself.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -28,14 +33,15 @@ from trading_core.bus.base import EventBus
 from trading_core.clock import Clock, SystemClock
 from trading_core.config import (
     ConfigError,
+    DuckDBDatabase,
     PlatformConfig,
     ServiceEndpoint,
     load_config,
     require_available_adapters,
 )
 from trading_core.grpc_server import GrpcServer
-from trading_core.store import create_store
-from trading_core.store.base import EventStore
+from trading_core.journal import Journal
+from trading_core.store import WarehouseFeeder, create_warehouse
 from trading_core.telemetry import configure_logging
 
 log = logging.getLogger(__name__)
@@ -48,27 +54,42 @@ class Service(Protocol):
     """What the runtime needs of a service."""
 
     name: str
-
-    def register(self, server: grpc.Server) -> Sequence[str]:
-        """Adds the gRPC servicers; returns their full service names."""
+    journal: Journal
 
     def start(self) -> None:
-        """Rebuilds state from the store, subscribes to the bus, starts background work."""
+        """Loads state from the journal, subscribes to the bus, starts background work."""
 
     def stop(self) -> None:
         """Stops background producers (feeds, timers); the bus may still deliver."""
 
     def close(self) -> None:
-        """Flushes and releases the store; called after the bus has drained."""
+        """Stops publishing; called after the bus has drained."""
 
     def ready(self) -> bool:
         """Whether its dependencies work; health reports NOT_SERVING while they do not."""
+
+
+ServiceFactory = Callable[[PlatformConfig, EventBus, Journal, Clock], Any]
+# Adds a service's gRPC servicers to a server; returns their full service names.
+ServicerWiring = Callable[[Any, grpc.Server], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to build one service: its class, its journal's tables, its gRPC servicers."""
+
+    name: str
+    factory: ServiceFactory
+    schema: Sequence[str] = ()
+    servicers: ServicerWiring | None = None
 
 
 @dataclass
 class Hosted:
     service: Service
     endpoint: ServiceEndpoint
+    servicers: ServicerWiring | None
+    feeder: WarehouseFeeder | None
 
 
 class Platform:
@@ -95,12 +116,21 @@ class Platform:
     def start(self) -> None:
         for item in self._hosted:
             name = item.service.name
-            server = GrpcServer(name, item.endpoint, self._max_workers, item.service.register)
-            item.service.start()
-            server.start()
-            self._serving[name] = item.service.ready()
-            server.set_serving(self._serving[name])
+            wiring = item.servicers
+            service = item.service
+            server = GrpcServer(
+                name,
+                item.endpoint,
+                self._max_workers,
+                (lambda srv, w=wiring, svc=service: w(svc, srv) if w else []),  # type: ignore[misc]
+            )
             self.servers[name] = server
+            service.start()
+            if item.feeder is not None:
+                item.feeder.start()
+            server.start()
+            self._serving[name] = False
+        self._update_health()
         self._watchdog.start()
 
     def address(self, service: str) -> str:
@@ -108,6 +138,16 @@ class Platform:
 
     def service(self, name: str) -> Service:
         return next(item.service for item in self._hosted if item.service.name == name)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Waits until every service is ready (as health will say), up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not all(item.service.ready() for item in self._hosted):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        self._update_health()
+        return True
 
     def stop(self) -> None:
         if self._stopped:
@@ -127,22 +167,30 @@ class Platform:
         self._bus.close()
         for item in self._hosted:
             item.service.close()
+            item.service.journal.close()
+            if item.feeder is not None:
+                item.feeder.stop()
         log.info("stopped cleanly")
 
     def _watch_health(self) -> None:
         """Keeps each server's health equal to its service's readiness."""
         while not self._stopping.wait(HEALTH_INTERVAL_S):
-            for item in self._hosted:
-                name = item.service.name
-                ready = item.service.ready()
-                if ready != self._serving[name]:
-                    log.warning("%s is %s", name, "ready again" if ready else "NOT ready")
-                    self.servers[name].set_serving(ready)
-                    self._serving[name] = ready
+            self._update_health()
+
+    def _update_health(self) -> None:
+        for item in self._hosted:
+            name = item.service.name
+            ready = item.service.ready()
+            if ready != self._serving.get(name):
+                if self._serving.get(name):
+                    log.warning("%s is NOT ready", name)
+                self.servers[name].set_serving(ready)
+                self._serving[name] = ready
 
 
-def run_until_signalled(platform: Platform) -> None:
-    """Starts the platform, waits for SIGINT or SIGTERM, then stops it gracefully."""
+def run_until_signalled(build: Callable[[], Platform]) -> None:
+    """Builds and starts the platform, waits for SIGINT or SIGTERM, then stops it gracefully.
+    A platform that cannot start (a port in use, a journal in use) exits 1 with one line."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -154,9 +202,14 @@ def run_until_signalled(platform: Platform) -> None:
     # `kill -USR1 <pid>` prints every thread's stack: for a process that seems stuck.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
+        platform = build()
+    except OSError as error:  # a journal in use, a data folder that cannot be written
+        log.error("cannot start: %s", error)
+        raise SystemExit(1) from None
+    try:
         try:
             platform.start()
-        except OSError as error:  # a port in use, a data folder that cannot be written
+        except OSError as error:  # a port in use
             log.error("cannot start: %s", error)
             raise SystemExit(1) from None
         log.info("ready: %s", ", ".join(f"{n} on {s.address}" for n, s in platform.servers.items()))
@@ -168,34 +221,52 @@ def run_until_signalled(platform: Platform) -> None:
         platform.stop()
 
 
-ServiceFactory = Callable[[PlatformConfig, EventBus, EventStore, Clock], Service]
-
-
 def endpoint_of(config: PlatformConfig, service: str) -> ServiceEndpoint:
     endpoint: ServiceEndpoint = getattr(config.services, service.replace("-", "_"))
     return endpoint
 
 
 def build_platform(
-    config: PlatformConfig,
-    factories: Mapping[str, ServiceFactory],
-    clock: Clock | None = None,
+    config: PlatformConfig, specs: Sequence[ServiceSpec], clock: Clock | None = None
 ) -> Platform:
-    """The services named in `factories`, each with its own store, sharing one bus."""
+    """The services of `specs`, each with its own journal and warehouse, sharing one bus."""
     require_available_adapters(config)
     bus = create_bus(config.messaging)
-    hosted = [
-        Hosted(
-            factory(config, bus, create_store(config.database, name), clock or SystemClock()),
-            endpoint_of(config, name),
-        )
-        for name, factory in factories.items()
-    ]
+    hosted = []
+    try:
+        for spec in specs:
+            journal = Journal(config.journal.path / f"{spec.name}.journal", spec.schema)
+            service = spec.factory(config, bus, journal, clock or SystemClock())
+            hosted.append(
+                Hosted(
+                    service,
+                    endpoint_of(config, spec.name),
+                    spec.servicers,
+                    _feeder(config, journal, spec.name),
+                )
+            )
+    except BaseException:
+        for item in hosted:
+            item.service.journal.close()
+        bus.close(timeout=1.0)
+        raise
     return Platform(
         hosted,
         bus,
         max_workers=config.services.max_workers,
         shutdown_grace_s=config.services.shutdown_grace_s,
+    )
+
+
+def _feeder(config: PlatformConfig, journal: Journal, service: str) -> WarehouseFeeder | None:
+    database = config.database
+    if not isinstance(database, DuckDBDatabase):
+        return None
+    return WarehouseFeeder(
+        journal,
+        create_warehouse(database, service),
+        interval_s=database.flush_interval_ms / 1000,
+        batch_size=database.batch_size,
     )
 
 
@@ -211,10 +282,10 @@ def load_or_exit(path: Path, service: str) -> PlatformConfig:
     return config
 
 
-def service_main(name: str, factory: ServiceFactory, argv: Sequence[str] | None = None) -> None:
+def service_main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     """The entry point of a service that runs as its own process."""
-    parser = argparse.ArgumentParser(prog=name, description=f"Runs the {name} service.")
+    parser = argparse.ArgumentParser(prog=spec.name, description=f"Runs the {spec.name} service.")
     parser.add_argument("--config", type=Path, default=Path("config/local.yaml"))
     args = parser.parse_args(argv)
-    config = load_or_exit(args.config, name)
-    run_until_signalled(build_platform(config, {name: factory}))
+    config = load_or_exit(args.config, spec.name)
+    run_until_signalled(lambda: build_platform(config, [spec]))

@@ -1,123 +1,259 @@
-"""What every service shares: its store, the bus, the clock, one lock, and idempotent intake."""
+"""What every service shares: its journal, the bus, the clock, one lock, and safe consumption.
+
+A service keeps its working state in memory and changes it only under `lock`, describing each
+change as a journal `Transaction`. Nothing becomes visible before that transaction is durable:
+a reply waits for its ticket, a publish is the journal's outbox, an acknowledgement of a
+consumed message waits for the ticket of what the message changed.
+
+A message whose handler keeps failing is parked after `messaging.max_delivery_attempts` in the
+service's dead-letter table, with its error, and acknowledged, so its ordering key moves on;
+`tradectl deadletter` lists and replays them. What reconciliation cannot resolve is kept in
+the unresolved table, logged and counted, never dropped.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
 from trading.v1 import events_pb2
 
-from trading_core.bus.base import EventBus, Message, subscription_name
+from trading_core.bus.base import Durable, EventBus, Message, subscription_name
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
-from trading_core.dedupe import AppliedEvents
-from trading_core.events import event_time, event_type, new_id, timestamp
-from trading_core.store.base import EventStore
+from trading_core.errors import FailedPrecondition, NotFound
+from trading_core.events import event_type, new_id, timestamp
+from trading_core.journal import Journal, Record, Ticket, Transaction, now_us
+from trading_core.outbox import Outbox
 from trading_core.telemetry import current_traceparent, trace_scope
 
 log = logging.getLogger(__name__)
 
-# What a handler returns is ignored.
-EventHandler = Callable[[events_pb2.Event], object]
+M = TypeVar("M", bound=ProtoMessage)
+# Applies a consumed message under the service lock, adding what it changed to the transaction.
+Apply = Callable[[M, Transaction], None]
+
+_MAX_ERROR_LENGTH = 2_000
 
 
-class EventSourcedService:
-    """Base of the three services: state in memory, events in the store, events on the bus.
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    subscription: str
+    message_id: str
+    ordering_key: str
+    attributes: dict[str, str]
+    data: bytes
+    error: str
+    attempts: int
+    time_us: int
 
-    Every state change happens under `lock`, is appended to the store and, when others need to
-    know, published. Consumed events are applied once: an event id already applied is skipped.
-    """
+
+@dataclass(frozen=True)
+class Unresolved:
+    kind: str
+    subject: str
+    detail: str
+    time_us: int
+
+
+class JournaledService:
+    """Base of the services; see the module docstring."""
 
     name = ""
 
-    def __init__(
-        self, config: PlatformConfig, bus: EventBus, store: EventStore, clock: Clock
-    ) -> None:
+    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
         self.config = config
         self.bus = bus
-        self.store = store
+        self.journal = journal
         self.clock = clock
         self.lock = threading.RLock()
-        self._applied = AppliedEvents()
-        # The event being consumed and the bytes it arrived as (set and read under `lock`).
-        self._received: tuple[events_pb2.Event, bytes] | None = None
+        self.outbox = Outbox(journal, bus)
+        self._max_attempts = config.messaging.max_delivery_attempts
+        # subscription -> what applies its messages, for dead-letter replay
+        self._consumers: dict[str, Callable[[Message], Transaction]] = {}
 
-    def new_event(self, **envelope: object) -> events_pb2.Event:
+    # Building records -------------------------------------------------------------------------
+
+    def new_event(self, **envelope: Any) -> events_pb2.Event:
         """An event envelope with a fresh id, the current time and the caller's trace context."""
-        event = events_pb2.Event(event_id=new_id(), traceparent=current_traceparent(), **envelope)  # type: ignore[arg-type]
+        event = events_pb2.Event(event_id=new_id(), traceparent=current_traceparent(), **envelope)
         event.event_time.CopyFrom(timestamp(self.clock.now()))
         return event
 
-    def record(self, event: events_pb2.Event) -> bytes:
-        """Appends an event this service produced or applied, and remembers its id.
-
-        Returns the event serialized, for `publish`: each event is serialized once. A consumed
-        event is stored as the bytes it arrived as.
-        """
-        received = self._received
-        payload = (
-            received[1]
-            if received is not None and received[0] is event
-            else event.SerializeToString()
+    def new_command(self, **envelope: Any) -> events_pb2.Command:
+        command = events_pb2.Command(
+            command_id=new_id(), traceparent=current_traceparent(), **envelope
         )
-        self.store.append(event, payload)
-        self._applied.add(event.event_id, event_time(event))
-        return payload
+        command.command_time.CopyFrom(timestamp(self.clock.now()))
+        return command
 
-    def record_and_publish(self, topic: str, event: events_pb2.Event, ordering_key: str) -> None:
-        """Records an event and publishes it, serialized once for both."""
-        self.publish(topic, event, ordering_key, self.record(event))
+    @staticmethod
+    def event_record(event: events_pb2.Event, topic: str = "", key: str = "") -> Record:
+        """The journal record of an event; published to `topic` when given."""
+        stamp = event.event_time
+        return Record(
+            record_id=event.event_id,
+            record_type=event_type(event),
+            is_event=True,
+            payload=event.SerializeToString(),
+            time_us=stamp.seconds * 1_000_000 + stamp.nanos // 1_000,
+            order_id=event.order_id,
+            account_id=event.account_id,
+            instrument=event.instrument,
+            topic=topic,
+            ordering_key=key,
+        )
 
-    def publish(
-        self, topic: str, event: events_pb2.Event, ordering_key: str, data: bytes | None = None
-    ) -> None:
-        """Publishes an event; `data` is the event serialized, when the caller has it."""
-        attributes: Mapping[str, str] = {
-            "event_id": event.event_id,
-            "event_type": event_type(event),
-            "account_id": event.account_id,
-        }
-        if data is None:
-            data = event.SerializeToString()
-        self.bus.publish(topic, data, ordering_key=ordering_key, attributes=attributes)
+    @staticmethod
+    def command_record(command: events_pb2.Command, topic: str, key: str) -> Record:
+        stamp = command.command_time
+        kind = command.WhichOneof("command") or ""
+        return Record(
+            record_id=command.command_id,
+            record_type=type(getattr(command, kind)).__name__ if kind else "",
+            is_event=False,
+            payload=command.SerializeToString(),
+            time_us=stamp.seconds * 1_000_000 + stamp.nanos // 1_000,
+            order_id=command.order_id,
+            account_id=command.account_id,
+            instrument=command.instrument,
+            topic=topic,
+            ordering_key=key,
+        )
 
-    def replay(self, apply: EventHandler) -> int:
-        """Rebuilds state from the store; returns how many events were replayed."""
-        count = 0
-        with self.lock:
-            for event in self.store.replay():
-                apply(event)
-                self._applied.add(event.event_id, event_time(event))
-                count += 1
-        log.info("%s replayed %d events", self.name, count)
-        return count
+    def commit(self, transaction: Transaction) -> Ticket:
+        return self.journal.commit(transaction)
 
-    def consume(self, topic: str, handler: EventHandler, *, dedupe: bool = True) -> None:
-        """Subscribes to a topic; each event reaches `handler` under the lock, at most once."""
+    # Consuming --------------------------------------------------------------------------------
 
-        def on_message(message: Message) -> None:
+    def consume(self, topic: str, message_type: type[M], apply: Apply[M]) -> None:
+        """Subscribes to a topic. Each message is applied under the lock and acknowledged once
+        what it changed is durable; one that keeps failing is dead-lettered."""
+        subscription = subscription_name(topic, self.name)
+
+        def applied(message: Message) -> Transaction:
             try:
-                event = events_pb2.Event.FromString(message.data)
-            except DecodeError:
-                # A message that cannot be read would block its ordering key forever.
-                log.error("dropped an unreadable message %s on %s", message.message_id, topic)
-                return
-            with trace_scope(event.traceparent), self.lock:
-                if dedupe and event.event_id in self._applied:
-                    return
-                self._received = (event, message.data)
-                try:
-                    handler(event)
-                finally:
-                    self._received = None
+                parsed = message_type.FromString(message.data)
+            except DecodeError as error:
+                raise ValueError(f"not a {message_type.__name__}: {error}") from None
+            transaction = Transaction()
+            with trace_scope(getattr(parsed, "traceparent", "")), self.lock:
+                apply(parsed, transaction)
+            return transaction
 
-        self.bus.subscribe(topic, subscription_name(topic, self.name), on_message)
+        def on_message(message: Message) -> Durable | None:
+            try:
+                transaction = applied(message)
+            except Exception as error:
+                if message.delivery_attempt < self._max_attempts:
+                    raise
+                return self._dead_letter(subscription, message, error)
+            return self.commit(transaction) if transaction else None
 
-    def ready(self) -> bool:
-        """Whether the service can do its work: its store writes and its bus delivers."""
-        return self.store.healthy() and self.bus.healthy()
+        self._consumers[subscription] = applied
+        self.bus.subscribe(topic, subscription, on_message)
+
+    def _dead_letter(self, subscription: str, message: Message, error: Exception) -> Ticket:
+        log.error(
+            "dead-lettered message %s of %s after %d attempts: %r",
+            message.message_id,
+            subscription,
+            message.delivery_attempt,
+            error,
+        )
+        transaction = Transaction()
+        transaction.execute(
+            "INSERT INTO dead_letters (subscription, message_id, ordering_key, attributes, data,"
+            " error, attempts, time_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                subscription,
+                message.message_id,
+                message.ordering_key,
+                json.dumps(dict(message.attributes)),
+                message.data,
+                repr(error)[:_MAX_ERROR_LENGTH],
+                message.delivery_attempt,
+                now_us(),
+            ),
+        )
+        return self.commit(transaction)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self.journal.query(
+            "SELECT id, subscription, message_id, ordering_key, attributes, data, error, attempts,"
+            " time_us FROM dead_letters ORDER BY id"
+        )
+        return [
+            DeadLetter(r[0], r[1], r[2], r[3], json.loads(r[4]), bytes(r[5]), r[6], r[7], r[8])
+            for r in rows
+        ]
+
+    def replay_dead_letter(self, letter_id: int) -> None:
+        """Applies a dead letter again; it leaves the table once applied. Raises
+        FailedPrecondition with the error when it still fails."""
+        letter = next((d for d in self.dead_letters() if d.id == letter_id), None)
+        if letter is None:
+            raise NotFound(f"{self.name} has no dead letter {letter_id}")
+        message = Message(
+            data=letter.data,
+            attributes=letter.attributes,
+            ordering_key=letter.ordering_key,
+            message_id=letter.message_id,
+        )
+        try:
+            transaction = self._consumers[letter.subscription](message)
+        except Exception as error:
+            raise FailedPrecondition(
+                f"dead letter {letter_id} still fails: {error!r}"[:_MAX_ERROR_LENGTH]
+            ) from None
+        transaction.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+        self.commit(transaction).wait()
+
+    # Unresolved -------------------------------------------------------------------------------
+
+    def report_unresolved(
+        self, transaction: Transaction, kind: str, subject: str, detail: str
+    ) -> None:
+        """Keeps what reconciliation cannot resolve, for an operator (`tradectl unresolved`)."""
+        log.error("unresolved %s %s: %s", kind, subject, detail)
+        transaction.execute(
+            "INSERT INTO unresolved (kind, subject, detail, time_us) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, subject) DO UPDATE SET detail = excluded.detail",
+            (kind, subject, detail, now_us()),
+        )
+
+    @staticmethod
+    def resolved(transaction: Transaction, kind: str, subject: str) -> None:
+        transaction.execute(
+            "DELETE FROM unresolved WHERE kind = ? AND subject = ?", (kind, subject)
+        )
+
+    def unresolved(self) -> list[Unresolved]:
+        rows = self.journal.query(
+            "SELECT kind, subject, detail, time_us FROM unresolved ORDER BY time_us"
+        )
+        return [Unresolved(*row) for row in rows]
+
+    # Life cycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Rebuilds state from the journal, subscribes, starts background work."""
+        self.outbox.start()
+
+    def stop(self) -> None:
+        """Stops background producers; the bus may still deliver."""
 
     def close(self) -> None:
-        self.store.close()
+        """Called after the bus has drained."""
+        self.outbox.stop()
+
+    def ready(self) -> bool:
+        """Whether the service can do its work: its journal writes and its bus delivers."""
+        return self.journal.healthy() and self.bus.healthy()

@@ -1,12 +1,27 @@
 """Runs execution-router as its own process: `execution-router --config config/local.yaml`."""
 
-from trading_core.runtime import service_main
+from __future__ import annotations
 
-from execution_router.service import ExecutionRouter
+from collections.abc import Sequence
+
+import grpc
+from trading.v1 import market_data_pb2, market_data_pb2_grpc
+from trading_core.runtime import ServiceSpec, service_main
+
+from execution_router.grpc_api import ExecutionServicer
+from execution_router.service import SCHEMA, ExecutionRouter
+
+
+def add_servicers(service: ExecutionRouter, server: grpc.Server) -> Sequence[str]:
+    market_data_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(service), server)
+    return [market_data_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name]
+
+
+SPEC = ServiceSpec(ExecutionRouter.name, ExecutionRouter, SCHEMA, add_servicers)
 
 
 def main() -> None:
-    service_main(ExecutionRouter.name, ExecutionRouter)
+    service_main(SPEC)
 
 
 if __name__ == "__main__":

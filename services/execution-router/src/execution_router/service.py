@@ -1,40 +1,70 @@
-"""The execution router: owns the venue session and market data, turns orders into reports."""
+"""The execution router: owns the venue sessions, decides each order's one fate.
+
+Commands arrive on `orders` (SubmitOrder, CancelOrder, QueryOrder). The router journals what it
+received before the venue hears of it, and the venue's reports before anyone else does:
+
+- The order id is the client order id the venue sees. A SubmitOrder for an order the router
+  knows is answered with that order's reports again, never routed twice.
+- A CancelOrder the venue cannot apply gets a CANCEL_REJECTED report; a repeated cancel request
+  id is answered with the order's reports again.
+- A QueryOrder (order-management reconciling) is answered with the order's reports; an order
+  the router never received is rejected for good, so a late SubmitOrder cannot route it.
+
+Venue calls run on the venue worker thread, never on the bus dispatcher or under the lock.
+On start the router restores its open orders, puts the resting ones back into a simulated
+venue, sends the venue what it received but never sent, then reconciles with the venue.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-import grpc
-from trading.v1 import events_pb2, market_data_pb2, market_data_pb2_grpc, orders_pb2, types_pb2
+from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
-from trading_core.errors import InvalidArgument, NotFound, grpc_errors
-from trading_core.events import event_kind, event_time
-from trading_core.quotes import Quote
-from trading_core.service import EventSourcedService
-from trading_core.store.base import EventStore
+from trading_core.errors import NotFound
+from trading_core.journal import Journal, Transaction
+from trading_core.prices import ceil_to_tick, floor_to_tick
+from trading_core.quotes import Quote, QuoteBook
+from trading_core.service import JournaledService
 
-from execution_router.domain.market_data import SyntheticFeed, ceil_to_tick, floor_to_tick
-from execution_router.domain.paper_venue import PaperVenue, Report, VenueOrder
+from execution_router.domain.venue_types import Report, VenueOrder
+from execution_router.venues.base import ExecutionClient, VenueWorker
+from execution_router.venues.simulation import SimulationClient
 
 log = logging.getLogger(__name__)
 
-# How far back from the end of its log the router resends execution reports on start.
-RESEND_WINDOW = timedelta(minutes=1)
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS routed_orders (
+        order_id TEXT PRIMARY KEY,
+        is_open INTEGER NOT NULL,
+        report_sequence INTEGER NOT NULL,
+        submit BLOB,
+        last_report BLOB
+    )""",
+    "CREATE INDEX IF NOT EXISTS routed_open ON routed_orders (is_open) WHERE is_open = 1",
+    """CREATE TABLE IF NOT EXISTS cancel_requests (
+        request_id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL
+    )""",
+)
 
-_FINISHED = {
-    types_pb2.EXECUTION_TYPE_FILLED,
-    types_pb2.EXECUTION_TYPE_REJECTED,
-    types_pb2.EXECUTION_TYPE_CANCELED,
-    types_pb2.EXECUTION_TYPE_EXPIRED,
-}
+_FINISHED = frozenset(
+    {
+        types_pb2.EXECUTION_TYPE_FILLED,
+        types_pb2.EXECUTION_TYPE_REJECTED,
+        types_pb2.EXECUTION_TYPE_CANCELED,
+        types_pb2.EXECUTION_TYPE_EXPIRED,
+    }
+)
+_NEVER_RECEIVED = (
+    "the router never received this order (lost on the way); it was not sent to the venue "
+    "and never will be: submit a new order"
+)
 
 
 def venue_order(order: orders_pb2.Order) -> VenueOrder:
@@ -50,106 +80,294 @@ def venue_order(order: orders_pb2.Order) -> VenueOrder:
     )
 
 
-class ExecutionRouter(EventSourcedService):
+@dataclass
+class RoutedOrder:
+    """An order the router has received, while it is open."""
+
+    order: VenueOrder
+    submit: events_pb2.SubmitOrder
+    report_sequence: int = 0
+    last: events_pb2.ExecutionReport | None = None
+    arrival_price: str = ""
+
+
+class ExecutionRouter(JournaledService):
     name = "execution-router"
 
-    def __init__(
-        self, config: PlatformConfig, bus: EventBus, store: EventStore, clock: Clock
-    ) -> None:
-        super().__init__(config, bus, store, clock)
-        self._feed = SyntheticFeed(config.instruments, config.market_data)
-        self._venue = PaperVenue(
-            config.execution.simulation, {i.symbol: i for i in config.instruments}
+    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
+        super().__init__(config, bus, journal, clock)
+        self.quotes = QuoteBook()
+        self.client: ExecutionClient = SimulationClient(
+            self._on_report, config.execution.simulation, config.instruments, clock
         )
-        self._fill_delay = config.execution.simulation.fill_delay_ms / 1000
-        self._orders: dict[str, VenueOrder] = {}
-        self._report_sequence: dict[str, int] = {}
-        # Orders waiting out the simulated fill delay, not yet at the venue.
-        self._delayed: dict[str, threading.Timer] = {}
+        self._worker = VenueWorker(self.client)
+        self._open: dict[str, RoutedOrder] = {}
         self._stopping = threading.Event()
-        self._feed_thread = threading.Thread(target=self._run_feed, name="market-data", daemon=True)
+        self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
 
     # Life cycle -------------------------------------------------------------------------------
 
-    def register(self, server: grpc.Server) -> Sequence[str]:
-        market_data_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(self), server)
-        return [market_data_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name]
-
     def start(self) -> None:
-        unrouted, recent_reports = self._replay_orders()
-        self.consume("orders", self._on_order)
-        self._tick()  # a first quote before the first order can arrive
-        with self.lock:
-            # Reports the last run published may have been lost in transit (an in-memory bus
-            # loses what it held); consumers skip the event ids they have applied.
-            for report in recent_reports:
-                self.publish("executions", report, report.order_id)
-            for order in unrouted:
-                self._route(self._protected(order))
-        self._feed_thread.start()
-
-    def ready(self) -> bool:
-        """Also needs its market data: a stopped feed means stale quotes and no fills."""
-        return super().ready() and self._feed_thread.is_alive()
+        unsent = self._restore()
+        super().start()
+        self._worker.start()
+        self.consume("market-data", events_pb2.Event, self._on_quote)
+        self.consume("orders", events_pb2.Command, self._on_command)
+        for routed in unsent:
+            self._send(routed.order)
+        self._reconciler.start()
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._feed_thread.is_alive():
-            self._feed_thread.join()
-        with self.lock:
-            for timer in self._delayed.values():
-                timer.cancel()
+        if self._reconciler.is_alive():
+            self._reconciler.join()
+        self._worker.stop()
 
-    # Market data ------------------------------------------------------------------------------
+    def ready(self) -> bool:
+        """Also needs its venue worker, and a quote for every instrument (a simulated venue
+        matches against them)."""
+        return (
+            super().ready()
+            and self._worker.alive()
+            and all(self.quotes.get(i.symbol) for i in self.config.instruments)
+        )
 
     def quote(self, instrument: str) -> Quote:
         with self.lock:
-            quote = self._feed.latest(instrument)
+            quote = self.quotes.get(instrument)
         if quote is None:
             known = ", ".join(i.symbol for i in self.config.instruments)
             raise NotFound(f"no quote for instrument {instrument!r}; configured: {known}")
         return quote
 
-    def _run_feed(self) -> None:
-        interval = self.config.market_data.interval_ms / 1000
-        while not self._stopping.wait(interval):
-            try:
-                self._tick()
-            except Exception:
-                log.exception("market data tick failed")
+    # Consumed ---------------------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        """One conflated quote per instrument; resting orders the quotes cross get filled."""
-        with self.lock:
-            now = self.clock.now()
-            for quote in self._feed.tick(now):
-                event = self.new_event(
-                    instrument=quote.instrument,
-                    quote_updated=events_pb2.QuoteUpdated(quote=quote.to_proto()),
-                )
-                self.publish("market-data", event, quote.instrument)
-                self._report(self._venue.on_quote(quote, now))
+    def _on_quote(self, event: events_pb2.Event, _transaction: Transaction) -> None:
+        quote = self.quotes.apply(event)
+        if quote is not None:
+            client = self.client
+            self._worker.call(lambda: client.on_quote(quote))
 
-    # Orders -----------------------------------------------------------------------------------
-
-    def _on_order(self, event: events_pb2.Event) -> None:
-        kind = event_kind(event)
-        if kind not in ("order_submitted", "order_cancel_requested"):
-            return
-        if kind == "order_submitted":
-            order = self._protected(venue_order(event.order_submitted.order))
-            self._orders[order.order_id] = order
-            self._route(order)
+    def _on_command(self, command: events_pb2.Command, transaction: Transaction) -> None:
+        kind = command.WhichOneof("command")
+        if kind == "submit_order":
+            self._on_submit(command, transaction)
+        elif kind == "cancel_order":
+            self._on_cancel(command, transaction)
+        elif kind == "query_order":
+            self._answer_query(command.order_id, transaction)
         else:
-            self._cancel(event.order_cancel_requested.order_id)
-        # Recorded (and so marked applied) only once handled: a handler that fails gets the
-        # event again, and the venue ignores an order id it already has.
-        self.record(event)
+            raise ValueError(f"unknown command {kind!r}")
+
+    def _on_submit(self, command: events_pb2.Command, transaction: Transaction) -> None:
+        order_id = command.submit_order.order.order_id
+        if order_id != command.order_id or not order_id:
+            raise ValueError(f"SubmitOrder for {order_id!r} in a command for {command.order_id!r}")
+        if self._known(order_id):
+            self._republish_after(transaction, order_id)
+            return
+        order = self._protected(venue_order(command.submit_order.order))
+        routed = RoutedOrder(order, command.submit_order, arrival_price=self._touch(order))
+        self._open[order_id] = routed
+        self._save(transaction, routed, is_open=True)
+        transaction.then(lambda: self._send(order))
+
+    def _on_cancel(self, command: events_pb2.Command, transaction: Transaction) -> None:
+        order_id, request_id = command.order_id, command.cancel_order.request_id
+        if self.journal.query("SELECT 1 FROM cancel_requests WHERE request_id = ?", (request_id,)):
+            self._republish_after(transaction, order_id)
+            return
+        routed = self._open.get(order_id)
+        if routed is None:
+            if not self._known(order_id):
+                self._reject_unknown(command, transaction)
+                return
+            self._cancel_rejected(order_id, request_id, transaction)
+            return
+        transaction.execute(
+            "INSERT INTO cancel_requests (request_id, order_id) VALUES (?, ?)",
+            (request_id, order_id),
+        )
+        client = self.client
+        cancel = lambda: client.cancel_order(order_id, request_id)  # noqa: E731
+        transaction.then(lambda: self._worker.call(cancel))
+
+    def _answer_query(self, order_id: str, transaction: Transaction) -> None:
+        if self._known(order_id):
+            self._republish_after(transaction, order_id)
+        else:
+            self._reject_unknown(events_pb2.Command(order_id=order_id), transaction)
+
+    # Reports ----------------------------------------------------------------------------------
+
+    def _on_report(self, report: Report) -> None:
+        """A venue report (venue worker thread): journaled, then published."""
+        with self.lock:
+            routed = self._open.get(report.order_id)
+            transaction = Transaction()
+            if routed is None:
+                if report.execution_type == types_pb2.EXECUTION_TYPE_CANCEL_REJECTED:
+                    self._cancel_rejected(report.order_id, report.request_id, transaction)
+                else:
+                    self.report_unresolved(
+                        transaction,
+                        "venue-report",
+                        report.order_id,
+                        f"{types_pb2.ExecutionType.Name(report.execution_type)} from "
+                        f"{self.client.name} for an order the router has no open record of",
+                    )
+            else:
+                self._publish_report(routed, report.to_proto(self.client.name), transaction)
+            self.commit(transaction)
+
+    def _publish_report(
+        self,
+        routed: RoutedOrder,
+        report: events_pb2.ExecutionReport,
+        transaction: Transaction,
+    ) -> None:
+        order = routed.order
+        if report.execution_type == types_pb2.EXECUTION_TYPE_CANCEL_REJECTED and routed.last:
+            # The venue's rejection does not restate the order; the router does.
+            state = routed.last
+            report.side = order.side
+            report.venue_order_id = report.venue_order_id or state.venue_order_id
+            report.cumulative_quantity = state.cumulative_quantity
+            report.leaves_quantity = state.leaves_quantity
+            report.average_price = state.average_price
+        if routed.report_sequence == 0:
+            report.arrival_price = routed.arrival_price
+        routed.report_sequence += 1
+        if report.execution_type != types_pb2.EXECUTION_TYPE_CANCEL_REJECTED:
+            routed.last = report
+        event = self.new_event(
+            sequence=routed.report_sequence,
+            order_id=order.order_id,
+            account_id=order.account_id,
+            instrument=order.instrument,
+            execution_report=report,
+        )
+        transaction.keep(self.event_record(event, "executions", order.order_id))
+        finished = report.execution_type in _FINISHED
+        if finished:
+            self._open.pop(order.order_id, None)
+        self._save(transaction, routed, is_open=not finished)
+
+    def _cancel_rejected(self, order_id: str, request_id: str, transaction: Transaction) -> None:
+        """A cancel of an order that has finished: rejected with the order's final state."""
+        rows = self.journal.query(
+            "SELECT report_sequence, submit, last_report FROM routed_orders WHERE order_id = ?",
+            (order_id,),
+        )
+        if not rows or rows[0][1] is None:
+            return
+        sequence, submit, last = rows[0]
+        routed = RoutedOrder(
+            venue_order(events_pb2.SubmitOrder.FromString(submit).order),
+            events_pb2.SubmitOrder.FromString(submit),
+            report_sequence=sequence,
+            last=events_pb2.ExecutionReport.FromString(last) if last else None,
+        )
+        status = types_pb2.ExecutionType.Name(routed.last.execution_type) if routed.last else ""
+        report = events_pb2.ExecutionReport(
+            execution_type=types_pb2.EXECUTION_TYPE_CANCEL_REJECTED,
+            order_id=order_id,
+            venue=self.client.name,
+            message="cannot cancel: the order has finished "
+            f"({status.removeprefix('EXECUTION_TYPE_')})",
+            request_id=request_id,
+        )
+        self._publish_report(routed, report, transaction)
+
+    def _reject_unknown(self, command: events_pb2.Command, transaction: Transaction) -> None:
+        """Rejects for good an order the router never received, keeping a tombstone."""
+        order_id = command.order_id
+        log.warning("order %s was never received; rejecting it", order_id)
+        event = self.new_event(
+            sequence=1,
+            order_id=order_id,
+            account_id=command.account_id,
+            instrument=command.instrument,
+            execution_report=events_pb2.ExecutionReport(
+                execution_type=types_pb2.EXECUTION_TYPE_REJECTED,
+                order_id=order_id,
+                venue=self.client.name,
+                message=_NEVER_RECEIVED,
+            ),
+        )
+        transaction.keep(self.event_record(event, "executions", order_id))
+        transaction.execute(
+            "INSERT INTO routed_orders (order_id, is_open, report_sequence) VALUES (?, 0, 1)",
+            (order_id,),
+        )
+
+    # State ------------------------------------------------------------------------------------
+
+    def _known(self, order_id: str) -> bool:
+        return order_id in self._open or bool(
+            self.journal.query("SELECT 1 FROM routed_orders WHERE order_id = ?", (order_id,))
+        )
+
+    def _save(self, transaction: Transaction, routed: RoutedOrder, *, is_open: bool) -> None:
+        transaction.execute(
+            "INSERT INTO routed_orders (order_id, is_open, report_sequence, submit, last_report) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET "
+            "is_open = excluded.is_open, report_sequence = excluded.report_sequence, "
+            "last_report = excluded.last_report",
+            (
+                routed.order.order_id,
+                int(is_open),
+                routed.report_sequence,
+                routed.submit.SerializeToString(),
+                routed.last.SerializeToString() if routed.last else None,
+            ),
+        )
+
+    def _republish_after(self, transaction: Transaction, order_id: str) -> None:
+        """Publishes the order's reports again once the triggering message is durable."""
+        transaction.then(lambda: self._republish(order_id))
+
+    def _republish(self, order_id: str) -> None:
+        for kept in self.journal.records_of_order(order_id, "ExecutionReport"):
+            self.bus.publish("executions", kept.record.payload, ordering_key=order_id)
+
+    def _send(self, order: VenueOrder) -> None:
+        client = self.client
+        self._worker.call(lambda: client.submit_order(order))
+
+    def _restore(self) -> list[RoutedOrder]:
+        """Loads the open orders; restores a simulated venue's book; returns those the venue was
+        never sent (no report yet)."""
+        unsent: list[RoutedOrder] = []
+        resting: list[tuple[VenueOrder, Report]] = []
+        rows = self.journal.query(
+            "SELECT report_sequence, submit, last_report FROM routed_orders WHERE is_open = 1"
+        )
+        for sequence, submit, last in rows:
+            command = events_pb2.SubmitOrder.FromString(submit)
+            routed = RoutedOrder(self._protected(venue_order(command.order)), command, sequence)
+            if last:
+                routed.last = events_pb2.ExecutionReport.FromString(last)
+                resting.append((routed.order, _restored_report(routed.last)))
+            else:
+                unsent.append(routed)
+            self._open[routed.order.order_id] = routed
+        self.client.restore(resting)
+        log.info("%s restored %d open orders (%d not yet sent)", self.name, len(rows), len(unsent))
+        return unsent
+
+    # Prices -----------------------------------------------------------------------------------
+
+    def _touch(self, order: VenueOrder) -> str:
+        quote = self.quotes.get(order.instrument)
+        if quote is None:
+            return ""
+        return str(quote.ask if order.side == types_pb2.SIDE_BUY else quote.bid)
 
     def _protected(self, order: VenueOrder) -> VenueOrder:
         """A market order gets a protection price: the touch when it reaches the router, moved
         by `order_defaults.max_slippage_bps` against the trader."""
-        quote = self._feed.latest(order.instrument)
+        quote = self.quotes.get(order.instrument)
         instrument = self.config.instrument(order.instrument)
         if order.order_type != types_pb2.ORDER_TYPE_MARKET or quote is None or instrument is None:
             return order
@@ -160,105 +378,43 @@ class ExecutionRouter(EventSourcedService):
             protection = floor_to_tick(quote.bid * (1 - band), instrument.tick_size)
         return replace(order, protection_price=protection)
 
-    def _route(self, order: VenueOrder) -> None:
-        if self._fill_delay <= 0:
-            self._submit(order)
-            return
-        timer = threading.Timer(self._fill_delay, self._submit_delayed, args=(order,))
-        timer.daemon = True
-        self._delayed[order.order_id] = timer
-        timer.start()
+    # Reconciliation ---------------------------------------------------------------------------
 
-    def _submit_delayed(self, order: VenueOrder) -> None:
+    def _reconcile_periodically(self) -> None:
+        interval = self.config.reconciliation.interval_ms / 1000
+        while not self._stopping.wait(interval):
+            self._worker.call(self._reconcile_with_venue)
+
+    def _reconcile_with_venue(self) -> None:
+        """Compares the venue's open orders with the router's (venue worker thread)."""
+        at_venue = {report.order_id for report in self.client.open_orders()}
         with self.lock:
-            if self._delayed.pop(order.order_id, None) is not None:
-                self._submit(order)
-
-    def _submit(self, order: VenueOrder) -> None:
-        now = self.clock.now()
-        self._report(self._venue.submit(order, self._feed.latest(order.instrument), now))
-
-    def _cancel(self, order_id: str) -> None:
-        timer = self._delayed.pop(order_id, None)
-        if timer is not None:
-            timer.cancel()
-            order = self._orders[order_id]
-            self._report([_canceled_before_venue(order)])
-            return
-        self._report(self._venue.cancel(order_id, self.clock.now()))
-
-    def _report(self, reports: list[Report]) -> None:
-        for report in reports:
-            order = self._orders[report.order_id]
-            sequence = self._report_sequence.get(order.order_id, 0) + 1
-            self._report_sequence[order.order_id] = sequence
-            event = self.new_event(
-                sequence=sequence,
-                order_id=order.order_id,
-                account_id=order.account_id,
-                instrument=order.instrument,
-                execution_report=report.to_proto(),
-            )
-            self.record_and_publish("executions", event, order.order_id)
-
-    # Replay -----------------------------------------------------------------------------------
-
-    def _replay_orders(self) -> tuple[list[VenueOrder], list[events_pb2.Event]]:
-        """Rebuilds the venue's working orders. Returns the orders that never reached the
-        venue, and the reports of the last RESEND_WINDOW of the log."""
-        last_report: dict[str, events_pb2.ExecutionReport] = {}
-        recent: deque[events_pb2.Event] = deque()
-
-        def apply(event: events_pb2.Event) -> None:
-            kind = event_kind(event)
-            if kind == "order_submitted":
-                order = venue_order(event.order_submitted.order)
-                self._orders[order.order_id] = order
-            elif kind == "execution_report":
-                last_report[event.order_id] = event.execution_report
-                self._report_sequence[event.order_id] = event.sequence
-                recent.append(event)
-                while event_time(event) - event_time(recent[0]) > RESEND_WINDOW:
-                    recent.popleft()
-
-        self.replay(apply)
-        unrouted = []
-        for order_id, order in self._orders.items():
-            report = last_report.get(order_id)
-            if report is None:
-                unrouted.append(order)
-            elif report.execution_type not in _FINISHED:
-                self._venue.restore(
-                    order,
-                    venue_order_id=report.venue_order_id,
-                    cumulative_quantity=Decimal(report.cumulative_quantity or "0"),
-                    average_price=Decimal(report.average_price) if report.average_price else None,
+            resting = {
+                order_id
+                for order_id, routed in self._open.items()
+                if routed.last is not None
+                and routed.last.execution_type != types_pb2.EXECUTION_TYPE_CANCEL_REJECTED
+            }
+            transaction = Transaction()
+            for order_id in at_venue - set(self._open):
+                self.report_unresolved(
+                    transaction, "venue-order", order_id, "open at the venue, unknown to the router"
                 )
-        return unrouted, list(recent)
+            for order_id in resting - at_venue:
+                self.report_unresolved(
+                    transaction, "venue-order", order_id, "open in the router, not at the venue"
+                )
+            if transaction:
+                self.commit(transaction)
 
 
-def _canceled_before_venue(order: VenueOrder) -> Report:
+def _restored_report(last: events_pb2.ExecutionReport) -> Report:
     return Report(
-        execution_type=types_pb2.EXECUTION_TYPE_CANCELED,
-        order_id=order.order_id,
-        venue_order_id="",
-        side=order.side,
-        cumulative_quantity=Decimal(0),
-        leaves_quantity=Decimal(0),
-        average_price=None,
-        message=f"canceled before it reached the venue; {order.quantity} unfilled",
+        execution_type=last.execution_type,
+        order_id=last.order_id,
+        venue_order_id=last.venue_order_id,
+        side=last.side,
+        cumulative_quantity=Decimal(last.cumulative_quantity or "0"),
+        leaves_quantity=Decimal(last.leaves_quantity or "0"),
+        average_price=Decimal(last.average_price) if last.average_price else None,
     )
-
-
-class ExecutionServicer(market_data_pb2_grpc.ExecutionServiceServicer):
-    def __init__(self, router: ExecutionRouter) -> None:
-        self._router = router
-
-    @grpc_errors()
-    def GetQuote(  # noqa: N802
-        self, request: market_data_pb2.GetQuoteRequest, context: grpc.ServicerContext
-    ) -> market_data_pb2.GetQuoteResponse:
-        if not request.instrument.strip():
-            raise InvalidArgument("instrument is required, such as BTC-USD")
-        quote = self._router.quote(request.instrument)
-        return market_data_pb2.GetQuoteResponse(quote=quote.to_proto())

@@ -5,16 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator
-from datetime import datetime
 
 import grpc
 from trading.v1 import orders_pb2, orders_pb2_grpc, types_pb2
 from trading_core.errors import InvalidArgument, NotFound, grpc_errors
 from trading_core.events import event_type
 
-from order_management.domain.orders import Order
-from order_management.domain.validation import InvalidRequest
-from order_management.service import OrderCursor, OrderManagement, OrderUpdate
+from order_management.domain.validation import MAX_ID_LENGTH, InvalidRequest
+from order_management.service import OrderCursor, OrderFilter, OrderManagement, OrderUpdate
 
 _ERRORS = grpc_errors({InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT})
 _DEFAULT_PAGE = 100
@@ -42,14 +40,17 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     def CancelOrder(  # noqa: N802
         self, request: orders_pb2.CancelOrderRequest, context: grpc.ServicerContext
     ) -> orders_pb2.CancelOrderResponse:
-        order = self._orders.cancel_order(_required(request.order_id, "order_id"))
-        return orders_pb2.CancelOrderResponse(order=order)
+        for field in ("order_id", "account_id", "request_id"):
+            _required(getattr(request, field), field)
+        return orders_pb2.CancelOrderResponse(order=self._orders.cancel_order(request))
 
     @_ERRORS
     def GetOrder(  # noqa: N802
         self, request: orders_pb2.GetOrderRequest, context: grpc.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
-        order = self._orders.get_order(_required(request.order_id, "order_id"))
+        order = self._orders.get_order(
+            _required(request.account_id, "account_id"), _required(request.order_id, "order_id")
+        )
         return orders_pb2.GetOrderResponse(order=order)
 
     @_ERRORS
@@ -63,17 +64,13 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 raise InvalidArgument(f"statuses: {status} is not an order status")
         size = request.page_size or _DEFAULT_PAGE
         after = _decode_page_token(request.page_token)
-        statuses = set(request.statuses)
-
-        def accept(order: Order) -> bool:
-            return (
-                (not request.account_id or order.account_id == request.account_id)
-                and (not request.instrument or order.instrument == request.instrument)
-                and (not statuses or order.status in statuses)
-                and (not request.open_only or order.is_open)
-            )
-
-        page, last = self._orders.list_orders(accept, after, size)
+        chosen = OrderFilter(
+            account_id=_optional(request.account_id, "account_id"),
+            instrument=_optional(request.instrument, "instrument"),
+            statuses=frozenset(request.statuses),
+            open_only=request.open_only,
+        )
+        page, last = self._orders.list_orders(chosen, after, size)
         token = _encode_page_token(last) if last is not None else ""
         return orders_pb2.ListOrdersResponse(orders=page, next_page_token=token)
 
@@ -82,8 +79,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     ) -> Iterator[orders_pb2.StreamOrderEventsResponse]:
         if request.order_id:
             try:
-                self._orders.get_order(request.order_id)
-            except NotFound as error:
+                self._orders.get_order(
+                    _required(request.account_id, "account_id"), request.order_id
+                )
+            except (NotFound, InvalidArgument) as error:
                 context.abort(error.code, str(error))
 
         def accept(update: OrderUpdate) -> bool:
@@ -106,23 +105,25 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
 def _required(value: str, field: str) -> str:
     if not value.strip():
         raise InvalidArgument(f"{field} is required")
+    return _optional(value, field)
+
+
+def _optional(value: str, field: str) -> str:
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"{field} must be at most {MAX_ID_LENGTH} characters")
     return value
 
 
 def _encode_page_token(cursor: OrderCursor) -> str:
-    created, order_id = cursor
-    text = f"{created.isoformat()}|{order_id}"
-    return base64.urlsafe_b64encode(text.encode()).decode()
+    created_us, order_id = cursor
+    return base64.urlsafe_b64encode(f"{created_us}|{order_id}".encode()).decode()
 
 
 def _decode_page_token(token: str) -> OrderCursor | None:
     if not token:
         return None
     try:
-        time, order_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        created = datetime.fromisoformat(time)
+        created, order_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+        return (int(created), order_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        created = None
-    if created is None or created.tzinfo is None:  # every token this service issues has one
-        raise InvalidArgument("page_token is not one this service returned")
-    return (created, order_id)
+        raise InvalidArgument("page_token is not one this service returned") from None

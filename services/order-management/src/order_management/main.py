@@ -1,12 +1,27 @@
 """Runs order-management as its own process: `order-management --config config/local.yaml`."""
 
-from trading_core.runtime import service_main
+from __future__ import annotations
 
-from order_management.service import OrderManagement
+from collections.abc import Sequence
+
+import grpc
+from trading.v1 import orders_pb2, orders_pb2_grpc
+from trading_core.runtime import ServiceSpec, service_main
+
+from order_management.grpc_api import OrderServicer
+from order_management.service import SCHEMA, OrderManagement
+
+
+def add_servicers(service: OrderManagement, server: grpc.Server) -> Sequence[str]:
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(service), server)
+    return [orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name]
+
+
+SPEC = ServiceSpec(OrderManagement.name, OrderManagement, SCHEMA, add_servicers)
 
 
 def main() -> None:
-    service_main(OrderManagement.name, OrderManagement)
+    service_main(SPEC)
 
 
 if __name__ == "__main__":

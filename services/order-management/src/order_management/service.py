@@ -1,26 +1,46 @@
-"""Order-management: intake, validation, order state. Owns the orders."""
+"""Order-management: intake, validation, order state. Owns the orders.
+
+Every change of an order is one journal transaction: its event, the command to the router
+when there is one, and the order's row in the `orders` table (its current state, which is what
+a restart loads and what queries read). A reply waits until that transaction is durable.
+
+Idempotency, per account: a repeated request_id with the same body returns the original
+order; with a different body, ALREADY_EXISTS names the fields that differ. A client_order_id
+is one order for good. A denial binds both ids, except a transient one (rate limit, no market
+data): its retry is decided afresh.
+
+Reconciliation: an order the venue has not answered after `reconciliation.order_age_ms` is
+asked about (QueryOrder); a pending cancel is asked again with its request id; a gap in an
+order's report sequence is asked about too. The router answers with the order's reports.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import grpc
-from trading.v1 import events_pb2, orders_pb2, orders_pb2_grpc, positions_pb2, types_pb2
+from trading.v1 import events_pb2, orders_pb2, positions_pb2, types_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
-from trading_core.errors import FailedPrecondition, NotFound
-from trading_core.events import event_kind, event_time, event_type, new_id
+from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
+from trading_core.events import event_time, new_id
+from trading_core.journal import Journal, Record, Ticket, Transaction
 from trading_core.quotes import QuoteBook
-from trading_core.service import EventSourcedService
-from trading_core.store.base import EventStore
+from trading_core.service import JournaledService
 from trading_core.streams import Broadcaster
 
-from order_management.domain.orders import InvalidExecutionReport, InvalidOrderTransition, Order
+from order_management.domain.orders import (
+    InvalidExecutionReport,
+    InvalidOrderTransition,
+    Order,
+    status_name,
+)
 from order_management.domain.validation import (
     AccountActivity,
     Denial,
@@ -33,17 +53,41 @@ from order_management.domain.validation import (
 
 log = logging.getLogger(__name__)
 
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS orders (
+        order_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        is_open INTEGER NOT NULL,
+        create_time_us INTEGER NOT NULL,
+        update_time_us INTEGER NOT NULL,
+        request_id TEXT,
+        client_order_id TEXT,
+        own_sequence INTEGER NOT NULL,
+        report_sequence INTEGER NOT NULL,
+        venue_accepted INTEGER NOT NULL,
+        snapshot BLOB NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS orders_by_request ON orders (account_id, request_id)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS orders_by_client_id ON orders (account_id, client_order_id)",
+    "CREATE INDEX IF NOT EXISTS orders_open ON orders (is_open) WHERE is_open = 1",
+    "CREATE INDEX IF NOT EXISTS orders_newest ON orders (create_time_us DESC, order_id DESC)",
+    """CREATE TABLE IF NOT EXISTS cancel_requests (
+        account_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        PRIMARY KEY (account_id, request_id)
+    )""",
+)
 
-# Where an order stands in the newest-first listing.
-OrderCursor = tuple[datetime, str]
+# Denials a retry may not get: they do not bind the request's ids.
+TRANSIENT_DENIALS = frozenset(
+    {types_pb2.DENIAL_REASON_RATE_LIMIT_EXCEEDED, types_pb2.DENIAL_REASON_NO_MARKET_DATA}
+)
 
-
-def order_cursor(order: Order) -> OrderCursor:
-    return (order.create_time, order.order_id)
-
-
-def _before(order: Order, cursor: OrderCursor | None) -> bool:
-    return cursor is None or order_cursor(order) < cursor
+# Where an order stands in the newest-first listing: (create time in µs, order id).
+OrderCursor = tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -54,87 +98,225 @@ class OrderUpdate:
     order: orders_pb2.Order
 
 
-class OrderManagement(EventSourcedService):
+@dataclass(frozen=True)
+class OrderFilter:
+    account_id: str = ""
+    instrument: str = ""
+    statuses: frozenset[int] = frozenset()
+    open_only: bool = False
+
+
+@dataclass
+class _Tracked:
+    """What order-management keeps per order beyond the domain order."""
+
+    order: Order
+    own_sequence: int = 1
+    report_sequence: int = 0
+    binds_ids: bool = True
+    asked_at: datetime | None = None  # when the router was last asked about it
+
+
+def _us(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+class OrderManagement(JournaledService):
     name = "order-management"
 
-    def __init__(
-        self, config: PlatformConfig, bus: EventBus, store: EventStore, clock: Clock
-    ) -> None:
-        super().__init__(config, bus, store, clock)
+    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
+        super().__init__(config, bus, journal, clock)
         self._validator = PreTradeValidator(config)
         self._activity = AccountActivity()
-        self._orders: dict[str, Order] = {}
-        self._by_request: dict[str, str] = {}
+        self._orders: dict[str, _Tracked] = {}
+        self._by_request: dict[tuple[str, str], str] = {}
         self._by_client_order: dict[tuple[str, str], str] = {}
-        self._quotes = QuoteBook()
+        self.quotes = QuoteBook()
         # Pre-trade risk view: the latest position of each account and instrument.
         self.positions: dict[tuple[str, str], positions_pb2.Position] = {}
         self.updates: Broadcaster[OrderUpdate] = Broadcaster()
+        self._stopping = threading.Event()
+        self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
 
     # Life cycle -------------------------------------------------------------------------------
 
-    def register(self, server: grpc.Server) -> Sequence[str]:
-        from order_management.grpc_api import OrderServicer
-
-        orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(self), server)
-        return [orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name]
-
     def start(self) -> None:
-        unanswered = self._replay_orders()
-        self.consume("executions", self._on_execution)
-        self.consume("market-data", self._quotes.apply, dedupe=False)
-        self.consume("positions", self._on_position, dedupe=False)
-        self._resend(unanswered)
-
-    def _replay_orders(self) -> dict[str, events_pb2.Event]:
-        """Rebuilds the orders; returns the last request the venue has not answered yet, per
-        order: an OrderSubmitted with no execution report, or a cancel request still pending."""
-        unanswered: dict[str, events_pb2.Event] = {}
-
-        def apply(event: events_pb2.Event) -> None:
-            self._apply(event)
-            kind = event_kind(event)
-            if kind in ("order_submitted", "order_cancel_requested"):
-                unanswered[event.order_id] = event
-            elif kind == "execution_report":
-                order = self._orders.get(event.order_id)
-                if order is None or order.status != types_pb2.ORDER_STATUS_PENDING_CANCEL:
-                    unanswered.pop(event.order_id, None)
-
-        self.replay(apply)
-        return unanswered
-
-    def _resend(self, unanswered: dict[str, events_pb2.Event]) -> None:
-        """Publishes again what may have been lost when the last run stopped (an in-memory bus
-        loses what it held): the router skips an event id it has applied and an order id its
-        venue knows, so a request it did get changes nothing."""
-        for order_id, event in unanswered.items():
-            if self._orders[order_id].is_open:
-                log.info("resending %s of order %s", event_type(event), order_id)
-                self.publish("orders", event, order_id)
+        self._load()
+        super().start()
+        self.consume("market-data", events_pb2.Event, self._on_quote)
+        self.consume("executions", events_pb2.Event, self._on_execution)
+        self.consume("positions", events_pb2.Event, self._on_position)
+        self.reconcile(everything=True)
+        self._reconciler.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._reconciler.is_alive():
+            self._reconciler.join()
         self.updates.close()
 
-    # Commands: each answers with a snapshot of the order taken under the lock, since the live
-    # order may change as soon as the lock is released. -----------------------------------------
+    def ready(self) -> bool:
+        """Also needs a quote for every instrument: without one, market orders are denied."""
+        return super().ready() and all(self.quotes.get(i.symbol) for i in self.config.instruments)
+
+    def _load(self) -> None:
+        """Loads open orders and recently finished ones; rebuilds the account activity."""
+        horizon = _us(self.clock.now() - self._retention)
+        rows = self.journal.query(
+            f"SELECT {_TRACKED_COLUMNS} FROM orders "  # noqa: S608
+            "WHERE is_open = 1 OR update_time_us >= ? ORDER BY create_time_us",
+            (horizon,),
+        )
+        for row in rows:
+            self._remember(_tracked(row))
+        day_ago = _us(self.clock.now() - timedelta(days=1))
+        for account_id, created in self.journal.query(
+            "SELECT account_id, create_time_us FROM orders WHERE create_time_us >= ? "
+            "AND status != ? ORDER BY create_time_us",
+            (day_ago, types_pb2.ORDER_STATUS_DENIED),
+        ):
+            self._activity.record(account_id, _time(created))
+        log.info("%s loaded %d orders", self.name, len(rows))
+
+    @property
+    def _retention(self) -> timedelta:
+        return timedelta(seconds=self.config.state.finished_order_retention_s)
+
+    # Commands: each answers with a snapshot taken under the lock once it is durable -----------
 
     def submit_order(self, request: orders_pb2.SubmitOrderRequest) -> orders_pb2.Order:
         parsed = parse_submit_order(request, self.config.order_defaults)
         with self.lock:
-            return (self._existing(parsed) or self._decide(parsed)).to_proto()
+            answer, ticket = self._existing_or(parsed, lambda: self._decide(parsed))
+        ticket.wait()
+        return answer
 
     def submit_signal(self, request: orders_pb2.SubmitSignalRequest) -> orders_pb2.Order:
         signal_id = request.signal_id or new_id()
         unsized = parse_submit_signal(request, Decimal(0), signal_id, self.config.order_defaults)
         with self.lock:
-            return self._sized(unsized).to_proto()
+            answer, ticket = self._existing_or(unsized, lambda: self._sized(unsized))
+        ticket.wait()
+        return answer
 
-    def _sized(self, unsized: OrderRequest) -> Order:
+    def cancel_order(self, request: orders_pb2.CancelOrderRequest) -> orders_pb2.Order:
+        with self.lock:
+            tracked = self._tracked(request.account_id, request.order_id)
+            earlier = self.journal.query(
+                "SELECT order_id FROM cancel_requests WHERE account_id = ? AND request_id = ?",
+                (request.account_id, request.request_id),
+            )
+            if earlier and earlier[0][0] != request.order_id:
+                raise AlreadyExists(
+                    f"request_id {request.request_id!r} already canceled order {earlier[0][0]}"
+                )
+            order = tracked.order
+            if earlier or order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
+                return self._answer(order.to_proto())
+            if not order.is_open:
+                raise FailedPrecondition(
+                    f"order {order.order_id} is {status_name(order.status)} and can no longer "
+                    "be canceled"
+                )
+            ticket = self.commit(self._request_cancel(tracked, request.request_id))
+            answer = order.to_proto()
+        ticket.wait()
+        return answer
+
+    # Queries ----------------------------------------------------------------------------------
+
+    def get_order(self, account_id: str, order_id: str) -> orders_pb2.Order:
+        with self.lock:
+            return self._answer(self._tracked(account_id, order_id).order.to_proto())
+
+    def list_orders(
+        self, chosen: OrderFilter, after: OrderCursor | None, size: int
+    ) -> tuple[list[orders_pb2.Order], OrderCursor | None]:
+        """A page of the matching orders, newest first, after `after`; and the cursor of the
+        page's last order when more follow. Read from the journal, without the service lock."""
+        self.journal.sync_point().wait()
+        where: list[str] = ["1 = 1"]
+        parameters: list[object] = []
+        if chosen.account_id:
+            where.append("account_id = ?")
+            parameters.append(chosen.account_id)
+        if chosen.instrument:
+            where.append("instrument = ?")
+            parameters.append(chosen.instrument)
+        if chosen.statuses:
+            where.append(f"status IN ({', '.join('?' * len(chosen.statuses))})")
+            parameters.extend(sorted(chosen.statuses))
+        if chosen.open_only:
+            where.append("is_open = 1")
+        if after is not None:
+            where.append("(create_time_us, order_id) < (?, ?)")
+            parameters.extend(after)
+        rows = self.journal.query(
+            "SELECT create_time_us, order_id, snapshot FROM orders "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY create_time_us DESC, order_id DESC LIMIT ?",
+            (*parameters, size + 1),
+        )
+        page = [orders_pb2.Order.FromString(snapshot) for _, _, snapshot in rows[:size]]
+        more = len(rows) > size
+        return page, (rows[size - 1][0], rows[size - 1][1]) if more else None
+
+    def stream_updates(
+        self, context: grpc.ServicerContext, accept: Callable[[OrderUpdate], bool]
+    ) -> Iterator[OrderUpdate]:
+        return self.updates.stream(context, accept)
+
+    def _answer(self, snapshot: orders_pb2.Order) -> orders_pb2.Order:
+        """A reply about state others may have changed: only once all of it is durable."""
+        self.journal.sync_point().wait()
+        return snapshot
+
+    def _tracked(self, account_id: str, order_id: str) -> _Tracked:
+        tracked = self._orders.get(order_id) or self._load_one("order_id = ?", (order_id,))
+        if tracked is None or tracked.order.account_id != account_id:
+            raise NotFound(f"account {account_id!r} has no order {order_id!r}")
+        return tracked
+
+    def _load_one(self, where: str, parameters: tuple[str, ...]) -> _Tracked | None:
+        rows = self.journal.query(
+            f"SELECT {_TRACKED_COLUMNS} FROM orders WHERE {where}",  # noqa: S608
+            parameters,
+        )
+        return _tracked(rows[0]) if rows else None
+
+    # Decisions --------------------------------------------------------------------------------
+
+    def _existing_or(
+        self, request: OrderRequest, decide: Callable[[], tuple[Order, Ticket]]
+    ) -> tuple[orders_pb2.Order, Ticket]:
+        """The order an earlier request with these ids made, checked to be the same request;
+        else the decision on this one."""
+        existing = self._existing(request)
+        if existing is None:
+            order, ticket = decide()
+            return order.to_proto(), ticket
+        differences = _differences(existing.order, request)
+        if differences:
+            raise AlreadyExists(
+                f"account {request.account_id} already has order {existing.order.order_id} for "
+                f"request_id {existing.order.request_id!r} / client_order_id "
+                f"{existing.order.client_order_id!r}, with a different {', '.join(differences)}"
+            )
+        return existing.order.to_proto(), self.journal.sync_point()
+
+    def _existing(self, request: OrderRequest) -> _Tracked | None:
+        account = request.account_id
+        order_id = self._by_request.get((account, request.request_id)) or self._by_client_order.get(
+            (account, request.client_order_id)
+        )
+        if order_id is not None:
+            return self._orders[order_id]
+        return self._load_one(
+            "account_id = ? AND (request_id = ? OR client_order_id = ?)",
+            (account, request.request_id, request.client_order_id),
+        )
+
+    def _sized(self, unsized: OrderRequest) -> tuple[Order, Ticket]:
         """Sizes a signal's order from the configured policy and decides on it."""
-        existing = self._existing(unsized)
-        if existing is not None:
-            return existing
         instrument = self.config.instrument(unsized.instrument)
         if instrument is None:
             return self._decide(unsized)  # denied: instrument not configured
@@ -149,151 +331,282 @@ class OrderManagement(EventSourcedService):
         quantity = size_signal(self.config.signal_sizing, instrument, price)
         return self._decide(replace(unsized, quantity=quantity))
 
-    def cancel_order(self, order_id: str) -> orders_pb2.Order:
-        with self.lock:
-            order = self._order(order_id)
-            if order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
-                return order.to_proto()
-            if not order.is_open:
-                status = types_pb2.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_")
-                raise FailedPrecondition(
-                    f"order {order_id} is {status} and can no longer be canceled"
-                )
-            event = self._order_event(
-                order, order_cancel_requested=events_pb2.OrderCancelRequested(order_id=order_id)
-            )
-            self._apply(event)
-            self.record_and_publish("orders", event, order.order_id)
-            return order.to_proto()
-
-    # Queries ----------------------------------------------------------------------------------
-
-    def get_order(self, order_id: str) -> orders_pb2.Order:
-        with self.lock:
-            return self._order(order_id).to_proto()
-
-    def list_orders(
-        self, accept: Callable[[Order], bool], after: OrderCursor | None, size: int
-    ) -> tuple[list[orders_pb2.Order], OrderCursor | None]:
-        """A page of the matching orders, newest first, starting after `after`; and the
-        cursor of the page's last order when more follow."""
-        with self.lock:
-            matching = sorted(
-                (o for o in self._orders.values() if accept(o) and _before(o, after)),
-                key=order_cursor,
-                reverse=True,
-            )
-            page = matching[:size]
-            more = len(matching) > size
-            return [o.to_proto() for o in page], order_cursor(page[-1]) if more else None
-
-    def _order(self, order_id: str) -> Order:
-        order = self._orders.get(order_id)
-        if order is None:
-            raise NotFound(f"no order with order_id {order_id!r}")
-        return order
-
-    def stream_updates(
-        self, context: grpc.ServicerContext, accept: Callable[[OrderUpdate], bool]
-    ) -> Iterator[OrderUpdate]:
-        return self.updates.stream(context, accept)
-
-    # Decisions --------------------------------------------------------------------------------
-
-    def _existing(self, request: OrderRequest) -> Order | None:
-        """The order an earlier submit with this request id or client order id created."""
-        order_id = self._by_request.get(request.request_id) or self._by_client_order.get(
-            (request.account_id, request.client_order_id)
-        )
-        return self._orders[order_id] if order_id else None
-
-    def _decide(self, request: OrderRequest) -> Order:
+    def _decide(self, request: OrderRequest) -> tuple[Order, Ticket]:
         now = self.clock.now()
         denial = self._validator.check(
-            request, self._quotes.get(request.instrument), self._activity, now
+            request, self.quotes.get(request.instrument), self._activity, now
         )
         if denial is not None:
             return self._deny(request, denial)
-        order = Order.accepted(request, new_id(), now)
-        event = self._order_event(order, order_submitted=events_pb2.OrderSubmitted())
-        self._apply(event, order)
-        self.record_and_publish("orders", event, order.order_id)
-        return self._orders[order.order_id]
+        tracked = _Tracked(Order.accepted(request, new_id(), now))
+        order = tracked.order
+        transaction = Transaction()
+        event = self._order_event(tracked, order_submitted=events_pb2.OrderSubmitted())
+        command = self.new_command(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            instrument=order.instrument,
+            submit_order=events_pb2.SubmitOrder(order=event.order_submitted.order),
+        )
+        transaction.keep(self.event_record(event))
+        transaction.keep(self.command_record(command, "orders", order.order_id))
+        self._activity.record(order.account_id, now)
+        return order, self._created(tracked, event, transaction)
 
-    def _deny(self, request: OrderRequest, denial: Denial) -> Order:
+    def _deny(self, request: OrderRequest, denial: Denial) -> tuple[Order, Ticket]:
         order = Order.denied(request, new_id(), denial, self.clock.now())
+        tracked = _Tracked(order, binds_ids=denial.reason not in TRANSIENT_DENIALS)
         payload = events_pb2.OrderDenied(reason=denial.reason, message=denial.message)
-        event = self._order_event(order, order_denied=payload)
-        self._apply(event, order)
-        self.record(event)
-        return self._orders[order.order_id]
+        event = self._order_event(tracked, order_denied=payload)
+        transaction = Transaction()
+        transaction.keep(self.event_record(event))
+        return order, self._created(tracked, event, transaction)
+
+    def _request_cancel(self, tracked: _Tracked, request_id: str) -> Transaction:
+        order = tracked.order
+        tracked.own_sequence += 1
+        order.request_cancel(order.sequence + 1, self.clock.now())
+        cancel = events_pb2.OrderCancelRequested(order_id=order.order_id, request_id=request_id)
+        event = self._order_event(tracked, order_cancel_requested=cancel)
+        transaction = Transaction()
+        transaction.keep(self.event_record(event))
+        transaction.keep(self._cancel_command(order, request_id))
+        transaction.execute(
+            "INSERT INTO cancel_requests (account_id, request_id, order_id) VALUES (?, ?, ?)",
+            (order.account_id, request_id, order.order_id),
+        )
+        self._changed(tracked, event, transaction)
+        return transaction
+
+    def _cancel_command(self, order: Order, request_id: str) -> Record:
+        command = self.new_command(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            instrument=order.instrument,
+            cancel_order=events_pb2.CancelOrder(request_id=request_id),
+        )
+        return self.command_record(command, "orders", order.order_id)
 
     def _touch(self, request: OrderRequest) -> Decimal | None:
         """The price a market order would trade at now: the ask to buy, the bid to sell."""
-        quote = self._quotes.get(request.instrument)
+        quote = self.quotes.get(request.instrument)
         if quote is None:
             return None
         return quote.ask if request.side == types_pb2.SIDE_BUY else quote.bid
 
     # Events -----------------------------------------------------------------------------------
 
-    def _order_event(self, order: Order, **payload: object) -> events_pb2.Event:
-        """The next event of an order; the event creating an order is its first (sequence 1)."""
-        created = "order_submitted" in payload or "order_denied" in payload
+    def _order_event(self, tracked: _Tracked, **payload: object) -> events_pb2.Event:
+        """The next of this service's own events of an order, numbered 1, 2, ... (A11)."""
+        order = tracked.order
         event = self.new_event(
-            sequence=order.sequence if created else order.sequence + 1,
+            sequence=tracked.own_sequence,
             order_id=order.order_id,
             signal_id=order.signal_id,
             account_id=order.account_id,
             instrument=order.instrument,
             **payload,
         )
-        if created:
-            getattr(event, event_kind(event)).order.CopyFrom(order.to_proto())
+        kind = event.WhichOneof("payload")
+        if kind in ("order_submitted", "order_denied"):
+            getattr(event, kind).order.CopyFrom(order.to_proto())
         return event
 
-    def _apply(self, event: events_pb2.Event, created: Order | None = None) -> None:
-        """Applies one of this service's events to its state; used live and on replay.
-
-        `created` is the order an OrderSubmitted or OrderDenied made live, which spares
-        rebuilding it from the event's snapshot.
-        """
-        kind = event_kind(event)
-        if kind in ("order_submitted", "order_denied"):
-            order = created or Order.from_proto(getattr(event, kind).order)
-            self._orders[order.order_id] = order
-            self._by_request[order.request_id] = order.order_id
-            self._by_client_order[(order.account_id, order.client_order_id)] = order.order_id
-            if kind == "order_submitted":
-                self._activity.record(order.account_id, order.create_time)
-        elif kind == "order_cancel_requested":
-            self._orders[event.order_id].request_cancel(event.sequence, event_time(event))
-        elif kind == "execution_report":
-            order = self._orders[event.order_id]
-            try:
-                order.apply_execution(event.execution_report, order.sequence + 1, event_time(event))
-            except (InvalidOrderTransition, InvalidExecutionReport) as error:
-                # Kept in the store anyway: the venue's word is a fact even when it does not
-                # fit our state, and an operator must see it.
-                log.error("%s: %s", event_type(event), error)
-                return
-        else:
-            return
+    def _changed(
+        self, tracked: _Tracked, event: events_pb2.Event, transaction: Transaction
+    ) -> None:
+        """Saves the order's row in the transaction, and streams the change once durable."""
+        snapshot = tracked.order.to_proto()
+        transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
         if self.updates.has_subscribers:
-            self.updates.publish(OrderUpdate(event, self._orders[event.order_id].to_proto()))
+            update = OrderUpdate(event, snapshot)
+            transaction.then(lambda: self.updates.publish(update))
 
-    def _on_execution(self, event: events_pb2.Event) -> None:
-        if event.order_id not in self._orders:
-            log.warning("execution report for unknown order %s ignored", event.order_id)
+    def _created(
+        self, tracked: _Tracked, event: events_pb2.Event, transaction: Transaction
+    ) -> Ticket:
+        self._remember(tracked)
+        self._changed(tracked, event, transaction)
+        return self.commit(transaction)
+
+    def _remember(self, tracked: _Tracked) -> None:
+        order = tracked.order
+        self._orders[order.order_id] = tracked
+        if tracked.binds_ids:
+            self._by_request[(order.account_id, order.request_id)] = order.order_id
+            self._by_client_order[(order.account_id, order.client_order_id)] = order.order_id
+
+    def _forget(self, tracked: _Tracked) -> None:
+        order = tracked.order
+        del self._orders[order.order_id]
+        self._by_request.pop((order.account_id, order.request_id), None)
+        self._by_client_order.pop((order.account_id, order.client_order_id), None)
+
+    # Consumed ---------------------------------------------------------------------------------
+
+    def _on_execution(self, event: events_pb2.Event, transaction: Transaction) -> None:
+        tracked = self._orders.get(event.order_id) or self._load_one(
+            "order_id = ?", (event.order_id,)
+        )
+        if tracked is None:
+            self.report_unresolved(
+                transaction, "execution-report", event.order_id, "a report for an unknown order"
+            )
             return
-        self._apply(event)
-        self.record(event)
+        if event.sequence <= tracked.report_sequence:
+            return  # applied before
+        if event.sequence > tracked.report_sequence + 1:
+            log.warning(
+                "order %s: report %d arrived after %d; asking the router",
+                event.order_id,
+                event.sequence,
+                tracked.report_sequence,
+            )
+            self._ask_router(tracked, transaction)
+            return
+        order = tracked.order
+        try:
+            order.apply_execution(event.execution_report, order.sequence + 1, event_time(event))
+        except (InvalidOrderTransition, InvalidExecutionReport) as error:
+            # The venue's word is a fact even when it does not fit: an operator must see it.
+            self.report_unresolved(transaction, "execution-report", event.event_id, str(error))
+        tracked.report_sequence = event.sequence
+        if event.order_id not in self._orders:
+            self._remember(tracked)
+        self._changed(tracked, event, transaction)
 
-    def _on_position(self, event: events_pb2.Event) -> None:
-        if event_kind(event) != "position_updated":
+    def _on_quote(self, event: events_pb2.Event, _transaction: Transaction) -> None:
+        self.quotes.apply(event)
+
+    def _on_position(self, event: events_pb2.Event, _transaction: Transaction) -> None:
+        if event.WhichOneof("payload") != "position_updated":
             return
         position = event.position_updated.position
         key = (position.account_id, position.instrument)
         latest = self.positions.get(key)
-        if latest is None or position.sequence > latest.sequence:
+        if latest is None or position.sequence >= latest.sequence:
             self.positions[key] = position
+
+    # Reconciliation ---------------------------------------------------------------------------
+
+    def reconcile(self, *, everything: bool = False) -> int:
+        """Asks the router about open orders it has not answered for a while (all open orders
+        when `everything`, as on start); forgets finished orders past their retention.
+        Returns how many orders were asked about."""
+        now = self.clock.now()
+        age = timedelta(milliseconds=self.config.reconciliation.order_age_ms)
+        transaction = Transaction()
+        asked = 0
+        with self.lock:
+            for tracked in list(self._orders.values()):
+                order = tracked.order
+                if order.is_finished:
+                    if now - order.update_time > self._retention:
+                        self._forget(tracked)
+                    continue
+                waiting = order.status in (
+                    types_pb2.ORDER_STATUS_SUBMITTED,
+                    types_pb2.ORDER_STATUS_PENDING_CANCEL,
+                )
+                last_asked = tracked.asked_at or order.update_time
+                if everything or (waiting and now - last_asked >= age):
+                    self._ask_router(tracked, transaction)
+                    asked += 1
+            if transaction:
+                self.commit(transaction)
+        return asked
+
+    def _ask_router(self, tracked: _Tracked, transaction: Transaction) -> None:
+        """QueryOrder; for a pending cancel, its CancelOrder again with the same request id."""
+        order = tracked.order
+        tracked.asked_at = self.clock.now()
+        if order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
+            rows = self.journal.query(
+                "SELECT request_id FROM cancel_requests WHERE account_id = ? AND order_id = ?",
+                (order.account_id, order.order_id),
+            )
+            if rows:
+                transaction.keep(self._cancel_command(order, rows[-1][0]))
+                return
+        command = self.new_command(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            instrument=order.instrument,
+            query_order=events_pb2.QueryOrder(),
+        )
+        transaction.keep(self.command_record(command, "orders", order.order_id))
+
+    def _reconcile_periodically(self) -> None:
+        interval = self.config.reconciliation.interval_ms / 1000
+        while not self._stopping.wait(interval):
+            try:
+                self.reconcile()
+            except Exception:
+                log.exception("reconciliation failed")
+
+
+_TRACKED_COLUMNS = "snapshot, own_sequence, report_sequence, venue_accepted, request_id"
+_SAVE_ORDER = (
+    "INSERT INTO orders (order_id, account_id, instrument, status, is_open, create_time_us, "
+    "update_time_us, request_id, client_order_id, own_sequence, report_sequence, venue_accepted,"
+    " snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE "
+    "SET status = excluded.status, is_open = excluded.is_open, update_time_us = "
+    "excluded.update_time_us, own_sequence = excluded.own_sequence, report_sequence = "
+    "excluded.report_sequence, venue_accepted = excluded.venue_accepted, snapshot = "
+    "excluded.snapshot"
+)
+
+
+def _order_row(tracked: _Tracked, snapshot: orders_pb2.Order) -> tuple[object, ...]:
+    order = tracked.order
+    return (
+        order.order_id,
+        order.account_id,
+        order.instrument,
+        order.status,
+        int(order.is_open),
+        _us(order.create_time),
+        _us(order.update_time),
+        order.request_id if tracked.binds_ids else None,
+        order.client_order_id if tracked.binds_ids else None,
+        tracked.own_sequence,
+        tracked.report_sequence,
+        int(order.venue_accepted),
+        snapshot.SerializeToString(),
+    )
+
+
+def _tracked(row: tuple[object, ...]) -> _Tracked:
+    snapshot, own_sequence, report_sequence, venue_accepted, request_id = row
+    order = Order.from_proto(orders_pb2.Order.FromString(snapshot))  # type: ignore[arg-type]
+    order.venue_accepted = bool(venue_accepted)
+    return _Tracked(
+        order,
+        own_sequence=int(own_sequence),  # type: ignore[call-overload]
+        report_sequence=int(report_sequence),  # type: ignore[call-overload]
+        binds_ids=request_id is not None,
+    )
+
+
+def _time(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+# The request fields that make two submits the same request. A signal's quantity is sized by
+# us, and its signal id may be generated, so neither counts for a signal.
+_SAME_REQUEST_FIELDS = (
+    "client_order_id",
+    "request_id",
+    "strategy_id",
+    "instrument",
+    "side",
+    "order_type",
+    "time_in_force",
+    "limit_price",
+)
+
+
+def _differences(order: Order, request: OrderRequest) -> list[str]:
+    """The request fields in which `request` differs from the one that made `order`."""
+    fields = _SAME_REQUEST_FIELDS if request.signal_id else (*_SAME_REQUEST_FIELDS, "quantity")
+    return [name for name in fields if getattr(order, name) != getattr(request, name)]

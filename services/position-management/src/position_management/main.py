@@ -1,12 +1,27 @@
 """Runs position-management as its own process: `position-management --config config/local.yaml`."""
 
-from trading_core.runtime import service_main
+from __future__ import annotations
 
-from position_management.service import PositionManagement
+from collections.abc import Sequence
+
+import grpc
+from trading.v1 import positions_pb2, positions_pb2_grpc
+from trading_core.runtime import ServiceSpec, service_main
+
+from position_management.grpc_api import PositionServicer
+from position_management.service import SCHEMA, PositionManagement
+
+
+def add_servicers(service: PositionManagement, server: grpc.Server) -> Sequence[str]:
+    positions_pb2_grpc.add_PositionServiceServicer_to_server(PositionServicer(service), server)
+    return [positions_pb2.DESCRIPTOR.services_by_name["PositionService"].full_name]
+
+
+SPEC = ServiceSpec(PositionManagement.name, PositionManagement, SCHEMA, add_servicers)
 
 
 def main() -> None:
-    service_main(PositionManagement.name, PositionManagement)
+    service_main(SPEC)
 
 
 if __name__ == "__main__":

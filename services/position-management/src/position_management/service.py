@@ -1,27 +1,59 @@
-"""Position-management: positions and P&L built from fills, marked to the latest quote."""
+"""Position-management: positions and P&L built from fills, marked to the latest quote.
+
+Each fill is applied once (by trade id): the fill, the position it changed and the
+PositionUpdated event are one journal transaction, published after it is durable. The
+`fills` table is the record positions are checked against: on start and periodically every
+position is rebuilt from its fills and compared; a difference is reported, never hidden.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
-import grpc
-from trading.v1 import events_pb2, positions_pb2, positions_pb2_grpc
+from trading.v1 import events_pb2, positions_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
-from trading_core.errors import InvalidArgument, NotFound, grpc_errors
-from trading_core.events import event_kind, event_time
+from trading_core.errors import NotFound
+from trading_core.events import event_time
+from trading_core.journal import Journal, Transaction
 from trading_core.quotes import QuoteBook
-from trading_core.service import EventSourcedService
-from trading_core.store.base import EventStore
+from trading_core.service import JournaledService
 from trading_core.streams import Broadcaster
 
 from position_management.domain.positions import Fill, Position, PositionBook
 
 log = logging.getLogger(__name__)
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS fills (
+        seq INTEGER PRIMARY KEY,
+        trade_id TEXT NOT NULL UNIQUE,
+        order_id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        side INTEGER NOT NULL,
+        quantity TEXT NOT NULL,
+        price TEXT NOT NULL,
+        fee TEXT NOT NULL,
+        time_us INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS positions (
+        account_id TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        quantity TEXT NOT NULL,
+        average_price TEXT,
+        realized_pnl TEXT NOT NULL,
+        fees TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        update_time_us INTEGER,
+        PRIMARY KEY (account_id, instrument)
+    )""",
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +64,7 @@ class PositionChange:
 
 def fill_of(event: events_pb2.Event) -> Fill | None:
     """The fill an event carries, or None for any other event or a report without a fill."""
-    if event_kind(event) != "execution_report":
+    if event.WhichOneof("payload") != "execution_report":
         return None
     report = event.execution_report
     if not report.trade_id or not report.last_quantity:
@@ -50,27 +82,29 @@ def fill_of(event: events_pb2.Event) -> Fill | None:
     )
 
 
-class PositionManagement(EventSourcedService):
+class PositionManagement(JournaledService):
     name = "position-management"
 
-    def __init__(
-        self, config: PlatformConfig, bus: EventBus, store: EventStore, clock: Clock
-    ) -> None:
-        super().__init__(config, bus, store, clock)
+    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
+        super().__init__(config, bus, journal, clock)
         self._book = PositionBook()
         self._quotes = QuoteBook()
         self.changes: Broadcaster[PositionChange] = Broadcaster()
-
-    def register(self, server: grpc.Server) -> Sequence[str]:
-        positions_pb2_grpc.add_PositionServiceServicer_to_server(PositionServicer(self), server)
-        return [positions_pb2.DESCRIPTOR.services_by_name["PositionService"].full_name]
+        self._stopping = threading.Event()
+        self._checker = threading.Thread(target=self._check_periodically, daemon=True)
 
     def start(self) -> None:
-        self.replay(self._replay_fill)
-        self.consume("executions", self._on_execution)
-        self.consume("market-data", self._on_quote, dedupe=False)
+        self._load()
+        super().start()
+        self.consume("market-data", events_pb2.Event, self._on_quote)
+        self.consume("executions", events_pb2.Event, self._on_execution)
+        self.check_positions()
+        self._checker.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._checker.is_alive():
+            self._checker.join()
         self.changes.close()
 
     def position(self, account_id: str, instrument: str) -> positions_pb2.Position:
@@ -78,83 +112,170 @@ class PositionManagement(EventSourcedService):
             position = self._book.get(account_id, instrument)
             if position is None:
                 raise NotFound(f"account {account_id!r} has no position in {instrument!r}")
-            return position.to_proto()
+            snapshot = position.to_proto()
+        self.journal.sync_point().wait()
+        return snapshot
 
     def positions(self, account_id: str | None) -> list[positions_pb2.Position]:
         with self.lock:
-            return [p.to_proto() for p in self._book.positions(account_id)]
+            snapshots = [p.to_proto() for p in self._book.positions(account_id)]
+        self.journal.sync_point().wait()
+        return snapshots
 
-    def _replay_fill(self, event: events_pb2.Event) -> None:
-        fill = fill_of(event)
-        if fill is not None:
-            self._book.apply_fill(fill)
+    # Consumed ---------------------------------------------------------------------------------
 
-    def _on_execution(self, event: events_pb2.Event) -> None:
+    def _on_execution(self, event: events_pb2.Event, transaction: Transaction) -> None:
         fill = fill_of(event)
-        if fill is None:
+        if fill is None or self._applied(fill.trade_id):
             return
         position = self._book.apply_fill(fill)
-        self.record(event)
-        if position is not None:
-            self._mark_to_latest(position)
-            self._announce(position, event)
-
-    def _mark_to_latest(self, position: Position) -> None:
+        if position is None:
+            return
+        transaction.execute(_SAVE_FILL, _fill_row(fill))
+        transaction.execute(_SAVE_POSITION, _position_row(position))
         quote = self._quotes.get(position.instrument)
         if quote is not None:
             position.mark(quote.mid, quote.time)
-
-    def _announce(self, position: Position, cause: events_pb2.Event) -> None:
         snapshot = position.to_proto()
-        event = self.new_event(
+        change = self.new_event(
             sequence=position.sequence,
-            order_id=cause.order_id,
+            order_id=event.order_id,
             account_id=position.account_id,
             instrument=position.instrument,
             position_updated=events_pb2.PositionUpdated(position=snapshot),
         )
-        self.record_and_publish("positions", event, f"{position.account_id}|{position.instrument}")
+        key = f"{position.account_id}|{position.instrument}"
+        transaction.keep(self.event_record(change, "positions", key))
         if self.changes.has_subscribers:
-            self.changes.publish(PositionChange(event, snapshot))
+            update = PositionChange(change, snapshot)
+            transaction.then(lambda: self.changes.publish(update))
 
-    def _on_quote(self, event: events_pb2.Event) -> None:
+    def _applied(self, trade_id: str) -> bool:
+        return bool(self.journal.query("SELECT 1 FROM fills WHERE trade_id = ?", (trade_id,)))
+
+    def _on_quote(self, event: events_pb2.Event, _transaction: Transaction) -> None:
         quote = self._quotes.apply(event)
         if quote is not None:
             self._book.mark(quote)
 
+    # State ------------------------------------------------------------------------------------
 
-class PositionServicer(positions_pb2_grpc.PositionServiceServicer):
-    def __init__(self, positions: PositionManagement) -> None:
-        self._positions = positions
+    def _load(self) -> None:
+        for row in self.journal.query(f"SELECT {_POSITION_COLUMNS} FROM positions"):  # noqa: S608
+            self._book.put(_position(row))
 
-    @grpc_errors()
-    def GetPosition(  # noqa: N802
-        self, request: positions_pb2.GetPositionRequest, context: grpc.ServicerContext
-    ) -> positions_pb2.GetPositionResponse:
-        for field in ("account_id", "instrument"):
-            if not getattr(request, field).strip():
-                raise InvalidArgument(f"{field} is required")
-        position = self._positions.position(request.account_id, request.instrument)
-        return positions_pb2.GetPositionResponse(position=position)
+    def check_positions(self) -> list[str]:
+        """Rebuilds every position from its fills and compares; returns what differs (also
+        reported as unresolved)."""
+        rebuilt = PositionBook()
+        for row in self.journal.query(f"SELECT {_FILL_COLUMNS} FROM fills ORDER BY seq"):  # noqa: S608
+            rebuilt.apply_fill(_fill(row))
+        problems: list[str] = []
+        transaction = Transaction()
+        with self.lock:
+            held = {(p.account_id, p.instrument): p for p in self._book.positions()}
+            for expected in rebuilt.positions():
+                key = (expected.account_id, expected.instrument)
+                actual = held.pop(key, None)
+                subject = "|".join(key)
+                if actual is None or _state(actual) != _state(expected):
+                    detail = f"position {_state(actual)} but its fills give {_state(expected)}"
+                    self.report_unresolved(transaction, "position", subject, detail)
+                    problems.append(subject)
+                else:
+                    self.resolved(transaction, "position", subject)
+            for key, actual in held.items():
+                if actual.quantity or actual.fees:
+                    subject = "|".join(key)
+                    self.report_unresolved(transaction, "position", subject, "no fills")
+                    problems.append(subject)
+            self.commit(transaction)
+        return problems
 
-    @grpc_errors()
-    def ListPositions(  # noqa: N802
-        self, request: positions_pb2.ListPositionsRequest, context: grpc.ServicerContext
-    ) -> positions_pb2.ListPositionsResponse:
-        positions = self._positions.positions(request.account_id or None)
-        return positions_pb2.ListPositionsResponse(positions=positions)
+    def _check_periodically(self) -> None:
+        interval = self.config.reconciliation.interval_ms / 1000 * 12
+        while not self._stopping.wait(interval):
+            try:
+                self.check_positions()
+            except Exception:
+                log.exception("checking positions against fills failed")
 
-    def StreamPositionEvents(  # noqa: N802
-        self, request: positions_pb2.StreamPositionEventsRequest, context: grpc.ServicerContext
-    ) -> Iterator[positions_pb2.StreamPositionEventsResponse]:
-        def accept(change: PositionChange) -> bool:
-            return not request.account_id or change.position.account_id == request.account_id
 
-        changes = self._positions.changes.stream(context, accept)
-        context.send_initial_metadata(())  # tells the client it is subscribed
-        for change in changes:
-            yield positions_pb2.StreamPositionEventsResponse(
-                event_id=change.event.event_id,
-                event_time=change.event.event_time,
-                position=change.position,
-            )
+def _state(position: Position | None) -> tuple[Decimal, Decimal, Decimal] | None:
+    if position is None:
+        return None
+    return (position.quantity, position.realized_pnl, position.fees)
+
+
+_FILL_COLUMNS = "trade_id, order_id, account_id, instrument, side, quantity, price, fee, time_us"
+_SAVE_FILL = f"INSERT INTO fills ({_FILL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+_POSITION_COLUMNS = (
+    "account_id, instrument, quantity, average_price, realized_pnl, fees, sequence, update_time_us"
+)
+_SAVE_POSITION = (
+    f"INSERT OR REPLACE INTO positions ({_POSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+)
+
+
+def _us(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1_000_000)
+
+
+def _from_us(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def _fill_row(fill: Fill) -> tuple[object, ...]:
+    return (
+        fill.trade_id,
+        fill.order_id,
+        fill.account_id,
+        fill.instrument,
+        fill.side,
+        str(fill.quantity),
+        str(fill.price),
+        str(fill.fee),
+        _us(fill.time),
+    )
+
+
+def _fill(row: tuple[object, ...]) -> Fill:
+    trade_id, order_id, account_id, instrument, side, quantity, price, fee, time_us = row
+    return Fill(
+        trade_id=str(trade_id),
+        order_id=str(order_id),
+        account_id=str(account_id),
+        instrument=str(instrument),
+        side=side,  # type: ignore[arg-type]
+        quantity=Decimal(str(quantity)),
+        price=Decimal(str(price)),
+        fee=Decimal(str(fee)),
+        time=_from_us(time_us) or datetime.now(UTC),  # type: ignore[arg-type]
+    )
+
+
+def _position_row(position: Position) -> tuple[object, ...]:
+    return (
+        position.account_id,
+        position.instrument,
+        str(position.quantity),
+        None if position.average_price is None else str(position.average_price),
+        str(position.realized_pnl),
+        str(position.fees),
+        position.sequence,
+        _us(position.update_time),
+    )
+
+
+def _position(row: tuple[object, ...]) -> Position:
+    account_id, instrument, quantity, average, realized, fees, sequence, update_us = row
+    return Position(
+        account_id=str(account_id),
+        instrument=str(instrument),
+        quantity=Decimal(str(quantity)),
+        average_price=None if average is None else Decimal(str(average)),
+        realized_pnl=Decimal(str(realized)),
+        fees=Decimal(str(fees)),
+        sequence=int(sequence),  # type: ignore[call-overload]
+        update_time=_from_us(update_us),  # type: ignore[arg-type]
+    )

@@ -2,10 +2,14 @@
 
 - `publish` sends bytes with an ordering key and string attributes. Messages with the same
   ordering key reach each subscription in publish order.
+- `publish` calls `on_taken` once the bus has taken the message for good (Pub/Sub accepted
+  it; the in-memory bus, when every subscription acknowledged it). Until then the publisher
+  keeps it (see `trading_core.outbox`).
 - `subscribe` attaches a handler to a named subscription of a topic. A message is acknowledged
-  only after its handler returned; a handler that raises gets the message again later
-  (at-least-once), and later messages with the same ordering key wait for it.
-- Consumers must tolerate duplicates: skip an event id they have already applied.
+  only after its handler returned and, when the handler returns a `Durable` (a journal ticket),
+  once that is durable; a handler that raises gets the message again later (at-least-once), and
+  later messages with the same ordering key wait for it.
+- Consumers must tolerate duplicates and apply each fact once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ TOPICS: Mapping[str, tuple[str, ...]] = {
     "orders": ("execution-router",),
     "executions": ("order-management", "position-management"),
     "positions": ("order-management",),
-    "market-data": ("order-management", "position-management"),
+    "market-data": ("order-management", "position-management", "execution-router"),
 }
 
 
@@ -39,7 +43,13 @@ class Message:
     delivery_attempt: int = 1
 
 
-Handler = Callable[[Message], None]
+class Durable(Protocol):
+    """What a handler may return: the message is acknowledged once this is done."""
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None: ...
+
+
+Handler = Callable[[Message], "Durable | None"]
 
 
 class EventBus(Protocol):
@@ -50,8 +60,10 @@ class EventBus(Protocol):
         *,
         ordering_key: str = "",
         attributes: Mapping[str, str] | None = None,
+        on_taken: Callable[[], None] | None = None,
     ) -> None:
-        """Queues a message for delivery; raises only when the bus is closed."""
+        """Queues a message for delivery; raises only when the bus is closed. A publish that
+        fails is retried, in order with the later messages of its key, until taken."""
 
     def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
         """Starts delivering the subscription's messages to the handler."""

@@ -6,8 +6,10 @@ handlers, taking the subscriptions in turn. Handlers therefore run one at a time
 subscription's in publish order. One thread rather than one per subscription: in one process
 under one GIL, more threads add hand-offs and lock contention, not parallelism.
 
-A failed message is held back with every later message of its ordering key and retried after a
-short, growing delay, while messages of other keys go on. The subscriptions named in `TOPICS`
+A message is taken (its publisher's `on_taken` runs) once every subscription acknowledged it:
+after its handler returned and what the handler made durable is durable. A failed message is
+held back with every later message of its ordering key and retried after a short, growing
+delay, while messages of other keys go on. The subscriptions named in `TOPICS`
 exist from the start, so messages published before a service subscribes wait for it, as they
 would in Pub/Sub. Nothing outlives the process, so `close` first drains what is queued.
 """
@@ -20,7 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -38,16 +40,35 @@ def redelivery_delay(delivery_attempt: int) -> float:
     return float(min(_FIRST_RETRY_DELAY_S * 2**exponent, _MAX_RETRY_DELAY_S))
 
 
+class _Publication:
+    """One published message: taken once each subscription has acknowledged it."""
+
+    __slots__ = ("_lock", "_on_taken", "_waiting")
+
+    def __init__(self, subscriptions: int, on_taken: Callable[[], None] | None) -> None:
+        self._waiting = subscriptions
+        self._on_taken = on_taken
+        self._lock = threading.Lock()
+
+    def acknowledged(self) -> None:
+        with self._lock:
+            self._waiting -= 1
+            taken = self._waiting == 0
+        if taken and self._on_taken is not None:
+            self._on_taken()
+
+
 class _Delivery:
     """One message on its way to one subscription."""
 
-    __slots__ = ("attempt", "key", "message")
+    __slots__ = ("attempt", "key", "message", "publication")
 
-    def __init__(self, message: Message, key: Hashable) -> None:
+    def __init__(self, message: Message, key: Hashable, publication: _Publication) -> None:
         self.message = message
         # Messages without an ordering key get a key of their own: nothing waits for them.
         self.key = key
         self.attempt = 0
+        self.publication = publication
 
 
 class _Subscription:
@@ -136,7 +157,7 @@ class _Subscription:
         if delivery.attempt > 1:
             message = replace(message, delivery_attempt=delivery.attempt)
         try:
-            handler(message)
+            durable = handler(message)
         except Exception:
             log.exception(
                 "handler failed; redelivering (subscription=%s message_id=%s "
@@ -147,8 +168,13 @@ class _Subscription:
                 delivery.attempt,
             )
             self._hold_for_retry(delivery)
+            return
+        # The subscription goes on at once; the publisher hears of it once it is durable.
+        self._acknowledge(delivery)
+        if durable is None:
+            delivery.publication.acknowledged()
         else:
-            self._acknowledge(delivery)
+            durable.add_done_callback(delivery.publication.acknowledged)
 
     def _hold_for_retry(self, delivery: _Delivery) -> None:
         due = time.monotonic() + redelivery_delay(delivery.attempt)
@@ -204,6 +230,7 @@ class InMemoryBus:
         *,
         ordering_key: str = "",
         attributes: Mapping[str, str] | None = None,
+        on_taken: Callable[[], None] | None = None,
     ) -> None:
         if self._closed:
             raise RuntimeError("the event bus is closed")
@@ -217,8 +244,13 @@ class InMemoryBus:
             message_id=str(next(self._ids)),
         )
         key: Hashable = ordering_key or object()
+        if not subscriptions:
+            if on_taken is not None:
+                on_taken()
+            return
+        publication = _Publication(len(subscriptions), on_taken)
         for subscription in subscriptions:
-            subscription.put(_Delivery(message, key))
+            subscription.put(_Delivery(message, key, publication))
 
     def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
         if self._closed:

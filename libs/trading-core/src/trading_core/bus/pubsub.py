@@ -36,8 +36,17 @@ log = logging.getLogger(__name__)
 
 _ACK_DEADLINE_S = 30
 _ADMIN_TIMEOUT_S = 30.0
-_PUBLISH_ATTEMPTS = 5
+# The client blocks a publish beyond these (memory stays bounded during an outage); the outbox
+# keeps fewer than this in flight, so it never blocks there.
+_FLOW_CONTROL = pubsub_v1.types.PublishFlowControl(
+    message_limit=20_000,
+    byte_limit=64 * 1024 * 1024,
+    limit_exceeded_behavior=pubsub_v1.types.LimitExceededBehavior.BLOCK,
+)
 _BATCH_MAX_LATENCY_S = 0.002
+# A failed message is redelivered within about a second; one not seen again for this long was
+# acknowledged elsewhere, and must not hold its key back for good (review A8).
+_BLOCK_EXPIRY_S = 2 * _ACK_DEADLINE_S
 _FORBIDDEN_IN_IDS = re.compile(r"[^A-Za-z0-9._~+%-]")
 
 
@@ -56,6 +65,115 @@ class _Outgoing:
     data: bytes
     ordering_key: str
     attributes: dict[str, str]
+    on_taken: Callable[[], None] | None
+
+
+@dataclass
+class _KeyState:
+    """The messages of one topic and ordering key that Pub/Sub has not taken yet, in order."""
+
+    kept: list[_Outgoing]
+    outstanding: int = 0  # published and not yet answered
+    paused: bool = False  # a publish failed: hold the rest until the retry
+    failed_rounds: int = 0
+
+
+class _OrderedSender:
+    """Publishes through the client library and retries failures without losing or reordering.
+
+    A failed publish pauses its ordering key in the client, and every later message of that key
+    fails too. So the messages of a key are kept, in order, until Pub/Sub took them; once every
+    publish of a paused key has come back, the key is resumed once and its kept messages are
+    sent again, in order, after a growing delay. Retries run on a timer thread, never inside the
+    client's callbacks (which may run while the client holds its own lock: review A13).
+    """
+
+    def __init__(
+        self, publisher: Any, closing: threading.Event, min_retry_delay_s: float = 0.0
+    ) -> None:
+        self._publisher = publisher
+        self._closing = closing
+        self._min_retry_delay_s = min_retry_delay_s
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._keys: dict[tuple[str, str], _KeyState] = {}
+        self.unsettled = 0
+
+    def send(self, outgoing: _Outgoing) -> None:
+        key = (outgoing.topic_path, outgoing.ordering_key)
+        with self._lock:
+            self.unsettled += 1
+            state = self._keys.setdefault(key, _KeyState([]))
+            state.kept.append(outgoing)
+            if state.paused:
+                return  # sent by the key's retry, behind the failed messages
+            state.outstanding += 1
+        self._publish(key, outgoing)
+
+    def wait_settled(self, timeout: float) -> bool:
+        with self._lock:
+            return self._settled.wait_for(lambda: self.unsettled == 0, timeout)
+
+    def _publish(self, key: tuple[str, str], outgoing: _Outgoing) -> None:
+        try:
+            future = self._publisher.publish(
+                outgoing.topic_path,
+                outgoing.data,
+                ordering_key=outgoing.ordering_key,
+                **outgoing.attributes,
+            )
+        except Exception as error:  # the key is paused, or the client is stopping
+            self._answered(key, outgoing, error)
+            return
+        future.add_done_callback(lambda done: self._answered(key, outgoing, done.exception()))
+
+    def _answered(
+        self, key: tuple[str, str], outgoing: _Outgoing, error: BaseException | None
+    ) -> None:
+        with self._lock:
+            state = self._keys[key]
+            state.outstanding -= 1
+            if error is None:
+                state.kept.remove(outgoing)
+                self.unsettled -= 1
+                self._settled.notify_all()
+            elif not state.paused:
+                state.paused = True
+                log.warning(
+                    "publish failed (topic=%s ordering_key=%s): %r; retrying in order", *key, error
+                )
+            retry_in = None
+            if state.outstanding == 0:
+                if state.paused:
+                    state.failed_rounds += 1
+                    retry_in = max(
+                        self._min_retry_delay_s, redelivery_delay(state.failed_rounds + 3)
+                    )
+                elif not state.kept:
+                    del self._keys[key]
+        if error is None and outgoing.on_taken is not None:
+            outgoing.on_taken()
+        if retry_in is not None and not self._closing.is_set():
+            timer = threading.Timer(retry_in, self._retry, args=(key,))
+            timer.daemon = True
+            timer.start()
+
+    def _retry(self, key: tuple[str, str]) -> None:
+        if self._closing.is_set():
+            return
+        topic_path, ordering_key = key
+        if ordering_key:
+            try:
+                self._publisher.resume_publish(topic_path, ordering_key)
+            except Exception as error:  # not paused in the client: nothing to resume
+                log.debug("resume_publish(%s, %s): %r", topic_path, ordering_key, error)
+        with self._lock:
+            state = self._keys[key]
+            state.paused = False
+            kept = list(state.kept)
+            state.outstanding += len(kept)
+        for outgoing in kept:
+            self._publish(key, outgoing)
 
 
 class PubSubBus:
@@ -68,13 +186,17 @@ class PubSubBus:
         topic_prefix: str = "trading-",
         emulator_host: str | None = None,
         topics: Mapping[str, tuple[str, ...]] = TOPICS,
+        min_retry_delay_s: float = 0.0,
     ) -> None:
+        """`min_retry_delay_s`: the least time between a failed publish and its retry."""
         self._project = project
         self._prefix = topic_prefix
         self._topics = topics
         self._publisher = pubsub_v1.PublisherClient(
             batch_settings=pubsub_v1.types.BatchSettings(max_latency=_BATCH_MAX_LATENCY_S),
-            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
+            publisher_options=pubsub_v1.types.PublisherOptions(
+                enable_message_ordering=True, flow_control=_FLOW_CONTROL
+            ),
             **_emulator_transport(emulator_host, PublisherGrpcTransport),
         )
         self._subscriber = pubsub_v1.SubscriberClient(
@@ -85,8 +207,7 @@ class PubSubBus:
         self._closing = threading.Event()
         self._created_subscriptions: set[str] = set()
         self._consumers: dict[str, tuple[_Consumer, Any]] = {}  # name -> consumer, pull future
-        self._unsettled = 0  # published, neither accepted nor given up yet
-        self._settled = threading.Condition(self._lock)
+        self._sender = _OrderedSender(self._publisher, self._closing, min_retry_delay_s)
 
     def ensure_topology(self) -> None:
         """Creates every topic and subscription of `topics` that does not exist yet."""
@@ -103,14 +224,13 @@ class PubSubBus:
         *,
         ordering_key: str = "",
         attributes: Mapping[str, str] | None = None,
+        on_taken: Callable[[], None] | None = None,
     ) -> None:
         self._refuse_if_closed()
         outgoing = _Outgoing(
-            self._topic_path(topic), bytes(data), ordering_key, dict(attributes or {})
+            self._topic_path(topic), bytes(data), ordering_key, dict(attributes or {}), on_taken
         )
-        with self._lock:
-            self._unsettled += 1
-        self._send(outgoing, attempt=1)
+        self._sender.send(outgoing)
 
     def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
         if self._closing.is_set():
@@ -130,9 +250,8 @@ class PubSubBus:
             self._consumers[subscription] = (consumer, future)
 
     def flush(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            if not self._settled.wait_for(lambda: self._unsettled == 0, timeout):
-                raise TimeoutError(f"{self._unsettled} messages not accepted within {timeout}s")
+        if not self._sender.wait_settled(timeout):
+            raise TimeoutError(f"{self._sender.unsettled} messages not accepted within {timeout}s")
 
     def healthy(self) -> bool:
         """A streaming pull that ended (the library gave up on it) delivers nothing more."""
@@ -191,47 +310,12 @@ class PubSubBus:
             self._created_subscriptions.add(path)
         return path
 
-    def _send(self, outgoing: _Outgoing, attempt: int) -> None:
-        try:
-            future = self._publisher.publish(
-                outgoing.topic_path,
-                outgoing.data,
-                ordering_key=outgoing.ordering_key,
-                **outgoing.attributes,
-            )
-        except Exception as error:  # e.g. its ordering key is paused by an earlier failure
-            self._on_published(outgoing, attempt, error)
-            return
-        future.add_done_callback(
-            lambda done: self._on_published(outgoing, attempt, done.exception())
-        )
-
-    def _on_published(self, outgoing: _Outgoing, attempt: int, error: BaseException | None) -> None:
-        if error is not None:
-            log.warning(
-                "publish failed (topic=%s ordering_key=%s attempt=%d/%d): %r",
-                outgoing.topic_path,
-                outgoing.ordering_key,
-                attempt,
-                _PUBLISH_ATTEMPTS,
-                error,
-            )
-            if attempt < _PUBLISH_ATTEMPTS:
-                if outgoing.ordering_key:
-                    # A failure pauses the key; without resuming, every later publish fails.
-                    self._publisher.resume_publish(outgoing.topic_path, outgoing.ordering_key)
-                self._send(outgoing, attempt + 1)
-                return
-            log.error("message dropped after %d publish attempts", attempt)
-        with self._lock:
-            self._unsettled -= 1
-            if self._unsettled == 0:
-                self._settled.notify_all()
-
 
 class _Consumer:
-    """The streaming-pull callback of one subscription: runs the handler, acks on success,
-    nacks after a growing delay on failure, and keeps later messages of a failed key waiting."""
+    """The streaming-pull callback of one subscription: runs the handler, acks once what it
+    made durable is durable, nacks after a growing delay on failure, and keeps later messages of
+    a failed key waiting. A key whose failed message is not delivered again within
+    `_BLOCK_EXPIRY_S` (it was acknowledged by another process, or dead-lettered) moves on."""
 
     def __init__(self, subscription: str, handler: Handler, closing: threading.Event) -> None:
         self.subscription = subscription
@@ -239,7 +323,8 @@ class _Consumer:
         self._closing = closing
         self._lock = threading.Lock()
         self._attempts: dict[str, int] = {}  # message id -> failed deliveries so far
-        self._failed: dict[str, str] = {}  # ordering key -> id of its failed message
+        # ordering key -> id of its failed message, and when it failed
+        self._failed: dict[str, tuple[str, float]] = {}
         self._waiting: dict[threading.Timer, Any] = {}  # delayed nacks -> their messages
 
     def __call__(self, received: Any) -> None:
@@ -249,7 +334,7 @@ class _Consumer:
         message_id: str = received.message_id
         key: str = received.ordering_key
         with self._lock:
-            blocker = self._failed.get(key) if key else None
+            blocker = self._blocker(key)
             attempt = self._attempts.get(message_id, 0) + 1
         if blocker is not None and blocker != message_id:
             received.nack()  # Pub/Sub redelivers it after the failed message
@@ -262,7 +347,7 @@ class _Consumer:
             delivery_attempt=received.delivery_attempt or attempt,
         )
         try:
-            self._handler(message)
+            durable = self._handler(message)
         except Exception:
             log.exception(
                 "handler failed; redelivering (subscription=%s message_id=%s "
@@ -276,9 +361,24 @@ class _Consumer:
             return
         with self._lock:
             self._attempts.pop(message_id, None)
-            if key and self._failed.get(key) == message_id:
+            if key and self._blocker(key) == message_id:
                 del self._failed[key]
-        received.ack()
+        if durable is None:
+            received.ack()
+        else:
+            durable.add_done_callback(received.ack)
+
+    def _blocker(self, key: str) -> str | None:
+        """The failed message holding back `key`, if any; the lock is held."""
+        failed = self._failed.get(key) if key else None
+        if failed is None:
+            return None
+        message_id, since = failed
+        if time.monotonic() - since > _BLOCK_EXPIRY_S:
+            del self._failed[key]
+            self._attempts.pop(message_id, None)
+            return None
+        return message_id
 
     def nack_waiting(self) -> None:
         """Nacks at once the failed messages still waiting for their delay."""
@@ -297,7 +397,7 @@ class _Consumer:
         with self._lock:
             self._attempts[received.message_id] = attempt
             if key:
-                self._failed[key] = received.message_id
+                self._failed[key] = (received.message_id, time.monotonic())
             self._waiting[timer] = received
         timer.start()
 

@@ -1,12 +1,12 @@
-"""Event stores: each service appends its events to its own table and replays them on start."""
+"""The warehouse: each service's events, fed from its journal, for analysts."""
 
 from __future__ import annotations
 
 from trading_core.config import BigQueryDatabase, ConfigError, DuckDBDatabase
-from trading_core.store.base import EventStore
-from trading_core.store.duckdb import DuckDBEventStore, EventStoreWriteError
+from trading_core.store.base import Warehouse
+from trading_core.store.duckdb import DuckDBWarehouse, WarehouseFeeder
 
-__all__ = ["DuckDBEventStore", "EventStore", "EventStoreWriteError", "create_store", "table_name"]
+__all__ = ["DuckDBWarehouse", "Warehouse", "WarehouseFeeder", "create_warehouse", "table_name"]
 
 
 def table_name(service: str) -> str:
@@ -14,16 +14,11 @@ def table_name(service: str) -> str:
     return f"{service.replace('-', '_')}_events"
 
 
-def create_store(database: DuckDBDatabase | BigQueryDatabase, service: str) -> EventStore:
-    """The configured store of one service: for DuckDB, the file `<path>/<service>.duckdb`."""
+def create_warehouse(database: DuckDBDatabase | BigQueryDatabase, service: str) -> DuckDBWarehouse:
+    """The configured warehouse of one service: for DuckDB, the file `<path>/<service>.duckdb`."""
     if isinstance(database, BigQueryDatabase):
         raise ConfigError(
-            "database.backend: 'bigquery' needs the BigQuery event store, which arrives in a "
+            "database.backend: 'bigquery' needs the BigQuery warehouse, which arrives in a "
             "later release; choose duckdb"
         )
-    return DuckDBEventStore(
-        database.path / f"{service}.duckdb",
-        table_name(service),
-        batch_size=database.batch_size,
-        flush_interval_ms=database.flush_interval_ms,
-    )
+    return DuckDBWarehouse(database.path / f"{service}.duckdb", table_name(service))

@@ -1,33 +1,22 @@
-"""The event store interface: each service appends its own events to its own table.
+"""The warehouse interface: where a service's events are kept for analysts, fed from its journal.
 
-Appends are buffered and written in batches (one columnar insert per batch); `flush` writes
-what is buffered. On start a service replays its table, in append order, to rebuild its state.
+The warehouse is never on the order path: a feeder copies the journal's new events into it in
+batches, exactly once (the warehouse itself records how far it has been fed), and keeps trying
+while it cannot write. DuckDB locally; BigQuery in the cloud (a later release).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Protocol
 
-from trading.v1 import events_pb2
+from trading_core.journal import KeptRecord
 
 
-class EventStore(Protocol):
-    def append(self, event: events_pb2.Event, payload: bytes | None = None) -> None:
-        """Buffers an event; it is written by the next batch.
+class Warehouse(Protocol):
+    def fed_through(self) -> int:
+        """The journal position up to which events are stored."""
 
-        `payload` is the event serialized, when the caller already has it (for a publish, or as
-        it arrived from the bus); it must parse to `event`. Without it the store serializes.
-        """
-
-    def flush(self) -> None:
-        """Writes every buffered event; returns when they are stored."""
-
-    def replay(self) -> Iterator[events_pb2.Event]:
-        """Every stored event of this table, in the order it was appended."""
-
-    def close(self) -> None:
-        """Flushes and releases the store."""
-
-    def healthy(self) -> bool:
-        """False while buffered events cannot be written, and once closed."""
+    def feed(self, records: Sequence[KeptRecord]) -> int:
+        """Stores the events among `records` after `fed_through`, in one transaction; returns
+        how many it stored. Raises when it cannot write (nothing is then stored)."""

@@ -1,11 +1,10 @@
-"""The DuckDB event store: one file per service, one table of events per store.
+"""The DuckDB warehouse: one file per service, one table of events, fed from the journal.
 
-Appends (from many gRPC worker threads) go to an in-memory buffer; a background thread writes
-the buffer as one columnar (Arrow) insert when it reaches `batch_size` or every
-`flush_interval_ms`. A failed write keeps the events buffered for the next attempt.
-
-One DuckDB connection is not safe to share between threads, so every use of it holds
-`_write_lock`; a replay reads through its own cursor (a connection of its own).
+The file is opened only while a batch is written (a few milliseconds a second by default):
+between feeds an analyst can open it, also read-only, while the platform runs. A feed that
+finds the file locked (an analyst's session is open) waits for the next interval; the journal
+keeps the events meanwhile. The highest `store_sequence` (the journal position) in the table
+is how far it was fed, in the same transaction as the rows: each event is stored once.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import duckdb
 import pyarrow as pa
 from trading.v1 import events_pb2
 
+from trading_core.journal import Journal, KeptRecord
 from trading_core.store.schema import (
     ARROW_SCHEMA,
     EVENT_COLUMNS,
@@ -30,200 +30,146 @@ from trading_core.store.schema import (
     event_values,
 )
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_REPLAY_CHUNK = 10_000
-_MAX_RETRY_DELAY_S = 5.0
 _RECORD_TIME_TYPE = ARROW_SCHEMA.field("record_time").type
 
 
-class EventStoreWriteError(RuntimeError):
-    """Buffered events could not be written; they stay buffered for the next attempt."""
-
-
-class DuckDBEventStore:
-    def __init__(
-        self, path: Path, table: str, *, batch_size: int = 5000, flush_interval_ms: int = 50
-    ) -> None:
+class DuckDBWarehouse:
+    def __init__(self, path: Path, table: str) -> None:
         # Checked so that SQL can quote it as an identifier (S608 below).
         if not _TABLE_NAME.match(table):
             raise ValueError(f"table name {table!r} must be letters, digits and underscores")
-        if batch_size < 1 or flush_interval_ms < 1:
-            raise ValueError("batch_size and flush_interval_ms must be at least 1")
-        self._path = Path(path)
-        self._table = table
-        self._batch_size = batch_size
-        self._flush_interval_s = flush_interval_ms / 1000
-        self._pending: list[tuple[Any, ...]] = []
-        self._buffer_changed = threading.Condition()  # guards _pending and _closed
-        self._closed = False
-        self._write_failing = False  # the last write failed; cleared by the next that succeeds
-        self._write_lock = threading.Lock()  # guards the connection, serialises writes
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = duckdb.connect(str(self._path))
+        self.path = Path(path)
+        self.table = table
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fed_through: int | None = None
+
+    def fed_through(self) -> int:
+        if self._fed_through is None:
+            with self._open() as connection:
+                self._fed_through = self._last_sequence(connection)
+        return self._fed_through
+
+    def feed(self, records: Sequence[KeptRecord]) -> int:
+        with self._open() as connection:
+            through = self._last_sequence(connection)
+            fresh = [k for k in records if k.seq > through and k.record.is_event]
+            if fresh:
+                connection.execute("BEGIN TRANSACTION")
+                connection.from_arrow(_arrow_batch(fresh)).insert_into(self.table)
+                connection.execute("COMMIT")
+            self._fed_through = max([through, *(k.seq for k in records)])
+        return len(fresh)
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        connection = duckdb.connect(str(self.path))
         try:
-            self._create_table_if_missing()
-            self._next_sequence = self._last_sequence() + 1
-        except BaseException:
-            self._connection.close()
-            raise
-        self._flusher = threading.Thread(
-            target=self._flush_in_background, name=f"event-store-{table}", daemon=True
-        )
-        self._flusher.start()
-
-    def append(self, event: events_pb2.Event, payload: bytes | None = None) -> None:
-        row = event_values(event, payload)  # read now: the caller may change the event afterwards
-        with self._buffer_changed:
-            if self._closed:
-                raise RuntimeError(f"event store {self._table} is closed")
-            self._pending.append(row)
-            if len(self._pending) in (1, self._batch_size):
-                self._buffer_changed.notify()  # the first event starts the interval
-
-    def flush(self) -> None:
-        self._write_pending()
-
-    def healthy(self) -> bool:
-        return not (self._closed or self._write_failing)
-
-    def replay(self) -> Iterator[events_pb2.Event]:
-        # Not a generator itself: the flush and the query's snapshot happen at the call.
-        if self._closed:
-            raise RuntimeError(f"event store {self._table} is closed")
-        self.flush()
-        with self._write_lock:
-            cursor = self._connection.cursor()
-        cursor.execute(f'SELECT payload FROM "{self._table}" ORDER BY store_sequence')  # noqa: S608
-        return _parse_events(cursor)
-
-    def close(self) -> None:
-        with self._buffer_changed:
-            if self._closed:
-                return
-            self._closed = True
-            self._buffer_changed.notify()
-        self._flusher.join()
-        try:
-            self._write_pending()
-        except EventStoreWriteError:
-            logger.error("event store %s: closed with buffered events not stored", self._table)
-            raise
-        finally:
-            with self._write_lock:
-                self._connection.close()
-
-    def _flush_in_background(self) -> None:
-        delay = self._flush_interval_s
-        while True:
-            with self._buffer_changed:
-                # Idle until the first event, then write after the interval or a full batch.
-                self._buffer_changed.wait_for(lambda: self._closed or bool(self._pending))
-                self._buffer_changed.wait_for(
-                    lambda: self._closed or len(self._pending) >= self._batch_size, delay
+            if not _table_columns(connection, self.table):
+                _create_table(connection, self.table)
+            found = _table_columns(connection, self.table)
+            expected = [column.name for column in EVENT_COLUMNS]
+            if found != expected:
+                raise ValueError(
+                    f"{self.path}: table {self.table} has columns {found}, expected {expected}"
                 )
-                if self._closed:
-                    return  # close() writes what is left
-            try:
-                self._write_pending()
-                delay = self._flush_interval_s
-            except EventStoreWriteError:
-                delay = min(delay * 2, _MAX_RETRY_DELAY_S)  # already logged; back off
-
-    def _write_pending(self) -> None:
-        # Holding the write lock from taking the batch to putting it back on failure keeps
-        # batches in append order.
-        with self._write_lock:
-            with self._buffer_changed:
-                batch, self._pending = self._pending, []
-            if not batch:
-                return
-            try:
-                self._insert(batch)
-                self._write_failing = False
-            except Exception as error:  # whatever failed, the events must stay buffered
-                self._write_failing = True
-                with self._buffer_changed:
-                    self._pending[:0] = batch
-                logger.error(
-                    "event store %s: could not write %d events, keeping them buffered: %s: %s",
-                    self._table,
-                    len(batch),
-                    type(error).__name__,
-                    error,
-                )
-                raise EventStoreWriteError(
-                    f"event store {self._table}: could not write {len(batch)} events: {error}"
-                ) from error
-
-    def _insert(self, batch: list[tuple[Any, ...]]) -> None:
-        sequences = range(self._next_sequence, self._next_sequence + len(batch))
-        # Typed arrays straight from the rows' columns: no per-value type inference, and times
-        # as epoch microseconds rather than one datetime per row.
-        record_time = time.time_ns() // 1_000
-        columns: dict[str, pa.Array[Any]] = {"store_sequence": pa.array(sequences, pa.int64())}
-        for column, values in zip(EVENT_VALUE_COLUMNS, zip(*batch, strict=True), strict=True):
-            columns[column.name] = pa.array(values, column.arrow_type)
-        columns["record_time"] = pa.array([record_time] * len(batch), _RECORD_TIME_TYPE)
-        arrow_batch = pa.Table.from_arrays(
-            [columns[name] for name in ARROW_SCHEMA.names], schema=ARROW_SCHEMA
-        )
-        # By position: the table's columns were checked to be EVENT_COLUMNS, in order, at open.
-        # One call, rather than registering a view, inserting from it and unregistering it.
-        self._connection.from_arrow(arrow_batch).insert_into(self._table)
-        self._next_sequence = sequences.stop
-
-    def _create_table_if_missing(self) -> None:
-        if not self._table_columns():
-            self._create_table()
-        found = self._table_columns()
-        expected = [column.name for column in EVENT_COLUMNS]
-        if found != expected:
-            raise ValueError(
-                f"{self._path}: table {self._table} has columns {found}, expected {expected}"
-            )
-
-    def _create_table(self) -> None:
-        # One transaction: the table never exists without its column descriptions.
-        statements = [f'CREATE TABLE "{self._table}" ({duckdb_column_definitions()})']
-        for column in EVENT_COLUMNS:
-            description = column.description.replace("'", "''")
-            statements.append(
-                f"COMMENT ON COLUMN \"{self._table}\".{column.name} IS '{description}'"
-            )
-        self._connection.execute("BEGIN TRANSACTION")
-        try:
-            for statement in statements:
-                self._connection.execute(statement)
-            self._connection.execute("COMMIT")
         except BaseException:
-            self._connection.execute("ROLLBACK")
+            connection.close()
             raise
+        return connection
 
-    def _table_columns(self) -> list[str]:
-        rows = self._connection.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ?"
-            " AND database_name = current_database() AND schema_name = current_schema()"
-            " ORDER BY column_index",
-            [self._table],
-        ).fetchall()
-        return [str(name) for (name,) in rows]
-
-    def _last_sequence(self) -> int:
-        # fetchall, not fetchone: in DuckDB 2 an unread result keeps the connection busy.
-        ((last,),) = self._connection.execute(
-            f'SELECT coalesce(max(store_sequence), 0) FROM "{self._table}"'  # noqa: S608
+    def _last_sequence(self, connection: duckdb.DuckDBPyConnection) -> int:
+        ((last,),) = connection.execute(
+            f'SELECT coalesce(max(store_sequence), 0) FROM "{self.table}"'  # noqa: S608
         ).fetchall()
         return int(last)
 
 
-def _parse_events(cursor: duckdb.DuckDBPyConnection) -> Iterator[events_pb2.Event]:
+class WarehouseFeeder:
+    """Copies a journal's new events into a warehouse every interval, on its own thread."""
+
+    def __init__(
+        self, journal: Journal, warehouse: DuckDBWarehouse, *, interval_s: float, batch_size: int
+    ) -> None:
+        self._journal = journal
+        self._warehouse = warehouse
+        self._interval_s = interval_s
+        self._batch_size = batch_size
+        self._stopping = threading.Event()
+        self._failing = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.name = f"warehouse-{warehouse.table}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Feeds what is left, then stops."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.feed_all()
+
+    def feed_all(self) -> int:
+        """Feeds until caught up with the journal; returns how many events were stored."""
+        stored = 0
+        try:
+            while True:
+                after = self._warehouse.fed_through()
+                batch = self._journal.records_after(after, limit=self._batch_size)
+                if not batch:
+                    break
+                stored += self._warehouse.feed(batch)
+        except (duckdb.Error, OSError) as error:
+            if not self._failing:
+                log.warning(
+                    "warehouse %s: cannot write now (%s); will retry", self._warehouse.path, error
+                )
+            self._failing = True
+            return stored
+        self._failing = False
+        return stored
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval_s):
+            self.feed_all()
+
+
+def _arrow_batch(records: Sequence[KeptRecord]) -> pa.Table:
+    rows = [
+        event_values(events_pb2.Event.FromString(k.record.payload), k.record.payload)
+        for k in records
+    ]
+    columns: dict[str, Any] = {"store_sequence": pa.array([k.seq for k in records], pa.int64())}
+    for column, values in zip(EVENT_VALUE_COLUMNS, zip(*rows, strict=True), strict=True):
+        columns[column.name] = pa.array(values, column.arrow_type)
+    record_time = time.time_ns() // 1_000
+    columns["record_time"] = pa.array([record_time] * len(records), _RECORD_TIME_TYPE)
+    return pa.Table.from_arrays([columns[name] for name in ARROW_SCHEMA.names], schema=ARROW_SCHEMA)
+
+
+def _create_table(connection: duckdb.DuckDBPyConnection, table: str) -> None:
+    # One transaction: the table never exists without its column descriptions.
+    statements = [f'CREATE TABLE "{table}" ({duckdb_column_definitions()})']
+    for column in EVENT_COLUMNS:
+        description = column.description.replace("'", "''")
+        statements.append(f"COMMENT ON COLUMN \"{table}\".{column.name} IS '{description}'")
+    connection.execute("BEGIN TRANSACTION")
     try:
-        while rows := cursor.fetchmany(_REPLAY_CHUNK):
-            for (payload,) in rows:
-                event = events_pb2.Event()
-                event.ParseFromString(payload)
-                yield event
-    finally:
-        cursor.close()
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _table_columns(connection: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = connection.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?"
+        " AND database_name = current_database() AND schema_name = current_schema()"
+        " ORDER BY column_index",
+        [table],
+    ).fetchall()
+    return [str(name) for (name,) in rows]

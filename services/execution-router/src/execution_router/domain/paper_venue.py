@@ -15,17 +15,18 @@ or a cancel's message says how much was left unfilled.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from trading.v1 import events_pb2, types_pb2
+from trading.v1 import types_pb2
 from trading_core.config import Instrument, SimulationVenue
 from trading_core.decimals import ZERO, format_decimal
 from trading_core.events import new_id as random_id
+from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote
 
-from execution_router.domain.market_data import ceil_to_tick, floor_to_tick
+from execution_router.domain.venue_types import Report, VenueOrder
 
 VENUE_NAME = "simulation"
 
@@ -36,57 +37,6 @@ _MARKET = types_pb2.ORDER_TYPE_MARKET
 _LIMIT = types_pb2.ORDER_TYPE_LIMIT
 _GTC = types_pb2.TIME_IN_FORCE_GTC
 _IOC = types_pb2.TIME_IN_FORCE_IOC
-
-
-@dataclass(frozen=True)
-class VenueOrder:
-    """An order as the venue sees it."""
-
-    order_id: str
-    account_id: str
-    instrument: str
-    side: types_pb2.Side.ValueType
-    order_type: types_pb2.OrderType.ValueType
-    time_in_force: types_pb2.TimeInForce.ValueType
-    quantity: Decimal
-    limit_price: Decimal | None
-    # A market order's worst acceptable price: beyond it the order expires unfilled.
-    protection_price: Decimal | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Report:
-    """One thing the venue did with an order (an execution report)."""
-
-    execution_type: types_pb2.ExecutionType.ValueType
-    order_id: str
-    venue_order_id: str
-    side: types_pb2.Side.ValueType
-    trade_id: str = ""
-    last_quantity: Decimal | None = None
-    last_price: Decimal | None = None
-    fee: Decimal = ZERO
-    cumulative_quantity: Decimal
-    leaves_quantity: Decimal
-    average_price: Decimal | None
-    message: str = ""
-
-    def to_proto(self) -> events_pb2.ExecutionReport:
-        return events_pb2.ExecutionReport(
-            execution_type=self.execution_type,
-            order_id=self.order_id,
-            venue=VENUE_NAME,
-            venue_order_id=self.venue_order_id,
-            side=self.side,
-            trade_id=self.trade_id,
-            last_quantity=format_decimal(self.last_quantity),
-            last_price=format_decimal(self.last_price),
-            fee=format_decimal(self.fee),
-            cumulative_quantity=format_decimal(self.cumulative_quantity),
-            leaves_quantity=format_decimal(self.leaves_quantity),
-            average_price=format_decimal(self.average_price),
-            message=self.message,
-        )
 
 
 @dataclass
@@ -229,15 +179,29 @@ class PaperVenue:
                 del self._resting[order.order_id]
         return reports
 
-    def cancel(self, order_id: str, now: datetime) -> list[Report]:
-        """Cancels a resting order; an unknown or finished order has nothing to cancel."""
+    def cancel(self, order_id: str, request_id: str, now: datetime) -> list[Report]:
+        """Cancels a resting order; an unknown or finished order gets a cancel rejection."""
         working = self._resting.pop(order_id, None)
         if working is None:
-            return []
+            known = "has already finished" if order_id in self._seen_order_ids else "is not known"
+            return [
+                Report(
+                    execution_type=types_pb2.EXECUTION_TYPE_CANCEL_REJECTED,
+                    order_id=order_id,
+                    venue_order_id="",
+                    side=types_pb2.SIDE_UNSPECIFIED,
+                    cumulative_quantity=ZERO,
+                    leaves_quantity=ZERO,
+                    average_price=None,
+                    message=f"cannot cancel: the order {known} at the venue",
+                    request_id=request_id,
+                )
+            ]
         remainder = format_decimal(working.leaves_quantity)
-        return [
-            working.report(types_pb2.EXECUTION_TYPE_CANCELED, f"canceled; {remainder} unfilled")
-        ]
+        canceled = working.report(
+            types_pb2.EXECUTION_TYPE_CANCELED, f"canceled; {remainder} unfilled"
+        )
+        return [replace(canceled, request_id=request_id)]
 
     def restore(
         self,
@@ -256,8 +220,9 @@ class PaperVenue:
             filled_notional=cumulative_quantity * (average_price or ZERO),
         )
 
-    def open_orders(self) -> list[VenueOrder]:
-        return [working.order for working in self._resting.values()]
+    def open_orders(self) -> list[Report]:
+        """Each resting order as its latest state."""
+        return [w.report(types_pb2.EXECUTION_TYPE_ACCEPTED) for w in self._resting.values()]
 
     def _problem(self, order: VenueOrder, quote: Quote | None) -> str:
         """Why the venue refuses the order, or "" when it takes it."""

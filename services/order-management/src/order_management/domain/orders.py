@@ -34,6 +34,7 @@ class Trigger(enum.Enum):
     CANCELED = "canceled"
     EXPIRED = "expired"
     CANCEL_REQUESTED = "cancel requested"
+    CANCEL_REJECTED = "cancel rejected"
 
 
 _TRIGGER_OF_EXECUTION_TYPE = {
@@ -43,6 +44,7 @@ _TRIGGER_OF_EXECUTION_TYPE = {
     types_pb2.EXECUTION_TYPE_REJECTED: Trigger.REJECTED,
     types_pb2.EXECUTION_TYPE_CANCELED: Trigger.CANCELED,
     types_pb2.EXECUTION_TYPE_EXPIRED: Trigger.EXPIRED,
+    types_pb2.EXECUTION_TYPE_CANCEL_REJECTED: Trigger.CANCEL_REJECTED,
 }
 _FILL_TRIGGERS = frozenset({Trigger.PARTIALLY_FILLED, Trigger.FILLED})
 # Reports whose message tells a person why the order stopped.
@@ -64,7 +66,8 @@ _EXPIRED = types_pb2.ORDER_STATUS_EXPIRED
 # - A partial fill while a cancel is pending keeps PENDING_CANCEL; the venue still owes the answer.
 # - REJECTED while PENDING_CANCEL: the cancel was requested before the venue answered the order
 #   at all, and the venue then refused the order itself.
-# - DENIED, FILLED, CANCELED, REJECTED and EXPIRED are terminal.
+# - DENIED, FILLED, CANCELED, REJECTED and EXPIRED are terminal. PENDING_CANCEL never is: a
+#   CANCEL_REJECTED report puts the order back where it was (see `_cancel_rejected`).
 _TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (_SUBMITTED, Trigger.ACCEPTED): _ACCEPTED,
     (_SUBMITTED, Trigger.REJECTED): _REJECTED,
@@ -149,6 +152,8 @@ class Order:
     sequence: int = 0
     create_time: datetime
     update_time: datetime
+    # Whether the venue has said it has the order (an ACCEPTED report or a fill).
+    venue_accepted: bool = False
     # Fills already applied, so a redelivered fill is applied once (not carried by the proto).
     applied_trade_ids: set[str] = field(default_factory=set)
 
@@ -237,9 +242,12 @@ class Order:
                 f"execution report for order {self.order_id} has unknown execution type "
                 f"{report.execution_type}"
             )
+        if trigger is Trigger.CANCEL_REJECTED:
+            return self._cancel_rejected(report, sequence, now)
         if trigger in _FILL_TRIGGERS:
             return self._apply_fill(report, trigger, sequence, now)
         self.status = self._next_status(trigger)
+        self.venue_accepted = self.venue_accepted or trigger is Trigger.ACCEPTED
         if trigger in _ENDING_TRIGGERS:
             self.status_message = report.message
         self._record_venue(report)
@@ -257,6 +265,21 @@ class Order:
             )
         self.status = _TRANSITIONS[(self.status, Trigger.CANCEL_REQUESTED)]
         self._touch(sequence, now)
+
+    def _cancel_rejected(
+        self, report: events_pb2.ExecutionReport, sequence: int, now: datetime
+    ) -> bool:
+        """The venue could not cancel: a pending cancel goes back to the status the order had.
+        A late rejection (the order finished meanwhile) changes nothing."""
+        if self.status != _PENDING_CANCEL:
+            return False
+        if self.filled_quantity > 0:
+            self.status = _PARTIALLY_FILLED
+        else:
+            self.status = _ACCEPTED if self.venue_accepted else _SUBMITTED
+        self.status_message = report.message
+        self._touch(sequence, now)
+        return True
 
     def _not_cancelable_message(self) -> str:
         name = status_name(self.status)
@@ -286,6 +309,7 @@ class Order:
         self.average_fill_price = (previous_value + price * quantity) / filled
         self.filled_quantity = filled
         self.fees += fee
+        self.venue_accepted = True
         self.applied_trade_ids.add(report.trade_id)
         self._record_venue(report)
         self._touch(sequence, now)

@@ -97,11 +97,12 @@ class Position:
         return True
 
     def mark(self, price: Decimal, now: datetime) -> bool:
-        """Marks the position to `price`; False when it was already marked there."""
+        """Marks the position to `price`; False when it was already marked there. A mark is not
+        a change of the position: its sequence stays (review A7)."""
         if price == self.mark_price:
             return False
         self.mark_price = price
-        self._touch(now)
+        self._advance_time(now)
         return True
 
     def to_proto(self) -> positions_pb2.Position:
@@ -140,7 +141,12 @@ class Position:
 
     def _touch(self, now: datetime) -> None:
         self.sequence += 1
-        self.update_time = now
+        self._advance_time(now)
+
+    def _advance_time(self, now: datetime) -> None:
+        """The update time never goes backwards (a fill's time may precede the last mark's)."""
+        if self.update_time is None or now > self.update_time:
+            self.update_time = now
 
 
 class PositionBook:
@@ -159,6 +165,10 @@ class PositionBook:
             return None
         accounts[fill.account_id] = position
         return position
+
+    def put(self, position: Position) -> None:
+        """Puts back a position as it was saved."""
+        self._by_instrument.setdefault(position.instrument, {})[position.account_id] = position
 
     def mark(self, quote: Quote) -> list[Position]:
         """Marks every position in the quote's instrument at its mid; returns the changed ones."""

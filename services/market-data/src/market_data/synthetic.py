@@ -9,9 +9,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from trading_core.config import Instrument, MarketData
+from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote
 
 _BPS = Decimal(10_000)
@@ -21,16 +22,6 @@ _HALF_SPREAD_DIVISOR = Decimal(20_000)
 _MIN_STEP = Decimal("-0.5")
 
 
-def floor_to_tick(price: Decimal, tick: Decimal) -> Decimal:
-    """The largest multiple of `tick` at or below `price`."""
-    return (price / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
-
-
-def ceil_to_tick(price: Decimal, tick: Decimal) -> Decimal:
-    """The smallest multiple of `tick` at or above `price`."""
-    return (price / tick).to_integral_value(rounding=ROUND_CEILING) * tick
-
-
 class SyntheticFeed:
     """Quotes every configured instrument once per `tick`, in config order.
 
@@ -38,11 +29,20 @@ class SyntheticFeed:
     mid one step of the walk: mid *= 1 + gauss(0, 1) * volatility_bps / 10000.
     """
 
-    def __init__(self, instruments: Sequence[Instrument], settings: MarketData) -> None:
+    def __init__(
+        self,
+        instruments: Sequence[Instrument],
+        settings: MarketData,
+        mids: dict[str, Decimal] | None = None,
+        ticks: int = 0,
+    ) -> None:
+        """`mids` and `ticks` continue an earlier walk (after a restart) where it stopped."""
         self._instruments = tuple(instruments)
         self._settings = settings
-        self._random = random.Random(settings.seed)
-        self._mids: dict[str, Decimal] = {}
+        # Seeded with the tick count too: a continued walk does not repeat the earlier steps.
+        self._random = random.Random(f"{settings.seed}/{ticks}")
+        self.ticks = ticks
+        self._mids: dict[str, Decimal] = dict(mids or {})
         self._latest: dict[str, Quote] = {}
 
     def tick(self, now: datetime) -> list[Quote]:
@@ -51,7 +51,13 @@ class SyntheticFeed:
             for instrument in self._instruments
         ]
         self._latest.update((quote.instrument, quote) for quote in quotes)
+        self.ticks += 1
         return quotes
+
+    @property
+    def mids(self) -> dict[str, Decimal]:
+        """Where each instrument's walk stands, to continue it after a restart."""
+        return dict(self._mids)
 
     def latest(self, instrument: str) -> Quote | None:
         return self._latest.get(instrument)

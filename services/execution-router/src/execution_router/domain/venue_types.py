@@ -1,0 +1,64 @@
+"""What the router and a venue exchange: an order as the venue sees it, and its reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from trading.v1 import events_pb2, types_pb2
+from trading_core.decimals import ZERO, format_decimal
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    """An order as the venue sees it."""
+
+    order_id: str
+    account_id: str
+    instrument: str
+    side: types_pb2.Side.ValueType
+    order_type: types_pb2.OrderType.ValueType
+    time_in_force: types_pb2.TimeInForce.ValueType
+    quantity: Decimal
+    limit_price: Decimal | None
+    # A market order's worst acceptable price: beyond it the order expires unfilled.
+    protection_price: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """One thing the venue did with an order (an execution report)."""
+
+    execution_type: types_pb2.ExecutionType.ValueType
+    order_id: str
+    venue_order_id: str
+    side: types_pb2.Side.ValueType
+    trade_id: str = ""
+    last_quantity: Decimal | None = None
+    last_price: Decimal | None = None
+    fee: Decimal = ZERO
+    cumulative_quantity: Decimal
+    leaves_quantity: Decimal
+    average_price: Decimal | None
+    message: str = ""
+    request_id: str = ""
+    time: datetime | None = None
+
+    def to_proto(self, venue: str) -> events_pb2.ExecutionReport:
+        return events_pb2.ExecutionReport(
+            execution_type=self.execution_type,
+            order_id=self.order_id,
+            venue=venue,
+            venue_order_id=self.venue_order_id,
+            side=self.side,
+            trade_id=self.trade_id,
+            last_quantity=format_decimal(self.last_quantity),
+            last_price=format_decimal(self.last_price),
+            fee=format_decimal(self.fee),
+            cumulative_quantity=format_decimal(self.cumulative_quantity),
+            leaves_quantity=format_decimal(self.leaves_quantity),
+            average_price=format_decimal(self.average_price),
+            message=self.message,
+            request_id=self.request_id,
+        )

@@ -1,0 +1,1 @@
+"""Venue adapters: one `ExecutionClient` per venue, chosen by `execution.mode`."""

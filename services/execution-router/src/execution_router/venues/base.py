@@ -1,0 +1,114 @@
+"""The template every venue adapter implements, as NautilusTrader's adapter template does.
+
+A venue adapter turns the router's orders into the venue's wire calls and the venue's answers
+into `Report`s. The router owns ids, sequence numbers, the journal and the bus; the adapter
+only talks to the venue.
+
+Must implement:
+- `submit_order(order)`: send a new order. `order.order_id` is the client order id the venue
+  sees: the venue refuses a second order with the same id, so a retry never trades twice.
+- `cancel_order(order_id, request_id)`: ask the venue to cancel. Its answer is a CANCELED
+  report, or a CANCEL_REJECTED report when the venue cannot apply it (already finished,
+  unknown), both carrying `request_id`.
+- `open_orders()`: the orders the venue has open now, each as its latest report
+  (cumulative quantity, average price), for reconciliation.
+- `fills_since(moment)`: every fill since `moment`, for reconciliation after a restart.
+
+May implement:
+- `start()` / `stop()`: connect and disconnect (sessions, websockets).
+- `on_quote(quote)`: market data, for a simulated venue that matches against it.
+- `restore(state)`: a simulated venue, whose book lives in the router's journal, puts back its
+  resting orders on start.
+
+Threads: every call of the router comes from one venue worker thread (never the bus
+dispatcher, never under a service lock), one call at a time. Reports are pushed back with
+`self.emit(report)`, from that thread or from the adapter's own threads.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from trading_core.quotes import Quote
+
+from execution_router.domain.venue_types import Report, VenueOrder
+
+log = logging.getLogger(__name__)
+
+
+ReportSink = Callable[[Report], None]
+
+
+class ExecutionClient(abc.ABC):
+    """Base class of venue adapters; see the module docstring."""
+
+    name = ""
+
+    def __init__(self, emit: ReportSink) -> None:
+        self.emit = emit
+
+    def start(self) -> None:
+        """Connects to the venue."""
+        return None
+
+    def stop(self) -> None:
+        """Disconnects."""
+        return None
+
+    @abc.abstractmethod
+    def submit_order(self, order: VenueOrder) -> None: ...
+
+    @abc.abstractmethod
+    def cancel_order(self, order_id: str, request_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def open_orders(self) -> list[Report]: ...
+
+    @abc.abstractmethod
+    def fills_since(self, moment: datetime) -> list[Report]: ...
+
+    def on_quote(self, quote: Quote) -> None:
+        """Market data, for a simulated venue; a real venue ignores it."""
+        return None
+
+    def restore(self, orders: Sequence[tuple[VenueOrder, Report]]) -> None:
+        """Puts back resting orders (a simulated venue); a real venue keeps its own."""
+        return None
+
+
+class VenueWorker:
+    """Runs every call to one venue client on its own thread, in order (the client needs no
+    lock, and no caller waits for the venue)."""
+
+    def __init__(self, client: ExecutionClient) -> None:
+        self.client = client
+        self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"venue-{client.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self.call(self.client.start)
+
+    def call(self, function: Callable[[], None]) -> None:
+        self._calls.put(function)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.call(self.client.stop)
+            self._calls.put(None)
+            self._thread.join()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while (function := self._calls.get()) is not None:
+            try:
+                function()
+            except Exception:
+                log.exception("venue %s: a call failed", self.client.name)

@@ -1,0 +1,3 @@
+from market_data.main import main
+
+main()

@@ -1,0 +1,93 @@
+"""The market-data producer: one source, its quotes published to the topic `market-data`.
+
+Its own producer, not a thread of the router, so routers can be sharded and still share one
+feed. Each tick's quotes are journaled and published through the outbox (the warehouse keeps
+them for analysts); a restart continues the synthetic walk where the last quote left it, so
+resting orders see no jump back to the initial price.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from decimal import Decimal
+
+from trading.v1 import events_pb2
+from trading_core.bus.base import EventBus
+from trading_core.clock import Clock
+from trading_core.config import PlatformConfig
+from trading_core.journal import Journal, Transaction
+from trading_core.quotes import Quote
+from trading_core.service import JournaledService
+
+from market_data.synthetic import SyntheticFeed
+
+log = logging.getLogger(__name__)
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS walk (
+        instrument TEXT PRIMARY KEY,
+        mid TEXT NOT NULL
+    )""",
+)
+
+
+class MarketDataProducer(JournaledService):
+    name = "market-data"
+
+    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
+        super().__init__(config, bus, journal, clock)
+        self._feed = SyntheticFeed(config.instruments, config.market_data)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="market-data", daemon=True)
+
+    def start(self) -> None:
+        super().start()
+        mids = {symbol: Decimal(mid) for symbol, mid in self.journal.query("SELECT * FROM walk")}
+        ticks = self.journal.progress("ticks")
+        self._feed = SyntheticFeed(self.config.instruments, self.config.market_data, mids, ticks)
+        self.tick()  # a first quote at once: consumers wait for one to be ready
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def ready(self) -> bool:
+        return super().ready() and self._thread.is_alive()
+
+    def tick(self) -> None:
+        with self.lock:
+            quotes = self._feed.tick(self.clock.now())
+            self.commit(self._publication(quotes))
+
+    def _publication(self, quotes: Sequence[Quote]) -> Transaction:
+        transaction = Transaction()
+        for quote in quotes:
+            event = self.new_event(
+                instrument=quote.instrument,
+                quote_updated=events_pb2.QuoteUpdated(quote=quote.to_proto()),
+            )
+            transaction.keep(self.event_record(event, "market-data", quote.instrument))
+        for symbol, mid in self._feed.mids.items():
+            transaction.execute(
+                "INSERT INTO walk (instrument, mid) VALUES (?, ?) "
+                "ON CONFLICT (instrument) DO UPDATE SET mid = excluded.mid",
+                (symbol, str(mid)),
+            )
+        transaction.execute(
+            "INSERT INTO progress (name, value) VALUES ('ticks', ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (self._feed.ticks,),
+        )
+        return transaction
+
+    def _run(self) -> None:
+        interval = self.config.market_data.interval_ms / 1000
+        while not self._stopping.wait(interval):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("market data tick failed")

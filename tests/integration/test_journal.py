@@ -1,0 +1,160 @@
+"""The journal on real SQLite files: durable before visible, group commit, one process per file,
+and nothing answered is lost when the process is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from trading_core.journal import Journal, JournalInUse, Record, Transaction
+
+from tests.support import wait_until
+
+SCHEMA = ("CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",)
+
+
+def record(number: int, topic: str = "") -> Record:
+    return Record(
+        record_id=f"r-{number}",
+        record_type="Thing",
+        is_event=True,
+        payload=f"payload-{number}".encode(),
+        time_us=number,
+        order_id=f"o-{number % 7}",
+        topic=topic,
+        ordering_key=f"o-{number % 7}" if topic else "",
+    )
+
+
+def keep(journal: Journal, number: int) -> None:
+    transaction = Transaction()
+    transaction.keep(record(number))
+    transaction.execute("INSERT INTO items (name, value) VALUES (?, ?)", (f"n-{number}", number))
+    journal.commit(transaction).wait()
+
+
+def test_a_waited_ticket_is_on_disk_for_the_next_process(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "svc.journal", SCHEMA)
+    for number in range(1, 4):
+        keep(journal, number)
+    journal.close()
+
+    reopened = Journal(tmp_path / "svc.journal", SCHEMA)
+    kept = reopened.records_after(0, limit=10)
+    assert [k.record.record_id for k in kept] == ["r-1", "r-2", "r-3"]
+    assert [k.seq for k in kept] == [1, 2, 3]
+    assert reopened.query("SELECT count(*) FROM items") == [(3,)]
+    reopened.close()
+
+
+def test_actions_after_a_commit_run_once_it_is_durable_and_in_commit_order(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "svc.journal", SCHEMA)
+    seen: list[tuple[int, int]] = []  # (transaction, records durable when its action ran)
+    tickets = []
+    def note(number: int) -> Callable[[], None]:
+        return lambda: seen.append((number, len(journal.records_after(0, limit=100))))
+
+    for number in range(1, 6):
+        transaction = Transaction()
+        transaction.keep(record(number))
+        transaction.then(note(number))
+        tickets.append(journal.commit(transaction))
+    for ticket in tickets:
+        ticket.wait()
+    journal.close()
+    assert [n for n, _ in seen] == [1, 2, 3, 4, 5]
+    assert all(durable >= n for n, durable in seen)
+
+
+def test_concurrent_commits_share_commits_and_each_is_durable(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "svc.journal", SCHEMA)
+    def commit_fifty(thread: int) -> None:
+        for number in range(50):
+            keep(journal, thread * 1000 + number)
+
+    threads = [threading.Thread(target=commit_fifty, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    journal.close()
+    reopened = Journal(tmp_path / "svc.journal", SCHEMA)
+    assert reopened.query("SELECT count(*) FROM items") == [(400,)]
+    assert len(reopened.records_after(0, limit=1000)) == 400
+    reopened.close()
+
+
+def test_a_second_process_cannot_open_a_journal_in_use(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "svc.journal", SCHEMA)
+    try:
+        with pytest.raises(JournalInUse, match=r"svc\.journal is in use by another process"):
+            Journal(tmp_path / "svc.journal", SCHEMA)
+    finally:
+        journal.close()
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from trading_core.journal import Journal, Record, Transaction
+
+journal = Journal(Path(sys.argv[1]), ())
+number = 0
+while True:
+    number += 1
+    transaction = Transaction()
+    transaction.keep(Record(f"r-{number}", "Thing", True, b"x" * 200, number))
+    journal.commit(transaction).wait()
+    print(number, flush=True)  # answered: only after the commit is durable
+"""
+
+
+def test_every_answered_commit_survives_a_sigkill(tmp_path: Path) -> None:
+    path = tmp_path / "svc.journal"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None
+    answered = 0
+    while answered < 300:
+        line = writer.stdout.readline()
+        assert line, "the writer stopped early"
+        answered = int(line)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    rest = writer.stdout.read().split()
+    answered = max([answered, *map(int, rest)])
+
+    journal = Journal(path, ())
+    kept = journal.records_after(0, limit=1_000_000)
+    journal.close()
+    assert len(kept) >= answered  # nothing answered is lost
+    assert [k.record.record_id for k in kept] == [f"r-{n}" for n in range(1, len(kept) + 1)]
+
+
+def test_a_journal_that_cannot_write_stops_instead_of_serving_unsaved_state(
+    tmp_path: Path,
+) -> None:
+    failures: list[BaseException] = []
+    journal = Journal(tmp_path / "svc.journal", SCHEMA, on_failure=failures.append)
+    keep(journal, 1)
+    transaction = Transaction()
+    transaction.execute("INSERT INTO missing_table VALUES (1)")
+    answered = threading.Event()
+    transaction.then(answered.set)
+    ticket = journal.commit(transaction)
+    with pytest.raises(Exception, match="missing_table"):
+        ticket.wait()
+    wait_until(lambda: failures, 5, "the failure to be reported")
+    assert not answered.is_set()
+    assert not journal.healthy()
