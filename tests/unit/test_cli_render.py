@@ -177,7 +177,9 @@ def test_cli_against_an_unreachable_server_prints_one_red_line_and_exits_1() -> 
     from tradectl.cli import app
 
     address = unused_address()
-    result = CliRunner().invoke(app, ["--orders", address, "order", "get", "order-1", "--account", "acct-1"])
+    result = CliRunner().invoke(
+        app, ["--orders", address, "order", "get", "order-1", "--account", "acct-1"]
+    )
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
