@@ -59,6 +59,7 @@ def test_actions_after_a_commit_run_once_it_is_durable_and_in_commit_order(
     journal = Journal(tmp_path / "svc.journal", SCHEMA)
     seen: list[tuple[int, int]] = []  # (transaction, records durable when its action ran)
     tickets = []
+
     def note(number: int) -> Callable[[], None]:
         return lambda: seen.append((number, len(journal.records_after(0, limit=100))))
 
@@ -76,6 +77,7 @@ def test_actions_after_a_commit_run_once_it_is_durable_and_in_commit_order(
 
 def test_concurrent_commits_share_commits_and_each_is_durable(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "svc.journal", SCHEMA)
+
     def commit_fifty(thread: int) -> None:
         for number in range(50):
             keep(journal, thread * 1000 + number)
