@@ -265,6 +265,15 @@ def test_secret_in_a_duplicated_symbol_is_not_shown(tmp_path: Path) -> None:
     assert "API-KEY-123" not in message
 
 
+def test_wrong_backend_written_in_the_file_is_quoted_beside_a_value_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    document = {**minimal(), "database": {"backend": "sqlite", "path": "${DATA}"}}
+    message = refusal(write(tmp_path, document), {"DATA": SECRET})
+    assert "database: expected one of 'duckdb', 'bigquery' (got 'sqlite')" in message
+    assert SECRET not in message
+
+
 def test_wrong_value_written_in_the_file_is_quoted_cut_to_32_characters(tmp_path: Path) -> None:
     document = minimal()
     document["logging"] = {"level": "X" * 5000}

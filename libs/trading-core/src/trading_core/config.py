@@ -305,7 +305,9 @@ def _describe(error: ValidationError, path: Path, from_environment: set[KeyPath]
     for problem in error.errors():
         key_path = _key_path(problem["loc"])
         where = ".".join(key_path) or "(top level)"
-        hidden = any(variable[: len(key_path)] == key_path for variable in from_environment)
+        # The value at fault: a union's tag sits under the section the error names.
+        at_fault = (*key_path, "backend") if problem["type"] == "union_tag_invalid" else key_path
+        hidden = any(variable[: len(at_fault)] == at_fault for variable in from_environment)
         lines.append(f"  {where}: {_what(problem, hidden)}")
     return "\n".join(lines)
 
