@@ -229,6 +229,60 @@ def test_missing_variable_names_the_file_the_key_path_and_the_variable(tmp_path:
     assert "BASE" in message
 
 
+SECRET = "sk-live-0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "template"),
+    [
+        ("account_limits", "max_order_value", "${SECRET}"),
+        ("account_limits", "max_daily_orders", "${SECRET}"),
+        ("logging", "level", "${SECRET}"),
+        ("database", "backend", "${SECRET}"),
+        ("messaging", "topic_prefix", "pre ${SECRET}"),
+    ],
+)
+def test_wrong_value_from_an_environment_variable_is_named_but_never_shown(
+    tmp_path: Path, section: str, key: str, template: str
+) -> None:
+    document = minimal()
+    if section == "messaging":
+        document["messaging"] = {"backend": "pubsub", "project": "p"}
+    document.setdefault(section, {})[key] = template
+    message = refusal(write(tmp_path, document), {"SECRET": SECRET})
+    assert f"{section}." in message or f"{section}:" in message
+    assert "environment variable" in message
+    assert SECRET not in message
+    assert SECRET[:8] not in message
+
+
+def test_secret_in_a_duplicated_symbol_is_not_shown(tmp_path: Path) -> None:
+    document = minimal()
+    document["instruments"][0]["symbol"] = "${SECRET}"
+    document["instruments"].append(dict(document["instruments"][0]))
+    message = refusal(write(tmp_path, document), {"SECRET": "API-KEY-123"})
+    assert "instruments: invalid value" in message
+    assert "API-KEY-123" not in message
+
+
+def test_wrong_backend_written_in_the_file_is_quoted_beside_a_value_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    document = {**minimal(), "database": {"backend": "sqlite", "path": "${DATA}"}}
+    message = refusal(write(tmp_path, document), {"DATA": SECRET})
+    assert "database: expected one of 'duckdb', 'bigquery' (got 'sqlite')" in message
+    assert SECRET not in message
+
+
+def test_wrong_value_written_in_the_file_is_quoted_cut_to_32_characters(tmp_path: Path) -> None:
+    document = minimal()
+    document["logging"] = {"level": "X" * 5000}
+    message = refusal(write(tmp_path, document))
+    assert "logging.level: " in message
+    assert "X" * 32 + "\N{HORIZONTAL ELLIPSIS}" in message
+    assert "X" * 33 not in message
+
+
 # extends ---------------------------------------------------------------------------------------
 
 
@@ -343,6 +397,7 @@ def test_empty_file_reports_the_required_keys(tmp_path: Path) -> None:
 def test_minimal_config_fills_in_the_documented_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, minimal()), {})
     assert config == PlatformConfig.model_validate(minimal())
+    assert config.instruments[0].quote_decimals == 2
     assert config.services.order_management.port == 50051
     assert config.execution.mode == "simulation"
     assert config.signal_sizing.notional == Decimal("1000")

@@ -23,6 +23,7 @@ from order_management.domain import (
 )
 from order_management.domain.orders import _TRANSITIONS
 from trading.v1 import events_pb2, types_pb2
+from trading_core.decimals import Precision
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=5)
@@ -320,8 +321,14 @@ def test_fill_records_venue_and_venue_order_id() -> None:
         ({"quantity": "11"}, "over its quantity"),
         ({"quantity": "0"}, "positive quantity"),
         ({"price": "-1"}, "positive quantity and price"),
-        ({"price": "abc"}, "last_price 'abc' is not a decimal"),
-        ({"fee": "x"}, "fee 'x' is not a decimal"),
+        ({"price": "abc"}, "last_price must be a decimal string .*, got 'abc'"),
+        ({"fee": "x"}, "fee must be a decimal string .*, got 'x'"),
+        ({"quantity": "1_0"}, "last_quantity must be a decimal string"),
+        ({"quantity": "\uff11"}, "last_quantity must be a decimal string"),  # full-width 1
+        ({"price": "NaN"}, "last_price must be a finite number"),
+        ({"price": "1e-999"}, "last_price is out of range"),
+        ({"fee": "1e-999999"}, "fee must be a decimal string"),
+        ({"quantity": "1" * 10_000}, "last_quantity must be at most 40 characters, got '1{32}…'$"),
     ],
 )
 def test_fill_with_bad_amounts_raises_and_changes_nothing(
@@ -486,3 +493,25 @@ def test_market_order_without_fills_has_empty_price_fields_on_the_wire() -> None
     assert (wire.limit_price, wire.average_fill_price) == ("", "")
     restored = Order.from_proto(wire)
     assert (restored.limit_price, restored.average_fill_price) == (None, None)
+
+
+def test_average_fill_price_is_rounded_half_even_to_the_orders_precision_on_the_wire() -> None:
+    order = Order.accepted(
+        order_request(limit_price=None),
+        "o-1",
+        NOW,
+        precision=Precision(average_price_decimals=6, quote_decimals=2),
+    )
+    order.apply_execution(report(Trigger.PARTIALLY_FILLED, quantity="1", price="100"), 2, NOW)
+    order.apply_execution(report(Trigger.PARTIALLY_FILLED, quantity="2", price="100.01"), 3, NOW)
+    assert order.average_fill_price == Decimal("300.02") / 3  # 100.00666..., kept internally
+    assert order.to_proto().average_fill_price == "100.006667"
+    restored = Order.from_proto(order.to_proto(), Precision(6, 2))
+    assert restored.to_proto().average_fill_price == "100.006667"
+
+
+def test_average_fill_price_without_an_instruments_precision_has_eight_decimals() -> None:
+    order = Order.accepted(order_request(limit_price=None), "o-1", NOW)
+    order.apply_execution(report(Trigger.PARTIALLY_FILLED, quantity="3", price="100"), 2, NOW)
+    order.apply_execution(report(Trigger.PARTIALLY_FILLED, quantity="4", price="59307.01"), 3, NOW)
+    assert order.to_proto().average_fill_price == "33932.57714286"

@@ -18,6 +18,7 @@ from order_management.domain import (
     parse_submit_signal,
     size_signal,
 )
+from order_management.domain.validation import valuation_price
 from trading.v1 import orders_pb2, types_pb2
 from trading_core.config import OrderDefaults, PlatformConfig, SignalSizing
 from trading_core.quotes import Quote
@@ -137,6 +138,12 @@ DENIAL_CASES = [
         types_pb2.DENIAL_REASON_PRICE_NOT_ON_TICK,
         limit("60000.005"),
         "limit price 60000.005 is not a multiple of the tick size 0.01 for BTC-USD",
+    ),
+    DenialCase(
+        types_pb2.DENIAL_REASON_PRICE_OUT_OF_RANGE,
+        limit("1000000000.01"),
+        "limit price 1000000000.01 is out of range for BTC-USD: one step (0.0001) at that price "
+        "is worth 100000.000001, more than the maximum order value 100000",
     ),
     DenialCase(
         types_pb2.DENIAL_REASON_BELOW_MIN_ORDER_SIZE,
@@ -479,3 +486,248 @@ def test_sized_signal_below_one_step_is_denied_as_not_positive() -> None:
     denial = check(order_request(quantity=quantity))
     assert denial is not None
     assert denial[0] == types_pb2.DENIAL_REASON_QUANTITY_NOT_POSITIVE
+
+
+# --- order value at the price the order may trade at (A12) ----------------------------------
+
+MARKET_NEAR_59000 = replace(QUOTE, bid=Decimal(59000), ask=Decimal("59000.02"))
+
+
+def test_sell_limit_far_below_the_market_is_valued_at_the_bid_and_denied_over_the_limit() -> None:
+    # Accepted before (judged at 0.01: worth 10), then filled 1000 at the bid: about 59 million.
+    sell = limit("0.01", side=types_pb2.SIDE_SELL, quantity=Decimal(1000))
+    denial = check(sell, quote=MARKET_NEAR_59000)
+    assert denial == (
+        types_pb2.DENIAL_REASON_ORDER_VALUE_EXCEEDS_LIMIT,
+        "order value 59000000 (quantity 1000 at 59000) exceeds the maximum order value 100000",
+    )
+
+
+def test_small_sell_limit_below_the_bid_is_valued_at_the_bid_and_accepted() -> None:
+    sell = limit("0.01", side=types_pb2.SIDE_SELL, quantity=Decimal("0.01"))
+    assert check(sell, quote=MARKET_NEAR_59000) is None
+
+
+def test_sell_limit_above_the_bid_is_valued_at_its_limit() -> None:
+    sell = limit("70000", side=types_pb2.SIDE_SELL, quantity=Decimal("1.5"))
+    denial = check(sell, quote=MARKET_NEAR_59000)
+    assert denial is not None
+    assert "(quantity 1.5 at 70000) exceeds" in denial[1]
+
+
+def test_buy_limit_is_valued_at_its_limit_which_it_never_pays_more_than() -> None:
+    above_the_ask = limit("70000", quantity=Decimal("1.5"))
+    below_the_ask = limit("50000", quantity=Decimal("1.9"))  # 1.9 at the ask would be 112,000
+    denial = check(above_the_ask, quote=MARKET_NEAR_59000)
+    assert denial is not None
+    assert denial[0] == types_pb2.DENIAL_REASON_ORDER_VALUE_EXCEEDS_LIMIT
+    assert "at 70000)" in denial[1]
+    assert check(below_the_ask, quote=MARKET_NEAR_59000) is None
+
+
+@pytest.mark.parametrize(
+    "quote", [None, replace(QUOTE, bid=Decimal(0))], ids=["no quote", "no bid"]
+)
+def test_sell_limit_without_a_bid_is_valued_at_its_limit(quote: Quote | None) -> None:
+    sell = limit("0.01", side=types_pb2.SIDE_SELL, quantity=Decimal(1000))
+    assert check(sell, quote=quote) is None  # worth 10: nothing better is known
+
+
+@pytest.mark.parametrize(
+    ("side", "limit_price", "expected"),
+    [
+        (types_pb2.SIDE_SELL, "0.01", "59000"),
+        (types_pb2.SIDE_SELL, "70000", "70000"),
+        (types_pb2.SIDE_BUY, "70000", "70000"),
+        (types_pb2.SIDE_BUY, "50000", "50000"),
+        (types_pb2.SIDE_BUY, None, "59000.02"),
+        (types_pb2.SIDE_SELL, None, "59000"),
+    ],
+)
+def test_valuation_price_is_the_highest_price_the_order_may_trade_at(
+    side: types_pb2.Side.ValueType, limit_price: str | None, expected: str
+) -> None:
+    request = order_request(
+        side=side, limit_price=None if limit_price is None else Decimal(limit_price)
+    )
+    assert valuation_price(request, MARKET_NEAR_59000) == Decimal(expected)
+
+
+def test_market_order_has_no_valuation_price_without_a_touch() -> None:
+    assert valuation_price(order_request(), None) is None
+
+
+def test_sell_signal_far_below_the_market_is_sized_at_the_bid_not_oversized() -> None:
+    # Sized at its limit of 0.01, 1000 of notional would be 100,000 BTC.
+    signal = limit("0.01", side=types_pb2.SIDE_SELL, quantity=Decimal(0), signal_id="sig-1")
+    price = valuation_price(signal, MARKET_NEAR_59000)
+    assert price == Decimal(59000)
+    quantity = size_signal(CONFIG.signal_sizing, BTC, price)
+    assert quantity == Decimal("0.0169")  # 1000 / 59000 = 0.016949..., down to the step
+    assert check(replace(signal, quantity=quantity), quote=MARKET_NEAR_59000) is None
+
+
+# --- signals priced badly (B1, B5) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "price",
+    ["0.0000000000000000000000000001", "1e-999", "1e-20", "-5", "0", "1e14", "1e30", "NaN", "-Inf"],
+)
+def test_size_signal_never_raises_whatever_the_price(price: str) -> None:
+    quantity = size_signal(CONFIG.signal_sizing, BTC, Decimal(price))
+    assert quantity >= 0
+
+
+def test_size_signal_is_exact_past_28_digits() -> None:
+    sizing = SignalSizing(method="fixed_notional", notional=Decimal(1000))
+    assert size_signal(sizing, BTC, Decimal("1e-20")) == Decimal("1e23")
+
+
+@pytest.mark.parametrize("price", ["0.0000000000000000000000000001", "1e-999", "1e-99999"])
+def test_signal_with_a_price_beyond_the_wire_range_is_invalid_argument_naming_limit_price(
+    price: str,
+) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_submit_signal(submit_signal(limit_price=price), Decimal(0), "sig-1", DEFAULTS)
+    assert raised.value.field == "limit_price"
+
+
+def signal_decision(price: str) -> tuple[DenialReason, str] | None:
+    """The decision on a signal sized at its limit price, as order-management takes it."""
+    unsized = parse_submit_signal(submit_signal(limit_price=price), Decimal(0), "sig-1", DEFAULTS)
+    quantity = size_signal(CONFIG.signal_sizing, BTC, Decimal(price))
+    return check(replace(unsized, quantity=quantity))
+
+
+@pytest.mark.parametrize("price", ["-5", "0"])
+def test_signal_priced_at_or_below_zero_is_denied_for_its_price(price: str) -> None:
+    decision = signal_decision(price)
+    assert decision is not None
+    assert decision[0] == types_pb2.DENIAL_REASON_PRICE_NOT_POSITIVE
+    assert decision[1] == f"limit price {price} must be greater than zero"
+
+
+@pytest.mark.parametrize(("price", "worth"), [("1e14", "10000000000"), ("100000000", "10000")])
+def test_signal_priced_too_high_to_buy_one_step_is_denied_price_out_of_range(
+    price: str, worth: str
+) -> None:
+    decision = signal_decision(price)
+    assert decision is not None
+    assert decision[0] == types_pb2.DENIAL_REASON_PRICE_OUT_OF_RANGE
+    assert (
+        f"one step (0.0001) at that price is worth {worth}, more than the signal notional 1000"
+        in (decision[1])
+    )
+
+
+def test_signal_priced_within_range_is_not_denied_for_its_price() -> None:
+    assert signal_decision("60000") is None
+
+
+# --- bad input never becomes an order, and messages stay short (B2, B3, B6, B8) --------------
+
+
+@pytest.mark.parametrize(
+    "quantity",
+    [
+        "1e-999999",
+        "1e-10000000",
+        "1e-999",
+        "1_0",
+        "\uff11\uff10",  # full-width 10
+        "\u0661\u0660",  # Arabic-Indic 10
+        "+1",
+        "1 0",
+        "Infinity",
+        "1234567890123456789012345678901234",  # 34 digits
+        "1" * 1000,
+    ],
+)
+def test_quantity_outside_the_wire_grammar_is_invalid_argument_naming_the_field(
+    quantity: str,
+) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_submit_order(submit_order(quantity=quantity), DEFAULTS)
+    assert raised.value.field == "quantity"
+    assert str(raised.value).startswith("quantity ")
+    assert len(str(raised.value)) < 250
+
+
+@pytest.mark.parametrize(
+    "field_name", ["request_id", "client_order_id", "account_id", "instrument"]
+)
+def test_blank_id_is_invalid_argument_as_required(field_name: str) -> None:
+    with pytest.raises(InvalidRequest, match=f"{field_name} is required") as raised:
+        parse_submit_order(submit_order(**{field_name: "   "}), DEFAULTS)
+    assert raised.value.field == field_name
+    with pytest.raises(InvalidRequest, match=f"{field_name} is required"):
+        parse_submit_signal(submit_signal(**{field_name: " \t "}), Decimal(0), "sig-1", DEFAULTS)
+
+
+def test_blank_signal_id_is_invalid_argument_as_required() -> None:
+    with pytest.raises(InvalidRequest, match="signal_id is required"):
+        parse_submit_signal(submit_signal(), Decimal(0), "  ", DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_name"),
+    [
+        ({"request_id": "r" * 10_000}, "request_id"),
+        ({"client_order_id": "c" * 10_000}, "client_order_id"),
+        ({"quantity": "9" * 10_000}, "quantity"),
+        ({"limit_price": "8" * 10_000}, "limit_price"),
+        ({"order_type": types_pb2.ORDER_TYPE_MARKET, "limit_price": "7" * 10_000}, "limit_price"),
+    ],
+)
+def test_message_about_a_huge_value_quotes_at_most_32_characters_of_it(
+    changes: dict[str, Any], field_name: str
+) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_submit_order(submit_order(**changes), DEFAULTS)
+    assert raised.value.field == field_name
+    message = str(raised.value)
+    assert len(message) < 250
+    assert not any(digit * 33 in message for digit in "rc987")
+
+
+def test_unconfigured_instrument_is_quoted_cut_short_in_the_denial() -> None:
+    denial = check(order_request(instrument="X" * 128))
+    assert denial is not None
+    assert "X" * 32 + "\N{HORIZONTAL ELLIPSIS}" in denial[1]
+    assert "X" * 33 not in denial[1]
+
+
+def test_unspecified_order_type_with_a_limit_price_is_a_limit_order_as_in_a_signal() -> None:
+    priced = submit_order(order_type=types_pb2.ORDER_TYPE_UNSPECIFIED, limit_price="60000.5")
+    parsed = parse_submit_order(priced, OrderDefaults(default_order_type="market"))
+    assert parsed.order_type == types_pb2.ORDER_TYPE_LIMIT
+    assert parsed.limit_price == Decimal("60000.5")
+
+
+def test_explicit_market_order_with_a_limit_price_is_still_invalid_argument() -> None:
+    with pytest.raises(InvalidRequest, match="must be empty for a market order"):
+        parse_submit_order(submit_order(order_type=types_pb2.ORDER_TYPE_MARKET), DEFAULTS)
+
+
+def test_quantity_whose_step_count_needs_more_than_28_digits_is_checked_exactly() -> None:
+    # 29 steps of 1e-18: `%` in the default context raised (INTERNAL) here.
+    wei = {**BTC.model_dump(), "symbol": "ETH-WEI", "step_size": Decimal("1e-18")}
+    validator = PreTradeValidator(platform_config(instruments=[wei]))
+    on_step = order_request(
+        instrument="ETH-WEI", quantity=Decimal("12345678901.000000000000000001")
+    )
+    off_step = replace(on_step, quantity=Decimal("12345678901.0000000000000000001"))
+    reasons = [
+        denial.reason if (denial := validator.check(r, None, AccountActivity(), NOW)) else None
+        for r in (on_step, off_step)
+    ]
+    assert reasons == [
+        types_pb2.DENIAL_REASON_NO_MARKET_DATA,  # past the step check: a market order, no quote
+        types_pb2.DENIAL_REASON_QUANTITY_NOT_ON_STEP,
+    ]
+
+
+def test_33_digit_quantity_is_refused_at_parse_not_echoed_as_1() -> None:
+    with pytest.raises(InvalidRequest, match="at most 30 significant digits"):
+        parse_submit_order(submit_order(quantity="1" + "0" * 32), DEFAULTS)

@@ -86,12 +86,13 @@ def kinds(reports: list[Report]) -> list[int]:
     return [r.execution_type for r in reports]
 
 
-def test_market_buy_fills_fully_at_ask_plus_slippage_rounded_up_with_exact_fee(
+def test_market_buy_fills_fully_at_ask_plus_slippage_rounded_up_with_fee_rounded_up_to_cents(
     venue: PaperVenue,
 ) -> None:
     reports = venue.submit(market("o-1", BUY, "0.5"), quote(), T0)
 
-    # 60006 * 1.0001 = 60012.0006 -> up to 60012.01; fee 0.5 * 60012.01 * 10 / 10000.
+    # 60006 * 1.0001 = 60012.0006 -> up to 60012.01; fee 0.5 * 60012.01 * 10 / 10000 = 30.006005
+    # -> up to the cent, 30.01.
     assert reports == [
         Report(
             execution_type=ACCEPTED,
@@ -110,7 +111,7 @@ def test_market_buy_fills_fully_at_ask_plus_slippage_rounded_up_with_exact_fee(
             trade_id="id-2",
             last_quantity=Decimal("0.5"),
             last_price=Decimal("60012.01"),
-            fee=Decimal("30.006005"),
+            fee=Decimal("30.01"),
             cumulative_quantity=Decimal("0.5"),
             leaves_quantity=Decimal(0),
             average_price=Decimal("60012.01"),
@@ -124,10 +125,10 @@ def test_market_sell_fills_beyond_displayed_size_at_bid_minus_slippage_rounded_d
 ) -> None:
     _, fill = venue.submit(market("o-1", SELL, "7"), quote(), T0)
 
-    # 59994 * 0.9999 = 59988.0006 -> down to 59988.00; fee 7 * 59988 * 0.001 = 419.916.
+    # 59994 * 0.9999 = 59988.0006 -> down to 59988.00; fee 7 * 59988 * 0.001 = 419.916 -> 419.92.
     assert fill.execution_type == FILLED
     assert (fill.last_quantity, fill.last_price) == (Decimal(7), Decimal("59988.00"))
-    assert fill.fee == Decimal("419.916")
+    assert fill.fee == Decimal("419.92")
     assert (fill.cumulative_quantity, fill.leaves_quantity) == (Decimal(7), Decimal(0))
 
 
@@ -160,8 +161,8 @@ def test_crossing_limit_buy_fills_at_the_ask_not_its_limit(venue: PaperVenue) ->
     reports = venue.submit(limit("o-1", BUY, "3", "60010"), quote(), T0)
 
     assert kinds(reports) == [ACCEPTED, FILLED]
-    # Price improvement, no slippage: 3 at 60006; fee 3 * 60006 * 0.001 = 180.018.
-    assert (reports[1].last_price, reports[1].fee) == (Decimal("60006"), Decimal("180.018"))
+    # Price improvement, no slippage: 3 at 60006; fee 3 * 60006 * 0.001 = 180.018 -> 180.02.
+    assert (reports[1].last_price, reports[1].fee) == (Decimal("60006"), Decimal("180.02"))
     assert venue.open_orders() == []
 
 
@@ -228,7 +229,7 @@ def test_resting_limit_fills_at_the_touch_when_a_later_quote_crosses_it(venue: P
 
     assert fill.execution_type == FILLED
     assert (fill.last_quantity, fill.last_price) == (Decimal(2), Decimal("59999"))
-    assert fill.fee == Decimal("119.998")  # 2 * 59999 * 0.001
+    assert fill.fee == Decimal("120.00")  # 2 * 59999 * 0.001 = 119.998, up to the cent
     assert venue.open_orders() == []
 
 
@@ -329,7 +330,7 @@ def test_fill_report_converts_to_proto_with_decimal_strings(venue: PaperVenue) -
     assert proto.venue == "simulation"
     assert proto.execution_type == FILLED
     assert (proto.order_id, proto.venue_order_id, proto.trade_id) == ("o-1", "id-1", "id-2")
-    assert (proto.last_quantity, proto.last_price, proto.fee) == ("0.5", "60012.01", "30.006005")
+    assert (proto.last_quantity, proto.last_price, proto.fee) == ("0.5", "60012.01", "30.01")
     assert (proto.cumulative_quantity, proto.leaves_quantity) == ("0.5", "0")
     assert proto.average_price == "60012.01"
     assert proto.side == BUY
@@ -370,3 +371,16 @@ def test_market_sell_within_its_protection_price_fills(venue: PaperVenue) -> Non
     reports = venue.submit(order, quote(), T0)
     assert kinds(reports) == [ACCEPTED, FILLED]
     assert reports[-1].last_price == Decimal("59988.00")
+
+
+@pytest.mark.parametrize(
+    ("quote_decimals", "expected"), [(2, "0.01"), (6, "0.006001"), (8, "0.0060006"), (0, "1")]
+)
+def test_fee_is_rounded_up_to_the_quote_currencys_decimals(
+    quote_decimals: int, expected: str
+) -> None:
+    instrument = BTC.model_copy(update={"quote_decimals": quote_decimals})
+    venue = PaperVenue(SETTINGS, {"BTC-USD": instrument}, new_id=lambda: "id")
+    _, fill = venue.submit(limit("o-1", BUY, "0.0001", "60010"), quote(), T0)
+    # 0.0001 * 60006 * 0.001 = 0.0060006
+    assert fill.fee == Decimal(expected)

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from position_management.domain.positions import Fill, Position, PositionBook
 from trading.v1 import types_pb2
+from trading_core.config import Instrument
 from trading_core.quotes import Quote
 
 T0 = datetime(2024, 1, 2, 9, 30, tzinfo=UTC)
@@ -249,3 +250,74 @@ def test_book_lists_positions_sorted_by_account_then_instrument_and_filters_by_a
 
     assert everything == [("a", "BTC-USD"), ("a", "SOL-USD"), ("b", "BTC-USD"), ("b", "ETH-USD")]
     assert only_b == [("b", "BTC-USD"), ("b", "ETH-USD")]
+
+
+# --- fixed precision on the wire (B7) -------------------------------------------------------
+
+BTC_USD = Instrument(
+    symbol="BTC-USD",
+    tick_size=Decimal("0.01"),
+    step_size=Decimal("0.0001"),
+    initial_price=Decimal(60000),
+)
+ETH_BTC = Instrument(
+    symbol="ETH-BTC",
+    tick_size=Decimal("0.00001"),
+    step_size=Decimal("0.001"),
+    initial_price=Decimal("0.05"),
+    quote_decimals=8,
+)
+
+
+def test_average_and_pnl_are_rounded_on_the_wire_to_the_instruments_precision() -> None:
+    book = PositionBook([BTC_USD])
+    book.apply_fill(fill(BUY, "1", "100"))
+    book.apply_fill(fill(BUY, "2", "100.01"))
+    position = book.apply_fill(fill(SELL, "1", "101"))
+    assert position is not None
+    position.mark(Decimal(102), T0)
+
+    proto = position.to_proto()
+
+    # Average 100.00666..., realized 0.99333..., unrealized 3.98666...: tick decimals + 4 for
+    # the average, the quote currency's 2 for P&L, half-even.
+    assert (proto.average_price, proto.realized_pnl, proto.unrealized_pnl) == (
+        "100.006667",
+        "0.99",
+        "3.99",
+    )
+
+
+def test_pnl_keeps_full_precision_internally_so_rounding_never_compounds() -> None:
+    position = position_after(fill(BUY, "1", "100"), fill(BUY, "2", "100.01"))
+    for _ in range(3):
+        position.apply_fill(fill(SELL, "0.5", "101"))
+    average = Decimal("300.02") / 3
+    assert position.realized_pnl == (Decimal(101) - average) * Decimal("1.5")
+    assert position.to_proto().realized_pnl == "1.49"  # not 1.50, three fills rounded to 0.50
+
+
+def test_noise_of_a_28_digit_division_is_not_shown() -> None:
+    position = Position("acct-1", "BTC-USD", realized_pnl=Decimal("65.4370000000000000000000003"))
+    position.average_price = Decimal("59307.07571428571428571428571")
+    position.quantity = Decimal(1)
+    proto = position.to_proto()
+    assert (proto.average_price, proto.realized_pnl) == ("59307.07571429", "65.44")
+
+
+def test_quote_currency_with_eight_decimals_shows_pnl_to_eight_decimals() -> None:
+    book = PositionBook([ETH_BTC])
+    book.apply_fill(fill(BUY, "1", "0.05", instrument="ETH-BTC"))
+    book.apply_fill(fill(BUY, "2", "0.05001", instrument="ETH-BTC"))
+    position = book.apply_fill(fill(SELL, "1", "0.051", instrument="ETH-BTC"))
+    assert position is not None
+    proto = position.to_proto()
+    # Average 0.0500066666...: 5 tick decimals + 4.
+    assert (proto.average_price, proto.realized_pnl) == ("0.050006667", "0.00099333")
+
+
+def test_position_in_an_instrument_the_book_was_not_given_uses_the_default_precision() -> None:
+    position = PositionBook([ETH_BTC]).apply_fill(fill(BUY, "3", "1"))
+    assert position is not None
+    position.apply_fill(fill(BUY, "4", "1.0001"))
+    assert position.to_proto().average_price == "1.00005714"  # 8 decimals

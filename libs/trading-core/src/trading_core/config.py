@@ -4,7 +4,8 @@ A file may name a base file with `extends:`; mappings merge key by key, the file
 mapping that names another `backend` replaces the base's whole mapping).
 `${VAR}` anywhere in a string value is replaced by that environment variable (for secrets).
 An unknown key, a wrong type or a missing variable stops start-up with the file, the key path
-and what was expected (`ConfigError`).
+and what was expected (`ConfigError`). A message quotes a wrong value only when it was written in
+the file, cut short; a value from `${VAR}` is never shown, since it may be a secret.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,7 +27,14 @@ from pydantic import (
     model_validator,
 )
 
+from trading_core.decimals import shorten
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Where a value sits in the file: ("instruments", "0", "symbol").
+KeyPath = tuple[str, ...]
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0)]
 NonNegativeDecimal = Annotated[Decimal, Field(ge=0)]
@@ -152,6 +160,9 @@ class Instrument(_Strict):
     step_size: PositiveDecimal
     min_notional: NonNegativeDecimal = Decimal("0")
     initial_price: PositiveDecimal = Field(description="start of the synthetic feed's walk")
+    quote_decimals: int = Field(
+        2, ge=0, le=18, description="decimals of the quote currency: fees and P&L are rounded to it"
+    )
 
 
 class MarketData(_Strict):
@@ -240,11 +251,12 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Plat
     env = dict(os.environ) if environ is None else environ
     path = Path(path)
     raw = _read_with_bases(path, seen=())
-    substituted = _substitute(raw, env, path, ())
+    from_environment: set[KeyPath] = set()
+    substituted = _substitute(raw, env, path, (), from_environment)
     try:
         return PlatformConfig.model_validate(substituted)
     except ValidationError as error:
-        raise ConfigError(_describe(error, path)) from None
+        raise ConfigError(_describe(error, path, from_environment)) from None
 
 
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -286,13 +298,24 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _substitute(value: Any, env: dict[str, str], path: Path, key_path: tuple[str, ...]) -> Any:
+def _substitute(
+    value: Any, env: dict[str, str], path: Path, key_path: KeyPath, from_environment: set[KeyPath]
+) -> Any:
+    """`value` with every ${VAR} replaced; adds the key path of each replaced string to
+    `from_environment`, so that no error message shows it (it may be a secret)."""
     if isinstance(value, dict):
-        return {k: _substitute(v, env, path, (*key_path, str(k))) for k, v in value.items()}
+        return {
+            k: _substitute(v, env, path, (*key_path, str(k)), from_environment)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_substitute(v, env, path, (*key_path, str(i))) for i, v in enumerate(value)]
-    if not isinstance(value, str):
+        return [
+            _substitute(v, env, path, (*key_path, str(i)), from_environment)
+            for i, v in enumerate(value)
+        ]
+    if not isinstance(value, str) or not _VARIABLE.search(value):
         return value
+    from_environment.add(key_path)
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -309,25 +332,45 @@ def _substitute(value: Any, env: dict[str, str], path: Path, key_path: tuple[str
 _BY_BACKEND = {"database": {"duckdb", "bigquery"}, "messaging": {"memory", "pubsub"}}
 
 
-def _key_path(location: tuple[int | str, ...]) -> list[str]:
+def _key_path(location: tuple[int | str, ...]) -> KeyPath:
     parts = [str(part) for part in location]
     if len(parts) > 1 and parts[1] in _BY_BACKEND.get(parts[0], ()):
         del parts[1]
-    return parts
+    return tuple(parts)
 
 
-def _describe(error: ValidationError, path: Path) -> str:
+def _describe(error: ValidationError, path: Path, from_environment: set[KeyPath]) -> str:
     lines = [f"{path}: {error.error_count()} problem(s) in the configuration"]
     for problem in error.errors():
-        where = ".".join(_key_path(problem["loc"])) or "(top level)"
-        if problem["type"] == "extra_forbidden":
-            what = "unknown key"
-        elif problem["type"] == "union_tag_invalid":
-            context = problem.get("ctx", {})
-            what = f"expected one of {context.get('expected_tags')} (got {context.get('tag')!r})"
-        else:
-            what = problem["msg"]
-            if "input" in problem and not isinstance(problem["input"], dict | list):
-                what += f" (got {problem['input']!r})"
-        lines.append(f"  {where}: {what}")
+        key_path = _key_path(problem["loc"])
+        where = ".".join(key_path) or "(top level)"
+        # The value at fault: a union's tag sits under the section the error names.
+        at_fault = (*key_path, "backend") if problem["type"] == "union_tag_invalid" else key_path
+        hidden = any(variable[: len(at_fault)] == at_fault for variable in from_environment)
+        lines.append(f"  {where}: {_what(problem, hidden)}")
     return "\n".join(lines)
+
+
+def _what(problem: ErrorDetails, hidden: bool) -> str:
+    """What is wrong; quotes the value given only when it was written in the file (cut short),
+    never when it, or a value inside it, came from an environment variable."""
+    if problem["type"] == "extra_forbidden":
+        return "unknown key"
+    given: str | None = None  # the value given, as a message may show it
+    if problem["type"] == "union_tag_invalid":
+        context = problem.get("ctx", {})
+        what = f"expected one of {context.get('expected_tags')}"
+        given = _given(context.get("tag"))
+    elif problem["type"] == "value_error" and hidden:
+        what = "invalid value"  # our own validators' messages may quote values
+    else:
+        what = problem["msg"]
+        if "input" in problem and not isinstance(problem["input"], dict | list):
+            given = _given(problem["input"])
+    if hidden:
+        return f"{what} (the value comes from an environment variable and is not shown)"
+    return what if given is None else f"{what} (got {given})"
+
+
+def _given(value: object) -> str:
+    return repr(shorten(value)) if isinstance(value, str) else shorten(repr(value))

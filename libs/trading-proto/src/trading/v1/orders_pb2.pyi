@@ -209,7 +209,9 @@ class SubmitOrderRequest(_message.Message):
     instrument: _builtins.str
     side: _types_pb2.Side.ValueType
     order_type: _types_pb2.OrderType.ValueType
-    """Defaults to the configured order type when unspecified."""
+    """When unspecified: a limit order if limit_price is set (as in SubmitSignal), otherwise the
+    configured default order type.
+    """
     time_in_force: _types_pb2.TimeInForce.ValueType
     """Defaults to the configured time in force when unspecified."""
     quantity: _builtins.str

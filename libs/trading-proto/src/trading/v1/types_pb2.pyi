@@ -136,6 +136,10 @@ class _DenialReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DenialRe
     DENIAL_REASON_DAILY_ORDER_LIMIT_EXCEEDED: _DenialReason.ValueType  # 9
     DENIAL_REASON_RATE_LIMIT_EXCEEDED: _DenialReason.ValueType  # 10
     DENIAL_REASON_NO_MARKET_DATA: _DenialReason.ValueType  # 11
+    DENIAL_REASON_PRICE_OUT_OF_RANGE: _DenialReason.ValueType  # 12
+    """The limit price is so high that one step of the instrument at it is worth more than the
+    largest order allowed (the maximum order value, or a signal's notional).
+    """
 
 class DenialReason(_DenialReason, metaclass=_DenialReasonEnumTypeWrapper):
     """Why the platform denied an order."""
@@ -152,6 +156,10 @@ DENIAL_REASON_ORDER_VALUE_EXCEEDS_LIMIT: DenialReason.ValueType  # 8
 DENIAL_REASON_DAILY_ORDER_LIMIT_EXCEEDED: DenialReason.ValueType  # 9
 DENIAL_REASON_RATE_LIMIT_EXCEEDED: DenialReason.ValueType  # 10
 DENIAL_REASON_NO_MARKET_DATA: DenialReason.ValueType  # 11
+DENIAL_REASON_PRICE_OUT_OF_RANGE: DenialReason.ValueType  # 12
+"""The limit price is so high that one step of the instrument at it is worth more than the
+largest order allowed (the maximum order value, or a signal's notional).
+"""
 Global___DenialReason: _TypeAlias = DenialReason  # noqa: Y015
 
 class _ExecutionType:

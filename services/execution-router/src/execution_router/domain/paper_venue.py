@@ -4,9 +4,10 @@ Prices: a market order pays the touch plus slippage, rounded to the tick against
 limit order that crosses fills at the touch (price improvement, no slippage) up to the quote's
 displayed size, resting orders sharing that size in time priority.
 
-Fees are exact: fill notional * fee_bps / 10000 with no rounding (a multiplication and a
-division by 10000 of exact decimals lose nothing). The average price is the VWAP of the fills,
-computed at the decimal context's precision (28 significant digits).
+Fees are money actually charged: fill notional * fee_bps / 10000, computed exactly, then rounded
+up (ceiling) to the instrument's `quote_decimals`, against the trader as prices are. The average
+price is the VWAP of the fills, computed at the decimal context's precision (28 significant
+digits).
 
 Terminal reports (FILLED, CANCELED, EXPIRED) carry leaves_quantity 0, as FIX does; an expiry's
 or a cancel's message says how much was left unfilled.
@@ -17,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from trading.v1 import types_pb2
 from trading_core.config import Instrument, SimulationVenue
-from trading_core.decimals import ZERO, format_decimal
+from trading_core.decimals import ZERO, format_decimal, multiply, quantize
 from trading_core.events import new_id as random_id
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote
@@ -286,5 +287,7 @@ class PaperVenue:
         return reports
 
     def _fill(self, working: _WorkingOrder, quantity: Decimal, price: Decimal) -> Report:
-        fee = quantity * price * self._settings.fee_bps / _BPS
+        decimals = self._instruments[working.order.instrument].quote_decimals
+        exact = multiply(multiply(quantity, price), self._settings.fee_bps / _BPS)
+        fee = quantize(exact, decimals, ROUND_CEILING)
         return working.fill(quantity, price, fee, trade_id=self._new_id())

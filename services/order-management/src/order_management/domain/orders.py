@@ -1,4 +1,10 @@
-"""The order and its state machine: one transition table, plain data, the clock passed in."""
+"""The order and its state machine: one transition table, plain data, the clock passed in.
+
+Decimals of an execution report are parsed with the one wire grammar (`parse_decimal`); a report
+that breaks it is an InvalidExecutionReport. On the wire the average fill price, a division, is
+rounded to the order's `Precision` (its instrument's tick decimals + 4, half-even); quantities,
+prices and fees are exact and shown exactly.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from decimal import Decimal
 from typing import TypeAlias
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
-from trading_core.decimals import ZERO, format_decimal
+from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal, parse_decimal
 from trading_core.events import timestamp
 
 from order_management.domain.validation import (
@@ -156,14 +162,22 @@ class Order:
     venue_accepted: bool = False
     # Fills already applied, so a redelivered fill is applied once (not carried by the proto).
     applied_trade_ids: set[str] = field(default_factory=set)
+    # How derived amounts are shown on the wire; the instrument's (not carried by the proto).
+    precision: Precision = field(default=DEFAULT_PRECISION, compare=False)
 
     # --- construction --------------------------------------------------------------------
 
     @classmethod
     def accepted(
-        cls, request: OrderRequest, order_id: str, now: datetime, *, sequence: int = 1
+        cls,
+        request: OrderRequest,
+        order_id: str,
+        now: datetime,
+        *,
+        sequence: int = 1,
+        precision: Precision = DEFAULT_PRECISION,
     ) -> Order:
-        return cls._from_request(request, order_id, _SUBMITTED, now, sequence)
+        return cls._from_request(request, order_id, _SUBMITTED, now, sequence, precision=precision)
 
     @classmethod
     def denied(
@@ -174,8 +188,9 @@ class Order:
         now: datetime,
         *,
         sequence: int = 1,
+        precision: Precision = DEFAULT_PRECISION,
     ) -> Order:
-        order = cls._from_request(request, order_id, _DENIED, now, sequence)
+        order = cls._from_request(request, order_id, _DENIED, now, sequence, precision=precision)
         order.denial_reason = denial.reason
         order.status_message = denial.message
         return order
@@ -188,6 +203,8 @@ class Order:
         status: OrderStatus,
         now: datetime,
         sequence: int,
+        *,
+        precision: Precision,
     ) -> Order:
         return cls(
             order_id=order_id,
@@ -206,6 +223,7 @@ class Order:
             sequence=sequence,
             create_time=now,
             update_time=now,
+            precision=precision,
         )
 
     # --- state ---------------------------------------------------------------------------
@@ -328,14 +346,12 @@ class Order:
 
     def _report_decimal(self, report: events_pb2.ExecutionReport, name: str, text: str) -> Decimal:
         try:
-            value = Decimal(text)
-        except ArithmeticError:
-            value = Decimal("NaN")
-        if not value.is_finite():
+            value = parse_decimal(text, name)
+        except ValueError as error:
             raise InvalidExecutionReport(
-                f"fill {report.trade_id} for order {self.order_id}: {name} {text!r} is not a "
-                "decimal"
-            )
+                f"fill {report.trade_id} for order {self.order_id}: {error}"
+            ) from None
+        assert value is not None  # required=True never returns None
         return value
 
     def _next_status(self, trigger: Trigger) -> OrderStatus:
@@ -371,7 +387,9 @@ class Order:
             status=self.status,
             filled_quantity=format_decimal(self.filled_quantity),
             leaves_quantity=format_decimal(self.leaves_quantity),
-            average_fill_price=format_decimal(self.average_fill_price),
+            average_fill_price=format_decimal(
+                self.precision.average_price(self.average_fill_price)
+            ),
             fees=format_decimal(self.fees),
             denial_reason=self.denial_reason,
             status_message=self.status_message,
@@ -383,8 +401,9 @@ class Order:
         )
 
     @classmethod
-    def from_proto(cls, order: orders_pb2.Order) -> Order:
-        """The order from its wire form; which fills were applied is not on the wire."""
+    def from_proto(cls, order: orders_pb2.Order, precision: Precision = DEFAULT_PRECISION) -> Order:
+        """The order from its wire form (our own snapshot, trusted); which fills were applied
+        is not on the wire."""
         return cls(
             order_id=order.order_id,
             client_order_id=order.client_order_id,
@@ -409,6 +428,7 @@ class Order:
             sequence=order.version,
             create_time=order.create_time.ToDatetime(tzinfo=UTC),
             update_time=order.update_time.ToDatetime(tzinfo=UTC),
+            precision=precision,
         )
 
 

@@ -5,6 +5,10 @@ Two kinds of refusal, kept apart on purpose:
   belongs). It creates no order; the API answers INVALID_ARGUMENT.
 - `Denial` is a well-formed order that breaks a rule (size, price, limits, market data). It
   becomes an order in status DENIED with a reason code.
+
+Decimals are parsed with the one wire grammar of `trading_core.decimals`, so an unbounded
+number is malformed, never a stored order. A message quotes at most 32 characters of any value
+the caller sent.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from typing import TypeAlias
 
 from trading.v1 import orders_pb2, types_pb2
 from trading_core.config import Instrument, OrderDefaults, PlatformConfig, SignalSizing
-from trading_core.decimals import ZERO, format_decimal, is_multiple, parse_decimal
+from trading_core.decimals import (
+    ZERO,
+    format_decimal,
+    is_multiple,
+    multiply,
+    parse_decimal,
+    shorten,
+    whole_multiples,
+)
 from trading_core.quotes import Quote
 
 Side: TypeAlias = types_pb2.Side.ValueType
@@ -27,8 +39,7 @@ TimeInForce: TypeAlias = types_pb2.TimeInForce.ValueType
 DenialReason: TypeAlias = types_pb2.DenialReason.ValueType
 
 MAX_ID_LENGTH = 128
-# Larger amounts cannot be real orders and would overflow the 28-digit decimal context in
-# step and tick checks (`%` fails once the quotient needs more digits than the precision).
+# Larger quantities and prices cannot be real orders (the wire grammar allows 21 digits).
 MAX_INTEGER_DIGITS = 15
 
 _ORDER_TYPES = {"market": types_pb2.ORDER_TYPE_MARKET, "limit": types_pb2.ORDER_TYPE_LIMIT}
@@ -51,7 +62,7 @@ class OrderRequest:
     client_order_id: str
     account_id: str
     strategy_id: str
-    signal_id: str
+    signal_id: str  # set only for the order of a signal
     instrument: str
     side: Side
     order_type: OrderType
@@ -72,8 +83,12 @@ class Denial:
 def parse_submit_order(
     request: orders_pb2.SubmitOrderRequest, defaults: OrderDefaults
 ) -> OrderRequest:
-    """Turns a SubmitOrderRequest into an OrderRequest; raises InvalidRequest if malformed."""
-    order_type = _order_type(request.order_type, defaults)
+    """Turns a SubmitOrderRequest into an OrderRequest; raises InvalidRequest if malformed.
+
+    An unspecified order type is a limit order when a limit price is given (as in a signal),
+    otherwise the configured default type."""
+    has_price = bool(request.limit_price.strip())
+    order_type = _order_type(request.order_type, has_price, defaults)
     return OrderRequest(
         request_id=_required_text(request.request_id, "request_id"),
         client_order_id=_required_text(request.client_order_id, "client_order_id"),
@@ -116,21 +131,22 @@ def parse_submit_signal(
 
 def size_signal(sizing: SignalSizing, instrument: Instrument, price: Decimal) -> Decimal:
     """The quantity a signal trades: the fixed quantity, or the fixed notional divided by the
-    price and rounded down to the instrument's step. May be 0 (the validator then denies it);
-    it is 0 for a non-positive price, where no notional-based size is meaningful."""
+    price and rounded down to the instrument's step. Size at `valuation_price`, so that a limit
+    signal is never oversized. May be 0 (the validator then denies it); it is 0 for a price
+    that is not positive, where no notional-based size is meaningful. Exact for any digits and
+    never raises."""
     if sizing.method == "fixed_quantity":
         assert sizing.quantity is not None  # guaranteed by SignalSizing's validator
         return sizing.quantity
     assert sizing.notional is not None
-    if price <= 0:
+    if not price.is_finite() or price <= 0:
         return ZERO
-    # Whole steps that fit, computed as one exact integer division (no intermediate rounding).
-    steps = sizing.notional // (price * instrument.step_size)
-    return steps * instrument.step_size
+    steps = whole_multiples(sizing.notional, multiply(price, instrument.step_size))
+    return multiply(Decimal(steps), instrument.step_size)
 
 
 def _required_text(value: str, field: str) -> str:
-    if not value:
+    if not value.strip():
         raise InvalidRequest(field, f"{field} is required")
     return _optional_text(value, field)
 
@@ -152,7 +168,9 @@ def _side(value: int) -> Side:
     raise InvalidRequest("side", f"side {what}: use SIDE_BUY or SIDE_SELL")
 
 
-def _order_type(value: int, defaults: OrderDefaults) -> OrderType:
+def _order_type(value: int, has_price: bool, defaults: OrderDefaults) -> OrderType:
+    if value == types_pb2.ORDER_TYPE_UNSPECIFIED and has_price:
+        return types_pb2.ORDER_TYPE_LIMIT
     if value == types_pb2.ORDER_TYPE_UNSPECIFIED:
         return _ORDER_TYPES[defaults.default_order_type]
     if value in _ORDER_TYPES.values():
@@ -182,8 +200,8 @@ def _amount(text: str, field: str) -> Decimal:
     if value.adjusted() >= MAX_INTEGER_DIGITS:
         raise InvalidRequest(
             field,
-            f"{field} {format_decimal(value)} is out of range "
-            f"(at most {MAX_INTEGER_DIGITS} digits before the decimal point)",
+            f"{field} is out of range: at most {MAX_INTEGER_DIGITS} digits before the decimal "
+            f"point, got {shorten(text)!r}",
         )
     return value
 
@@ -195,7 +213,8 @@ def _limit_price(text: str, order_type: OrderType) -> Decimal | None:
         return _amount(text, "limit_price")
     if text.strip():
         raise InvalidRequest(
-            "limit_price", f"limit_price must be empty for a market order, got {text!r}"
+            "limit_price",
+            f"limit_price must be empty for a market order, got {shorten(text)!r}",
         )
     return None
 
@@ -264,15 +283,21 @@ class PreTradeValidator:
     """Checks a well-formed request against config, account limits and market data.
 
     Returns the first rule broken as a Denial, or None. It does not record anything: the caller
-    records accepted orders in AccountActivity.
+    records accepted orders in AccountActivity. The limit price is checked before the quantity,
+    since a signal's quantity is derived from its price: a signal priced at -5 is denied for
+    its price, not for the zero quantity that price sizes to.
+
+    Order values (min_notional, max_order_value) are judged at `valuation_price`: the highest
+    price the order may trade at, never its limit alone.
     """
 
     def __init__(self, config: PlatformConfig) -> None:
         self._config = config
         self._checks: tuple[Callable[[_Context], Denial | None], ...] = (
+            self._limit_price_valid,
+            self._limit_price_in_range,
             self._quantity_positive,
             self._quantity_on_step,
-            self._limit_price_valid,
             self._min_order_size,
             self._notional,
             self._daily_orders,
@@ -291,7 +316,7 @@ class PreTradeValidator:
             configured = ", ".join(i.symbol for i in self._config.instruments)
             return Denial(
                 types_pb2.DENIAL_REASON_INSTRUMENT_NOT_CONFIGURED,
-                f"instrument {request.instrument!r} is not configured; "
+                f"instrument {shorten(request.instrument)!r} is not configured; "
                 f"configured instruments: {configured}",
             )
         context = _Context(request, instrument, quote, activity, now)
@@ -336,6 +361,32 @@ class PreTradeValidator:
             )
         return None
 
+    def _limit_price_in_range(self, c: _Context) -> Denial | None:
+        """Out of range: one step at the limit price is worth more than the largest order the
+        request may become, so no quantity could pass (a signal would size to nothing)."""
+        price, step = c.request.limit_price, c.instrument.step_size
+        if price is None:
+            return None
+        one_step = multiply(price, step)
+        largest, what = self._largest_order(c.request)
+        if one_step <= largest:
+            return None
+        return Denial(
+            types_pb2.DENIAL_REASON_PRICE_OUT_OF_RANGE,
+            f"limit price {format_decimal(price)} is out of range for {c.instrument.symbol}: "
+            f"one step ({format_decimal(step)}) at that price is worth "
+            f"{format_decimal(one_step)}, more than {what} {format_decimal(largest)}",
+        )
+
+    def _largest_order(self, request: OrderRequest) -> tuple[Decimal, str]:
+        """The largest value the request's order may have, and what sets it."""
+        limit = self._config.account_limits.max_order_value
+        notional = self._config.signal_sizing.notional
+        sized_by_notional = self._config.signal_sizing.method == "fixed_notional"
+        if request.signal_id and sized_by_notional and notional is not None and notional < limit:
+            return notional, "the signal notional"
+        return limit, "the maximum order value"
+
     def _min_order_size(self, c: _Context) -> Denial | None:
         minimum = self._config.account_limits.min_order_size
         if c.request.quantity >= minimum:
@@ -347,10 +398,10 @@ class PreTradeValidator:
         )
 
     def _notional(self, c: _Context) -> Denial | None:
-        reference = _reference_price(c.request, c.quote)
-        if isinstance(reference, Denial):
-            return reference
-        notional = c.request.quantity * reference
+        reference = valuation_price(c.request, c.quote)
+        if reference is None:
+            return _no_market_data(c.request)
+        notional = multiply(c.request.quantity, reference)
         if notional < c.instrument.min_notional:
             return Denial(
                 types_pb2.DENIAL_REASON_BELOW_MIN_NOTIONAL,
@@ -375,7 +426,7 @@ class PreTradeValidator:
             return None
         return Denial(
             types_pb2.DENIAL_REASON_DAILY_ORDER_LIMIT_EXCEEDED,
-            f"account {c.request.account_id} has reached its limit of {limit} orders "
+            f"account {shorten(c.request.account_id)} has reached its limit of {limit} orders "
             f"for {c.now.astimezone(UTC).date().isoformat()} (UTC)",
         )
 
@@ -388,23 +439,45 @@ class PreTradeValidator:
             return None
         return Denial(
             types_pb2.DENIAL_REASON_RATE_LIMIT_EXCEEDED,
-            f"account {c.request.account_id} has reached its rate limit of "
+            f"account {shorten(c.request.account_id)} has reached its rate limit of "
             f"{defaults.rate_limit_orders} orders per {defaults.rate_limit_window_ms} ms; "
             "retry shortly",
         )
 
 
-def _reference_price(request: OrderRequest, quote: Quote | None) -> Decimal | Denial:
-    """The price an order's value is judged at: its limit, else the touch it would trade at."""
-    if request.limit_price is not None:
-        return request.limit_price
-    buying = request.side == types_pb2.SIDE_BUY
-    touch = None if quote is None else (quote.ask if buying else quote.bid)
-    if touch is None or touch <= 0:
-        book_side = "ask" if buying else "bid"
-        return Denial(
-            types_pb2.DENIAL_REASON_NO_MARKET_DATA,
-            f"no {book_side} price for {request.instrument}: a market order needs a current "
-            "quote to check its value; retry when market data is available or send a limit order",
-        )
-    return touch
+def valuation_price(request: OrderRequest, quote: Quote | None) -> Decimal | None:
+    """The price an order's value is judged at, and a signal is sized at: the highest price the
+    order may trade at, so that neither the value checks nor a signal's size understate it.
+
+    - A market order: the touch it trades at (the ask to buy, the bid to sell); None when
+      there is none.
+    - A buy limit: its limit. It never pays more (a marketable one pays the lower ask).
+    - A sell limit: the higher of its limit and the bid. A sell limit below the bid fills at
+      the bid, so its limit understates it: 1000 BTC offered at 0.01 with the bid near 59,000
+      is worth about 59 million, not 10.
+    - A limit order without a touch to compare: its limit.
+    """
+    touch = _touch(request.side, quote)
+    limit = request.limit_price
+    if limit is None:
+        return touch
+    if request.side == types_pb2.SIDE_SELL and touch is not None:
+        return max(limit, touch)
+    return limit
+
+
+def _touch(side: Side, quote: Quote | None) -> Decimal | None:
+    """The ask to buy, the bid to sell; None without a positive one."""
+    if quote is None:
+        return None
+    price = quote.ask if side == types_pb2.SIDE_BUY else quote.bid
+    return price if price > 0 else None
+
+
+def _no_market_data(request: OrderRequest) -> Denial:
+    book_side = "ask" if request.side == types_pb2.SIDE_BUY else "bid"
+    return Denial(
+        types_pb2.DENIAL_REASON_NO_MARKET_DATA,
+        f"no {book_side} price for {request.instrument}: a market order needs a current "
+        "quote to check its value; retry when market data is available or send a limit order",
+    )

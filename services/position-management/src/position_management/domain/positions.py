@@ -9,16 +9,23 @@ P&L conventions:
   costs stay separately visible; `net_realized_pnl` is realized P&L after fees.
 - Averages are divisions, computed at the decimal context's precision (28 significant digits);
   everything else is exact.
+- On the wire (`to_proto`) the average price is rounded to the position's `Precision` (its
+  instrument's tick decimals + 4) and realized and unrealized P&L, which multiply an average,
+  to the quote currency's decimals (`quote_decimals`), half-even. Internally they keep their
+  full precision, so rounding never compounds from fill to fill. Quantity, mark and fees are
+  exact and shown exactly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from trading.v1 import positions_pb2, types_pb2
-from trading_core.decimals import ZERO, format_decimal
+from trading_core.config import Instrument
+from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal
 from trading_core.events import timestamp
 from trading_core.quotes import Quote
 
@@ -64,6 +71,8 @@ class Position:
     sequence: int = 0
     update_time: datetime | None = None
     applied_trade_ids: set[str] = field(default_factory=set)
+    # How derived amounts are shown on the wire: the instrument's.
+    precision: Precision = field(default=DEFAULT_PRECISION, compare=False)
 
     @property
     def net_realized_pnl(self) -> Decimal:
@@ -106,13 +115,14 @@ class Position:
         return True
 
     def to_proto(self) -> positions_pb2.Position:
+        shown = self.precision
         position = positions_pb2.Position(
             account_id=self.account_id,
             instrument=self.instrument,
             quantity=format_decimal(self.quantity),
-            average_price=format_decimal(self.average_price),
-            realized_pnl=format_decimal(self.realized_pnl),
-            unrealized_pnl=format_decimal(self.unrealized_pnl),
+            average_price=format_decimal(shown.average_price(self.average_price)),
+            realized_pnl=format_decimal(shown.money(self.realized_pnl)),
+            unrealized_pnl=format_decimal(shown.money(self.unrealized_pnl)),
             mark_price=format_decimal(self.mark_price),
             fees=format_decimal(self.fees),
             sequence=self.sequence,
@@ -150,17 +160,21 @@ class Position:
 
 
 class PositionBook:
-    """Every position, by account and instrument. Returned positions are the live objects."""
+    """Every position, by account and instrument. Returned positions are the live objects.
 
-    def __init__(self) -> None:
+    Positions in the given instruments are shown at their precision, others at the default."""
+
+    def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
         self._by_instrument: dict[str, dict[str, Position]] = {}
+        self._precisions = {i.symbol: Precision.of(i) for i in instruments}
 
     def apply_fill(self, fill: Fill) -> Position | None:
         """The position the fill changed, or None when the fill was applied before."""
         accounts = self._by_instrument.setdefault(fill.instrument, {})
         position = accounts.get(fill.account_id)
         if position is None:
-            position = Position(fill.account_id, fill.instrument)
+            precision = self._precisions.get(fill.instrument, DEFAULT_PRECISION)
+            position = Position(fill.account_id, fill.instrument, precision=precision)
         if not position.apply_fill(fill):
             return None
         accounts[fill.account_id] = position
