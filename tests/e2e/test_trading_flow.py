@@ -4,7 +4,7 @@ over real gRPC, in both the embedded and the distributed platform."""
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 import grpc
@@ -97,8 +97,9 @@ def test_market_buy_is_filled_and_builds_a_position_marked_to_market(
     assert Decimal(filled.filled_quantity) == Decimal("0.5")
     assert Decimal(filled.leaves_quantity) == 0
     fill_price = Decimal(filled.average_fill_price)
-    # 10 bps fee on the fill's notional, exactly.
-    assert Decimal(filled.fees) == Decimal("0.5") * fill_price * Decimal("0.001")
+    # 10 bps fee on the fill's notional, rounded up to the cent (quote_decimals: 2).
+    exact_fee = Decimal("0.5") * fill_price * Decimal("0.001")
+    assert Decimal(filled.fees) == exact_fee.quantize(Decimal("0.01"), rounding=ROUND_CEILING)
 
     position = position_quantity(clients, "acct-buy", "0.5")
     assert Decimal(position.average_price) == fill_price
@@ -123,7 +124,7 @@ def test_buy_then_sell_realizes_the_price_difference(platform_clients: Clients) 
     expected = (Decimal(sold.average_fill_price) - Decimal(bought.average_fill_price)) * Decimal(
         "0.2"
     )
-    assert Decimal(position.realized_pnl) == expected
+    assert Decimal(position.realized_pnl) == expected.quantize(Decimal("0.01"))
     assert Decimal(position.fees) == Decimal(bought.fees) + Decimal(sold.fees)
 
 

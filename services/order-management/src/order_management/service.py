@@ -28,6 +28,7 @@ from trading.v1 import events_pb2, orders_pb2, positions_pb2, types_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
+from trading_core.decimals import DEFAULT_PRECISION, Precision
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, new_id
 from trading_core.journal import Journal, Record, Ticket, Transaction
@@ -49,6 +50,7 @@ from order_management.domain.validation import (
     parse_submit_order,
     parse_submit_signal,
     size_signal,
+    valuation_price,
 )
 
 log = logging.getLogger(__name__)
@@ -168,7 +170,7 @@ class OrderManagement(JournaledService):
             (horizon,),
         )
         for row in rows:
-            self._remember(_tracked(row))
+            self._remember(self._tracked_of(row))
         day_ago = _us(self.clock.now() - timedelta(days=1))
         for account_id, created in self.journal.query(
             "SELECT account_id, create_time_us FROM orders WHERE create_time_us >= ? "
@@ -276,12 +278,24 @@ class OrderManagement(JournaledService):
             raise NotFound(f"account {account_id!r} has no order {order_id!r}")
         return tracked
 
+    def _tracked_of(self, row: tuple[object, ...]) -> _Tracked:
+        snapshot, own_sequence, report_sequence, venue_accepted, request_id = row
+        wire = orders_pb2.Order.FromString(snapshot)  # type: ignore[arg-type]
+        order = Order.from_proto(wire, self._precision(wire.instrument))
+        order.venue_accepted = bool(venue_accepted)
+        return _Tracked(
+            order,
+            own_sequence=int(own_sequence),  # type: ignore[call-overload]
+            report_sequence=int(report_sequence),  # type: ignore[call-overload]
+            binds_ids=request_id is not None,
+        )
+
     def _load_one(self, where: str, parameters: tuple[str, ...]) -> _Tracked | None:
         rows = self.journal.query(
             f"SELECT {_TRACKED_COLUMNS} FROM orders WHERE {where}",  # noqa: S608
             parameters,
         )
-        return _tracked(rows[0]) if rows else None
+        return self._tracked_of(rows[0]) if rows else None
 
     # Decisions --------------------------------------------------------------------------------
 
@@ -320,7 +334,7 @@ class OrderManagement(JournaledService):
         instrument = self.config.instrument(unsized.instrument)
         if instrument is None:
             return self._decide(unsized)  # denied: instrument not configured
-        price = unsized.limit_price or self._touch(unsized)
+        price = valuation_price(unsized, self.quotes.get(unsized.instrument))
         if price is None:
             no_price = Denial(
                 types_pb2.DENIAL_REASON_NO_MARKET_DATA,
@@ -338,7 +352,8 @@ class OrderManagement(JournaledService):
         )
         if denial is not None:
             return self._deny(request, denial)
-        tracked = _Tracked(Order.accepted(request, new_id(), now))
+        precision = self._precision(request.instrument)
+        tracked = _Tracked(Order.accepted(request, new_id(), now, precision=precision))
         order = tracked.order
         transaction = Transaction()
         event = self._order_event(tracked, order_submitted=events_pb2.OrderSubmitted())
@@ -354,7 +369,8 @@ class OrderManagement(JournaledService):
         return order, self._created(tracked, event, transaction)
 
     def _deny(self, request: OrderRequest, denial: Denial) -> tuple[Order, Ticket]:
-        order = Order.denied(request, new_id(), denial, self.clock.now())
+        precision = self._precision(request.instrument)
+        order = Order.denied(request, new_id(), denial, self.clock.now(), precision=precision)
         tracked = _Tracked(order, binds_ids=denial.reason not in TRANSIENT_DENIALS)
         payload = events_pb2.OrderDenied(reason=denial.reason, message=denial.message)
         event = self._order_event(tracked, order_denied=payload)
@@ -387,12 +403,9 @@ class OrderManagement(JournaledService):
         )
         return self.command_record(command, "orders", order.order_id)
 
-    def _touch(self, request: OrderRequest) -> Decimal | None:
-        """The price a market order would trade at now: the ask to buy, the bid to sell."""
-        quote = self.quotes.get(request.instrument)
-        if quote is None:
-            return None
-        return quote.ask if request.side == types_pb2.SIDE_BUY else quote.bid
+    def _precision(self, symbol: str) -> Precision:
+        instrument = self.config.instrument(symbol)
+        return DEFAULT_PRECISION if instrument is None else Precision.of(instrument)
 
     # Events -----------------------------------------------------------------------------------
 
@@ -573,18 +586,6 @@ def _order_row(tracked: _Tracked, snapshot: orders_pb2.Order) -> tuple[object, .
         tracked.report_sequence,
         int(order.venue_accepted),
         snapshot.SerializeToString(),
-    )
-
-
-def _tracked(row: tuple[object, ...]) -> _Tracked:
-    snapshot, own_sequence, report_sequence, venue_accepted, request_id = row
-    order = Order.from_proto(orders_pb2.Order.FromString(snapshot))  # type: ignore[arg-type]
-    order.venue_accepted = bool(venue_accepted)
-    return _Tracked(
-        order,
-        own_sequence=int(own_sequence),  # type: ignore[call-overload]
-        report_sequence=int(report_sequence),  # type: ignore[call-overload]
-        binds_ids=request_id is not None,
     )
 
 

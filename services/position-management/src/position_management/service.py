@@ -87,7 +87,7 @@ class PositionManagement(JournaledService):
 
     def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
         super().__init__(config, bus, journal, clock)
-        self._book = PositionBook()
+        self._book = PositionBook(config.instruments)
         self._quotes = QuoteBook()
         self.changes: Broadcaster[PositionChange] = Broadcaster()
         self._stopping = threading.Event()

@@ -182,6 +182,7 @@ class PositionBook:
 
     def put(self, position: Position) -> None:
         """Puts back a position as it was saved."""
+        position.precision = self._precisions.get(position.instrument, DEFAULT_PRECISION)
         self._by_instrument.setdefault(position.instrument, {})[position.account_id] = position
 
     def mark(self, quote: Quote) -> list[Position]:
