@@ -122,19 +122,6 @@ STATUS_STYLES = {
     types_pb2.ORDER_STATUS_EXPIRED: "dim",
 }
 
-# The statuses after which an order never changes again.
-FINAL_STATUSES = frozenset(
-    {
-        types_pb2.ORDER_STATUS_DENIED,
-        types_pb2.ORDER_STATUS_FILLED,
-        types_pb2.ORDER_STATUS_CANCELED,
-        types_pb2.ORDER_STATUS_REJECTED,
-        types_pb2.ORDER_STATUS_EXPIRED,
-    }
-)
-# Refused: by the platform's checks (DENIED) or by the venue (REJECTED).
-REFUSED_STATUSES = frozenset({types_pb2.ORDER_STATUS_DENIED, types_pb2.ORDER_STATUS_REJECTED})
-
 
 def venue_has_answered(order: orders_pb2.Order) -> bool:
     """Whether the order is past SUBMITTED: the venue accepted it, or it reached a final status."""
@@ -236,7 +223,6 @@ class Listing:
     table: Table
     width: int  # what the table needs; more than asked only when its priority-0 columns need it
     hidden: tuple[str, ...]  # headers of the columns left out
-    rows: int
 
     def __rich__(self) -> Table:
         return self.table
@@ -289,7 +275,7 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], widt
     for row in rows:
         table.add_row(*(row[index] for index in shown))
     hidden = tuple(column.header for index, column in enumerate(columns) if index not in shown)
-    return Listing(table, total(), hidden, len(rows))
+    return Listing(table, total(), hidden)
 
 
 def _cell_width(cell: Cell) -> int:
