@@ -155,13 +155,10 @@ def _channel(server: render.Server, timeout: float) -> Iterator[grpc.Channel]:
             _fail(render.format_rpc_error(error.code(), error.details() or "", server, timeout))
 
 
-def _orders_server(settings: Settings) -> render.Server:
-    return render.Server("order-management", "--orders", settings.orders)
-
-
 @contextmanager
 def _order_service(settings: Settings) -> Iterator[orders_pb2_grpc.OrderServiceStub]:
-    with _channel(_orders_server(settings), settings.timeout) as channel:
+    server = render.Server("order-management", "--orders", settings.orders)
+    with _channel(server, settings.timeout) as channel:
         yield orders_pb2_grpc.OrderServiceStub(channel)
 
 
@@ -562,8 +559,9 @@ def watch_orders(
             watching = False
             try:
                 watching = _announce_watch(stream, settings.orders)
+                console = _stdout()
                 for seen, event in enumerate(stream, start=1):
-                    _show_event(settings, event)
+                    _show_event(settings, console, event)
                     if count is not None and seen >= count:
                         return
             except grpc.RpcError as error:
@@ -594,11 +592,13 @@ def _announce_watch(stream: grpc.Call, address: str) -> bool:
     return True
 
 
-def _show_event(settings: Settings, event: orders_pb2.StreamOrderEventsResponse) -> None:
+def _show_event(
+    settings: Settings, console: Console, event: orders_pb2.StreamOrderEventsResponse
+) -> None:
     if settings.output is OutputFormat.JSON:
         typer.echo(render.to_json(event, indent=None))
     else:
-        _stdout().print(render.event_line(event))
+        console.print(render.event_line(event))
     sys.stdout.flush()
 
 
