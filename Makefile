@@ -6,6 +6,7 @@ BUF_VERSION := 1.75.0
 # uv from PATH, else the one `make setup` installs with pip (run as a module: no PATH changes).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 CONFIG ?= config/local.yaml
+DISTRIBUTED_CONFIG ?= config/local-pubsub.yaml
 export UV_PYTHON := 3.11
 
 .PHONY: help setup run run-distributed test test-unit lint proto proto-check bench images clean
@@ -21,7 +22,7 @@ run: setup ## run the platform embedded: one process, in-memory bus, DuckDB, pap
 	$(UV) run tradectl serve --config $(CONFIG)
 
 run-distributed: setup ## run the Pub/Sub emulator and the three services as separate processes
-	scripts/run_distributed.sh
+	scripts/run_distributed.sh $(DISTRIBUTED_CONFIG)
 
 test: setup ## unit, contract, integration and end-to-end tests (starts the Pub/Sub emulator)
 	$(UV) run pytest

@@ -1,27 +1,58 @@
-"""tradectl against a running embedded platform: what a person types, what they see."""
+"""tradectl against a running embedded platform: what a person types, what they see, and the exit
+codes scripts rely on (0 done, 1 gRPC error or lost stream, 2 usage, 3 refused, 4 --wait ran out).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 from tradectl.cli import app
+from trading.v1 import orders_pb2, types_pb2
 from trading_core.runtime import Platform
 from typer.testing import CliRunner, Result
 
-from tests.e2e.conftest import Clients, order_management
-from tests.e2e.test_trading_flow import ready_for_market_orders, submit
+from tests.e2e.conftest import (
+    ROOT,
+    SERVICE_MODULES,
+    Clients,
+    embedded_overrides,
+    order_management,
+    start_embedded,
+    write_config,
+)
+from tests.e2e.test_trading_flow import (
+    order_status,
+    ready_for_market_orders,
+    submit,
+    wait_for_quote,
+)
 from tests.support import wait_until
 
+UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
-def tradectl(clients: Clients, *args: str) -> Result:
-    addresses = [
+
+def addresses(clients: Clients) -> list[str]:
+    return [
         "--orders", clients.addresses["order-management"],
         "--positions", clients.addresses["position-management"],
         "--router", clients.addresses["execution-router"],
     ]  # fmt: skip
-    return CliRunner().invoke(app, [*addresses, *args])
+
+
+def tradectl(clients: Clients, *args: str, columns: int | None = None) -> Result:
+    env = {"COLUMNS": str(columns)} if columns is not None else None
+    return CliRunner().invoke(app, [*addresses(clients), *args], env=env)
 
 
 def as_json(result: Result) -> dict[str, object]:
@@ -30,8 +61,15 @@ def as_json(result: Result) -> dict[str, object]:
     return parsed
 
 
+def json_order(result: Result) -> dict[str, str]:
+    order = json.loads(result.stdout)["order"]
+    assert isinstance(order, dict)
+    return order
+
+
 def test_quote_shows_bid_and_ask_exactly(embedded: tuple[Clients, Platform]) -> None:
     clients, _ = embedded
+    wait_for_quote(clients)
     quote = as_json(tradectl(clients, "--output", "json", "quote", "BTC-USD"))["quote"]
     assert isinstance(quote, dict)
     assert Decimal(quote["bidPrice"]) < Decimal(quote["askPrice"])
@@ -45,18 +83,15 @@ def test_submitted_order_is_listed_filled_and_shows_in_positions(
 ) -> None:
     clients, _ = embedded
     ready_for_market_orders(clients)
-    submitted = as_json(
-        tradectl(clients, "--output", "json", "order", "submit", "BTC-USD", "buy", "0.25",
-                 "--account", "acct-cli")
-    )["order"]  # fmt: skip
-    assert isinstance(submitted, dict)
-    order_id = submitted["orderId"]
+    submitted = tradectl(
+        clients, "order", "submit", "BTC-USD", "buy", "0.25", "--account", "acct-cli", "-o", "json"
+    )
+    assert submitted.exit_code == 0, submitted.output
+    order_id = json_order(submitted)["orderId"]
 
     def filled() -> bool:
-        shown = as_json(
-            tradectl(clients, "--output", "json", "order", "get", order_id, "--account", "acct-cli")
-        )["order"]
-        return isinstance(shown, dict) and shown["status"] == "ORDER_STATUS_FILLED"
+        shown = tradectl(clients, "order", "get", order_id, "--account", "acct-cli", "-o", "json")
+        return json_order(shown)["status"] == "ORDER_STATUS_FILLED"
 
     wait_until(filled, 20, "the order to fill")
     listed = tradectl(clients, "order", "list", "--account", "acct-cli")
@@ -65,11 +100,122 @@ def test_submitted_order_is_listed_filled_and_shows_in_positions(
     assert positions.exit_code == 0 and "0.25" in positions.stdout
 
 
-def test_denied_order_shows_the_reason_code(embedded: tuple[Clients, Platform]) -> None:
+def test_submit_answers_submitted_once_the_platforms_checks_passed(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    wait_for_quote(clients)
+    result = tradectl(
+        clients, "-o", "json", "order", "submit", "ETH-USD", "sell", "1.5", "--limit", "9999.5"
+    )
+    assert result.exit_code == 0, result.output
+    order = json_order(result)
+    assert order["status"] == "ORDER_STATUS_SUBMITTED"
+    assert (order["quantity"], order["limitPrice"]) == ("1.5", "9999.5")
+
+
+def test_decimals_are_printed_exactly_as_the_server_sent_them(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    ready_for_market_orders(clients)
+    order = submit(clients, account_id="acct-exact", quantity="0.0123")
+
+    def filled() -> orders_pb2.Order | None:
+        request = orders_pb2.GetOrderRequest(order_id=order.order_id, account_id="acct-exact")
+        got = clients.orders.GetOrder(request, timeout=5).order
+        return got if got.status == types_pb2.ORDER_STATUS_FILLED else None
+
+    sent = wait_until(filled, 20, "the order to fill")
+    shown = tradectl(clients, "order", "get", order.order_id, "--account", "acct-exact")
+    assert shown.exit_code == 0, shown.output
+    for label, value in (("Avg fill price", sent.average_fill_price), ("Fees", sent.fees)):
+        assert re.search(rf"^{label}\s+{re.escape(value)}\s*$", shown.stdout, re.MULTILINE)
+    listed = tradectl(clients, "order", "list", "--account", "acct-exact")
+    assert sent.average_fill_price in listed.stdout
+    as_json_order = json_order(
+        tradectl(clients, "order", "get", order.order_id, "--account", "acct-exact", "-o", "json")
+    )
+    assert as_json_order["averageFillPrice"] == sent.average_fill_price
+    assert as_json_order["fees"] == sent.fees
+
+
+def test_submit_with_wait_prints_the_venues_answer_accepted_for_a_resting_order(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    wait_for_quote(clients)
+    result = tradectl(
+        clients,
+        "order",
+        "submit",
+        "ETH-USD",
+        "sell",
+        "1",
+        "--limit",
+        "9999",
+        "--wait",
+        "-o",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    order = json_order(result)
+    assert order["status"] == "ORDER_STATUS_ACCEPTED"
+    assert order["venueOrderId"]
+
+
+def test_submit_with_wait_of_a_market_order_prints_a_status_the_venue_gave(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    ready_for_market_orders(clients)
+    result = tradectl(clients, "order", "submit", "BTC-USD", "buy", "0.01", "--wait")
+    assert result.exit_code == 0, result.output
+    status = re.search(r"^Status\s+(\S+)", result.stdout, re.MULTILINE)
+    assert status is not None, result.stdout
+    assert status.group(1) in {"ACCEPTED", "PARTIALLY_FILLED", "FILLED"}
+
+
+@pytest.fixture
+def venue_holding_orders(tmp_path: Path) -> Iterator[Clients]:
+    """An embedded platform whose paper venue receives an order only a minute after its submit."""
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["execution"] = {"simulation": {"fill_delay_ms": 60_000}}
+    platform = start_embedded(write_config(tmp_path, overrides))
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    yield clients
+    clients.close()
+    platform.stop()
+
+
+def test_submit_with_wait_exits_4_when_the_venue_has_not_answered_in_time(
+    venue_holding_orders: Clients,
+) -> None:
+    clients = venue_holding_orders
+    wait_for_quote(clients)
+    result = tradectl(
+        clients, "--timeout", "0.5", "order", "submit", "BTC-USD", "buy", "0.01",
+        "--limit", "1000", "--wait",
+    )  # fmt: skip
+    assert result.exit_code == 4, result.output
+    assert re.search(r"^Status\s+SUBMITTED", result.stdout, re.MULTILINE)
+    assert result.stderr.startswith("still SUBMITTED after 0.5s")
+    assert result.stderr.count("\n") == 1
+
+
+def test_denied_submit_prints_the_order_and_exits_3_with_the_reason_on_stderr(
+    embedded: tuple[Clients, Platform],
+) -> None:
     clients, _ = embedded
     result = tradectl(clients, "order", "submit", "BTC-USD", "buy", "0.00015")
-    assert result.exit_code == 0
-    assert "QUANTITY_NOT_ON_STEP" in result.output
+    assert result.exit_code == 3
+    assert re.search(r"^Status\s+DENIED", result.stdout, re.MULTILINE)
+    assert "QUANTITY_NOT_ON_STEP" in result.stdout
+    assert result.stderr.startswith("DENIED QUANTITY_NOT_ON_STEP: quantity 0.00015")
+    as_json_too = tradectl(clients, "order", "submit", "BTC-USD", "buy", "0.00015", "-o", "json")
+    assert as_json_too.exit_code == 3
+    assert json_order(as_json_too)["denialReason"] == "DENIAL_REASON_QUANTITY_NOT_ON_STEP"
+    assert as_json_too.stderr.startswith("DENIED QUANTITY_NOT_ON_STEP")
 
 
 def test_cancel_of_an_unknown_order_says_not_found_and_exits_1(
@@ -79,6 +225,86 @@ def test_cancel_of_an_unknown_order_says_not_found_and_exits_1(
     result = tradectl(clients, "order", "cancel", "no-such-order", "--account", "acct-cli")
     assert result.exit_code == 1
     assert "NOT_FOUND" in result.output
+
+
+def test_order_id_copied_from_an_80_column_list_cancels_the_order(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    wait_for_quote(clients)
+    for price in ("9999", "9998.50", "9997.25"):
+        placed = tradectl(
+            clients, "order", "submit", "ETH-USD", "sell", "1", "--limit", price,
+            "--account", "acct-narrow", "--client-order-id", f"a-long-client-order-id-{price}",
+        )  # fmt: skip
+        assert placed.exit_code == 0, placed.output
+
+    listed = tradectl(clients, "order", "list", "--account", "acct-narrow", columns=80)
+    assert listed.exit_code == 0, listed.output
+    assert "…" not in listed.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+    ids = UUID.findall(listed.stdout)
+    assert len(ids) == 3
+    expected = json.loads(tradectl(clients, "order", "list", "--account", "acct-narrow",
+                                   "-o", "json").stdout)  # fmt: skip
+    assert sorted(ids) == sorted(order["orderId"] for order in expected)
+
+    canceled = tradectl(
+        clients, "order", "cancel", ids[0], "--account", "acct-narrow", "--wait", "-o", "json"
+    )
+    assert canceled.exit_code == 0, canceled.output
+    assert json_order(canceled)["status"] == "ORDER_STATUS_CANCELED"
+
+
+def test_cancel_with_wait_of_a_filled_order_is_refused_by_the_server(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    ready_for_market_orders(clients)
+    filled = tradectl(clients, "-o", "json", "order", "submit", "BTC-USD", "buy", "0.01", "--wait")
+    order = json_order(filled)
+    wait_until(
+        lambda: (
+            json_order(tradectl(clients, "-o", "json", "order", "get", order["orderId"]))["status"]
+            == "ORDER_STATUS_FILLED"
+        ),
+        20,
+        "the market order to fill",
+    )
+    result = tradectl(clients, "order", "cancel", order["orderId"], "--wait")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("FAILED_PRECONDITION")
+
+
+def test_output_json_is_accepted_before_and_after_the_command_alike(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    resting = submit(
+        clients, account_id="acct-json", order_type=types_pb2.ORDER_TYPE_LIMIT, limit_price="1000"
+    )
+    order_status(clients, resting, types_pb2.ORDER_STATUS_ACCEPTED)  # settled: lists agree
+    before = tradectl(clients, "--output", "json", "order", "list", "--account", "acct-json")
+    after = tradectl(clients, "order", "list", "--account", "acct-json", "--output", "json")
+    short = tradectl(clients, "order", "list", "-o", "JSON", "--account", "acct-json")
+    assert before.exit_code == after.exit_code == short.exit_code == 0
+    assert json.loads(before.stdout) == json.loads(after.stdout) == json.loads(short.stdout)
+    [order] = json.loads(after.stdout)
+    assert order["accountId"] == "acct-json"
+
+
+def test_empty_lists_print_an_empty_json_array_or_a_line_saying_so(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    for command in (("order", "list"), ("position", "list")):
+        as_array = tradectl(clients, *command, "--account", "nobody", "-o", "json")
+        assert as_array.exit_code == 0
+        assert json.loads(as_array.stdout) == []
+    orders = tradectl(clients, "order", "list", "--account", "nobody")
+    assert orders.stdout == "No orders for account nobody.\n"
+    positions = tradectl(clients, "position", "list", "--account", "nobody")
+    assert positions.stdout == "No positions for account nobody.\n"
 
 
 def test_watch_prints_each_event_of_an_order_as_it_happens(
@@ -110,3 +336,113 @@ def test_watch_prints_each_event_of_an_order_as_it_happens(
         "ExecutionReport",
     ]
     assert events[-1]["order"]["status"] == "ORDER_STATUS_FILLED"
+
+
+def test_watch_of_one_order_without_its_account_is_a_usage_error(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    result = tradectl(clients, "order", "watch", "--order", "some-order")
+    assert result.exit_code == 2
+    assert "--order needs --account" in result.output
+
+
+def start_watch(clients: Clients, stderr: Path) -> subprocess.Popen[bytes]:
+    """`tradectl order watch` as its own process, once it says it is watching."""
+    with stderr.open("wb") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tradectl", *addresses(clients), "order", "watch"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+
+    def watching() -> bool:
+        assert process.poll() is None, stderr.read_text()
+        return "Watching order events" in stderr.read_text()
+
+    wait_until(watching, 30, "the watch to subscribe")
+    return process
+
+
+def test_watch_exits_1_with_a_red_line_when_the_server_stops(
+    embedded: tuple[Clients, Platform], tmp_path: Path
+) -> None:
+    clients, platform = embedded
+    stderr = tmp_path / "watch.err"
+    process = start_watch(clients, stderr)
+    platform.stop()
+    assert process.wait(timeout=30) == 1
+    last = stderr.read_text().splitlines()[-1]
+    assert "order-management at" in last
+    assert "no more events" in last
+
+
+def test_watch_stopped_with_ctrl_c_exits_0(
+    embedded: tuple[Clients, Platform], tmp_path: Path
+) -> None:
+    clients, _ = embedded
+    stderr = tmp_path / "watch.err"
+    process = start_watch(clients, stderr)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    assert "Traceback" not in stderr.read_text()
+
+
+def test_cli_modules_import_nothing_of_the_server_side() -> None:
+    code = "import sys, tradectl.cli; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for server_side in ("trading_core", *SERVICE_MODULES.values(), "duckdb", "pyarrow"):
+        assert f"'{server_side}'" not in loaded
+    assert "'google'" in loaded  # protobuf, but not google.cloud:
+    assert "google.cloud" not in subprocess.run(
+        [sys.executable, "-c", "import sys, tradectl.cli; print(list(sys.modules))"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def uv() -> str:
+    found = os.environ.get("UV") or shutil.which("uv")
+    assert found, "uv is needed to install tradectl on its own (make setup installs it)"
+    return found
+
+
+def test_tradectl_installed_alone_has_no_server_stack_and_serve_says_how_to_get_it(
+    tmp_path: Path,
+) -> None:
+    environment = tmp_path / "venv"
+    subprocess.run(
+        [uv(), "sync", "--frozen", "--offline", "--package", "tradectl", "--no-dev", "--quiet"],
+        cwd=ROOT,
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment)},
+        check=True,
+    )
+    python = environment / "bin" / "python"
+    installed = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; "
+         "print(sorted(d.metadata['Name'].lower() for d in m.distributions()))"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "'tradectl'" in installed
+    for server_side in ("trading-core", *SERVICE_MODULES, "duckdb", "pyarrow"):
+        assert f"'{server_side}'" not in installed
+    assert "google-cloud-pubsub" not in installed
+
+    serve = subprocess.run(
+        [str(environment / "bin" / "tradectl"), "serve"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert serve.returncode == 2
+    assert serve.stdout == ""
+    assert serve.stderr.count("\n") == 1
+    assert "tradectl[server]" in serve.stderr
+
+    usage = subprocess.run(
+        [str(environment / "bin" / "tradectl"), "order", "watch", "--order", "x"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert usage.returncode == 2  # the client commands work without the server stack

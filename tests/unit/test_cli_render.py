@@ -5,21 +5,25 @@ from __future__ import annotations
 import io
 import json
 import socket
+import uuid
+from collections.abc import Iterator
+from concurrent import futures
 from datetime import UTC, datetime
 
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
 from rich.console import Console, RenderableType
 from tradectl import render
-from trading.v1 import market_data_pb2, orders_pb2, positions_pb2, types_pb2
+from trading.v1 import market_data_pb2, orders_pb2, orders_pb2_grpc, positions_pb2, types_pb2
 from typer.testing import CliRunner
 
 SERVER = render.Server("order-management", "--orders", "127.0.0.1:50051")
 
 
-def as_text(renderable: RenderableType) -> str:
-    console = Console(file=io.StringIO(), width=300, color_system=None)
+def as_text(renderable: RenderableType, width: int = 300) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
     console.print(renderable)
     output = console.file
     assert isinstance(output, io.StringIO)
@@ -150,7 +154,7 @@ def test_an_event_line_shows_type_order_status_filled_of_quantity_and_price() ->
     )
     line = render.event_line(event).plain
     assert line.startswith("2025-01-02T03:04:05.000+00:00  ExecutionReport")
-    assert "order-1  FILLED" in line
+    assert "order-1  BTC-USD BUY  FILLED" in line
     assert "0.0100/0.0100 @ 60006.12000000" in line
 
 
@@ -164,6 +168,93 @@ def test_positions_and_quote_tables_show_decimals_exactly_as_received() -> None:
     text = as_text(render.quote_table(quote))
     assert "2999.50" in text
     assert "3000.10" in text
+
+
+def orders_of_every_status() -> list[orders_pb2.Order]:
+    """One order per status, with real-looking (uuid) ids and long decimals."""
+    orders = []
+    for number, status in enumerate(types_pb2.OrderStatus.values()[1:], start=1):
+        order = filled_order()
+        order.order_id = str(uuid.UUID(int=number * 7919, version=4))
+        order.account_id = f"account-with-a-long-name-{number}"
+        order.status = status
+        order.average_fill_price = "60006.123456789012"
+        orders.append(order)
+    return orders
+
+
+def test_orders_table_at_80_columns_keeps_every_id_whole_and_leaves_columns_out() -> None:
+    orders = orders_of_every_status()
+    listing = render.orders_table(orders, width=80)
+    text = as_text(listing, width=80)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= listing.width <= 80
+    for order in orders:
+        assert order.order_id in text
+    assert "PARTIALLY_FILLED" in text and "PENDING_CANCEL" in text
+    assert listing.hidden == ("Filled", "Limit", "Avg price", "Type", "Account", "Created")
+    note = listing.note()
+    assert note is not None
+    assert note.plain.startswith("Not shown at this width: Filled, Limit")
+
+
+def test_columns_fold_away_by_priority_the_least_important_first() -> None:
+    orders = orders_of_every_status()
+    wide = render.orders_table(orders)
+    assert wide.hidden == ()
+    assert wide.note() is None
+    widths = [render.orders_table(orders, width).hidden for width in range(wide.width, 30, -1)]
+    hidden_in_order: list[str] = []
+    for hidden in widths:
+        hidden_in_order += [header for header in hidden if header not in hidden_in_order]
+    assert hidden_in_order == [
+        "Created", "Account", "Type", "Limit", "Avg price", "Filled", "Qty", "Side",
+        "Instrument",
+    ]  # fmt: skip
+
+
+def test_a_table_narrower_than_its_ids_keeps_them_whole_and_says_how_wide_it_is() -> None:
+    orders = orders_of_every_status()
+    listing = render.orders_table(orders, width=30)
+    assert {"Instrument", "Created"} <= set(listing.hidden)
+    assert listing.width > 30
+    text = as_text(listing, width=listing.width)
+    for order in orders:
+        assert order.order_id in text
+    assert "…" not in text
+
+
+def test_json_of_an_empty_list_is_an_empty_array() -> None:
+    assert render.to_json_list([]) == "[]"
+
+
+def test_json_output_names_every_field_even_one_left_at_its_default() -> None:
+    order = json.loads(render.to_json(orders_pb2.GetOrderResponse(order=filled_order())))["order"]
+    assert order["fees"] == ""
+    assert order["denialReason"] == "DENIAL_REASON_UNSPECIFIED"
+
+
+@pytest.mark.parametrize(
+    ("status", "answered"),
+    [
+        (types_pb2.ORDER_STATUS_SUBMITTED, False),
+        (types_pb2.ORDER_STATUS_ACCEPTED, True),
+        (types_pb2.ORDER_STATUS_FILLED, True),
+        (types_pb2.ORDER_STATUS_REJECTED, True),
+        (types_pb2.ORDER_STATUS_DENIED, True),
+        (types_pb2.ORDER_STATUS_EXPIRED, True),
+    ],
+)
+def test_submit_wait_ends_once_the_order_is_past_submitted(
+    status: types_pb2.OrderStatus.ValueType, answered: bool
+) -> None:
+    assert render.venue_has_answered(orders_pb2.Order(status=status)) is answered
+
+
+def test_order_detail_shows_the_denial_reason_and_message() -> None:
+    text = as_text(render.order_detail(denied_order()))
+    assert "QUANTITY_NOT_ON_STEP" in text
+    assert "quantity 0.00001 is not a multiple of the step 0.0001" in text
 
 
 def unused_address() -> str:
@@ -195,3 +286,72 @@ def test_cli_refuses_an_unknown_side_before_calling_any_server() -> None:
     )
     assert result.exit_code == 2
     assert "side must be one of buy, sell" in result.output
+
+
+class RecordingOrderService(orders_pb2_grpc.OrderServiceServicer):
+    """A real gRPC server that answers every call with one order and keeps the requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[Message] = []
+
+    def CancelOrder(  # noqa: N802
+        self, request: orders_pb2.CancelOrderRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.CancelOrderResponse:
+        self.requests.append(request)
+        order = orders_pb2.Order(order_id=request.order_id, account_id=request.account_id)
+        order.status = types_pb2.ORDER_STATUS_PENDING_CANCEL
+        return orders_pb2.CancelOrderResponse(order=order)
+
+    def GetOrder(  # noqa: N802
+        self, request: orders_pb2.GetOrderRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.GetOrderResponse:
+        self.requests.append(request)
+        return orders_pb2.GetOrderResponse(order=orders_pb2.Order(order_id=request.order_id))
+
+
+@pytest.fixture
+def recording_server() -> Iterator[tuple[str, RecordingOrderService]]:
+    # Only CancelOrder and GetOrder are called: the others stay the stubs' abstract ones.
+    service = RecordingOrderService()  # type: ignore[abstract]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}", service
+    server.stop(None)
+
+
+def test_cancel_sends_the_account_and_a_new_uuid_request_id_each_time(
+    recording_server: tuple[str, RecordingOrderService],
+) -> None:
+    from tradectl.cli import app
+
+    address, service = recording_server
+    for _ in range(2):
+        result = CliRunner().invoke(
+            app, ["--orders", address, "order", "cancel", "order-7", "--account", "acct-9"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "PENDING_CANCEL" in result.stdout
+    first, second = service.requests
+    assert isinstance(first, orders_pb2.CancelOrderRequest)
+    assert isinstance(second, orders_pb2.CancelOrderRequest)
+    assert (first.order_id, first.account_id) == ("order-7", "acct-9")
+    assert uuid.UUID(first.request_id).version == 4
+    assert first.request_id != second.request_id
+
+
+def test_cancel_repeats_a_given_request_id_and_get_sends_the_account(
+    recording_server: tuple[str, RecordingOrderService],
+) -> None:
+    from tradectl.cli import app
+
+    address, service = recording_server
+    cancel = ["--orders", address, "order", "cancel", "o-1", "--account", "a-1"]
+    assert CliRunner().invoke(app, [*cancel, "--request-id", "retry-1"]).exit_code == 0
+    get = ["--orders", address, "order", "get", "o-1", "--account", "a-1"]
+    assert CliRunner().invoke(app, get).exit_code == 0
+    cancel_request, get_request = service.requests
+    assert isinstance(cancel_request, orders_pb2.CancelOrderRequest)
+    assert cancel_request.request_id == "retry-1"
+    assert get_request == orders_pb2.GetOrderRequest(order_id="o-1", account_id="a-1")

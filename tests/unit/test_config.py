@@ -98,6 +98,64 @@ def test_cloud_config_loads_but_is_refused_for_its_bigquery_store(name: str) -> 
     assert "bigquery" in str(refused.value)
 
 
+def extends_chain(path: Path) -> list[str]:
+    """The file names a config extends, nearest first."""
+    chain: list[str] = []
+    while True:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        base = document.get("extends")
+        if base is None:
+            return chain
+        path = path.parent / base
+        chain.append(path.name)
+
+
+SHARED_SECTIONS = {"instruments", "account_limits", "order_defaults", "signal_sizing", "logging"}
+# What an environment names for itself: where it listens, its store, bus, venue and market data.
+OWN_SECTIONS = {"environment", "services", "database", "messaging", "execution", "market_data"}
+
+
+def test_base_yaml_holds_only_what_every_environment_shares() -> None:
+    base = yaml.safe_load((CONFIG_DIR / "base.yaml").read_text(encoding="utf-8"))
+    assert set(base) == SHARED_SECTIONS
+
+
+@pytest.mark.parametrize(
+    ("name", "chain"),
+    [
+        ("local.yaml", ["base.yaml"]),
+        ("local-pubsub.yaml", ["local.yaml", "base.yaml"]),
+        ("dev.yaml", ["base.yaml"]),
+        ("prod.yaml", ["base.yaml"]),
+    ],
+)
+def test_each_environment_extends_the_right_parent(name: str, chain: list[str]) -> None:
+    assert extends_chain(CONFIG_DIR / name) == chain
+
+
+@pytest.mark.parametrize("name", ["dev.yaml", "prod.yaml"])
+def test_cloud_configs_inherit_nothing_local_and_name_their_venue_and_market_data(
+    name: str,
+) -> None:
+    own = yaml.safe_load((CONFIG_DIR / name).read_text(encoding="utf-8"))
+    assert set(own) >= OWN_SECTIONS
+    assert own["execution"]["mode"] and own["market_data"]["source"]
+    config = load_config(CONFIG_DIR / name, {"GCP_PROJECT": "p"})
+    # Set by the file, not filled in by the model's defaults.
+    assert {"execution", "market_data"} <= config.model_fields_set
+    assert {"simulation"} <= config.execution.model_fields_set
+    local = yaml.safe_load((CONFIG_DIR / "local.yaml").read_text(encoding="utf-8"))
+    local_only = set(local) - SHARED_SECTIONS - {"extends"}
+    assert local_only <= set(own), "every local-only section is named by the file itself"
+    assert config.services.order_management.host == "0.0.0.0"
+
+
+def test_base_yaml_alone_is_not_a_runnable_config() -> None:
+    message = refusal(CONFIG_DIR / "base.yaml")
+    for key in ("environment", "database", "messaging"):
+        assert f"  {key}: Field required" in message
+
+
 @pytest.mark.parametrize("mode", ["quantconnect", "direct"])
 def test_execution_mode_of_a_later_release_is_refused_naming_the_mode(
     tmp_path: Path, mode: str
@@ -373,6 +431,25 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
     assert "no such config file" in message
 
 
+def test_a_folder_given_as_the_config_is_refused_in_one_line_naming_it(tmp_path: Path) -> None:
+    message = refusal(tmp_path)
+    assert message == (
+        f"{tmp_path}: is a folder, not a config file; name a file such as config/local.yaml"
+    )
+
+
+def test_a_folder_named_by_extends_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    message = refusal(write(tmp_path, {**minimal(), "extends": "base"}))
+    assert message.startswith(f"{tmp_path / 'base'}: is a folder, not a config file")
+
+
+def test_a_binary_file_as_the_config_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "data.duckdb"
+    path.write_bytes(b"\xff\xfe\x00 not text")
+    assert refusal(path) == f"{path}: not a text file (expected YAML in UTF-8)"
+
+
 def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "environment: [unclosed\ndatabase: {")
     message = refusal(path)
@@ -425,3 +502,15 @@ def test_serve_refuses_a_config_needing_an_adapter_not_yet_released() -> None:
     assert result.exit_code == 2, result.output
     assert "database.backend" in result.stderr
     assert "bigquery" in result.stderr
+
+
+def test_serve_with_a_folder_as_config_exits_2_with_one_line_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    result = CliRunner().invoke(app, ["serve", "--config", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr == f"tradectl: cannot start: {tmp_path}: is a folder, not a config "
+        "file; name a file such as config/local.yaml\n"
+    )
+    assert result.stdout == ""

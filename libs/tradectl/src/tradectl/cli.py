@@ -1,15 +1,32 @@
 """`tradectl`: submit, cancel, find and watch orders, list positions and quotes, run the platform.
 
-Every command talks to the gRPC servers through the generated trading.v1 stubs. A gRPC error is
-one red line `<STATUS>: <details>` on stderr and exit code 1; decimals are printed exactly as the
-servers sent them.
+Every command talks to the gRPC servers through the generated trading.v1 stubs, and imports
+nothing of the server side (`serve` imports it when it runs). Decimals are printed exactly as the
+servers sent them; ids are never cut: on a narrow terminal, tables leave out their less
+important columns instead.
+
+`--output json` (`-o json`), before or after the command, prints protobuf JSON for scripts: the
+answer of a command, a JSON array for a list (`[]` when empty), one JSON object per line for
+`order watch`.
+
+Exit codes:
+  0  done
+  1  a gRPC error (one red line `<STATUS>: <details>` on stderr), or `order watch` lost its stream
+  2  a usage error, or `serve` without the server packages or with a bad config
+  3  the order was refused: DENIED by the platform's checks, or REJECTED by the venue (seen with
+     --wait); for `order cancel --wait`, the order was not canceled (it filled, or the venue
+     refused the cancel). The order is printed, the reason is also on stderr.
+  4  --wait ran out of time before the venue answered; the order is printed as it was then
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,7 +35,7 @@ from typing import Annotated, NoReturn, TypeVar
 import grpc
 import typer
 from google.protobuf.message import Message
-from rich.console import Console, RenderableType
+from rich.console import Console
 from trading.v1 import (
     market_data_pb2,
     market_data_pb2_grpc,
@@ -32,8 +49,12 @@ from trading.v1 import (
 from tradectl import render
 from tradectl.serve import serve
 
-# Tables piped to a file or another program are not cut to 80 columns, so ids stay whole.
-PIPE_WIDTH = 240
+# Output that is not a terminal (a file, a pipe) is not folded to any width unless COLUMNS
+# says so: every column, every cell whole.
+PIPE_WIDTH = 10_000
+
+EXIT_REFUSED = 3
+EXIT_WAIT_TIMED_OUT = 4
 
 app = typer.Typer(
     name="tradectl",
@@ -63,6 +84,17 @@ class Settings:
     output: OutputFormat
 
 
+OutputOption = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--output",
+        "-o",
+        case_sensitive=False,
+        help="table for people, json for scripts (here or before the command).",
+    ),
+]
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -80,32 +112,37 @@ def main(
         typer.Option(metavar="HOST:PORT", envvar="TRADECTL_ROUTER", help="execution-router."),
     ] = "127.0.0.1:50052",
     timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait for each answer.")
+        float,
+        typer.Option(min=0.1, help="Seconds to wait for each answer (and for --wait)."),
     ] = 10.0,
-    output: Annotated[
-        OutputFormat,
-        typer.Option(case_sensitive=False, help="table for people, json for scripts."),
-    ] = OutputFormat.TABLE,
+    output: OutputOption = None,
 ) -> None:
-    ctx.obj = Settings(orders, positions, router, timeout, output)
+    ctx.obj = Settings(orders, positions, router, timeout, output or OutputFormat.TABLE)
 
 
-def _settings(ctx: typer.Context) -> Settings:
+def _settings(ctx: typer.Context, output: OutputFormat | None) -> Settings:
+    """The global options; an --output given after the command wins over one given before."""
     settings: Settings = ctx.find_root().obj
-    return settings
+    return settings if output is None else dataclasses.replace(settings, output=output)
 
 
 def _stdout() -> Console:
+    """The terminal at its width; a pipe or file unfolded (or at COLUMNS when that is set)."""
     console = Console()
-    return console if console.is_terminal else Console(width=PIPE_WIDTH)
+    if console.is_terminal:
+        return console
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() else PIPE_WIDTH)
 
 
-def _fail(message: str) -> NoReturn:
+def _stderr() -> Console:
     # soft_wrap: one line however long, so scripts and people can grep it.
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        message, style="bold red", markup=False
-    )
-    raise typer.Exit(1)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    _stderr().print(message, style="bold red", markup=False)
+    raise typer.Exit(code)
 
 
 @contextmanager
@@ -149,18 +186,44 @@ def _parse(parser: Callable[[str], Parsed], text: str, param: str) -> Parsed:
         raise typer.BadParameter(str(error), param_hint=param) from None
 
 
-def _show(settings: Settings, message: Message, *renderables: RenderableType | None) -> None:
+def _show_order(settings: Settings, response: Message, order: orders_pb2.Order) -> None:
     if settings.output is OutputFormat.JSON:
-        typer.echo(render.to_json(message))
+        typer.echo(render.to_json(response))
+    else:
+        _stdout().print(render.order_detail(order))
+
+
+def _show_listing(
+    settings: Settings,
+    messages: Sequence[Message],
+    build: Callable[[int], render.Listing],
+    nothing: str,
+) -> None:
+    """A list: a JSON array, or a table fitted to the terminal, or one line saying it is empty."""
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json_list(messages))
         return
     console = _stdout()
-    for renderable in renderables:
-        if renderable is not None:
-            console.print(renderable)
+    if not messages:
+        console.print(nothing, style="dim", markup=False)
+        return
+    listing = build(console.width)
+    if listing.width > console.width:
+        # Even the columns that are never left out are wider than the terminal: print them
+        # whole and let the terminal wrap the lines, rather than cut an id.
+        console = Console(file=console.file, width=listing.width)
+    console.print(listing.table)
+    note = listing.note()
+    if note is not None:
+        console.print(note)
 
 
-def _show_order(settings: Settings, response: Message, order: orders_pb2.Order) -> None:
-    _show(settings, response, render.order_detail(order), render.denial_line(order))
+def _exit_if_refused(order: orders_pb2.Order) -> None:
+    """Exit code 3 with the reason on stderr for a DENIED or REJECTED order."""
+    line = render.denial_line(order)
+    if line is not None:
+        _stderr().print(line, markup=False)
+        raise typer.Exit(EXIT_REFUSED)
 
 
 def _new_client_order_id() -> str:
@@ -169,6 +232,79 @@ def _new_client_order_id() -> str:
 
 def _new_request_id() -> str:
     return str(uuid.uuid4())
+
+
+def _wait_for(
+    settings: Settings,
+    orders: orders_pb2_grpc.OrderServiceStub,
+    order: orders_pb2.Order,
+    done: Callable[[orders_pb2.Order], bool],
+) -> tuple[orders_pb2.Order, bool]:
+    """Follows the order's events until `done(order)`, at most --timeout seconds: (latest, done).
+
+    Subscribes first, then reads the order once, so no change between the answer and the
+    subscription is missed. A gRPC error other than the deadline goes to `_channel`.
+    """
+    if done(order):
+        return order, True
+    deadline = time.monotonic() + settings.timeout
+    latest = order
+    stream = orders.StreamOrderEvents(
+        orders_pb2.StreamOrderEventsRequest(account_id=order.account_id, order_id=order.order_id),
+        timeout=settings.timeout,
+    )
+    try:
+        stream.initial_metadata()  # the server sends it once the stream is subscribed
+        current = orders.GetOrder(
+            orders_pb2.GetOrderRequest(order_id=order.order_id, account_id=order.account_id),
+            timeout=max(deadline - time.monotonic(), 0.1),
+        ).order
+        latest = _newer(latest, current)
+        if done(latest):
+            return latest, True
+        for event in stream:
+            latest = _newer(latest, event.order)
+            if done(latest):
+                return latest, True
+    except grpc.RpcError as error:
+        if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return latest, False
+        raise
+    finally:
+        stream.cancel()
+    _fail(
+        f"order-management at {settings.orders} ended the stream before order "
+        f"{order.order_id} was answered (is it stopping?); ask again with "
+        f"`tradectl order get {order.order_id} --account {order.account_id}`"
+    )
+
+
+def _newer(known: orders_pb2.Order, seen: orders_pb2.Order) -> orders_pb2.Order:
+    """Of two copies of an order, the one with the higher version (the later when equal)."""
+    return seen if seen.version >= known.version else known
+
+
+def _finish_submit(
+    settings: Settings,
+    orders: orders_pb2_grpc.OrderServiceStub,
+    response: orders_pb2.SubmitOrderResponse | orders_pb2.SubmitSignalResponse,
+    wait: bool,
+) -> None:
+    """Prints the submitted order (after the venue's answer with --wait); exit 3 if refused."""
+    answered = True
+    if wait:
+        latest, answered = _wait_for(settings, orders, response.order, render.venue_has_answered)
+        response.order.CopyFrom(latest)
+    _show_order(settings, response, response.order)
+    _exit_if_refused(response.order)
+    if not answered:
+        status = render.enum_name(types_pb2.OrderStatus, response.order.status)
+        _fail(
+            f"still {status} after {settings.timeout:g}s: the venue has not answered yet; "
+            f"follow it with `tradectl order watch --order {response.order.order_id} "
+            f"--account {response.order.account_id}`",
+            EXIT_WAIT_TIMED_OUT,
+        )
 
 
 AccountOption = Annotated[str, typer.Option("--account", help="Account id.")]
@@ -183,6 +319,14 @@ RequestIdOption = Annotated[
     str,
     typer.Option(
         "--request-id", help="Idempotency key; repeat it to retry safely. A uuid4 when omitted."
+    ),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Follow the order until the venue answers (ACCEPTED or a final status), "
+        "at most --timeout seconds; exit 4 when it has not by then.",
     ),
 ]
 InstrumentArgument = Annotated[
@@ -211,8 +355,13 @@ def submit_order(
     strategy: StrategyOption = "manual",
     client_order_id: ClientOrderIdOption = "",
     request_id: RequestIdOption = "",
+    wait: WaitOption = False,
+    output: OutputOption = None,
 ) -> None:
-    """Submit an order: a limit order with --limit, otherwise a market order."""
+    """Submit an order: a limit order with --limit, otherwise a market order.
+
+    Answers SUBMITTED once the platform's checks passed, or DENIED with the reason (exit 3).
+    """
     request = orders_pb2.SubmitOrderRequest(
         request_id=request_id or _new_request_id(),
         client_order_id=client_order_id or _new_client_order_id(),
@@ -227,10 +376,10 @@ def submit_order(
         quantity=quantity,
         limit_price=limit,
     )
-    settings = _settings(ctx)
+    settings = _settings(ctx, output)
     with _order_service(settings) as orders:
         response = orders.SubmitOrder(request, timeout=settings.timeout)
-    _show_order(settings, response, response.order)
+        _finish_submit(settings, orders, response, wait)
 
 
 @order_app.command("signal")
@@ -247,8 +396,10 @@ def submit_signal(
     ] = "",
     client_order_id: ClientOrderIdOption = "",
     request_id: RequestIdOption = "",
+    wait: WaitOption = False,
+    output: OutputOption = None,
 ) -> None:
-    """Submit a trading signal; the platform sizes it into an order."""
+    """Submit a trading signal; the platform sizes it into an order (exit 3 when DENIED)."""
     request = orders_pb2.SubmitSignalRequest(
         request_id=request_id or _new_request_id(),
         client_order_id=client_order_id or _new_client_order_id(),
@@ -259,48 +410,83 @@ def submit_signal(
         side=_parse(render.parse_side, side, "SIDE"),
         limit_price=limit,
     )
-    settings = _settings(ctx)
+    settings = _settings(ctx, output)
     with _order_service(settings) as orders:
         response = orders.SubmitSignal(request, timeout=settings.timeout)
-    _show_order(settings, response, response.order)
+        _finish_submit(settings, orders, response, wait)
 
 
 @order_app.command("cancel")
 def cancel_order(
     ctx: typer.Context,
     order_id: OrderIdArgument,
-    account: Annotated[str, typer.Option(help="The account that owns the order.")],
-    request_id: Annotated[
-        str, typer.Option(help="Makes the call idempotent; a new UUID when omitted.")
-    ] = "",
+    *,
+    account: Annotated[
+        str, typer.Option("--account", help="The account that owns the order.")
+    ] = "default",
+    request_id: RequestIdOption = "",
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow the order until the venue answers the cancel, at most --timeout "
+            "seconds: exit 0 when CANCELED, 3 when it was not (it filled first, or the venue "
+            "refused), 4 when the venue has not answered by then.",
+        ),
+    ] = False,
+    output: OutputOption = None,
 ) -> None:
-    """Ask the venue to cancel a working order."""
-    settings = _settings(ctx)
+    """Ask the venue to cancel a working order: PENDING_CANCEL, then the venue's answer."""
+    settings = _settings(ctx, output)
     request = orders_pb2.CancelOrderRequest(
-        order_id=order_id, account_id=account, request_id=request_id or str(uuid.uuid4())
+        order_id=order_id, account_id=account, request_id=request_id or _new_request_id()
     )
     with _order_service(settings) as orders:
         response = orders.CancelOrder(request, timeout=settings.timeout)
-    _show_order(settings, response, response.order)
+        answered = True
+        if wait:
+            latest, answered = _wait_for(
+                settings, orders, response.order, render.cancel_has_settled
+            )
+            response.order.CopyFrom(latest)
+    order = response.order
+    _show_order(settings, response, order)
+    status = render.enum_name(types_pb2.OrderStatus, order.status)
+    if not answered:
+        _fail(
+            f"still {status} after {settings.timeout:g}s: the venue has not answered the cancel "
+            "yet",
+            EXIT_WAIT_TIMED_OUT,
+        )
+    if wait and order.status != types_pb2.ORDER_STATUS_CANCELED:
+        reason = f" ({order.status_message})" if order.status_message else ""
+        _fail(f"not canceled: the order is {status}{reason}", EXIT_REFUSED)
 
 
 @order_app.command("get")
 def get_order(
     ctx: typer.Context,
     order_id: OrderIdArgument,
-    account: Annotated[str, typer.Option(help="The account that owns the order.")],
+    *,
+    account: Annotated[
+        str, typer.Option("--account", help="The account that owns the order.")
+    ] = "default",
+    output: OutputOption = None,
 ) -> None:
     """Show one order."""
-    settings = _settings(ctx)
-    request = orders_pb2.GetOrderRequest(order_id=order_id, account_id=account)
+    settings = _settings(ctx, output)
     with _order_service(settings) as orders:
-        response = orders.GetOrder(request, timeout=settings.timeout)
+        response = orders.GetOrder(
+            orders_pb2.GetOrderRequest(order_id=order_id, account_id=account),
+            timeout=settings.timeout,
+        )
     _show_order(settings, response, response.order)
 
 
 @order_app.command("list")
 def list_orders(
     ctx: typer.Context,
+    *,
     account: Annotated[str, typer.Option(help="Only this account.")] = "",
     instrument: Annotated[str, typer.Option(help="Only this instrument.")] = "",
     open_only: Annotated[
@@ -309,57 +495,110 @@ def list_orders(
     limit: Annotated[
         int, typer.Option(min=1, max=1000, metavar="N", help="At most N orders, newest first.")
     ] = 100,
+    output: OutputOption = None,
 ) -> None:
     """List orders, newest first."""
     request = orders_pb2.ListOrdersRequest(
         account_id=account, instrument=instrument, open_only=open_only, page_size=limit
     )
-    settings = _settings(ctx)
+    settings = _settings(ctx, output)
     with _order_service(settings) as orders:
         response = orders.ListOrders(request, timeout=settings.timeout)
-    _show(settings, response, render.orders_table(response.orders))
+    found = list(response.orders)
+    _show_listing(
+        settings,
+        found,
+        lambda width: render.orders_table(found, width),
+        "No orders" + _filters(account=account, instrument=instrument, open=open_only) + ".",
+    )
+    if response.next_page_token and settings.output is OutputFormat.TABLE:
+        _stdout().print(
+            f"Showing the newest {len(found)}; raise --limit (at most 1000) to see more.",
+            style="dim",
+            markup=False,
+        )
+
+
+def _filters(**filters: str | bool) -> str:
+    """What an empty list was filtered by, such as " for account acct-1, open"."""
+    given = [
+        name if value is True else f"{name} {value}" for name, value in filters.items() if value
+    ]
+    return f" for {', '.join(given)}" if given else ""
 
 
 @order_app.command("watch")
 def watch_orders(
     ctx: typer.Context,
+    *,
     account: Annotated[str, typer.Option(help="Only this account.")] = "",
-    order_id: Annotated[str, typer.Option("--order-id", help="Only this order.")] = "",
+    order_id: Annotated[
+        str,
+        typer.Option(
+            "--order", "--order-id", metavar="ORDER_ID", help="Only this order (with --account)."
+        ),
+    ] = "",
     count: Annotated[
         int | None, typer.Option(min=1, metavar="N", help="Stop after N events.")
     ] = None,
+    output: OutputOption = None,
 ) -> None:
-    """Stream order events live, one line each, until Ctrl-C (or --count events)."""
-    settings = _settings(ctx)
+    """Stream order events live, one line each, until Ctrl-C (exit 0) or --count events.
+
+    When the server goes away or ends the stream, says so in red and exits 1.
+    """
+    if order_id and not account:
+        raise typer.BadParameter(
+            "--order needs --account, the account that owns the order", param_hint="--account"
+        )
+    settings = _settings(ctx, output)
     request = orders_pb2.StreamOrderEventsRequest(account_id=account, order_id=order_id)
-    with _order_service(settings) as orders:
-        stream = orders.StreamOrderEvents(request)
-        try:
-            _announce_watch(stream, settings.orders)
-            for seen, event in enumerate(stream, start=1):
-                _show_event(settings, event)
-                if count is not None and seen >= count:
-                    break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stream.cancel()
+    try:
+        with _order_service(settings) as orders:
+            stream = orders.StreamOrderEvents(request)
+            watching = False
+            try:
+                watching = _announce_watch(stream, settings.orders)
+                console = _stdout()
+                for seen, event in enumerate(stream, start=1):
+                    _show_event(settings, console, event)
+                    if count is not None and seen >= count:
+                        return
+            except grpc.RpcError as error:
+                if not watching:
+                    raise  # never subscribed: `_channel` says why in one line
+                _fail(
+                    f"{error.code().name}: lost the stream of order-management at "
+                    f"{settings.orders} ({error.details()}); no more events"
+                )
+            finally:
+                stream.cancel()
+    except KeyboardInterrupt:
+        return  # Ctrl-C: the one way a watch without --count ends well
+    _fail(
+        f"order-management at {settings.orders} ended the stream (the server is stopping); "
+        "no more events"
+    )
 
 
-def _announce_watch(stream: grpc.Call, address: str) -> None:
+def _announce_watch(stream: grpc.Call, address: str) -> bool:
     """Says on stderr that the stream is open, once the server has answered its headers."""
     stream.initial_metadata()
-    if stream.is_active():
-        Console(stderr=True).print(
-            f"Watching order events on {address} (Ctrl-C to stop)", style="dim", markup=False
-        )
+    if not stream.is_active():
+        return False
+    Console(stderr=True).print(
+        f"Watching order events on {address} (Ctrl-C to stop)", style="dim", markup=False
+    )
+    return True
 
 
-def _show_event(settings: Settings, event: orders_pb2.StreamOrderEventsResponse) -> None:
+def _show_event(
+    settings: Settings, console: Console, event: orders_pb2.StreamOrderEventsResponse
+) -> None:
     if settings.output is OutputFormat.JSON:
         typer.echo(render.to_json(event, indent=None))
     else:
-        _stdout().print(render.event_line(event))
+        console.print(render.event_line(event))
     sys.stdout.flush()
 
 
@@ -367,22 +606,36 @@ def _show_event(settings: Settings, event: orders_pb2.StreamOrderEventsResponse)
 def list_positions(
     ctx: typer.Context,
     account: Annotated[str, typer.Option(help="Only this account.")] = "",
+    output: OutputOption = None,
 ) -> None:
     """List positions with their P&L."""
-    settings = _settings(ctx)
+    settings = _settings(ctx, output)
     with _position_service(settings) as positions:
         response = positions.ListPositions(
             positions_pb2.ListPositionsRequest(account_id=account), timeout=settings.timeout
         )
-    _show(settings, response, render.positions_table(response.positions))
+    found = list(response.positions)
+    _show_listing(
+        settings,
+        found,
+        lambda width: render.positions_table(found, width),
+        "No positions" + _filters(account=account) + ".",
+    )
 
 
 @app.command("quote")
-def get_quote(ctx: typer.Context, instrument: InstrumentArgument) -> None:
+def get_quote(
+    ctx: typer.Context, instrument: InstrumentArgument, output: OutputOption = None
+) -> None:
     """Show the latest quote of an instrument."""
-    settings = _settings(ctx)
+    settings = _settings(ctx, output)
     with _execution_service(settings) as execution:
         response = execution.GetQuote(
             market_data_pb2.GetQuoteRequest(instrument=instrument), timeout=settings.timeout
         )
-    _show(settings, response, render.quote_table(response.quote))
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+        return
+    _show_listing(
+        settings, [response.quote], lambda width: render.quote_table(response.quote, width), ""
+    )

@@ -7,14 +7,16 @@ are shown exactly as the strings received, never converted to float.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import grpc
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
+from rich import box
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from trading.v1 import market_data_pb2, orders_pb2, positions_pb2, types_pb2
@@ -87,9 +89,20 @@ def format_rpc_error(code: grpc.StatusCode, details: str, server: Server, timeou
     return f"{status}: {details}" if details else status
 
 
+def _as_dict(message: Message) -> dict[str, Any]:
+    # Every field, also those at their default (an empty filledQuantity, DENIAL_REASON_UNSPECIFIED),
+    # so scripts see the same keys in every answer.
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
 def to_json(message: Message, *, indent: int | None = 2) -> str:
     """Protobuf JSON (camelCase field names, enum names, decimal strings kept as strings)."""
-    return json.dumps(json_format.MessageToDict(message), indent=indent)
+    return json.dumps(_as_dict(message), indent=indent)
+
+
+def to_json_list(messages: Iterable[Message]) -> str:
+    """A JSON array of the messages, `[]` for none: what list commands print for scripts."""
+    return json.dumps([_as_dict(message) for message in messages], indent=2)
 
 
 def format_time(stamp: timestamp_pb2.Timestamp) -> str:
@@ -102,6 +115,7 @@ def format_time(stamp: timestamp_pb2.Timestamp) -> str:
 STATUS_STYLES = {
     types_pb2.ORDER_STATUS_DENIED: "bold red",
     types_pb2.ORDER_STATUS_REJECTED: "bold red",
+    types_pb2.ORDER_STATUS_ACCEPTED: "cyan",
     types_pb2.ORDER_STATUS_FILLED: "green",
     types_pb2.ORDER_STATUS_PARTIALLY_FILLED: "yellow",
     types_pb2.ORDER_STATUS_CANCELED: "dim",
@@ -109,8 +123,23 @@ STATUS_STYLES = {
 }
 
 
-# The longest status name, PARTIALLY_FILLED, so the columns of `order watch` line up.
+def venue_has_answered(order: orders_pb2.Order) -> bool:
+    """Whether the order is past SUBMITTED: the venue accepted it, or it reached a final status."""
+    return order.status not in (
+        types_pb2.ORDER_STATUS_SUBMITTED,
+        types_pb2.ORDER_STATUS_UNSPECIFIED,
+    )
+
+
+def cancel_has_settled(order: orders_pb2.Order) -> bool:
+    """Whether the venue has answered a cancel: the order left PENDING_CANCEL."""
+    return order.status != types_pb2.ORDER_STATUS_PENDING_CANCEL
+
+
+# The longest status name, PARTIALLY_FILLED, and event type, OrderCancelRequested, so the
+# columns of `order watch` line up.
 STATUS_WIDTH = 16
+EVENT_TYPE_WIDTH = 20
 
 
 def status_text(status: types_pb2.OrderStatus.ValueType) -> Text:
@@ -137,10 +166,13 @@ def denial_line(order: orders_pb2.Order) -> Text | None:
 
 
 def order_detail(order: orders_pb2.Order) -> Table:
-    """One order as a two-column field/value table."""
+    """One order as a two-column field/value table; values wrap, ids are never cut."""
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    denial = ""
+    if order.denial_reason:
+        denial = enum_name(types_pb2.DenialReason, order.denial_reason)
     rows: list[tuple[str, str | Text]] = [
         ("Order ID", order.order_id),
         ("Client order ID", order.client_order_id),
@@ -154,6 +186,8 @@ def order_detail(order: orders_pb2.Order) -> Table:
         ("Quantity", order.quantity),
         ("Limit price", order.limit_price),
         ("Status", status_text(order.status)),
+        ("Denial reason", denial),
+        ("Message", order.status_message),
         ("Filled", order.filled_quantity),
         ("Leaves", order.leaves_quantity),
         ("Avg fill price", order.average_fill_price),
@@ -169,59 +203,165 @@ def order_detail(order: orders_pb2.Order) -> Table:
     return table
 
 
-def orders_table(orders: Iterable[orders_pb2.Order]) -> Table:
-    table = Table(title="Orders")
-    for column in ("Order ID", "Created", "Account", "Instrument", "Side", "Type"):
-        table.add_column(column, no_wrap=True)
-    for column in ("Quantity", "Limit", "Filled", "Avg price"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("Status", no_wrap=True)
-    for order in orders:
-        table.add_row(
+Cell = str | Text
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a listing. Priority 0 is always shown; on a narrow screen the columns of the
+    highest priority number fold away first."""
+
+    header: str
+    priority: int = 0
+    justify: Literal["left", "right"] = "left"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A table fitted to a width: every cell whole, columns left out rather than cut."""
+
+    table: Table
+    width: int  # what the table needs; more than asked only when its priority-0 columns need it
+    hidden: tuple[str, ...]  # headers of the columns left out
+
+    def __rich__(self) -> Table:
+        return self.table
+
+    def note(self) -> Text | None:
+        """A dim line naming the columns left out, None when all are shown."""
+        if not self.hidden:
+            return None
+        return Text(
+            f"Not shown at this width: {', '.join(self.hidden)} (all with -o json).",
+            style="dim",
+        )
+
+
+# Columns are separated by two spaces (one of padding, one of the borderless box).
+COLUMN_GAP = 2
+
+
+def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int) -> Listing:
+    """A table at most `width` columns wide that never cuts a cell.
+
+    Ids must stay whole so they can be copied into the next command, and decimals exact: so
+    instead of cropping cells, whole columns fold away, the highest priority number first (the
+    rightmost of equal priority first). When even the priority-0 columns do not fit, they are
+    shown whole anyway and the listing says how wide it is.
+    """
+    needed = [
+        max([cell_len(column.header), *(_cell_width(row[index]) for row in rows)])
+        for index, column in enumerate(columns)
+    ]
+    shown = list(range(len(columns)))
+    droppable = sorted(
+        (index for index, column in enumerate(columns) if column.priority > 0),
+        key=lambda index: (columns[index].priority, index),
+    )
+
+    def total() -> int:
+        return sum(needed[index] for index in shown) + COLUMN_GAP * (len(shown) - 1)
+
+    while droppable and total() > width:
+        shown.remove(droppable.pop())
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), expand=False
+    )
+    for index in shown:
+        column = columns[index]
+        table.add_column(
+            column.header, justify=column.justify, no_wrap=True, min_width=needed[index]
+        )
+    for row in rows:
+        table.add_row(*(row[index] for index in shown))
+    hidden = tuple(column.header for index, column in enumerate(columns) if index not in shown)
+    return Listing(table, total(), hidden)
+
+
+def _cell_width(cell: Cell) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(cell)
+
+
+ORDER_COLUMNS = (
+    Column("Order ID"),
+    Column("Instrument", 1),
+    Column("Side", 2),
+    Column("Qty", 3, "right"),
+    Column("Status"),
+    Column("Filled", 4, "right"),
+    Column("Limit", 6, "right"),
+    Column("Avg price", 5, "right"),
+    Column("Type", 7),
+    Column("Account", 8),
+    Column("Created", 9),
+)
+
+
+def orders_table(orders: Iterable[orders_pb2.Order], width: int = 10_000) -> Listing:
+    rows = [
+        (
             order.order_id,
-            format_time(order.create_time),
-            order.account_id,
             order.instrument,
             side_text(order.side),
-            enum_name(types_pb2.OrderType, order.order_type),
             order.quantity,
-            order.limit_price,
-            order.filled_quantity,
-            order.average_fill_price,
             status_text(order.status),
+            order.filled_quantity,
+            order.limit_price,
+            order.average_fill_price,
+            enum_name(types_pb2.OrderType, order.order_type),
+            order.account_id,
+            format_time(order.create_time),
         )
-    return table
+        for order in orders
+    ]
+    return fitted_table(ORDER_COLUMNS, rows, width)
 
 
-def positions_table(positions: Iterable[positions_pb2.Position]) -> Table:
-    table = Table(title="Positions")
-    table.add_column("Account", no_wrap=True)
-    table.add_column("Instrument", no_wrap=True)
-    for column in ("Quantity", "Avg price", "Mark", "Unrealized P&L", "Realized P&L", "Fees"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("Updated", no_wrap=True)
-    for position in positions:
-        table.add_row(
+POSITION_COLUMNS = (
+    Column("Account"),
+    Column("Instrument"),
+    Column("Quantity", 0, "right"),
+    Column("Avg price", 2, "right"),
+    Column("Unrealized P&L", 1, "right"),
+    Column("Mark", 4, "right"),
+    Column("Realized P&L", 3, "right"),
+    Column("Fees", 5, "right"),
+    Column("Updated", 6),
+)
+
+
+def positions_table(positions: Iterable[positions_pb2.Position], width: int = 10_000) -> Listing:
+    rows = [
+        (
             position.account_id,
             position.instrument,
             position.quantity,
             position.average_price,
-            position.mark_price,
             position.unrealized_pnl,
+            position.mark_price,
             position.realized_pnl,
             position.fees,
             format_time(position.update_time),
         )
-    return table
+        for position in positions
+    ]
+    return fitted_table(POSITION_COLUMNS, rows, width)
 
 
-def quote_table(quote: market_data_pb2.Quote) -> Table:
-    table = Table(title=f"Quote {quote.instrument}")
-    for column in ("Bid size", "Bid", "Ask", "Ask size"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("Time", no_wrap=True)
-    table.add_column("Source", no_wrap=True)
-    table.add_row(
+QUOTE_COLUMNS = (
+    Column("Instrument"),
+    Column("Bid size", 1, "right"),
+    Column("Bid", 0, "right"),
+    Column("Ask", 0, "right"),
+    Column("Ask size", 1, "right"),
+    Column("Time", 2),
+    Column("Source", 3),
+)
+
+
+def quote_table(quote: market_data_pb2.Quote, width: int = 10_000) -> Listing:
+    row = (
+        quote.instrument,
         quote.bid_size,
         Text(quote.bid_price, style="green"),
         Text(quote.ask_price, style="red"),
@@ -229,15 +369,19 @@ def quote_table(quote: market_data_pb2.Quote) -> Table:
         format_time(quote.quote_time),
         quote.source,
     )
-    return table
+    return fitted_table(QUOTE_COLUMNS, [row], width)
 
 
 def event_line(event: orders_pb2.StreamOrderEventsResponse) -> Text:
-    """time, event type, order id, status, filled/quantity and average price on one line."""
+    """time, event type, order id, instrument and side, status, filled/quantity and average
+    price on one line (wrapped between words on a narrow screen, so the id stays whole)."""
     order = event.order
     line = Text()
     line.append(format_time(event.event_time) or "-", style="dim")
-    line.append(f"  {event.event_type:<22} {order.order_id}  ")
+    line.append(f"  {event.event_type:<{EVENT_TYPE_WIDTH}}  {order.order_id}  ")
+    line.append(f"{order.instrument} ")
+    line.append_text(side_text(order.side))
+    line.append("  ")
     status = status_text(order.status)
     status.align("left", STATUS_WIDTH)
     line.append_text(status)

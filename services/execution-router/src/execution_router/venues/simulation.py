@@ -3,17 +3,25 @@
 Its book is what the router's journal holds: on start the router restores the resting orders
 with what had filled of them. A fill the engine made but the router never journaled (the
 process died in between) did not happen, consistently for everyone.
+
+`execution.simulation.fill_delay_ms` holds each new order back that long, as a venue's latency
+would: a cancel meanwhile cancels it before it reaches the book. Delayed orders arrive on a
+timer thread, so the engine is used under the client's own lock, and reports are emitted
+under it too, keeping each order's reports in order.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from trading.v1 import types_pb2
 from trading_core.clock import Clock
 from trading_core.config import Instrument, SimulationVenue
+from trading_core.decimals import ZERO, format_decimal
 from trading_core.quotes import Quote, QuoteBook
 
 from execution_router.domain.paper_venue import VENUE_NAME, PaperVenue
@@ -39,25 +47,59 @@ class SimulationClient(ExecutionClient):
         self._clock = clock
         self._quotes = QuoteBook()
         self._fills: deque[Report] = deque(maxlen=_RECENT_FILLS)
+        self._delay_s = settings.fill_delay_ms / 1000
+        self._delayed: dict[str, tuple[VenueOrder, threading.Timer]] = {}
+        self._lock = threading.RLock()
 
     def submit_order(self, order: VenueOrder) -> None:
-        now = self._clock.now()
-        self._emit_all(self._venue.submit(order, self._quotes.get(order.instrument), now), now)
+        if self._delay_s <= 0:
+            self._submit_now(order)
+            return
+        timer = threading.Timer(self._delay_s, self._arrive, args=(order,))
+        timer.daemon = True
+        with self._lock:
+            self._delayed[order.order_id] = (order, timer)
+        timer.start()
 
     def cancel_order(self, order_id: str, request_id: str) -> None:
-        now = self._clock.now()
-        self._emit_all(self._venue.cancel(order_id, request_id, now), now)
+        with self._lock:
+            delayed = self._delayed.pop(order_id, None)
+            now = self._clock.now()
+            if delayed is None:
+                self._emit_all(self._venue.cancel(order_id, request_id, now), now)
+                return
+            order, timer = delayed
+            timer.cancel()
+            self._emit_all([_canceled_before_arrival(order, request_id)], now)
+
+    def stop(self) -> None:
+        with self._lock:
+            for _, timer in self._delayed.values():
+                timer.cancel()
 
     def open_orders(self) -> list[Report]:
-        return self._venue.open_orders()
+        with self._lock:
+            return self._venue.open_orders()
+
+    def _arrive(self, order: VenueOrder) -> None:
+        with self._lock:
+            if self._delayed.pop(order.order_id, None) is not None:
+                self._submit_now(order)
+
+    def _submit_now(self, order: VenueOrder) -> None:
+        with self._lock:
+            now = self._clock.now()
+            quote = self._quotes.get(order.instrument)
+            self._emit_all(self._venue.submit(order, quote, now), now)
 
     def fills_since(self, moment: datetime) -> list[Report]:
         return [fill for fill in self._fills if fill.time is not None and fill.time >= moment]
 
     def on_quote(self, quote: Quote) -> None:
-        if self._quotes.update(quote):
-            now = self._clock.now()
-            self._emit_all(self._venue.on_quote(quote, now), now)
+        with self._lock:
+            if self._quotes.update(quote):
+                now = self._clock.now()
+                self._emit_all(self._venue.on_quote(quote, now), now)
 
     def restore(self, orders: Sequence[tuple[VenueOrder, Report]]) -> None:
         for order, last in orders:
@@ -73,3 +115,17 @@ class SimulationClient(ExecutionClient):
             if report.trade_id:
                 self._fills.append(report)
             self.emit(replace(report, time=now))
+
+
+def _canceled_before_arrival(order: VenueOrder, request_id: str) -> Report:
+    return Report(
+        execution_type=types_pb2.EXECUTION_TYPE_CANCELED,
+        order_id=order.order_id,
+        venue_order_id="",
+        side=order.side,
+        cumulative_quantity=ZERO,
+        leaves_quantity=ZERO,
+        average_price=None,
+        message=f"canceled before it reached the venue; {format_decimal(order.quantity)} unfilled",
+        request_id=request_id,
+    )
