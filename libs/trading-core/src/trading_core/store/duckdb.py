@@ -45,15 +45,17 @@ class DuckDBWarehouse:
         self.table = table
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fed_through: int | None = None
+        self._lock = threading.Lock()  # one connection of this object at a time
 
     def fed_through(self) -> int:
-        if self._fed_through is None:
-            with self._open() as connection:
-                self._fed_through = self._last_sequence(connection)
-        return self._fed_through
+        with self._lock:
+            if self._fed_through is None:
+                with self._open() as connection:
+                    self._fed_through = self._last_sequence(connection)
+            return self._fed_through
 
     def feed(self, records: Sequence[KeptRecord]) -> int:
-        with self._open() as connection:
+        with self._lock, self._open() as connection:
             through = self._last_sequence(connection)
             fresh = [k for k in records if k.seq > through and k.record.is_event]
             if fresh:
