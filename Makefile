@@ -9,7 +9,7 @@ CONFIG ?= config/local.yaml
 DISTRIBUTED_CONFIG ?= config/local-pubsub.yaml
 export UV_PYTHON := 3.11
 
-.PHONY: help setup run run-distributed test test-unit lint proto proto-check bench images clean
+.PHONY: help setup run run-distributed test test-unit chaos lint proto proto-check bench images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ run-distributed: setup ## run the Pub/Sub emulator and the three services as sep
 
 test: setup ## unit, contract, integration and end-to-end tests (starts the Pub/Sub emulator)
 	$(UV) run pytest
+
+chaos: setup ## the crash suite as a longer soak: more orders, five kills per run
+	CRASH_ORDERS=600 CRASH_KILLS=5 $(UV) run pytest tests/crash -s
 
 test-unit: setup ## the fast unit tests only
 	$(UV) run pytest tests/unit

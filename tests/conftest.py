@@ -21,8 +21,16 @@ EMULATOR_STOP_TIMEOUT_S = 10.0
 @pytest.fixture(scope="session")
 def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Pub/Sub emulator's "host:port"; the emulator is stopped after the session."""
+    process, host = start_emulator(tmp_path_factory.mktemp("pubsub-emulator") / "output.log")
+    try:
+        yield host
+    finally:
+        stop_emulator(process)
+
+
+def start_emulator(output: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A Pub/Sub emulator of its own, serving; fails the test when it cannot start."""
     host = f"127.0.0.1:{_free_port()}"
-    output = tmp_path_factory.mktemp("pubsub-emulator") / "output.log"
     with output.open("wb") as log:
         try:
             process = subprocess.Popen(
@@ -35,9 +43,14 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(f"cannot start the Pub/Sub emulator {EMULATOR}: {error}")
     try:
         _wait_until_serving(process, host, output)
-        yield host
-    finally:
-        _stop(process)
+    except BaseException:
+        stop_emulator(process)
+        raise
+    return process, host
+
+
+def stop_emulator(process: subprocess.Popen[bytes]) -> None:
+    _stop(process)
 
 
 def _free_port() -> int:

@@ -159,11 +159,23 @@ def start_processes(config_path: Path, logs: Path, emulator: str) -> ServiceProc
 
 
 def wait_serving(addresses: dict[str, str], services: ServiceProcesses, timeout: float) -> None:
+    wait_serving_at(addresses, services.processes, timeout, services.logs)
+
+
+def wait_serving_at(
+    addresses: dict[str, str],
+    processes: dict[str, subprocess.Popen[bytes]],
+    timeout: float,
+    logs: Path | None = None,
+) -> None:
+    """Waits until every address reports SERVING; fails at once when a process exits."""
+
     def serving() -> bool:
-        for name, process in services.processes.items():
+        for name, process in processes.items():
             if process.poll() is not None:
-                output = (services.logs / f"{name}.log").read_text()
-                pytest.fail(f"{name} exited with {process.returncode}:\n{output[-3000:]}")
+                log = logs / f"{name}.log" if logs else None
+                output = log.read_text()[-3000:] if log and log.exists() else ""
+                pytest.fail(f"{name} exited with {process.returncode}:\n{output}")
         return all(_health(address) for address in addresses.values())
 
     wait_until(serving, timeout, "the service processes to report SERVING")

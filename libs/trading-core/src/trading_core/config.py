@@ -181,6 +181,9 @@ class Reconciliation(_Strict):
     order_age_ms: int = Field(
         3000, ge=0, le=3_600_000, description="an order unanswered this long is asked about"
     )
+    fill_lookback_ms: int = Field(
+        60_000, ge=1000, le=86_400_000, description="how far back fills are counted each check"
+    )
 
 
 class State(_Strict):

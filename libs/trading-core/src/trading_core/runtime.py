@@ -199,8 +199,10 @@ def run_until_signalled(build: Callable[[], Platform]) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    # `kill -USR1 <pid>` prints every thread's stack: for a process that seems stuck.
+    # `kill -USR1 <pid>` prints every thread's stack: for a process that seems stuck. A fatal
+    # error (an abort in a C extension) prints them too, into the log.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    faulthandler.enable(all_threads=True)
     try:
         platform = build()
     except OSError as error:  # a journal in use, a data folder that cannot be written

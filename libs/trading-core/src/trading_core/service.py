@@ -24,7 +24,13 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 from trading.v1 import events_pb2
 
-from trading_core.bus.base import Durable, EventBus, Message, subscription_name
+from trading_core.bus.base import (
+    PER_INSTANCE_TOPICS,
+    Durable,
+    EventBus,
+    Message,
+    subscription_name,
+)
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import FailedPrecondition, NotFound
@@ -136,7 +142,8 @@ class JournaledService:
     def consume(self, topic: str, message_type: type[M], apply: Apply[M]) -> None:
         """Subscribes to a topic. Each message is applied under the lock and acknowledged once
         what it changed is durable; one that keeps failing is dead-lettered."""
-        subscription = subscription_name(topic, self.name)
+        instance = new_id()[:8] if topic in PER_INSTANCE_TOPICS else ""
+        subscription = subscription_name(topic, self.name, instance)
 
         def applied(message: Message) -> Transaction:
             try:

@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
@@ -51,6 +52,13 @@ SCHEMA = (
         request_id TEXT PRIMARY KEY,
         order_id TEXT NOT NULL
     )""",
+    # Every fill, by the time of its report: what position-management's counts are checked on.
+    """CREATE TABLE IF NOT EXISTS router_fills (
+        trade_id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL,
+        time_us INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS router_fills_by_time ON router_fills (time_us)",
 )
 
 _FINISHED = frozenset(
@@ -156,6 +164,8 @@ class ExecutionRouter(JournaledService):
             self._on_cancel(command, transaction)
         elif kind == "query_order":
             self._answer_query(command.order_id, transaction)
+        elif kind == "query_fills":
+            self._check_fills(command.query_fills, transaction)
         else:
             raise ValueError(f"unknown command {kind!r}")
 
@@ -247,7 +257,13 @@ class ExecutionRouter(JournaledService):
             instrument=order.instrument,
             execution_report=report,
         )
-        transaction.keep(self.event_record(event, "executions", order.order_id))
+        record = self.event_record(event, "executions", order.order_id)
+        transaction.keep(record)
+        if report.trade_id:
+            transaction.execute(
+                "INSERT INTO router_fills (trade_id, order_id, time_us) VALUES (?, ?, ?)",
+                (report.trade_id, order.order_id, record.time_us),
+            )
         finished = report.execution_type in _FINISHED
         if finished:
             self._open.pop(order.order_id, None)
@@ -300,6 +316,30 @@ class ExecutionRouter(JournaledService):
             "INSERT INTO routed_orders (order_id, is_open, report_sequence) VALUES (?, 0, 1)",
             (order_id,),
         )
+
+    def _check_fills(self, query: events_pb2.QueryFills, transaction: Transaction) -> None:
+        """Publishes again the reports of the orders filled in the window when position-management
+        counts a different number of fills there than the router made."""
+        window = (_us(query.since_time), _us(query.until_time))
+        ((count,),) = self.journal.query(
+            "SELECT count(*) FROM router_fills WHERE time_us >= ? AND time_us < ?", window
+        )
+        if count == query.fill_count:
+            return
+        log.warning(
+            "position-management has %d of the %d fills made in its window; publishing them again",
+            query.fill_count,
+            count,
+        )
+        order_ids = [
+            order_id
+            for (order_id,) in self.journal.query(
+                "SELECT DISTINCT order_id FROM router_fills WHERE time_us >= ? AND time_us < ?",
+                window,
+            )
+        ]
+        for order_id in order_ids:
+            self._republish_after(transaction, order_id)
 
     # State ------------------------------------------------------------------------------------
 
@@ -418,3 +458,7 @@ def _restored_report(last: events_pb2.ExecutionReport) -> Report:
         leaves_quantity=Decimal(last.leaves_quantity or "0"),
         average_price=Decimal(last.average_price) if last.average_price else None,
     )
+
+
+def _us(stamp: Timestamp) -> int:
+    return int(stamp.seconds * 1_000_000 + stamp.nanos // 1_000)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from trading.v1 import events_pb2, positions_pb2
@@ -19,7 +19,7 @@ from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import NotFound
-from trading_core.events import event_time
+from trading_core.events import event_time, timestamp
 from trading_core.journal import Journal, Transaction
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService
@@ -99,6 +99,7 @@ class PositionManagement(JournaledService):
         self.consume("market-data", events_pb2.Event, self._on_quote)
         self.consume("executions", events_pb2.Event, self._on_execution)
         self.check_positions()
+        self.ask_router_about_fills(since=datetime.fromtimestamp(0, UTC), until=self.clock.now())
         self._checker.start()
 
     def stop(self) -> None:
@@ -192,13 +193,39 @@ class PositionManagement(JournaledService):
             self.commit(transaction)
         return problems
 
+    def ask_router_about_fills(self, since: datetime, until: datetime) -> None:
+        """Tells the router how many fills it has in [since, until): the router, which owns the
+        fills, publishes them again when it made a different number (a lost message)."""
+        window = (_us(since), _us(until))
+        ((count,),) = self.journal.query(
+            "SELECT count(*) FROM fills WHERE time_us >= ? AND time_us < ?", window
+        )
+        query = events_pb2.QueryFills(fill_count=count)
+        query.since_time.CopyFrom(timestamp(since))
+        query.until_time.CopyFrom(timestamp(until))
+        transaction = Transaction()
+        transaction.keep(
+            self.command_record(self.new_command(query_fills=query), "orders", "fills")
+        )
+        self.commit(transaction)
+
     def _check_periodically(self) -> None:
-        interval = self.config.reconciliation.interval_ms / 1000 * 12
-        while not self._stopping.wait(interval):
+        """Asks the router about the fills of a trailing window each interval (fills of the
+        last interval are left to the next check: they may still be on their way), and checks
+        positions against fills every twelve."""
+        settings = self.config.reconciliation
+        interval = timedelta(milliseconds=settings.interval_ms)
+        lookback = timedelta(milliseconds=settings.fill_lookback_ms)
+        checks = 0
+        while not self._stopping.wait(interval.total_seconds()):
+            checks += 1
             try:
-                self.check_positions()
+                until = self.clock.now() - interval
+                self.ask_router_about_fills(until - lookback, until)
+                if checks % 12 == 0:
+                    self.check_positions()
             except Exception:
-                log.exception("checking positions against fills failed")
+                log.exception("reconciling fills and positions failed")
 
 
 def _state(position: Position | None) -> tuple[Decimal, Decimal, Decimal] | None:

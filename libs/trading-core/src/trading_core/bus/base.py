@@ -24,13 +24,17 @@ TOPICS: Mapping[str, tuple[str, ...]] = {
     "orders": ("execution-router",),
     "executions": ("order-management", "position-management"),
     "positions": ("order-management",),
-    "market-data": ("order-management", "position-management", "execution-router"),
+    "market-data": (),
 }
+# Topics whose subscriptions belong to one running process each, made at subscribe and removed
+# at close: conflated quotes need no durability, every instance (every shard) wants all of them,
+# and a restarted process needs only the next quote.
+PER_INSTANCE_TOPICS = frozenset({"market-data"})
 
 
-def subscription_name(topic: str, service: str) -> str:
-    """The subscription of one service to one topic."""
-    return f"{topic}.{service}"
+def subscription_name(topic: str, service: str, instance: str = "") -> str:
+    """The subscription of one service (one instance of it, for per-instance topics) to a topic."""
+    return f"{topic}.{service}.{instance}" if instance else f"{topic}.{service}"
 
 
 @dataclass(frozen=True)

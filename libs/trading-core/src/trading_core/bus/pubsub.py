@@ -29,7 +29,13 @@ from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-from trading_core.bus.base import TOPICS, Handler, Message, subscription_name
+from trading_core.bus.base import (
+    PER_INSTANCE_TOPICS,
+    TOPICS,
+    Handler,
+    Message,
+    subscription_name,
+)
 from trading_core.bus.memory import redelivery_delay
 
 log = logging.getLogger(__name__)
@@ -206,6 +212,7 @@ class PubSubBus:
         self._closed = False
         self._closing = threading.Event()
         self._created_subscriptions: set[str] = set()
+        self._per_instance: set[str] = set()  # subscriptions to delete at close
         self._consumers: dict[str, tuple[_Consumer, Any]] = {}  # name -> consumer, pull future
         self._sender = _OrderedSender(self._publisher, self._closing, min_retry_delay_s)
 
@@ -280,6 +287,11 @@ class PubSubBus:
             log.warning("closing the Pub/Sub bus with unpublished messages: %s", error)
         self._publisher.stop()
         self._publisher.transport.close()
+        for path in self._per_instance:
+            try:
+                self._subscriber.delete_subscription(subscription=path, timeout=_ADMIN_TIMEOUT_S)
+            except Exception as error:  # it expires by itself
+                log.warning("could not delete subscription %s: %r", path, error)
         self._subscriber.close()
 
     def _refuse_if_closed(self) -> None:
@@ -298,12 +310,16 @@ class PubSubBus:
         )
         if path in self._created_subscriptions:
             return path
-        request = {
+        request: dict[str, Any] = {
             "name": path,
             "topic": self._topic_path(topic),
             "enable_message_ordering": True,
             "ack_deadline_seconds": _ACK_DEADLINE_S,
         }
+        if topic in PER_INSTANCE_TOPICS:
+            # Deleted at close; one a crashed process leaves behind expires (a day at least).
+            request["expiration_policy"] = {"ttl": {"seconds": 86_400}}
+            self._per_instance.add(path)
         with contextlib.suppress(AlreadyExists):
             self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
         with self._lock:

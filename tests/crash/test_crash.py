@@ -1,0 +1,174 @@
+"""The crash suite: each process killed with SIGKILL during a steady stream of orders, restarted,
+and nothing answered lost, duplicated or left open; positions equal the fills.
+
+Embedded: the one process. Distributed: one service process at a time, over a Pub/Sub emulator
+of the test's own (review F1: a restarted subscriber may stop receiving from the emulator, so no
+emulator is shared between crash runs). `CRASH_ORDERS` and `CRASH_KILLS` make a run longer
+(`make chaos`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import start_emulator, stop_emulator
+from tests.crash.harness import OrderStream, Report, settle_and_check
+from tests.e2e.conftest import (
+    ROOT,
+    SERVICE_MODULES,
+    Clients,
+    embedded_overrides,
+    free_port,
+    wait_serving_at,
+    write_config,
+)
+
+ORDERS_PER_KILL = int(os.environ.get("CRASH_ORDERS", "150"))
+KILLS = int(os.environ.get("CRASH_KILLS", "1"))
+
+
+@dataclass
+class Process:
+    """A platform process started from the command line a person would use."""
+
+    command: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def kill(self) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait()
+
+    def stop(self) -> int:
+        if self.popen is None or self.popen.poll() is not None:
+            return self.popen.returncode if self.popen else 0
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+
+
+def _crash_run(
+    clients: Clients,
+    processes: dict[str, Process],
+    victims: list[str],
+    seed: int,
+    addresses: dict[str, str],
+) -> Report:
+    chooser = random.Random(seed)
+    stream = OrderStream(lambda: clients, f"acct-crash-{seed}", seed)
+    stream.start()
+    try:
+        for kill in range(KILLS):
+            target = stream.answered_count() + chooser.randint(
+                ORDERS_PER_KILL // 2, ORDERS_PER_KILL
+            )
+            stream.wait_for_answers(target, 120)
+            victim = victims[kill % len(victims)]
+            processes[victim].kill()
+            processes[victim].start()
+            wait_serving_at(addresses, processes_alive(processes), 60)
+        stream.wait_for_answers(stream.answered_count() + ORDERS_PER_KILL // 2, 120)
+    finally:
+        stream.stop()
+    stream.retry_unanswered()
+    return settle_and_check(clients, stream)
+
+
+def processes_alive(processes: dict[str, Process]) -> dict[str, subprocess.Popen[bytes]]:
+    return {name: p.popen for name, p in processes.items() if p.popen is not None}
+
+
+def _assert_clean(report: Report) -> None:
+    summary = (
+        f"answered {report.answered}: lost {len(report.lost)}, duplicated "
+        f"{len(report.duplicated)}, stuck {len(report.stuck)}, positions wrong "
+        f"{len(report.wrong_positions)}; rejected by reconciliation as never received "
+        f"{len(report.repaired)}"
+    )
+    print(summary)  # noqa: T201 - the figures the crash suite reports
+    assert report.answered >= ORDERS_PER_KILL * KILLS
+    assert report.clean, f"{summary}\n{report}"
+
+
+def test_embedded_process_killed_mid_stream_loses_duplicates_and_strands_nothing(
+    tmp_path: Path,
+) -> None:
+    ports = {name: free_port() for name in SERVICE_MODULES}
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["services"] = {n.replace("-", "_"): {"port": p} for n, p in ports.items()}
+    overrides["reconciliation"] = {"interval_ms": 500, "order_age_ms": 1000}
+    config = write_config(tmp_path, overrides)
+    process = Process(
+        [sys.executable, "-m", "tradectl", "serve", "--config", str(config)],
+        dict(os.environ),
+        tmp_path / "platform.log",
+    )
+    addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    process.start()
+    clients = Clients(addresses)
+    try:
+        wait_serving_at(addresses, processes_alive({"platform": process}), 60)
+        report = _crash_run(clients, {"platform": process}, ["platform"], 7, addresses)
+    finally:
+        clients.close()
+        code = process.stop()
+    _assert_clean(report)
+    assert code == 0
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("victim", ["order-management", "execution-router", "position-management"])
+def test_distributed_service_killed_mid_stream_loses_duplicates_and_strands_nothing(
+    tmp_path: Path, victim: str
+) -> None:
+    emulator, host = start_emulator(tmp_path / "emulator.log")
+    ports = {name: free_port() for name in SERVICE_MODULES}
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["services"] = {n.replace("-", "_"): {"port": p} for n, p in ports.items()}
+    overrides["reconciliation"] = {"interval_ms": 500, "order_age_ms": 1000}
+    overrides["messaging"] = {
+        "backend": "pubsub",
+        "project": f"crash-{uuid.uuid4().hex[:8]}",
+        "emulator_host": host,
+    }
+    config = write_config(tmp_path, overrides)
+    env = {**os.environ, "PUBSUB_EMULATOR_HOST": host}
+    processes = {
+        name: Process(
+            [sys.executable, "-m", module, "--config", str(config)], env, tmp_path / f"{name}.log"
+        )
+        for name, module in SERVICE_MODULES.items()
+    }
+    addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    for process in processes.values():
+        process.start()
+    clients = Clients(addresses)
+    try:
+        wait_serving_at(addresses, processes_alive(processes), 90)
+        report = _crash_run(clients, processes, [victim], 11, addresses)
+    finally:
+        clients.close()
+        codes = {name: process.stop() for name, process in processes.items()}
+        stop_emulator(emulator)
+    _assert_clean(report)
+    assert set(codes.values()) == {0}, codes
