@@ -170,18 +170,19 @@ def wait_serving_at(
 ) -> None:
     """Waits until every address reports SERVING; fails at once when a process exits."""
 
-    def serving() -> bool:
+    def all_serving() -> bool:
         for name, process in processes.items():
             if process.poll() is not None:
                 log = logs / f"{name}.log" if logs else None
                 output = log.read_text()[-3000:] if log and log.exists() else ""
                 pytest.fail(f"{name} exited with {process.returncode}:\n{output}")
-        return all(_health(address) for address in addresses.values())
+        return all(serving(address) for address in addresses.values())
 
-    wait_until(serving, timeout, "the service processes to report SERVING")
+    wait_until(all_serving, timeout, "the service processes to report SERVING")
 
 
-def _health(address: str) -> bool:
+def serving(address: str) -> bool:
+    """Whether the server at `address` reports SERVING."""
     with grpc.insecure_channel(address) as channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(

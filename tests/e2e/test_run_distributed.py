@@ -12,12 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.conftest import ROOT, SERVICE_MODULES, free_port
+from tests.e2e.conftest import ROOT, SERVICE_MODULES, free_port, serving
 from tests.support import wait_until
 
 SCRIPT = ROOT / "scripts" / "run_distributed.sh"
@@ -54,17 +52,6 @@ def started_processes(run: Run) -> dict[int, str]:
             if f"--port={run.emulator_port}" in command or str(run.config) in command:
                 found[int(entry.name)] = command
     return found
-
-
-def serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        try:
-            answer = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-        except grpc.RpcError:
-            return False
-    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def start(tmp_path: Path, emulator_port: int, service_ports: dict[str, int] | None = None) -> Run:

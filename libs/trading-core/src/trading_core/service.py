@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
+from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2
 
 from trading_core.bus.base import (
@@ -103,36 +104,13 @@ class JournaledService:
     @staticmethod
     def event_record(event: events_pb2.Event, topic: str = "", key: str = "") -> Record:
         """The journal record of an event; published to `topic` when given."""
-        stamp = event.event_time
-        return Record(
-            record_id=event.event_id,
-            record_type=event_type(event),
-            is_event=True,
-            payload=event.SerializeToString(),
-            time_us=stamp.seconds * 1_000_000 + stamp.nanos // 1_000,
-            order_id=event.order_id,
-            account_id=event.account_id,
-            instrument=event.instrument,
-            topic=topic,
-            ordering_key=key,
-        )
+        return _record(event, event.event_id, event_type(event), event.event_time, topic, key)
 
     @staticmethod
     def command_record(command: events_pb2.Command, topic: str, key: str) -> Record:
-        stamp = command.command_time
         kind = command.WhichOneof("command") or ""
-        return Record(
-            record_id=command.command_id,
-            record_type=type(getattr(command, kind)).__name__ if kind else "",
-            is_event=False,
-            payload=command.SerializeToString(),
-            time_us=stamp.seconds * 1_000_000 + stamp.nanos // 1_000,
-            order_id=command.order_id,
-            account_id=command.account_id,
-            instrument=command.instrument,
-            topic=topic,
-            ordering_key=key,
-        )
+        name = type(getattr(command, kind)).__name__ if kind else ""
+        return _record(command, command.command_id, name, command.command_time, topic, key)
 
     def commit(self, transaction: Transaction) -> Ticket:
         return self.journal.commit(transaction)
@@ -264,3 +242,26 @@ class JournaledService:
     def ready(self) -> bool:
         """Whether the service can do its work: its journal writes and its bus delivers."""
         return self.journal.healthy() and self.bus.healthy()
+
+
+def _record(
+    message: events_pb2.Event | events_pb2.Command,
+    record_id: str,
+    record_type: str,
+    stamp: Timestamp,
+    *routing: str,
+) -> Record:
+    """`routing`: the topic and ordering key, when the record is published."""
+    topic, key = routing
+    return Record(
+        record_id=record_id,
+        record_type=record_type,
+        is_event=isinstance(message, events_pb2.Event),
+        payload=message.SerializeToString(),
+        time_us=stamp.seconds * 1_000_000 + stamp.nanos // 1_000,
+        order_id=message.order_id,
+        account_id=message.account_id,
+        instrument=message.instrument,
+        topic=topic,
+        ordering_key=key,
+    )

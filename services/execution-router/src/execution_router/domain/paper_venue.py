@@ -185,19 +185,10 @@ class PaperVenue:
         working = self._resting.pop(order_id, None)
         if working is None:
             known = "has already finished" if order_id in self._seen_order_ids else "is not known"
-            return [
-                Report(
-                    execution_type=types_pb2.EXECUTION_TYPE_CANCEL_REJECTED,
-                    order_id=order_id,
-                    venue_order_id="",
-                    side=types_pb2.SIDE_UNSPECIFIED,
-                    cumulative_quantity=ZERO,
-                    leaves_quantity=ZERO,
-                    average_price=None,
-                    message=f"cannot cancel: the order {known} at the venue",
-                    request_id=request_id,
-                )
-            ]
+            message = f"cannot cancel: the order {known} at the venue"
+            rejected = types_pb2.EXECUTION_TYPE_CANCEL_REJECTED
+            unknown_side = types_pb2.SIDE_UNSPECIFIED
+            return [Report.nothing_filled(rejected, order_id, unknown_side, message, request_id)]
         remainder = format_decimal(working.leaves_quantity)
         canceled = working.report(
             types_pb2.EXECUTION_TYPE_CANCELED, f"canceled; {remainder} unfilled"
@@ -250,16 +241,8 @@ class PaperVenue:
         return ""
 
     def _rejection(self, order: VenueOrder, message: str) -> Report:
-        return Report(
-            execution_type=types_pb2.EXECUTION_TYPE_REJECTED,
-            order_id=order.order_id,
-            venue_order_id="",
-            side=order.side,
-            cumulative_quantity=ZERO,
-            leaves_quantity=ZERO,
-            average_price=None,
-            message=message,
-        )
+        rejected = types_pb2.EXECUTION_TYPE_REJECTED
+        return Report.nothing_filled(rejected, order.order_id, order.side, message)
 
     def _market_price(self, order: VenueOrder, quote: Quote) -> Decimal:
         """The touch moved by slippage, rounded to the tick against the trader."""

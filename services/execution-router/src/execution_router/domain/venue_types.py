@@ -45,6 +45,29 @@ class Report:
     request_id: str = ""
     time: datetime | None = None
 
+    @classmethod
+    def nothing_filled(
+        cls,
+        execution_type: types_pb2.ExecutionType.ValueType,
+        order_id: str,
+        side: types_pb2.Side.ValueType,
+        message: str,
+        request_id: str = "",
+    ) -> Report:
+        """A report of an order of which nothing filled and nothing is left (a rejection, a
+        cancel before it reached the book, a rejected cancel)."""
+        return cls(
+            execution_type=execution_type,
+            order_id=order_id,
+            venue_order_id="",
+            side=side,
+            cumulative_quantity=ZERO,
+            leaves_quantity=ZERO,
+            average_price=None,
+            message=message,
+            request_id=request_id,
+        )
+
     def to_proto(self, venue: str) -> events_pb2.ExecutionReport:
         return events_pb2.ExecutionReport(
             execution_type=self.execution_type,

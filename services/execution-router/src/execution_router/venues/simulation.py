@@ -21,7 +21,7 @@ from datetime import datetime
 from trading.v1 import types_pb2
 from trading_core.clock import Clock
 from trading_core.config import Instrument, SimulationVenue
-from trading_core.decimals import ZERO, format_decimal
+from trading_core.decimals import format_decimal
 from trading_core.quotes import Quote, QuoteBook
 
 from execution_router.domain.paper_venue import VENUE_NAME, PaperVenue
@@ -118,14 +118,7 @@ class SimulationClient(ExecutionClient):
 
 
 def _canceled_before_arrival(order: VenueOrder, request_id: str) -> Report:
-    return Report(
-        execution_type=types_pb2.EXECUTION_TYPE_CANCELED,
-        order_id=order.order_id,
-        venue_order_id="",
-        side=order.side,
-        cumulative_quantity=ZERO,
-        leaves_quantity=ZERO,
-        average_price=None,
-        message=f"canceled before it reached the venue; {format_decimal(order.quantity)} unfilled",
-        request_id=request_id,
-    )
+    unfilled = format_decimal(order.quantity)
+    message = f"canceled before it reached the venue; {unfilled} unfilled"
+    canceled = types_pb2.EXECUTION_TYPE_CANCELED
+    return Report.nothing_filled(canceled, order.order_id, order.side, message, request_id)
