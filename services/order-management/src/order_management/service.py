@@ -136,7 +136,9 @@ class OrderManagement(JournaledService):
         self.quotes = QuoteBook()
         # Pre-trade risk view: the latest position of each account and instrument.
         self.positions: dict[tuple[str, str], positions_pb2.Position] = {}
-        self.updates: Broadcaster[OrderUpdate] = Broadcaster()
+        self.updates: Broadcaster[OrderUpdate] = Broadcaster(
+            max_streams=config.services.max_streams
+        )
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
 

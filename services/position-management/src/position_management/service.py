@@ -89,7 +89,9 @@ class PositionManagement(JournaledService):
         super().__init__(config, bus, journal, clock)
         self._book = PositionBook(config.instruments)
         self._quotes = QuoteBook()
-        self.changes: Broadcaster[PositionChange] = Broadcaster()
+        self.changes: Broadcaster[PositionChange] = Broadcaster(
+            max_streams=config.services.max_streams
+        )
         self._stopping = threading.Event()
         self._checker = threading.Thread(target=self._check_periodically, daemon=True)
 
