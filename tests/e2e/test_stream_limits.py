@@ -66,7 +66,9 @@ def refusal(call: grpc.Call) -> grpc.RpcError:
     return refused.value
 
 
-@pytest.mark.parametrize("open_stream", [order_stream, position_stream], ids=["orders", "positions"])
+@pytest.mark.parametrize(
+    "open_stream", [order_stream, position_stream], ids=["orders", "positions"]
+)
 def test_a_stream_beyond_max_streams_is_resource_exhausted_and_submit_still_answers_promptly(
     limited: tuple[Clients, Platform], open_stream: Opener
 ) -> None:
