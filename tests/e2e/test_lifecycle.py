@@ -29,10 +29,12 @@ from tests.e2e.conftest import (
 from tests.e2e.test_trading_flow import order_status, position_quantity, ready_for_market_orders
 from tests.support import wait_until
 
+# The API of each service; every one also serves the admin API.
 SERVICE_NAMES = {
-    "order-management": "trading.v1.OrderService",
-    "execution-router": "trading.v1.ExecutionService",
-    "position-management": "trading.v1.PositionService",
+    "order-management": ("trading.v1.OrderService", "trading.v1.AdminService"),
+    "execution-router": ("trading.v1.ExecutionService", "trading.v1.AdminService"),
+    "position-management": ("trading.v1.PositionService", "trading.v1.AdminService"),
+    "market-data": ("trading.v1.AdminService",),
 }
 
 
@@ -40,17 +42,17 @@ def test_every_service_reports_serving_and_lists_its_api_through_reflection(
     embedded: tuple[Clients, Platform],
 ) -> None:
     clients, _ = embedded
-    for service, full_name in SERVICE_NAMES.items():
+    for service, full_names in SERVICE_NAMES.items():
         channel = clients.channel(service)
         health = health_pb2_grpc.HealthStub(channel)
-        for name in ("", full_name):
+        for name in ("", *full_names):
             answer = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
         [answer] = list(reflection.ServerReflectionInfo(iter([request]), timeout=5))
         listed = {s.name for s in answer.list_services_response.service}
-        assert {full_name, "grpc.health.v1.Health"} <= listed
+        assert {*full_names, "grpc.health.v1.Health"} <= listed
 
 
 def test_stopped_platform_reports_not_serving_before_it_closes(tmp_path: Path) -> None:

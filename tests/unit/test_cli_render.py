@@ -16,7 +16,14 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from rich.console import Console, RenderableType
 from tradectl import render
-from trading.v1 import market_data_pb2, orders_pb2, orders_pb2_grpc, positions_pb2, types_pb2
+from trading.v1 import (
+    admin_pb2,
+    market_data_pb2,
+    orders_pb2,
+    orders_pb2_grpc,
+    positions_pb2,
+    types_pb2,
+)
 from typer.testing import CliRunner
 
 SERVER = render.Server("order-management", "--orders", "127.0.0.1:50051")
@@ -222,6 +229,55 @@ def test_a_table_narrower_than_its_ids_keeps_them_whole_and_says_how_wide_it_is(
     for order in orders:
         assert order.order_id in text
     assert "…" not in text
+
+
+def dead_letter(letter_id: int) -> admin_pb2.DeadLetter:
+    return admin_pb2.DeadLetter(
+        id=letter_id,
+        subscription="executions.position-management",
+        message_id=str(1000 + letter_id),
+        ordering_key=str(uuid.UUID(int=letter_id)),
+        error='ValueError("fill trade-7 of order 0b3c2a4e: last_quantity must be a decimal '
+        "string such as 1.5 or 2e-3, got 'abc'\")",
+        attempts=5,
+        payload_size=245,
+        create_time=stamp(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+    )
+
+
+def test_dead_letters_at_80_columns_keep_ids_and_keys_whole_and_wrap_the_error() -> None:
+    letters = [dead_letter(7), dead_letter(12)]
+    listing = render.dead_letters_table(letters, "position-management", width=80)
+    text = as_text(listing, width=80)
+    assert listing.width <= 80
+    assert "…" not in text
+    for letter in letters:
+        assert letter.ordering_key in text
+        assert f"\n{letter.id:>2} " in f"\n{text}"
+    words = " ".join(text.split())
+    assert "got 'abc'" in words  # the whole error, wrapped over lines
+    assert "executions " in text and "executions.position-management" not in text
+    assert listing.hidden == ("Attempts", "Parked", "Size", "Message ID")
+
+
+def test_dead_letters_on_a_wide_screen_show_every_column_on_one_line_each() -> None:
+    letters = [dead_letter(7)]
+    listing = render.dead_letters_table(letters, "position-management", width=300)
+    text = as_text(listing, width=300)
+    assert listing.hidden == ()
+    assert letters[0].error in text
+    assert "2025-01-02T03:04:05.000+00:00" in text and "245 B" in text
+
+
+def test_unresolved_table_shows_kind_subject_and_the_whole_detail() -> None:
+    issue = admin_pb2.UnresolvedIssue(
+        kind="execution-report",
+        subject=str(uuid.UUID(int=3)),
+        detail="order x in status FILLED cannot be partially filled",
+    )
+    text = as_text(render.unresolved_table([issue], width=80), width=80)
+    assert issue.subject in text and "execution-report" in text
+    assert issue.detail in " ".join(text.split())
 
 
 def test_json_of_an_empty_list_is_an_empty_array() -> None:

@@ -246,6 +246,21 @@ def test_fixed_quantity_sizing_without_a_quantity_is_refused(tmp_path: Path) -> 
     assert "fixed_quantity needs 'quantity'" in message
 
 
+def test_fewer_workers_than_max_streams_plus_four_is_refused_naming_both_keys(
+    tmp_path: Path,
+) -> None:
+    document = {**minimal(), "services": {"max_workers": 11, "max_streams": 8}}
+    message = refusal(write(tmp_path, document))
+    assert "services:" in message
+    assert "max_workers (11) must be at least max_streams + 4 (12)" in message
+
+
+def test_workers_of_exactly_max_streams_plus_four_are_accepted(tmp_path: Path) -> None:
+    document = {**minimal(), "services": {"max_workers": 7, "max_streams": 3}}
+    services = load_config(write(tmp_path, document), {}).services
+    assert (services.max_workers, services.max_streams) == (7, 3)
+
+
 def test_decimals_stay_exact_decimals_never_floats(tmp_path: Path) -> None:
     document = minimal()
     document["instruments"][0]["tick_size"] = "0.01"

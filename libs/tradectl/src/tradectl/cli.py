@@ -1,4 +1,5 @@
-"""`tradectl`: submit, cancel, find and watch orders, list positions and quotes, run the platform.
+"""`tradectl`: submit, cancel, find and watch orders, list positions and quotes, look after dead
+letters and what is unresolved, run the platform.
 
 Every command talks to the gRPC servers through the generated trading.v1 stubs, and imports
 nothing of the server side (`serve` imports it when it runs). Decimals are printed exactly as the
@@ -16,6 +17,8 @@ Exit codes:
   3  the order was refused: DENIED by the platform's checks, or REJECTED by the venue (seen with
      --wait); for `order cancel --wait`, the order was not canceled (it filled, or the venue
      refused the cancel). The order is printed, the reason is also on stderr.
+     For `deadletter replay`: the dead letter still fails and stays parked; its error is on
+     stderr (FAILED_PRECONDITION).
   4  --wait ran out of time before the venue answered; the order is printed as it was then
 """
 
@@ -37,6 +40,8 @@ import typer
 from google.protobuf.message import Message
 from rich.console import Console
 from trading.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     market_data_pb2,
     market_data_pb2_grpc,
     orders_pb2,
@@ -63,14 +68,30 @@ app = typer.Typer(
 )
 order_app = typer.Typer(help="Submit, cancel, find and watch orders.", no_args_is_help=True)
 position_app = typer.Typer(help="Positions and P&L.", no_args_is_help=True)
+deadletter_app = typer.Typer(
+    help="Messages a service parked after they kept failing: list them, replay one.",
+    no_args_is_help=True,
+)
+unresolved_app = typer.Typer(
+    help="What a service's reconciliation found and could not resolve.", no_args_is_help=True
+)
 app.add_typer(order_app, name="order")
 app.add_typer(position_app, name="position")
+app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(unresolved_app, name="unresolved")
 app.command()(serve)
 
 
 class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
+
+
+class ServiceName(StrEnum):
+    ORDER_MANAGEMENT = "order-management"
+    EXECUTION_ROUTER = "execution-router"
+    POSITION_MANAGEMENT = "position-management"
+    MARKET_DATA = "market-data"
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,17 @@ class Settings:
     router: str
     timeout: float
     output: OutputFormat
+    market_data: str = "127.0.0.1:50054"
+
+    def server(self, service: ServiceName) -> render.Server:
+        """A service's server: its name, the global option that sets it, its address."""
+        option, address = {
+            ServiceName.ORDER_MANAGEMENT: ("--orders", self.orders),
+            ServiceName.EXECUTION_ROUTER: ("--router", self.router),
+            ServiceName.POSITION_MANAGEMENT: ("--positions", self.positions),
+            ServiceName.MARKET_DATA: ("--market-data", self.market_data),
+        }[service]
+        return render.Server(service.value, option, address)
 
 
 OutputOption = Annotated[
@@ -111,13 +143,24 @@ def main(
         str,
         typer.Option(metavar="HOST:PORT", envvar="TRADECTL_ROUTER", help="execution-router."),
     ] = "127.0.0.1:50052",
+    market_data: Annotated[
+        str,
+        typer.Option(
+            "--market-data",
+            metavar="HOST:PORT",
+            envvar="TRADECTL_MARKET_DATA",
+            help="market-data (its admin API).",
+        ),
+    ] = "127.0.0.1:50054",
     timeout: Annotated[
         float,
         typer.Option(min=0.1, help="Seconds to wait for each answer (and for --wait)."),
     ] = 10.0,
     output: OutputOption = None,
 ) -> None:
-    ctx.obj = Settings(orders, positions, router, timeout, output or OutputFormat.TABLE)
+    ctx.obj = Settings(
+        orders, positions, router, timeout, output or OutputFormat.TABLE, market_data
+    )
 
 
 def _settings(ctx: typer.Context, output: OutputFormat | None) -> Settings:
@@ -174,6 +217,14 @@ def _execution_service(settings: Settings) -> Iterator[market_data_pb2_grpc.Exec
     server = render.Server("execution-router", "--router", settings.router)
     with _channel(server, settings.timeout) as channel:
         yield market_data_pb2_grpc.ExecutionServiceStub(channel)
+
+
+@contextmanager
+def _admin_service(
+    settings: Settings, service: ServiceName
+) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
+    with _channel(settings.server(service), settings.timeout) as channel:
+        yield admin_pb2_grpc.AdminServiceStub(channel)
 
 
 Parsed = TypeVar("Parsed")
@@ -639,3 +690,109 @@ def get_quote(
     _show_listing(
         settings, [response.quote], lambda width: render.quote_table(response.quote, width), ""
     )
+
+
+ServiceOption = Annotated[
+    ServiceName,
+    typer.Option(
+        "--service",
+        "-s",
+        case_sensitive=False,
+        help="The service to ask; reached at the address of its global option "
+        "(--orders, --router, --positions, --market-data).",
+    ),
+]
+ListLimitOption = Annotated[
+    int, typer.Option(min=1, max=1000, metavar="N", help="At most N, oldest first.")
+]
+
+
+def _more_than_shown(settings: Settings, shown: int, token: str) -> None:
+    if token and settings.output is OutputFormat.TABLE:
+        _stdout().print(
+            f"Showing the oldest {shown}; raise --limit (at most 1000) to see more.",
+            style="dim",
+            markup=False,
+        )
+
+
+@deadletter_app.command("list")
+def list_dead_letters(
+    ctx: typer.Context,
+    *,
+    service: ServiceOption,
+    limit: ListLimitOption = 100,
+    output: OutputOption = None,
+) -> None:
+    """List the messages a service parked after `messaging.max_delivery_attempts` failed
+    deliveries, oldest first, with the last error (payloads: the admin API's FULL view)."""
+    settings = _settings(ctx, output)
+    with _admin_service(settings, service) as admin:
+        response = admin.ListDeadLetters(
+            admin_pb2.ListDeadLettersRequest(page_size=limit), timeout=settings.timeout
+        )
+    found = list(response.dead_letters)
+    _show_listing(
+        settings,
+        found,
+        lambda width: render.dead_letters_table(found, service.value, width),
+        f"No dead letters in {service.value}.",
+    )
+    _more_than_shown(settings, len(found), response.next_page_token)
+
+
+@deadletter_app.command("replay")
+def replay_dead_letter(
+    ctx: typer.Context,
+    letter_id: Annotated[
+        int,
+        typer.Argument(
+            metavar="ID", min=1, help="The dead letter's id, as `deadletter list` shows."
+        ),
+    ],
+    *,
+    service: ServiceOption,
+    output: OutputOption = None,
+) -> None:
+    """Apply a dead letter again, through the handler that failed on it, once the cause is fixed.
+
+    Applied: it leaves the list (exit 0). Still failing: it stays, the error is on stderr (exit 3).
+    """
+    settings = _settings(ctx, output)
+    with _admin_service(settings, service) as admin:
+        try:
+            response = admin.ReplayDeadLetter(
+                admin_pb2.ReplayDeadLetterRequest(id=letter_id), timeout=settings.timeout
+            )
+        except grpc.RpcError as error:
+            if error.code() is not grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            _fail(f"FAILED_PRECONDITION: {error.details()}; it stays parked", EXIT_REFUSED)
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+    else:
+        _stdout().print(render.replayed_line(response.dead_letter, service.value), markup=False)
+
+
+@unresolved_app.command("list")
+def list_unresolved(
+    ctx: typer.Context,
+    *,
+    service: ServiceOption,
+    limit: ListLimitOption = 100,
+    output: OutputOption = None,
+) -> None:
+    """List what a service's reconciliation found wrong and could not repair, oldest first."""
+    settings = _settings(ctx, output)
+    with _admin_service(settings, service) as admin:
+        response = admin.ListUnresolved(
+            admin_pb2.ListUnresolvedRequest(page_size=limit), timeout=settings.timeout
+        )
+    found = list(response.issues)
+    _show_listing(
+        settings,
+        found,
+        lambda width: render.unresolved_table(found, width),
+        f"Nothing unresolved in {service.value}.",
+    )
+    _more_than_shown(settings, len(found), response.next_page_token)

@@ -19,7 +19,7 @@ from rich import box
 from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
-from trading.v1 import market_data_pb2, orders_pb2, positions_pb2, types_pb2
+from trading.v1 import admin_pb2, market_data_pb2, orders_pb2, positions_pb2, types_pb2
 
 START_HINT = "Start the platform with `make run` or `tradectl serve`"
 
@@ -209,11 +209,16 @@ Cell = str | Text
 @dataclass(frozen=True)
 class Column:
     """A column of a listing. Priority 0 is always shown; on a narrow screen the columns of the
-    highest priority number fold away first."""
+    highest priority number fold away first. A `wrap` column holds prose (an error message): it
+    takes the width the others leave, at least `WRAP_MIN_WIDTH`, and its cells wrap within it."""
 
     header: str
     priority: int = 0
     justify: Literal["left", "right"] = "left"
+    wrap: bool = False
+
+
+WRAP_MIN_WIDTH = 24
 
 
 @dataclass(frozen=True)
@@ -249,8 +254,15 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], widt
     rightmost of equal priority first). When even the priority-0 columns do not fit, they are
     shown whole anyway and the listing says how wide it is.
     """
-    needed = [
+    natural = [
         max([cell_len(column.header), *(_cell_width(row[index]) for row in rows)])
+        for index, column in enumerate(columns)
+    ]
+    # What each column needs at least: its widest cell, or for prose what it may wrap within.
+    needed = [
+        min(natural[index], max(WRAP_MIN_WIDTH, cell_len(column.header)))
+        if column.wrap
+        else natural[index]
         for index, column in enumerate(columns)
     ]
     shown = list(range(len(columns)))
@@ -264,13 +276,21 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], widt
 
     while droppable and total() > width:
         shown.remove(droppable.pop())
+    for index in shown:  # prose takes what the others leave, up to its natural width
+        if columns[index].wrap:
+            needed[index] += max(0, min(natural[index] - needed[index], width - total()))
     table = Table(
         box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), expand=False
     )
     for index in shown:
         column = columns[index]
         table.add_column(
-            column.header, justify=column.justify, no_wrap=True, min_width=needed[index]
+            column.header,
+            justify=column.justify,
+            no_wrap=not column.wrap,
+            overflow="fold",
+            min_width=needed[index],
+            max_width=needed[index] if column.wrap else None,
         )
     for row in rows:
         table.add_row(*(row[index] for index in shown))
@@ -370,6 +390,65 @@ def quote_table(quote: market_data_pb2.Quote, width: int = 10_000) -> Listing:
         quote.source,
     )
     return fitted_table(QUOTE_COLUMNS, [row], width)
+
+
+DEAD_LETTER_COLUMNS = (
+    Column("ID", 0, "right"),
+    Column("Topic", 1),
+    Column("Ordering key"),
+    Column("Attempts", 3, "right"),
+    Column("Error", 0, wrap=True),
+    Column("Parked", 2),
+    Column("Size", 4, "right"),
+    Column("Message ID", 5),
+)
+
+
+def topic_of(subscription: str, service: str) -> str:
+    """executions for executions.order-management: the service is the one asked about."""
+    return subscription.removesuffix(f".{service}")
+
+
+def dead_letters_table(
+    letters: Iterable[admin_pb2.DeadLetter], service: str, width: int = 10_000
+) -> Listing:
+    rows = [
+        (
+            str(letter.id),
+            topic_of(letter.subscription, service),
+            letter.ordering_key,
+            str(letter.attempts),
+            Text(letter.error, style="red"),
+            format_time(letter.create_time),
+            f"{letter.payload_size} B",
+            letter.message_id,
+        )
+        for letter in letters
+    ]
+    return fitted_table(DEAD_LETTER_COLUMNS, rows, width)
+
+
+UNRESOLVED_COLUMNS = (
+    Column("Kind"),
+    Column("Subject"),
+    Column("Detail", 0, wrap=True),
+    Column("Reported", 2),
+)
+
+
+def unresolved_table(issues: Iterable[admin_pb2.UnresolvedIssue], width: int = 10_000) -> Listing:
+    rows = [
+        (issue.kind, issue.subject, issue.detail, format_time(issue.create_time))
+        for issue in issues
+    ]
+    return fitted_table(UNRESOLVED_COLUMNS, rows, width)
+
+
+def replayed_line(letter: admin_pb2.DeadLetter, service: str) -> str:
+    return (
+        f"Replayed dead letter {letter.id} of {service} ({letter.subscription}, message "
+        f"{letter.message_id}, ordering key {letter.ordering_key or '-'}); it is no longer listed."
+    )
 
 
 def event_line(event: orders_pb2.StreamOrderEventsResponse) -> Text:

@@ -57,6 +57,10 @@ class ServiceEndpoint(_Strict):
     port: Port
 
 
+# gRPC workers always left for unary calls beside `max_streams` open streams.
+UNARY_WORKERS = 4
+
+
 class Services(_Strict):
     order_management: ServiceEndpoint = ServiceEndpoint(port=50051)
     execution_router: ServiceEndpoint = ServiceEndpoint(port=50052)
@@ -67,6 +71,18 @@ class Services(_Strict):
         8, ge=1, le=1024, description="open streaming calls per service; more are refused"
     )
     shutdown_grace_s: float = Field(5.0, ge=0, description="seconds in-flight calls get on stop")
+
+    @model_validator(mode="after")
+    def _workers_left_for_unary_calls(self) -> Services:
+        # Each open stream holds a worker for its life: unary calls need workers of their own.
+        needed = self.max_streams + UNARY_WORKERS
+        if self.max_workers < needed:
+            raise ValueError(
+                f"max_workers ({self.max_workers}) must be at least max_streams + "
+                f"{UNARY_WORKERS} ({needed}): each open stream holds a worker, and calls such as "
+                "SubmitOrder need the rest; raise max_workers or lower max_streams"
+            )
+        return self
 
 
 class Journal(_Strict):

@@ -9,6 +9,7 @@ process exits 0.
 
 This module is the one place that wires services to transports: a `ServiceSpec` names a
 service's class, its journal tables and its gRPC servicers; a service never registers itself.
+Every server also serves the admin API (`trading_core.admin`) of its service.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 
 import grpc
 
+from trading_core.admin import Administered, add_admin_servicer
 from trading_core.bus import create_bus
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock, SystemClock
@@ -50,8 +52,8 @@ log = logging.getLogger(__name__)
 HEALTH_INTERVAL_S = 0.5
 
 
-class Service(Protocol):
-    """What the runtime needs of a service."""
+class Service(Administered, Protocol):
+    """What the runtime needs of a service (and its admin API, see `Administered`)."""
 
     name: str
     journal: Journal
@@ -122,7 +124,10 @@ class Platform:
                 name,
                 item.endpoint,
                 self._max_workers,
-                (lambda srv, w=wiring, svc=service: w(svc, srv) if w else []),  # type: ignore[misc]
+                lambda srv, w=wiring, svc=service: [  # type: ignore[misc]
+                    *(w(svc, srv) if w else ()),
+                    *add_admin_servicer(svc, srv),
+                ],
             )
             self.servers[name] = server
             service.start()
@@ -132,6 +137,11 @@ class Platform:
             self._serving[name] = False
         self._update_health()
         self._watchdog.start()
+
+    @property
+    def bus(self) -> EventBus:
+        """The bus the hosted services share (an operator's or a test's way to publish)."""
+        return self._bus
 
     def address(self, service: str) -> str:
         return self.servers[service].address

@@ -6,9 +6,12 @@ a reply waits for its ticket, a publish is the journal's outbox, an acknowledgem
 consumed message waits for the ticket of what the message changed.
 
 A message whose handler keeps failing is parked after `messaging.max_delivery_attempts` in the
-service's dead-letter table, with its error, and acknowledged, so its ordering key moves on;
-`tradectl deadletter` lists and replays them. What reconciliation cannot resolve is kept in
-the unresolved table, logged and counted, never dropped.
+service's dead-letter table, with its error, and acknowledged, so its ordering key moves on (a
+consumer that numbers what it applies moves its own count past it too, see `consume`). The same
+message parked again stays one dead letter. A replay applies it through the same handler, with
+`replaying` set, and removes it in the same transaction. The admin API (`trading_core.admin`) and
+`tradectl deadletter` list and replay them. What reconciliation cannot resolve is kept in the
+unresolved table, logged and counted, never dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
@@ -56,18 +59,25 @@ class DeadLetter:
     message_id: str
     ordering_key: str
     attributes: dict[str, str]
-    data: bytes
     error: str
     attempts: int
     time_us: int
+    size: int  # of the payload, in bytes
+    data: bytes = b""  # the payload; left out of listings unless asked for
 
 
 @dataclass(frozen=True)
 class Unresolved:
+    id: int
     kind: str
     subject: str
     detail: str
     time_us: int
+
+
+_DEAD_LETTER_COLUMNS = (
+    "id, subscription, message_id, ordering_key, attributes, error, attempts, time_us, length(data)"
+)
 
 
 class JournaledService:
@@ -85,6 +95,8 @@ class JournaledService:
         self._max_attempts = config.messaging.max_delivery_attempts
         # subscription -> what applies its messages, for dead-letter replay
         self._consumers: dict[str, Callable[[Message], Transaction]] = {}
+        self._replaying = False
+        self._replayed: set[int] = set()  # dead letters replayed, until their removal is durable
 
     # Building records -------------------------------------------------------------------------
 
@@ -117,21 +129,43 @@ class JournaledService:
 
     # Consuming --------------------------------------------------------------------------------
 
-    def consume(self, topic: str, message_type: type[M], apply: Apply[M]) -> None:
+    def consume(
+        self,
+        topic: str,
+        message_type: type[M],
+        apply: Apply[M],
+        *,
+        on_dead_letter: Apply[M] | None = None,
+    ) -> None:
         """Subscribes to a topic. Each message is applied under the lock and acknowledged once
-        what it changed is durable; one that keeps failing is dead-lettered."""
+        what it changed is durable; one that keeps failing is dead-lettered. `on_dead_letter`
+        runs under the lock in the transaction that parks a message (when it parses), so that a
+        consumer that numbers what it applies can move past it."""
         instance = new_id()[:8] if topic in PER_INSTANCE_TOPICS else ""
         subscription = subscription_name(topic, self.name, instance)
 
-        def applied(message: Message) -> Transaction:
+        def parsed_from(message: Message) -> M:
             try:
-                parsed = message_type.FromString(message.data)
+                return message_type.FromString(message.data)
             except DecodeError as error:
                 raise ValueError(f"not a {message_type.__name__}: {error}") from None
+
+        def applied(message: Message) -> Transaction:
+            parsed = parsed_from(message)
             transaction = Transaction()
             with trace_scope(getattr(parsed, "traceparent", "")), self.lock:
                 apply(parsed, transaction)
             return transaction
+
+        def parked(message: Message, transaction: Transaction) -> None:
+            if on_dead_letter is None:
+                return
+            try:
+                parsed = parsed_from(message)
+            except ValueError:
+                return  # nothing to move past: it never was one of ours
+            with trace_scope(getattr(parsed, "traceparent", "")), self.lock:
+                on_dead_letter(parsed, transaction)
 
         def on_message(message: Message) -> Durable | None:
             try:
@@ -139,13 +173,19 @@ class JournaledService:
             except Exception as error:
                 if message.delivery_attempt < self._max_attempts:
                     raise
-                return self._dead_letter(subscription, message, error)
+                return self._dead_letter(subscription, message, error, parked)
             return self.commit(transaction) if transaction else None
 
         self._consumers[subscription] = applied
         self.bus.subscribe(topic, subscription, on_message)
 
-    def _dead_letter(self, subscription: str, message: Message, error: Exception) -> Ticket:
+    def _dead_letter(
+        self,
+        subscription: str,
+        message: Message,
+        error: Exception,
+        parked: Callable[[Message, Transaction], None],
+    ) -> Ticket:
         log.error(
             "dead-lettered message %s of %s after %d attempts: %r",
             message.message_id,
@@ -154,6 +194,23 @@ class JournaledService:
             error,
         )
         transaction = Transaction()
+        try:
+            parked(message, transaction)
+        except Exception:
+            log.exception("moving past dead letter %s failed", message.message_id)
+            transaction = Transaction()
+        text = repr(error)[:_MAX_ERROR_LENGTH]
+        known = self.journal.query(
+            "SELECT id FROM dead_letters WHERE subscription = ? AND data = ?",
+            (subscription, message.data),
+        )
+        if known:  # delivered again (a producer's resend): one dead letter, attempts add up
+            transaction.execute(
+                "UPDATE dead_letters SET message_id = ?, error = ?, attempts = attempts + ?"
+                " WHERE id = ?",
+                (message.message_id, text, message.delivery_attempt, known[0][0]),
+            )
+            return self.commit(transaction)
         transaction.execute(
             "INSERT INTO dead_letters (subscription, message_id, ordering_key, attributes, data,"
             " error, attempts, time_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -163,43 +220,77 @@ class JournaledService:
                 message.ordering_key,
                 json.dumps(dict(message.attributes)),
                 message.data,
-                repr(error)[:_MAX_ERROR_LENGTH],
+                text,
                 message.delivery_attempt,
                 now_us(),
             ),
         )
         return self.commit(transaction)
 
-    def dead_letters(self) -> list[DeadLetter]:
+    def dead_letters(
+        self, *, after: int = 0, limit: int = 1000, with_payload: bool = False
+    ) -> list[DeadLetter]:
+        """Dead letters with an id above `after`, oldest first; payloads only when asked."""
+        payload = ", data" if with_payload else ""
         rows = self.journal.query(
-            "SELECT id, subscription, message_id, ordering_key, attributes, data, error, attempts,"
-            " time_us FROM dead_letters ORDER BY id"
+            f"SELECT {_DEAD_LETTER_COLUMNS}{payload} FROM dead_letters "  # noqa: S608
+            "WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
         )
-        return [
-            DeadLetter(r[0], r[1], r[2], r[3], json.loads(r[4]), bytes(r[5]), r[6], r[7], r[8])
-            for r in rows
-        ]
+        return [_dead_letter(row) for row in rows]
 
-    def replay_dead_letter(self, letter_id: int) -> None:
-        """Applies a dead letter again; it leaves the table once applied. Raises
-        FailedPrecondition with the error when it still fails."""
-        letter = next((d for d in self.dead_letters() if d.id == letter_id), None)
-        if letter is None:
-            raise NotFound(f"{self.name} has no dead letter {letter_id}")
-        message = Message(
-            data=letter.data,
-            attributes=letter.attributes,
-            ordering_key=letter.ordering_key,
-            message_id=letter.message_id,
+    def dead_letter(self, letter_id: int) -> DeadLetter | None:
+        """One dead letter with its payload; None when there is none with this id."""
+        rows = self.journal.query(
+            f"SELECT {_DEAD_LETTER_COLUMNS}, data FROM dead_letters WHERE id = ?",  # noqa: S608
+            (letter_id,),
         )
-        try:
-            transaction = self._consumers[letter.subscription](message)
-        except Exception as error:
-            raise FailedPrecondition(
-                f"dead letter {letter_id} still fails: {error!r}"[:_MAX_ERROR_LENGTH]
-            ) from None
-        transaction.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
-        self.commit(transaction).wait()
+        return _dead_letter(rows[0]) if rows else None
+
+    @property
+    def replaying(self) -> bool:
+        """True while a dead letter is applied again (under the lock): it was never applied, so
+        a consumer that skips what it numbered as applied must not skip it."""
+        return self._replaying
+
+    def replay_dead_letter(self, letter_id: int) -> DeadLetter:
+        """Applies a dead letter again through its subscription's handler; once that is durable
+        it has left the table. Raises NotFound, or FailedPrecondition with the error when it
+        still fails (it stays)."""
+        with self.lock:
+            letter = None if letter_id in self._replayed else self.dead_letter(letter_id)
+            if letter is None:
+                raise NotFound(f"{self.name} has no dead letter {letter_id}")
+            apply = self._consumers.get(letter.subscription)
+            if apply is None:
+                raise FailedPrecondition(
+                    f"{self.name} does not consume {letter.subscription} (any more): dead letter "
+                    f"{letter_id} has no handler to replay it"
+                )
+            message = Message(
+                data=letter.data,
+                attributes=letter.attributes,
+                ordering_key=letter.ordering_key,
+                message_id=letter.message_id,
+                delivery_attempt=letter.attempts + 1,
+            )
+            self._replaying = True
+            try:
+                transaction = apply(message)
+            except Exception as error:
+                log.warning("dead letter %d still fails: %r", letter_id, error)
+                raise FailedPrecondition(
+                    f"dead letter {letter_id} still fails: {error!r}"[:_MAX_ERROR_LENGTH]
+                ) from None
+            finally:
+                self._replaying = False
+            transaction.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+            self._replayed.add(letter_id)
+            ticket = self.commit(transaction)
+        log.info("replayed dead letter %d of %s", letter_id, letter.subscription)
+        ticket.add_done_callback(lambda: self._replayed.discard(letter_id))
+        ticket.wait()
+        return replace(letter, data=b"")
 
     # Unresolved -------------------------------------------------------------------------------
 
@@ -220,9 +311,12 @@ class JournaledService:
             "DELETE FROM unresolved WHERE kind = ? AND subject = ?", (kind, subject)
         )
 
-    def unresolved(self) -> list[Unresolved]:
+    def unresolved(self, *, after: int = 0, limit: int = 1000) -> list[Unresolved]:
+        """What is unresolved, with an id above `after`, oldest first."""
         rows = self.journal.query(
-            "SELECT kind, subject, detail, time_us FROM unresolved ORDER BY time_us"
+            "SELECT id, kind, subject, detail, time_us FROM unresolved WHERE id > ? "
+            "ORDER BY id LIMIT ?",
+            (after, limit),
         )
         return [Unresolved(*row) for row in rows]
 
@@ -264,4 +358,21 @@ def _record(
         instrument=message.instrument,
         topic=topic,
         ordering_key=key,
+    )
+
+
+def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
+    letter_id, subscription, message_id, key, attributes, error, attempts, time_us, size = row[:9]
+    data = bytes(row[9]) if len(row) > 9 else b""
+    return DeadLetter(
+        letter_id,
+        subscription,
+        message_id,
+        key,
+        json.loads(attributes),
+        error,
+        attempts,
+        time_us,
+        size,
+        data,
     )

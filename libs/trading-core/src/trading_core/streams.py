@@ -1,4 +1,10 @@
-"""Fan-out of live events to streaming RPCs, with a bound on how far a client may fall behind."""
+"""Fan-out of live events to streaming RPCs, with a bound on how far a client may fall behind
+and on how many streams are open at once.
+
+Each open stream holds one of the server's gRPC worker threads for its life. `max_streams`
+(config `services.max_streams`, below `services.max_workers`) keeps workers free for unary
+calls: a stream beyond it is refused with RESOURCE_EXHAUSTED.
+"""
 
 from __future__ import annotations
 
@@ -49,8 +55,9 @@ class StreamSubscription(Generic[T]):
 class Broadcaster(Generic[T]):
     """Hands every published item to the live subscribers that accept it."""
 
-    def __init__(self, limit: int = 10_000) -> None:
+    def __init__(self, limit: int = 10_000, *, max_streams: int = 8) -> None:
         self._limit = limit
+        self._max_streams = max_streams
         self._subscribers: list[StreamSubscription[T]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -74,7 +81,15 @@ class Broadcaster(Generic[T]):
         with self._lock:
             if self._closed:
                 return iter(())
-            self._subscribers.append(subscriber)
+            open_streams = len(self._subscribers)
+            if open_streams < self._max_streams:
+                self._subscribers.append(subscriber)
+        if open_streams >= self._max_streams:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{open_streams} streams are open, the most this service allows "
+                "(services.max_streams); close one or raise it",
+            )
         context.add_callback(lambda: self._drop(subscriber))
         return self._deliver(context, subscriber)
 

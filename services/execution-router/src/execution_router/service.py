@@ -110,6 +110,11 @@ class ExecutionRouter(JournaledService):
         )
         self._worker = VenueWorker(self.client)
         self._open: dict[str, RoutedOrder] = {}
+        # Rows queued but not yet durable, which the journal cannot show yet: a command delivered
+        # twice in that window is a duplicate all the same (and a second insert would fail the
+        # journal's commit).
+        self._queued_orders: set[str] = set()  # tombstones of orders never received
+        self._queued_cancels: set[str] = set()  # request ids of cancels
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
 
@@ -184,7 +189,9 @@ class ExecutionRouter(JournaledService):
 
     def _on_cancel(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, request_id = command.order_id, command.cancel_order.request_id
-        if self.journal.query("SELECT 1 FROM cancel_requests WHERE request_id = ?", (request_id,)):
+        if request_id in self._queued_cancels or self.journal.query(
+            "SELECT 1 FROM cancel_requests WHERE request_id = ?", (request_id,)
+        ):
             self._republish_after(transaction, order_id)
             return
         routed = self._open.get(order_id)
@@ -198,6 +205,8 @@ class ExecutionRouter(JournaledService):
             "INSERT INTO cancel_requests (request_id, order_id) VALUES (?, ?)",
             (request_id, order_id),
         )
+        self._queued_cancels.add(request_id)
+        transaction.then(lambda: self._queued_cancels.discard(request_id))
         client = self.client
         cancel = lambda: client.cancel_order(order_id, request_id)  # noqa: E731
         transaction.then(lambda: self._worker.call(cancel))
@@ -316,6 +325,8 @@ class ExecutionRouter(JournaledService):
             "INSERT INTO routed_orders (order_id, is_open, report_sequence) VALUES (?, 0, 1)",
             (order_id,),
         )
+        self._queued_orders.add(order_id)
+        transaction.then(lambda: self._queued_orders.discard(order_id))
 
     def _check_fills(self, query: events_pb2.QueryFills, transaction: Transaction) -> None:
         """Publishes again the reports of the orders filled in the window when position-management
@@ -344,8 +355,12 @@ class ExecutionRouter(JournaledService):
     # State ------------------------------------------------------------------------------------
 
     def _known(self, order_id: str) -> bool:
-        return order_id in self._open or bool(
-            self.journal.query("SELECT 1 FROM routed_orders WHERE order_id = ?", (order_id,))
+        return (
+            order_id in self._open
+            or order_id in self._queued_orders
+            or bool(
+                self.journal.query("SELECT 1 FROM routed_orders WHERE order_id = ?", (order_id,))
+            )
         )
 
     def _save(self, transaction: Transaction, routed: RoutedOrder, *, is_open: bool) -> None:

@@ -12,6 +12,10 @@ data): its retry is decided afresh.
 Reconciliation: an order the venue has not answered after `reconciliation.order_age_ms` is
 asked about (QueryOrder); a pending cancel is asked again with its request id; a gap in an
 order's report sequence is asked about too. The router answers with the order's reports.
+
+A report that cannot be applied as it stands (InvalidExecutionReport) is redelivered, then
+dead-lettered, and the order's report count moves past it; one that does not fit the order's
+status (InvalidOrderTransition) is a fact kept as unresolved.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ from trading_core.service import JournaledService
 from trading_core.streams import Broadcaster
 
 from order_management.domain.orders import (
-    InvalidExecutionReport,
     InvalidOrderTransition,
     Order,
     status_name,
@@ -136,7 +139,9 @@ class OrderManagement(JournaledService):
         self.quotes = QuoteBook()
         # Pre-trade risk view: the latest position of each account and instrument.
         self.positions: dict[tuple[str, str], positions_pb2.Position] = {}
-        self.updates: Broadcaster[OrderUpdate] = Broadcaster()
+        self.updates: Broadcaster[OrderUpdate] = Broadcaster(
+            max_streams=config.services.max_streams
+        )
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
 
@@ -146,7 +151,12 @@ class OrderManagement(JournaledService):
         self._load()
         super().start()
         self.consume("market-data", events_pb2.Event, self._on_quote)
-        self.consume("executions", events_pb2.Event, self._on_execution)
+        self.consume(
+            "executions",
+            events_pb2.Event,
+            self._on_execution,
+            on_dead_letter=self._passed_execution,
+        )
         self.consume("positions", events_pb2.Event, self._on_position)
         self.reconcile(everything=True)
         self._reconciler.start()
@@ -468,27 +478,43 @@ class OrderManagement(JournaledService):
                 transaction, "execution-report", event.order_id, "a report for an unknown order"
             )
             return
-        if event.sequence <= tracked.report_sequence:
-            return  # applied before
-        if event.sequence > tracked.report_sequence + 1:
-            log.warning(
-                "order %s: report %d arrived after %d; asking the router",
-                event.order_id,
-                event.sequence,
-                tracked.report_sequence,
-            )
-            self._ask_router(tracked, transaction)
-            return
+        # A replayed dead letter was never applied, whatever the order's count says.
+        if not self.replaying:
+            if event.sequence <= tracked.report_sequence:
+                return  # applied before
+            if event.sequence > tracked.report_sequence + 1:
+                log.warning(
+                    "order %s: report %d arrived after %d; asking the router",
+                    event.order_id,
+                    event.sequence,
+                    tracked.report_sequence,
+                )
+                self._ask_router(tracked, transaction)
+                return
         order = tracked.order
         try:
             order.apply_execution(event.execution_report, order.sequence + 1, event_time(event))
-        except (InvalidOrderTransition, InvalidExecutionReport) as error:
+        except InvalidOrderTransition as error:
             # The venue's word is a fact even when it does not fit: an operator must see it.
             self.report_unresolved(transaction, "execution-report", event.event_id, str(error))
-        tracked.report_sequence = event.sequence
+        # An InvalidExecutionReport (a decimal that is not one, a fill without a trade id, more
+        # than the order's quantity) raises: redelivered, then dead-lettered (_passed_execution).
+        tracked.report_sequence = max(tracked.report_sequence, event.sequence)
         if event.order_id not in self._orders:
             self._remember(tracked)
         self._changed(tracked, event, transaction)
+
+    def _passed_execution(self, event: events_pb2.Event, transaction: Transaction) -> None:
+        """A report that was dead-lettered: the order's count moves past it, so its later reports
+        apply (a replay still applies it). Otherwise the next report would look like a gap, the
+        router would be asked, and its resend would be dead-lettered again, for ever."""
+        tracked = self._orders.get(event.order_id) or self._load_one(
+            "order_id = ?", (event.order_id,)
+        )
+        if tracked is None or event.sequence != tracked.report_sequence + 1:
+            return
+        tracked.report_sequence = event.sequence
+        transaction.execute(_SAVE_ORDER, _order_row(tracked, tracked.order.to_proto()))
 
     def _on_quote(self, event: events_pb2.Event, _transaction: Transaction) -> None:
         self.quotes.apply(event)

@@ -18,6 +18,7 @@ from trading.v1 import events_pb2, positions_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
+from trading_core.decimals import parse_decimal
 from trading_core.errors import NotFound
 from trading_core.events import event_time, timestamp
 from trading_core.journal import Journal, Transaction
@@ -63,21 +64,32 @@ class PositionChange:
 
 
 def fill_of(event: events_pb2.Event) -> Fill | None:
-    """The fill an event carries, or None for any other event or a report without a fill."""
+    """The fill an event carries, or None for any other event or a report without a fill.
+    Decimals are parsed with the one wire grammar, as order-management does: a report that
+    breaks it raises ValueError (redelivered, then dead-lettered)."""
     if event.WhichOneof("payload") != "execution_report":
         return None
     report = event.execution_report
     if not report.trade_id or not report.last_quantity:
         return None
+
+    def amount(text: str, name: str) -> Decimal:
+        try:
+            value = parse_decimal(text, name)
+        except ValueError as error:
+            raise ValueError(f"fill {report.trade_id} of order {event.order_id}: {error}") from None
+        assert value is not None  # required
+        return value
+
     return Fill(
         trade_id=report.trade_id,
         order_id=event.order_id,
         account_id=event.account_id,
         instrument=event.instrument,
         side=report.side,
-        quantity=Decimal(report.last_quantity),
-        price=Decimal(report.last_price),
-        fee=Decimal(report.fee or "0"),
+        quantity=amount(report.last_quantity, "last_quantity"),
+        price=amount(report.last_price, "last_price"),
+        fee=amount(report.fee or "0", "fee"),
         time=event_time(event),
     )
 
@@ -89,7 +101,9 @@ class PositionManagement(JournaledService):
         super().__init__(config, bus, journal, clock)
         self._book = PositionBook(config.instruments)
         self._quotes = QuoteBook()
-        self.changes: Broadcaster[PositionChange] = Broadcaster()
+        self.changes: Broadcaster[PositionChange] = Broadcaster(
+            max_streams=config.services.max_streams
+        )
         self._stopping = threading.Event()
         self._checker = threading.Thread(target=self._check_periodically, daemon=True)
 
