@@ -246,7 +246,6 @@ def test_orders_positions_and_fills_are_unchanged_when_a_tenth_of_deliveries_rep
 
     assert duplicator.duplicated["executions"] > 0 and duplicator.duplicated["orders"] > 0
     assert late > 0
-    print(f"duplicated {dict(duplicator.duplicated)}, {late} of them late")  # noqa: T201
     fills = duplicator.fills()
     assert len({e.execution_report.trade_id for e in fills}) == len(fills)
 

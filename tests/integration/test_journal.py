@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from trading_core.bus.memory import InMemoryBus
 from trading_core.journal import Journal, JournalInUse, Record, Transaction
+from trading_core.outbox import Outbox
 
 from tests.support import wait_until
 
@@ -160,3 +162,32 @@ def test_a_journal_that_cannot_write_stops_instead_of_serving_unsaved_state(
     wait_until(lambda: failures, 5, "the failure to be reported")
     assert not answered.is_set()
     assert not journal.healthy()
+
+
+def test_a_record_committed_after_the_bus_closed_is_published_on_the_next_start(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "svc.journal"
+    journal = Journal(path, SCHEMA)
+    bus = InMemoryBus()
+    Outbox(journal, bus).start()
+    bus.close()
+    journal.commit(_published(record(1, topic="orders"))).wait()  # as a stop's last commit
+    journal.close()
+
+    reopened = Journal(path, SCHEMA)
+    restarted = InMemoryBus()
+    received: list[bytes] = []
+    restarted.subscribe("orders", "orders.execution-router", lambda m: received.append(m.data))
+    outbox = Outbox(reopened, restarted)
+    outbox.start()
+    wait_until(lambda: received == [b"payload-1"], 10, "the kept record to be published")
+    outbox.stop()
+    restarted.close()
+    reopened.close()
+
+
+def _published(kept: Record) -> Transaction:
+    transaction = Transaction()
+    transaction.keep(kept)
+    return transaction
