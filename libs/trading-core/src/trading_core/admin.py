@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import grpc
-from google.protobuf import timestamp_pb2
 from trading.v1 import admin_pb2, admin_pb2_grpc
 
 from trading_core.errors import InvalidArgument, grpc_errors
+from trading_core.events import micros_timestamp
 from trading_core.service import DeadLetter, Unresolved
 
 DEFAULT_PAGE_SIZE = 100
@@ -77,7 +77,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     kind=item.kind,
                     subject=item.subject,
                     detail=item.detail,
-                    create_time=_timestamp(item.time_us),
+                    create_time=micros_timestamp(item.time_us),
                 )
                 for item in found[:size]
             ],
@@ -99,7 +99,7 @@ def to_proto(letter: DeadLetter) -> admin_pb2.DeadLetter:
         ordering_key=letter.ordering_key,
         error=letter.error,
         attempts=letter.attempts,
-        create_time=_timestamp(letter.time_us),
+        create_time=micros_timestamp(letter.time_us),
         payload_size=letter.size,
         payload=letter.data,
         attributes=letter.attributes,
@@ -123,8 +123,3 @@ def _after(token: str) -> int:
 
 def _next_token(items: Sequence[DeadLetter | Unresolved], size: int) -> str:
     return str(items[size - 1].id) if len(items) > size else ""
-
-
-def _timestamp(time_us: int) -> timestamp_pb2.Timestamp:
-    seconds, micros = divmod(time_us, 1_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1_000)

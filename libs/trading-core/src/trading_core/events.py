@@ -59,3 +59,28 @@ def event_time(event: events_pb2.Event) -> datetime:
     """As event.event_time.ToDatetime(tzinfo=UTC), at a fraction of its cost."""
     stamp = event.event_time
     return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1_000)
+
+
+# Times in the journals are whole microseconds since the epoch, UTC: exact integer arithmetic,
+# never a float (a float of today's epoch seconds cannot hold every microsecond).
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch of a moment (a naive one is UTC)."""
+    return (moment - (_EPOCH if moment.tzinfo is not None else _NAIVE_EPOCH)) // _MICROSECOND
+
+
+def stamp_micros(stamp: timestamp_pb2.Timestamp) -> int:
+    """Microseconds since the epoch of a protobuf Timestamp."""
+    return stamp.seconds * 1_000_000 + stamp.nanos // 1_000
+
+
+def from_micros(us: int) -> datetime:
+    """The UTC moment `us` microseconds after the epoch."""
+    return _EPOCH + us * _MICROSECOND
+
+
+def micros_timestamp(us: int) -> timestamp_pb2.Timestamp:
+    seconds, rest = divmod(us, 1_000_000)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=rest * 1_000)

@@ -38,7 +38,7 @@ from trading_core.bus.base import (
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import FailedPrecondition, NotFound
-from trading_core.events import event_type, new_id, timestamp
+from trading_core.events import event_type, new_id, stamp_micros, timestamp
 from trading_core.journal import Journal, Record, Ticket, Transaction, now_us
 from trading_core.outbox import Outbox
 from trading_core.telemetry import current_traceparent, trace_scope
@@ -352,7 +352,7 @@ def _record(
         record_type=record_type,
         is_event=isinstance(message, events_pb2.Event),
         payload=message.SerializeToString(),
-        time_us=stamp.seconds * 1_000_000 + stamp.nanos // 1_000,
+        time_us=stamp_micros(stamp),
         order_id=message.order_id,
         account_id=message.account_id,
         instrument=message.instrument,

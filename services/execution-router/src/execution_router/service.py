@@ -22,12 +22,12 @@ import threading
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import NotFound
+from trading_core.events import stamp_micros
 from trading_core.journal import Journal, Transaction
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote, QuoteBook
@@ -331,7 +331,7 @@ class ExecutionRouter(JournaledService):
     def _check_fills(self, query: events_pb2.QueryFills, transaction: Transaction) -> None:
         """Publishes again the reports of the orders filled in the window when position-management
         counts a different number of fills there than the router made."""
-        window = (_us(query.since_time), _us(query.until_time))
+        window = (stamp_micros(query.since_time), stamp_micros(query.until_time))
         ((count,),) = self.journal.query(
             "SELECT count(*) FROM router_fills WHERE time_us >= ? AND time_us < ?", window
         )
@@ -473,7 +473,3 @@ def _restored_report(last: events_pb2.ExecutionReport) -> Report:
         leaves_quantity=Decimal(last.leaves_quantity or "0"),
         average_price=Decimal(last.average_price) if last.average_price else None,
     )
-
-
-def _us(stamp: Timestamp) -> int:
-    return int(stamp.seconds * 1_000_000 + stamp.nanos // 1_000)

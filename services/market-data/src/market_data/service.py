@@ -17,7 +17,7 @@ from trading.v1 import events_pb2
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
-from trading_core.journal import Journal, Transaction
+from trading_core.journal import Journal, Transaction, set_progress
 from trading_core.quotes import Quote
 from trading_core.service import JournaledService
 
@@ -77,11 +77,7 @@ class MarketDataProducer(JournaledService):
                 "ON CONFLICT (instrument) DO UPDATE SET mid = excluded.mid",
                 (symbol, str(mid)),
             )
-        transaction.execute(
-            "INSERT INTO progress (name, value) VALUES ('ticks', ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (self._feed.ticks,),
-        )
+        transaction.execute(*set_progress("ticks", self._feed.ticks))
         return transaction
 
     def _run(self) -> None:

@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import grpc
@@ -34,7 +34,7 @@ from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.decimals import DEFAULT_PRECISION, Precision
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
-from trading_core.events import event_time, new_id
+from trading_core.events import event_time, from_micros, micros, new_id
 from trading_core.journal import Journal, Record, Ticket, Transaction
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService
@@ -122,10 +122,6 @@ class _Tracked:
     asked_at: datetime | None = None  # when the router was last asked about it
 
 
-def _us(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
-
-
 class OrderManagement(JournaledService):
     name = "order-management"
 
@@ -173,7 +169,7 @@ class OrderManagement(JournaledService):
 
     def _load(self) -> None:
         """Loads open orders and recently finished ones; rebuilds the account activity."""
-        horizon = _us(self.clock.now() - self._retention)
+        horizon = micros(self.clock.now() - self._retention)
         # Two indexed reads (open orders; orders created within the retention), not one scan:
         # a finished order older than that is read from the journal when asked for.
         rows = self.journal.query(
@@ -183,13 +179,13 @@ class OrderManagement(JournaledService):
         )
         for row in rows:
             self._remember(self._tracked_of(row))
-        day_ago = _us(self.clock.now() - timedelta(days=1))
+        day_ago = micros(self.clock.now() - timedelta(days=1))
         for account_id, created in self.journal.query(
             "SELECT account_id, create_time_us FROM orders WHERE create_time_us >= ? "
             "AND status != ? ORDER BY create_time_us",
             (day_ago, types_pb2.ORDER_STATUS_DENIED),
         ):
-            self._activity.record(account_id, _time(created))
+            self._activity.record(account_id, from_micros(created))
         log.info("%s loaded %d orders", self.name, len(rows))
 
     @property
@@ -606,8 +602,8 @@ def _order_row(tracked: _Tracked, snapshot: orders_pb2.Order) -> tuple[object, .
         order.instrument,
         order.status,
         int(order.is_open),
-        _us(order.create_time),
-        _us(order.update_time),
+        micros(order.create_time),
+        micros(order.update_time),
         order.request_id if tracked.binds_ids else None,
         order.client_order_id if tracked.binds_ids else None,
         tracked.own_sequence,
@@ -615,10 +611,6 @@ def _order_row(tracked: _Tracked, snapshot: orders_pb2.Order) -> tuple[object, .
         int(order.venue_accepted),
         snapshot.SerializeToString(),
     )
-
-
-def _time(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
 # The request fields that make two submits the same request. A signal's quantity is sized by

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trading.v1 import events_pb2, positions_pb2
@@ -20,7 +20,7 @@ from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.decimals import parse_decimal
 from trading_core.errors import NotFound
-from trading_core.events import event_time, timestamp
+from trading_core.events import event_time, from_micros, micros, timestamp
 from trading_core.journal import Journal, Transaction
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService
@@ -113,7 +113,7 @@ class PositionManagement(JournaledService):
         self.consume("market-data", events_pb2.Event, self._on_quote)
         self.consume("executions", events_pb2.Event, self._on_execution)
         self.check_positions()
-        self.ask_router_about_fills(since=datetime.fromtimestamp(0, UTC), until=self.clock.now())
+        self.ask_router_about_fills(since=from_micros(0), until=self.clock.now())
         self._checker.start()
 
     def stop(self) -> None:
@@ -210,7 +210,7 @@ class PositionManagement(JournaledService):
     def ask_router_about_fills(self, since: datetime, until: datetime) -> None:
         """Tells the router how many fills it has in [since, until): the router, which owns the
         fills, publishes them again when it made a different number (a lost message)."""
-        window = (_us(since), _us(until))
+        window = (micros(since), micros(until))
         ((count,),) = self.journal.query(
             "SELECT count(*) FROM fills WHERE time_us >= ? AND time_us < ?", window
         )
@@ -258,14 +258,6 @@ _SAVE_POSITION = (
 )
 
 
-def _us(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1_000_000)
-
-
-def _from_us(us: int | None) -> datetime | None:
-    return None if us is None else datetime.fromtimestamp(us / 1_000_000, tz=UTC)
-
-
 def _fill_row(fill: Fill) -> tuple[object, ...]:
     return (
         fill.trade_id,
@@ -276,7 +268,7 @@ def _fill_row(fill: Fill) -> tuple[object, ...]:
         str(fill.quantity),
         str(fill.price),
         str(fill.fee),
-        _us(fill.time),
+        micros(fill.time),
     )
 
 
@@ -291,7 +283,7 @@ def _fill(row: tuple[object, ...]) -> Fill:
         quantity=Decimal(str(quantity)),
         price=Decimal(str(price)),
         fee=Decimal(str(fee)),
-        time=_from_us(time_us) or datetime.now(UTC),  # type: ignore[arg-type]
+        time=from_micros(int(time_us)),  # type: ignore[call-overload]
     )
 
 
@@ -304,7 +296,7 @@ def _position_row(position: Position) -> tuple[object, ...]:
         str(position.realized_pnl),
         str(position.fees),
         position.sequence,
-        _us(position.update_time),
+        None if position.update_time is None else micros(position.update_time),
     )
 
 
@@ -318,5 +310,5 @@ def _position(row: tuple[object, ...]) -> Position:
         realized_pnl=Decimal(str(realized)),
         fees=Decimal(str(fees)),
         sequence=int(sequence),  # type: ignore[call-overload]
-        update_time=_from_us(update_us),  # type: ignore[arg-type]
+        update_time=None if update_us is None else from_micros(int(update_us)),  # type: ignore[call-overload]
     )

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 from trading.v1 import events_pb2
 
-from trading_core.events import event_type
+from trading_core.events import event_type, stamp_micros
 
 EventReader = Callable[[events_pb2.Event], Any]
 
@@ -48,8 +48,7 @@ def _text(field: str) -> EventReader:
 def _event_time(event: events_pb2.Event) -> int | None:
     if not event.HasField("event_time"):
         return None
-    seconds, nanos = event.event_time.seconds, event.event_time.nanos
-    return seconds * 1_000_000 + nanos // 1_000
+    return stamp_micros(event.event_time)
 
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
