@@ -357,3 +357,28 @@ def test_a_query_for_an_unknown_order_delivered_twice_at_once_rejects_it_once(
     assert [r.execution_type for r in reports(embedded, never_sent.order_id)] == [
         types_pb2.EXECUTION_TYPE_REJECTED
     ]
+
+
+def test_a_cancel_of_a_filled_order_is_rejected_and_the_order_stays_finished_at_the_router(
+    platform: tuple[Clients, Platform],
+) -> None:
+    clients, embedded = platform
+    touch(clients, "BTC-USD")
+    order = submit(clients)
+    wait_until(lambda: status(clients, order) == types_pb2.ORDER_STATUS_FILLED, TIMEOUT)
+    cancel = command(order, cancel_order=events_pb2.CancelOrder(request_id=str(uuid.uuid4())))
+    embedded.bus.publish("orders", cancel, ordering_key=order.order_id)
+
+    router_is_past(embedded)
+    assert [r.execution_type for r in reports(embedded, order.order_id)] == [
+        types_pb2.EXECUTION_TYPE_ACCEPTED,
+        types_pb2.EXECUTION_TYPE_FILLED,
+        types_pb2.EXECUTION_TYPE_CANCEL_REJECTED,
+    ]
+    router = embedded.service("execution-router")
+    router.journal.sync_point().wait()
+    # Still finished: a restart must never put a filled order back on the venue's book.
+    assert router.journal.query(
+        "SELECT is_open FROM routed_orders WHERE order_id = ?", (order.order_id,)
+    ) == [(0,)]
+    assert status(clients, order) == types_pb2.ORDER_STATUS_FILLED

@@ -97,6 +97,7 @@ class RoutedOrder:
     report_sequence: int = 0
     last: events_pb2.ExecutionReport | None = None
     arrival_price: str = ""
+    is_open: bool = True
 
 
 class ExecutionRouter(JournaledService):
@@ -110,11 +111,12 @@ class ExecutionRouter(JournaledService):
         )
         self._worker = VenueWorker(self.client)
         self._open: dict[str, RoutedOrder] = {}
-        # Rows queued but not yet durable, which the journal cannot show yet: a command delivered
-        # twice in that window is a duplicate all the same (and a second insert would fail the
-        # journal's commit).
-        self._queued_orders: set[str] = set()  # tombstones of orders never received
-        self._queued_cancels: set[str] = set()  # request ids of cancels
+        # What changed in memory but is not durable yet, which the journal cannot show: a command
+        # delivered in that window must find it all the same (a finished order must not be
+        # routed again, a second insert would fail the journal's commit). Orders that finished
+        # (None: rejected as never received) by their order id; cancels by their request id.
+        self._settling: dict[str, tuple[RoutedOrder | None, object]] = {}
+        self._queued_cancels: set[str] = set()
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
 
@@ -184,7 +186,7 @@ class ExecutionRouter(JournaledService):
         order = self._protected(venue_order(command.submit_order.order))
         routed = RoutedOrder(order, command.submit_order, arrival_price=self._touch(order))
         self._open[order_id] = routed
-        self._save(transaction, routed, is_open=True)
+        self._save(transaction, routed)
         transaction.then(lambda: self._send(order))
 
     def _on_cancel(self, command: events_pb2.Command, transaction: Transaction) -> None:
@@ -273,26 +275,18 @@ class ExecutionRouter(JournaledService):
                 "INSERT INTO router_fills (trade_id, order_id, time_us) VALUES (?, ?, ?)",
                 (report.trade_id, order.order_id, record.time_us),
             )
-        finished = report.execution_type in _FINISHED
-        if finished:
+        if report.execution_type in _FINISHED:
+            routed.is_open = False
             self._open.pop(order.order_id, None)
-        self._save(transaction, routed, is_open=not finished)
+        self._save(transaction, routed)
+        if not routed.is_open:
+            self._hold_until_durable(transaction, order.order_id, routed)
 
     def _cancel_rejected(self, order_id: str, request_id: str, transaction: Transaction) -> None:
         """A cancel of an order that has finished: rejected with the order's final state."""
-        rows = self.journal.query(
-            "SELECT report_sequence, submit, last_report FROM routed_orders WHERE order_id = ?",
-            (order_id,),
-        )
-        if not rows or rows[0][1] is None:
-            return
-        sequence, submit, last = rows[0]
-        routed = RoutedOrder(
-            venue_order(events_pb2.SubmitOrder.FromString(submit).order),
-            events_pb2.SubmitOrder.FromString(submit),
-            report_sequence=sequence,
-            last=events_pb2.ExecutionReport.FromString(last) if last else None,
-        )
+        routed = self._finished(order_id)
+        if routed is None:
+            return  # rejected as never received: there is no order to speak of
         status = types_pb2.ExecutionType.Name(routed.last.execution_type) if routed.last else ""
         report = events_pb2.ExecutionReport(
             execution_type=types_pb2.EXECUTION_TYPE_CANCEL_REJECTED,
@@ -325,8 +319,7 @@ class ExecutionRouter(JournaledService):
             "INSERT INTO routed_orders (order_id, is_open, report_sequence) VALUES (?, 0, 1)",
             (order_id,),
         )
-        self._queued_orders.add(order_id)
-        transaction.then(lambda: self._queued_orders.discard(order_id))
+        self._hold_until_durable(transaction, order_id, None)
 
     def _check_fills(self, query: events_pb2.QueryFills, transaction: Transaction) -> None:
         """Publishes again the reports of the orders filled in the window when position-management
@@ -357,13 +350,49 @@ class ExecutionRouter(JournaledService):
     def _known(self, order_id: str) -> bool:
         return (
             order_id in self._open
-            or order_id in self._queued_orders
+            or order_id in self._settling
             or bool(
                 self.journal.query("SELECT 1 FROM routed_orders WHERE order_id = ?", (order_id,))
             )
         )
 
-    def _save(self, transaction: Transaction, routed: RoutedOrder, *, is_open: bool) -> None:
+    def _finished(self, order_id: str) -> RoutedOrder | None:
+        """A finished order as it is now: in memory until its last change is durable, then in
+        the journal. None for an order rejected as never received."""
+        if order_id in self._settling:
+            return self._settling[order_id][0]
+        rows = self.journal.query(
+            "SELECT report_sequence, submit, last_report FROM routed_orders WHERE order_id = ?",
+            (order_id,),
+        )
+        if not rows or rows[0][1] is None:
+            return None
+        sequence, submit, last = rows[0]
+        command = events_pb2.SubmitOrder.FromString(submit)
+        return RoutedOrder(
+            venue_order(command.order),
+            command,
+            report_sequence=sequence,
+            last=events_pb2.ExecutionReport.FromString(last) if last else None,
+            is_open=False,
+        )
+
+    def _hold_until_durable(
+        self, transaction: Transaction, order_id: str, routed: RoutedOrder | None
+    ) -> None:
+        """Keeps a finished order in memory until the transaction that finished it is durable
+        (a later change of it keeps it longer)."""
+        token = object()
+        self._settling[order_id] = (routed, token)
+
+        def settled() -> None:
+            with self.lock:
+                if self._settling.get(order_id, (None, None))[1] is token:
+                    del self._settling[order_id]
+
+        transaction.then(settled)
+
+    def _save(self, transaction: Transaction, routed: RoutedOrder) -> None:
         transaction.execute(
             "INSERT INTO routed_orders (order_id, is_open, report_sequence, submit, last_report) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET "
@@ -371,7 +400,7 @@ class ExecutionRouter(JournaledService):
             "last_report = excluded.last_report",
             (
                 routed.order.order_id,
-                int(is_open),
+                int(routed.is_open),
                 routed.report_sequence,
                 routed.submit.SerializeToString(),
                 routed.last.SerializeToString() if routed.last else None,
