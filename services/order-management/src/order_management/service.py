@@ -132,6 +132,8 @@ class OrderManagement(JournaledService):
         self._orders: dict[str, _Tracked] = {}
         self._by_request: dict[tuple[str, str], str] = {}
         self._by_client_order: dict[tuple[str, str], str] = {}
+        # (account, cancel request id) -> order id, until its row is durable
+        self._pending_cancels: dict[tuple[str, str], str] = {}
         self.quotes = QuoteBook()
         # Pre-trade risk view: the latest position of each account and instrument.
         self.positions: dict[tuple[str, str], positions_pb2.Position] = {}
@@ -212,16 +214,13 @@ class OrderManagement(JournaledService):
     def cancel_order(self, request: orders_pb2.CancelOrderRequest) -> orders_pb2.Order:
         with self.lock:
             tracked = self._tracked(request.account_id, request.order_id)
-            earlier = self.journal.query(
-                "SELECT order_id FROM cancel_requests WHERE account_id = ? AND request_id = ?",
-                (request.account_id, request.request_id),
-            )
-            if earlier and earlier[0][0] != request.order_id:
+            earlier = self._canceled_by(request.account_id, request.request_id)
+            if earlier is not None and earlier != request.order_id:
                 raise AlreadyExists(
-                    f"request_id {request.request_id!r} already canceled order {earlier[0][0]}"
+                    f"request_id {request.request_id!r} already canceled order {earlier}"
                 )
             order = tracked.order
-            if earlier or order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
+            if earlier is not None or order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
                 return self._answer(order.to_proto())
             if not order.is_open:
                 raise FailedPrecondition(
@@ -232,6 +231,21 @@ class OrderManagement(JournaledService):
             answer = order.to_proto()
         ticket.wait()
         return answer
+
+    def _canceled_by(self, account_id: str, request_id: str) -> str | None:
+        """The order a cancel request id canceled: in memory until that is durable (the journal
+        cannot show it yet, and a second row would fail its commit), then in the journal."""
+        pending = self._pending_cancels.get((account_id, request_id))
+        if pending is not None:
+            return pending
+        rows = self.journal.query(
+            "SELECT order_id FROM cancel_requests WHERE account_id = ? AND request_id = ?",
+            (account_id, request_id),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def _settled_cancel(self, key: tuple[str, str]) -> None:
+        self._pending_cancels.pop(key, None)
 
     # Queries ----------------------------------------------------------------------------------
 
@@ -399,6 +413,9 @@ class OrderManagement(JournaledService):
             "INSERT INTO cancel_requests (account_id, request_id, order_id) VALUES (?, ?, ?)",
             (order.account_id, request_id, order.order_id),
         )
+        key = (order.account_id, request_id)
+        self._pending_cancels[key] = order.order_id
+        transaction.then(lambda: self._settled_cancel(key))
         self._changed(tracked, event, transaction)
         return transaction
 
