@@ -8,7 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from position_management.domain.positions import Fill, Position, PositionBook
+from position_management.domain.positions import (
+    RECENT_TRADE_IDS,
+    Fill,
+    Position,
+    PositionBook,
+)
 from trading.v1 import types_pb2
 from trading_core.config import Instrument
 from trading_core.quotes import Quote
@@ -321,3 +326,14 @@ def test_position_in_an_instrument_the_book_was_not_given_uses_the_default_preci
     assert position is not None
     position.apply_fill(fill(BUY, "4", "1.0001"))
     assert position.to_proto().average_price == "1.00005714"  # 8 decimals
+
+
+def test_a_position_remembers_only_its_latest_trade_ids_and_still_refuses_their_repeats() -> None:
+    position = position_after(fill(BUY, "1", "100", trade_id="t-first"))
+    for number in range(RECENT_TRADE_IDS):
+        position.apply_fill(fill(BUY, "1", "100", trade_id=f"t-later-{number}"))
+
+    assert len(position.recent_trade_ids) == RECENT_TRADE_IDS
+    assert "t-first" not in position.recent_trade_ids  # refused by the journal's fills instead
+    last = f"t-later-{RECENT_TRADE_IDS - 1}"
+    assert position.apply_fill(fill(BUY, "1", "100", trade_id=last)) is False

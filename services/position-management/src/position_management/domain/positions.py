@@ -53,6 +53,9 @@ class Fill:
         raise ValueError(f"fill {self.trade_id} has no side (BUY or SELL)")
 
 
+RECENT_TRADE_IDS = 1_000
+
+
 def _sign(value: Decimal) -> int:
     return (value > 0) - (value < 0)
 
@@ -70,7 +73,10 @@ class Position:
     mark_price: Decimal | None = None
     sequence: int = 0
     update_time: datetime | None = None
-    applied_trade_ids: set[str] = field(default_factory=set)
+    # The trade ids of its latest fills (insertion ordered), at most RECENT_TRADE_IDS: memory
+    # stays bounded however long it trades. Older repeats are the keeper's to refuse: position-
+    # management checks every trade id against its journal's fills first.
+    recent_trade_ids: dict[str, None] = field(default_factory=dict, compare=False)
     # How derived amounts are shown on the wire: the instrument's.
     precision: Precision = field(default=DEFAULT_PRECISION, compare=False)
 
@@ -91,7 +97,7 @@ class Position:
                 f"fill {fill.trade_id} is for {fill.account_id}/{fill.instrument}, "
                 f"not this position {self.account_id}/{self.instrument}"
             )
-        if fill.trade_id in self.applied_trade_ids:
+        if fill.trade_id in self.recent_trade_ids:
             return False
         if fill.quantity <= 0:
             raise ValueError(f"fill {fill.trade_id} has quantity {fill.quantity}; must be positive")
@@ -101,7 +107,9 @@ class Position:
         else:
             self._reduce(change, fill.price)
         self.fees += fill.fee
-        self.applied_trade_ids.add(fill.trade_id)
+        self.recent_trade_ids[fill.trade_id] = None
+        if len(self.recent_trade_ids) > RECENT_TRADE_IDS:
+            del self.recent_trade_ids[next(iter(self.recent_trade_ids))]
         self._touch(fill.time)
         return True
 
