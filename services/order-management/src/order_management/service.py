@@ -221,13 +221,14 @@ class OrderManagement(JournaledService):
                 )
             order = tracked.order
             if earlier is not None or order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
-                return self._answer(order.to_proto())
-            if not order.is_open:
+                ticket = self.journal.sync_point()  # answered as it is now, once that is durable
+            elif not order.is_open:
                 raise FailedPrecondition(
                     f"order {order.order_id} is {status_name(order.status)} and can no longer "
                     "be canceled"
                 )
-            ticket = self.commit(self._request_cancel(tracked, request.request_id))
+            else:
+                ticket = self.commit(self._request_cancel(tracked, request.request_id))
             answer = order.to_proto()
         ticket.wait()
         return answer
@@ -251,7 +252,11 @@ class OrderManagement(JournaledService):
 
     def get_order(self, account_id: str, order_id: str) -> orders_pb2.Order:
         with self.lock:
-            return self._answer(self._tracked(account_id, order_id).order.to_proto())
+            snapshot = self._tracked(account_id, order_id).order.to_proto()
+            # Shown once all it shows is durable; waited for outside the lock.
+            ticket = self.journal.sync_point()
+        ticket.wait()
+        return snapshot
 
     def list_orders(
         self, chosen: OrderFilter, after: OrderCursor | None, size: int
@@ -288,11 +293,6 @@ class OrderManagement(JournaledService):
         self, context: grpc.ServicerContext, accept: Callable[[OrderUpdate], bool]
     ) -> Iterator[OrderUpdate]:
         return self.updates.stream(context, accept)
-
-    def _answer(self, snapshot: orders_pb2.Order) -> orders_pb2.Order:
-        """A reply about state others may have changed: only once all of it is durable."""
-        self.journal.sync_point().wait()
-        return snapshot
 
     def _tracked(self, account_id: str, order_id: str) -> _Tracked:
         tracked = self._orders.get(order_id) or self._load_one("order_id = ?", (order_id,))
