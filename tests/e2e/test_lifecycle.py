@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from decimal import Decimal
@@ -57,15 +59,20 @@ def test_every_service_reports_serving_and_lists_its_api_through_reflection(
 
 def test_stopped_platform_reports_not_serving_before_it_closes(tmp_path: Path) -> None:
     platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
-    server = platform.servers["order-management"]
-    with grpc.insecure_channel(server.address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        serving = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
-        server.set_serving(False)
-        draining = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
-    platform.stop()
-    assert serving.status == health_pb2.HealthCheckResponse.SERVING
-    assert draining.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    address = platform.servers["order-management"].address
+    with grpc.insecure_channel(address) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(), timeout=30
+        )
+        seen = [next(watch).status]  # SERVING, and now watching
+        stopping = threading.Thread(target=platform.stop)
+        stopping.start()
+        # Until the server closes; its going away ends the watch with an error.
+        with contextlib.suppress(grpc.RpcError):
+            seen.extend(answer.status for answer in watch)
+        stopping.join(30)
+    assert seen[0] == health_pb2.HealthCheckResponse.SERVING
+    assert health_pb2.HealthCheckResponse.NOT_SERVING in seen[1:]
 
 
 def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(

@@ -168,10 +168,6 @@ def transition_id(pair: tuple[OrderStatus, Trigger]) -> str:
 # --- the table -----------------------------------------------------------------------------
 
 
-def test_transition_table_is_exactly_the_specified_one() -> None:
-    assert _TRANSITIONS == EXPECTED_TRANSITIONS
-
-
 @pytest.mark.parametrize("pair", list(EXPECTED_TRANSITIONS), ids=transition_id)
 def test_specified_transition_moves_order_to_its_next_status(
     pair: tuple[OrderStatus, Trigger],
