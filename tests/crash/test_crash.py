@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +85,14 @@ def _crash_run(
             )
             stream.wait_for_answers(target, 120)
             victim = victims[kill % len(victims)]
+            killed_at, answered = time.monotonic(), stream.answered_count()
             processes[victim].kill()
             processes[victim].start()
             wait_serving_at(addresses, processes_alive(processes), 60)
+            print(  # noqa: T201 - the run's timeline, for a failure
+                f"{victim} killed after {answered} answers, serving again after "
+                f"{time.monotonic() - killed_at:.1f} s"
+            )
         stream.wait_for_answers(stream.answered_count() + ORDERS_PER_KILL // 2, 120)
     finally:
         stream.stop()
@@ -146,6 +152,8 @@ def test_distributed_service_killed_mid_stream_loses_duplicates_and_strands_noth
     overrides = embedded_overrides(tmp_path / "data")
     overrides["services"] = {n.replace("-", "_"): {"port": p} for n, p in ports.items()}
     overrides["reconciliation"] = {"interval_ms": 500, "order_age_ms": 1000}
+    # Quotes at the default pace: four processes and the emulator share two cores here.
+    overrides["market_data"] = {"interval_ms": 100}
     overrides["messaging"] = {
         "backend": "pubsub",
         "project": f"crash-{uuid.uuid4().hex[:8]}",

@@ -17,9 +17,11 @@ venue, sends the venue what it received but never sent, then reconciles with the
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
@@ -119,6 +121,8 @@ class ExecutionRouter(JournaledService):
         self._queued_cancels: set[str] = set()
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
+        self._replays = itertools.count(1)
+        self._fills_replayed: dict[str, datetime] = {}  # order id -> when, for QueryFills
 
     # Life cycle -------------------------------------------------------------------------------
 
@@ -335,15 +339,19 @@ class ExecutionRouter(JournaledService):
             query.fill_count,
             count,
         )
-        order_ids = [
-            order_id
-            for (order_id,) in self.journal.query(
-                "SELECT DISTINCT order_id FROM router_fills WHERE time_us >= ? AND time_us < ?",
-                window,
-            )
-        ]
-        for order_id in order_ids:
-            self._republish_after(transaction, order_id)
+        now = self.clock.now()
+        cooldown = timedelta(milliseconds=self.config.reconciliation.fill_age_ms)
+        for order_id, replayed in list(self._fills_replayed.items()):
+            if now - replayed >= cooldown:
+                del self._fills_replayed[order_id]
+        for (order_id,) in self.journal.query(
+            "SELECT DISTINCT order_id FROM router_fills WHERE time_us >= ? AND time_us < ?", window
+        ):
+            # Replayed a moment ago, and maybe still on its way: not again (a lagging consumer
+            # asking each interval would otherwise be sent the whole window each time).
+            if order_id not in self._fills_replayed:
+                self._fills_replayed[order_id] = now
+                self._republish_after(transaction, order_id)
 
     # State ------------------------------------------------------------------------------------
 
@@ -412,8 +420,15 @@ class ExecutionRouter(JournaledService):
         transaction.then(lambda: self._republish(order_id))
 
     def _republish(self, order_id: str) -> None:
+        if self._stopping.is_set():
+            return  # the bus closes next; whoever asked will ask again
+        # A replay is the order's whole history in order, on an ordering key of its own: it
+        # needs no order against the live key (consumers skip what they applied, by report
+        # sequence and trade id), and a message stuck on the live key cannot hold it back
+        # (nor can the emulator, which strands a restarted subscriber's keys: review F1).
+        replay_key = f"{order_id}/replay-{next(self._replays)}"
         for kept in self.journal.records_of_order(order_id, "ExecutionReport"):
-            self.bus.publish("executions", kept.record.payload, ordering_key=order_id)
+            self.bus.publish("executions", kept.record.payload, ordering_key=replay_key)
 
     def _send(self, order: VenueOrder) -> None:
         client = self.client

@@ -180,31 +180,34 @@ class PositionManagement(JournaledService):
             self._book.put(_position(row))
 
     def check_positions(self) -> list[str]:
-        """Rebuilds every position from its fills and compares; returns what differs (also
-        reported as unresolved)."""
+        """Rebuilds every durable position from the durable fills and compares; returns what
+        differs (also reported as unresolved). Memory is not compared: it runs ahead of the
+        journal by what is being committed; it is what `positions` holds once loaded."""
+        with self.journal.snapshot():
+            held_rows = self.journal.query(f"SELECT {_POSITION_COLUMNS} FROM positions")  # noqa: S608
+            fill_rows = self.journal.query(f"SELECT {_FILL_COLUMNS} FROM fills ORDER BY seq")  # noqa: S608
         rebuilt = PositionBook()
-        for row in self.journal.query(f"SELECT {_FILL_COLUMNS} FROM fills ORDER BY seq"):  # noqa: S608
+        for row in fill_rows:
             rebuilt.apply_fill(_fill(row))
+        held = {(p.account_id, p.instrument): p for p in map(_position, held_rows)}
         problems: list[str] = []
         transaction = Transaction()
-        with self.lock:
-            held = {(p.account_id, p.instrument): p for p in self._book.positions()}
-            for expected in rebuilt.positions():
-                key = (expected.account_id, expected.instrument)
-                actual = held.pop(key, None)
+        for expected in rebuilt.positions():
+            key = (expected.account_id, expected.instrument)
+            actual = held.pop(key, None)
+            subject = "|".join(key)
+            if actual is None or _state(actual) != _state(expected):
+                detail = f"position {_state(actual)} but its fills give {_state(expected)}"
+                self.report_unresolved(transaction, "position", subject, detail)
+                problems.append(subject)
+            else:
+                self.resolved(transaction, "position", subject)
+        for key, actual in held.items():
+            if actual.quantity or actual.fees:
                 subject = "|".join(key)
-                if actual is None or _state(actual) != _state(expected):
-                    detail = f"position {_state(actual)} but its fills give {_state(expected)}"
-                    self.report_unresolved(transaction, "position", subject, detail)
-                    problems.append(subject)
-                else:
-                    self.resolved(transaction, "position", subject)
-            for key, actual in held.items():
-                if actual.quantity or actual.fees:
-                    subject = "|".join(key)
-                    self.report_unresolved(transaction, "position", subject, "no fills")
-                    problems.append(subject)
-            self.commit(transaction)
+                self.report_unresolved(transaction, "position", subject, "no fills")
+                problems.append(subject)
+        self.commit(transaction).wait()
         return problems
 
     def ask_router_about_fills(self, since: datetime, until: datetime) -> None:
@@ -224,17 +227,18 @@ class PositionManagement(JournaledService):
         self.commit(transaction)
 
     def _check_periodically(self) -> None:
-        """Asks the router about the fills of a trailing window each interval (fills of the
-        last interval are left to the next check: they may still be on their way), and checks
+        """Asks the router about the fills of a trailing window each interval (fills younger
+        than `fill_age_ms` are left to a later check: they may still be on their way), and checks
         positions against fills every twelve."""
         settings = self.config.reconciliation
         interval = timedelta(milliseconds=settings.interval_ms)
         lookback = timedelta(milliseconds=settings.fill_lookback_ms)
+        age = timedelta(milliseconds=settings.fill_age_ms)
         checks = 0
         while not self._stopping.wait(interval.total_seconds()):
             checks += 1
             try:
-                until = self.clock.now() - interval
+                until = self.clock.now() - age
                 self.ask_router_about_fills(until - lookback, until)
                 if checks % 12 == 0:
                     self.check_positions()
