@@ -57,6 +57,11 @@ class Process:
         self.popen.send_signal(signal.SIGKILL)
         self.popen.wait()
 
+    def dump_stacks(self) -> None:
+        """Every thread's stack into the process's log (faulthandler on SIGUSR1)."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGUSR1)
+
     def stop(self) -> int:
         if self.popen is None or self.popen.poll() is not None:
             return self.popen.returncode if self.popen else 0
@@ -78,6 +83,7 @@ def _crash_run(
     chooser = random.Random(seed)
     stream = OrderStream(lambda: clients, f"acct-crash-{seed}", seed)
     stream.start()
+    failed = True
     try:
         for kill in range(KILLS):
             target = stream.answered_count() + chooser.randint(
@@ -94,7 +100,11 @@ def _crash_run(
                 f"{time.monotonic() - killed_at:.1f} s"
             )
         stream.wait_for_answers(stream.answered_count() + ORDERS_PER_KILL // 2, 120)
+        failed = False
     finally:
+        if failed:  # stuck: show where, in the processes' logs
+            for process in processes.values():
+                process.dump_stacks()
         stream.stop()
     stream.retry_unanswered()
     return settle_and_check(clients, stream)
@@ -116,6 +126,7 @@ def _assert_clean(report: Report) -> None:
     assert report.clean, f"{summary}\n{report}"
 
 
+@pytest.mark.timeout(600)  # bounded by the run's own waits
 def test_embedded_process_killed_mid_stream_loses_duplicates_and_strands_nothing(
     tmp_path: Path,
 ) -> None:
@@ -143,6 +154,7 @@ def test_embedded_process_killed_mid_stream_loses_duplicates_and_strands_nothing
 
 
 @pytest.mark.emulator
+@pytest.mark.timeout(600)  # bounded by the run's own waits
 @pytest.mark.parametrize("victim", ["order-management", "execution-router", "position-management"])
 def test_distributed_service_killed_mid_stream_loses_duplicates_and_strands_nothing(
     tmp_path: Path, victim: str

@@ -11,7 +11,8 @@ data): its retry is decided afresh.
 
 Reconciliation: an order the venue has not answered after `reconciliation.order_age_ms` is
 asked about (QueryOrder); a pending cancel is asked again with its request id; a gap in an
-order's report sequence is asked about too. The router answers with the order's reports.
+order's report sequence is asked about too. The router answers with the order's reports. After
+ASKS_ON_THE_ORDER_KEY unanswered asks, the asks go on an ordering key of their own.
 
 A report that cannot be applied as it stands (InvalidExecutionReport) is redelivered, then
 dead-lettered, and the order's report count moves past it; one that does not fit the order's
@@ -57,6 +58,9 @@ from order_management.domain.validation import (
 )
 
 log = logging.getLogger(__name__)
+
+# Asks about an unanswered order on its own ordering key before asking on a key of its own.
+ASKS_ON_THE_ORDER_KEY = 3
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS orders (
@@ -120,6 +124,7 @@ class _Tracked:
     report_sequence: int = 0
     binds_ids: bool = True
     asked_at: datetime | None = None  # when the router was last asked about it
+    unanswered_asks: int = 0  # asks since the order last heard from the router
 
 
 class OrderManagement(JournaledService):
@@ -419,14 +424,14 @@ class OrderManagement(JournaledService):
         self._changed(tracked, event, transaction)
         return transaction
 
-    def _cancel_command(self, order: Order, request_id: str) -> Record:
+    def _cancel_command(self, order: Order, request_id: str, key: str | None = None) -> Record:
         command = self.new_command(
             order_id=order.order_id,
             account_id=order.account_id,
             instrument=order.instrument,
             cancel_order=events_pb2.CancelOrder(request_id=request_id),
         )
-        return self.command_record(command, "orders", order.order_id)
+        return self.command_record(command, "orders", key or order.order_id)
 
     def _precision(self, symbol: str) -> Precision:
         instrument = self.config.instrument(symbol)
@@ -513,6 +518,7 @@ class OrderManagement(JournaledService):
         # An InvalidExecutionReport (a decimal that is not one, a fill without a trade id, more
         # than the order's quantity) raises: redelivered, then dead-lettered (_passed_execution).
         tracked.report_sequence = max(tracked.report_sequence, event.sequence)
+        tracked.unanswered_asks = 0
         if event.order_id not in self._orders:
             self._remember(tracked)
         self._changed(tracked, event, transaction)
@@ -571,16 +577,26 @@ class OrderManagement(JournaledService):
         return asked
 
     def _ask_router(self, tracked: _Tracked, transaction: Transaction) -> None:
-        """QueryOrder; for a pending cancel, its CancelOrder again with the same request id."""
+        """QueryOrder; for a pending cancel, its CancelOrder again with the same request id.
+
+        The first asks go on the order's ordering key, behind what was sent before. An order
+        still unanswered after that is asked on a key of its own, which nothing stuck on the
+        order's key holds back (nor the emulator: review F1): the router then answers with the
+        order as it has it, or rejects for good an order it never received, so an order that
+        could not reach the router in all that time is never sent to the market late."""
         order = tracked.order
         tracked.asked_at = self.clock.now()
+        tracked.unanswered_asks += 1
+        key = order.order_id
+        if tracked.unanswered_asks > ASKS_ON_THE_ORDER_KEY:
+            key = f"{order.order_id}/ask-{tracked.unanswered_asks}"
         if order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
             rows = self.journal.query(
                 "SELECT request_id FROM cancel_requests WHERE account_id = ? AND order_id = ?",
                 (order.account_id, order.order_id),
             )
             if rows:
-                transaction.keep(self._cancel_command(order, rows[-1][0]))
+                transaction.keep(self._cancel_command(order, rows[-1][0], key))
                 return
         command = self.new_command(
             order_id=order.order_id,
@@ -588,7 +604,7 @@ class OrderManagement(JournaledService):
             instrument=order.instrument,
             query_order=events_pb2.QueryOrder(),
         )
-        transaction.keep(self.command_record(command, "orders", order.order_id))
+        transaction.keep(self.command_record(command, "orders", key))
 
     def _reconcile_periodically(self) -> None:
         interval = self.config.reconciliation.interval_ms / 1000

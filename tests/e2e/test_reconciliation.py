@@ -1,17 +1,23 @@
-"""Position-management's check of positions against fills, on an embedded platform: it finds
-nothing while fills are being applied, and reports a position its fills do not give."""
+"""Reconciliation on an embedded platform: position-management's check of positions against
+fills finds nothing while fills are applied and reports a position its fills do not give;
+order-management's asks about an order go on a key of their own once the order's key went
+unanswered."""
 
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
+from order_management.service import ASKS_ON_THE_ORDER_KEY
 from position_management.service import PositionManagement
+from trading.v1 import events_pb2, types_pb2
+from trading_core.bus.base import Message
 from trading_core.journal import Transaction
 from trading_core.runtime import Platform
 
-from tests.e2e.conftest import Clients
+from tests.e2e.conftest import Clients, order_management
 from tests.e2e.test_duplicate_deliveries import unresolved
-from tests.e2e.test_trading_flow import submit
+from tests.e2e.test_trading_flow import order_status, submit, wait_for_quote
 from tests.support import wait_until
 
 ORDERS = 60
@@ -71,3 +77,33 @@ def test_a_durable_position_its_fills_do_not_give_is_reported_unresolved(
     (issue,) = unresolved(clients, "position-management")
     assert issue.subject == "acct-e2e|BTC-USD"
     assert "0.002" in issue.detail
+
+
+def test_an_order_unanswered_after_three_asks_is_asked_about_on_a_key_of_its_own(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, platform = embedded
+    far_below = (Decimal(wait_for_quote(clients).bid_price) / 2).quantize(Decimal("0.01"))
+    resting = submit(
+        clients,
+        order_type=types_pb2.ORDER_TYPE_LIMIT,
+        time_in_force=types_pb2.TIME_IN_FORCE_GTC,
+        limit_price=str(far_below),
+    )
+    order_status(clients, resting, types_pb2.ORDER_STATUS_ACCEPTED)
+    asks: list[str] = []
+
+    def observe(message: Message) -> None:
+        command = events_pb2.Command.FromString(message.data)
+        if command.order_id == resting.order_id and command.HasField("query_order"):
+            asks.append(message.ordering_key)
+
+    platform.bus.subscribe("orders", "orders.observer", observe)
+    service = order_management(platform)
+    for _ in range(ASKS_ON_THE_ORDER_KEY + 1):
+        service.reconcile(everything=True)  # the router answers with nothing new each time
+    wait_until(lambda: len(asks) == ASKS_ON_THE_ORDER_KEY + 1, 10, "every ask published")
+
+    assert asks[:-1] == [resting.order_id] * ASKS_ON_THE_ORDER_KEY
+    assert asks[-1] == f"{resting.order_id}/ask-{ASKS_ON_THE_ORDER_KEY + 1}"
+    assert order_status(clients, resting, types_pb2.ORDER_STATUS_ACCEPTED)
