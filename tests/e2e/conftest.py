@@ -21,7 +21,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from order_management.service import OrderManagement
 from tradectl.serve import service_specs
-from trading.v1 import market_data_pb2_grpc, orders_pb2_grpc, positions_pb2_grpc
+from trading.v1 import execution_pb2_grpc, orders_pb2_grpc, positions_pb2_grpc
 from trading_core.config import load_config
 from trading_core.runtime import Platform, build_platform
 
@@ -57,8 +57,8 @@ class Clients:
         return positions_pb2_grpc.PositionServiceStub(self.channel("position-management"))
 
     @property
-    def router(self) -> market_data_pb2_grpc.ExecutionServiceStub:
-        return market_data_pb2_grpc.ExecutionServiceStub(self.channel("execution-router"))
+    def router(self) -> execution_pb2_grpc.ExecutionServiceStub:
+        return execution_pb2_grpc.ExecutionServiceStub(self.channel("execution-router"))
 
     def close(self) -> None:
         for channel in self.channels:

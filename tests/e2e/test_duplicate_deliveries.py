@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ from trading.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     events_pb2,
+    execution_pb2,
     market_data_pb2,
     orders_pb2,
     positions_pb2,
@@ -127,7 +129,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[Clients, Platform]]:
 
 
 def touch(clients: Clients, instrument: str) -> market_data_pb2.Quote:
-    request = market_data_pb2.GetQuoteRequest(instrument=instrument)
+    request = execution_pb2.GetQuoteRequest(instrument=instrument)
     return clients.router.GetQuote(request, timeout=5).quote
 
 
@@ -305,11 +307,11 @@ def reports(platform: Platform, order_id: str) -> list[events_pb2.ExecutionRepor
 
 def router_is_past(platform: Platform) -> None:
     """Waits until the router has handled every command published so far: it handles them in
-    publish order, so once it has answered a query for an order it never received, published
-    last, it handled the others."""
+    publish order, so once it has answered a cancel of an order it never received (rejecting
+    the order), published last, it handled the others."""
     never_sent = orders_pb2.Order(order_id=str(uuid.uuid4()), account_id="acct-fence")
-    query = command(never_sent, query_order=events_pb2.QueryOrder())
-    platform.bus.publish("orders", query, ordering_key=never_sent.order_id)
+    fence = command(never_sent, cancel_order=events_pb2.CancelOrder(request_id=str(uuid.uuid4())))
+    platform.bus.publish("orders", fence, ordering_key=never_sent.order_id)
     wait_until(lambda: reports(platform, never_sent.order_id), TIMEOUT, "the router's answer")
 
 
@@ -342,21 +344,21 @@ def test_a_cancel_delivered_twice_before_its_first_copy_is_durable_cancels_once(
     assert unresolved(clients, "execution-router") == []
 
 
-def test_a_query_for_an_unknown_order_delivered_twice_at_once_rejects_it_once(
+def test_two_queries_at_once_for_an_order_the_router_never_received_reject_it_once(
     platform: tuple[Clients, Platform],
 ) -> None:
-    _, embedded = platform
-    never_sent = orders_pb2.Order(
+    clients, embedded = platform
+    request = execution_pb2.QueryOrderRequest(
         order_id=str(uuid.uuid4()), account_id="acct-dup-1", instrument="BTC-USD"
     )
-    query = command(never_sent, query_order=events_pb2.QueryOrder())
-    for _ in range(2):  # back to back: the second arrives before the first is committed
-        embedded.bus.publish("orders", query, ordering_key=never_sent.order_id)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: clients.router.QueryOrder(request, timeout=10), [1, 2]))
 
-    router_is_past(embedded)
-    assert [r.execution_type for r in reports(embedded, never_sent.order_id)] == [
-        types_pb2.EXECUTION_TYPE_REJECTED
-    ]
+    (rejection,) = reports(embedded, request.order_id)
+    assert rejection.execution_type == types_pb2.EXECUTION_TYPE_REJECTED
+    assert "never received" in rejection.message
+    for answer in answers:
+        assert [r.execution_report for r in answer.reports] == [rejection]
 
 
 def test_a_cancel_of_a_filled_order_is_rejected_and_the_order_stays_finished_at_the_router(

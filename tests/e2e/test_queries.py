@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from trading.v1 import market_data_pb2, orders_pb2, positions_pb2, types_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from trading.v1 import execution_pb2, orders_pb2, positions_pb2, types_pb2
 from trading_core.runtime import Platform
 
 from tests.e2e.conftest import Clients
@@ -198,7 +199,7 @@ def test_list_orders_with_a_status_that_is_not_one_is_invalid_argument(
 
 def test_get_quote_without_an_instrument_is_invalid_argument(embedded: Embedded) -> None:
     clients, _ = embedded
-    request = market_data_pb2.GetQuoteRequest(instrument="")
+    request = execution_pb2.GetQuoteRequest(instrument="")
     error = rpc_error(lambda: clients.router.GetQuote(request, timeout=TIMEOUT))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "instrument" in (error.details() or "")
@@ -209,7 +210,7 @@ def test_get_quote_of_an_unknown_instrument_is_not_found_naming_the_configured_o
 ) -> None:
     clients, _ = embedded
     wait_for_quote(clients)
-    request = market_data_pb2.GetQuoteRequest(instrument="DOGE-USD")
+    request = execution_pb2.GetQuoteRequest(instrument="DOGE-USD")
     error = rpc_error(lambda: clients.router.GetQuote(request, timeout=TIMEOUT))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     details = error.details() or ""
@@ -350,3 +351,66 @@ def test_order_above_the_max_order_value_is_denied_and_never_reaches_the_venue(
     assert stored.status == types_pb2.ORDER_STATUS_DENIED
     assert Decimal(stored.filled_quantity or "0") == 0
     assert stored.venue_order_id == ""
+
+
+# The router's reconciliation API --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["order_id", "account_id", "instrument"])
+def test_query_order_with_a_missing_field_is_invalid_argument_naming_it_and_rejects_nothing(
+    embedded: Embedded, missing: str
+) -> None:
+    clients, platform = embedded
+    request = execution_pb2.QueryOrderRequest(
+        order_id="order-q", account_id="acct-q", instrument="BTC-USD"
+    )
+    request.ClearField(missing)  # type: ignore[arg-type]
+    error = rpc_error(lambda: clients.router.QueryOrder(request, timeout=TIMEOUT))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert missing in (error.details() or "")
+    router = platform.service("execution-router")
+    assert router.journal.records_of_order("order-q", "ExecutionReport") == []
+
+
+@pytest.mark.parametrize(
+    ("since_s", "until_s", "fields", "named"),
+    [
+        (None, 10, {}, "since_time"),
+        (10, 10, {}, "before until_time"),
+        (0, 10, {"page_size": 1001}, "page_size"),
+        (0, 10, {"page_token": "x"}, "page_token"),
+    ],
+)
+def test_list_fills_with_a_bad_window_or_page_is_invalid_argument_naming_it(
+    embedded: Embedded, since_s: int | None, until_s: int, fields: dict[str, object], named: str
+) -> None:
+    clients, _ = embedded
+    request = execution_pb2.ListFillsRequest(**fields)  # type: ignore[arg-type]
+    if since_s is not None:
+        request.since_time.seconds = since_s
+    request.until_time.seconds = until_s
+    error = rpc_error(lambda: clients.router.ListFills(request, timeout=TIMEOUT))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert named in (error.details() or "")
+
+
+def test_list_fills_pages_through_the_reports_of_the_filled_orders_in_order(
+    embedded: Embedded,
+) -> None:
+    clients, _ = embedded
+    wait_for_quote(clients)
+    ready_for_market_orders(clients)
+    for _ in range(5):
+        order_status(clients, submit(clients, quantity="0.001"), types_pb2.ORDER_STATUS_FILLED)
+    window = {"since_time": Timestamp(seconds=0), "until_time": Timestamp(seconds=2**40)}
+    count = clients.router.CountFills(execution_pb2.CountFillsRequest(**window), timeout=TIMEOUT)
+    seen: list[str] = []
+    token = ""
+    while True:
+        request = execution_pb2.ListFillsRequest(**window, page_size=3, page_token=token)
+        page = clients.router.ListFills(request, timeout=TIMEOUT)
+        seen += [r.execution_report.trade_id for r in page.reports if r.execution_report.trade_id]
+        token = page.next_page_token
+        if not token:
+            break
+    assert count.fill_count == len(seen) == len(set(seen)) >= 5

@@ -1,22 +1,21 @@
 """Reconciliation on an embedded platform: position-management's check of positions against
 fills finds nothing while fills are applied and reports a position its fills do not give;
-order-management's asks about an order go on a key of their own once the order's key went
-unanswered."""
+the router's answer to a reconciliation query gives an order it never received one fate, and
+applies a pending cancel it never had."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from decimal import Decimal
 
-from order_management.service import ASKS_ON_THE_ORDER_KEY
 from position_management.service import PositionManagement
-from trading.v1 import events_pb2, types_pb2
-from trading_core.bus.base import Message
+from trading.v1 import events_pb2, execution_pb2, orders_pb2, types_pb2
 from trading_core.journal import Transaction
 from trading_core.runtime import Platform
 
-from tests.e2e.conftest import Clients, order_management
-from tests.e2e.test_duplicate_deliveries import unresolved
+from tests.e2e.conftest import Clients
+from tests.e2e.test_duplicate_deliveries import command, router_is_past, unresolved
 from tests.e2e.test_trading_flow import order_status, submit, wait_for_quote
 from tests.support import wait_until
 
@@ -79,10 +78,37 @@ def test_a_durable_position_its_fills_do_not_give_is_reported_unresolved(
     assert "0.002" in issue.detail
 
 
-def test_an_order_unanswered_after_three_asks_is_asked_about_on_a_key_of_its_own(
+def test_a_late_submit_of_an_order_reconciliation_rejected_is_never_routed(
     embedded: tuple[Clients, Platform],
 ) -> None:
     clients, platform = embedded
+    wait_for_quote(clients)
+    order = orders_pb2.Order(
+        order_id=str(uuid.uuid4()),
+        account_id="acct-e2e",
+        instrument="BTC-USD",
+        side=types_pb2.SIDE_BUY,
+        order_type=types_pb2.ORDER_TYPE_MARKET,
+        quantity="0.001",
+    )
+    query = execution_pb2.QueryOrderRequest(
+        order_id=order.order_id, account_id=order.account_id, instrument=order.instrument
+    )
+    (rejected,) = clients.router.QueryOrder(query, timeout=10).reports
+
+    late = command(order, submit_order=events_pb2.SubmitOrder(order=order))
+    platform.bus.publish("orders", late, ordering_key=order.order_id)
+    router_is_past(platform)
+    assert [r.execution_report for r in clients.router.QueryOrder(query).reports] == [
+        rejected.execution_report
+    ]
+    assert rejected.execution_report.execution_type == types_pb2.EXECUTION_TYPE_REJECTED
+
+
+def test_a_pending_cancel_the_router_never_had_is_applied_when_asked_about(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
     far_below = (Decimal(wait_for_quote(clients).bid_price) / 2).quantize(Decimal("0.01"))
     resting = submit(
         clients,
@@ -91,19 +117,13 @@ def test_an_order_unanswered_after_three_asks_is_asked_about_on_a_key_of_its_own
         limit_price=str(far_below),
     )
     order_status(clients, resting, types_pb2.ORDER_STATUS_ACCEPTED)
-    asks: list[str] = []
+    query = execution_pb2.QueryOrderRequest(
+        order_id=resting.order_id,
+        account_id=resting.account_id,
+        instrument=resting.instrument,
+        cancel_request_id=str(uuid.uuid4()),
+    )
+    clients.router.QueryOrder(query, timeout=10)
 
-    def observe(message: Message) -> None:
-        command = events_pb2.Command.FromString(message.data)
-        if command.order_id == resting.order_id and command.HasField("query_order"):
-            asks.append(message.ordering_key)
-
-    platform.bus.subscribe("orders", "orders.observer", observe)
-    service = order_management(platform)
-    for _ in range(ASKS_ON_THE_ORDER_KEY + 1):
-        service.reconcile(everything=True)  # the router answers with nothing new each time
-    wait_until(lambda: len(asks) == ASKS_ON_THE_ORDER_KEY + 1, 10, "every ask published")
-
-    assert asks[:-1] == [resting.order_id] * ASKS_ON_THE_ORDER_KEY
-    assert asks[-1] == f"{resting.order_id}/ask-{ASKS_ON_THE_ORDER_KEY + 1}"
-    assert order_status(clients, resting, types_pb2.ORDER_STATUS_ACCEPTED)
+    canceled = order_status(clients, resting, types_pb2.ORDER_STATUS_CANCELED)
+    assert Decimal(canceled.filled_quantity) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from trading.v1 import market_data_pb2, orders_pb2, positions_pb2, types_pb2
+from trading.v1 import execution_pb2, market_data_pb2, orders_pb2, positions_pb2, types_pb2
 
 from tests.e2e.conftest import Clients, embedded_overrides, start_embedded, write_config
 from tests.support import wait_until
@@ -52,7 +52,7 @@ def wait_for_quote(clients: Clients, instrument: str = "BTC-USD") -> market_data
 
     def quoted() -> market_data_pb2.Quote | None:
         try:
-            request = market_data_pb2.GetQuoteRequest(instrument=instrument)
+            request = execution_pb2.GetQuoteRequest(instrument=instrument)
             return stub.GetQuote(request, timeout=5).quote
         except grpc.RpcError:
             return None

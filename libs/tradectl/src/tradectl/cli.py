@@ -42,8 +42,8 @@ from rich.console import Console
 from trading.v1 import (
     admin_pb2,
     admin_pb2_grpc,
-    market_data_pb2,
-    market_data_pb2_grpc,
+    execution_pb2,
+    execution_pb2_grpc,
     orders_pb2,
     orders_pb2_grpc,
     positions_pb2,
@@ -213,10 +213,10 @@ def _position_service(settings: Settings) -> Iterator[positions_pb2_grpc.Positio
 
 
 @contextmanager
-def _execution_service(settings: Settings) -> Iterator[market_data_pb2_grpc.ExecutionServiceStub]:
+def _execution_service(settings: Settings) -> Iterator[execution_pb2_grpc.ExecutionServiceStub]:
     server = render.Server("execution-router", "--router", settings.router)
     with _channel(server, settings.timeout) as channel:
-        yield market_data_pb2_grpc.ExecutionServiceStub(channel)
+        yield execution_pb2_grpc.ExecutionServiceStub(channel)
 
 
 @contextmanager
@@ -682,7 +682,7 @@ def get_quote(
     settings = _settings(ctx, output)
     with _execution_service(settings) as execution:
         response = execution.GetQuote(
-            market_data_pb2.GetQuoteRequest(instrument=instrument), timeout=settings.timeout
+            execution_pb2.GetQuoteRequest(instrument=instrument), timeout=settings.timeout
         )
     if settings.output is OutputFormat.JSON:
         typer.echo(render.to_json(response))

@@ -200,12 +200,6 @@ class Reconciliation(_Strict):
     fill_lookback_ms: int = Field(
         60_000, ge=1000, le=86_400_000, description="how far back fills are counted each check"
     )
-    fill_age_ms: int = Field(
-        3000,
-        ge=0,
-        le=3_600_000,
-        description="fills younger than this are not counted yet: they may be on their way",
-    )
 
 
 class State(_Strict):

@@ -43,6 +43,7 @@ from trading_core.config import (
 )
 from trading_core.grpc_server import GrpcServer
 from trading_core.journal import Journal
+from trading_core.peers import Peers
 from trading_core.store import WarehouseFeeder, create_warehouse
 from trading_core.telemetry import configure_logging
 
@@ -71,7 +72,7 @@ class Service(Administered, Protocol):
         """Whether its dependencies work; health reports NOT_SERVING while they do not."""
 
 
-ServiceFactory = Callable[[PlatformConfig, EventBus, Journal, Clock], Any]
+ServiceFactory = Callable[[PlatformConfig, EventBus, Journal, Clock, Peers], Any]
 # Adds a service's gRPC servicers to a server; returns their full service names.
 ServicerWiring = Callable[[Any, grpc.Server], Sequence[str]]
 
@@ -101,12 +102,14 @@ class Platform:
         self,
         hosted: Sequence[Hosted],
         bus: EventBus,
+        peers: Peers,
         *,
         max_workers: int = 32,
         shutdown_grace_s: float = 5.0,
     ) -> None:
         self._hosted = list(hosted)
         self._bus = bus
+        self._peers = peers
         self._max_workers = max_workers
         self._grace = shutdown_grace_s
         self.servers: dict[str, GrpcServer] = {}
@@ -134,6 +137,7 @@ class Platform:
             if item.feeder is not None:
                 item.feeder.start()
             server.start()
+            self._peers.bind(name, server.address)
             self._serving[name] = False
         self._update_health()
         self._watchdog.start()
@@ -244,11 +248,12 @@ def build_platform(
     """The services of `specs`, each with its own journal and warehouse, sharing one bus."""
     require_available_adapters(config)
     bus = create_bus(config.messaging)
+    peers = Peers(config)
     hosted = []
     try:
         for spec in specs:
             journal = Journal(config.journal.path / f"{spec.name}.journal", spec.schema)
-            service = spec.factory(config, bus, journal, clock or SystemClock())
+            service = spec.factory(config, bus, journal, clock or SystemClock(), peers)
             hosted.append(
                 Hosted(
                     service,
@@ -265,6 +270,7 @@ def build_platform(
     return Platform(
         hosted,
         bus,
+        peers,
         max_workers=config.services.max_workers,
         shutdown_grace_s=config.services.shutdown_grace_s,
     )

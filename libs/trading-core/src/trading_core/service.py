@@ -41,6 +41,7 @@ from trading_core.errors import FailedPrecondition, NotFound
 from trading_core.events import event_type, new_id, stamp_micros, timestamp
 from trading_core.journal import Journal, Record, Ticket, Transaction, now_us
 from trading_core.outbox import Outbox
+from trading_core.peers import Peers
 from trading_core.telemetry import current_traceparent, trace_scope
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,16 @@ class JournaledService:
 
     name = ""
 
-    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
+    def __init__(
+        self,
+        config: PlatformConfig,
+        bus: EventBus,
+        journal: Journal,
+        clock: Clock,
+        peers: Peers | None = None,
+    ):
         self.config = config
+        self.peers = peers or Peers(config)
         self.bus = bus
         self.journal = journal
         self.clock = clock

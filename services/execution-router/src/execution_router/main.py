@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-from trading.v1 import market_data_pb2, market_data_pb2_grpc
+from trading.v1 import execution_pb2, execution_pb2_grpc
 from trading_core.runtime import ServiceSpec, service_main
 
 from execution_router.grpc_api import ExecutionServicer
@@ -13,8 +13,8 @@ from execution_router.service import SCHEMA, ExecutionRouter
 
 
 def add_servicers(service: ExecutionRouter, server: grpc.Server) -> Sequence[str]:
-    market_data_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(service), server)
-    return [market_data_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name]
+    execution_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(service), server)
+    return [execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name]
 
 
 SPEC = ServiceSpec(ExecutionRouter.name, ExecutionRouter, SCHEMA, add_servicers)

@@ -1,14 +1,15 @@
 """The execution router: owns the venue sessions, decides each order's one fate.
 
-Commands arrive on `orders` (SubmitOrder, CancelOrder, QueryOrder). The router journals what it
-received before the venue hears of it, and the venue's reports before anyone else does:
+Commands arrive on `orders` (SubmitOrder, CancelOrder). The router journals what it received
+before the venue hears of it, and the venue's reports before anyone else does:
 
 - The order id is the client order id the venue sees. A SubmitOrder for an order the router
   knows is answered with that order's reports again, never routed twice.
 - A CancelOrder the venue cannot apply gets a CANCEL_REJECTED report; a repeated cancel request
   id is answered with the order's reports again.
-- A QueryOrder (order-management reconciling) is answered with the order's reports; an order
-  the router never received is rejected for good, so a late SubmitOrder cannot route it.
+- Reconciliation asks over gRPC, not the bus: QueryOrder (order-management) is answered with
+  the order's reports, and an order the router never received is rejected for good, so a late
+  SubmitOrder cannot route it; CountFills and ListFills (position-management) tell the fills.
 
 Venue calls run on the venue worker thread, never on the bus dispatcher or under the lock.
 On start the router restores its open orders, puts the resting ones back into a simulated
@@ -21,7 +22,6 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
@@ -29,8 +29,8 @@ from trading_core.bus.base import EventBus
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import NotFound
-from trading_core.events import stamp_micros
 from trading_core.journal import Journal, Transaction
+from trading_core.peers import Peers
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote, QuoteBook
 from trading_core.service import JournaledService
@@ -105,8 +105,15 @@ class RoutedOrder:
 class ExecutionRouter(JournaledService):
     name = "execution-router"
 
-    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
-        super().__init__(config, bus, journal, clock)
+    def __init__(
+        self,
+        config: PlatformConfig,
+        bus: EventBus,
+        journal: Journal,
+        clock: Clock,
+        peers: Peers | None = None,
+    ):
+        super().__init__(config, bus, journal, clock, peers)
         self.quotes = QuoteBook()
         self.client: ExecutionClient = SimulationClient(
             self._on_report, config.execution.simulation, config.instruments, clock
@@ -122,7 +129,6 @@ class ExecutionRouter(JournaledService):
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
         self._replays = itertools.count(1)
-        self._fills_replayed: dict[str, datetime] = {}  # order id -> when, for QueryFills
 
     # Life cycle -------------------------------------------------------------------------------
 
@@ -173,10 +179,6 @@ class ExecutionRouter(JournaledService):
             self._on_submit(command, transaction)
         elif kind == "cancel_order":
             self._on_cancel(command, transaction)
-        elif kind == "query_order":
-            self._answer_query(command.order_id, transaction)
-        elif kind == "query_fills":
-            self._check_fills(command.query_fills, transaction)
         else:
             raise ValueError(f"unknown command {kind!r}")
 
@@ -195,9 +197,7 @@ class ExecutionRouter(JournaledService):
 
     def _on_cancel(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, request_id = command.order_id, command.cancel_order.request_id
-        if request_id in self._queued_cancels or self.journal.query(
-            "SELECT 1 FROM cancel_requests WHERE request_id = ?", (request_id,)
-        ):
+        if self._cancel_known(request_id):
             self._republish_after(transaction, order_id)
             return
         routed = self._open.get(order_id)
@@ -216,12 +216,6 @@ class ExecutionRouter(JournaledService):
         client = self.client
         cancel = lambda: client.cancel_order(order_id, request_id)  # noqa: E731
         transaction.then(lambda: self._worker.call(cancel))
-
-    def _answer_query(self, order_id: str, transaction: Transaction) -> None:
-        if self._known(order_id):
-            self._republish_after(transaction, order_id)
-        else:
-            self._reject_unknown(events_pb2.Command(order_id=order_id), transaction)
 
     # Reports ----------------------------------------------------------------------------------
 
@@ -325,33 +319,50 @@ class ExecutionRouter(JournaledService):
         )
         self._hold_until_durable(transaction, order_id, None)
 
-    def _check_fills(self, query: events_pb2.QueryFills, transaction: Transaction) -> None:
-        """Publishes again the reports of the orders filled in the window when position-management
-        counts a different number of fills there than the router made."""
-        window = (stamp_micros(query.since_time), stamp_micros(query.until_time))
+    # Reconciliation (gRPC) ----------------------------------------------------------------------
+
+    def query_order(
+        self, order_id: str, account_id: str, instrument: str, cancel_request_id: str = ""
+    ) -> list[events_pb2.Event]:
+        """Every report of the order, once durable. An order never received is rejected for
+        good first; a pending cancel the router has not had is applied."""
+        command = events_pb2.Command(
+            order_id=order_id, account_id=account_id, instrument=instrument
+        )
+        transaction = Transaction()
+        with self.lock:
+            if not self._known(order_id):
+                self._reject_unknown(command, transaction)
+            elif cancel_request_id and not self._cancel_known(cancel_request_id):
+                command.cancel_order.request_id = cancel_request_id
+                self._on_cancel(command, transaction)
+            ticket = self.commit(transaction)
+        ticket.wait()
+        kept = self.journal.records_of_order(order_id, "ExecutionReport")
+        return [events_pb2.Event.FromString(k.record.payload) for k in kept]
+
+    def count_fills(self, since_us: int, until_us: int) -> int:
+        self.journal.sync_point().wait()
         ((count,),) = self.journal.query(
-            "SELECT count(*) FROM router_fills WHERE time_us >= ? AND time_us < ?", window
+            "SELECT count(*) FROM router_fills WHERE time_us >= ? AND time_us < ?",
+            (since_us, until_us),
         )
-        if count == query.fill_count:
-            return
-        log.warning(
-            "position-management has %d of the %d fills made in its window; publishing them again",
-            query.fill_count,
-            count,
+        return int(count)
+
+    def list_fills(
+        self, since_us: int, until_us: int, after_seq: int, limit: int
+    ) -> tuple[list[events_pb2.Event], int | None]:
+        """The reports of the orders filled in [since, until), after journal position
+        `after_seq`; and the position to go on from when more follow."""
+        self.journal.sync_point().wait()
+        rows = self.journal.query(
+            "SELECT seq, payload FROM journal WHERE record_type = 'ExecutionReport' AND seq > ? "
+            "AND order_id IN (SELECT order_id FROM router_fills WHERE time_us >= ? "
+            "AND time_us < ?) ORDER BY seq LIMIT ?",
+            (after_seq, since_us, until_us, limit + 1),
         )
-        now = self.clock.now()
-        cooldown = timedelta(milliseconds=self.config.reconciliation.fill_age_ms)
-        for order_id, replayed in list(self._fills_replayed.items()):
-            if now - replayed >= cooldown:
-                del self._fills_replayed[order_id]
-        for (order_id,) in self.journal.query(
-            "SELECT DISTINCT order_id FROM router_fills WHERE time_us >= ? AND time_us < ?", window
-        ):
-            # Replayed a moment ago, and maybe still on its way: not again (a lagging consumer
-            # asking each interval would otherwise be sent the whole window each time).
-            if order_id not in self._fills_replayed:
-                self._fills_replayed[order_id] = now
-                self._republish_after(transaction, order_id)
+        reports = [events_pb2.Event.FromString(payload) for _, payload in rows[:limit]]
+        return reports, (int(rows[limit - 1][0]) if len(rows) > limit else None)
 
     # State ------------------------------------------------------------------------------------
 
@@ -362,6 +373,11 @@ class ExecutionRouter(JournaledService):
             or bool(
                 self.journal.query("SELECT 1 FROM routed_orders WHERE order_id = ?", (order_id,))
             )
+        )
+
+    def _cancel_known(self, request_id: str) -> bool:
+        return request_id in self._queued_cancels or bool(
+            self.journal.query("SELECT 1 FROM cancel_requests WHERE request_id = ?", (request_id,))
         )
 
     def _finished(self, order_id: str) -> RoutedOrder | None:

@@ -9,10 +9,11 @@ order; with a different body, ALREADY_EXISTS names the fields that differ. A cli
 is one order for good. A denial binds both ids, except a transient one (rate limit, no market
 data): its retry is decided afresh.
 
-Reconciliation: an order the venue has not answered after `reconciliation.order_age_ms` is
-asked about (QueryOrder); a pending cancel is asked again with its request id; a gap in an
-order's report sequence is asked about too. The router answers with the order's reports. After
-ASKS_ON_THE_ORDER_KEY unanswered asks, the asks go on an ordering key of their own.
+Reconciliation asks the router over gRPC (ExecutionService.QueryOrder), never through the bus
+it repairs: about an order the venue has not answered after `reconciliation.order_age_ms`, a
+pending cancel (with its request id, applied if the router never had it), an order whose
+reports came with a gap, and on start every open order. The router answers with the order's
+reports, which are applied as if delivered; an order it never received it rejects for good.
 
 A report that cannot be applied as it stands (InvalidExecutionReport) is redelivered, then
 dead-lettered, and the order's report count moves past it; one that does not fit the order's
@@ -37,6 +38,7 @@ from trading_core.decimals import DEFAULT_PRECISION, Precision
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, from_micros, micros, new_id
 from trading_core.journal import Journal, Record, Ticket, Transaction
+from trading_core.peers import Peers, RouterClient, RouterUnavailable
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService
 from trading_core.streams import Broadcaster
@@ -59,8 +61,6 @@ from order_management.domain.validation import (
 
 log = logging.getLogger(__name__)
 
-# Asks about an unanswered order on its own ordering key before asking on a key of its own.
-ASKS_ON_THE_ORDER_KEY = 3
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS orders (
@@ -124,14 +124,21 @@ class _Tracked:
     report_sequence: int = 0
     binds_ids: bool = True
     asked_at: datetime | None = None  # when the router was last asked about it
-    unanswered_asks: int = 0  # asks since the order last heard from the router
+    gap: bool = False  # a report came before one it follows: ask the router
 
 
 class OrderManagement(JournaledService):
     name = "order-management"
 
-    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
-        super().__init__(config, bus, journal, clock)
+    def __init__(
+        self,
+        config: PlatformConfig,
+        bus: EventBus,
+        journal: Journal,
+        clock: Clock,
+        peers: Peers | None = None,
+    ):
+        super().__init__(config, bus, journal, clock, peers)
         self._validator = PreTradeValidator(config)
         self._activity = AccountActivity()
         self._orders: dict[str, _Tracked] = {}
@@ -146,6 +153,9 @@ class OrderManagement(JournaledService):
             max_streams=config.services.max_streams
         )
         self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._ask_everything = False
+        self._router = RouterClient(self.peers)
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
 
     # Life cycle -------------------------------------------------------------------------------
@@ -161,13 +171,16 @@ class OrderManagement(JournaledService):
             on_dead_letter=self._passed_execution,
         )
         self.consume("positions", events_pb2.Event, self._on_position)
-        self.reconcile(everything=True)
+        # On start every open order is asked about, by the reconciler: the router may be down.
+        self._ask_everything = True
         self._reconciler.start()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
         if self._reconciler.is_alive():
             self._reconciler.join()
+        self._router.close()
         self.updates.close()
 
     def ready(self) -> bool:
@@ -424,14 +437,14 @@ class OrderManagement(JournaledService):
         self._changed(tracked, event, transaction)
         return transaction
 
-    def _cancel_command(self, order: Order, request_id: str, key: str | None = None) -> Record:
+    def _cancel_command(self, order: Order, request_id: str) -> Record:
         command = self.new_command(
             order_id=order.order_id,
             account_id=order.account_id,
             instrument=order.instrument,
             cancel_order=events_pb2.CancelOrder(request_id=request_id),
         )
-        return self.command_record(command, "orders", key or order.order_id)
+        return self.command_record(command, "orders", order.order_id)
 
     def _precision(self, symbol: str) -> Precision:
         instrument = self.config.instrument(symbol)
@@ -507,7 +520,8 @@ class OrderManagement(JournaledService):
                     event.sequence,
                     tracked.report_sequence,
                 )
-                self._ask_router(tracked, transaction)
+                tracked.gap = True
+                self._wake.set()
                 return
         order = tracked.order
         try:
@@ -518,7 +532,6 @@ class OrderManagement(JournaledService):
         # An InvalidExecutionReport (a decimal that is not one, a fill without a trade id, more
         # than the order's quantity) raises: redelivered, then dead-lettered (_passed_execution).
         tracked.report_sequence = max(tracked.report_sequence, event.sequence)
-        tracked.unanswered_asks = 0
         if event.order_id not in self._orders:
             self._remember(tracked)
         self._changed(tracked, event, transaction)
@@ -550,13 +563,28 @@ class OrderManagement(JournaledService):
     # Reconciliation ---------------------------------------------------------------------------
 
     def reconcile(self, *, everything: bool = False) -> int:
-        """Asks the router about open orders it has not answered for a while (all open orders
-        when `everything`, as on start); forgets finished orders past their retention.
+        """Asks the router about open orders it has not answered for a while, about pending
+        cancels, and about orders whose reports came with a gap (all open orders when
+        `everything`); applies what it answers; forgets finished orders past their retention.
         Returns how many orders were asked about."""
+        asked = 0
+        for question in self._questions(everything=everything):
+            try:
+                reports = self._router.query_order(*question)
+            except RouterUnavailable as error:
+                # Asked again next round, with every other open order (as on start).
+                log.warning("reconciliation: the router did not answer (%s); next round", error)
+                self._ask_everything = True
+                break
+            self._apply_answer(reports)
+            asked += 1
+        return asked
+
+    def _questions(self, *, everything: bool) -> list[tuple[str, str, str, str]]:
+        """(order id, account, instrument, pending cancel request id) of each order to ask about."""
         now = self.clock.now()
         age = timedelta(milliseconds=self.config.reconciliation.order_age_ms)
-        transaction = Transaction()
-        asked = 0
+        questions = []
         with self.lock:
             for tracked in list(self._orders.values()):
                 order = tracked.order
@@ -569,50 +597,44 @@ class OrderManagement(JournaledService):
                     types_pb2.ORDER_STATUS_PENDING_CANCEL,
                 )
                 last_asked = tracked.asked_at or order.update_time
-                if everything or (waiting and now - last_asked >= age):
-                    self._ask_router(tracked, transaction)
-                    asked += 1
-            if transaction:
-                self.commit(transaction)
-        return asked
+                due = waiting and now - last_asked >= age
+                if everything or tracked.gap or due:
+                    tracked.asked_at, tracked.gap = now, False
+                    questions.append(
+                        (order.order_id, order.account_id, order.instrument, self._pending(order))
+                    )
+        return questions
 
-    def _ask_router(self, tracked: _Tracked, transaction: Transaction) -> None:
-        """QueryOrder; for a pending cancel, its CancelOrder again with the same request id.
-
-        The first asks go on the order's ordering key, behind what was sent before. An order
-        still unanswered after that is asked on a key of its own, which nothing stuck on the
-        order's key holds back (nor the emulator: review F1): the router then answers with the
-        order as it has it, or rejects for good an order it never received, so an order that
-        could not reach the router in all that time is never sent to the market late."""
-        order = tracked.order
-        tracked.asked_at = self.clock.now()
-        tracked.unanswered_asks += 1
-        key = order.order_id
-        if tracked.unanswered_asks > ASKS_ON_THE_ORDER_KEY:
-            key = f"{order.order_id}/ask-{tracked.unanswered_asks}"
-        if order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
-            rows = self.journal.query(
-                "SELECT request_id FROM cancel_requests WHERE account_id = ? AND order_id = ?",
-                (order.account_id, order.order_id),
-            )
-            if rows:
-                transaction.keep(self._cancel_command(order, rows[-1][0], key))
-                return
-        command = self.new_command(
-            order_id=order.order_id,
-            account_id=order.account_id,
-            instrument=order.instrument,
-            query_order=events_pb2.QueryOrder(),
+    def _pending(self, order: Order) -> str:
+        """The request id of the order's pending cancel, or ""."""
+        if order.status != types_pb2.ORDER_STATUS_PENDING_CANCEL:
+            return ""
+        rows = self.journal.query(
+            "SELECT request_id FROM cancel_requests WHERE account_id = ? AND order_id = ?",
+            (order.account_id, order.order_id),
         )
-        transaction.keep(self.command_record(command, "orders", key))
+        return str(rows[-1][0]) if rows else ""
+
+    def _apply_answer(self, reports: list[events_pb2.Event]) -> None:
+        """The router's reports of an order, applied as if delivered (those applied before are
+        skipped by their sequence); durable before the next question."""
+        transaction = Transaction()
+        with self.lock:
+            for report in reports:
+                self._on_execution(report, transaction)
+            ticket = self.commit(transaction)
+        ticket.wait()
 
     def _reconcile_periodically(self) -> None:
         interval = self.config.reconciliation.interval_ms / 1000
-        while not self._stopping.wait(interval):
+        while not self._stopping.is_set():
             try:
-                self.reconcile()
+                everything, self._ask_everything = self._ask_everything, False
+                self.reconcile(everything=everything)
             except Exception:
                 log.exception("reconciliation failed")
+            self._wake.wait(interval)
+            self._wake.clear()
 
 
 _TRACKED_COLUMNS = "snapshot, own_sequence, report_sequence, venue_accepted, request_id"

@@ -6,11 +6,10 @@ from collections.abc import Iterator
 
 import grpc
 from trading.v1 import positions_pb2, positions_pb2_grpc
-from trading_core.errors import InvalidArgument, grpc_errors
+from trading_core.errors import grpc_errors
+from trading_core.requests import required_text
 
 from position_management.service import PositionChange, PositionManagement
-
-_MAX_ID_LENGTH = 128
 
 
 class PositionServicer(positions_pb2_grpc.PositionServiceServicer):
@@ -21,12 +20,8 @@ class PositionServicer(positions_pb2_grpc.PositionServiceServicer):
     def GetPosition(  # noqa: N802
         self, request: positions_pb2.GetPositionRequest, context: grpc.ServicerContext
     ) -> positions_pb2.GetPositionResponse:
-        for field in ("account_id", "instrument"):
-            value = getattr(request, field)
-            if not value.strip():
-                raise InvalidArgument(f"{field} is required")
-            if len(value) > _MAX_ID_LENGTH:
-                raise InvalidArgument(f"{field} must be at most {_MAX_ID_LENGTH} characters")
+        required_text(request.account_id, "account_id")
+        required_text(request.instrument, "instrument")
         position = self._positions.position(request.account_id, request.instrument)
         return positions_pb2.GetPositionResponse(position=position)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trading.v1 import events_pb2, positions_pb2
@@ -20,8 +19,9 @@ from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.decimals import parse_decimal
 from trading_core.errors import NotFound
-from trading_core.events import event_time, from_micros, micros, timestamp
+from trading_core.events import event_time, from_micros, micros
 from trading_core.journal import Journal, Transaction
+from trading_core.peers import Peers, RouterClient, RouterUnavailable
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService
 from trading_core.streams import Broadcaster
@@ -97,14 +97,22 @@ def fill_of(event: events_pb2.Event) -> Fill | None:
 class PositionManagement(JournaledService):
     name = "position-management"
 
-    def __init__(self, config: PlatformConfig, bus: EventBus, journal: Journal, clock: Clock):
-        super().__init__(config, bus, journal, clock)
+    def __init__(
+        self,
+        config: PlatformConfig,
+        bus: EventBus,
+        journal: Journal,
+        clock: Clock,
+        peers: Peers | None = None,
+    ):
+        super().__init__(config, bus, journal, clock, peers)
         self._book = PositionBook(config.instruments)
         self._quotes = QuoteBook()
         self.changes: Broadcaster[PositionChange] = Broadcaster(
             max_streams=config.services.max_streams
         )
         self._stopping = threading.Event()
+        self._router = RouterClient(self.peers)
         self._checker = threading.Thread(target=self._check_periodically, daemon=True)
 
     def start(self) -> None:
@@ -113,13 +121,13 @@ class PositionManagement(JournaledService):
         self.consume("market-data", events_pb2.Event, self._on_quote)
         self.consume("executions", events_pb2.Event, self._on_execution)
         self.check_positions()
-        self.ask_router_about_fills(since=from_micros(0), until=self.clock.now())
         self._checker.start()
 
     def stop(self) -> None:
         self._stopping.set()
         if self._checker.is_alive():
             self._checker.join()
+        self._router.close()
         self.changes.close()
 
     def position(self, account_id: str, instrument: str) -> positions_pb2.Position:
@@ -210,40 +218,49 @@ class PositionManagement(JournaledService):
         self.commit(transaction).wait()
         return problems
 
-    def ask_router_about_fills(self, since: datetime, until: datetime) -> None:
-        """Tells the router how many fills it has in [since, until): the router, which owns the
-        fills, publishes them again when it made a different number (a lost message)."""
-        window = (micros(since), micros(until))
+    def catch_up_fills(self, since_us: int, until_us: int) -> int:
+        """Counts its fills in [since, until) against the router's (which owns them); when they
+        differ, fetches the router's reports of that window and applies each fill it lacks.
+        Returns how many it applied."""
         ((count,),) = self.journal.query(
-            "SELECT count(*) FROM fills WHERE time_us >= ? AND time_us < ?", window
+            "SELECT count(*) FROM fills WHERE time_us >= ? AND time_us < ?", (since_us, until_us)
         )
-        query = events_pb2.QueryFills(fill_count=count)
-        query.since_time.CopyFrom(timestamp(since))
-        query.until_time.CopyFrom(timestamp(until))
-        transaction = Transaction()
-        transaction.keep(
-            self.command_record(self.new_command(query_fills=query), "orders", "fills")
-        )
-        self.commit(transaction)
+        made = self._router.count_fills(since_us, until_us)
+        if made == count:
+            return 0
+        log.warning("position-management has %d of the %d fills in its window", count, made)
+        applied = 0
+        for page in self._router.fills(since_us, until_us):
+            transaction = Transaction()
+            with self.lock:
+                for report in page:
+                    self._on_execution(report, transaction)
+                ticket = self.commit(transaction)
+            applied += len(transaction.records)  # a PositionUpdated per fill applied
+            ticket.wait()
+        return applied
 
     def _check_periodically(self) -> None:
-        """Asks the router about the fills of a trailing window each interval (fills younger
-        than `fill_age_ms` are left to a later check: they may still be on their way), and checks
-        positions against fills every twelve."""
+        """Catches up with the router's fills: all of them once on start, then those of a
+        trailing window each interval; checks positions against fills every twelve."""
         settings = self.config.reconciliation
-        interval = timedelta(milliseconds=settings.interval_ms)
-        lookback = timedelta(milliseconds=settings.fill_lookback_ms)
-        age = timedelta(milliseconds=settings.fill_age_ms)
+        lookback_us = settings.fill_lookback_ms * 1000
+        since_start = True
         checks = 0
-        while not self._stopping.wait(interval.total_seconds()):
-            checks += 1
+        while True:
             try:
-                until = self.clock.now() - age
-                self.ask_router_about_fills(until - lookback, until)
+                until = micros(self.clock.now())
+                self.catch_up_fills(0 if since_start else until - lookback_us, until)
+                since_start = False
+                checks += 1
                 if checks % 12 == 0:
                     self.check_positions()
+            except RouterUnavailable as error:
+                log.warning("fills not checked: the router did not answer (%s)", error)
             except Exception:
                 log.exception("reconciling fills and positions failed")
+            if self._stopping.wait(settings.interval_ms / 1000):
+                return
 
 
 def _state(position: Position | None) -> tuple[Decimal, Decimal, Decimal] | None:

@@ -308,8 +308,6 @@ class Command(_message.Message):
     TRACEPARENT_FIELD_NUMBER: _builtins.int
     SUBMIT_ORDER_FIELD_NUMBER: _builtins.int
     CANCEL_ORDER_FIELD_NUMBER: _builtins.int
-    QUERY_ORDER_FIELD_NUMBER: _builtins.int
-    QUERY_FILLS_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     """A UUID."""
     order_id: _builtins.str
@@ -323,10 +321,6 @@ class Command(_message.Message):
     def submit_order(self) -> Global___SubmitOrder: ...
     @_builtins.property
     def cancel_order(self) -> Global___CancelOrder: ...
-    @_builtins.property
-    def query_order(self) -> Global___QueryOrder: ...
-    @_builtins.property
-    def query_fills(self) -> Global___QueryFills: ...
     def __init__(
         self,
         *,
@@ -338,14 +332,12 @@ class Command(_message.Message):
         traceparent: _builtins.str = ...,
         submit_order: Global___SubmitOrder | None = ...,
         cancel_order: Global___CancelOrder | None = ...,
-        query_order: Global___QueryOrder | None = ...,
-        query_fills: Global___QueryFills | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_order", b"cancel_order", "command", b"command", "command_time", b"command_time", "query_fills", b"query_fills", "query_order", b"query_order", "submit_order", b"submit_order"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_order", b"cancel_order", "command", b"command", "command_time", b"command_time", "submit_order", b"submit_order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cancel_order", b"cancel_order", "command", b"command", "command_id", b"command_id", "command_time", b"command_time", "instrument", b"instrument", "order_id", b"order_id", "query_fills", b"query_fills", "query_order", b"query_order", "submit_order", b"submit_order", "traceparent", b"traceparent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cancel_order", b"cancel_order", "command", b"command", "command_id", b"command_id", "command_time", b"command_time", "instrument", b"instrument", "order_id", b"order_id", "submit_order", b"submit_order", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["submit_order", "cancel_order", "query_order", "query_fills"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["submit_order", "cancel_order"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
@@ -395,54 +387,3 @@ class CancelOrder(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelOrder: _TypeAlias = CancelOrder  # noqa: Y015
-
-@_typing.final
-class QueryOrder(_message.Message):
-    """Tell what became of an order: the router publishes again every report it made for it, or,
-    when it never received the order, rejects it for good so it can never be routed later.
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    def __init__(
-        self,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___QueryOrder: _TypeAlias = QueryOrder  # noqa: Y015
-
-@_typing.final
-class QueryFills(_message.Message):
-    """Position-management checking its fills: it has `fill_count` fills whose reports the router
-    made in [since_time, until_time). When the router made a different number, it publishes the
-    reports of those orders again; position-management applies each fill once.
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SINCE_TIME_FIELD_NUMBER: _builtins.int
-    UNTIL_TIME_FIELD_NUMBER: _builtins.int
-    FILL_COUNT_FIELD_NUMBER: _builtins.int
-    fill_count: _builtins.int
-    @_builtins.property
-    def since_time(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def until_time(self) -> _timestamp_pb2.Timestamp: ...
-    def __init__(
-        self,
-        *,
-        since_time: _timestamp_pb2.Timestamp | None = ...,
-        until_time: _timestamp_pb2.Timestamp | None = ...,
-        fill_count: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["since_time", b"since_time", "until_time", b"until_time"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fill_count", b"fill_count", "since_time", b"since_time", "until_time", b"until_time"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___QueryFills: _TypeAlias = QueryFills  # noqa: Y015

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctrading/v1/market_data.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n\x05Quote\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\tbid_price\x18\x02 \x01(\t\x12\x10\n\x08\x62id_size\x18\x03 \x01(\t\x12\x11\n\task_price\x18\x04 \x01(\t\x12\x10\n\x08\x61sk_size\x18\x05 \x01(\t\x12.\n\nquote_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x07 \x01(\t\"%\n\x0fGetQuoteRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\"4\n\x10GetQuoteResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote2Y\n\x10\x45xecutionService\x12\x45\n\x08GetQuote\x12\x1b.trading.v1.GetQuoteRequest\x1a\x1c.trading.v1.GetQuoteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctrading/v1/market_data.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n\x05Quote\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\tbid_price\x18\x02 \x01(\t\x12\x10\n\x08\x62id_size\x18\x03 \x01(\t\x12\x11\n\task_price\x18\x04 \x01(\t\x12\x10\n\x08\x61sk_size\x18\x05 \x01(\t\x12.\n\nquote_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x07 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,4 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_QUOTE']._serialized_start=78
   _globals['_QUOTE']._serialized_end=243
-  _globals['_GETQUOTEREQUEST']._serialized_start=245
-  _globals['_GETQUOTEREQUEST']._serialized_end=282
-  _globals['_GETQUOTERESPONSE']._serialized_start=284
-  _globals['_GETQUOTERESPONSE']._serialized_end=336
-  _globals['_EXECUTIONSERVICE']._serialized_start=338
-  _globals['_EXECUTIONSERVICE']._serialized_end=427
 # @@protoc_insertion_point(module_scope)

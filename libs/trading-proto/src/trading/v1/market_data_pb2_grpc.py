@@ -3,7 +3,6 @@
 import grpc
 import warnings
 
-from trading.v1 import market_data_pb2 as trading_dot_v1_dot_market__data__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -23,79 +22,3 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
-
-
-class ExecutionServiceStub:
-    """The execution router: venue connections and the latest quotes.
-    """
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.GetQuote = channel.unary_unary(
-                '/trading.v1.ExecutionService/GetQuote',
-                request_serializer=trading_dot_v1_dot_market__data__pb2.GetQuoteRequest.SerializeToString,
-                response_deserializer=trading_dot_v1_dot_market__data__pb2.GetQuoteResponse.FromString,
-                _registered_method=True)
-
-
-class ExecutionServiceServicer:
-    """The execution router: venue connections and the latest quotes.
-    """
-
-    def GetQuote(self, request, context):
-        """The latest quote of an instrument.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_ExecutionServiceServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'GetQuote': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetQuote,
-                    request_deserializer=trading_dot_v1_dot_market__data__pb2.GetQuoteRequest.FromString,
-                    response_serializer=trading_dot_v1_dot_market__data__pb2.GetQuoteResponse.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'trading.v1.ExecutionService', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('trading.v1.ExecutionService', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class ExecutionService:
-    """The execution router: venue connections and the latest quotes.
-    """
-
-    @staticmethod
-    def GetQuote(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/trading.v1.ExecutionService/GetQuote',
-            trading_dot_v1_dot_market__data__pb2.GetQuoteRequest.SerializeToString,
-            trading_dot_v1_dot_market__data__pb2.GetQuoteResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)

@@ -5,16 +5,9 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from trading.v1 import market_data_pb2 as _market_data_pb2
 import abc as _abc_1
 import grpc as _grpc
-import sys
 import typing as _typing
-
-if sys.version_info >= (3, 11):
-    from typing import Self as _Self
-else:
-    from typing_extensions import Self as _Self
 
 _T = _typing.TypeVar("_T")
 
@@ -25,34 +18,3 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
-
-class ExecutionServiceStub:
-    """The execution router: venue connections and the latest quotes."""
-
-    @_typing.overload
-    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
-    @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> ExecutionServiceAsyncStub: ...
-    GetQuote: _grpc.UnaryUnaryMultiCallable[_market_data_pb2.GetQuoteRequest, _market_data_pb2.GetQuoteResponse]
-    """The latest quote of an instrument."""
-
-@_typing.type_check_only
-class ExecutionServiceAsyncStub(ExecutionServiceStub):
-    """The execution router: venue connections and the latest quotes."""
-
-    def __init__(self, channel: _aio.Channel) -> None: ...
-    GetQuote: _aio.UnaryUnaryMultiCallable[_market_data_pb2.GetQuoteRequest, _market_data_pb2.GetQuoteResponse]  # type: ignore[assignment]
-    """The latest quote of an instrument."""
-
-class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The execution router: venue connections and the latest quotes."""
-
-    @_abc_1.abstractmethod
-    def GetQuote(
-        self,
-        request: _market_data_pb2.GetQuoteRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_market_data_pb2.GetQuoteResponse, _abc.Awaitable[_market_data_pb2.GetQuoteResponse]]:
-        """The latest quote of an instrument."""
-
-def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

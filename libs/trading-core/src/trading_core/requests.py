@@ -1,0 +1,41 @@
+"""Checks every gRPC API makes of its requests' fields: an InvalidArgument naming the field."""
+
+from __future__ import annotations
+
+from google.protobuf import timestamp_pb2
+
+from trading_core.errors import InvalidArgument
+from trading_core.events import stamp_micros
+
+MAX_ID_LENGTH = 128
+
+
+def required_text(value: str, field: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(f"{field} is required")
+    return optional_text(value, field)
+
+
+def optional_text(value: str, field: str) -> str:
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"{field} must be at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+def time_window(
+    since: timestamp_pb2.Timestamp, until: timestamp_pb2.Timestamp, *, present: bool
+) -> tuple[int, int]:
+    """[since, until) in microseconds; both times are required (`present`, as the message's
+    HasField tells) and since must come first."""
+    if not present:
+        raise InvalidArgument("since_time and until_time are required")
+    since_us, until_us = stamp_micros(since), stamp_micros(until)
+    if since_us >= until_us:
+        raise InvalidArgument("since_time must be before until_time")
+    return since_us, until_us
+
+
+def page_size(requested: int, *, default: int, largest: int) -> int:
+    if not 0 <= requested <= largest:
+        raise InvalidArgument(f"page_size must be between 0 and {largest}")
+    return requested or default
