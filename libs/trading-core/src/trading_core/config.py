@@ -97,7 +97,7 @@ class DuckDBDatabase(_Strict):
     backend: Literal["duckdb"]
     path: Path = Field(Path("data"), description="folder of one <service>.duckdb file each")
     flush_interval_ms: int = Field(
-        1000, ge=1, le=60_000, description="how often the journal's new events are fed in"
+        5000, ge=1, le=60_000, description="how often the journal's new events are fed in"
     )
     batch_size: int = Field(5000, ge=1, le=1_000_000, description="events per feed at most")
 

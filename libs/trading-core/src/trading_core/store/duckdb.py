@@ -45,6 +45,7 @@ class DuckDBWarehouse:
         self.table = table
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fed_through: int | None = None
+        self._verified = False  # the table was found (or made) with the expected columns
         self._lock = threading.Lock()  # one connection of this object at a time
 
     def fed_through(self) -> int:
@@ -68,18 +69,24 @@ class DuckDBWarehouse:
     def _open(self) -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(str(self.path))
         try:
-            if not _table_columns(connection, self.table):
-                _create_table(connection, self.table)
-            found = _table_columns(connection, self.table)
-            expected = [column.name for column in EVENT_COLUMNS]
-            if found != expected:
-                raise ValueError(
-                    f"{self.path}: table {self.table} has columns {found}, expected {expected}"
-                )
+            if not self._verified:  # once: reading the catalog costs more than a feed
+                self._verify(connection)
+                self._verified = True
         except BaseException:
             connection.close()
             raise
         return connection
+
+    def _verify(self, connection: duckdb.DuckDBPyConnection) -> None:
+        found = _table_columns(connection, self.table)
+        if not found:
+            _create_table(connection, self.table)
+            found = _table_columns(connection, self.table)
+        expected = [column.name for column in EVENT_COLUMNS]
+        if found != expected:
+            raise ValueError(
+                f"{self.path}: table {self.table} has columns {found}, expected {expected}"
+            )
 
     def _last_sequence(self, connection: duckdb.DuckDBPyConnection) -> int:
         ((last,),) = connection.execute(
