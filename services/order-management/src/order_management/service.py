@@ -216,16 +216,18 @@ class OrderManagement(JournaledService):
 
     def submit_order(self, request: orders_pb2.SubmitOrderRequest) -> orders_pb2.Order:
         parsed = parse_submit_order(request, self.config.order_defaults)
+        stored = self._stored(parsed)
         with self.lock:
-            answer, ticket = self._existing_or(parsed, lambda: self._decide(parsed))
+            answer, ticket = self._existing_or(parsed, stored, lambda: self._decide(parsed))
         ticket.wait()
         return answer
 
     def submit_signal(self, request: orders_pb2.SubmitSignalRequest) -> orders_pb2.Order:
         signal_id = request.signal_id or new_id()
         unsized = parse_submit_signal(request, Decimal(0), signal_id, self.config.order_defaults)
+        stored = self._stored(unsized)
         with self.lock:
-            answer, ticket = self._existing_or(unsized, lambda: self._sized(unsized))
+            answer, ticket = self._existing_or(unsized, stored, lambda: self._sized(unsized))
         ticket.wait()
         return answer
 
@@ -340,11 +342,14 @@ class OrderManagement(JournaledService):
     # Decisions --------------------------------------------------------------------------------
 
     def _existing_or(
-        self, request: OrderRequest, decide: Callable[[], tuple[Order, Ticket]]
+        self,
+        request: OrderRequest,
+        stored: _Tracked | None,
+        decide: Callable[[], tuple[Order, Ticket]],
     ) -> tuple[orders_pb2.Order, Ticket]:
-        """The order an earlier request with these ids made, checked to be the same request;
-        else the decision on this one."""
-        existing = self._existing(request)
+        """The order an earlier request with these ids made (in memory, else `stored`), checked
+        to be the same request; else the decision on this one."""
+        existing = self._in_memory(request) or stored
         if existing is None:
             order, ticket = decide()
             return order.to_proto(), ticket
@@ -357,16 +362,20 @@ class OrderManagement(JournaledService):
             )
         return existing.order.to_proto(), self.journal.sync_point()
 
-    def _existing(self, request: OrderRequest) -> _Tracked | None:
+    def _in_memory(self, request: OrderRequest) -> _Tracked | None:
         account = request.account_id
         order_id = self._by_request.get((account, request.request_id)) or self._by_client_order.get(
             (account, request.client_order_id)
         )
-        if order_id is not None:
-            return self._orders[order_id]
+        return None if order_id is None else self._orders[order_id]
+
+    def _stored(self, request: OrderRequest) -> _Tracked | None:
+        """The durable order these ids made, read before taking the lock (a read must not hold
+        up every other request). Safe: an order made since is in memory, where the lock looks
+        first; an order leaves memory only long after it was durable."""
         return self._load_one(
             "account_id = ? AND (request_id = ? OR client_order_id = ?)",
-            (account, request.request_id, request.client_order_id),
+            (request.account_id, request.request_id, request.client_order_id),
         )
 
     def _sized(self, unsized: OrderRequest) -> tuple[Order, Ticket]:

@@ -242,14 +242,18 @@ class PositionManagement(JournaledService):
 
     def _check_periodically(self) -> None:
         """Catches up with the router's fills: all of them once on start, then those of a
-        trailing window each interval; checks positions against fills every twelve."""
+        trailing window each interval (up to `order_age_ms` ago); checks positions against
+        fills every twelve."""
         settings = self.config.reconciliation
         lookback_us = settings.fill_lookback_ms * 1000
+        # Fills younger than this may still be on their way on the bus: left to a later round
+        # (else, under load, every round would fetch the whole window).
+        age_us = settings.order_age_ms * 1000
         since_start = True
         checks = 0
         while True:
             try:
-                until = micros(self.clock.now())
+                until = micros(self.clock.now()) - age_us
                 self.catch_up_fills(0 if since_start else until - lookback_us, until)
                 since_start = False
                 checks += 1
