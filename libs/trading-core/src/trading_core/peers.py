@@ -3,6 +3,7 @@ services that reconcile with it call it (over gRPC, never through the bus they r
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,10 @@ from trading_core.events import micros_timestamp
 # A reconciliation call that takes longer is abandoned and asked again next round.
 CALL_TIMEOUT_S = 5.0
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# Rounds without an answer before it is a warning: at start the router may come up after us.
+_QUIET_FAILURES = 3
+
+log = logging.getLogger(__name__)
 
 
 class Peers:
@@ -49,6 +54,7 @@ class RouterClient:
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self._stub: execution_pb2_grpc.ExecutionServiceStub | None = None
+        self._failures_in_a_row = 0
 
     def query_order(
         self, order_id: str, account_id: str, instrument: str, cancel_request_id: str = ""
@@ -82,6 +88,12 @@ class RouterClient:
             if not token:
                 return
 
+    def report_unavailable(self, what: str, error: RouterUnavailable) -> None:
+        """Logs a round the router did not answer: a warning once it keeps not answering."""
+        self._failures_in_a_row += 1
+        level = logging.WARNING if self._failures_in_a_row >= _QUIET_FAILURES else logging.INFO
+        log.log(level, "%s: the router did not answer (%s); asking again next round", what, error)
+
     def close(self) -> None:
         with self._lock:
             if self._channel is not None:
@@ -91,12 +103,14 @@ class RouterClient:
     def _call(self, method: str, request: object) -> Any:
         stub = self._connected()
         try:
-            return getattr(stub, method)(request, timeout=self._timeout_s)
+            answer = getattr(stub, method)(request, timeout=self._timeout_s)
         except grpc.RpcError as error:
             if error.code() in _UNREACHABLE:
                 self.close()  # the next call looks the address up again (a restart may move it)
                 raise RouterUnavailable(f"{method}: {error.code().name}") from None
             raise
+        self._failures_in_a_row = 0
+        return answer
 
     def _connected(self) -> execution_pb2_grpc.ExecutionServiceStub:
         with self._lock:

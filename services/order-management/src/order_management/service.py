@@ -582,7 +582,7 @@ class OrderManagement(JournaledService):
                 reports = self._router.query_order(*question)
             except RouterUnavailable as error:
                 # Asked again next round, with every other open order (as on start).
-                log.warning("reconciliation: the router did not answer (%s); next round", error)
+                self._router.report_unavailable("reconciling orders", error)
                 self._ask_everything = True
                 break
             self._apply_answer(reports)

@@ -260,7 +260,7 @@ class PositionManagement(JournaledService):
                 if checks % 12 == 0:
                     self.check_positions()
             except RouterUnavailable as error:
-                log.warning("fills not checked: the router did not answer (%s)", error)
+                self._router.report_unavailable("checking fills", error)
             except Exception:
                 log.exception("reconciling fills and positions failed")
             if self._stopping.wait(settings.interval_ms / 1000):
