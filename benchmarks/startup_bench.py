@@ -90,9 +90,11 @@ from trading_core.bus import InMemoryBus
 from trading_core.clock import SystemClock
 from trading_core.config import load_config
 from trading_core.journal import Journal
+from trading_core.service import ServiceContext
 from order_management.service import SCHEMA, OrderManagement
 config = load_config("config/local.yaml")
-service = OrderManagement(config, InMemoryBus(), Journal(Path(sys.argv[1]), SCHEMA), SystemClock())
+journal = Journal(Path(sys.argv[1]), SCHEMA)
+service = OrderManagement(ServiceContext(config, InMemoryBus(), journal, SystemClock()))
 loaded = time.perf_counter()
 service._load()
 done = time.perf_counter()

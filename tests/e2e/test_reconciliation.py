@@ -15,7 +15,7 @@ from trading_core.journal import Transaction
 from trading_core.runtime import Platform
 
 from tests.e2e.conftest import Clients
-from tests.e2e.test_duplicate_deliveries import command, router_is_past, unresolved
+from tests.e2e.test_duplicate_deliveries import command, resting, router_is_past, unresolved
 from tests.e2e.test_trading_flow import order_status, submit, wait_for_quote
 from tests.support import wait_until
 
@@ -109,21 +109,14 @@ def test_a_pending_cancel_the_router_never_had_is_applied_when_asked_about(
     embedded: tuple[Clients, Platform],
 ) -> None:
     clients, _ = embedded
-    far_below = (Decimal(wait_for_quote(clients).bid_price) / 2).quantize(Decimal("0.01"))
-    resting = submit(
-        clients,
-        order_type=types_pb2.ORDER_TYPE_LIMIT,
-        time_in_force=types_pb2.TIME_IN_FORCE_GTC,
-        limit_price=str(far_below),
-    )
-    order_status(clients, resting, types_pb2.ORDER_STATUS_ACCEPTED)
+    held = resting(clients)
     query = execution_pb2.QueryOrderRequest(
-        order_id=resting.order_id,
-        account_id=resting.account_id,
-        instrument=resting.instrument,
+        order_id=held.order_id,
+        account_id=held.account_id,
+        instrument=held.instrument,
         cancel_request_id=str(uuid.uuid4()),
     )
     clients.router.QueryOrder(query, timeout=10)
 
-    canceled = order_status(clients, resting, types_pb2.ORDER_STATUS_CANCELED)
+    canceled = order_status(clients, held, types_pb2.ORDER_STATUS_CANCELED)
     assert Decimal(canceled.filled_quantity) == 0

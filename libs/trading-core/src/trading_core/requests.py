@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from google.protobuf import timestamp_pb2
 
 from trading_core.errors import InvalidArgument
@@ -22,14 +24,20 @@ def optional_text(value: str, field: str) -> str:
     return value
 
 
-def time_window(
-    since: timestamp_pb2.Timestamp, until: timestamp_pb2.Timestamp, *, present: bool
-) -> tuple[int, int]:
-    """[since, until) in microseconds; both times are required (`present`, as the message's
-    HasField tells) and since must come first."""
-    if not present:
+class _Windowed(Protocol):
+    @property
+    def since_time(self) -> timestamp_pb2.Timestamp: ...
+    @property
+    def until_time(self) -> timestamp_pb2.Timestamp: ...
+
+    def HasField(self, field_name: Any) -> bool: ...  # noqa: N802 - protobuf's name
+
+
+def time_window(request: _Windowed) -> tuple[int, int]:
+    """The request's [since_time, until_time) in microseconds: both required, since first."""
+    if not (request.HasField("since_time") and request.HasField("until_time")):
         raise InvalidArgument("since_time and until_time are required")
-    since_us, until_us = stamp_micros(since), stamp_micros(until)
+    since_us, until_us = stamp_micros(request.since_time), stamp_micros(request.until_time)
     if since_us >= until_us:
         raise InvalidArgument("since_time must be before until_time")
     return since_us, until_us

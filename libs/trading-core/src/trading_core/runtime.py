@@ -44,6 +44,7 @@ from trading_core.config import (
 from trading_core.grpc_server import GrpcServer
 from trading_core.journal import Journal
 from trading_core.peers import Peers
+from trading_core.service import ServiceContext
 from trading_core.store import WarehouseFeeder, create_warehouse
 from trading_core.telemetry import configure_logging
 
@@ -72,7 +73,7 @@ class Service(Administered, Protocol):
         """Whether its dependencies work; health reports NOT_SERVING while they do not."""
 
 
-ServiceFactory = Callable[[PlatformConfig, EventBus, Journal, Clock, Peers], Any]
+ServiceFactory = Callable[[ServiceContext], Any]
 # Adds a service's gRPC servicers to a server; returns their full service names.
 ServicerWiring = Callable[[Any, grpc.Server], Sequence[str]]
 
@@ -253,7 +254,8 @@ def build_platform(
     try:
         for spec in specs:
             journal = Journal(config.journal.path / f"{spec.name}.journal", spec.schema)
-            service = spec.factory(config, bus, journal, clock or SystemClock(), peers)
+            context = ServiceContext(config, bus, journal, clock or SystemClock(), peers)
+            service = spec.factory(context)
             hosted.append(
                 Hosted(
                     service,

@@ -81,27 +81,32 @@ _DEAD_LETTER_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class ServiceContext:
+    """What the composition root gives a service: its config, the shared bus, its own journal,
+    the clock, and where the other services listen."""
+
+    config: PlatformConfig
+    bus: EventBus
+    journal: Journal
+    clock: Clock
+    peers: Peers | None = None
+
+
 class JournaledService:
     """Base of the services; see the module docstring."""
 
     name = ""
 
-    def __init__(
-        self,
-        config: PlatformConfig,
-        bus: EventBus,
-        journal: Journal,
-        clock: Clock,
-        peers: Peers | None = None,
-    ):
-        self.config = config
-        self.peers = peers or Peers(config)
-        self.bus = bus
-        self.journal = journal
-        self.clock = clock
+    def __init__(self, context: ServiceContext):
+        self.config = context.config
+        self.peers = context.peers or Peers(context.config)
+        self.bus = context.bus
+        self.journal = context.journal
+        self.clock = context.clock
         self.lock = threading.RLock()
-        self.outbox = Outbox(journal, bus)
-        self._max_attempts = config.messaging.max_delivery_attempts
+        self.outbox = Outbox(context.journal, context.bus)
+        self._max_attempts = context.config.messaging.max_delivery_attempts
         # subscription -> what applies its messages, for dead-letter replay
         self._consumers: dict[str, Callable[[Message], Transaction]] = {}
         self._replaying = False

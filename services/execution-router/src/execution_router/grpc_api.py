@@ -44,16 +44,14 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def CountFills(  # noqa: N802
         self, request: execution_pb2.CountFillsRequest, context: grpc.ServicerContext
     ) -> execution_pb2.CountFillsResponse:
-        present = request.HasField("since_time") and request.HasField("until_time")
-        since, until = time_window(request.since_time, request.until_time, present=present)
+        since, until = time_window(request)
         return execution_pb2.CountFillsResponse(fill_count=self._router.count_fills(since, until))
 
     @grpc_errors()
     def ListFills(  # noqa: N802
         self, request: execution_pb2.ListFillsRequest, context: grpc.ServicerContext
     ) -> execution_pb2.ListFillsResponse:
-        present = request.HasField("since_time") and request.HasField("until_time")
-        since, until = time_window(request.since_time, request.until_time, present=present)
+        since, until = time_window(request)
         size = page_size(request.page_size, default=_DEFAULT_PAGE, largest=_MAX_PAGE)
         after = _decode_page_token(request.page_token)
         reports, last = self._router.list_fills(since, until, after, size)

@@ -25,15 +25,11 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
-from trading_core.bus.base import EventBus
-from trading_core.clock import Clock
-from trading_core.config import PlatformConfig
 from trading_core.errors import NotFound
-from trading_core.journal import Journal, Transaction
-from trading_core.peers import Peers
+from trading_core.journal import Transaction
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote, QuoteBook
-from trading_core.service import JournaledService
+from trading_core.service import JournaledService, ServiceContext
 
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.base import ExecutionClient, VenueWorker
@@ -105,15 +101,9 @@ class RoutedOrder:
 class ExecutionRouter(JournaledService):
     name = "execution-router"
 
-    def __init__(
-        self,
-        config: PlatformConfig,
-        bus: EventBus,
-        journal: Journal,
-        clock: Clock,
-        peers: Peers | None = None,
-    ):
-        super().__init__(config, bus, journal, clock, peers)
+    def __init__(self, context: ServiceContext):
+        super().__init__(context)
+        config, clock = context.config, context.clock
         self.quotes = QuoteBook()
         self.client: ExecutionClient = SimulationClient(
             self._on_report, config.execution.simulation, config.instruments, clock

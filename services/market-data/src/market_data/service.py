@@ -14,13 +14,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from trading.v1 import events_pb2
-from trading_core.bus.base import EventBus
-from trading_core.clock import Clock
-from trading_core.config import PlatformConfig
-from trading_core.journal import Journal, Transaction, set_progress
-from trading_core.peers import Peers
+from trading_core.journal import Transaction, set_progress
 from trading_core.quotes import Quote
-from trading_core.service import JournaledService
+from trading_core.service import JournaledService, ServiceContext
 
 from market_data.synthetic import SyntheticFeed
 
@@ -37,15 +33,9 @@ SCHEMA = (
 class MarketDataProducer(JournaledService):
     name = "market-data"
 
-    def __init__(
-        self,
-        config: PlatformConfig,
-        bus: EventBus,
-        journal: Journal,
-        clock: Clock,
-        peers: Peers | None = None,
-    ):
-        super().__init__(config, bus, journal, clock, peers)
+    def __init__(self, context: ServiceContext):
+        super().__init__(context)
+        config = context.config
         self._feed = SyntheticFeed(config.instruments, config.market_data)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="market-data", daemon=True)

@@ -10,8 +10,9 @@ import grpc
 from trading.v1 import orders_pb2, orders_pb2_grpc, types_pb2
 from trading_core.errors import InvalidArgument, NotFound, grpc_errors
 from trading_core.events import event_type
+from trading_core.requests import optional_text, required_text
 
-from order_management.domain.validation import MAX_ID_LENGTH, InvalidRequest
+from order_management.domain.validation import InvalidRequest
 from order_management.service import OrderCursor, OrderFilter, OrderManagement, OrderUpdate
 
 _ERRORS = grpc_errors({InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT})
@@ -41,7 +42,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self, request: orders_pb2.CancelOrderRequest, context: grpc.ServicerContext
     ) -> orders_pb2.CancelOrderResponse:
         for field in ("order_id", "account_id", "request_id"):
-            _required(getattr(request, field), field)
+            required_text(getattr(request, field), field)
         return orders_pb2.CancelOrderResponse(order=self._orders.cancel_order(request))
 
     @_ERRORS
@@ -49,7 +50,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self, request: orders_pb2.GetOrderRequest, context: grpc.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
         order = self._orders.get_order(
-            _required(request.account_id, "account_id"), _required(request.order_id, "order_id")
+            required_text(request.account_id, "account_id"),
+            required_text(request.order_id, "order_id"),
         )
         return orders_pb2.GetOrderResponse(order=order)
 
@@ -65,8 +67,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         size = request.page_size or _DEFAULT_PAGE
         after = _decode_page_token(request.page_token)
         chosen = OrderFilter(
-            account_id=_optional(request.account_id, "account_id"),
-            instrument=_optional(request.instrument, "instrument"),
+            account_id=optional_text(request.account_id, "account_id"),
+            instrument=optional_text(request.instrument, "instrument"),
             statuses=frozenset(request.statuses),
             open_only=request.open_only,
         )
@@ -80,7 +82,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         if request.order_id:
             try:
                 self._orders.get_order(
-                    _required(request.account_id, "account_id"), request.order_id
+                    required_text(request.account_id, "account_id"), request.order_id
                 )
             except (NotFound, InvalidArgument) as error:
                 context.abort(error.code, str(error))
@@ -100,18 +102,6 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 event_time=update.event.event_time,
                 order=update.order,
             )
-
-
-def _required(value: str, field: str) -> str:
-    if not value.strip():
-        raise InvalidArgument(f"{field} is required")
-    return _optional(value, field)
-
-
-def _optional(value: str, field: str) -> str:
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"{field} must be at most {MAX_ID_LENGTH} characters")
-    return value
 
 
 def _encode_page_token(cursor: OrderCursor) -> str:

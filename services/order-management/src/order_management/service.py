@@ -31,16 +31,13 @@ from decimal import Decimal
 
 import grpc
 from trading.v1 import events_pb2, orders_pb2, positions_pb2, types_pb2
-from trading_core.bus.base import EventBus
-from trading_core.clock import Clock
-from trading_core.config import PlatformConfig
 from trading_core.decimals import DEFAULT_PRECISION, Precision
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, from_micros, micros, new_id
-from trading_core.journal import Journal, Record, Ticket, Transaction
-from trading_core.peers import Peers, RouterClient, RouterUnavailable
+from trading_core.journal import Record, Ticket, Transaction
+from trading_core.peers import RouterClient, RouterUnavailable
 from trading_core.quotes import QuoteBook
-from trading_core.service import JournaledService
+from trading_core.service import JournaledService, ServiceContext
 from trading_core.streams import Broadcaster
 
 from order_management.domain.orders import (
@@ -130,15 +127,9 @@ class _Tracked:
 class OrderManagement(JournaledService):
     name = "order-management"
 
-    def __init__(
-        self,
-        config: PlatformConfig,
-        bus: EventBus,
-        journal: Journal,
-        clock: Clock,
-        peers: Peers | None = None,
-    ):
-        super().__init__(config, bus, journal, clock, peers)
+    def __init__(self, context: ServiceContext):
+        super().__init__(context)
+        config = context.config
         self._validator = PreTradeValidator(config)
         self._activity = AccountActivity()
         self._orders: dict[str, _Tracked] = {}

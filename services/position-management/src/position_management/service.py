@@ -14,16 +14,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from trading.v1 import events_pb2, positions_pb2
-from trading_core.bus.base import EventBus
-from trading_core.clock import Clock
-from trading_core.config import PlatformConfig
 from trading_core.decimals import parse_decimal
 from trading_core.errors import NotFound
 from trading_core.events import event_time, from_micros, micros
-from trading_core.journal import Journal, Transaction
-from trading_core.peers import Peers, RouterClient, RouterUnavailable
+from trading_core.journal import Transaction
+from trading_core.peers import RouterClient, RouterUnavailable
 from trading_core.quotes import QuoteBook
-from trading_core.service import JournaledService
+from trading_core.service import JournaledService, ServiceContext
 from trading_core.streams import Broadcaster
 
 from position_management.domain.positions import Fill, Position, PositionBook
@@ -97,15 +94,9 @@ def fill_of(event: events_pb2.Event) -> Fill | None:
 class PositionManagement(JournaledService):
     name = "position-management"
 
-    def __init__(
-        self,
-        config: PlatformConfig,
-        bus: EventBus,
-        journal: Journal,
-        clock: Clock,
-        peers: Peers | None = None,
-    ):
-        super().__init__(config, bus, journal, clock, peers)
+    def __init__(self, context: ServiceContext):
+        super().__init__(context)
+        config = context.config
         self._book = PositionBook(config.instruments)
         self._quotes = QuoteBook()
         self.changes: Broadcaster[PositionChange] = Broadcaster(
