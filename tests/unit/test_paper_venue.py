@@ -355,6 +355,18 @@ def test_restored_resting_order_fills_its_remainder_on_a_crossing_quote(
     assert fill.average_price == (Decimal("60000") + 2 * Decimal("60006")) / 3
 
 
+def test_restored_market_order_accepted_before_a_restart_fills_on_the_next_quote(
+    venue: PaperVenue,
+) -> None:
+    order = market("buy-1", BUY, "1")
+    venue.restore(order, venue_order_id="v-1", cumulative_quantity=Decimal(0), average_price=None)
+    [fill] = venue.on_quote(quote(ask="60006"), T0)
+    assert fill.execution_type == FILLED
+    assert fill.last_quantity == Decimal("1")
+    assert fill.last_price == Decimal("60012.01")  # the ask, 1 bp of slippage, rounded up
+    assert venue.open_orders() == []
+
+
 def test_market_buy_beyond_its_protection_price_expires_unfilled(venue: PaperVenue) -> None:
     # ask 60006 + 1 bp slippage = 60012.0006, rounded up to 60012.01: beyond 60010.
     order = replace(market("buy-1", BUY, "1"), protection_price=Decimal("60010"))

@@ -153,15 +153,20 @@ class PaperVenue:
         accepted = working.report(types_pb2.EXECUTION_TYPE_ACCEPTED)
         if order.order_type == _MARKET:
             assert quote is not None
-            price = self._market_price(order, quote)
-            if _beyond_protection(order, price):
-                message = (
-                    f"price protection: the fill price {price} is beyond the protection price "
-                    f"{order.protection_price}; nothing filled"
-                )
-                return [accepted, working.report(types_pb2.EXECUTION_TYPE_EXPIRED, message)]
-            return [accepted, self._fill(working, order.quantity, price)]
+            return [accepted, self._execute_market(working, quote)]
         return [accepted, *self._match_arriving_limit(working, quote)]
+
+    def _execute_market(self, working: _WorkingOrder, quote: Quote) -> Report:
+        """A market order's fill of what is left of it, or its expiry beyond its protection."""
+        order = working.order
+        price = self._market_price(order, quote)
+        if _beyond_protection(order, price):
+            message = (
+                f"price protection: the fill price {price} is beyond the protection price "
+                f"{order.protection_price}; nothing filled"
+            )
+            return working.report(types_pb2.EXECUTION_TYPE_EXPIRED, message)
+        return self._fill(working, working.leaves_quantity, price)
 
     def on_quote(self, quote: Quote, now: datetime) -> list[Report]:
         """Fills resting orders the quote crosses, sharing its displayed size in time priority."""
@@ -169,7 +174,13 @@ class PaperVenue:
         reports: list[Report] = []
         for working in list(self._resting.values()):
             order = working.order
-            if order.instrument != quote.instrument or not _crosses(order, quote):
+            if order.instrument != quote.instrument:
+                continue
+            if order.order_type == _MARKET:  # restored: accepted, then a restart before its fill
+                del self._resting[order.order_id]
+                reports.append(self._execute_market(working, quote))
+                continue
+            if not _crosses(order, quote):
                 continue
             quantity = min(working.leaves_quantity, available[order.side])
             if quantity <= 0:
