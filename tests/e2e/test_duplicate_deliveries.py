@@ -10,13 +10,11 @@ import random
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from trading.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -31,11 +29,7 @@ from trading_core.bus.base import TOPICS, EventBus, Message
 from trading_core.runtime import Platform
 
 from tests.e2e.conftest import (
-    SERVICE_MODULES,
     Clients,
-    embedded_overrides,
-    start_embedded,
-    write_config,
 )
 from tests.e2e.test_trading_flow import submit
 from tests.support import wait_until
@@ -117,15 +111,6 @@ class Duplicator:
         with self.lock:
             mine = [e for e in self.reports.values() if e.order_id == order_id]
         return max(mine, key=lambda e: e.sequence, default=None)
-
-
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[Clients, Platform]]:
-    started = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
-    clients = Clients({name: started.address(name) for name in SERVICE_MODULES})
-    yield clients, started
-    clients.close()
-    started.stop()
 
 
 def touch(clients: Clients, instrument: str) -> market_data_pb2.Quote:
@@ -222,10 +207,10 @@ def positions(clients: Clients) -> Mapping[tuple[str, str], positions_pb2.Positi
 
 
 def test_orders_positions_and_fills_are_unchanged_when_a_tenth_of_deliveries_repeat(
-    platform: tuple[Clients, Platform],
+    embedded: tuple[Clients, Platform],
 ) -> None:
-    clients, embedded = platform
-    duplicator = Duplicator(embedded.bus)
+    clients, platform = embedded
+    duplicator = Duplicator(platform.bus)
     duplicator.start()
     placed = place_orders(clients, random.Random(SEED))
     wait_until(lambda: finished(clients, placed), TIMEOUT, "every order to finish")
@@ -236,7 +221,7 @@ def test_orders_positions_and_fills_are_unchanged_when_a_tenth_of_deliveries_rep
     last = [submit(clients, account_id=account, quantity="0.001") for account in ACCOUNTS]
     wait_until(lambda: finished(clients, last), TIMEOUT, "the last orders to fill")
     orders = placed + last
-    position_management = embedded.service("position-management")
+    position_management = platform.service("position-management")
     last_ids = {order.order_id for order in last}
 
     def fills_applied() -> bool:
@@ -327,17 +312,17 @@ def resting(clients: Clients) -> orders_pb2.Order:
 
 
 def test_a_cancel_delivered_twice_before_its_first_copy_is_durable_cancels_once(
-    platform: tuple[Clients, Platform],
+    embedded: tuple[Clients, Platform],
 ) -> None:
-    clients, embedded = platform
+    clients, platform = embedded
     order = resting(clients)
     cancel = command(order, cancel_order=events_pb2.CancelOrder(request_id=str(uuid.uuid4())))
     for _ in range(2):  # back to back: the second arrives before the first is committed
-        embedded.bus.publish("orders", cancel, ordering_key=order.order_id)
+        platform.bus.publish("orders", cancel, ordering_key=order.order_id)
 
     wait_until(lambda: status(clients, order) == types_pb2.ORDER_STATUS_CANCELED, TIMEOUT)
-    router_is_past(embedded)
-    assert [r.execution_type for r in reports(embedded, order.order_id)] == [
+    router_is_past(platform)
+    assert [r.execution_type for r in reports(platform, order.order_id)] == [
         types_pb2.EXECUTION_TYPE_ACCEPTED,
         types_pb2.EXECUTION_TYPE_CANCELED,
     ]
@@ -345,16 +330,16 @@ def test_a_cancel_delivered_twice_before_its_first_copy_is_durable_cancels_once(
 
 
 def test_two_queries_at_once_for_an_order_the_router_never_received_reject_it_once(
-    platform: tuple[Clients, Platform],
+    embedded: tuple[Clients, Platform],
 ) -> None:
-    clients, embedded = platform
+    clients, platform = embedded
     request = execution_pb2.QueryOrderRequest(
         order_id=str(uuid.uuid4()), account_id="acct-dup-1", instrument="BTC-USD"
     )
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda _: clients.router.QueryOrder(request, timeout=10), [1, 2]))
 
-    (rejection,) = reports(embedded, request.order_id)
+    (rejection,) = reports(platform, request.order_id)
     assert rejection.execution_type == types_pb2.EXECUTION_TYPE_REJECTED
     assert "never received" in rejection.message
     for answer in answers:
@@ -362,22 +347,22 @@ def test_two_queries_at_once_for_an_order_the_router_never_received_reject_it_on
 
 
 def test_a_cancel_of_a_filled_order_is_rejected_and_the_order_stays_finished_at_the_router(
-    platform: tuple[Clients, Platform],
+    embedded: tuple[Clients, Platform],
 ) -> None:
-    clients, embedded = platform
+    clients, platform = embedded
     touch(clients, "BTC-USD")
     order = submit(clients)
     wait_until(lambda: status(clients, order) == types_pb2.ORDER_STATUS_FILLED, TIMEOUT)
     cancel = command(order, cancel_order=events_pb2.CancelOrder(request_id=str(uuid.uuid4())))
-    embedded.bus.publish("orders", cancel, ordering_key=order.order_id)
+    platform.bus.publish("orders", cancel, ordering_key=order.order_id)
 
-    router_is_past(embedded)
-    assert [r.execution_type for r in reports(embedded, order.order_id)] == [
+    router_is_past(platform)
+    assert [r.execution_type for r in reports(platform, order.order_id)] == [
         types_pb2.EXECUTION_TYPE_ACCEPTED,
         types_pb2.EXECUTION_TYPE_FILLED,
         types_pb2.EXECUTION_TYPE_CANCEL_REJECTED,
     ]
-    router = embedded.service("execution-router")
+    router = platform.service("execution-router")
     router.journal.sync_point().wait()
     # Still finished: a restart must never put a filled order back on the venue's book.
     assert router.journal.query(
