@@ -3,6 +3,7 @@ journal. (BigQuery joins with its adapter.)"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,3 +129,32 @@ def test_the_feeder_thread_feeds_on_its_interval(
     finally:
         running.stop()
     assert [event_id for _, event_id in stored(warehouse)] == ids
+
+
+def test_a_feed_stops_at_what_the_journal_held_when_it_began(
+    journal: Journal, warehouse: DuckDBWarehouse
+) -> None:
+    """On a busy journal the end moves while a feed runs: chasing it kept the feeder thread
+    opening the file again and again for good (found by `make bench`)."""
+    before = keep_events(journal, 20)
+    feeding_done = threading.Event()
+    cap = 20_000
+    meanwhile: list[str] = []
+
+    def keep_committing() -> None:
+        while not feeding_done.is_set() and len(meanwhile) < cap:
+            meanwhile.extend(keep_events(journal, 1))
+
+    committer = threading.Thread(target=keep_committing)
+    committer.start()
+    try:
+        wait_until(lambda: len(meanwhile) >= 5, 20, "commits to run beside the feed")
+        first_feed = feeder(journal, warehouse).feed_all()
+    finally:
+        feeding_done.set()
+        committer.join()
+
+    assert len(meanwhile) < cap  # the feed ended while the journal still grew
+    assert len(before) + 5 <= first_feed < len(before) + len(meanwhile)
+    the_rest = WarehouseFeeder(journal, warehouse, interval_s=3600, batch_size=cap).feed_all()
+    assert first_feed + the_rest == len(before) + len(meanwhile)

@@ -121,11 +121,14 @@ class WarehouseFeeder:
         self.feed_all()
 
     def feed_all(self) -> int:
-        """Feeds until caught up with the journal; returns how many events were stored."""
+        """Feeds what the journal held when called; returns how many events were stored.
+
+        Not "until caught up": on a busy journal that target moves while a feed runs, and the
+        feeder would open the file again and again (each open and close costs tens of ms)."""
         stored = 0
+        target = self._journal.last_seq
         try:
-            while True:
-                after = self._warehouse.fed_through()
+            while (after := self._warehouse.fed_through()) < target:
                 batch = self._journal.records_after(after, limit=self._batch_size)
                 if not batch:
                     break
