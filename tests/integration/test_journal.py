@@ -4,16 +4,19 @@ and nothing answered is lost when the process is killed."""
 from __future__ import annotations
 
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from trading_core import journal as journal_module
 from trading_core.bus.memory import InMemoryBus
-from trading_core.journal import Journal, JournalInUse, Record, Transaction
+from trading_core.journal import Journal, JournalInUse, Record, Statement, Transaction
 from trading_core.outbox import Outbox
 
 from tests.support import wait_until
@@ -191,3 +194,78 @@ def _published(kept: Record) -> Transaction:
     transaction = Transaction()
     transaction.keep(kept)
     return transaction
+
+
+_BATCHING_SCHEMA = (
+    "CREATE TABLE a (k TEXT PRIMARY KEY, v INTEGER NOT NULL, n INTEGER NOT NULL DEFAULT 1)",
+    "CREATE TABLE b (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
+)
+_BATCHING_STATEMENTS = (
+    "INSERT INTO a (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v, n = n + 1",
+    "INSERT OR REPLACE INTO b (k, v) VALUES (?, ?)",
+    "INSERT OR IGNORE INTO a (k, v) VALUES (?, ?)",
+    "UPDATE a SET v = v * 2 WHERE k = ? AND v > ?",
+    "DELETE FROM b WHERE k = ? AND v < ?",
+    "INSERT INTO progress (name, value) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_group_commit_in_few_statements_has_the_effect_of_each_in_turn(
+    tmp_path: Path, seed: int
+) -> None:
+    """Statements are grouped by table and runs of one INSERT become multi-row INSERTs (each
+    SQLite call waits for the GIL behind busy threads): the rows must end as if each ran alone,
+    including upserts of one key twice in a commit."""
+    chooser = random.Random(seed)
+    statements: list[Statement] = [
+        (chooser.choice(_BATCHING_STATEMENTS), (f"k{chooser.randrange(6)}", chooser.randrange(9)))
+        for _ in range(chooser.randrange(1, 300))
+    ]
+    batched = list(journal_module.batched(statements))
+    assert len(batched) <= len(statements)
+
+    def final_rows(plan: Sequence[Statement], name: str) -> list[object]:
+        connection = sqlite3.connect(tmp_path / f"{name}.db", isolation_level=None)
+        for statement in (
+            *_BATCHING_SCHEMA,
+            "CREATE TABLE progress (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        ):
+            connection.execute(statement)
+        connection.execute("BEGIN")
+        for sql, parameters in plan:
+            connection.execute(sql, parameters)
+        connection.execute("COMMIT")
+        rows: list[object] = [
+            connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in ("a", "b", "progress")
+        ]
+        connection.close()
+        return rows
+
+    assert final_rows(batched, "batched") == final_rows(statements, "one_by_one")
+
+
+def test_a_commit_of_many_transactions_keeps_every_record_and_row(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "many.journal", SCHEMA)
+    try:
+        tickets = []
+        for number in range(1, 1_201):  # more rows than one multi-row INSERT takes
+            transaction = Transaction()
+            transaction.keep(record(number))
+            transaction.execute(
+                "INSERT INTO items (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (f"n-{number % 400}", number),
+            )
+            tickets.append(journal.commit(transaction))
+        tickets[-1].wait()
+        assert [k.record.record_id for k in journal.records_after(0, limit=2_000)] == [
+            f"r-{number}" for number in range(1, 1_201)
+        ]
+        assert journal.query("SELECT count(*), min(value), max(value) FROM items") == [
+            (400, 801, 1200)
+        ]
+    finally:
+        journal.close()

@@ -138,8 +138,9 @@ class JournaledService:
         name = type(getattr(command, kind)).__name__ if kind else ""
         return _record(command, command.command_id, name, command.command_time, topic, key)
 
-    def commit(self, transaction: Transaction) -> Ticket:
-        return self.journal.commit(transaction)
+    def commit(self, transaction: Transaction, *, waited: bool = False) -> Ticket:
+        """See `Journal.commit`; `waited` when the caller waits on the ticket."""
+        return self.journal.commit(transaction, waited=waited)
 
     # Consuming --------------------------------------------------------------------------------
 
@@ -300,7 +301,7 @@ class JournaledService:
                 self._replaying = False
             transaction.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
             self._replayed.add(letter_id)
-            ticket = self.commit(transaction)
+            ticket = self.commit(transaction, waited=True)
         log.info("replayed dead letter %d of %s", letter_id, letter.subscription)
         ticket.add_done_callback(lambda: self._replayed.discard(letter_id))
         ticket.wait()

@@ -326,7 +326,7 @@ class ExecutionRouter(JournaledService):
             elif cancel_request_id and not self._cancel_known(cancel_request_id):
                 command.cancel_order.request_id = cancel_request_id
                 self._on_cancel(command, transaction)
-            ticket = self.commit(transaction)
+            ticket = self.commit(transaction, waited=True)
         ticket.wait()
         kept = self.journal.records_of_order(order_id, "ExecutionReport")
         return [events_pb2.Event.FromString(k.record.payload) for k in kept]

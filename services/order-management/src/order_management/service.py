@@ -239,7 +239,7 @@ class OrderManagement(JournaledService):
                     "be canceled"
                 )
             else:
-                ticket = self.commit(self._request_cancel(tracked, request.request_id))
+                ticket = self.commit(self._request_cancel(tracked, request.request_id), waited=True)
             answer = order.to_proto()
         ticket.wait()
         return answer
@@ -336,14 +336,13 @@ class OrderManagement(JournaledService):
         self,
         request: OrderRequest,
         stored: _Tracked | None,
-        decide: Callable[[], tuple[Order, Ticket]],
+        decide: Callable[[], tuple[orders_pb2.Order, Ticket]],
     ) -> tuple[orders_pb2.Order, Ticket]:
         """The order an earlier request with these ids made (in memory, else `stored`), checked
         to be the same request; else the decision on this one."""
         existing = self._in_memory(request) or stored
         if existing is None:
-            order, ticket = decide()
-            return order.to_proto(), ticket
+            return decide()
         differences = _differences(existing.order, request)
         if differences:
             raise AlreadyExists(
@@ -369,7 +368,7 @@ class OrderManagement(JournaledService):
             (request.account_id, request.request_id, request.client_order_id),
         )
 
-    def _sized(self, unsized: OrderRequest) -> tuple[Order, Ticket]:
+    def _sized(self, unsized: OrderRequest) -> tuple[orders_pb2.Order, Ticket]:
         """Sizes a signal's order from the configured policy and decides on it."""
         instrument = self.config.instrument(unsized.instrument)
         if instrument is None:
@@ -385,7 +384,7 @@ class OrderManagement(JournaledService):
         quantity = size_signal(self.config.signal_sizing, instrument, price)
         return self._decide(replace(unsized, quantity=quantity))
 
-    def _decide(self, request: OrderRequest) -> tuple[Order, Ticket]:
+    def _decide(self, request: OrderRequest) -> tuple[orders_pb2.Order, Ticket]:
         now = self.clock.now()
         denial = self._validator.check(
             request, self.quotes.get(request.instrument), self._activity, now
@@ -406,9 +405,9 @@ class OrderManagement(JournaledService):
         transaction.keep(self.event_record(event))
         transaction.keep(self.command_record(command, "orders", order.order_id))
         self._activity.record(order.account_id, now)
-        return order, self._created(tracked, event, transaction)
+        return self._created(tracked, event, transaction)
 
-    def _deny(self, request: OrderRequest, denial: Denial) -> tuple[Order, Ticket]:
+    def _deny(self, request: OrderRequest, denial: Denial) -> tuple[orders_pb2.Order, Ticket]:
         precision = self._precision(request.instrument)
         order = Order.denied(request, new_id(), denial, self.clock.now(), precision=precision)
         tracked = _Tracked(order, binds_ids=denial.reason not in TRANSIENT_DENIALS)
@@ -416,7 +415,7 @@ class OrderManagement(JournaledService):
         event = self._order_event(tracked, order_denied=payload)
         transaction = Transaction()
         transaction.keep(self.event_record(event))
-        return order, self._created(tracked, event, transaction)
+        return self._created(tracked, event, transaction)
 
     def _request_cancel(self, tracked: _Tracked, request_id: str) -> Transaction:
         order = tracked.order
@@ -469,21 +468,31 @@ class OrderManagement(JournaledService):
         return event
 
     def _changed(
-        self, tracked: _Tracked, event: events_pb2.Event, transaction: Transaction
-    ) -> None:
-        """Saves the order's row in the transaction, and streams the change once durable."""
-        snapshot = tracked.order.to_proto()
+        self,
+        tracked: _Tracked,
+        event: events_pb2.Event,
+        transaction: Transaction,
+        snapshot: orders_pb2.Order | None = None,
+    ) -> orders_pb2.Order:
+        """Saves the order's row in the transaction, and streams the change once durable.
+        Returns the order's snapshot (`snapshot` when the caller has one already)."""
+        snapshot = snapshot or tracked.order.to_proto()
         transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
         if self.updates.has_subscribers:
             update = OrderUpdate(event, snapshot)
             transaction.then(lambda: self.updates.publish(update))
+        return snapshot
 
     def _created(
         self, tracked: _Tracked, event: events_pb2.Event, transaction: Transaction
-    ) -> Ticket:
+    ) -> tuple[orders_pb2.Order, Ticket]:
+        """A new order's snapshot (the one its first event carries), and the ticket its request
+        waits on."""
         self._remember(tracked)
-        self._changed(tracked, event, transaction)
-        return self.commit(transaction)
+        submitted = event.HasField("order_submitted")
+        first = event.order_submitted.order if submitted else event.order_denied.order
+        snapshot = self._changed(tracked, event, transaction, first)
+        return snapshot, self.commit(transaction, waited=True)
 
     def _remember(self, tracked: _Tracked) -> None:
         order = tracked.order
@@ -622,7 +631,7 @@ class OrderManagement(JournaledService):
         with self.lock:
             for report in reports:
                 self._on_execution(report, transaction)
-            ticket = self.commit(transaction)
+            ticket = self.commit(transaction, waited=True)
         ticket.wait()
 
     def _reconcile_periodically(self) -> None:

@@ -206,7 +206,7 @@ class PositionManagement(JournaledService):
                 subject = "|".join(key)
                 self.report_unresolved(transaction, "position", subject, "no fills")
                 problems.append(subject)
-        self.commit(transaction).wait()
+        self.commit(transaction, waited=True).wait()
         return problems
 
     def catch_up_fills(self, since_us: int, until_us: int) -> int:
@@ -226,7 +226,7 @@ class PositionManagement(JournaledService):
             with self.lock:
                 for report in page:
                     self._on_execution(report, transaction)
-                ticket = self.commit(transaction)
+                ticket = self.commit(transaction, waited=True)
             applied += len(transaction.records)  # a PositionUpdated per fill applied
             ticket.wait()
         return applied
