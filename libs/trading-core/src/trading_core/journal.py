@@ -401,13 +401,13 @@ def batched(statements: Sequence[Statement]) -> Iterator[Statement]:
     """
     runs: dict[str, list[tuple[str, list[Any], int]]] = {}
     for sql, parameters in statements:
-        match = _TABLE_OF.match(sql)
-        if match is None:
+        table = _table_of(sql)
+        if table is None:
             yield from _merged(runs)
             runs.clear()
             yield sql, parameters
             continue
-        table_runs = runs.setdefault(match.group(1), [])
+        table_runs = runs.setdefault(table, [])
         if table_runs and table_runs[-1][0] == sql and _values_clause(sql) is not None:
             last_sql, last_parameters, rows = table_runs[-1]
             if rows < MAX_ROWS_PER_INSERT:
@@ -422,6 +422,12 @@ def _merged(runs: dict[str, list[tuple[str, list[Any], int]]]) -> Iterator[State
     for table_runs in runs.values():
         for sql, parameters, rows in table_runs:
             yield (_multi_row(sql, rows) if rows > 1 else sql), parameters
+
+
+@functools.lru_cache(maxsize=256)
+def _table_of(sql: str) -> str | None:
+    match = _TABLE_OF.match(sql)
+    return None if match is None else match.group(1)
 
 
 @functools.lru_cache(maxsize=256)
