@@ -103,6 +103,19 @@ def start_embedded(config_path: Path) -> Platform:
     return platform
 
 
+@contextlib.contextmanager
+def running_embedded(config_path: Path) -> Iterator[Clients]:
+    """The embedded platform of a config, running until the block ends: for a test that
+    restarts it on the same data."""
+    platform = start_embedded(config_path)
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    try:
+        yield clients
+    finally:
+        clients.close()
+        platform.stop()
+
+
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[tuple[Clients, Platform]]:
     platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))

@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     ServiceProcesses,
     embedded_overrides,
     order_management,
+    running_embedded,
     start_embedded,
     write_config,
 )
@@ -79,22 +80,15 @@ def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(
     tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path, embedded_overrides(tmp_path / "data"))
-    platform = start_embedded(config)
-    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
-    try:
+    with running_embedded(config) as clients:
         ready_for_market_orders(clients)
         filled = _submit(clients, "acct-restart", types_pb2.ORDER_TYPE_MARKET, "0.3")
         order_status(clients, filled, types_pb2.ORDER_STATUS_FILLED)
         resting = _submit(clients, "acct-restart", types_pb2.ORDER_TYPE_LIMIT, "0.1", "1000")
         order_status(clients, resting, types_pb2.ORDER_STATUS_ACCEPTED)
         before = position_quantity(clients, "acct-restart", "0.3")
-    finally:
-        clients.close()
-        platform.stop()
 
-    platform = start_embedded(config)
-    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
-    try:
+    with running_embedded(config) as clients:
         get = clients.orders.GetOrder
         again = get(
             orders_pb2.GetOrderRequest(order_id=filled.order_id, account_id=filled.account_id)
@@ -127,9 +121,6 @@ def test_restarted_platform_rebuilds_orders_and_positions_from_its_stores(
             client_order_id=filled.client_order_id,
         )
         assert repeat.order_id == filled.order_id
-    finally:
-        clients.close()
-        platform.stop()
 
 
 def test_service_processes_exit_zero_on_sigterm(
@@ -193,7 +184,7 @@ def test_each_producer_numbers_an_orders_events_consecutively_from_one(tmp_path:
     assert filled.version == 3  # the order counts every change applied to it
 
 
-def test_order_management_keeps_the_positions_it_is_told_of_for_pre_trade_risk(
+def test_order_management_counts_its_fills_in_its_risk_view(
     embedded: tuple[Clients, Platform],
 ) -> None:
     clients, platform = embedded
@@ -201,10 +192,9 @@ def test_order_management_keeps_the_positions_it_is_told_of_for_pre_trade_risk(
     ready_for_market_orders(clients)
     order = _submit(clients, "acct-risk", types_pb2.ORDER_TYPE_MARKET, "0.02")
     order_status(clients, order, types_pb2.ORDER_STATUS_FILLED)
-    position = wait_until(
-        lambda: oms.positions.get(("acct-risk", "BTC-USD")), 10, "the position to reach the OMS"
-    )
-    assert Decimal(position.quantity) == Decimal("0.02")
+    for scope in (("acct-risk",), ("acct-risk", order.strategy_id)):
+        holding = oms.exposure.exposure(scope).holding("BTC-USD")
+        assert (holding.position, holding.open_buys) == (Decimal("0.02"), Decimal(0))
 
 
 def test_an_analyst_can_read_the_warehouse_while_the_platform_runs(tmp_path: Path) -> None:

@@ -143,6 +143,68 @@ class AccountLimits(_Strict):
     min_order_size: NonNegativeDecimal = Decimal("0")
 
 
+class RiskLimits(_Strict):
+    """One scope's pre-trade limits (an account's, or a strategy's within an account); unset
+    means no limit. Quantities are in the instrument's base units, values in quote currency.
+    Open orders count as if they filled."""
+
+    max_order_quantity: PositiveDecimal | None = Field(None, description="one order's quantity")
+    max_position_quantity: PositiveDecimal | None = Field(
+        None, description="the position in one instrument, long or short"
+    )
+    max_position_value: PositiveDecimal | None = Field(
+        None, description="the position in one instrument at its mark, long or short"
+    )
+    max_gross_exposure: PositiveDecimal | None = Field(
+        None, description="the sum over instruments of each position's value, long or short"
+    )
+    max_net_exposure: PositiveDecimal | None = Field(
+        None, description="the value of the longs less the shorts, either way"
+    )
+    max_open_orders: int | None = Field(None, ge=1, description="orders open at once")
+
+    def overridden_by(self, other: RiskLimits | None) -> RiskLimits:
+        """These limits with the ones `other` sets replacing them."""
+        if other is None:
+            return self
+        return self.model_copy(
+            update={name: getattr(other, name) for name in other.model_fields_set}
+        )
+
+
+class Risk(_Strict):
+    """Pre-trade risk (see order_management.domain.risk): limits per account and per strategy,
+    a price collar and market-data gates."""
+
+    account: RiskLimits = Field(RiskLimits(), description="every account's limits")
+    accounts: dict[Name, RiskLimits] = Field(
+        default_factory=dict, description="an account's own limits, replacing those it sets"
+    )
+    strategy: RiskLimits = Field(
+        RiskLimits(), description="every strategy's limits, within each account"
+    )
+    strategies: dict[Name, RiskLimits] = Field(
+        default_factory=dict, description="a strategy's own limits, replacing those it sets"
+    )
+    price_collar_bps: PositiveDecimal | None = Field(
+        None,
+        description="how far past the touch a limit price may be (buy above the ask, sell "
+        "below the bid)",
+    )
+    max_quote_age_ms: int | None = Field(
+        None, ge=1, description="an order needs its instrument's quote to be younger"
+    )
+    max_spread_bps: PositiveDecimal | None = Field(
+        None, description="an order needs its instrument's spread (of the mid) to be narrower"
+    )
+
+    def account_limits(self, account_id: str) -> RiskLimits:
+        return self.account.overridden_by(self.accounts.get(account_id))
+
+    def strategy_limits(self, strategy_id: str) -> RiskLimits:
+        return self.strategy.overridden_by(self.strategies.get(strategy_id))
+
+
 class OrderDefaults(_Strict):
     default_order_type: Literal["market", "limit"] = "market"
     time_in_force: Literal["gtc", "ioc"] = "gtc"
@@ -224,6 +286,7 @@ class PlatformConfig(_Strict):
     execution: Execution = Execution()
     market_data: MarketData = MarketData()
     account_limits: AccountLimits
+    risk: Risk = Risk()
     order_defaults: OrderDefaults = OrderDefaults()
     signal_sizing: SignalSizing = SignalSizing(notional=Decimal("1000"))
     instruments: list[Instrument] = Field(min_length=1)

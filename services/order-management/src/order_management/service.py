@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import grpc
-from trading.v1 import events_pb2, orders_pb2, positions_pb2, types_pb2
+from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.decimals import DEFAULT_PRECISION, Precision
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, from_micros, micros, new_id
@@ -45,6 +45,7 @@ from order_management.domain.orders import (
     Order,
     status_name,
 )
+from order_management.domain.risk import ExposureBook, RiskEngine
 from order_management.domain.validation import (
     AccountActivity,
     Denial,
@@ -79,6 +80,14 @@ SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS orders_by_client_id ON orders (account_id, client_order_id)",
     "CREATE INDEX IF NOT EXISTS orders_open ON orders (is_open) WHERE is_open = 1",
     "CREATE INDEX IF NOT EXISTS orders_newest ON orders (create_time_us DESC, order_id DESC)",
+    # Each strategy's position in each instrument from the fills applied (pre-trade risk).
+    """CREATE TABLE IF NOT EXISTS risk_positions (
+        account_id TEXT NOT NULL,
+        strategy_id TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        quantity TEXT NOT NULL,
+        PRIMARY KEY (account_id, strategy_id, instrument)
+    )""",
     """CREATE TABLE IF NOT EXISTS cancel_requests (
         account_id TEXT NOT NULL,
         request_id TEXT NOT NULL,
@@ -89,7 +98,12 @@ SCHEMA = (
 
 # Denials a retry may not get: they do not bind the request's ids.
 TRANSIENT_DENIALS = frozenset(
-    {types_pb2.DENIAL_REASON_RATE_LIMIT_EXCEEDED, types_pb2.DENIAL_REASON_NO_MARKET_DATA}
+    {
+        types_pb2.DENIAL_REASON_RATE_LIMIT_EXCEEDED,
+        types_pb2.DENIAL_REASON_NO_MARKET_DATA,
+        types_pb2.DENIAL_REASON_QUOTE_STALE,
+        types_pb2.DENIAL_REASON_SPREAD_TOO_WIDE,
+    }
 )
 
 # Where an order stands in the newest-first listing: (create time in µs, order id).
@@ -138,8 +152,8 @@ class OrderManagement(JournaledService):
         # (account, cancel request id) -> order id, until its row is durable
         self._pending_cancels: dict[tuple[str, str], str] = {}
         self.quotes = QuoteBook()
-        # Pre-trade risk view: the latest position of each account and instrument.
-        self.positions: dict[tuple[str, str], positions_pb2.Position] = {}
+        self.exposure = ExposureBook()
+        self._risk = RiskEngine(config.risk)
         self.updates: Broadcaster[OrderUpdate] = Broadcaster(
             max_streams=config.services.max_streams
         )
@@ -161,7 +175,6 @@ class OrderManagement(JournaledService):
             self._on_execution,
             on_dead_letter=self._passed_execution,
         )
-        self.consume("positions", events_pb2.Event, self._on_position)
         # On start every open order is asked about, by the reconciler: the router may be down.
         self._ask_everything = True
         self._reconciler.start()
@@ -189,7 +202,10 @@ class OrderManagement(JournaledService):
             (horizon,),
         )
         for row in rows:
-            self._remember(self._tracked_of(row))
+            tracked = self._tracked_of(row)
+            self._remember(tracked)
+            self._track_exposure(tracked.order)
+        self._load_risk_positions()
         day_ago = micros(self.clock.now() - timedelta(days=1))
         for account_id, created in self.journal.query(
             "SELECT account_id, create_time_us FROM orders WHERE create_time_us >= ? "
@@ -198,6 +214,17 @@ class OrderManagement(JournaledService):
         ):
             self._activity.record(account_id, from_micros(created))
         log.info("%s loaded %d orders", self.name, len(rows))
+
+    def _load_risk_positions(self) -> None:
+        accounts: dict[tuple[str, str], Decimal] = {}
+        for account, strategy, instrument, quantity in self.journal.query(
+            "SELECT account_id, strategy_id, instrument, quantity FROM risk_positions"
+        ):
+            self.exposure.set_position((account, strategy), instrument, Decimal(quantity))
+            key = (account, instrument)
+            accounts[key] = accounts.get(key, Decimal(0)) + Decimal(quantity)
+        for (account, instrument), quantity in accounts.items():
+            self.exposure.set_position((account,), instrument, quantity)
 
     @property
     def _retention(self) -> timedelta:
@@ -386,9 +413,12 @@ class OrderManagement(JournaledService):
 
     def _decide(self, request: OrderRequest) -> tuple[orders_pb2.Order, Ticket]:
         now = self.clock.now()
-        denial = self._validator.check(
-            request, self.quotes.get(request.instrument), self._activity, now
-        )
+        quote = self.quotes.get(request.instrument)
+        denial = self._validator.check(request, quote, self._activity, now)
+        if denial is None:
+            price = valuation_price(request, quote)
+            assert price is not None  # the validator denies an order it cannot value
+            denial = self._risk.check(request, quote, self.exposure, price, now)
         if denial is not None:
             return self._deny(request, denial)
         precision = self._precision(request.instrument)
@@ -478,6 +508,7 @@ class OrderManagement(JournaledService):
         Returns the order's snapshot (`snapshot` when the caller has one already)."""
         snapshot = snapshot or tracked.order.to_proto()
         transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
+        self._track_exposure(tracked.order)
         if self.updates.has_subscribers:
             update = OrderUpdate(event, snapshot)
             transaction.then(lambda: self.updates.publish(update))
@@ -533,6 +564,7 @@ class OrderManagement(JournaledService):
                 self._wake.set()
                 return
         order = tracked.order
+        filled_before = order.filled_quantity
         try:
             order.apply_execution(event.execution_report, order.sequence + 1, event_time(event))
         except InvalidOrderTransition as error:
@@ -543,7 +575,34 @@ class OrderManagement(JournaledService):
         tracked.report_sequence = max(tracked.report_sequence, event.sequence)
         if event.order_id not in self._orders:
             self._remember(tracked)
+        if order.filled_quantity != filled_before:
+            self._filled(order, order.filled_quantity - filled_before, transaction)
         self._changed(tracked, event, transaction)
+
+    def _filled(self, order: Order, quantity: Decimal, transaction: Transaction) -> None:
+        """Adds a fill to the risk view, and the strategy's position to its table."""
+        signed = quantity if order.side == types_pb2.SIDE_BUY else -quantity
+        price = order.average_fill_price or Decimal(0)
+        self.exposure.fill(order.account_id, order.strategy_id, order.instrument, signed, price)
+        scope = (order.account_id, order.strategy_id)
+        position = self.exposure.exposure(scope).holding(order.instrument).position
+        transaction.execute(
+            "INSERT INTO risk_positions (account_id, strategy_id, instrument, quantity) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (account_id, strategy_id, instrument) "
+            "DO UPDATE SET quantity = excluded.quantity",
+            (*scope, order.instrument, str(position)),
+        )
+
+    def _track_exposure(self, order: Order) -> None:
+        leaves = order.leaves_quantity if order.is_open else Decimal(0)
+        self.exposure.track(
+            order.order_id,
+            account_id=order.account_id,
+            strategy_id=order.strategy_id,
+            instrument=order.instrument,
+            side=order.side,
+            leaves=leaves,
+        )
 
     def _passed_execution(self, event: events_pb2.Event, transaction: Transaction) -> None:
         """A report that was dead-lettered: the order's count moves past it, so its later reports
@@ -558,16 +617,9 @@ class OrderManagement(JournaledService):
         transaction.execute(_SAVE_ORDER, _order_row(tracked, tracked.order.to_proto()))
 
     def _on_quote(self, event: events_pb2.Event, _transaction: Transaction) -> None:
-        self.quotes.apply(event)
-
-    def _on_position(self, event: events_pb2.Event, _transaction: Transaction) -> None:
-        if event.WhichOneof("payload") != "position_updated":
-            return
-        position = event.position_updated.position
-        key = (position.account_id, position.instrument)
-        latest = self.positions.get(key)
-        if latest is None or position.sequence >= latest.sequence:
-            self.positions[key] = position
+        quote = self.quotes.apply(event)
+        if quote is not None and quote.bid > 0 and quote.ask > 0:
+            self.exposure.set_mark(quote.instrument, quote.mid)
 
     # Reconciliation ---------------------------------------------------------------------------
 

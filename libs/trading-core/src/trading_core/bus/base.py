@@ -23,7 +23,7 @@ from typing import Protocol
 TOPICS: Mapping[str, tuple[str, ...]] = {
     "orders": ("execution-router",),
     "executions": ("order-management", "position-management"),
-    "positions": ("order-management",),
+    "positions": (),  # for analytics and streams; order-management's risk view is its own
     "market-data": (),
 }
 # Topics whose subscriptions belong to one running process each, made at subscribe and removed

@@ -140,6 +140,23 @@ class _DenialReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DenialRe
     """The limit price is so high that one step of the instrument at it is worth more than the
     largest order allowed (the maximum order value, or a signal's notional).
     """
+    DENIAL_REASON_ORDER_QUANTITY_EXCEEDS_LIMIT: _DenialReason.ValueType  # 13
+    """Pre-trade risk (risk.* config): a limit of the order's account or of its strategy in that
+    account. Open orders count as if they filled.
+    """
+    DENIAL_REASON_POSITION_LIMIT_EXCEEDED: _DenialReason.ValueType  # 14
+    """The position in the instrument could grow beyond its quantity limit."""
+    DENIAL_REASON_POSITION_VALUE_EXCEEDS_LIMIT: _DenialReason.ValueType  # 15
+    """The position in the instrument could grow beyond its value limit."""
+    DENIAL_REASON_GROSS_EXPOSURE_EXCEEDS_LIMIT: _DenialReason.ValueType  # 16
+    DENIAL_REASON_NET_EXPOSURE_EXCEEDS_LIMIT: _DenialReason.ValueType  # 17
+    DENIAL_REASON_OPEN_ORDER_LIMIT_EXCEEDED: _DenialReason.ValueType  # 18
+    DENIAL_REASON_PRICE_OUTSIDE_COLLAR: _DenialReason.ValueType  # 19
+    """A limit price more aggressive than the touch by more than the price collar."""
+    DENIAL_REASON_QUOTE_STALE: _DenialReason.ValueType  # 20
+    """The instrument's quote is older than the allowed age; a retry may pass."""
+    DENIAL_REASON_SPREAD_TOO_WIDE: _DenialReason.ValueType  # 21
+    """The instrument's spread is wider than allowed; a retry may pass."""
 
 class DenialReason(_DenialReason, metaclass=_DenialReasonEnumTypeWrapper):
     """Why the platform denied an order."""
@@ -160,6 +177,23 @@ DENIAL_REASON_PRICE_OUT_OF_RANGE: DenialReason.ValueType  # 12
 """The limit price is so high that one step of the instrument at it is worth more than the
 largest order allowed (the maximum order value, or a signal's notional).
 """
+DENIAL_REASON_ORDER_QUANTITY_EXCEEDS_LIMIT: DenialReason.ValueType  # 13
+"""Pre-trade risk (risk.* config): a limit of the order's account or of its strategy in that
+account. Open orders count as if they filled.
+"""
+DENIAL_REASON_POSITION_LIMIT_EXCEEDED: DenialReason.ValueType  # 14
+"""The position in the instrument could grow beyond its quantity limit."""
+DENIAL_REASON_POSITION_VALUE_EXCEEDS_LIMIT: DenialReason.ValueType  # 15
+"""The position in the instrument could grow beyond its value limit."""
+DENIAL_REASON_GROSS_EXPOSURE_EXCEEDS_LIMIT: DenialReason.ValueType  # 16
+DENIAL_REASON_NET_EXPOSURE_EXCEEDS_LIMIT: DenialReason.ValueType  # 17
+DENIAL_REASON_OPEN_ORDER_LIMIT_EXCEEDED: DenialReason.ValueType  # 18
+DENIAL_REASON_PRICE_OUTSIDE_COLLAR: DenialReason.ValueType  # 19
+"""A limit price more aggressive than the touch by more than the price collar."""
+DENIAL_REASON_QUOTE_STALE: DenialReason.ValueType  # 20
+"""The instrument's quote is older than the allowed age; a retry may pass."""
+DENIAL_REASON_SPREAD_TOO_WIDE: DenialReason.ValueType  # 21
+"""The instrument's spread is wider than allowed; a retry may pass."""
 Global___DenialReason: _TypeAlias = DenialReason  # noqa: Y015
 
 class _ExecutionType:

@@ -1,0 +1,360 @@
+"""Pre-trade risk: limits per account and per strategy, open orders counted as if they filled.
+
+Plain data and arithmetic, no I/O; prices and the clock are passed in. Order-management keeps
+one `ExposureBook`: for each scope (an account, and each strategy within an account) and each
+instrument, the position its applied fills made and the open quantity of its open orders. The
+`RiskEngine` asks the book what an order would make of them and refuses the first limit it
+would break, with that limit's reason code.
+
+The worst case of a holding: every open buy fills (long case: position + open buys), or every
+open sell does (short case: position - open sells); its size is the larger magnitude. Values
+are at the instrument's mark (its latest mid, else its latest fill price). Gross exposure adds
+the worst-case values over instruments; net exposure is the larger magnitude of the long-case
+and short-case sums. The book keeps those sums as holdings and marks change, so a check costs
+the same with a thousand open orders as with none.
+
+A limit refuses only an order that makes its measure larger: an order that reduces a position
+beyond a limit (after the limit was lowered, say) always passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from trading.v1 import types_pb2
+from trading_core.config import Risk, RiskLimits
+from trading_core.decimals import ZERO, format_decimal, shorten
+from trading_core.quotes import Quote
+
+from order_management.domain.validation import Denial, DenialReason, OrderRequest, Side
+
+_BPS = Decimal(10_000)
+
+
+@dataclass
+class Holding:
+    """One scope's position in one instrument and the open quantity of its orders."""
+
+    position: Decimal = ZERO  # signed: long above zero
+    open_buys: Decimal = ZERO
+    open_sells: Decimal = ZERO
+    # Its values at the mark they were last computed at (kept in the scope's sums).
+    worst_value: Decimal = ZERO
+    long_value: Decimal = ZERO
+    short_value: Decimal = ZERO
+
+    def worst(self, buys: Decimal = ZERO, sells: Decimal = ZERO) -> Decimal:
+        """The position's largest size if every open order (and `buys`, `sells`) filled."""
+        return max(
+            abs(self.position + self.open_buys + buys), abs(self.position - self.open_sells - sells)
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.position or self.open_buys or self.open_sells)
+
+
+@dataclass
+class Exposure:
+    """One scope's holdings and the sums over them."""
+
+    holdings: dict[str, Holding] = field(default_factory=dict)
+    open_orders: int = 0
+    gross: Decimal = ZERO
+    net_long: Decimal = ZERO
+    net_short: Decimal = ZERO
+
+    @property
+    def net(self) -> Decimal:
+        return max(abs(self.net_long), abs(self.net_short))
+
+    def holding(self, instrument: str) -> Holding:
+        return self.holdings.get(instrument) or Holding()
+
+
+@dataclass(frozen=True)
+class _OpenOrder:
+    scopes: tuple[tuple[str, ...], ...]
+    instrument: str
+    side: Side
+    leaves: Decimal
+
+
+class ExposureBook:
+    """Every scope's exposure, kept up to date order by order, fill by fill and mark by mark."""
+
+    def __init__(self) -> None:
+        self._scopes: dict[tuple[str, ...], Exposure] = {}
+        self._open: dict[str, _OpenOrder] = {}
+        self._marks: dict[str, Decimal] = {}
+        self._holders: dict[str, set[tuple[str, ...]]] = {}  # instrument -> scopes holding it
+
+    @staticmethod
+    def scopes_of(account_id: str, strategy_id: str) -> tuple[tuple[str, ...], ...]:
+        return ((account_id,), (account_id, strategy_id))
+
+    def exposure(self, scope: tuple[str, ...]) -> Exposure:
+        return self._scopes.get(scope) or Exposure()
+
+    def mark(self, instrument: str) -> Decimal | None:
+        return self._marks.get(instrument)
+
+    def track(
+        self,
+        order_id: str,
+        *,
+        account_id: str,
+        strategy_id: str,
+        instrument: str,
+        side: Side,
+        leaves: Decimal,
+    ) -> None:
+        """An order's open quantity now (zero once it is no longer open)."""
+        before = self._open.pop(order_id, None)
+        if before is not None:
+            self._add_open(before, -before.leaves, -1)
+        if leaves > 0:
+            now = _OpenOrder(self.scopes_of(account_id, strategy_id), instrument, side, leaves)
+            self._open[order_id] = now
+            self._add_open(now, leaves, 1)
+
+    def fill(
+        self,
+        account_id: str,
+        strategy_id: str,
+        instrument: str,
+        quantity: Decimal,
+        price: Decimal,
+    ) -> None:
+        """A fill of `quantity` (signed: a sale is negative) at `price`."""
+        if instrument not in self._marks:
+            self.set_mark(instrument, price)  # revalues what open orders already hold in it
+        for scope in self.scopes_of(account_id, strategy_id):
+            self._change(scope, instrument, lambda h: _add_position(h, quantity))
+
+    def set_position(self, scope: tuple[str, ...], instrument: str, quantity: Decimal) -> None:
+        """A position as loaded on start."""
+        self._change(scope, instrument, lambda h: _set_position(h, quantity))
+
+    def set_mark(self, instrument: str, price: Decimal) -> None:
+        """Revalues every holding of the instrument at `price`."""
+        if self._marks.get(instrument) == price:
+            return
+        self._marks[instrument] = price
+        for scope in self._holders.get(instrument, ()):
+            self._change(scope, instrument, lambda _h: None)
+
+    def positions(self) -> Iterator[tuple[tuple[str, ...], str, Decimal]]:
+        """(scope, instrument, position) of every non-zero position."""
+        for scope, exposure in self._scopes.items():
+            for instrument, holding in exposure.holdings.items():
+                if holding.position:
+                    yield scope, instrument, holding.position
+
+    def _add_open(self, order: _OpenOrder, quantity: Decimal, count: int) -> None:
+        buying = order.side == types_pb2.SIDE_BUY
+        for scope in order.scopes:
+            self._scopes.setdefault(scope, Exposure()).open_orders += count
+            self._change(scope, order.instrument, lambda h: _add_open(h, buying, quantity))
+
+    def _change(
+        self, scope: tuple[str, ...], instrument: str, change: Callable[[Holding], None]
+    ) -> None:
+        """Applies `change` to a holding and revalues it at the instrument's mark."""
+        exposure = self._scopes.setdefault(scope, Exposure())
+        holding = exposure.holdings.setdefault(instrument, Holding())
+        change(holding)
+        mark = self._marks.get(instrument, ZERO)
+        worst = holding.worst() * mark
+        long = (holding.position + holding.open_buys) * mark
+        short = (holding.position - holding.open_sells) * mark
+        exposure.gross += worst - holding.worst_value
+        exposure.net_long += long - holding.long_value
+        exposure.net_short += short - holding.short_value
+        holding.worst_value, holding.long_value, holding.short_value = worst, long, short
+        holders = self._holders.setdefault(instrument, set())
+        if holding.is_empty:
+            del exposure.holdings[instrument]
+            holders.discard(scope)
+        else:
+            holders.add(scope)
+
+
+def _add_position(holding: Holding, quantity: Decimal) -> None:
+    holding.position += quantity
+
+
+def _set_position(holding: Holding, quantity: Decimal) -> None:
+    holding.position = quantity
+
+
+def _add_open(holding: Holding, buying: bool, quantity: Decimal) -> None:
+    if buying:
+        holding.open_buys += quantity
+    else:
+        holding.open_sells += quantity
+
+
+class RiskEngine:
+    """Checks an order against the limits of its account and of its strategy, the price collar
+    and the market-data gates; returns the first limit broken, or None."""
+
+    def __init__(self, risk: Risk) -> None:
+        self._risk = risk
+        # The limits of the accounts and strategies that have their own, resolved once.
+        self._account_limits = {name: risk.account_limits(name) for name in risk.accounts}
+        self._strategy_limits = {name: risk.strategy_limits(name) for name in risk.strategies}
+
+    def check(
+        self,
+        request: OrderRequest,
+        quote: Quote | None,
+        book: ExposureBook,
+        price: Decimal,
+        now: datetime,
+    ) -> Denial | None:
+        """`price`: the price the order is valued at (`validation.valuation_price`)."""
+        denial = self._market_data(request, quote, now) or self._collar(request, quote)
+        if denial is not None:
+            return denial
+        mark = book.mark(request.instrument) or price
+        for scope, limits, what in self._scopes(request):
+            denial = _limits(request, book.exposure(scope), limits, what, mark)
+            if denial is not None:
+                return denial
+        return None
+
+    def _scopes(self, request: OrderRequest) -> Iterator[tuple[tuple[str, ...], RiskLimits, str]]:
+        account, strategy = request.account_id, request.strategy_id
+        account_scope, strategy_scope = ExposureBook.scopes_of(account, strategy)
+        limits = self._account_limits.get(account, self._risk.account)
+        yield account_scope, limits, f"account {shorten(account)}"
+        yield (
+            strategy_scope,
+            self._strategy_limits.get(strategy, self._risk.strategy),
+            f"strategy {shorten(strategy)!r} of account {shorten(account)}",
+        )
+
+    def _market_data(
+        self, request: OrderRequest, quote: Quote | None, now: datetime
+    ) -> Denial | None:
+        if quote is None:
+            return None  # a market order is denied for it already; a limit order may rest
+        max_age_ms = self._risk.max_quote_age_ms
+        if max_age_ms is not None:
+            age_ms = (now - quote.time).total_seconds() * 1000
+            if age_ms > max_age_ms:
+                return Denial(
+                    types_pb2.DENIAL_REASON_QUOTE_STALE,
+                    f"the quote of {request.instrument} is {age_ms:.0f} ms old, older than "
+                    f"{max_age_ms} ms; retry when market data is fresh",
+                )
+        max_spread = self._risk.max_spread_bps
+        if max_spread is not None and quote.bid > 0 and quote.ask > 0:
+            spread = (quote.ask - quote.bid) / quote.mid * _BPS
+            if spread > max_spread:
+                return Denial(
+                    types_pb2.DENIAL_REASON_SPREAD_TOO_WIDE,
+                    f"the spread of {request.instrument} is {spread:.1f} bps, wider than "
+                    f"{format_decimal(max_spread)} bps; retry when it narrows",
+                )
+        return None
+
+    def _collar(self, request: OrderRequest, quote: Quote | None) -> Denial | None:
+        collar, limit = self._risk.price_collar_bps, request.limit_price
+        if collar is None or limit is None or quote is None:
+            return None
+        if request.side == types_pb2.SIDE_BUY and quote.ask > 0:
+            bound = quote.ask * (1 + collar / _BPS)
+            if limit > bound:
+                return _outside_collar(request, limit, "above the ask", quote.ask, collar)
+        if request.side == types_pb2.SIDE_SELL and quote.bid > 0:
+            bound = quote.bid * (1 - collar / _BPS)
+            if limit < bound:
+                return _outside_collar(request, limit, "below the bid", quote.bid, collar)
+        return None
+
+
+def _outside_collar(
+    request: OrderRequest, limit: Decimal, where: str, touch: Decimal, collar: Decimal
+) -> Denial:
+    return Denial(
+        types_pb2.DENIAL_REASON_PRICE_OUTSIDE_COLLAR,
+        f"limit price {format_decimal(limit)} is more than {format_decimal(collar)} bps "
+        f"{where} ({format_decimal(touch)}) for {request.instrument}",
+    )
+
+
+def _limits(
+    request: OrderRequest, exposure: Exposure, limits: RiskLimits, what: str, mark: Decimal
+) -> Denial | None:
+    """The first of one scope's limits the order would break. Each measure is computed only
+    when its limit is set."""
+    quantity = request.quantity
+    if _over(quantity, limits.max_order_quantity):
+        return Denial(
+            types_pb2.DENIAL_REASON_ORDER_QUANTITY_EXCEEDS_LIMIT,
+            f"quantity {format_decimal(quantity)} exceeds the maximum order quantity "
+            f"{format_decimal(limits.max_order_quantity or ZERO)} of {what}",
+        )
+    if limits.max_open_orders is not None and exposure.open_orders >= limits.max_open_orders:
+        return Denial(
+            types_pb2.DENIAL_REASON_OPEN_ORDER_LIMIT_EXCEEDED,
+            f"{what} has {exposure.open_orders} open orders, its limit is {limits.max_open_orders}",
+        )
+    holding = exposure.holding(request.instrument)
+    buys, sells = (quantity, ZERO) if request.side == types_pb2.SIDE_BUY else (ZERO, quantity)
+    worst = holding.worst(buys, sells)
+    growing = worst > holding.worst()
+    if growing and _over(worst, limits.max_position_quantity):
+        return _denial(
+            types_pb2.DENIAL_REASON_POSITION_LIMIT_EXCEEDED,
+            f"the {request.instrument} position of {what} could reach a quantity of",
+            worst,
+            limits.max_position_quantity,
+        )
+    if growing and _over(worst * mark, limits.max_position_value):
+        return _denial(
+            types_pb2.DENIAL_REASON_POSITION_VALUE_EXCEEDS_LIMIT,
+            f"the {request.instrument} position of {what} could reach a value of",
+            worst * mark,
+            limits.max_position_value,
+        )
+    if limits.max_gross_exposure is not None:
+        gross = exposure.gross - holding.worst_value + worst * mark
+        if gross > exposure.gross and gross > limits.max_gross_exposure:
+            return _denial(
+                types_pb2.DENIAL_REASON_GROSS_EXPOSURE_EXCEEDS_LIMIT,
+                f"the gross exposure of {what} could reach",
+                gross,
+                limits.max_gross_exposure,
+            )
+    if limits.max_net_exposure is not None:
+        long = exposure.net_long - holding.long_value
+        long += (holding.position + holding.open_buys + buys) * mark
+        short = exposure.net_short - holding.short_value
+        short += (holding.position - holding.open_sells - sells) * mark
+        net = max(abs(long), abs(short))
+        if net > exposure.net and net > limits.max_net_exposure:
+            return _denial(
+                types_pb2.DENIAL_REASON_NET_EXPOSURE_EXCEEDS_LIMIT,
+                f"the net exposure of {what} could reach",
+                net,
+                limits.max_net_exposure,
+            )
+    return None
+
+
+def _over(value: Decimal, limit: Decimal | None) -> bool:
+    return limit is not None and value > limit
+
+
+def _denial(reason: DenialReason, what: str, value: Decimal, limit: Decimal | None) -> Denial:
+    return Denial(
+        reason,
+        f"{what} {format_decimal(value)} with this order and its open orders, beyond its limit "
+        f"{format_decimal(limit or ZERO)}",
+    )
