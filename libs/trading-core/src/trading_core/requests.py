@@ -12,15 +12,29 @@ from trading_core.events import stamp_micros
 MAX_ID_LENGTH = 128
 
 
+def text_problem(value: str, field: str, *, required: bool) -> str | None:
+    """What is wrong with an id or name field, as a message naming it; None when nothing is.
+    The one rule for such fields, in the APIs and in order-management's request parsing."""
+    if required and not value.strip():
+        return f"{field} is required"
+    if len(value) > MAX_ID_LENGTH:
+        return f"{field} must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
+    if not value.isprintable():
+        return f"{field} must contain only printable characters"
+    return None
+
+
 def required_text(value: str, field: str) -> str:
-    if not value.strip():
-        raise InvalidArgument(f"{field} is required")
-    return optional_text(value, field)
+    problem = text_problem(value, field, required=True)
+    if problem is not None:
+        raise InvalidArgument(problem)
+    return value
 
 
 def optional_text(value: str, field: str) -> str:
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"{field} must be at most {MAX_ID_LENGTH} characters")
+    problem = text_problem(value, field, required=False)
+    if problem is not None:
+        raise InvalidArgument(problem)
     return value
 
 

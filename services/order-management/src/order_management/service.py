@@ -216,15 +216,10 @@ class OrderManagement(JournaledService):
         log.info("%s loaded %d orders", self.name, len(rows))
 
     def _load_risk_positions(self) -> None:
-        accounts: dict[tuple[str, str], Decimal] = {}
         for account, strategy, instrument, quantity in self.journal.query(
             "SELECT account_id, strategy_id, instrument, quantity FROM risk_positions"
         ):
-            self.exposure.set_position((account, strategy), instrument, Decimal(quantity))
-            key = (account, instrument)
-            accounts[key] = accounts.get(key, Decimal(0)) + Decimal(quantity)
-        for (account, instrument), quantity in accounts.items():
-            self.exposure.set_position((account,), instrument, quantity)
+            self.exposure.add_position(account, strategy, instrument, Decimal(quantity))
 
     @property
     def _retention(self) -> timedelta:
@@ -506,7 +501,8 @@ class OrderManagement(JournaledService):
     ) -> orders_pb2.Order:
         """Saves the order's row in the transaction, and streams the change once durable.
         Returns the order's snapshot (`snapshot` when the caller has one already)."""
-        snapshot = snapshot or tracked.order.to_proto()
+        if snapshot is None:
+            snapshot = tracked.order.to_proto()
         transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
         self._track_exposure(tracked.order)
         if self.updates.has_subscribers:

@@ -132,12 +132,14 @@ class ExposureBook:
         """A fill of `quantity` (signed: a sale is negative) at `price`."""
         if instrument not in self._marks:
             self.set_mark(instrument, price)  # revalues what open orders already hold in it
+        self.add_position(account_id, strategy_id, instrument, quantity)
+
+    def add_position(
+        self, account_id: str, strategy_id: str, instrument: str, quantity: Decimal
+    ) -> None:
+        """Adds to a strategy's position and its account's (also as positions load on start)."""
         for scope in self.scopes_of(account_id, strategy_id):
             self._change(scope, instrument, lambda h: _add_position(h, quantity))
-
-    def set_position(self, scope: tuple[str, ...], instrument: str, quantity: Decimal) -> None:
-        """A position as loaded on start."""
-        self._change(scope, instrument, lambda h: _set_position(h, quantity))
 
     def set_mark(self, instrument: str, price: Decimal) -> None:
         """Revalues every holding of the instrument at `price`."""
@@ -146,13 +148,6 @@ class ExposureBook:
         self._marks[instrument] = price
         for scope in self._holders.get(instrument, ()):
             self._change(scope, instrument, lambda _h: None)
-
-    def positions(self) -> Iterator[tuple[tuple[str, ...], str, Decimal]]:
-        """(scope, instrument, position) of every non-zero position."""
-        for scope, exposure in self._scopes.items():
-            for instrument, holding in exposure.holdings.items():
-                if holding.position:
-                    yield scope, instrument, holding.position
 
     def _add_open(self, order: _OpenOrder, quantity: Decimal, count: int) -> None:
         buying = order.side == types_pb2.SIDE_BUY
@@ -185,10 +180,6 @@ class ExposureBook:
 
 def _add_position(holding: Holding, quantity: Decimal) -> None:
     holding.position += quantity
-
-
-def _set_position(holding: Holding, quantity: Decimal) -> None:
-    holding.position = quantity
 
 
 def _add_open(holding: Holding, buying: bool, quantity: Decimal) -> None:

@@ -32,13 +32,13 @@ from trading_core.decimals import (
     whole_multiples,
 )
 from trading_core.quotes import Quote
+from trading_core.requests import text_problem
 
 Side: TypeAlias = types_pb2.Side.ValueType
 OrderType: TypeAlias = types_pb2.OrderType.ValueType
 TimeInForce: TypeAlias = types_pb2.TimeInForce.ValueType
 DenialReason: TypeAlias = types_pb2.DenialReason.ValueType
 
-MAX_ID_LENGTH = 128
 # Larger quantities and prices cannot be real orders (the wire grammar allows 21 digits).
 MAX_INTEGER_DIGITS = 15
 
@@ -146,18 +146,17 @@ def size_signal(sizing: SignalSizing, instrument: Instrument, price: Decimal) ->
 
 
 def _required_text(value: str, field: str) -> str:
-    if not value.strip():
-        raise InvalidRequest(field, f"{field} is required")
-    return _optional_text(value, field)
+    return _checked_text(value, field, required=True)
 
 
 def _optional_text(value: str, field: str) -> str:
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidRequest(
-            field, f"{field} must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
-        )
-    if not value.isprintable():
-        raise InvalidRequest(field, f"{field} must contain only printable characters")
+    return _checked_text(value, field, required=False)
+
+
+def _checked_text(value: str, field: str, *, required: bool) -> str:
+    problem = text_problem(value, field, required=required)
+    if problem is not None:
+        raise InvalidRequest(field, problem)
     return value
 
 
