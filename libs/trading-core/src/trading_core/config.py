@@ -270,6 +270,14 @@ class State(_Strict):
     )
 
 
+class TradingControl(_Strict):
+    """What a resume (a move to a less strict trading state) checks first."""
+
+    resume_max_quote_age_ms: int = Field(
+        5000, ge=1, description="every instrument's quote must be at most this old to resume"
+    )
+
+
 class Logging(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(True, alias="json")
@@ -287,6 +295,7 @@ class PlatformConfig(_Strict):
     market_data: MarketData = MarketData()
     account_limits: AccountLimits
     risk: Risk = Risk()
+    trading_control: TradingControl = TradingControl()
     order_defaults: OrderDefaults = OrderDefaults()
     signal_sizing: SignalSizing = SignalSizing(notional=Decimal("1000"))
     instruments: list[Instrument] = Field(min_length=1)

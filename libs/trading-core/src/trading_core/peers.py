@@ -1,5 +1,6 @@
-"""Where the platform's services listen, and the execution router's reconciliation API as the
-services that reconcile with it call it (over gRPC, never through the bus they repair)."""
+"""Where the platform's services listen, and the peer APIs services call over gRPC (never through
+the bus they repair): the execution router's reconciliation API, position-management's
+positions (checked before a resume)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from trading.v1 import events_pb2, execution_pb2, execution_pb2_grpc
+from trading.v1 import (
+    events_pb2,
+    execution_pb2,
+    execution_pb2_grpc,
+    positions_pb2,
+    positions_pb2_grpc,
+)
 
 from trading_core.config import PlatformConfig
 from trading_core.events import micros_timestamp
@@ -41,20 +48,73 @@ class Peers:
         return f"{endpoint.host}:{endpoint.port}"
 
 
-class RouterUnavailable(Exception):
-    """The router did not answer (down, restarting, or too slow): ask again next round."""
+class PeerUnavailable(Exception):
+    """The peer did not answer (down, restarting, or too slow): ask again later."""
 
 
-class RouterClient:
-    """The execution router's QueryOrder, CountFills and ListFills."""
+class _PeerClient:
+    """One channel to a peer service, opened on first use and reopened after it was unreachable
+    (a restart may move the address)."""
+
+    service = ""
 
     def __init__(self, peers: Peers, timeout_s: float = CALL_TIMEOUT_S) -> None:
         self._peers = peers
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
-        self._stub: execution_pb2_grpc.ExecutionServiceStub | None = None
+        self._stub: Any = None
         self._failures_in_a_row = 0
+
+    def _new_stub(self, channel: grpc.Channel) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+            self._channel = self._stub = None
+
+    def _call(self, method: str, request: object) -> Any:
+        stub = self._connected()
+        try:
+            answer = getattr(stub, method)(request, timeout=self._timeout_s)
+        except grpc.RpcError as error:
+            if error.code() in _UNREACHABLE:
+                self.close()
+                raise PeerUnavailable(f"{method}: {error.code().name}") from None
+            raise
+        self._failures_in_a_row = 0
+        return answer
+
+    def _connected(self) -> Any:
+        with self._lock:
+            if self._stub is None:
+                self._channel = grpc.insecure_channel(self._peers.address(self.service))
+                self._stub = self._new_stub(self._channel)
+            return self._stub
+
+
+class PositionClient(_PeerClient):
+    """Position-management's ListPositions."""
+
+    service = "position-management"
+
+    def _new_stub(self, channel: grpc.Channel) -> Any:
+        return positions_pb2_grpc.PositionServiceStub(channel)
+
+    def positions(self, account_id: str = "") -> list[positions_pb2.Position]:
+        request = positions_pb2.ListPositionsRequest(account_id=account_id)
+        return list(self._call("ListPositions", request).positions)
+
+
+class RouterClient(_PeerClient):
+    """The execution router's QueryOrder, CountFills and ListFills."""
+
+    service = "execution-router"
+
+    def _new_stub(self, channel: grpc.Channel) -> Any:
+        return execution_pb2_grpc.ExecutionServiceStub(channel)
 
     def query_order(
         self, order_id: str, account_id: str, instrument: str, cancel_request_id: str = ""
@@ -88,33 +148,8 @@ class RouterClient:
             if not token:
                 return
 
-    def report_unavailable(self, what: str, error: RouterUnavailable) -> None:
+    def report_unavailable(self, what: str, error: PeerUnavailable) -> None:
         """Logs a round the router did not answer: a warning once it keeps not answering."""
         self._failures_in_a_row += 1
         level = logging.WARNING if self._failures_in_a_row >= _QUIET_FAILURES else logging.INFO
         log.log(level, "%s: the router did not answer (%s); asking again next round", what, error)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = self._stub = None
-
-    def _call(self, method: str, request: object) -> Any:
-        stub = self._connected()
-        try:
-            answer = getattr(stub, method)(request, timeout=self._timeout_s)
-        except grpc.RpcError as error:
-            if error.code() in _UNREACHABLE:
-                self.close()  # the next call looks the address up again (a restart may move it)
-                raise RouterUnavailable(f"{method}: {error.code().name}") from None
-            raise
-        self._failures_in_a_row = 0
-        return answer
-
-    def _connected(self) -> execution_pb2_grpc.ExecutionServiceStub:
-        with self._lock:
-            if self._stub is None:
-                self._channel = grpc.insecure_channel(self._peers.address("execution-router"))
-                self._stub = execution_pb2_grpc.ExecutionServiceStub(self._channel)
-            return self._stub

@@ -12,20 +12,22 @@ from trading_core.events import stamp_micros
 MAX_ID_LENGTH = 128
 
 
-def text_problem(value: str, field: str, *, required: bool) -> str | None:
-    """What is wrong with an id or name field, as a message naming it; None when nothing is.
-    The one rule for such fields, in the APIs and in order-management's request parsing."""
+def text_problem(
+    value: str, field: str, *, required: bool, max_length: int = MAX_ID_LENGTH
+) -> str | None:
+    """What is wrong with an id, name or reason field, as a message naming it; None when
+    nothing is. The one rule for such fields, in the APIs and in order-management's parsing."""
     if required and not value.strip():
         return f"{field} is required"
-    if len(value) > MAX_ID_LENGTH:
-        return f"{field} must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
+    if len(value) > max_length:
+        return f"{field} must be at most {max_length} characters, got {len(value)}"
     if not value.isprintable():
         return f"{field} must contain only printable characters"
     return None
 
 
-def required_text(value: str, field: str) -> str:
-    problem = text_problem(value, field, required=True)
+def required_text(value: str, field: str, max_length: int = MAX_ID_LENGTH) -> str:
+    problem = text_problem(value, field, required=True, max_length=max_length)
     if problem is not None:
         raise InvalidArgument(problem)
     return value

@@ -1,4 +1,5 @@
-"""The OrderService gRPC API: checks requests, calls order-management, shapes answers."""
+"""The OrderService and TradingControlService gRPC APIs: check requests, call
+order-management, shape answers."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import binascii
 from collections.abc import Iterator
 
 import grpc
-from trading.v1 import orders_pb2, orders_pb2_grpc, types_pb2
+from trading.v1 import control_pb2, control_pb2_grpc, orders_pb2, orders_pb2_grpc, types_pb2
 from trading_core.errors import InvalidArgument, NotFound, grpc_errors
 from trading_core.events import event_type
 from trading_core.requests import optional_text, required_text
 
+from order_management.domain.trading_state import (
+    ACTIVE,
+    HALTED,
+    MAX_REASON_LENGTH,
+    REDUCING,
+    stricter,
+)
 from order_management.domain.validation import InvalidRequest
 from order_management.service import OrderCursor, OrderFilter, OrderManagement, OrderUpdate
 
@@ -44,6 +52,32 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         for field in ("order_id", "account_id", "request_id"):
             required_text(getattr(request, field), field)
         return orders_pb2.CancelOrderResponse(order=self._orders.cancel_order(request))
+
+    @_ERRORS
+    def CancelAllOrders(  # noqa: N802
+        self, request: orders_pb2.CancelAllOrdersRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.CancelAllOrdersResponse:
+        for field in ("request_id", "account_id"):
+            required_text(getattr(request, field), field)
+        for field in ("instrument", "strategy_id"):
+            optional_text(getattr(request, field), field)
+        if request.side not in types_pb2.Side.values():
+            raise InvalidArgument(f"side: {request.side} is not a side (BUY, SELL or unspecified)")
+        return orders_pb2.CancelAllOrdersResponse(orders=self._orders.cancel_all(request))
+
+    @_ERRORS
+    def ClosePosition(  # noqa: N802
+        self, request: orders_pb2.ClosePositionRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.ClosePositionResponse:
+        for field in ("request_id", "account_id"):
+            required_text(getattr(request, field), field)
+        instrument = optional_text(request.instrument, "instrument")
+        if instrument and self._orders.config.instrument(instrument) is None:
+            raise InvalidArgument(f"instrument {instrument!r} is not configured")
+        answer = self._orders.close_position(request)
+        return orders_pb2.ClosePositionResponse(
+            canceled_orders=answer.canceled, closing_orders=answer.closing, pending=answer.pending
+        )
 
     @_ERRORS
     def GetOrder(  # noqa: N802
@@ -102,6 +136,57 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 event_time=update.event.event_time,
                 order=update.order,
             )
+
+
+class TradingControlServicer(control_pb2_grpc.TradingControlServiceServicer):
+    def __init__(self, orders: OrderManagement) -> None:
+        self._orders = orders
+
+    @_ERRORS
+    def GetTradingState(  # noqa: N802
+        self, request: control_pb2.GetTradingStateRequest, context: grpc.ServicerContext
+    ) -> control_pb2.GetTradingStateResponse:
+        account_id = optional_text(request.account_id, "account_id")
+        platform, accounts = self._orders.trading_states(account_id)
+        answer = control_pb2.GetTradingStateResponse(
+            platform=platform.to_proto(), accounts=[a.to_proto() for a in accounts]
+        )
+        if account_id:
+            answer.effective_state = stricter(platform.state, accounts[0].state)
+        return answer
+
+    @_ERRORS
+    def SetTradingState(  # noqa: N802
+        self, request: control_pb2.SetTradingStateRequest, context: grpc.ServicerContext
+    ) -> control_pb2.SetTradingStateResponse:
+        if request.state not in _STATES:
+            raise InvalidArgument("state must be ACTIVE, REDUCING or HALTED")
+        record = self._orders.set_trading_state(
+            required_text(request.request_id, "request_id"),
+            optional_text(request.account_id, "account_id"),
+            request.state,
+            required_text(request.reason, "reason", MAX_REASON_LENGTH),
+        )
+        return control_pb2.SetTradingStateResponse(trading_state=record.to_proto())
+
+    @_ERRORS
+    def EmergencyStop(  # noqa: N802
+        self, request: control_pb2.EmergencyStopRequest, context: grpc.ServicerContext
+    ) -> control_pb2.EmergencyStopResponse:
+        answer = self._orders.emergency_stop(
+            required_text(request.request_id, "request_id"),
+            optional_text(request.account_id, "account_id"),
+            required_text(request.reason, "reason", MAX_REASON_LENGTH),
+            flatten=request.flatten,
+        )
+        return control_pb2.EmergencyStopResponse(
+            trading_state=answer.trading_state.to_proto(),
+            canceled_orders=answer.canceled,
+            flattening_accounts=answer.flattening_accounts,
+        )
+
+
+_STATES = frozenset({ACTIVE, REDUCING, HALTED})
 
 
 def _encode_page_token(cursor: OrderCursor) -> str:

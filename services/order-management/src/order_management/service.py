@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import grpc
 from trading.v1 import events_pb2, orders_pb2, types_pb2
-from trading_core.decimals import DEFAULT_PRECISION, Precision
+from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, from_micros, micros, new_id
 from trading_core.journal import Record, Ticket, Transaction
-from trading_core.peers import RouterClient, RouterUnavailable
+from trading_core.peers import PeerUnavailable, PositionClient, RouterClient
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 from trading_core.streams import Broadcaster
@@ -45,7 +46,22 @@ from order_management.domain.orders import (
     Order,
     status_name,
 )
-from order_management.domain.risk import ExposureBook, RiskEngine
+from order_management.domain.risk import (
+    ExposureBook,
+    RiskEngine,
+    closing_quantities,
+    trading_gate,
+)
+from order_management.domain.trading_state import (
+    HALTED,
+    ResumeFacts,
+    StateRecord,
+    TradingState,
+    TradingStates,
+    loosens,
+    resume_problems,
+    state_name,
+)
 from order_management.domain.validation import (
     AccountActivity,
     Denial,
@@ -88,6 +104,26 @@ SCHEMA = (
         quantity TEXT NOT NULL,
         PRIMARY KEY (account_id, strategy_id, instrument)
     )""",
+    # The trading state of the platform (account '') and of each account that was ever set.
+    """CREATE TABLE IF NOT EXISTS trading_states (
+        account_id TEXT PRIMARY KEY,
+        state INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        update_time_us INTEGER NOT NULL,
+        version INTEGER NOT NULL
+    )""",
+    # The request ids of SetTradingState and EmergencyStop, each carried out once.
+    "CREATE TABLE IF NOT EXISTS control_requests (request_id TEXT PRIMARY KEY)",
+    # ClosePosition and EmergencyStop's flattening: pending until the orders it canceled are
+    # finished, then the ids of the closing orders it sent.
+    """CREATE TABLE IF NOT EXISTS position_closes (
+        account_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        pending INTEGER NOT NULL,
+        order_ids TEXT NOT NULL,
+        PRIMARY KEY (account_id, request_id)
+    )""",
     """CREATE TABLE IF NOT EXISTS cancel_requests (
         account_id TEXT NOT NULL,
         request_id TEXT NOT NULL,
@@ -127,6 +163,49 @@ class OrderFilter:
 
 
 @dataclass
+class _Close:
+    """A close of an account's position in one instrument ("" for every one)."""
+
+    account_id: str
+    request_id: str
+    instrument: str
+    pending: bool = True  # waiting for the orders it canceled to finish
+    order_ids: list[str] = field(default_factory=list)  # the closing orders, once sent
+
+
+@dataclass(frozen=True)
+class CloseAnswer:
+    canceled: list[orders_pb2.Order]
+    closing: list[orders_pb2.Order]
+    pending: bool
+
+
+@dataclass(frozen=True)
+class StopAnswer:
+    trading_state: StateRecord
+    canceled: list[orders_pb2.Order]
+    flattening_accounts: list[str]
+
+
+@dataclass(frozen=True)
+class CancelFilter:
+    """Which open orders of an account CancelAllOrders covers; empty matches every value."""
+
+    account_id: str
+    instrument: str = ""
+    strategy_id: str = ""
+    side: int = types_pb2.SIDE_UNSPECIFIED
+
+    def covers(self, order: Order) -> bool:
+        return (
+            self.account_id in ("", order.account_id)
+            and self.instrument in ("", order.instrument)
+            and self.strategy_id in ("", order.strategy_id)
+            and self.side in (types_pb2.SIDE_UNSPECIFIED, order.side)
+        )
+
+
+@dataclass
 class _Tracked:
     """What order-management keeps per order beyond the domain order."""
 
@@ -154,6 +233,10 @@ class OrderManagement(JournaledService):
         self.quotes = QuoteBook()
         self.exposure = ExposureBook()
         self._risk = RiskEngine(config.risk)
+        self.trading = TradingStates()
+        self._control_requests: set[str] = set()
+        self._closes: dict[tuple[str, str], _Close] = {}  # (account, request id) -> close
+        self._positions = PositionClient(self.peers)
         self.updates: Broadcaster[OrderUpdate] = Broadcaster(
             max_streams=config.services.max_streams
         )
@@ -185,6 +268,7 @@ class OrderManagement(JournaledService):
         if self._reconciler.is_alive():
             self._reconciler.join()
         self._router.close()
+        self._positions.close()
         self.updates.close()
 
     def ready(self) -> bool:
@@ -206,6 +290,7 @@ class OrderManagement(JournaledService):
             self._remember(tracked)
             self._track_exposure(tracked.order)
         self._load_risk_positions()
+        self._load_trading_control()
         day_ago = micros(self.clock.now() - timedelta(days=1))
         for account_id, created in self.journal.query(
             "SELECT account_id, create_time_us FROM orders WHERE create_time_us >= ? "
@@ -220,6 +305,21 @@ class OrderManagement(JournaledService):
             "SELECT account_id, strategy_id, instrument, quantity FROM risk_positions"
         ):
             self.exposure.add_position(account, strategy, instrument, Decimal(quantity))
+
+    def _load_trading_control(self) -> None:
+        for account, state, reason, updated, version in self.journal.query(
+            "SELECT account_id, state, reason, update_time_us, version FROM trading_states"
+        ):
+            self.trading.load(StateRecord(account, state, reason, from_micros(updated), version))
+        self._control_requests = {
+            str(r[0]) for r in self.journal.query("SELECT request_id FROM control_requests")
+        }
+        for account, request_id, instrument, pending, order_ids in self.journal.query(
+            "SELECT account_id, request_id, instrument, pending, order_ids FROM position_closes"
+        ):
+            ids = [i for i in str(order_ids).split(",") if i]
+            close = _Close(account, request_id, instrument, bool(pending), ids)
+            self._closes[(account, request_id)] = close
 
     @property
     def _retention(self) -> timedelta:
@@ -261,7 +361,9 @@ class OrderManagement(JournaledService):
                     "be canceled"
                 )
             else:
-                ticket = self.commit(self._request_cancel(tracked, request.request_id), waited=True)
+                transaction = Transaction()
+                self._request_cancel(tracked, request.request_id, transaction)
+                ticket = self.commit(transaction, waited=True)
             answer = order.to_proto()
         ticket.wait()
         return answer
@@ -280,6 +382,289 @@ class OrderManagement(JournaledService):
 
     def _settled_cancel(self, key: tuple[str, str]) -> None:
         self._pending_cancels.pop(key, None)
+
+    # Trading control ---------------------------------------------------------------------------
+
+    def cancel_all(self, request: orders_pb2.CancelAllOrdersRequest) -> list[orders_pb2.Order]:
+        chosen = CancelFilter(
+            request.account_id, request.instrument, request.strategy_id, request.side
+        )
+        with self.lock:
+            transaction = Transaction()
+            covered = self._cancel_matching(chosen, request.request_id, transaction)
+            ticket = self.commit(transaction, waited=True)
+            answer = [tracked.order.to_proto() for tracked in covered]
+        ticket.wait()
+        return answer
+
+    def _cancel_matching(
+        self, chosen: CancelFilter, request_id: str, transaction: Transaction
+    ) -> list[_Tracked]:
+        """Asks to cancel every open order `chosen` covers, each under a cancel request id of its
+        own made from `request_id`; an order already asked under that id is left as it is.
+        Returns the orders covered."""
+        covered = [t for t in self._orders.values() if t.order.is_open and chosen.covers(t.order)]
+        for tracked in covered:
+            order = tracked.order
+            cancel_id = _derived_id("cancel", request_id, order.order_id)
+            if order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
+                continue
+            if self._canceled_by(order.account_id, cancel_id) is None:
+                self._request_cancel(tracked, cancel_id, transaction)
+        return covered
+
+    def close_position(self, request: orders_pb2.ClosePositionRequest) -> CloseAnswer:
+        account, instrument = request.account_id, request.instrument
+        with self.lock:
+            close = self._closes.get((account, request.request_id))
+            canceled: list[orders_pb2.Order] = []
+            if close is None:
+                transaction = Transaction()
+                chosen = CancelFilter(account, instrument)
+                covered = self._cancel_matching(chosen, request.request_id, transaction)
+                canceled = [tracked.order.to_proto() for tracked in covered]
+                close = self._start_close(account, instrument, request.request_id, transaction)
+                ticket = self.commit(transaction, waited=True)
+            else:
+                ticket = self.journal.sync_point()
+            closing = [self._orders[i].order.to_proto() for i in close.order_ids]
+            answer = CloseAnswer(canceled, closing, close.pending)
+        ticket.wait()
+        return answer
+
+    def _start_close(
+        self, account_id: str, instrument: str, request_id: str, transaction: Transaction
+    ) -> _Close:
+        close = _Close(account_id, request_id, instrument)
+        self._closes[(account_id, request_id)] = close
+        event = self.new_event(
+            sequence=1,
+            account_id=account_id,
+            instrument=instrument,
+            position_close_requested=events_pb2.PositionCloseRequested(
+                request_id=request_id, instrument=instrument
+            ),
+        )
+        transaction.keep(self.event_record(event))
+        self._close_if_settled(close, transaction)
+        if close.pending:
+            self._save_close(close, transaction)
+        return close
+
+    def _close_if_settled(self, close: _Close, transaction: Transaction) -> None:
+        """Sends a pending close's orders once no order is open where it closes: then what the
+        account holds is final, and the closing orders cannot overshoot."""
+        account = self.exposure.exposure((close.account_id,))
+        if close.instrument:
+            settled = not account.holding(close.instrument).has_open_orders
+            held = [close.instrument]
+        else:
+            settled = account.open_orders == 0
+            held = sorted(account.holdings)
+        if not settled:
+            return
+        close.pending = False  # first: the orders below come back through _changed
+        for instrument in held:
+            position = account.holding(instrument).position
+            strategies = self.exposure.strategy_positions(close.account_id, instrument)
+            for strategy, quantity in closing_quantities(position, strategies).items():
+                order = self._closing_order(close, instrument, strategy, position, quantity)
+                snapshot = self._new_order(order, transaction, closing=True)
+                close.order_ids.append(snapshot.order_id)
+                if snapshot.status == types_pb2.ORDER_STATUS_DENIED:
+                    self.report_unresolved(
+                        transaction,
+                        "position-close",
+                        f"{close.account_id}|{instrument}",
+                        f"the closing order {snapshot.order_id} was denied: "
+                        f"{snapshot.status_message}",
+                    )
+        self._save_close(close, transaction)
+
+    def _closing_order(
+        self, close: _Close, instrument: str, strategy: str, position: Decimal, quantity: Decimal
+    ) -> OrderRequest:
+        ids = _derived_id("close", close.account_id, close.request_id, instrument, strategy)
+        return OrderRequest(
+            request_id=ids,
+            client_order_id=ids,
+            account_id=close.account_id,
+            strategy_id=strategy,
+            signal_id="",
+            instrument=instrument,
+            side=types_pb2.SIDE_SELL if position > 0 else types_pb2.SIDE_BUY,
+            order_type=types_pb2.ORDER_TYPE_MARKET,
+            time_in_force=types_pb2.TIME_IN_FORCE_IOC,
+            quantity=quantity,
+            limit_price=None,
+            reduce_only=True,
+        )
+
+    def _save_close(self, close: _Close, transaction: Transaction) -> None:
+        transaction.execute(
+            "INSERT INTO position_closes (account_id, request_id, instrument, pending, order_ids)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, request_id) DO UPDATE SET "
+            "pending = excluded.pending, order_ids = excluded.order_ids",
+            (
+                close.account_id,
+                close.request_id,
+                close.instrument,
+                int(close.pending),
+                ",".join(close.order_ids),
+            ),
+        )
+
+    def _settle_closes(self, account_id: str, transaction: Transaction) -> None:
+        for close in list(self._closes.values()):
+            if close.pending and close.account_id == account_id:
+                self._close_if_settled(close, transaction)
+
+    def trading_states(self, account_id: str) -> tuple[StateRecord, list[StateRecord]]:
+        """The platform's record, and the account's (every account's set, without one)."""
+        with self.lock:
+            platform = self.trading.of("")
+            accounts = [self.trading.of(account_id)] if account_id else self.trading.accounts()
+        return platform, accounts
+
+    def set_trading_state(
+        self, request_id: str, account_id: str, state: TradingState, reason: str
+    ) -> StateRecord:
+        """Sets a state; a resume only once every check passes (FailedPrecondition naming
+        each that did not)."""
+        with self.lock:
+            before = self.trading.of(account_id)
+        if request_id not in self._control_requests and loosens(before.state, state):
+            theirs = self._position_management_positions(account_id)
+            with self.lock:
+                problems = resume_problems(
+                    self._resume_facts(account_id, theirs),
+                    self.config.trading_control.resume_max_quote_age_ms,
+                )
+            if problems:
+                raise FailedPrecondition(
+                    f"cannot move {_scope_name(account_id)} to {state_name(state)}: "
+                    + "; ".join(problems)
+                )
+        with self.lock:
+            if request_id in self._control_requests:
+                ticket = self.journal.sync_point()
+            else:
+                transaction = Transaction()
+                self._set_state(request_id, account_id, state, reason, transaction)
+                ticket = self.commit(transaction, waited=True)
+            answer = self.trading.of(account_id)
+        ticket.wait()
+        return answer
+
+    def emergency_stop(
+        self, request_id: str, account_id: str, reason: str, *, flatten: bool
+    ) -> StopAnswer:
+        """Halts the platform or an account, asks to cancel every open order there and, with
+        `flatten`, closes every position once its orders are finished: one transaction."""
+        with self.lock:
+            canceled: list[orders_pb2.Order] = []
+            flattening: list[str] = []
+            if request_id in self._control_requests:
+                ticket = self.journal.sync_point()
+            else:
+                transaction = Transaction()
+                self._set_state(request_id, account_id, HALTED, reason, transaction)
+                covered = self._cancel_matching(CancelFilter(account_id), request_id, transaction)
+                canceled = [tracked.order.to_proto() for tracked in covered]
+                if flatten:
+                    accounts = [account_id] if account_id else self.exposure.accounts()
+                    for account in accounts:
+                        self._start_close(account, "", request_id, transaction)
+                    flattening = accounts
+                ticket = self.commit(transaction, waited=True)
+            answer = StopAnswer(self.trading.of(account_id), canceled, flattening)
+        ticket.wait()
+        return answer
+
+    def _set_state(
+        self,
+        request_id: str,
+        account_id: str,
+        state: TradingState,
+        reason: str,
+        transaction: Transaction,
+    ) -> None:
+        before, after = self.trading.set(account_id, state, reason, self.clock.now())
+        self._control_requests.add(request_id)
+        changed = events_pb2.TradingStateChanged(
+            trading_state=after.to_proto(), previous_state=before.state, request_id=request_id
+        )
+        event = self.new_event(
+            sequence=after.version, account_id=account_id, trading_state_changed=changed
+        )
+        transaction.keep(self.event_record(event))
+        transaction.execute("INSERT INTO control_requests (request_id) VALUES (?)", (request_id,))
+        transaction.execute(
+            "INSERT INTO trading_states (account_id, state, reason, update_time_us, version) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET state = "
+            "excluded.state, reason = excluded.reason, update_time_us = excluded.update_time_us,"
+            " version = excluded.version",
+            (account_id, state, reason, micros(after.update_time), after.version),
+        )
+        log.warning(
+            "trading state of %s: %s -> %s (%s)",
+            _scope_name(account_id),
+            state_name(before.state),
+            state_name(state),
+            reason,
+        )
+
+    def _position_management_positions(self, account_id: str) -> dict[tuple[str, str], Decimal]:
+        """Position-management's non-zero positions (account, instrument) -> quantity; raises
+        FailedPrecondition when it does not answer."""
+        try:
+            positions = self._positions.positions(account_id)
+        except PeerUnavailable as error:
+            raise FailedPrecondition(
+                f"cannot resume {_scope_name(account_id)}: positions could not be reconciled, "
+                f"position-management did not answer ({error})"
+            ) from None
+        theirs = {(p.account_id, p.instrument): Decimal(p.quantity) for p in positions}
+        return {key: quantity for key, quantity in theirs.items() if quantity}
+
+    def _resume_facts(self, account_id: str, theirs: dict[tuple[str, str], Decimal]) -> ResumeFacts:
+        """What a resume of the platform ("") or an account checks, under the lock."""
+        now = self.clock.now()
+        facts = ResumeFacts()
+        age = timedelta(milliseconds=self.config.reconciliation.order_age_ms)
+        for tracked in self._orders.values():
+            order = tracked.order
+            if not order.is_open or account_id not in ("", order.account_id):
+                continue
+            waited = now - order.update_time
+            waiting = order.status in _AWAITING_VENUE and waited >= age
+            if waiting or tracked.gap:
+                facts.unanswered_orders.append((order.order_id, waited.total_seconds()))
+        facts.pending_closes = [
+            (c.account_id, c.instrument)
+            for c in self._closes.values()
+            if c.pending and account_id in ("", c.account_id)
+        ]
+        accounts = [account_id] if account_id else self.exposure.accounts()
+        ours = {
+            (account, instrument): holding.position
+            for account in accounts
+            for instrument, holding in self.exposure.exposure((account,)).holdings.items()
+            if holding.position
+        }
+        facts.position_differences = [
+            (account, instrument, ours.get(key, ZERO), theirs.get(key, ZERO))
+            for key in sorted(ours.keys() | theirs.keys())
+            for account, instrument in [key]
+            if ours.get(key, ZERO) != theirs.get(key, ZERO)
+        ]
+        max_age = self.config.trading_control.resume_max_quote_age_ms
+        for instrument in self.config.instruments:
+            quote = self.quotes.get(instrument.symbol)
+            age_ms = None if quote is None else (now - quote.time).total_seconds() * 1000
+            if age_ms is None or age_ms > max_age:
+                facts.stale_quotes.append((instrument.symbol, age_ms))
+        return facts
 
     # Queries ----------------------------------------------------------------------------------
 
@@ -402,24 +787,41 @@ class OrderManagement(JournaledService):
                 f"no quote for {unsized.instrument} yet to size the signal; retry shortly "
                 "or give a limit price",
             )
-            return self._deny(unsized, no_price)
+            return self._committed(lambda t: self._denied(unsized, no_price, t))
         quantity = size_signal(self.config.signal_sizing, instrument, price)
         return self._decide(replace(unsized, quantity=quantity))
 
     def _decide(self, request: OrderRequest) -> tuple[orders_pb2.Order, Ticket]:
+        return self._committed(lambda transaction: self._new_order(request, transaction))
+
+    def _committed(
+        self, decide: Callable[[Transaction], orders_pb2.Order]
+    ) -> tuple[orders_pb2.Order, Ticket]:
+        """A request's decision in a transaction of its own, and the ticket it waits on."""
+        transaction = Transaction()
+        snapshot = decide(transaction)
+        return snapshot, self.commit(transaction, waited=True)
+
+    def _new_order(
+        self, request: OrderRequest, transaction: Transaction, *, closing: bool = False
+    ) -> orders_pb2.Order:
+        """Checks a new order (trading state, rules, risk) and adds it to `transaction`,
+        submitted or denied. `closing`: an order of ClosePosition, allowed while halted."""
         now = self.clock.now()
         quote = self.quotes.get(request.instrument)
-        denial = self._validator.check(request, quote, self._activity, now)
+        account = self.exposure.exposure((request.account_id,)).holding(request.instrument)
+        state = self.trading.effective(request.account_id)
+        denial = trading_gate(state, request, account, closing=closing)
+        denial = denial or self._validator.check(request, quote, self._activity, now)
         if denial is None:
             price = valuation_price(request, quote)
             assert price is not None  # the validator denies an order it cannot value
             denial = self._risk.check(request, quote, self.exposure, price, now)
         if denial is not None:
-            return self._deny(request, denial)
+            return self._denied(request, denial, transaction)
         precision = self._precision(request.instrument)
         tracked = _Tracked(Order.accepted(request, new_id(), now, precision=precision))
         order = tracked.order
-        transaction = Transaction()
         event = self._order_event(tracked, order_submitted=events_pb2.OrderSubmitted())
         command = self.new_command(
             order_id=order.order_id,
@@ -432,23 +834,23 @@ class OrderManagement(JournaledService):
         self._activity.record(order.account_id, now)
         return self._created(tracked, event, transaction)
 
-    def _deny(self, request: OrderRequest, denial: Denial) -> tuple[orders_pb2.Order, Ticket]:
+    def _denied(
+        self, request: OrderRequest, denial: Denial, transaction: Transaction
+    ) -> orders_pb2.Order:
         precision = self._precision(request.instrument)
         order = Order.denied(request, new_id(), denial, self.clock.now(), precision=precision)
         tracked = _Tracked(order, binds_ids=denial.reason not in TRANSIENT_DENIALS)
         payload = events_pb2.OrderDenied(reason=denial.reason, message=denial.message)
         event = self._order_event(tracked, order_denied=payload)
-        transaction = Transaction()
         transaction.keep(self.event_record(event))
         return self._created(tracked, event, transaction)
 
-    def _request_cancel(self, tracked: _Tracked, request_id: str) -> Transaction:
+    def _request_cancel(self, tracked: _Tracked, request_id: str, transaction: Transaction) -> None:
         order = tracked.order
         tracked.own_sequence += 1
         order.request_cancel(order.sequence + 1, self.clock.now())
         cancel = events_pb2.OrderCancelRequested(order_id=order.order_id, request_id=request_id)
         event = self._order_event(tracked, order_cancel_requested=cancel)
-        transaction = Transaction()
         transaction.keep(self.event_record(event))
         transaction.keep(self._cancel_command(order, request_id))
         transaction.execute(
@@ -459,7 +861,6 @@ class OrderManagement(JournaledService):
         self._pending_cancels[key] = order.order_id
         transaction.then(lambda: self._settled_cancel(key))
         self._changed(tracked, event, transaction)
-        return transaction
 
     def _cancel_command(self, order: Order, request_id: str) -> Record:
         command = self.new_command(
@@ -505,6 +906,8 @@ class OrderManagement(JournaledService):
             snapshot = tracked.order.to_proto()
         transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
         self._track_exposure(tracked.order)
+        if not tracked.order.is_open and self._closes:
+            self._settle_closes(tracked.order.account_id, transaction)
         if self.updates.has_subscribers:
             update = OrderUpdate(event, snapshot)
             transaction.then(lambda: self.updates.publish(update))
@@ -512,14 +915,12 @@ class OrderManagement(JournaledService):
 
     def _created(
         self, tracked: _Tracked, event: events_pb2.Event, transaction: Transaction
-    ) -> tuple[orders_pb2.Order, Ticket]:
-        """A new order's snapshot (the one its first event carries), and the ticket its request
-        waits on."""
+    ) -> orders_pb2.Order:
+        """A new order's snapshot (the one its first event carries)."""
         self._remember(tracked)
         submitted = event.HasField("order_submitted")
         first = event.order_submitted.order if submitted else event.order_denied.order
-        snapshot = self._changed(tracked, event, transaction, first)
-        return snapshot, self.commit(transaction, waited=True)
+        return self._changed(tracked, event, transaction, first)
 
     def _remember(self, tracked: _Tracked) -> None:
         order = tracked.order
@@ -628,7 +1029,7 @@ class OrderManagement(JournaledService):
         for question in self._questions(everything=everything):
             try:
                 reports = self._router.query_order(*question)
-            except RouterUnavailable as error:
+            except PeerUnavailable as error:
                 # Asked again next round, with every other open order (as on start).
                 self._router.report_unavailable("reconciling orders", error)
                 self._ask_everything = True
@@ -649,10 +1050,7 @@ class OrderManagement(JournaledService):
                     if now - order.update_time > self._retention:
                         self._forget(tracked)
                     continue
-                waiting = order.status in (
-                    types_pb2.ORDER_STATUS_SUBMITTED,
-                    types_pb2.ORDER_STATUS_PENDING_CANCEL,
-                )
+                waiting = order.status in _AWAITING_VENUE
                 last_asked = tracked.asked_at or order.update_time
                 due = waiting and now - last_asked >= age
                 if everything or tracked.gap or due:
@@ -692,6 +1090,22 @@ class OrderManagement(JournaledService):
                 log.exception("reconciliation failed")
             self._wake.wait(interval)
             self._wake.clear()
+
+
+_AWAITING_VENUE = frozenset(
+    {types_pb2.ORDER_STATUS_SUBMITTED, types_pb2.ORDER_STATUS_PENDING_CANCEL}
+)
+# The namespace of the ids order-management makes from a request's (cancels of CancelAllOrders,
+# closing orders): the same request always makes the same ids.
+_DERIVED_IDS = uuid.UUID("6f1c8a9e-3b54-4d47-9a1e-0c5b7d2e4f10")
+
+
+def _derived_id(*parts: str) -> str:
+    return str(uuid.uuid5(_DERIVED_IDS, "|".join(parts)))
+
+
+def _scope_name(account_id: str) -> str:
+    return f"account {account_id}" if account_id else "the platform"
 
 
 _TRACKED_COLUMNS = "snapshot, own_sequence, report_sequence, venue_accepted, request_id"
@@ -736,6 +1150,7 @@ _SAME_REQUEST_FIELDS = (
     "order_type",
     "time_in_force",
     "limit_price",
+    "reduce_only",
 )
 
 

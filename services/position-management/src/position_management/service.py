@@ -18,7 +18,7 @@ from trading_core.decimals import parse_decimal
 from trading_core.errors import NotFound
 from trading_core.events import event_time, from_micros, micros
 from trading_core.journal import Transaction
-from trading_core.peers import RouterClient, RouterUnavailable
+from trading_core.peers import PeerUnavailable, RouterClient
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 from trading_core.streams import Broadcaster
@@ -250,7 +250,7 @@ class PositionManagement(JournaledService):
                 checks += 1
                 if checks % 12 == 0:
                     self.check_positions()
-            except RouterUnavailable as error:
+            except PeerUnavailable as error:
                 self._router.report_unavailable("checking fills", error)
             except Exception:
                 log.exception("reconciling fills and positions failed")

@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from trading.v1 import control_pb2 as _control_pb2
 from trading.v1 import market_data_pb2 as _market_data_pb2
 from trading.v1 import orders_pb2 as _orders_pb2
 from trading.v1 import positions_pb2 as _positions_pb2
@@ -45,6 +46,8 @@ class Event(_message.Message):
     EXECUTION_REPORT_FIELD_NUMBER: _builtins.int
     POSITION_UPDATED_FIELD_NUMBER: _builtins.int
     QUOTE_UPDATED_FIELD_NUMBER: _builtins.int
+    TRADING_STATE_CHANGED_FIELD_NUMBER: _builtins.int
+    POSITION_CLOSE_REQUESTED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """A UUID."""
     sequence: _builtins.int
@@ -75,6 +78,10 @@ class Event(_message.Message):
     def position_updated(self) -> Global___PositionUpdated: ...
     @_builtins.property
     def quote_updated(self) -> Global___QuoteUpdated: ...
+    @_builtins.property
+    def trading_state_changed(self) -> Global___TradingStateChanged: ...
+    @_builtins.property
+    def position_close_requested(self) -> Global___PositionCloseRequested: ...
     def __init__(
         self,
         *,
@@ -93,12 +100,14 @@ class Event(_message.Message):
         execution_report: Global___ExecutionReport | None = ...,
         position_updated: Global___PositionUpdated | None = ...,
         quote_updated: Global___QuoteUpdated | None = ...,
+        trading_state_changed: Global___TradingStateChanged | None = ...,
+        position_close_requested: Global___PositionCloseRequested | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_submitted", b"order_submitted", "payload", b"payload", "position_updated", b"position_updated", "quote_updated", b"quote_updated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_submitted", b"order_submitted", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_id", b"order_id", "order_submitted", b"order_submitted", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_id", b"order_id", "order_submitted", b"order_submitted", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -247,6 +256,62 @@ class ExecutionReport(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecutionReport: _TypeAlias = ExecutionReport  # noqa: Y015
+
+@_typing.final
+class TradingStateChanged(_message.Message):
+    """The trading state of the platform or an account was set (numbered by its version)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRADING_STATE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    previous_state: _types_pb2.TradingState.ValueType
+    request_id: _builtins.str
+    """The request that set it (SetTradingState, EmergencyStop), or empty when the platform did."""
+    @_builtins.property
+    def trading_state(self) -> _control_pb2.TradingStateRecord: ...
+    def __init__(
+        self,
+        *,
+        trading_state: _control_pb2.TradingStateRecord | None = ...,
+        previous_state: _types_pb2.TradingState.ValueType = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["trading_state", b"trading_state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_state", b"previous_state", "request_id", b"request_id", "trading_state", b"trading_state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TradingStateChanged: _TypeAlias = TradingStateChanged  # noqa: Y015
+
+@_typing.final
+class PositionCloseRequested(_message.Message):
+    """ClosePosition or EmergencyStop asked to flatten an account in one instrument or all: its
+    open orders there are canceled, then reduce-only market orders close what it holds.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    instrument: _builtins.str
+    """Empty: every instrument."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        instrument: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PositionCloseRequested: _TypeAlias = PositionCloseRequested  # noqa: Y015
 
 @_typing.final
 class PositionUpdated(_message.Message):

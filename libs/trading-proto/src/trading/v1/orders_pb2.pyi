@@ -50,6 +50,7 @@ class Order(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    REDUCE_ONLY_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     client_order_id: _builtins.str
     request_id: _builtins.str
@@ -78,6 +79,10 @@ class Order(_message.Message):
     version: _builtins.int
     """How many changes have been applied to this order: one more with each. Of two copies of an
     order, the one with the higher version is the newer.
+    """
+    reduce_only: _builtins.bool
+    """Never makes the account's position larger: denied when it could, counting the account's
+    open orders on its side as if they filled.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -110,10 +115,11 @@ class Order(_message.Message):
         version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        reduce_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "quantity", b"quantity", "request_id", b"request_id", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -200,6 +206,7 @@ class SubmitOrderRequest(_message.Message):
     TIME_IN_FORCE_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
     LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    REDUCE_ONLY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """A UUID that makes the call idempotent: a repeat returns the original result."""
     client_order_id: _builtins.str
@@ -217,6 +224,8 @@ class SubmitOrderRequest(_message.Message):
     quantity: _builtins.str
     limit_price: _builtins.str
     """Required for a limit order, empty for a market order."""
+    reduce_only: _builtins.bool
+    """Denied when the order could make the account's position larger (see Order.reduce_only)."""
     def __init__(
         self,
         *,
@@ -230,10 +239,11 @@ class SubmitOrderRequest(_message.Message):
         time_in_force: _types_pb2.TimeInForce.ValueType = ...,
         quantity: _builtins.str = ...,
         limit_price: _builtins.str = ...,
+        reduce_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "instrument", b"instrument", "limit_price", b"limit_price", "order_type", b"order_type", "quantity", b"quantity", "request_id", b"request_id", "side", b"side", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "instrument", b"instrument", "limit_price", b"limit_price", "order_type", b"order_type", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -305,6 +315,122 @@ class CancelOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
+
+@_typing.final
+class CancelAllOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    STRATEGY_ID_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A UUID that makes the call idempotent: a repeat cancels what is open then, and answers
+    an order it already asked to cancel as it is now.
+    """
+    account_id: _builtins.str
+    instrument: _builtins.str
+    """Filters; empty (unspecified) matches every value."""
+    strategy_id: _builtins.str
+    side: _types_pb2.Side.ValueType
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        instrument: _builtins.str = ...,
+        strategy_id: _builtins.str = ...,
+        side: _types_pb2.Side.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "instrument", b"instrument", "request_id", b"request_id", "side", b"side", "strategy_id", b"strategy_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelAllOrdersRequest: _TypeAlias = CancelAllOrdersRequest  # noqa: Y015
+
+@_typing.final
+class CancelAllOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]: ...
+    def __init__(
+        self,
+        *,
+        orders: _abc.Iterable[Global___Order] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["orders", b"orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelAllOrdersResponse: _TypeAlias = CancelAllOrdersResponse  # noqa: Y015
+
+@_typing.final
+class ClosePositionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A UUID that makes the call idempotent: a repeat answers the closing orders as they are now
+    (and no canceled_orders).
+    """
+    account_id: _builtins.str
+    instrument: _builtins.str
+    """Empty: every instrument the account holds."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        instrument: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "instrument", b"instrument", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClosePositionRequest: _TypeAlias = ClosePositionRequest  # noqa: Y015
+
+@_typing.final
+class ClosePositionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANCELED_ORDERS_FIELD_NUMBER: _builtins.int
+    CLOSING_ORDERS_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    pending: _builtins.bool
+    """True while the closing orders wait for the cancels to finish; they then follow as events."""
+    @_builtins.property
+    def canceled_orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """The open orders it asked to cancel first."""
+
+    @_builtins.property
+    def closing_orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """The reduce-only market orders sent so far: one per strategy and instrument held."""
+
+    def __init__(
+        self,
+        *,
+        canceled_orders: _abc.Iterable[Global___Order] | None = ...,
+        closing_orders: _abc.Iterable[Global___Order] | None = ...,
+        pending: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canceled_orders", b"canceled_orders", "closing_orders", b"closing_orders", "pending", b"pending"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClosePositionResponse: _TypeAlias = ClosePositionResponse  # noqa: Y015
 
 @_typing.final
 class GetOrderRequest(_message.Message):

@@ -50,6 +50,16 @@ class OrderServiceStub:
                 request_serializer=trading_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_orders__pb2.CancelOrderResponse.FromString,
                 _registered_method=True)
+        self.CancelAllOrders = channel.unary_unary(
+                '/trading.v1.OrderService/CancelAllOrders',
+                request_serializer=trading_dot_v1_dot_orders__pb2.CancelAllOrdersRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_orders__pb2.CancelAllOrdersResponse.FromString,
+                _registered_method=True)
+        self.ClosePosition = channel.unary_unary(
+                '/trading.v1.OrderService/ClosePosition',
+                request_serializer=trading_dot_v1_dot_orders__pb2.ClosePositionRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_orders__pb2.ClosePositionResponse.FromString,
+                _registered_method=True)
         self.GetOrder = channel.unary_unary(
                 '/trading.v1.OrderService/GetOrder',
                 request_serializer=trading_dot_v1_dot_orders__pb2.GetOrderRequest.SerializeToString,
@@ -93,6 +103,23 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelAllOrders(self, request, context):
+        """Asks the venue to cancel every open order of an account, or only those of one instrument,
+        strategy or side. Answers the orders it covers, each PENDING_CANCEL or finished by then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClosePosition(self, request, context):
+        """Flattens the account's position in one instrument, or in every one: cancels its open orders
+        there and, once none is left open, sends reduce-only market orders for what it holds (one
+        per strategy holding it). Allowed in every trading state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetOrder(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -129,6 +156,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.CancelOrder,
                     request_deserializer=trading_dot_v1_dot_orders__pb2.CancelOrderRequest.FromString,
                     response_serializer=trading_dot_v1_dot_orders__pb2.CancelOrderResponse.SerializeToString,
+            ),
+            'CancelAllOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAllOrders,
+                    request_deserializer=trading_dot_v1_dot_orders__pb2.CancelAllOrdersRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_orders__pb2.CancelAllOrdersResponse.SerializeToString,
+            ),
+            'ClosePosition': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClosePosition,
+                    request_deserializer=trading_dot_v1_dot_orders__pb2.ClosePositionRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_orders__pb2.ClosePositionResponse.SerializeToString,
             ),
             'GetOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOrder,
@@ -228,6 +265,60 @@ class OrderService:
             '/trading.v1.OrderService/CancelOrder',
             trading_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
             trading_dot_v1_dot_orders__pb2.CancelOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAllOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.OrderService/CancelAllOrders',
+            trading_dot_v1_dot_orders__pb2.CancelAllOrdersRequest.SerializeToString,
+            trading_dot_v1_dot_orders__pb2.CancelAllOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClosePosition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.OrderService/ClosePosition',
+            trading_dot_v1_dot_orders__pb2.ClosePositionRequest.SerializeToString,
+            trading_dot_v1_dot_orders__pb2.ClosePositionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,15 @@ class OrderServiceStub:
     """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
     (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
     """
+    CancelAllOrders: _grpc.UnaryUnaryMultiCallable[_orders_pb2.CancelAllOrdersRequest, _orders_pb2.CancelAllOrdersResponse]
+    """Asks the venue to cancel every open order of an account, or only those of one instrument,
+    strategy or side. Answers the orders it covers, each PENDING_CANCEL or finished by then.
+    """
+    ClosePosition: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ClosePositionRequest, _orders_pb2.ClosePositionResponse]
+    """Flattens the account's position in one instrument, or in every one: cancels its open orders
+    there and, once none is left open, sends reduce-only market orders for what it holds (one
+    per strategy holding it). Allowed in every trading state.
+    """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]
     ListOrders: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]
     StreamOrderEvents: _grpc.UnaryStreamMultiCallable[_orders_pb2.StreamOrderEventsRequest, _orders_pb2.StreamOrderEventsResponse]
@@ -58,6 +67,15 @@ class OrderServiceAsyncStub(OrderServiceStub):
     CancelOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
     (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
+    """
+    CancelAllOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelAllOrdersRequest, _orders_pb2.CancelAllOrdersResponse]  # type: ignore[assignment]
+    """Asks the venue to cancel every open order of an account, or only those of one instrument,
+    strategy or side. Answers the orders it covers, each PENDING_CANCEL or finished by then.
+    """
+    ClosePosition: _aio.UnaryUnaryMultiCallable[_orders_pb2.ClosePositionRequest, _orders_pb2.ClosePositionResponse]  # type: ignore[assignment]
+    """Flattens the account's position in one instrument, or in every one: cancels its open orders
+    there and, once none is left open, sends reduce-only market orders for what it holds (one
+    per strategy holding it). Allowed in every trading state.
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]  # type: ignore[assignment]
     ListOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]  # type: ignore[assignment]
@@ -91,6 +109,27 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_orders_pb2.CancelOrderResponse, _abc.Awaitable[_orders_pb2.CancelOrderResponse]]:
         """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
         (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelAllOrders(
+        self,
+        request: _orders_pb2.CancelAllOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.CancelAllOrdersResponse, _abc.Awaitable[_orders_pb2.CancelAllOrdersResponse]]:
+        """Asks the venue to cancel every open order of an account, or only those of one instrument,
+        strategy or side. Answers the orders it covers, each PENDING_CANCEL or finished by then.
+        """
+
+    @_abc_1.abstractmethod
+    def ClosePosition(
+        self,
+        request: _orders_pb2.ClosePositionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.ClosePositionResponse, _abc.Awaitable[_orders_pb2.ClosePositionResponse]]:
+        """Flattens the account's position in one instrument, or in every one: cancels its open orders
+        there and, once none is left open, sends reduce-only market orders for what it holds (one
+        per strategy holding it). Allowed in every trading state.
         """
 
     @_abc_1.abstractmethod

@@ -157,6 +157,16 @@ class _DenialReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DenialRe
     """The instrument's quote is older than the allowed age; a retry may pass."""
     DENIAL_REASON_SPREAD_TOO_WIDE: _DenialReason.ValueType  # 21
     """The instrument's spread is wider than allowed; a retry may pass."""
+    DENIAL_REASON_TRADING_HALTED: _DenialReason.ValueType  # 22
+    """The platform or the order's account is HALTED (SetTradingState, EmergencyStop)."""
+    DENIAL_REASON_TRADING_REDUCING: _DenialReason.ValueType  # 23
+    """The platform or the order's account is REDUCING, and the order could make the account's
+    position larger (its open orders on that side counted as if they filled).
+    """
+    DENIAL_REASON_REDUCE_ONLY_WOULD_INCREASE: _DenialReason.ValueType  # 24
+    """A reduce-only order that could make the account's position larger (its open orders on
+    that side counted as if they filled).
+    """
 
 class DenialReason(_DenialReason, metaclass=_DenialReasonEnumTypeWrapper):
     """Why the platform denied an order."""
@@ -194,7 +204,45 @@ DENIAL_REASON_QUOTE_STALE: DenialReason.ValueType  # 20
 """The instrument's quote is older than the allowed age; a retry may pass."""
 DENIAL_REASON_SPREAD_TOO_WIDE: DenialReason.ValueType  # 21
 """The instrument's spread is wider than allowed; a retry may pass."""
+DENIAL_REASON_TRADING_HALTED: DenialReason.ValueType  # 22
+"""The platform or the order's account is HALTED (SetTradingState, EmergencyStop)."""
+DENIAL_REASON_TRADING_REDUCING: DenialReason.ValueType  # 23
+"""The platform or the order's account is REDUCING, and the order could make the account's
+position larger (its open orders on that side counted as if they filled).
+"""
+DENIAL_REASON_REDUCE_ONLY_WOULD_INCREASE: DenialReason.ValueType  # 24
+"""A reduce-only order that could make the account's position larger (its open orders on
+that side counted as if they filled).
+"""
 Global___DenialReason: _TypeAlias = DenialReason  # noqa: Y015
+
+class _TradingState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TradingStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TradingState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRADING_STATE_UNSPECIFIED: _TradingState.ValueType  # 0
+    TRADING_STATE_ACTIVE: _TradingState.ValueType  # 1
+    """Orders are checked as usual."""
+    TRADING_STATE_REDUCING: _TradingState.ValueType  # 2
+    """Only orders that reduce the account's position pass."""
+    TRADING_STATE_HALTED: _TradingState.ValueType  # 3
+    """No new order passes, except the reduce-only orders of ClosePosition and EmergencyStop."""
+
+class TradingState(_TradingState, metaclass=_TradingStateEnumTypeWrapper):
+    """Whether new orders may trade: set for the whole platform and for each account; the stricter
+    of the two applies to an account's orders. Cancels are always allowed.
+    """
+
+TRADING_STATE_UNSPECIFIED: TradingState.ValueType  # 0
+TRADING_STATE_ACTIVE: TradingState.ValueType  # 1
+"""Orders are checked as usual."""
+TRADING_STATE_REDUCING: TradingState.ValueType  # 2
+"""Only orders that reduce the account's position pass."""
+TRADING_STATE_HALTED: TradingState.ValueType  # 3
+"""No new order passes, except the reduce-only orders of ClosePosition and EmergencyStop."""
+Global___TradingState: _TypeAlias = TradingState  # noqa: Y015
 
 class _ExecutionType:
     ValueType = _typing.NewType("ValueType", _builtins.int)

@@ -148,6 +148,7 @@ class Order:
     quantity: Decimal
     limit_price: Decimal | None
     status: OrderStatus
+    reduce_only: bool = False
     denial_reason: DenialReason = types_pb2.DENIAL_REASON_UNSPECIFIED
     filled_quantity: Decimal = ZERO
     average_fill_price: Decimal | None = None
@@ -220,6 +221,7 @@ class Order:
             quantity=request.quantity,
             limit_price=request.limit_price,
             status=status,
+            reduce_only=request.reduce_only,
             sequence=sequence,
             create_time=now,
             update_time=now,
@@ -398,6 +400,7 @@ class Order:
             version=self.sequence,
             create_time=timestamp(self.create_time),
             update_time=timestamp(self.update_time),
+            reduce_only=self.reduce_only,
         )
 
     @classmethod
@@ -418,6 +421,7 @@ class Order:
             quantity=Decimal(order.quantity),
             limit_price=_optional_decimal(order.limit_price),
             status=order.status,
+            reduce_only=order.reduce_only,
             denial_reason=order.denial_reason,
             filled_quantity=_optional_decimal(order.filled_quantity) or ZERO,
             average_fill_price=_optional_decimal(order.average_fill_price),

@@ -15,6 +15,10 @@ the same with a thousand open orders as with none.
 
 A limit refuses only an order that makes its measure larger: an order that reduces a position
 beyond a limit (after the limit was lowered, say) always passes.
+
+Before any limit, `trading_gate` applies the account's trading state and the reduce-only flag:
+both judge an order by the account's position with every open order on the order's side
+counted as if it filled, so that no mix of fills can take the position past zero.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from trading_core.config import Risk, RiskLimits
 from trading_core.decimals import ZERO, format_decimal, shorten
 from trading_core.quotes import Quote
 
+from order_management.domain.trading_state import TradingState
 from order_management.domain.validation import Denial, DenialReason, OrderRequest, Side
 
 _BPS = Decimal(10_000)
@@ -55,6 +60,17 @@ class Holding:
     @property
     def is_empty(self) -> bool:
         return not (self.position or self.open_buys or self.open_sells)
+
+    @property
+    def has_open_orders(self) -> bool:
+        return bool(self.open_buys or self.open_sells)
+
+    def reduced_by(self, side: Side, quantity: Decimal) -> bool:
+        """Whether an order only reduces the position, even if every open order on its side
+        fills too: a sale of at most what is long and not already being sold, or the reverse."""
+        if side == types_pb2.SIDE_SELL:
+            return self.position > 0 and self.position - self.open_sells - quantity >= 0
+        return self.position < 0 and self.position + self.open_buys + quantity <= 0
 
 
 @dataclass
@@ -101,6 +117,20 @@ class ExposureBook:
 
     def mark(self, instrument: str) -> Decimal | None:
         return self._marks.get(instrument)
+
+    def accounts(self) -> list[str]:
+        """The accounts that hold a position or an open order."""
+        return sorted(s[0] for s, e in self._scopes.items() if len(s) == 1 and e.holdings)
+
+    def strategy_positions(self, account_id: str, instrument: str) -> dict[str, Decimal]:
+        """Each strategy's position in an instrument within an account (non-zero ones)."""
+        positions = {}
+        for scope, exposure in self._scopes.items():
+            if len(scope) == 2 and scope[0] == account_id:
+                position = exposure.holding(instrument).position
+                if position:
+                    positions[scope[1]] = position
+        return positions
 
     def track(
         self,
@@ -187,6 +217,63 @@ def _add_open(holding: Holding, buying: bool, quantity: Decimal) -> None:
         holding.open_buys += quantity
     else:
         holding.open_sells += quantity
+
+
+def trading_gate(
+    state: TradingState, request: OrderRequest, account: Holding, *, closing: bool = False
+) -> Denial | None:
+    """The trading state's verdict and the reduce-only flag's, on the account's holding of the
+    order's instrument. `closing`: a ClosePosition order, which every state lets through."""
+    if state == types_pb2.TRADING_STATE_HALTED and not closing:
+        return Denial(
+            types_pb2.DENIAL_REASON_TRADING_HALTED,
+            f"trading is halted for account {shorten(request.account_id)}; only cancels and "
+            "ClosePosition are allowed",
+        )
+    reduces = account.reduced_by(request.side, request.quantity)
+    if state == types_pb2.TRADING_STATE_REDUCING and not reduces:
+        return Denial(
+            types_pb2.DENIAL_REASON_TRADING_REDUCING,
+            f"account {shorten(request.account_id)} may only reduce positions, and this order "
+            f"could make its {request.instrument} position larger{_with_open(account)}",
+        )
+    if request.reduce_only and not reduces:
+        return Denial(
+            types_pb2.DENIAL_REASON_REDUCE_ONLY_WOULD_INCREASE,
+            f"the reduce-only order could make the {request.instrument} position of account "
+            f"{shorten(request.account_id)} larger{_with_open(account)}",
+        )
+    return None
+
+
+def _with_open(account: Holding) -> str:
+    return (
+        f" (position {format_decimal(account.position)}, open buys "
+        f"{format_decimal(account.open_buys)}, open sells {format_decimal(account.open_sells)})"
+    )
+
+
+def closing_quantities(
+    account_position: Decimal, strategies: dict[str, Decimal]
+) -> dict[str, Decimal]:
+    """How to close an account's position by strategy: each strategy holding the account's side
+    closes its own, largest first, until the account's position is covered; what no strategy
+    holds is closed under the empty strategy. Sums to the account's position's size; opposite
+    strategy positions net against it and stay."""
+    remaining = abs(account_position)
+    sign = 1 if account_position > 0 else -1
+    quantities: dict[str, Decimal] = {}
+    same_side = sorted(
+        ((abs(q), name) for name, q in strategies.items() if q * sign > 0), reverse=True
+    )
+    for size, name in same_side:
+        if remaining <= 0:
+            break
+        quantities[name] = min(size, remaining)
+        remaining -= quantities[name]
+    if remaining > 0:
+        quantities[""] = quantities.get("", ZERO) + remaining
+    return quantities
 
 
 class RiskEngine:

@@ -69,6 +69,7 @@ class OrderRequest:
     time_in_force: TimeInForce
     quantity: Decimal
     limit_price: Decimal | None
+    reduce_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def parse_submit_order(
         time_in_force=_time_in_force(request.time_in_force, defaults),
         quantity=_amount(request.quantity, "quantity"),
         limit_price=_limit_price(request.limit_price, order_type),
+        reduce_only=request.reduce_only,
     )
 
 
