@@ -28,6 +28,7 @@ from tests.e2e.conftest import (
     Clients,
     embedded_overrides,
     order_management,
+    running_embedded,
     start_embedded,
     write_config,
 )
@@ -446,3 +447,81 @@ def test_tradectl_installed_alone_has_no_server_stack_and_serve_says_how_to_get_
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert usage.returncode == 2  # the client commands work without the server stack
+
+
+def test_an_operator_halts_the_platform_stops_an_account_with_flatten_and_resumes(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    ready_for_market_orders(clients)
+    filled = submit(clients, account_id="acct-ops", quantity="0.02")
+    order_status(clients, filled, types_pb2.ORDER_STATUS_FILLED)
+
+    halted = tradectl(clients, "trading", "set", "halted", "--reason", "desk review")
+    assert halted.exit_code == 0, halted.output
+    assert "platform" in halted.stdout and "HALTED" in halted.stdout
+    denied = tradectl(clients, "order", "submit", "BTC-USD", "buy", "0.01", "--account", "a")
+    assert denied.exit_code == 3
+    assert "TRADING_HALTED" in denied.stderr
+
+    stop = tradectl(
+        clients, "trading", "stop", "--account", "acct-ops", "--flatten", "--reason", "limit"
+    )
+    assert stop.exit_code == 0, stop.output
+    assert "Closing the positions of: acct-ops." in stop.stdout
+    positions = tradectl(clients, "-o", "json", "position", "list", "--account", "acct-ops")
+    wait_until(
+        lambda: (
+            json.loads(
+                tradectl(clients, "-o", "json", "position", "list", "--account", "acct-ops").stdout
+            )[0].get("quantity")
+            == "0"
+        ),
+        20,
+        "the account to be flat",
+    )
+    assert positions.exit_code == 0
+
+    shown = tradectl(clients, "trading", "show", "--account", "acct-ops")
+    assert shown.exit_code == 0, shown.output
+    assert "account acct-ops" in shown.stdout and "limit" in shown.stdout
+    assert "Orders of this account meet: HALTED" in shown.stdout
+
+    # The platform resumes (its checks pass); the account stays halted by its own state.
+    assert tradectl(clients, "trading", "set", "active", "--reason", "ok").exit_code == 0
+    still = tradectl(clients, "trading", "show", "--account", "acct-ops")
+    assert "Orders of this account meet: HALTED" in still.stdout
+    unknown = tradectl(clients, "trading", "set", "paused", "--reason", "x")
+    assert unknown.exit_code == 2
+    assert "trading state must be one of" in unknown.output
+
+
+def test_a_resume_while_an_order_waits_for_the_venue_exits_3_naming_the_check(
+    tmp_path: Path,
+) -> None:
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["execution"] = {"simulation": {"fill_delay_ms": 60_000}}  # the venue is slow
+    overrides["reconciliation"] = {"order_age_ms": 0}  # so an order is overdue at once
+    with running_embedded(write_config(tmp_path, overrides)) as clients:
+        wait_for_quote(clients)
+        held = submit(
+            clients,
+            account_id="acct-held",
+            order_type=types_pb2.ORDER_TYPE_LIMIT,
+            limit_price="1000",
+        )
+        assert held.status == types_pb2.ORDER_STATUS_SUBMITTED
+        halt = tradectl(
+            clients, "trading", "set", "halted", "--account", "acct-held", "--reason", "x"
+        )
+        assert halt.exit_code == 0, halt.output
+        refused = tradectl(
+            clients, "trading", "set", "active", "--account", "acct-held", "--reason", "resume"
+        )
+        assert refused.exit_code == 3, refused.output
+        assert refused.stderr.startswith(
+            "FAILED_PRECONDITION: cannot move account acct-held to ACTIVE: order "
+            f"{held.order_id} has waited"
+        )
+        shown = tradectl(clients, "-o", "json", "trading", "show", "--account", "acct-held")
+        assert json.loads(shown.stdout)["effectiveState"] == "TRADING_STATE_HALTED"

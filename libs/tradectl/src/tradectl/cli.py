@@ -39,9 +39,12 @@ import grpc
 import typer
 from google.protobuf.message import Message
 from rich.console import Console
+from rich.text import Text
 from trading.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    control_pb2,
+    control_pb2_grpc,
     execution_pb2,
     execution_pb2_grpc,
     orders_pb2,
@@ -75,7 +78,12 @@ deadletter_app = typer.Typer(
 unresolved_app = typer.Typer(
     help="What a service's reconciliation found and could not resolve.", no_args_is_help=True
 )
+trading_app = typer.Typer(
+    help="Trading states (active, reducing, halted) and the emergency stop, for operators.",
+    no_args_is_help=True,
+)
 app.add_typer(order_app, name="order")
+app.add_typer(trading_app, name="trading")
 app.add_typer(position_app, name="position")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(unresolved_app, name="unresolved")
@@ -203,6 +211,12 @@ def _order_service(settings: Settings) -> Iterator[orders_pb2_grpc.OrderServiceS
     server = render.Server("order-management", "--orders", settings.orders)
     with _channel(server, settings.timeout) as channel:
         yield orders_pb2_grpc.OrderServiceStub(channel)
+
+
+@contextmanager
+def _control_service(settings: Settings) -> Iterator[control_pb2_grpc.TradingControlServiceStub]:
+    with _channel(settings.server(ServiceName.ORDER_MANAGEMENT), settings.timeout) as channel:
+        yield control_pb2_grpc.TradingControlServiceStub(channel)
 
 
 @contextmanager
@@ -404,6 +418,12 @@ def submit_order(
     ] = "",
     account: AccountOption = "default",
     strategy: StrategyOption = "manual",
+    reduce_only: Annotated[
+        bool,
+        typer.Option(
+            "--reduce-only", help="Denied if it could make the account's position larger."
+        ),
+    ] = False,
     client_order_id: ClientOrderIdOption = "",
     request_id: RequestIdOption = "",
     wait: WaitOption = False,
@@ -426,6 +446,7 @@ def submit_order(
         else types_pb2.TIME_IN_FORCE_UNSPECIFIED,
         quantity=quantity,
         limit_price=limit,
+        reduce_only=reduce_only,
     )
     settings = _settings(ctx, output)
     with _order_service(settings) as orders:
@@ -512,6 +533,40 @@ def cancel_order(
     if wait and order.status != types_pb2.ORDER_STATUS_CANCELED:
         reason = f" ({order.status_message})" if order.status_message else ""
         _fail(f"not canceled: the order is {status}{reason}", EXIT_REFUSED)
+
+
+@order_app.command("cancel-all")
+def cancel_all_orders(
+    ctx: typer.Context,
+    *,
+    account: Annotated[str, typer.Option("--account", help="The account whose orders.")],
+    instrument: Annotated[str, typer.Option(help="Only this instrument.")] = "",
+    strategy: Annotated[str, typer.Option(help="Only this strategy.")] = "",
+    side: Annotated[str, typer.Option(metavar="buy|sell", help="Only this side.")] = "",
+    request_id: RequestIdOption = "",
+    output: OutputOption = None,
+) -> None:
+    """Ask the venue to cancel every open order of an account (or those matching the filters);
+    lists them, PENDING_CANCEL until the venue answers."""
+    settings = _settings(ctx, output)
+    request = orders_pb2.CancelAllOrdersRequest(
+        request_id=request_id or _new_request_id(),
+        account_id=account,
+        instrument=instrument,
+        strategy_id=strategy,
+        side=_parse(render.parse_side, side, "--side") if side else types_pb2.SIDE_UNSPECIFIED,
+    )
+    with _order_service(settings) as orders:
+        response = orders.CancelAllOrders(request, timeout=settings.timeout)
+    found = list(response.orders)
+    _show_listing(
+        settings,
+        found,
+        lambda width: render.orders_table(found, width),
+        "No open orders"
+        + _filters(account=account, instrument=instrument, strategy=strategy, side=side)
+        + ".",
+    )
 
 
 @order_app.command("get")
@@ -672,6 +727,147 @@ def list_positions(
         lambda width: render.positions_table(found, width),
         "No positions" + _filters(account=account) + ".",
     )
+
+
+@position_app.command("close")
+def close_position(
+    ctx: typer.Context,
+    *,
+    account: Annotated[str, typer.Option("--account", help="The account to flatten.")],
+    instrument: Annotated[str, typer.Option(help="Only this instrument; all when omitted.")] = "",
+    request_id: RequestIdOption = "",
+    output: OutputOption = None,
+) -> None:
+    """Flatten a position (or all of an account's): cancel its open orders there, then send
+    reduce-only market orders for what it holds, once those orders are finished."""
+    settings = _settings(ctx, output)
+    request = orders_pb2.ClosePositionRequest(
+        request_id=request_id or _new_request_id(), account_id=account, instrument=instrument
+    )
+    with _order_service(settings) as orders:
+        response = orders.ClosePosition(request, timeout=settings.timeout)
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+        return
+    console = _stdout()
+    if response.canceled_orders:
+        console.print("Canceling first:", style="bold", markup=False)
+        console.print(render.orders_table(response.canceled_orders, console.width).table)
+    if response.closing_orders:
+        console.print("Closing orders:", style="bold", markup=False)
+        console.print(render.orders_table(response.closing_orders, console.width).table)
+    elif response.pending:
+        console.print(
+            "The closing orders follow once the canceled orders are finished "
+            "(`tradectl order list --account " + account + "`).",
+            markup=False,
+        )
+    else:
+        console.print(
+            "Nothing to close" + _filters(account=account, instrument=instrument) + ".",
+            style="dim",
+            markup=False,
+        )
+
+
+@trading_app.command("show")
+def show_trading_state(
+    ctx: typer.Context,
+    *,
+    account: Annotated[
+        str, typer.Option(help="This account (and the platform); every account set when omitted.")
+    ] = "",
+    output: OutputOption = None,
+) -> None:
+    """Show the trading state of the platform and of accounts."""
+    settings = _settings(ctx, output)
+    with _control_service(settings) as control:
+        response = control.GetTradingState(
+            control_pb2.GetTradingStateRequest(account_id=account), timeout=settings.timeout
+        )
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+        return
+    records = [response.platform, *response.accounts]
+    _show_listing(settings, records, lambda width: render.trading_states_table(records, width), "")
+    if account:
+        effective = render.trading_state_text(response.effective_state)
+        _stdout().print(Text("Orders of this account meet: ").append(effective))
+
+
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why, for the audit trail (required, at most 512).")
+]
+ScopeOption = Annotated[
+    str, typer.Option("--account", help="This account; the whole platform when omitted.")
+]
+
+
+@trading_app.command("set")
+def set_trading_state(
+    ctx: typer.Context,
+    state: Annotated[str, typer.Argument(metavar="STATE", help="active, reducing or halted.")],
+    *,
+    reason: ReasonOption,
+    account: ScopeOption = "",
+    request_id: RequestIdOption = "",
+    output: OutputOption = None,
+) -> None:
+    """Set the trading state. A resume (to a less strict state) is checked first: refused with
+    every failed check on stderr (exit 3) while orders await the venue, a close is pending,
+    positions disagree with position-management, or a quote is stale."""
+    settings = _settings(ctx, output)
+    request = control_pb2.SetTradingStateRequest(
+        request_id=request_id or _new_request_id(),
+        account_id=account,
+        state=_parse(render.parse_trading_state, state, "STATE"),
+        reason=reason,
+    )
+    with _control_service(settings) as control:
+        try:
+            response = control.SetTradingState(request, timeout=settings.timeout)
+        except grpc.RpcError as error:
+            if error.code() is not grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            _fail(f"FAILED_PRECONDITION: {error.details()}", EXIT_REFUSED)
+    records = [response.trading_state]
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+    else:
+        _show_listing(settings, records, lambda w: render.trading_states_table(records, w), "")
+
+
+@trading_app.command("stop")
+def emergency_stop(
+    ctx: typer.Context,
+    *,
+    reason: ReasonOption,
+    account: ScopeOption = "",
+    flatten: Annotated[
+        bool, typer.Option("--flatten", help="Also close every position once its orders end.")
+    ] = False,
+    request_id: RequestIdOption = "",
+    output: OutputOption = None,
+) -> None:
+    """Emergency stop: halt, cancel every open order and, with --flatten, close every position."""
+    settings = _settings(ctx, output)
+    request = control_pb2.EmergencyStopRequest(
+        request_id=request_id or _new_request_id(),
+        account_id=account,
+        reason=reason,
+        flatten=flatten,
+    )
+    with _control_service(settings) as control:
+        response = control.EmergencyStop(request, timeout=settings.timeout)
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+        return
+    console = _stdout()
+    console.print(render.trading_states_table([response.trading_state], console.width).table)
+    console.print(f"Canceling {len(response.canceled_orders)} open orders.", markup=False)
+    if response.flattening_accounts:
+        accounts = ", ".join(response.flattening_accounts)
+        console.print(f"Closing the positions of: {accounts}.", markup=False)
 
 
 @app.command("quote")

@@ -19,7 +19,14 @@ from rich import box
 from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
-from trading.v1 import admin_pb2, market_data_pb2, orders_pb2, positions_pb2, types_pb2
+from trading.v1 import (
+    admin_pb2,
+    control_pb2,
+    market_data_pb2,
+    orders_pb2,
+    positions_pb2,
+    types_pb2,
+)
 
 START_HINT = "Start the platform with `make run` or `tradectl serve`"
 
@@ -61,6 +68,17 @@ def parse_time_in_force(text: str) -> types_pb2.TimeInForce.ValueType:
     choices = (types_pb2.TIME_IN_FORCE_GTC, types_pb2.TIME_IN_FORCE_IOC)
     return types_pb2.TimeInForce.ValueType(
         parse_enum(types_pb2.TimeInForce, text, "time in force", choices)
+    )
+
+
+def parse_trading_state(text: str) -> types_pb2.TradingState.ValueType:
+    choices = (
+        types_pb2.TRADING_STATE_ACTIVE,
+        types_pb2.TRADING_STATE_REDUCING,
+        types_pb2.TRADING_STATE_HALTED,
+    )
+    return types_pb2.TradingState.ValueType(
+        parse_enum(types_pb2.TradingState, text, "trading state", choices)
     )
 
 
@@ -426,6 +444,41 @@ def dead_letters_table(
         for letter in letters
     ]
     return fitted_table(DEAD_LETTER_COLUMNS, rows, width)
+
+
+TRADING_STATE_COLUMNS = (
+    Column("Scope"),
+    Column("State"),
+    Column("Reason", 0, wrap=True),
+    Column("Since", 1),
+    Column("Version", 2, "right"),
+)
+_STATE_STYLES = {
+    types_pb2.TRADING_STATE_ACTIVE: "green",
+    types_pb2.TRADING_STATE_REDUCING: "yellow",
+    types_pb2.TRADING_STATE_HALTED: "bold red",
+}
+
+
+def trading_state_text(state: types_pb2.TradingState.ValueType) -> Text:
+    return Text(enum_name(types_pb2.TradingState, state), style=_STATE_STYLES.get(state, ""))
+
+
+def trading_states_table(
+    records: Iterable[control_pb2.TradingStateRecord], width: int = 10_000
+) -> Listing:
+    """The platform's row first ("platform"), then each account's; never set: "-"."""
+    rows = [
+        (
+            f"account {record.account_id}" if record.account_id else "platform",
+            trading_state_text(record.state),
+            record.reason or "-",
+            format_time(record.update_time) if record.version else "-",
+            str(record.version),
+        )
+        for record in records
+    ]
+    return fitted_table(TRADING_STATE_COLUMNS, rows, width)
 
 
 UNRESOLVED_COLUMNS = (
