@@ -156,7 +156,7 @@ def test_an_emergency_stop_halts_cancels_and_flattens_the_account(
 
     order_status(clients, resting, types_pb2.ORDER_STATUS_CANCELED)
     position_quantity(clients, account, "0")
-    closing = closing_orders(clients, account)
+    closing = closing_orders(clients, account, 2)
     assert sorted((o.strategy_id, o.quantity, o.side, o.reduce_only) for o in closing) == [
         ("carry", "0.01", SELL, True),
         ("trend", "0.02", SELL, True),
@@ -167,8 +167,8 @@ def test_an_emergency_stop_halts_cancels_and_flattens_the_account(
     assert (repeat.trading_state.version, list(repeat.canceled_orders)) == (1, [])
 
 
-def closing_orders(clients: Clients, account: str) -> list[orders_pb2.Order]:
-    """The account's filled reduce-only orders, once there are any."""
+def closing_orders(clients: Clients, account: str, count: int) -> list[orders_pb2.Order]:
+    """The account's filled reduce-only orders, once there are `count`."""
 
     def filled() -> list[orders_pb2.Order] | None:
         listed = clients.orders.ListOrders(
@@ -177,9 +177,10 @@ def closing_orders(clients: Clients, account: str) -> list[orders_pb2.Order]:
             ),
             timeout=TIMEOUT,
         ).orders
-        return [o for o in listed if o.reduce_only] or None
+        closing = [o for o in listed if o.reduce_only]
+        return closing if len(closing) >= count else None
 
-    return wait_until(filled, TIMEOUT, f"{account}'s closing orders to fill")
+    return wait_until(filled, TIMEOUT, f"{account}'s {count} closing orders to fill")
 
 
 def test_close_position_flattens_one_instrument_and_a_repeat_answers_the_same_orders(

@@ -122,6 +122,7 @@ SCHEMA = (
         instrument TEXT NOT NULL,
         pending INTEGER NOT NULL,
         order_ids TEXT NOT NULL,
+        instruments_done TEXT NOT NULL,
         PRIMARY KEY (account_id, request_id)
     )""",
     """CREATE TABLE IF NOT EXISTS cancel_requests (
@@ -169,8 +170,9 @@ class _Close:
     account_id: str
     request_id: str
     instrument: str
-    pending: bool = True  # waiting for the orders it canceled to finish
+    pending: bool = True  # waiting for the orders it canceled to finish, or for market data
     order_ids: list[str] = field(default_factory=list)  # the closing orders, once sent
+    done: set[str] = field(default_factory=set)  # instruments it has sent a closing order for
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,10 @@ class OrderManagement(JournaledService):
         self._risk = RiskEngine(config.risk)
         self.trading = TradingStates()
         self._control_requests: set[str] = set()
-        self._closes: dict[tuple[str, str], _Close] = {}  # (account, request id) -> close
+        # Pending closes, (account, request id) -> close; a finished one is in the journal only.
+        self._closes: dict[tuple[str, str], _Close] = {}
+        # Closes finished in a transaction not yet durable (the journal cannot show them yet).
+        self._finishing_closes: dict[tuple[str, str], _Close] = {}
         self._positions = PositionClient(self.peers)
         self.updates: Broadcaster[OrderUpdate] = Broadcaster(
             max_streams=config.services.max_streams
@@ -314,11 +319,13 @@ class OrderManagement(JournaledService):
         self._control_requests = {
             str(r[0]) for r in self.journal.query("SELECT request_id FROM control_requests")
         }
-        for account, request_id, instrument, pending, order_ids in self.journal.query(
-            "SELECT account_id, request_id, instrument, pending, order_ids FROM position_closes"
+        for account, request_id, instrument, order_ids, done in self.journal.query(
+            "SELECT account_id, request_id, instrument, order_ids, instruments_done "
+            "FROM position_closes WHERE pending = 1"
         ):
-            ids = [i for i in str(order_ids).split(",") if i]
-            close = _Close(account, request_id, instrument, bool(pending), ids)
+            close = _Close(
+                account, request_id, instrument, True, _split(order_ids), set(_split(done))
+            )
             self._closes[(account, request_id)] = close
 
     @property
@@ -416,7 +423,12 @@ class OrderManagement(JournaledService):
     def close_position(self, request: orders_pb2.ClosePositionRequest) -> CloseAnswer:
         account, instrument = request.account_id, request.instrument
         with self.lock:
-            close = self._closes.get((account, request.request_id))
+            key = (account, request.request_id)
+            close = (
+                self._closes.get(key)
+                or self._finishing_closes.get(key)
+                or self._finished_close(*key)
+            )
             canceled: list[orders_pb2.Order] = []
             if close is None:
                 transaction = Transaction()
@@ -427,7 +439,7 @@ class OrderManagement(JournaledService):
                 ticket = self.commit(transaction, waited=True)
             else:
                 ticket = self.journal.sync_point()
-            closing = [self._orders[i].order.to_proto() for i in close.order_ids]
+            closing = [self._tracked(account, i).order.to_proto() for i in close.order_ids]
             answer = CloseAnswer(canceled, closing, close.pending)
         ticket.wait()
         return answer
@@ -446,14 +458,29 @@ class OrderManagement(JournaledService):
             ),
         )
         transaction.keep(self.event_record(event))
-        self._close_if_settled(close, transaction)
-        if close.pending:
-            self._save_close(close, transaction)
+        self._save_close(close, transaction)
+        self._close_if_settled(close, transaction)  # saves it again if it goes ahead now
         return close
+
+    def _forget_close(self, key: tuple[str, str]) -> None:
+        self._finishing_closes.pop(key, None)
+
+    def _finished_close(self, account_id: str, request_id: str) -> _Close | None:
+        rows = self.journal.query(
+            "SELECT instrument, order_ids FROM position_closes "
+            "WHERE account_id = ? AND request_id = ?",
+            (account_id, request_id),
+        )
+        if not rows:
+            return None
+        instrument, order_ids = rows[0]
+        return _Close(account_id, request_id, str(instrument), False, _split(order_ids))
 
     def _close_if_settled(self, close: _Close, transaction: Transaction) -> None:
         """Sends a pending close's orders once no order is open where it closes: then what the
-        account holds is final, and the closing orders cannot overshoot."""
+        account holds is final, and the closing orders cannot overshoot. An instrument whose
+        closing order is refused for a transient reason (no quote yet, say) is tried again on
+        its next quote; any other refusal is reported as unresolved."""
         account = self.exposure.exposure((close.account_id,))
         if close.instrument:
             settled = not account.holding(close.instrument).has_open_orders
@@ -463,23 +490,51 @@ class OrderManagement(JournaledService):
             held = sorted(account.holdings)
         if not settled:
             return
-        close.pending = False  # first: the orders below come back through _changed
+        waiting = False
         for instrument in held:
-            position = account.holding(instrument).position
-            strategies = self.exposure.strategy_positions(close.account_id, instrument)
-            for strategy, quantity in closing_quantities(position, strategies).items():
-                order = self._closing_order(close, instrument, strategy, position, quantity)
-                snapshot = self._new_order(order, transaction, closing=True)
-                close.order_ids.append(snapshot.order_id)
-                if snapshot.status == types_pb2.ORDER_STATUS_DENIED:
-                    self.report_unresolved(
-                        transaction,
-                        "position-close",
-                        f"{close.account_id}|{instrument}",
-                        f"the closing order {snapshot.order_id} was denied: "
-                        f"{snapshot.status_message}",
-                    )
+            if instrument in close.done:
+                continue
+            orders = self._closing_orders(close, instrument)
+            if any(_transient(self._check(o, closing=True)) for o in orders):
+                waiting = True
+                continue
+            close.done.add(instrument)
+            for order in orders:
+                self._send_closing_order(close, order, transaction)
+        close.pending = waiting
+        if not waiting:
+            key = (close.account_id, close.request_id)
+            self._finishing_closes[key] = self._closes.pop(key)
+            transaction.then(lambda: self._forget_close(key))
         self._save_close(close, transaction)
+
+    def _closing_orders(self, close: _Close, instrument: str) -> list[OrderRequest]:
+        position = self.exposure.exposure((close.account_id,)).holding(instrument).position
+        strategies = self.exposure.strategy_positions(close.account_id, instrument)
+        return (
+            [
+                self._closing_order(close, instrument, strategy, position, quantity)
+                for strategy, quantity in closing_quantities(position, strategies).items()
+            ]
+            if position
+            else []
+        )
+
+    def _send_closing_order(
+        self, close: _Close, request: OrderRequest, transaction: Transaction
+    ) -> None:
+        denial = self._check(request, closing=True)
+        if denial is None:
+            snapshot = self._submitted(request, transaction)
+        else:
+            snapshot = self._denied(request, denial, transaction)
+            self.report_unresolved(
+                transaction,
+                "position-close",
+                f"{close.account_id}|{request.instrument}",
+                f"the closing order {snapshot.order_id} was denied: {denial.message}",
+            )
+        close.order_ids.append(snapshot.order_id)
 
     def _closing_order(
         self, close: _Close, instrument: str, strategy: str, position: Decimal, quantity: Decimal
@@ -502,21 +557,24 @@ class OrderManagement(JournaledService):
 
     def _save_close(self, close: _Close, transaction: Transaction) -> None:
         transaction.execute(
-            "INSERT INTO position_closes (account_id, request_id, instrument, pending, order_ids)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, request_id) DO UPDATE SET "
-            "pending = excluded.pending, order_ids = excluded.order_ids",
+            "INSERT INTO position_closes (account_id, request_id, instrument, pending, order_ids,"
+            " instruments_done) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, request_id) "
+            "DO UPDATE SET pending = excluded.pending, order_ids = excluded.order_ids, "
+            "instruments_done = excluded.instruments_done",
             (
                 close.account_id,
                 close.request_id,
                 close.instrument,
                 int(close.pending),
                 ",".join(close.order_ids),
+                ",".join(sorted(close.done)),
             ),
         )
 
-    def _settle_closes(self, account_id: str, transaction: Transaction) -> None:
+    def _settle_closes(self, account_id: str | None, transaction: Transaction) -> None:
+        """Tries the pending closes of an account (of every account for None)."""
         for close in list(self._closes.values()):
-            if close.pending and close.account_id == account_id:
+            if account_id in (None, close.account_id):
                 self._close_if_settled(close, transaction)
 
     def trading_states(self, account_id: str) -> tuple[StateRecord, list[StateRecord]]:
@@ -802,11 +860,16 @@ class OrderManagement(JournaledService):
         snapshot = decide(transaction)
         return snapshot, self.commit(transaction, waited=True)
 
-    def _new_order(
-        self, request: OrderRequest, transaction: Transaction, *, closing: bool = False
-    ) -> orders_pb2.Order:
-        """Checks a new order (trading state, rules, risk) and adds it to `transaction`,
-        submitted or denied. `closing`: an order of ClosePosition, allowed while halted."""
+    def _new_order(self, request: OrderRequest, transaction: Transaction) -> orders_pb2.Order:
+        """Checks a new order and adds it to `transaction`, submitted or denied."""
+        denial = self._check(request)
+        if denial is not None:
+            return self._denied(request, denial, transaction)
+        return self._submitted(request, transaction)
+
+    def _check(self, request: OrderRequest, *, closing: bool = False) -> Denial | None:
+        """The trading state, the rules, then risk: the first refusal, or None. `closing`: an
+        order of ClosePosition, allowed while halted."""
         now = self.clock.now()
         quote = self.quotes.get(request.instrument)
         account = self.exposure.exposure((request.account_id,)).holding(request.instrument)
@@ -817,8 +880,11 @@ class OrderManagement(JournaledService):
             price = valuation_price(request, quote)
             assert price is not None  # the validator denies an order it cannot value
             denial = self._risk.check(request, quote, self.exposure, price, now)
-        if denial is not None:
-            return self._denied(request, denial, transaction)
+        return denial
+
+    def _submitted(self, request: OrderRequest, transaction: Transaction) -> orders_pb2.Order:
+        """A checked order, sent to the router: its event, command and row in `transaction`."""
+        now = self.clock.now()
         precision = self._precision(request.instrument)
         tracked = _Tracked(Order.accepted(request, new_id(), now, precision=precision))
         order = tracked.order
@@ -906,8 +972,6 @@ class OrderManagement(JournaledService):
             snapshot = tracked.order.to_proto()
         transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
         self._track_exposure(tracked.order)
-        if not tracked.order.is_open and self._closes:
-            self._settle_closes(tracked.order.account_id, transaction)
         if self.updates.has_subscribers:
             update = OrderUpdate(event, snapshot)
             transaction.then(lambda: self.updates.publish(update))
@@ -975,6 +1039,8 @@ class OrderManagement(JournaledService):
         if order.filled_quantity != filled_before:
             self._filled(order, order.filled_quantity - filled_before, transaction)
         self._changed(tracked, event, transaction)
+        if not order.is_open and self._closes:
+            self._settle_closes(order.account_id, transaction)
 
     def _filled(self, order: Order, quantity: Decimal, transaction: Transaction) -> None:
         """Adds a fill to the risk view, and the strategy's position to its table."""
@@ -1013,10 +1079,12 @@ class OrderManagement(JournaledService):
         tracked.report_sequence = event.sequence
         transaction.execute(_SAVE_ORDER, _order_row(tracked, tracked.order.to_proto()))
 
-    def _on_quote(self, event: events_pb2.Event, _transaction: Transaction) -> None:
+    def _on_quote(self, event: events_pb2.Event, transaction: Transaction) -> None:
         quote = self.quotes.apply(event)
         if quote is not None and quote.bid > 0 and quote.ask > 0:
             self.exposure.set_mark(quote.instrument, quote.mid)
+        if self._closes:  # a close may be waiting for market data
+            self._settle_closes(None, transaction)
 
     # Reconciliation ---------------------------------------------------------------------------
 
@@ -1098,6 +1166,14 @@ _AWAITING_VENUE = frozenset(
 # The namespace of the ids order-management makes from a request's (cancels of CancelAllOrders,
 # closing orders): the same request always makes the same ids.
 _DERIVED_IDS = uuid.UUID("6f1c8a9e-3b54-4d47-9a1e-0c5b7d2e4f10")
+
+
+def _transient(denial: Denial | None) -> bool:
+    return denial is not None and denial.reason in TRANSIENT_DENIALS
+
+
+def _split(joined: object) -> list[str]:
+    return [part for part in str(joined).split(",") if part]
 
 
 def _derived_id(*parts: str) -> str:
