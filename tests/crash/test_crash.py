@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from trading.v1 import control_pb2, orders_pb2, types_pb2
 
 from tests.conftest import start_emulator, stop_emulator
 from tests.crash.harness import OrderStream, Report, settle_and_check
@@ -35,6 +36,7 @@ from tests.e2e.conftest import (
 
 ORDERS_PER_KILL = int(os.environ.get("CRASH_ORDERS", "150"))
 KILLS = int(os.environ.get("CRASH_KILLS", "1"))
+ACTIVE, HALTED = types_pb2.TRADING_STATE_ACTIVE, types_pb2.TRADING_STATE_HALTED
 
 
 @dataclass
@@ -114,7 +116,7 @@ def processes_alive(processes: dict[str, Process]) -> dict[str, subprocess.Popen
     return {name: p.popen for name, p in processes.items() if p.popen is not None}
 
 
-def _assert_clean(report: Report) -> None:
+def _assert_clean(report: Report, least_answered: int = ORDERS_PER_KILL // 2 * (KILLS + 1)) -> None:
     summary = (
         f"answered {report.answered}: lost {len(report.lost)}, duplicated "
         f"{len(report.duplicated)}, stuck {len(report.stuck)}, positions wrong "
@@ -122,15 +124,14 @@ def _assert_clean(report: Report) -> None:
         f"{len(report.repaired)}"
     )
     print(summary)  # noqa: T201 - the figures the crash suite reports
-    # Each kill waits for at least half of CRASH_ORDERS more answers, and so does the end.
-    assert report.answered >= ORDERS_PER_KILL // 2 * (KILLS + 1)
+    # By default each kill waits for at least half of CRASH_ORDERS more answers, and so does
+    # the end.
+    assert report.answered >= least_answered
     assert report.clean, f"{summary}\n{report}"
 
 
-@pytest.mark.timeout(600)  # bounded by the run's own waits
-def test_embedded_process_killed_mid_stream_loses_duplicates_and_strands_nothing(
-    tmp_path: Path,
-) -> None:
+def _embedded_process(tmp_path: Path) -> tuple[Process, dict[str, str]]:
+    """The one process of `tradectl serve` on its own ports, and their addresses."""
     ports = {name: free_port() for name in SERVICE_MODULES}
     overrides = embedded_overrides(tmp_path / "data")
     overrides["services"] = {n.replace("-", "_"): {"port": p} for n, p in ports.items()}
@@ -141,7 +142,14 @@ def test_embedded_process_killed_mid_stream_loses_duplicates_and_strands_nothing
         dict(os.environ),
         tmp_path / "platform.log",
     )
-    addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    return process, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+
+
+@pytest.mark.timeout(600)  # bounded by the run's own waits
+def test_embedded_process_killed_mid_stream_loses_duplicates_and_strands_nothing(
+    tmp_path: Path,
+) -> None:
+    process, addresses = _embedded_process(tmp_path)
     process.start()
     clients = Clients(addresses)
     try:
@@ -152,6 +160,66 @@ def test_embedded_process_killed_mid_stream_loses_duplicates_and_strands_nothing
         code = process.stop()
     _assert_clean(report)
     assert code == 0
+
+
+@pytest.mark.timeout(600)  # bounded by the run's own waits
+def test_an_emergency_stop_killed_in_flight_halts_cancels_and_closes_each_position_once(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL right after EmergencyStop answered, while its cancels and closes are in flight:
+    after the restart the halt holds, nothing is lost, duplicated or stuck, every position is
+    flat with at most one closing order per instrument, and the resume's checks pass (the risk
+    view equals position-management's positions, no close pending)."""
+    process, addresses = _embedded_process(tmp_path)
+    process.start()
+    clients = Clients(addresses)
+    account = "acct-stop-crash"
+    try:
+        wait_serving_at(addresses, processes_alive({"platform": process}), 60)
+        stream = OrderStream(lambda: clients, account, 13)
+        stream.start()
+        stream.wait_for_answers(ORDERS_PER_KILL // 2, 120)
+        stop = control_pb2.EmergencyStopRequest(
+            request_id=str(uuid.uuid4()), account_id=account, reason="crash test", flatten=True
+        )
+        answer = clients.control.EmergencyStop(stop, timeout=10)
+        process.kill()
+        stream.stop()
+        process.start()
+        wait_serving_at(addresses, processes_alive({"platform": process}), 60)
+        stream.retry_unanswered()
+        report = settle_and_check(clients, stream)
+        state = clients.control.GetTradingState(
+            control_pb2.GetTradingStateRequest(account_id=account), timeout=10
+        )
+        closing = _closing_orders_by_instrument(clients, account)
+        resumed = clients.control.SetTradingState(
+            control_pb2.SetTradingStateRequest(
+                request_id=str(uuid.uuid4()), account_id=account, state=ACTIVE, reason="checked"
+            ),
+            timeout=10,
+        )
+    finally:
+        clients.close()
+        code = process.stop()
+    assert answer.trading_state.state == HALTED
+    assert [(a.state, a.version) for a in state.accounts] == [(HALTED, 1)]
+    _assert_clean(report, ORDERS_PER_KILL // 2)
+    assert closing, "the stream left no position to close"
+    assert all(len(orders) == 1 for orders in closing.values()), closing
+    assert resumed.trading_state.state == ACTIVE
+    assert code == 0
+
+
+def _closing_orders_by_instrument(clients: Clients, account: str) -> dict[str, list[str]]:
+    listed = clients.orders.ListOrders(
+        orders_pb2.ListOrdersRequest(account_id=account, page_size=1000), timeout=10
+    ).orders
+    closing: dict[str, list[str]] = {}
+    for order in listed:
+        if order.reduce_only:
+            closing.setdefault(order.instrument, []).append(order.order_id)
+    return closing
 
 
 @pytest.mark.emulator
