@@ -32,6 +32,7 @@ from tests.e2e.test_trading_flow import (
 from tests.support import wait_until
 
 BUY, SELL = types_pb2.SIDE_BUY, types_pb2.SIDE_SELL
+FILLED = types_pb2.ORDER_STATUS_FILLED
 ACTIVE, REDUCING, HALTED = (
     types_pb2.TRADING_STATE_ACTIVE,
     types_pb2.TRADING_STATE_REDUCING,
@@ -239,11 +240,7 @@ def test_a_resume_is_refused_on_a_stale_quote_and_a_halt_survives_a_restart(
         denied = submit(clients, account_id="acct-restart")
         assert denied.denial_reason == types_pb2.DENIAL_REASON_TRADING_HALTED
 
-        def quote_age_s() -> float:
-            quote = wait_for_quote(clients)
-            return time.time() - quote.quote_time.ToDatetime(tzinfo=UTC).timestamp()
-
-        wait_until(lambda: quote_age_s() > 0.4, TIMEOUT, "the quote to be older than 300 ms")
+        wait_until(lambda: quote_age_s(clients) > 0.4, TIMEOUT, "the quote to be older than 300 ms")
         with pytest.raises(grpc.RpcError) as refused:
             set_state(clients, "acct-restart", ACTIVE)
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -304,3 +301,40 @@ def test_a_malformed_control_request_is_refused_and_changes_nothing(
     assert str(refused.value.details()).startswith(message)
     state = clients.control.GetTradingState(control_pb2.GetTradingStateRequest(), timeout=TIMEOUT)
     assert (state.platform.state, state.platform.version, list(state.accounts)) == (ACTIVE, 0, [])
+
+
+def test_a_close_refused_for_a_stale_quote_waits_and_goes_ahead_on_the_next_quote(
+    tmp_path: Path,
+) -> None:
+    overrides = {
+        **embedded_overrides(tmp_path / "data"),
+        "market_data": {"interval_ms": 1500},
+        "risk": {"max_quote_age_ms": 1000},  # each quote is stale for its last 500 ms
+    }
+    with running_embedded(write_config(tmp_path, overrides)) as clients:
+        account = "acct-stale-close"
+
+        def filled_buy() -> orders_pb2.Order | None:
+            order = submit(clients, account_id=account, quantity="0.02")
+            return None if order.status == types_pb2.ORDER_STATUS_DENIED else order
+
+        order_status(clients, wait_until(filled_buy, TIMEOUT, "a fresh quote"), FILLED)
+        wait_until(lambda: quote_age_s(clients) > 1.1, TIMEOUT, "the quote to go stale")
+        request = orders_pb2.ClosePositionRequest(request_id=new_id(), account_id=account)
+        waiting = clients.orders.ClosePosition(request, timeout=TIMEOUT)
+        assert (waiting.pending, list(waiting.closing_orders)) == (True, [])
+
+        def sent() -> orders_pb2.ClosePositionResponse | None:
+            answer = clients.orders.ClosePosition(request, timeout=TIMEOUT)
+            return None if answer.pending else answer
+
+        done = wait_until(sent, TIMEOUT, "the next quote to send the closing order")
+        [closing] = done.closing_orders
+        assert (closing.quantity, closing.side, closing.reduce_only) == ("0.02", SELL, True)
+        order_status(clients, closing, FILLED)
+        position_quantity(clients, account, "0")
+
+
+def quote_age_s(clients: Clients) -> float:
+    quote = wait_for_quote(clients)
+    return time.time() - quote.quote_time.ToDatetime(tzinfo=UTC).timestamp()

@@ -490,7 +490,7 @@ class OrderManagement(JournaledService):
             held = sorted(account.holdings)
         if not settled:
             return
-        waiting = False
+        waiting, sent = False, False
         for instrument in held:
             if instrument in close.done:
                 continue
@@ -499,6 +499,7 @@ class OrderManagement(JournaledService):
                 waiting = True
                 continue
             close.done.add(instrument)
+            sent = True
             for order in orders:
                 self._send_closing_order(close, order, transaction)
         close.pending = waiting
@@ -506,19 +507,18 @@ class OrderManagement(JournaledService):
             key = (close.account_id, close.request_id)
             self._finishing_closes[key] = self._closes.pop(key)
             transaction.then(lambda: self._forget_close(key))
-        self._save_close(close, transaction)
+        if sent or not waiting:  # a close still waiting for the same quotes is saved as it was
+            self._save_close(close, transaction)
 
     def _closing_orders(self, close: _Close, instrument: str) -> list[OrderRequest]:
         position = self.exposure.exposure((close.account_id,)).holding(instrument).position
+        if not position:
+            return []
         strategies = self.exposure.strategy_positions(close.account_id, instrument)
-        return (
-            [
-                self._closing_order(close, instrument, strategy, position, quantity)
-                for strategy, quantity in closing_quantities(position, strategies).items()
-            ]
-            if position
-            else []
-        )
+        return [
+            self._closing_order(close, instrument, strategy, position, quantity)
+            for strategy, quantity in closing_quantities(position, strategies).items()
+        ]
 
     def _send_closing_order(
         self, close: _Close, request: OrderRequest, transaction: Transaction
