@@ -34,6 +34,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_trading_flow import (
     order_status,
+    position_quantity,
     ready_for_market_orders,
     submit,
     wait_for_quote,
@@ -469,18 +470,9 @@ def test_an_operator_halts_the_platform_stops_an_account_with_flatten_and_resume
     )
     assert stop.exit_code == 0, stop.output
     assert "Closing the positions of: acct-ops." in stop.stdout
-    positions = tradectl(clients, "-o", "json", "position", "list", "--account", "acct-ops")
-    wait_until(
-        lambda: (
-            json.loads(
-                tradectl(clients, "-o", "json", "position", "list", "--account", "acct-ops").stdout
-            )[0].get("quantity")
-            == "0"
-        ),
-        20,
-        "the account to be flat",
-    )
-    assert positions.exit_code == 0
+    position_quantity(clients, "acct-ops", "0")
+    listed = tradectl(clients, "-o", "json", "position", "list", "--account", "acct-ops")
+    assert [p["quantity"] for p in json.loads(listed.stdout)] == ["0"]
 
     shown = tradectl(clients, "trading", "show", "--account", "acct-ops")
     assert shown.exit_code == 0, shown.output

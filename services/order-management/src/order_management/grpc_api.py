@@ -18,7 +18,6 @@ from order_management.domain.trading_state import (
     HALTED,
     MAX_REASON_LENGTH,
     REDUCING,
-    stricter,
 )
 from order_management.domain.validation import InvalidRequest
 from order_management.service import OrderCursor, OrderFilter, OrderManagement, OrderUpdate
@@ -147,13 +146,12 @@ class TradingControlServicer(control_pb2_grpc.TradingControlServiceServicer):
         self, request: control_pb2.GetTradingStateRequest, context: grpc.ServicerContext
     ) -> control_pb2.GetTradingStateResponse:
         account_id = optional_text(request.account_id, "account_id")
-        platform, accounts = self._orders.trading_states(account_id)
-        answer = control_pb2.GetTradingStateResponse(
-            platform=platform.to_proto(), accounts=[a.to_proto() for a in accounts]
+        platform, accounts, effective = self._orders.trading_states(account_id)
+        return control_pb2.GetTradingStateResponse(
+            platform=platform.to_proto(),
+            accounts=[a.to_proto() for a in accounts],
+            effective_state=effective if account_id else types_pb2.TRADING_STATE_UNSPECIFIED,
         )
-        if account_id:
-            answer.effective_state = stricter(platform.state, accounts[0].state)
-        return answer
 
     @_ERRORS
     def SetTradingState(  # noqa: N802

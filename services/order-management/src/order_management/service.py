@@ -413,9 +413,9 @@ class OrderManagement(JournaledService):
         covered = [t for t in self._orders.values() if t.order.is_open and chosen.covers(t.order)]
         for tracked in covered:
             order = tracked.order
-            cancel_id = _derived_id("cancel", request_id, order.order_id)
             if order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
                 continue
+            cancel_id = _derived_id("cancel", request_id, order.order_id)
             if self._canceled_by(order.account_id, cancel_id) is None:
                 self._request_cancel(tracked, cancel_id, transaction)
         return covered
@@ -577,12 +577,15 @@ class OrderManagement(JournaledService):
             if account_id in (None, close.account_id):
                 self._close_if_settled(close, transaction)
 
-    def trading_states(self, account_id: str) -> tuple[StateRecord, list[StateRecord]]:
-        """The platform's record, and the account's (every account's set, without one)."""
+    def trading_states(
+        self, account_id: str
+    ) -> tuple[StateRecord, list[StateRecord], TradingState]:
+        """The platform's record, the account's (every account's set, without one), and what
+        the account's orders meet (the platform's state, without one)."""
         with self.lock:
             platform = self.trading.of("")
             accounts = [self.trading.of(account_id)] if account_id else self.trading.accounts()
-        return platform, accounts
+            return platform, accounts, self.trading.effective(account_id)
 
     def set_trading_state(
         self, request_id: str, account_id: str, state: TradingState, reason: str
@@ -710,12 +713,11 @@ class OrderManagement(JournaledService):
             for instrument, holding in self.exposure.exposure((account,)).holdings.items()
             if holding.position
         }
-        facts.position_differences = [
-            (account, instrument, ours.get(key, ZERO), theirs.get(key, ZERO))
-            for key in sorted(ours.keys() | theirs.keys())
-            for account, instrument in [key]
-            if ours.get(key, ZERO) != theirs.get(key, ZERO)
-        ]
+        for account, symbol in sorted(ours.keys() | theirs.keys()):
+            here = ours.get((account, symbol), ZERO)
+            there = theirs.get((account, symbol), ZERO)
+            if here != there:
+                facts.position_differences.append((account, symbol, here, there))
         max_age = self.config.trading_control.resume_max_quote_age_ms
         for instrument in self.config.instruments:
             quote = self.quotes.get(instrument.symbol)

@@ -125,9 +125,9 @@ class ExposureBook:
     def strategy_positions(self, account_id: str, instrument: str) -> dict[str, Decimal]:
         """Each strategy's position in an instrument within an account (non-zero ones)."""
         positions = {}
-        for scope, exposure in self._scopes.items():
+        for scope in self._holders.get(instrument, ()):
             if len(scope) == 2 and scope[0] == account_id:
-                position = exposure.holding(instrument).position
+                position = self._scopes[scope].holding(instrument).position
                 if position:
                     positions[scope[1]] = position
         return positions
