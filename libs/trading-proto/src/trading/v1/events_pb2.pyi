@@ -48,6 +48,11 @@ class Event(_message.Message):
     QUOTE_UPDATED_FIELD_NUMBER: _builtins.int
     TRADING_STATE_CHANGED_FIELD_NUMBER: _builtins.int
     POSITION_CLOSE_REQUESTED_FIELD_NUMBER: _builtins.int
+    ORDER_HELD_FIELD_NUMBER: _builtins.int
+    ORDER_AMENDED_FIELD_NUMBER: _builtins.int
+    ORDER_TRIGGERED_FIELD_NUMBER: _builtins.int
+    ORDER_RELEASED_FIELD_NUMBER: _builtins.int
+    ORDER_WITHDRAWN_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """A UUID."""
     sequence: _builtins.int
@@ -82,6 +87,16 @@ class Event(_message.Message):
     def trading_state_changed(self) -> Global___TradingStateChanged: ...
     @_builtins.property
     def position_close_requested(self) -> Global___PositionCloseRequested: ...
+    @_builtins.property
+    def order_held(self) -> Global___OrderHeld: ...
+    @_builtins.property
+    def order_amended(self) -> Global___OrderAmended: ...
+    @_builtins.property
+    def order_triggered(self) -> Global___OrderTriggered: ...
+    @_builtins.property
+    def order_released(self) -> Global___OrderReleased: ...
+    @_builtins.property
+    def order_withdrawn(self) -> Global___OrderWithdrawn: ...
     def __init__(
         self,
         *,
@@ -102,12 +117,17 @@ class Event(_message.Message):
         quote_updated: Global___QuoteUpdated | None = ...,
         trading_state_changed: Global___TradingStateChanged | None = ...,
         position_close_requested: Global___PositionCloseRequested | None = ...,
+        order_held: Global___OrderHeld | None = ...,
+        order_amended: Global___OrderAmended | None = ...,
+        order_triggered: Global___OrderTriggered | None = ...,
+        order_released: Global___OrderReleased | None = ...,
+        order_withdrawn: Global___OrderWithdrawn | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_submitted", b"order_submitted", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_id", b"order_id", "order_submitted", b"order_submitted", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -162,6 +182,139 @@ class OrderDenied(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OrderDenied: _TypeAlias = OrderDenied  # noqa: Y015
+
+@_typing.final
+class OrderHeld(_message.Message):
+    """Order-management's checks passed and it holds the order (status HELD): a stop until its
+    trigger, an exit until its entry is finished.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> _orders_pb2.Order: ...
+    def __init__(
+        self,
+        *,
+        order: _orders_pb2.Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderHeld: _TypeAlias = OrderHeld  # noqa: Y015
+
+@_typing.final
+class OrderAmended(_message.Message):
+    """Order-management changed a held order: a trailing stop's trigger (and limit) followed the
+    market, or an exit took the quantity its entry filled or its other exit left.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    quantity: _builtins.str
+    trigger_price: _builtins.str
+    limit_price: _builtins.str
+    message: _builtins.str
+    """Why, for people."""
+    def __init__(
+        self,
+        *,
+        quantity: _builtins.str = ...,
+        trigger_price: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "message", b"message", "quantity", b"quantity", "trigger_price", b"trigger_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderAmended: _TypeAlias = OrderAmended  # noqa: Y015
+
+@_typing.final
+class OrderTriggered(_message.Message):
+    """A held stop's trigger was reached; it is released once its other exit, if at a venue, is
+    canceled.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_FIELD_NUMBER: _builtins.int
+    price: _builtins.str
+    """The trigger source price that reached it."""
+    def __init__(
+        self,
+        *,
+        price: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderTriggered: _TypeAlias = OrderTriggered  # noqa: Y015
+
+@_typing.final
+class OrderReleased(_message.Message):
+    """Order-management sent a held order to the execution router (a SubmitOrder command in the same
+    transaction), as the market or limit order the venue holds.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VENUE_ORDER_TYPE_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    venue_order_type: _types_pb2.OrderType.ValueType
+    limit_price: _builtins.str
+    def __init__(
+        self,
+        *,
+        venue_order_type: _types_pb2.OrderType.ValueType = ...,
+        limit_price: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "venue_order_type", b"venue_order_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderReleased: _TypeAlias = OrderReleased  # noqa: Y015
+
+@_typing.final
+class OrderWithdrawn(_message.Message):
+    """Order-management finished a held order itself, never having sent it: CANCELED (a cancel, or
+    its other exit filled) or EXPIRED (its time in force ran out).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    status: _types_pb2.OrderStatus.ValueType
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: _types_pb2.OrderStatus.ValueType = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderWithdrawn: _TypeAlias = OrderWithdrawn  # noqa: Y015
 
 @_typing.final
 class OrderCancelRequested(_message.Message):

@@ -30,6 +30,7 @@ class Quote(_message.Message):
     ASK_SIZE_FIELD_NUMBER: _builtins.int
     QUOTE_TIME_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    LAST_PRICE_FIELD_NUMBER: _builtins.int
     instrument: _builtins.str
     bid_price: _builtins.str
     bid_size: _builtins.str
@@ -37,6 +38,8 @@ class Quote(_message.Message):
     ask_size: _builtins.str
     source: _builtins.str
     """Where the quote came from, such as "synthetic"."""
+    last_price: _builtins.str
+    """The price of the instrument's last trade; empty when the source has none."""
     @_builtins.property
     def quote_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -49,10 +52,11 @@ class Quote(_message.Message):
         ask_size: _builtins.str = ...,
         quote_time: _timestamp_pb2.Timestamp | None = ...,
         source: _builtins.str = ...,
+        last_price: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["quote_time", b"quote_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask_price", b"ask_price", "ask_size", b"ask_size", "bid_price", b"bid_price", "bid_size", b"bid_size", "instrument", b"instrument", "quote_time", b"quote_time", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask_price", b"ask_price", "ask_size", b"ask_size", "bid_price", b"bid_price", "bid_size", b"bid_size", "instrument", b"instrument", "last_price", b"last_price", "quote_time", b"quote_time", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

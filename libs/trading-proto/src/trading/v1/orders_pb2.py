@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trading.v1 import types_pb2 as trading_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17trading/v1/orders.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16trading/v1/types.proto\"\xb5\x05\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\naccount_id\x18\x04 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x05 \x01(\t\x12\x11\n\tsignal_id\x18\x06 \x01(\t\x12\x12\n\ninstrument\x18\x07 \x01(\t\x12\x1e\n\x04side\x18\x08 \x01(\x0e\x32\x10.trading.v1.Side\x12)\n\norder_type\x18\t \x01(\x0e\x32\x15.trading.v1.OrderType\x12.\n\rtime_in_force\x18\n \x01(\x0e\x32\x17.trading.v1.TimeInForce\x12\x10\n\x08quantity\x18\x0b \x01(\t\x12\x13\n\x0blimit_price\x18\x0c \x01(\t\x12\'\n\x06status\x18\r \x01(\x0e\x32\x17.trading.v1.OrderStatus\x12\x17\n\x0f\x66illed_quantity\x18\x0e \x01(\t\x12\x17\n\x0fleaves_quantity\x18\x0f \x01(\t\x12\x1a\n\x12\x61verage_fill_price\x18\x10 \x01(\t\x12\x0c\n\x04\x66\x65\x65s\x18\x11 \x01(\t\x12/\n\rdenial_reason\x18\x12 \x01(\x0e\x32\x18.trading.v1.DenialReason\x12\x16\n\x0estatus_message\x18\x13 \x01(\t\x12\r\n\x05venue\x18\x14 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x15 \x01(\t\x12\x0f\n\x07version\x18\x16 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breduce_only\x18\x19 \x01(\x08\"\xc7\x01\n\x13SubmitSignalRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x04 \x01(\t\x12\x11\n\tsignal_id\x18\x05 \x01(\t\x12\x12\n\ninstrument\x18\x06 \x01(\t\x12\x1e\n\x04side\x18\x07 \x01(\x0e\x32\x10.trading.v1.Side\x12\x13\n\x0blimit_price\x18\x08 \x01(\t\"K\n\x14SubmitSignalResponse\x12\x11\n\tsignal_id\x18\x01 \x01(\t\x12 \n\x05order\x18\x02 \x01(\x0b\x32\x11.trading.v1.Order\"\xb5\x02\n\x12SubmitOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x04 \x01(\t\x12\x12\n\ninstrument\x18\x05 \x01(\t\x12\x1e\n\x04side\x18\x06 \x01(\x0e\x32\x10.trading.v1.Side\x12)\n\norder_type\x18\x07 \x01(\x0e\x32\x15.trading.v1.OrderType\x12.\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x17.trading.v1.TimeInForce\x12\x10\n\x08quantity\x18\t \x01(\t\x12\x13\n\x0blimit_price\x18\n \x01(\t\x12\x13\n\x0breduce_only\x18\x0b \x01(\x08\"7\n\x13SubmitOrderResponse\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"N\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"7\n\x13\x43\x61ncelOrderResponse\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"\x89\x01\n\x16\x43\x61ncelAllOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x04 \x01(\t\x12\x1e\n\x04side\x18\x05 \x01(\x0e\x32\x10.trading.v1.Side\"<\n\x17\x43\x61ncelAllOrdersResponse\x12!\n\x06orders\x18\x01 \x03(\x0b\x32\x11.trading.v1.Order\"R\n\x14\x43losePositionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\"\x7f\n\x15\x43losePositionResponse\x12*\n\x0f\x63\x61nceled_orders\x18\x01 \x03(\x0b\x32\x11.trading.v1.Order\x12)\n\x0e\x63losing_orders\x18\x02 \x03(\x0b\x32\x11.trading.v1.Order\x12\x0f\n\x07pending\x18\x03 \x01(\x08\"7\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"4\n\x10GetOrderResponse\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"\xa0\x01\n\x11ListOrdersRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12)\n\x08statuses\x18\x03 \x03(\x0e\x32\x17.trading.v1.OrderStatus\x12\x11\n\topen_only\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"P\n\x12ListOrdersResponse\x12!\n\x06orders\x18\x01 \x03(\x0b\x32\x11.trading.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x18StreamOrderEventsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"\x93\x01\n\x19StreamOrderEventsResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05order\x18\x04 \x01(\x0b\x32\x11.trading.v1.Order2\xab\x05\n\x0cOrderService\x12Q\n\x0cSubmitSignal\x12\x1f.trading.v1.SubmitSignalRequest\x1a .trading.v1.SubmitSignalResponse\x12N\n\x0bSubmitOrder\x12\x1e.trading.v1.SubmitOrderRequest\x1a\x1f.trading.v1.SubmitOrderResponse\x12N\n\x0b\x43\x61ncelOrder\x12\x1e.trading.v1.CancelOrderRequest\x1a\x1f.trading.v1.CancelOrderResponse\x12Z\n\x0f\x43\x61ncelAllOrders\x12\".trading.v1.CancelAllOrdersRequest\x1a#.trading.v1.CancelAllOrdersResponse\x12T\n\rClosePosition\x12 .trading.v1.ClosePositionRequest\x1a!.trading.v1.ClosePositionResponse\x12\x45\n\x08GetOrder\x12\x1b.trading.v1.GetOrderRequest\x1a\x1c.trading.v1.GetOrderResponse\x12K\n\nListOrders\x12\x1d.trading.v1.ListOrdersRequest\x1a\x1e.trading.v1.ListOrdersResponse\x12\x62\n\x11StreamOrderEvents\x12$.trading.v1.StreamOrderEventsRequest\x1a%.trading.v1.StreamOrderEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17trading/v1/orders.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16trading/v1/types.proto\"\x92\t\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\naccount_id\x18\x04 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x05 \x01(\t\x12\x11\n\tsignal_id\x18\x06 \x01(\t\x12\x12\n\ninstrument\x18\x07 \x01(\t\x12\x1e\n\x04side\x18\x08 \x01(\x0e\x32\x10.trading.v1.Side\x12)\n\norder_type\x18\t \x01(\x0e\x32\x15.trading.v1.OrderType\x12.\n\rtime_in_force\x18\n \x01(\x0e\x32\x17.trading.v1.TimeInForce\x12\x10\n\x08quantity\x18\x0b \x01(\t\x12\x13\n\x0blimit_price\x18\x0c \x01(\t\x12\'\n\x06status\x18\r \x01(\x0e\x32\x17.trading.v1.OrderStatus\x12\x17\n\x0f\x66illed_quantity\x18\x0e \x01(\t\x12\x17\n\x0fleaves_quantity\x18\x0f \x01(\t\x12\x1a\n\x12\x61verage_fill_price\x18\x10 \x01(\t\x12\x0c\n\x04\x66\x65\x65s\x18\x11 \x01(\t\x12/\n\rdenial_reason\x18\x12 \x01(\x0e\x32\x18.trading.v1.DenialReason\x12\x16\n\x0estatus_message\x18\x13 \x01(\t\x12\r\n\x05venue\x18\x14 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x15 \x01(\t\x12\x0f\n\x07version\x18\x16 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breduce_only\x18\x19 \x01(\x08\x12\x15\n\rtrigger_price\x18\x1a \x01(\t\x12-\n\x0ctrigger_type\x18\x1b \x01(\x0e\x32\x17.trading.v1.TriggerType\x12\x17\n\x0ftrailing_offset\x18\x1c \x01(\t\x12<\n\x14trailing_offset_type\x18\x1d \x01(\x0e\x32\x1e.trading.v1.TrailingOffsetType\x12\x14\n\x0climit_offset\x18\x1e \x01(\t\x12\x18\n\x10\x64isplay_quantity\x18\x1f \x01(\t\x12/\n\x0b\x65xpire_time\x18  \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpost_only\x18! \x01(\x08\x12+\n\x0border_class\x18\" \x01(\x0e\x32\x16.trading.v1.OrderClass\x12#\n\x04role\x18# \x01(\x0e\x32\x15.trading.v1.OrderRole\x12\x17\n\x0fparent_order_id\x18$ \x01(\t\x12\x14\n\x0coco_order_id\x18% \x01(\t\x12\x17\n\x0f\x63hild_order_ids\x18& \x03(\t\x12\x30\n\x0ctrigger_time\x18\' \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\nTakeProfit\x12\x13\n\x0blimit_price\x18\x01 \x01(\t\"e\n\x08StopLoss\x12\x15\n\rtrigger_price\x18\x01 \x01(\t\x12\x13\n\x0blimit_price\x18\x02 \x01(\t\x12-\n\x0ctrigger_type\x18\x03 \x01(\x0e\x32\x17.trading.v1.TriggerType\"\xc7\x01\n\x13SubmitSignalRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x04 \x01(\t\x12\x11\n\tsignal_id\x18\x05 \x01(\t\x12\x12\n\ninstrument\x18\x06 \x01(\t\x12\x1e\n\x04side\x18\x07 \x01(\x0e\x32\x10.trading.v1.Side\x12\x13\n\x0blimit_price\x18\x08 \x01(\t\"K\n\x14SubmitSignalResponse\x12\x11\n\tsignal_id\x18\x01 \x01(\t\x12 \n\x05order\x18\x02 \x01(\x0b\x32\x11.trading.v1.Order\"\xc9\x05\n\x12SubmitOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x04 \x01(\t\x12\x12\n\ninstrument\x18\x05 \x01(\t\x12\x1e\n\x04side\x18\x06 \x01(\x0e\x32\x10.trading.v1.Side\x12)\n\norder_type\x18\x07 \x01(\x0e\x32\x15.trading.v1.OrderType\x12.\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x17.trading.v1.TimeInForce\x12\x10\n\x08quantity\x18\t \x01(\t\x12\x13\n\x0blimit_price\x18\n \x01(\t\x12\x13\n\x0breduce_only\x18\x0b \x01(\x08\x12\x15\n\rtrigger_price\x18\x0c \x01(\t\x12-\n\x0ctrigger_type\x18\r \x01(\x0e\x32\x17.trading.v1.TriggerType\x12\x17\n\x0ftrailing_offset\x18\x0e \x01(\t\x12<\n\x14trailing_offset_type\x18\x0f \x01(\x0e\x32\x1e.trading.v1.TrailingOffsetType\x12\x14\n\x0climit_offset\x18\x10 \x01(\t\x12\x18\n\x10\x64isplay_quantity\x18\x11 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpost_only\x18\x13 \x01(\x08\x12+\n\x0border_class\x18\x14 \x01(\x0e\x32\x16.trading.v1.OrderClass\x12+\n\x0btake_profit\x18\x15 \x01(\x0b\x32\x16.trading.v1.TakeProfit\x12\'\n\tstop_loss\x18\x16 \x01(\x0b\x32\x14.trading.v1.StopLoss\"X\n\x13SubmitOrderResponse\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\x12\x1f\n\x04legs\x18\x02 \x03(\x0b\x32\x11.trading.v1.Order\"N\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"7\n\x13\x43\x61ncelOrderResponse\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"\x89\x01\n\x16\x43\x61ncelAllOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x04 \x01(\t\x12\x1e\n\x04side\x18\x05 \x01(\x0e\x32\x10.trading.v1.Side\"<\n\x17\x43\x61ncelAllOrdersResponse\x12!\n\x06orders\x18\x01 \x03(\x0b\x32\x11.trading.v1.Order\"R\n\x14\x43losePositionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\"\x7f\n\x15\x43losePositionResponse\x12*\n\x0f\x63\x61nceled_orders\x18\x01 \x03(\x0b\x32\x11.trading.v1.Order\x12)\n\x0e\x63losing_orders\x18\x02 \x03(\x0b\x32\x11.trading.v1.Order\x12\x0f\n\x07pending\x18\x03 \x01(\x08\"7\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"4\n\x10GetOrderResponse\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"\xa0\x01\n\x11ListOrdersRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12)\n\x08statuses\x18\x03 \x03(\x0e\x32\x17.trading.v1.OrderStatus\x12\x11\n\topen_only\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"P\n\x12ListOrdersResponse\x12!\n\x06orders\x18\x01 \x03(\x0b\x32\x11.trading.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x18StreamOrderEventsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"\x93\x01\n\x19StreamOrderEventsResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05order\x18\x04 \x01(\x0b\x32\x11.trading.v1.Order2\xab\x05\n\x0cOrderService\x12Q\n\x0cSubmitSignal\x12\x1f.trading.v1.SubmitSignalRequest\x1a .trading.v1.SubmitSignalResponse\x12N\n\x0bSubmitOrder\x12\x1e.trading.v1.SubmitOrderRequest\x1a\x1f.trading.v1.SubmitOrderResponse\x12N\n\x0b\x43\x61ncelOrder\x12\x1e.trading.v1.CancelOrderRequest\x1a\x1f.trading.v1.CancelOrderResponse\x12Z\n\x0f\x43\x61ncelAllOrders\x12\".trading.v1.CancelAllOrdersRequest\x1a#.trading.v1.CancelAllOrdersResponse\x12T\n\rClosePosition\x12 .trading.v1.ClosePositionRequest\x1a!.trading.v1.ClosePositionResponse\x12\x45\n\x08GetOrder\x12\x1b.trading.v1.GetOrderRequest\x1a\x1c.trading.v1.GetOrderResponse\x12K\n\nListOrders\x12\x1d.trading.v1.ListOrdersRequest\x1a\x1e.trading.v1.ListOrdersResponse\x12\x62\n\x11StreamOrderEvents\x12$.trading.v1.StreamOrderEventsRequest\x1a%.trading.v1.StreamOrderEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,39 +34,43 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.orders_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ORDER']._serialized_start=97
-  _globals['_ORDER']._serialized_end=790
-  _globals['_SUBMITSIGNALREQUEST']._serialized_start=793
-  _globals['_SUBMITSIGNALREQUEST']._serialized_end=992
-  _globals['_SUBMITSIGNALRESPONSE']._serialized_start=994
-  _globals['_SUBMITSIGNALRESPONSE']._serialized_end=1069
-  _globals['_SUBMITORDERREQUEST']._serialized_start=1072
-  _globals['_SUBMITORDERREQUEST']._serialized_end=1381
-  _globals['_SUBMITORDERRESPONSE']._serialized_start=1383
-  _globals['_SUBMITORDERRESPONSE']._serialized_end=1438
-  _globals['_CANCELORDERREQUEST']._serialized_start=1440
-  _globals['_CANCELORDERREQUEST']._serialized_end=1518
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1520
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1575
-  _globals['_CANCELALLORDERSREQUEST']._serialized_start=1578
-  _globals['_CANCELALLORDERSREQUEST']._serialized_end=1715
-  _globals['_CANCELALLORDERSRESPONSE']._serialized_start=1717
-  _globals['_CANCELALLORDERSRESPONSE']._serialized_end=1777
-  _globals['_CLOSEPOSITIONREQUEST']._serialized_start=1779
-  _globals['_CLOSEPOSITIONREQUEST']._serialized_end=1861
-  _globals['_CLOSEPOSITIONRESPONSE']._serialized_start=1863
-  _globals['_CLOSEPOSITIONRESPONSE']._serialized_end=1990
-  _globals['_GETORDERREQUEST']._serialized_start=1992
-  _globals['_GETORDERREQUEST']._serialized_end=2047
-  _globals['_GETORDERRESPONSE']._serialized_start=2049
-  _globals['_GETORDERRESPONSE']._serialized_end=2101
-  _globals['_LISTORDERSREQUEST']._serialized_start=2104
-  _globals['_LISTORDERSREQUEST']._serialized_end=2264
-  _globals['_LISTORDERSRESPONSE']._serialized_start=2266
-  _globals['_LISTORDERSRESPONSE']._serialized_end=2346
-  _globals['_STREAMORDEREVENTSREQUEST']._serialized_start=2348
-  _globals['_STREAMORDEREVENTSREQUEST']._serialized_end=2412
-  _globals['_STREAMORDEREVENTSRESPONSE']._serialized_start=2415
-  _globals['_STREAMORDEREVENTSRESPONSE']._serialized_end=2562
-  _globals['_ORDERSERVICE']._serialized_start=2565
-  _globals['_ORDERSERVICE']._serialized_end=3248
+  _globals['_ORDER']._serialized_end=1267
+  _globals['_TAKEPROFIT']._serialized_start=1269
+  _globals['_TAKEPROFIT']._serialized_end=1302
+  _globals['_STOPLOSS']._serialized_start=1304
+  _globals['_STOPLOSS']._serialized_end=1405
+  _globals['_SUBMITSIGNALREQUEST']._serialized_start=1408
+  _globals['_SUBMITSIGNALREQUEST']._serialized_end=1607
+  _globals['_SUBMITSIGNALRESPONSE']._serialized_start=1609
+  _globals['_SUBMITSIGNALRESPONSE']._serialized_end=1684
+  _globals['_SUBMITORDERREQUEST']._serialized_start=1687
+  _globals['_SUBMITORDERREQUEST']._serialized_end=2400
+  _globals['_SUBMITORDERRESPONSE']._serialized_start=2402
+  _globals['_SUBMITORDERRESPONSE']._serialized_end=2490
+  _globals['_CANCELORDERREQUEST']._serialized_start=2492
+  _globals['_CANCELORDERREQUEST']._serialized_end=2570
+  _globals['_CANCELORDERRESPONSE']._serialized_start=2572
+  _globals['_CANCELORDERRESPONSE']._serialized_end=2627
+  _globals['_CANCELALLORDERSREQUEST']._serialized_start=2630
+  _globals['_CANCELALLORDERSREQUEST']._serialized_end=2767
+  _globals['_CANCELALLORDERSRESPONSE']._serialized_start=2769
+  _globals['_CANCELALLORDERSRESPONSE']._serialized_end=2829
+  _globals['_CLOSEPOSITIONREQUEST']._serialized_start=2831
+  _globals['_CLOSEPOSITIONREQUEST']._serialized_end=2913
+  _globals['_CLOSEPOSITIONRESPONSE']._serialized_start=2915
+  _globals['_CLOSEPOSITIONRESPONSE']._serialized_end=3042
+  _globals['_GETORDERREQUEST']._serialized_start=3044
+  _globals['_GETORDERREQUEST']._serialized_end=3099
+  _globals['_GETORDERRESPONSE']._serialized_start=3101
+  _globals['_GETORDERRESPONSE']._serialized_end=3153
+  _globals['_LISTORDERSREQUEST']._serialized_start=3156
+  _globals['_LISTORDERSREQUEST']._serialized_end=3316
+  _globals['_LISTORDERSRESPONSE']._serialized_start=3318
+  _globals['_LISTORDERSRESPONSE']._serialized_end=3398
+  _globals['_STREAMORDEREVENTSREQUEST']._serialized_start=3400
+  _globals['_STREAMORDEREVENTSREQUEST']._serialized_end=3464
+  _globals['_STREAMORDEREVENTSRESPONSE']._serialized_start=3467
+  _globals['_STREAMORDEREVENTSRESPONSE']._serialized_end=3614
+  _globals['_ORDERSERVICE']._serialized_start=3617
+  _globals['_ORDERSERVICE']._serialized_end=4300
 # @@protoc_insertion_point(module_scope)

@@ -51,6 +51,20 @@ class Order(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     REDUCE_ONLY_FIELD_NUMBER: _builtins.int
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
+    TRIGGER_TYPE_FIELD_NUMBER: _builtins.int
+    TRAILING_OFFSET_FIELD_NUMBER: _builtins.int
+    TRAILING_OFFSET_TYPE_FIELD_NUMBER: _builtins.int
+    LIMIT_OFFSET_FIELD_NUMBER: _builtins.int
+    DISPLAY_QUANTITY_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    POST_ONLY_FIELD_NUMBER: _builtins.int
+    ORDER_CLASS_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    PARENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    OCO_ORDER_ID_FIELD_NUMBER: _builtins.int
+    CHILD_ORDER_IDS_FIELD_NUMBER: _builtins.int
+    TRIGGER_TIME_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     client_order_id: _builtins.str
     request_id: _builtins.str
@@ -84,10 +98,43 @@ class Order(_message.Message):
     """Never makes the account's position larger: denied when it could, counting the account's
     open orders on its side as if they filled.
     """
+    trigger_price: _builtins.str
+    """Stop orders: the price whose touch triggers the order. A trailing stop's moves as the
+    market does, never back.
+    """
+    trigger_type: _types_pb2.TriggerType.ValueType
+    trailing_offset: _builtins.str
+    """Trailing stops: how far the trigger follows the market, in trailing_offset_type units."""
+    trailing_offset_type: _types_pb2.TrailingOffsetType.ValueType
+    limit_offset: _builtins.str
+    """Trailing stop-limit orders: how far beyond the trigger the limit sits (same units)."""
+    display_quantity: _builtins.str
+    """An iceberg: the most the venue shows (and fills) at once. Empty: the whole quantity."""
+    post_only: _builtins.bool
+    """Only ever rests on the book: refused by the venue when it would trade at once."""
+    order_class: _types_pb2.OrderClass.ValueType
+    """Set on every order of a bracket, OTO or OCO; see `role`."""
+    role: _types_pb2.OrderRole.ValueType
+    parent_order_id: _builtins.str
+    """An exit's entry, or the first order of an OCO (empty for an order on its own)."""
+    oco_order_id: _builtins.str
+    """The other exit of a bracket or OCO: a fill of one cancels the other."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """GTD and DAY orders: when the order expires."""
+
+    @_builtins.property
+    def child_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The exits of this entry (or this OCO's other order)."""
+
+    @_builtins.property
+    def trigger_time(self) -> _timestamp_pb2.Timestamp:
+        """When the order's trigger was reached (empty until then)."""
+
     def __init__(
         self,
         *,
@@ -116,14 +163,78 @@ class Order(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         reduce_only: _builtins.bool = ...,
+        trigger_price: _builtins.str = ...,
+        trigger_type: _types_pb2.TriggerType.ValueType = ...,
+        trailing_offset: _builtins.str = ...,
+        trailing_offset_type: _types_pb2.TrailingOffsetType.ValueType = ...,
+        limit_offset: _builtins.str = ...,
+        display_quantity: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        post_only: _builtins.bool = ...,
+        order_class: _types_pb2.OrderClass.ValueType = ...,
+        role: _types_pb2.OrderRole.ValueType = ...,
+        parent_order_id: _builtins.str = ...,
+        oco_order_id: _builtins.str = ...,
+        child_order_ids: _abc.Iterable[_builtins.str] | None = ...,
+        trigger_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "trigger_time", b"trigger_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "child_order_ids", b"child_order_ids", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "display_quantity", b"display_quantity", "expire_time", b"expire_time", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "oco_order_id", b"oco_order_id", "order_class", b"order_class", "order_id", b"order_id", "order_type", b"order_type", "parent_order_id", b"parent_order_id", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "role", b"role", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_time", b"trigger_time", "trigger_type", b"trigger_type", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Order: _TypeAlias = Order  # noqa: Y015
+
+@_typing.final
+class TakeProfit(_message.Message):
+    """A bracket's or an OTO's take-profit: a reduce-only limit order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    limit_price: _builtins.str
+    def __init__(
+        self,
+        *,
+        limit_price: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TakeProfit: _TypeAlias = TakeProfit  # noqa: Y015
+
+@_typing.final
+class StopLoss(_message.Message):
+    """A bracket's, an OTO's or an OCO's stop-loss: a reduce-only stop-market order, or a stop-limit
+    order when limit_price is given.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    TRIGGER_TYPE_FIELD_NUMBER: _builtins.int
+    trigger_price: _builtins.str
+    limit_price: _builtins.str
+    trigger_type: _types_pb2.TriggerType.ValueType
+    def __init__(
+        self,
+        *,
+        trigger_price: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        trigger_type: _types_pb2.TriggerType.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "trigger_price", b"trigger_price", "trigger_type", b"trigger_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopLoss: _TypeAlias = StopLoss  # noqa: Y015
 
 @_typing.final
 class SubmitSignalRequest(_message.Message):
@@ -207,6 +318,17 @@ class SubmitOrderRequest(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     LIMIT_PRICE_FIELD_NUMBER: _builtins.int
     REDUCE_ONLY_FIELD_NUMBER: _builtins.int
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
+    TRIGGER_TYPE_FIELD_NUMBER: _builtins.int
+    TRAILING_OFFSET_FIELD_NUMBER: _builtins.int
+    TRAILING_OFFSET_TYPE_FIELD_NUMBER: _builtins.int
+    LIMIT_OFFSET_FIELD_NUMBER: _builtins.int
+    DISPLAY_QUANTITY_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    POST_ONLY_FIELD_NUMBER: _builtins.int
+    ORDER_CLASS_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """A UUID that makes the call idempotent: a repeat returns the original result."""
     client_order_id: _builtins.str
@@ -226,6 +348,38 @@ class SubmitOrderRequest(_message.Message):
     """Required for a limit order, empty for a market order."""
     reduce_only: _builtins.bool
     """Denied when the order could make the account's position larger (see Order.reduce_only)."""
+    trigger_price: _builtins.str
+    """Required for stop orders; for a trailing stop, its first trigger (empty: the trigger source
+    price moved by the trailing offset when it is submitted).
+    """
+    trigger_type: _types_pb2.TriggerType.ValueType
+    """Defaults to TRIGGER_TYPE_BID_ASK."""
+    trailing_offset: _builtins.str
+    """Required for trailing stops, greater than zero."""
+    trailing_offset_type: _types_pb2.TrailingOffsetType.ValueType
+    """Defaults to TRAILING_OFFSET_TYPE_PRICE."""
+    limit_offset: _builtins.str
+    """Required for a trailing stop-limit order, zero or more."""
+    display_quantity: _builtins.str
+    """An iceberg limit order: the most shown at once, at most the quantity."""
+    post_only: _builtins.bool
+    """Limit orders only, not IOC or FOK."""
+    order_class: _types_pb2.OrderClass.ValueType
+    """BRACKET and OTO: this order is the entry (market or limit). OCO: this order is the
+    take-profit (a limit) and stop_loss the other order.
+    """
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Required for TIME_IN_FORCE_GTD, in the future; empty otherwise."""
+
+    @_builtins.property
+    def take_profit(self) -> Global___TakeProfit:
+        """BRACKET, OTO: on the far side of the entry's price from the stop-loss."""
+
+    @_builtins.property
+    def stop_loss(self) -> Global___StopLoss:
+        """BRACKET, OTO, OCO."""
+
     def __init__(
         self,
         *,
@@ -240,10 +394,21 @@ class SubmitOrderRequest(_message.Message):
         quantity: _builtins.str = ...,
         limit_price: _builtins.str = ...,
         reduce_only: _builtins.bool = ...,
+        trigger_price: _builtins.str = ...,
+        trigger_type: _types_pb2.TriggerType.ValueType = ...,
+        trailing_offset: _builtins.str = ...,
+        trailing_offset_type: _types_pb2.TrailingOffsetType.ValueType = ...,
+        limit_offset: _builtins.str = ...,
+        display_quantity: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        post_only: _builtins.bool = ...,
+        order_class: _types_pb2.OrderClass.ValueType = ...,
+        take_profit: Global___TakeProfit | None = ...,
+        stop_loss: Global___StopLoss | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "stop_loss", b"stop_loss", "take_profit", b"take_profit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "instrument", b"instrument", "limit_price", b"limit_price", "order_type", b"order_type", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "display_quantity", b"display_quantity", "expire_time", b"expire_time", "instrument", b"instrument", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "order_class", b"order_class", "order_type", b"order_type", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_type", b"trigger_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -254,16 +419,22 @@ class SubmitOrderResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_FIELD_NUMBER: _builtins.int
+    LEGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def order(self) -> Global___Order: ...
+    @_builtins.property
+    def legs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """The exits of a bracket or OTO, or the stop-loss of an OCO, held by order-management."""
+
     def __init__(
         self,
         *,
         order: Global___Order | None = ...,
+        legs: _abc.Iterable[Global___Order] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["legs", b"legs", "order", b"order"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

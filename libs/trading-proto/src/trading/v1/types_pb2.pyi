@@ -45,6 +45,22 @@ class _OrderTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderType.V
     """Trades at the best available price."""
     ORDER_TYPE_LIMIT: _OrderType.ValueType  # 2
     """Trades at the limit price or better."""
+    ORDER_TYPE_STOP_MARKET: _OrderType.ValueType  # 3
+    """Held until the market reaches its trigger price, then sent as a market order."""
+    ORDER_TYPE_STOP_LIMIT: _OrderType.ValueType  # 4
+    """Held until the market reaches its trigger price, then sent as a limit order."""
+    ORDER_TYPE_TRAILING_STOP_MARKET: _OrderType.ValueType  # 5
+    """A stop-market whose trigger follows the market at a distance (the trailing offset) and
+    never moves back.
+    """
+    ORDER_TYPE_TRAILING_STOP_LIMIT: _OrderType.ValueType  # 6
+    """A stop-limit whose trigger trails as a trailing stop's does; its limit sits the limit
+    offset beyond the trigger.
+    """
+    ORDER_TYPE_MARKET_TO_LIMIT: _OrderType.ValueType  # 7
+    """Trades at the touch like a market order, for what the touch shows; what is left rests as a
+    limit order at the price it filled at.
+    """
 
 class OrderType(_OrderType, metaclass=_OrderTypeEnumTypeWrapper):
     """How an order is priced."""
@@ -54,7 +70,139 @@ ORDER_TYPE_MARKET: OrderType.ValueType  # 1
 """Trades at the best available price."""
 ORDER_TYPE_LIMIT: OrderType.ValueType  # 2
 """Trades at the limit price or better."""
+ORDER_TYPE_STOP_MARKET: OrderType.ValueType  # 3
+"""Held until the market reaches its trigger price, then sent as a market order."""
+ORDER_TYPE_STOP_LIMIT: OrderType.ValueType  # 4
+"""Held until the market reaches its trigger price, then sent as a limit order."""
+ORDER_TYPE_TRAILING_STOP_MARKET: OrderType.ValueType  # 5
+"""A stop-market whose trigger follows the market at a distance (the trailing offset) and
+never moves back.
+"""
+ORDER_TYPE_TRAILING_STOP_LIMIT: OrderType.ValueType  # 6
+"""A stop-limit whose trigger trails as a trailing stop's does; its limit sits the limit
+offset beyond the trigger.
+"""
+ORDER_TYPE_MARKET_TO_LIMIT: OrderType.ValueType  # 7
+"""Trades at the touch like a market order, for what the touch shows; what is left rests as a
+limit order at the price it filled at.
+"""
 Global___OrderType: _TypeAlias = OrderType  # noqa: Y015
+
+class _TriggerType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TriggerTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TriggerType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRIGGER_TYPE_UNSPECIFIED: _TriggerType.ValueType  # 0
+    """The default: BID_ASK."""
+    TRIGGER_TYPE_LAST: _TriggerType.ValueType  # 1
+    """The last trade price."""
+    TRIGGER_TYPE_MID: _TriggerType.ValueType  # 2
+    """The mid of the best bid and ask."""
+    TRIGGER_TYPE_BID_ASK: _TriggerType.ValueType  # 3
+    """The side the order trades at: the ask for a buy stop, the bid for a sell stop."""
+
+class TriggerType(_TriggerType, metaclass=_TriggerTypeEnumTypeWrapper):
+    """The price a stop order's trigger is compared with."""
+
+TRIGGER_TYPE_UNSPECIFIED: TriggerType.ValueType  # 0
+"""The default: BID_ASK."""
+TRIGGER_TYPE_LAST: TriggerType.ValueType  # 1
+"""The last trade price."""
+TRIGGER_TYPE_MID: TriggerType.ValueType  # 2
+"""The mid of the best bid and ask."""
+TRIGGER_TYPE_BID_ASK: TriggerType.ValueType  # 3
+"""The side the order trades at: the ask for a buy stop, the bid for a sell stop."""
+Global___TriggerType: _TypeAlias = TriggerType  # noqa: Y015
+
+class _TrailingOffsetType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TrailingOffsetTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TrailingOffsetType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRAILING_OFFSET_TYPE_UNSPECIFIED: _TrailingOffsetType.ValueType  # 0
+    """The default: PRICE."""
+    TRAILING_OFFSET_TYPE_PRICE: _TrailingOffsetType.ValueType  # 1
+    """An amount of the quote currency."""
+    TRAILING_OFFSET_TYPE_BASIS_POINTS: _TrailingOffsetType.ValueType  # 2
+    """Basis points of the trigger source price."""
+    TRAILING_OFFSET_TYPE_TICKS: _TrailingOffsetType.ValueType  # 3
+    """Ticks of the instrument."""
+
+class TrailingOffsetType(_TrailingOffsetType, metaclass=_TrailingOffsetTypeEnumTypeWrapper):
+    """The unit of a trailing stop's trailing offset and limit offset."""
+
+TRAILING_OFFSET_TYPE_UNSPECIFIED: TrailingOffsetType.ValueType  # 0
+"""The default: PRICE."""
+TRAILING_OFFSET_TYPE_PRICE: TrailingOffsetType.ValueType  # 1
+"""An amount of the quote currency."""
+TRAILING_OFFSET_TYPE_BASIS_POINTS: TrailingOffsetType.ValueType  # 2
+"""Basis points of the trigger source price."""
+TRAILING_OFFSET_TYPE_TICKS: TrailingOffsetType.ValueType  # 3
+"""Ticks of the instrument."""
+Global___TrailingOffsetType: _TypeAlias = TrailingOffsetType  # noqa: Y015
+
+class _OrderClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDER_CLASS_UNSPECIFIED: _OrderClass.ValueType  # 0
+    """One order on its own."""
+    ORDER_CLASS_BRACKET: _OrderClass.ValueType  # 1
+    """An entry with both exits, a take-profit limit and a stop-loss: reduce-only, on the other
+    side, sent once the entry is finished for what filled of it, and one-cancels-the-other.
+    """
+    ORDER_CLASS_OTO: _OrderClass.ValueType  # 2
+    """An entry with one exit (a take-profit or a stop-loss), sent once the entry is finished."""
+    ORDER_CLASS_OCO: _OrderClass.ValueType  # 3
+    """The order (a limit: the take-profit) and a stop-loss, both reduce-only exits of a position
+    held: one-cancels-the-other.
+    """
+
+class OrderClass(_OrderClass, metaclass=_OrderClassEnumTypeWrapper):
+    """Orders submitted together, with exits that order-management holds and sends for them."""
+
+ORDER_CLASS_UNSPECIFIED: OrderClass.ValueType  # 0
+"""One order on its own."""
+ORDER_CLASS_BRACKET: OrderClass.ValueType  # 1
+"""An entry with both exits, a take-profit limit and a stop-loss: reduce-only, on the other
+side, sent once the entry is finished for what filled of it, and one-cancels-the-other.
+"""
+ORDER_CLASS_OTO: OrderClass.ValueType  # 2
+"""An entry with one exit (a take-profit or a stop-loss), sent once the entry is finished."""
+ORDER_CLASS_OCO: OrderClass.ValueType  # 3
+"""The order (a limit: the take-profit) and a stop-loss, both reduce-only exits of a position
+held: one-cancels-the-other.
+"""
+Global___OrderClass: _TypeAlias = OrderClass  # noqa: Y015
+
+class _OrderRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDER_ROLE_UNSPECIFIED: _OrderRole.ValueType  # 0
+    """An order on its own."""
+    ORDER_ROLE_ENTRY: _OrderRole.ValueType  # 1
+    """The order whose fill the exits wait for."""
+    ORDER_ROLE_TAKE_PROFIT: _OrderRole.ValueType  # 2
+    ORDER_ROLE_STOP_LOSS: _OrderRole.ValueType  # 3
+
+class OrderRole(_OrderRole, metaclass=_OrderRoleEnumTypeWrapper):
+    """An order's part in its order class."""
+
+ORDER_ROLE_UNSPECIFIED: OrderRole.ValueType  # 0
+"""An order on its own."""
+ORDER_ROLE_ENTRY: OrderRole.ValueType  # 1
+"""The order whose fill the exits wait for."""
+ORDER_ROLE_TAKE_PROFIT: OrderRole.ValueType  # 2
+ORDER_ROLE_STOP_LOSS: OrderRole.ValueType  # 3
+Global___OrderRole: _TypeAlias = OrderRole  # noqa: Y015
 
 class _TimeInForce:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -67,6 +215,12 @@ class _TimeInForceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimeInFor
     """Good till canceled."""
     TIME_IN_FORCE_IOC: _TimeInForce.ValueType  # 2
     """Immediate or cancel: what does not fill at once expires."""
+    TIME_IN_FORCE_FOK: _TimeInForce.ValueType  # 3
+    """Fill or kill: fills its whole quantity at once, or expires without filling."""
+    TIME_IN_FORCE_DAY: _TimeInForce.ValueType  # 4
+    """Expires at the end of the instrument's trading day (instruments[].session_end, UTC)."""
+    TIME_IN_FORCE_GTD: _TimeInForce.ValueType  # 5
+    """Good till date: expires at its expire_time."""
 
 class TimeInForce(_TimeInForce, metaclass=_TimeInForceEnumTypeWrapper):
     """How long an order stays working."""
@@ -76,6 +230,12 @@ TIME_IN_FORCE_GTC: TimeInForce.ValueType  # 1
 """Good till canceled."""
 TIME_IN_FORCE_IOC: TimeInForce.ValueType  # 2
 """Immediate or cancel: what does not fill at once expires."""
+TIME_IN_FORCE_FOK: TimeInForce.ValueType  # 3
+"""Fill or kill: fills its whole quantity at once, or expires without filling."""
+TIME_IN_FORCE_DAY: TimeInForce.ValueType  # 4
+"""Expires at the end of the instrument's trading day (instruments[].session_end, UTC)."""
+TIME_IN_FORCE_GTD: TimeInForce.ValueType  # 5
+"""Good till date: expires at its expire_time."""
 Global___TimeInForce: _TypeAlias = TimeInForce  # noqa: Y015
 
 class _OrderStatus:
@@ -97,6 +257,10 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     ORDER_STATUS_CANCELED: _OrderStatus.ValueType  # 7
     ORDER_STATUS_REJECTED: _OrderStatus.ValueType  # 8
     ORDER_STATUS_EXPIRED: _OrderStatus.ValueType  # 9
+    ORDER_STATUS_HELD: _OrderStatus.ValueType  # 10
+    """Held by order-management, at no venue yet: a stop waiting for its trigger, or an exit
+    waiting for its entry. Canceling it needs no venue.
+    """
 
 class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper):
     """Where an order is in its life, as FIX and NautilusTrader name it. DENIED means refused by this
@@ -116,6 +280,10 @@ ORDER_STATUS_PENDING_CANCEL: OrderStatus.ValueType  # 6
 ORDER_STATUS_CANCELED: OrderStatus.ValueType  # 7
 ORDER_STATUS_REJECTED: OrderStatus.ValueType  # 8
 ORDER_STATUS_EXPIRED: OrderStatus.ValueType  # 9
+ORDER_STATUS_HELD: OrderStatus.ValueType  # 10
+"""Held by order-management, at no venue yet: a stop waiting for its trigger, or an exit
+waiting for its entry. Canceling it needs no venue.
+"""
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
 class _DenialReason:
@@ -167,6 +335,10 @@ class _DenialReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DenialRe
     """A reduce-only order that could make the account's position larger (its open orders on
     that side counted as if they filled).
     """
+    DENIAL_REASON_EXIT_PRICE_WRONG_SIDE: _DenialReason.ValueType  # 25
+    """A bracket's take-profit or stop-loss on the wrong side of the market it would exit at
+    (a buy's stop-loss at or above the ask, say): it would trade at once.
+    """
 
 class DenialReason(_DenialReason, metaclass=_DenialReasonEnumTypeWrapper):
     """Why the platform denied an order."""
@@ -213,6 +385,10 @@ position larger (its open orders on that side counted as if they filled).
 DENIAL_REASON_REDUCE_ONLY_WOULD_INCREASE: DenialReason.ValueType  # 24
 """A reduce-only order that could make the account's position larger (its open orders on
 that side counted as if they filled).
+"""
+DENIAL_REASON_EXIT_PRICE_WRONG_SIDE: DenialReason.ValueType  # 25
+"""A bracket's take-profit or stop-loss on the wrong side of the market it would exit at
+(a buy's stop-loss at or above the ask, say): it would trade at once.
 """
 Global___DenialReason: _TypeAlias = DenialReason  # noqa: Y015
 
