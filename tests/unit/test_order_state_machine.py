@@ -154,6 +154,8 @@ def order_in(status: OrderStatus) -> Order:
     if status == DENIED:
         denial = Denial(S.DENIAL_REASON_QUANTITY_NOT_POSITIVE, "quantity 0 must be positive")
         return Order.denied(order_request(), "o-1", denial, NOW)
+    if status == S.ORDER_STATUS_HELD:
+        return Order.held(order_request(), "o-1", NOW)
     order = Order.accepted(order_request(), "o-1", NOW)
     for sequence, trigger in enumerate(_PATHS[status], start=2):
         apply(order, trigger, sequence, NOW)
@@ -212,7 +214,9 @@ def test_forbidden_transition_message_names_order_status_and_trigger() -> None:
 def test_open_and_finished_statuses_partition_all_statuses() -> None:
     assert set(ALL_STATUSES) == OPEN_STATUSES | FINISHED_STATUSES
     assert not OPEN_STATUSES & FINISHED_STATUSES
-    assert {status for status, _ in EXPECTED_TRANSITIONS} == OPEN_STATUSES
+    # A held order leaves HELD through its own methods (release, withdraw), never by a report.
+    held = {S.ORDER_STATUS_HELD}
+    assert {status for status, _ in EXPECTED_TRANSITIONS} == OPEN_STATUSES - held
 
 
 @pytest.mark.parametrize("status", ALL_STATUSES, ids=types_pb2.OrderStatus.Name)

@@ -204,12 +204,14 @@ def test_rule_breach_is_denied_with_its_reason_and_a_message_naming_the_values(
 
 def test_every_denial_reason_has_a_case_that_produces_it() -> None:
     """Here for the validator's reasons, in test_risk for the risk engine's, in
-    test_trading_control for the trading gate's."""
+    test_trading_control for the trading gate's, in test_order_types for a bracket's exits."""
+    from tests.unit.test_order_types import EXIT_REASONS
     from tests.unit.test_risk import RISK_REASONS
     from tests.unit.test_trading_control import TRADING_REASONS
 
     every_reason = set(types_pb2.DenialReason.values()) - {types_pb2.DENIAL_REASON_UNSPECIFIED}
-    reasons = {case.reason for case in DENIAL_CASES} | RISK_REASONS | TRADING_REASONS
+    produced = {case.reason for case in DENIAL_CASES} | RISK_REASONS | TRADING_REASONS
+    reasons = produced | EXIT_REASONS
     assert reasons == every_reason
 
 
@@ -323,7 +325,7 @@ def submit_order(**changes: Any) -> orders_pb2.SubmitOrderRequest:
 
 
 def test_well_formed_submit_order_becomes_an_order_request() -> None:
-    parsed = parse_submit_order(submit_order(), DEFAULTS)
+    parsed = parse_submit_order(submit_order(), DEFAULTS, NOW)
     assert parsed == OrderRequest(
         request_id="req-1",
         client_order_id="cl-1",
@@ -373,7 +375,7 @@ def test_malformed_submit_order_raises_invalid_request_naming_the_field(
     field_name: str, changes: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(InvalidRequest, match=message) as raised:
-        parse_submit_order(submit_order(**changes), DEFAULTS)
+        parse_submit_order(submit_order(**changes), DEFAULTS, NOW)
     assert raised.value.field == field_name
     assert isinstance(raised.value, ValueError)
 
@@ -386,7 +388,7 @@ def test_malformed_submit_order_raises_invalid_request_naming_the_field(
 def test_well_formed_rule_breach_passes_parsing_for_the_validator_to_deny(
     changes: dict[str, Any],
 ) -> None:
-    parse_submit_order(submit_order(**changes), DEFAULTS)
+    parse_submit_order(submit_order(**changes), DEFAULTS, NOW)
 
 
 def test_unspecified_order_type_and_time_in_force_take_the_defaults() -> None:
@@ -395,7 +397,7 @@ def test_unspecified_order_type_and_time_in_force_take_the_defaults() -> None:
         time_in_force=types_pb2.TIME_IN_FORCE_UNSPECIFIED,
         limit_price="",
     )
-    market_gtc = parse_submit_order(unspecified, OrderDefaults())
+    market_gtc = parse_submit_order(unspecified, OrderDefaults(), NOW)
     assert market_gtc.order_type == types_pb2.ORDER_TYPE_MARKET
     assert market_gtc.time_in_force == types_pb2.TIME_IN_FORCE_GTC
     assert market_gtc.limit_price is None
@@ -405,7 +407,7 @@ def test_unspecified_order_type_and_time_in_force_take_the_defaults() -> None:
         time_in_force=types_pb2.TIME_IN_FORCE_UNSPECIFIED,
     )
     limit_ioc = parse_submit_order(
-        priced, OrderDefaults(default_order_type="limit", time_in_force="ioc")
+        priced, OrderDefaults(default_order_type="limit", time_in_force="ioc"), NOW
     )
     assert limit_ioc.order_type == types_pb2.ORDER_TYPE_LIMIT
     assert limit_ioc.time_in_force == types_pb2.TIME_IN_FORCE_IOC
@@ -654,7 +656,7 @@ def test_quantity_outside_the_wire_grammar_is_invalid_argument_naming_the_field(
     quantity: str,
 ) -> None:
     with pytest.raises(InvalidRequest) as raised:
-        parse_submit_order(submit_order(quantity=quantity), DEFAULTS)
+        parse_submit_order(submit_order(quantity=quantity), DEFAULTS, NOW)
     assert raised.value.field == "quantity"
     assert str(raised.value).startswith("quantity ")
     assert len(str(raised.value)) < 250
@@ -665,7 +667,7 @@ def test_quantity_outside_the_wire_grammar_is_invalid_argument_naming_the_field(
 )
 def test_blank_id_is_invalid_argument_as_required(field_name: str) -> None:
     with pytest.raises(InvalidRequest, match=f"{field_name} is required") as raised:
-        parse_submit_order(submit_order(**{field_name: "   "}), DEFAULTS)
+        parse_submit_order(submit_order(**{field_name: "   "}), DEFAULTS, NOW)
     assert raised.value.field == field_name
     with pytest.raises(InvalidRequest, match=f"{field_name} is required"):
         parse_submit_signal(submit_signal(**{field_name: " \t "}), Decimal(0), "sig-1", DEFAULTS)
@@ -690,7 +692,7 @@ def test_message_about_a_huge_value_quotes_at_most_32_characters_of_it(
     changes: dict[str, Any], field_name: str
 ) -> None:
     with pytest.raises(InvalidRequest) as raised:
-        parse_submit_order(submit_order(**changes), DEFAULTS)
+        parse_submit_order(submit_order(**changes), DEFAULTS, NOW)
     assert raised.value.field == field_name
     message = str(raised.value)
     assert len(message) < 250
@@ -706,14 +708,14 @@ def test_unconfigured_instrument_is_quoted_cut_short_in_the_denial() -> None:
 
 def test_unspecified_order_type_with_a_limit_price_is_a_limit_order_as_in_a_signal() -> None:
     priced = submit_order(order_type=types_pb2.ORDER_TYPE_UNSPECIFIED, limit_price="60000.5")
-    parsed = parse_submit_order(priced, OrderDefaults(default_order_type="market"))
+    parsed = parse_submit_order(priced, OrderDefaults(default_order_type="market"), NOW)
     assert parsed.order_type == types_pb2.ORDER_TYPE_LIMIT
     assert parsed.limit_price == Decimal("60000.5")
 
 
 def test_explicit_market_order_with_a_limit_price_is_still_invalid_argument() -> None:
     with pytest.raises(InvalidRequest, match="must be empty for a market order"):
-        parse_submit_order(submit_order(order_type=types_pb2.ORDER_TYPE_MARKET), DEFAULTS)
+        parse_submit_order(submit_order(order_type=types_pb2.ORDER_TYPE_MARKET), DEFAULTS, NOW)
 
 
 def test_quantity_whose_step_count_needs_more_than_28_digits_is_checked_exactly() -> None:
@@ -736,4 +738,4 @@ def test_quantity_whose_step_count_needs_more_than_28_digits_is_checked_exactly(
 
 def test_33_digit_quantity_is_refused_at_parse_not_echoed_as_1() -> None:
     with pytest.raises(InvalidRequest, match="at most 30 significant digits"):
-        parse_submit_order(submit_order(quantity="1" + "0" * 32), DEFAULTS)
+        parse_submit_order(submit_order(quantity="1" + "0" * 32), DEFAULTS, NOW)

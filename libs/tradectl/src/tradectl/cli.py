@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, NoReturn, TypeVar
 
@@ -254,8 +255,12 @@ def _parse(parser: Callable[[str], Parsed], text: str, param: str) -> Parsed:
 def _show_order(settings: Settings, response: Message, order: orders_pb2.Order) -> None:
     if settings.output is OutputFormat.JSON:
         typer.echo(render.to_json(response))
-    else:
-        _stdout().print(render.order_detail(order))
+        return
+    console = _stdout()
+    console.print(render.order_detail(order))
+    for leg in getattr(response, "legs", ()):  # a bracket's exits, held
+        console.print()
+        console.print(render.order_detail(leg))
 
 
 def _show_listing(
@@ -413,9 +418,60 @@ def submit_order(
         str, typer.Argument(metavar="QUANTITY", help="Decimal quantity, such as 0.5.")
     ],
     limit: LimitPriceOption = "",
-    tif: Annotated[
-        str, typer.Option(metavar="gtc|ioc", help="Time in force. The configured one when omitted.")
+    order_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            help="market, limit, stop-market, stop-limit, trailing-stop-market, "
+            "trailing-stop-limit or market-to-limit. Limit with --limit, else market.",
+        ),
     ] = "",
+    tif: Annotated[
+        str,
+        typer.Option(
+            metavar="gtc|ioc|fok|day|gtd",
+            help="Time in force (gtd needs --expire). The configured one when omitted.",
+        ),
+    ] = "",
+    expire: Annotated[
+        str, typer.Option(metavar="TIME", help="When a gtd order expires: ISO 8601, with zone.")
+    ] = "",
+    trigger: Annotated[str, typer.Option(metavar="PRICE", help="A stop's trigger price.")] = "",
+    trigger_type: Annotated[
+        str, typer.Option(metavar="bid-ask|mid|last", help="The price a stop watches.")
+    ] = "",
+    trail: Annotated[
+        str, typer.Option(metavar="OFFSET", help="A trailing stop's offset from the market.")
+    ] = "",
+    trail_unit: Annotated[
+        str, typer.Option(metavar="price|basis-points|ticks", help="The unit of the offsets.")
+    ] = "",
+    limit_offset: Annotated[
+        str,
+        typer.Option(metavar="OFFSET", help="A trailing stop-limit's limit beyond its trigger."),
+    ] = "",
+    display: Annotated[
+        str, typer.Option(metavar="QUANTITY", help="An iceberg: the most shown at once.")
+    ] = "",
+    post_only: Annotated[
+        bool, typer.Option("--post-only", help="Refused by the venue if it would take.")
+    ] = False,
+    take_profit: Annotated[
+        str, typer.Option(metavar="PRICE", help="Attach a take-profit limit (a bracket or OTO).")
+    ] = "",
+    stop_loss: Annotated[
+        str, typer.Option(metavar="PRICE", help="Attach a stop-loss trigger (a bracket or OTO).")
+    ] = "",
+    stop_loss_limit: Annotated[
+        str, typer.Option(metavar="PRICE", help="Make the stop-loss a stop-limit at this price.")
+    ] = "",
+    oco: Annotated[
+        bool,
+        typer.Option(
+            "--oco", help="This limit and --stop-loss exit a position: one cancels the other."
+        ),
+    ] = False,
     account: AccountOption = "default",
     strategy: StrategyOption = "manual",
     reduce_only: Annotated[
@@ -429,9 +485,11 @@ def submit_order(
     wait: WaitOption = False,
     output: OutputOption = None,
 ) -> None:
-    """Submit an order: a limit order with --limit, otherwise a market order.
+    """Submit an order: a limit order with --limit, otherwise a market order, unless --type.
 
-    Answers SUBMITTED once the platform's checks passed, or DENIED with the reason (exit 3).
+    With --take-profit and --stop-loss it is a bracket's entry (one of them: an OTO); the exits
+    are held until it is finished. Answers SUBMITTED (HELD for a stop) once the platform's
+    checks passed, or DENIED with the reason (exit 3).
     """
     request = orders_pb2.SubmitOrderRequest(
         request_id=request_id or _new_request_id(),
@@ -440,18 +498,63 @@ def submit_order(
         strategy_id=strategy,
         instrument=instrument,
         side=_parse(render.parse_side, side, "SIDE"),
-        order_type=types_pb2.ORDER_TYPE_LIMIT if limit else types_pb2.ORDER_TYPE_MARKET,
+        order_type=_parse(render.parse_order_type, order_type, "--type")
+        if order_type
+        else (types_pb2.ORDER_TYPE_LIMIT if limit else types_pb2.ORDER_TYPE_MARKET),
         time_in_force=_parse(render.parse_time_in_force, tif, "--tif")
         if tif
         else types_pb2.TIME_IN_FORCE_UNSPECIFIED,
         quantity=quantity,
         limit_price=limit,
         reduce_only=reduce_only,
+        trigger_price=trigger,
+        trigger_type=_parse(render.parse_trigger_type, trigger_type, "--trigger-type")
+        if trigger_type
+        else types_pb2.TRIGGER_TYPE_UNSPECIFIED,
+        trailing_offset=trail,
+        trailing_offset_type=_parse(render.parse_offset_type, trail_unit, "--trail-unit")
+        if trail_unit
+        else types_pb2.TRAILING_OFFSET_TYPE_UNSPECIFIED,
+        limit_offset=limit_offset,
+        display_quantity=display,
+        post_only=post_only,
     )
+    if expire:
+        request.expire_time.FromDatetime(_parse(_parse_time, expire, "--expire"))
+    _attach_exits(request, take_profit, stop_loss, stop_loss_limit, oco=oco)
     settings = _settings(ctx, output)
     with _order_service(settings) as orders:
         response = orders.SubmitOrder(request, timeout=settings.timeout)
         _finish_submit(settings, orders, response, wait)
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"give a time zone, such as {text}+00:00")
+    return moment
+
+
+def _attach_exits(
+    request: orders_pb2.SubmitOrderRequest,
+    take_profit: str,
+    stop_loss: str,
+    stop_loss_limit: str,
+    *,
+    oco: bool,
+) -> None:
+    """The order class the exit options make: --oco, else a bracket (both), else an OTO."""
+    if take_profit:
+        request.take_profit.limit_price = take_profit
+    if stop_loss or stop_loss_limit:
+        request.stop_loss.trigger_price = stop_loss
+        request.stop_loss.limit_price = stop_loss_limit
+    if oco:
+        request.order_class = types_pb2.ORDER_CLASS_OCO
+    elif take_profit and (stop_loss or stop_loss_limit):
+        request.order_class = types_pb2.ORDER_CLASS_BRACKET
+    elif take_profit or stop_loss or stop_loss_limit:
+        request.order_class = types_pb2.ORDER_CLASS_OTO
 
 
 @order_app.command("signal")

@@ -65,9 +65,28 @@ def parse_side(text: str) -> types_pb2.Side.ValueType:
 
 
 def parse_time_in_force(text: str) -> types_pb2.TimeInForce.ValueType:
-    choices = (types_pb2.TIME_IN_FORCE_GTC, types_pb2.TIME_IN_FORCE_IOC)
+    choices = [v for v in types_pb2.TimeInForce.values() if v]
     return types_pb2.TimeInForce.ValueType(
         parse_enum(types_pb2.TimeInForce, text, "time in force", choices)
+    )
+
+
+def parse_order_type(text: str) -> types_pb2.OrderType.ValueType:
+    choices = [v for v in types_pb2.OrderType.values() if v]
+    return types_pb2.OrderType.ValueType(parse_enum(types_pb2.OrderType, text, "type", choices))
+
+
+def parse_trigger_type(text: str) -> types_pb2.TriggerType.ValueType:
+    choices = [v for v in types_pb2.TriggerType.values() if v]
+    return types_pb2.TriggerType.ValueType(
+        parse_enum(types_pb2.TriggerType, text, "trigger type", choices)
+    )
+
+
+def parse_offset_type(text: str) -> types_pb2.TrailingOffsetType.ValueType:
+    choices = [v for v in types_pb2.TrailingOffsetType.values() if v]
+    return types_pb2.TrailingOffsetType.ValueType(
+        parse_enum(types_pb2.TrailingOffsetType, text, "trailing offset unit", choices)
     )
 
 
@@ -183,6 +202,30 @@ def denial_line(order: orders_pb2.Order) -> Text | None:
     return None
 
 
+def _offset_text(order: orders_pb2.Order) -> str:
+    if not order.trailing_offset:
+        return ""
+    unit = enum_name(types_pb2.TrailingOffsetType, order.trailing_offset_type).lower()
+    limit = f", limit {order.limit_offset} beyond" if order.limit_offset else ""
+    return f"{order.trailing_offset} ({unit}){limit}"
+
+
+def _flags_text(order: orders_pb2.Order) -> str:
+    flags = [
+        name
+        for name, on in (("reduce-only", order.reduce_only), ("post-only", order.post_only))
+        if on
+    ]
+    return ", ".join(flags)
+
+
+def _class_text(order: orders_pb2.Order) -> str:
+    if not order.order_class:
+        return ""
+    role = enum_name(types_pb2.OrderRole, order.role).lower().replace("_", "-")
+    return f"{enum_name(types_pb2.OrderClass, order.order_class)} ({role})"
+
+
 def order_detail(order: orders_pb2.Order) -> Table:
     """One order as a two-column field/value table; values wrap, ids are never cut."""
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -203,6 +246,14 @@ def order_detail(order: orders_pb2.Order) -> Table:
         ("Time in force", enum_name(types_pb2.TimeInForce, order.time_in_force)),
         ("Quantity", order.quantity),
         ("Limit price", order.limit_price),
+        ("Trigger price", order.trigger_price),
+        ("Trailing offset", _offset_text(order)),
+        ("Display quantity", order.display_quantity),
+        ("Flags", _flags_text(order)),
+        ("Expires", format_time(order.expire_time) if order.HasField("expire_time") else ""),
+        ("Order class", _class_text(order)),
+        ("Exits", ", ".join(order.child_order_ids)),
+        ("Other exit", order.oco_order_id),
         ("Status", status_text(order.status)),
         ("Denial reason", denial),
         ("Message", order.status_message),

@@ -10,6 +10,7 @@ the file, cut short; a value from `${VAR}` is never shown, since it may be a sec
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from decimal import Decimal
@@ -207,7 +208,7 @@ class Risk(_Strict):
 
 class OrderDefaults(_Strict):
     default_order_type: Literal["market", "limit"] = "market"
-    time_in_force: Literal["gtc", "ioc"] = "gtc"
+    time_in_force: Literal["gtc", "ioc", "fok", "day"] = "gtc"
     max_slippage_bps: NonNegativeDecimal = Decimal("50")
     retry_attempts: int = Field(3, ge=0, le=100)
     retry_delay_ms: int = Field(100, ge=0, le=60_000)
@@ -240,6 +241,9 @@ class Instrument(_Strict):
     initial_price: PositiveDecimal = Field(description="start of the synthetic feed's walk")
     quote_decimals: int = Field(
         2, ge=0, le=18, description="decimals of the quote currency: fees and P&L are rounded to it"
+    )
+    session_end: dt.time = Field(
+        dt.time(0, 0), description="end of the trading day, UTC (HH:MM): when DAY orders expire"
     )
 
 

@@ -22,6 +22,8 @@ class Quote:
     ask_size: Decimal
     time: datetime
     source: str = "synthetic"
+    # The last trade's price; None when the source has none.
+    last: Decimal | None = None
 
     @property
     def mid(self) -> Decimal:
@@ -36,6 +38,7 @@ class Quote:
             ask_size=format_decimal(self.ask_size),
             quote_time=timestamp(self.time),
             source=self.source,
+            last_price=format_decimal(self.last),
         )
 
     @classmethod
@@ -48,6 +51,7 @@ class Quote:
             ask_size=Decimal(quote.ask_size),
             time=quote.quote_time.ToDatetime(tzinfo=UTC_TZ),
             source=quote.source,
+            last=Decimal(quote.last_price) if quote.last_price else None,
         )
 
 

@@ -35,7 +35,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     def SubmitOrder(  # noqa: N802
         self, request: orders_pb2.SubmitOrderRequest, context: grpc.ServicerContext
     ) -> orders_pb2.SubmitOrderResponse:
-        return orders_pb2.SubmitOrderResponse(order=self._orders.submit_order(request))
+        order, legs = self._orders.submit_order(request)
+        return orders_pb2.SubmitOrderResponse(order=order, legs=legs)
 
     @_ERRORS
     def SubmitSignal(  # noqa: N802

@@ -32,7 +32,7 @@ from decimal import Decimal
 
 import grpc
 from trading.v1 import events_pb2, orders_pb2, types_pb2
-from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision
+from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, from_micros, micros, new_id
 from trading_core.journal import Record, Ticket, Transaction
@@ -41,9 +41,19 @@ from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 from trading_core.streams import Broadcaster
 
+from order_management.domain.emulator import (
+    exit_price_problem,
+    exit_requests,
+    expired,
+    reached,
+    session_end,
+    trailed,
+    trigger_source,
+)
 from order_management.domain.orders import (
     InvalidOrderTransition,
     Order,
+    OrderStatus,
     status_name,
 )
 from order_management.domain.risk import (
@@ -63,6 +73,8 @@ from order_management.domain.trading_state import (
     state_name,
 )
 from order_management.domain.validation import (
+    STOP_TYPES,
+    TRAILING_TYPES,
     AccountActivity,
     Denial,
     OrderRequest,
@@ -228,6 +240,8 @@ class OrderManagement(JournaledService):
         self._validator = PreTradeValidator(config)
         self._activity = AccountActivity()
         self._orders: dict[str, _Tracked] = {}
+        # instrument -> ids of its HELD orders, which the emulator looks at on each quote
+        self._held: dict[str, set[str]] = {}
         self._by_request: dict[tuple[str, str], str] = {}
         self._by_client_order: dict[tuple[str, str], str] = {}
         # (account, cancel request id) -> order id, until its row is durable
@@ -293,7 +307,7 @@ class OrderManagement(JournaledService):
         for row in rows:
             tracked = self._tracked_of(row)
             self._remember(tracked)
-            self._track_exposure(tracked.order)
+            self._track(tracked.order)
         self._load_risk_positions()
         self._load_trading_control()
         day_ago = micros(self.clock.now() - timedelta(days=1))
@@ -334,13 +348,19 @@ class OrderManagement(JournaledService):
 
     # Commands: each answers with a snapshot taken under the lock once it is durable -----------
 
-    def submit_order(self, request: orders_pb2.SubmitOrderRequest) -> orders_pb2.Order:
-        parsed = parse_submit_order(request, self.config.order_defaults)
+    def submit_order(
+        self, request: orders_pb2.SubmitOrderRequest
+    ) -> tuple[orders_pb2.Order, list[orders_pb2.Order]]:
+        """The order, and the exits order-management holds for it (a bracket, OTO or OCO)."""
+        parsed = parse_submit_order(request, self.config.order_defaults, self.clock.now())
         stored = self._stored(parsed)
         with self.lock:
             answer, ticket = self._existing_or(parsed, stored, lambda: self._decide(parsed))
+            legs = [
+                self._tracked(answer.account_id, i).order.to_proto() for i in answer.child_order_ids
+            ]
         ticket.wait()
-        return answer
+        return answer, legs
 
     def submit_signal(self, request: orders_pb2.SubmitSignalRequest) -> orders_pb2.Order:
         signal_id = request.signal_id or new_id()
@@ -863,44 +883,108 @@ class OrderManagement(JournaledService):
         return snapshot, self.commit(transaction, waited=True)
 
     def _new_order(self, request: OrderRequest, transaction: Transaction) -> orders_pb2.Order:
-        """Checks a new order and adds it to `transaction`, submitted or denied."""
+        """Checks a new order and adds it to `transaction`: submitted, held (a stop, the exits
+        of a bracket) or denied."""
+        request = self._with_day_expiry(request)
         denial = self._check(request)
+        if denial is None and request.exits is not None:
+            denial = exit_price_problem(request, self.quotes.get(request.instrument))
         if denial is not None:
             return self._denied(request, denial, transaction)
-        return self._submitted(request, transaction)
+        order = self._new(request)
+        legs = self._exits(request, order)
+        snapshot = self._accept(order, transaction)
+        for leg in legs:
+            self._accept(leg, transaction, binds_ids=False)
+        if order.is_held:  # a stop: it may trail or trigger at once
+            self._emulate_one(self._orders[order.order_id], transaction)
+            snapshot = order.to_proto()
+        return snapshot
 
-    def _check(self, request: OrderRequest, *, closing: bool = False) -> Denial | None:
+    def _check(
+        self, request: OrderRequest, *, closing: bool = False, releasing: bool = False
+    ) -> Denial | None:
         """The trading state, the rules, then risk: the first refusal, or None. `closing`: an
-        order of ClosePosition, allowed while halted."""
+        order of ClosePosition, or a held exit, allowed while halted. `releasing`: a held order
+        released, its daily and rate limits counted when it was submitted."""
         now = self.clock.now()
         quote = self.quotes.get(request.instrument)
         account = self.exposure.exposure((request.account_id,)).holding(request.instrument)
         state = self.trading.effective(request.account_id)
         denial = trading_gate(state, request, account, closing=closing)
-        denial = denial or self._validator.check(request, quote, self._activity, now)
+        activity = None if releasing else self._activity
+        denial = denial or self._validator.check(request, quote, activity, now)
         if denial is None:
             price = valuation_price(request, quote)
             assert price is not None  # the validator denies an order it cannot value
             denial = self._risk.check(request, quote, self.exposure, price, now)
         return denial
 
+    def _with_day_expiry(self, request: OrderRequest) -> OrderRequest:
+        """A DAY order expires at its instrument's next session end."""
+        instrument = self.config.instrument(request.instrument)
+        if request.time_in_force != types_pb2.TIME_IN_FORCE_DAY or instrument is None:
+            return request
+        return replace(request, expire_time=session_end(self.clock.now(), instrument.session_end))
+
+    def _new(self, request: OrderRequest) -> Order:
+        """A checked order: HELD when it is a stop (the emulator triggers it), else SUBMITTED."""
+        make = Order.held if request.order_type in STOP_TYPES else Order.accepted
+        return make(
+            request, new_id(), self.clock.now(), precision=self._precision(request.instrument)
+        )
+
+    def _exits(self, request: OrderRequest, entry: Order) -> list[Order]:
+        """The held exits of a bracket, OTO or OCO, linked to their entry and to each other."""
+        if request.exits is None:
+            return []
+        oco = request.order_class == types_pb2.ORDER_CLASS_OCO
+        entry.role = types_pb2.ORDER_ROLE_TAKE_PROFIT if oco else types_pb2.ORDER_ROLE_ENTRY
+        legs = []
+        for role, leg_request in exit_requests(request):
+            name = types_pb2.OrderRole.Name(role).removeprefix("ORDER_ROLE_").lower()
+            leg_id = _derived_id("exit", entry.order_id, name)
+            client_order_id = f"{request.client_order_id}/{name}"
+            leg = Order.held(
+                replace(leg_request, client_order_id=client_order_id),
+                leg_id,
+                self.clock.now(),
+                precision=entry.precision,
+            )
+            leg.role, leg.parent_order_id = role, entry.order_id
+            entry.child_order_ids.append(leg_id)
+            legs.append(leg)
+        pair = [entry, *legs] if oco else legs
+        if len(pair) == 2:  # one-cancels-the-other
+            pair[0].oco_order_id, pair[1].oco_order_id = pair[1].order_id, pair[0].order_id
+        return legs
+
     def _submitted(self, request: OrderRequest, transaction: Transaction) -> orders_pb2.Order:
         """A checked order, sent to the router: its event, command and row in `transaction`."""
-        now = self.clock.now()
-        precision = self._precision(request.instrument)
-        tracked = _Tracked(Order.accepted(request, new_id(), now, precision=precision))
-        order = tracked.order
-        event = self._order_event(tracked, order_submitted=events_pb2.OrderSubmitted())
+        return self._accept(self._new(request), transaction)
+
+    def _accept(
+        self, order: Order, transaction: Transaction, *, binds_ids: bool = True
+    ) -> orders_pb2.Order:
+        """A new checked order: its event (and its command, unless held) and its row."""
+        tracked = _Tracked(order, binds_ids=binds_ids)
+        if order.is_held:
+            event = self._order_event(tracked, order_held=events_pb2.OrderHeld())
+        else:
+            event = self._order_event(tracked, order_submitted=events_pb2.OrderSubmitted())
+            transaction.keep(self._submit_command(order))
+        transaction.keep(self.event_record(event))
+        self._activity.record(order.account_id, order.create_time)
+        return self._created(tracked, event, transaction)
+
+    def _submit_command(self, order: Order) -> Record:
         command = self.new_command(
             order_id=order.order_id,
             account_id=order.account_id,
             instrument=order.instrument,
-            submit_order=events_pb2.SubmitOrder(order=event.order_submitted.order),
+            submit_order=events_pb2.SubmitOrder(order=order.venue_proto()),
         )
-        transaction.keep(self.event_record(event))
-        transaction.keep(self.command_record(command, "orders", order.order_id))
-        self._activity.record(order.account_id, now)
-        return self._created(tracked, event, transaction)
+        return self.command_record(command, "orders", order.order_id)
 
     def _denied(
         self, request: OrderRequest, denial: Denial, transaction: Transaction
@@ -914,13 +998,17 @@ class OrderManagement(JournaledService):
         return self._created(tracked, event, transaction)
 
     def _request_cancel(self, tracked: _Tracked, request_id: str, transaction: Transaction) -> None:
+        """Asks the venue to cancel the order; a held order, at no venue, is canceled at once."""
         order = tracked.order
-        tracked.own_sequence += 1
-        order.request_cancel(order.sequence + 1, self.clock.now())
-        cancel = events_pb2.OrderCancelRequested(order_id=order.order_id, request_id=request_id)
-        event = self._order_event(tracked, order_cancel_requested=cancel)
-        transaction.keep(self.event_record(event))
-        transaction.keep(self._cancel_command(order, request_id))
+        if order.is_held:
+            message = f"canceled before it was sent (request {request_id})"
+            self._withdraw(tracked, types_pb2.ORDER_STATUS_CANCELED, message, transaction)
+        else:
+            cancel = events_pb2.OrderCancelRequested(order_id=order.order_id, request_id=request_id)
+            self._own_change(
+                tracked, order.request_cancel, transaction, order_cancel_requested=cancel
+            )
+            transaction.keep(self._cancel_command(order, request_id))
         transaction.execute(
             "INSERT INTO cancel_requests (account_id, request_id, order_id) VALUES (?, ?, ?)",
             (order.account_id, request_id, order.order_id),
@@ -928,7 +1016,33 @@ class OrderManagement(JournaledService):
         key = (order.account_id, request_id)
         self._pending_cancels[key] = order.order_id
         transaction.then(lambda: self._settled_cancel(key))
+
+    def _own_change(
+        self,
+        tracked: _Tracked,
+        change: Callable[[int, datetime], None],
+        transaction: Transaction,
+        **payload: object,
+    ) -> None:
+        """A change order-management makes to an order: `change(version, now)`, then its event
+        (the order's next own sequence) and its row in `transaction`."""
+        tracked.own_sequence += 1
+        change(tracked.order.sequence + 1, self.clock.now())
+        event = self._order_event(tracked, **payload)
+        transaction.keep(self.event_record(event))
         self._changed(tracked, event, transaction)
+
+    def _withdraw(
+        self, tracked: _Tracked, status: OrderStatus, message: str, transaction: Transaction
+    ) -> None:
+        """Finishes a held order without a venue: CANCELED or EXPIRED."""
+        order = tracked.order
+        self._own_change(
+            tracked,
+            lambda version, now: order.withdraw(status, message, version, now),
+            transaction,
+            order_withdrawn=events_pb2.OrderWithdrawn(status=status, message=message),
+        )
 
     def _cancel_command(self, order: Order, request_id: str) -> Record:
         command = self.new_command(
@@ -957,7 +1071,7 @@ class OrderManagement(JournaledService):
             **payload,
         )
         kind = event.WhichOneof("payload")
-        if kind in ("order_submitted", "order_denied"):
+        if kind in _CARRIES_ORDER:
             getattr(event, kind).order.CopyFrom(order.to_proto())
         return event
 
@@ -973,7 +1087,7 @@ class OrderManagement(JournaledService):
         if snapshot is None:
             snapshot = tracked.order.to_proto()
         transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
-        self._track_exposure(tracked.order)
+        self._track(tracked.order)
         if self.updates.has_subscribers:
             update = OrderUpdate(event, snapshot)
             transaction.then(lambda: self.updates.publish(update))
@@ -984,8 +1098,7 @@ class OrderManagement(JournaledService):
     ) -> orders_pb2.Order:
         """A new order's snapshot (the one its first event carries)."""
         self._remember(tracked)
-        submitted = event.HasField("order_submitted")
-        first = event.order_submitted.order if submitted else event.order_denied.order
+        first = getattr(event, event.WhichOneof("payload") or "").order
         return self._changed(tracked, event, transaction, first)
 
     def _remember(self, tracked: _Tracked) -> None:
@@ -1041,6 +1154,10 @@ class OrderManagement(JournaledService):
         if order.filled_quantity != filled_before:
             self._filled(order, order.filled_quantity - filled_before, transaction)
         self._changed(tracked, event, transaction)
+        if order.oco_order_id and (order.filled_quantity != filled_before or order.is_finished):
+            self._other_exit_changed(order, transaction)
+        if order.is_finished and order.role == types_pb2.ORDER_ROLE_ENTRY:
+            self._entry_finished(order, transaction)
         if not order.is_open and self._closes:
             self._settle_closes(order.account_id, transaction)
 
@@ -1058,8 +1175,15 @@ class OrderManagement(JournaledService):
             (*scope, order.instrument, str(position)),
         )
 
-    def _track_exposure(self, order: Order) -> None:
-        leaves = order.leaves_quantity if order.is_open else Decimal(0)
+    def _track(self, order: Order) -> None:
+        """Keeps the risk view and the index of held orders up to date. A held order is at no
+        venue and cannot fill: it counts toward exposure once released (and checked again)."""
+        held = self._held.setdefault(order.instrument, set())
+        if order.is_held:
+            held.add(order.order_id)
+        else:
+            held.discard(order.order_id)
+        leaves = order.leaves_quantity if order.is_open and not order.is_held else Decimal(0)
         self.exposure.track(
             order.order_id,
             account_id=order.account_id,
@@ -1085,8 +1209,156 @@ class OrderManagement(JournaledService):
         quote = self.quotes.apply(event)
         if quote is not None and quote.bid > 0 and quote.ask > 0:
             self.exposure.set_mark(quote.instrument, quote.mid)
+        if quote is not None and self._held.get(quote.instrument):
+            self._emulate(quote.instrument, transaction)
         if self._closes:  # a close may be waiting for market data
             self._settle_closes(None, transaction)
+
+    # The order emulator ------------------------------------------------------------------------
+
+    def _emulate(self, instrument: str, transaction: Transaction) -> None:
+        for order_id in sorted(self._held.get(instrument, ())):
+            tracked = self._orders[order_id]
+            if tracked.order.is_held:  # an earlier one's release may have withdrawn it
+                self._emulate_one(tracked, transaction)
+
+    def _emulate_one(self, tracked: _Tracked, transaction: Transaction) -> None:
+        """Expires a held order, trails it, triggers it and releases it, as the quote says."""
+        order = tracked.order
+        if expired(order, self.clock.now()):
+            assert order.expire_time is not None
+            message = f"expired at {order.expire_time.isoformat()} before it was sent"
+            self._withdraw(tracked, types_pb2.ORDER_STATUS_EXPIRED, message, transaction)
+            return
+        quote = self.quotes.get(order.instrument)
+        if not order.is_stop or quote is None or self._waiting_for_entry(order):
+            return
+        if order.trigger_time is None:
+            price = trigger_source(order.side, order.trigger_type, quote)
+            if price is None:
+                return
+            if order.order_type in TRAILING_TYPES:
+                self._trail(tracked, price, transaction)
+            if order.trigger_price is None or not reached(order.side, order.trigger_price, price):
+                return
+            triggered = events_pb2.OrderTriggered(price=format_decimal(price))
+            self._own_change(tracked, order.triggered, transaction, order_triggered=triggered)
+        self._release(tracked, transaction)
+
+    def _trail(self, tracked: _Tracked, price: Decimal, transaction: Transaction) -> None:
+        order = tracked.order
+        instrument = self.config.instrument(order.instrument)
+        assert instrument is not None  # a held order passed the validator
+        moved = trailed(order, price, instrument.tick_size)
+        if moved is None:
+            return
+        trigger, limit = moved
+        amended = events_pb2.OrderAmended(
+            trigger_price=format_decimal(trigger),
+            limit_price=format_decimal(limit),
+            message=f"trailing the market at {format_decimal(price)}",
+        )
+        self._own_change(
+            tracked,
+            lambda version, now: order.amend(
+                version, now, trigger_price=trigger, limit_price=limit
+            ),
+            transaction,
+            order_amended=amended,
+        )
+
+    def _waiting_for_entry(self, order: Order) -> bool:
+        parent = self._orders.get(order.parent_order_id) if order.parent_order_id else None
+        return (
+            parent is not None
+            and parent.order.role == types_pb2.ORDER_ROLE_ENTRY
+            and parent.order.is_open
+        )
+
+    def _release(self, tracked: _Tracked, transaction: Transaction) -> None:
+        """Sends a held order to the venue once its checks pass again. Of a one-cancels-the-other
+        pair only one is ever at a venue: the other is canceled first, and this one waits for
+        that (`_other_exit_changed`). A transient refusal waits for the next quote."""
+        order = tracked.order
+        other = self._orders.get(order.oco_order_id) if order.oco_order_id else None
+        if other is not None and other.order.is_open and not other.order.is_held:
+            if other.order.status != types_pb2.ORDER_STATUS_PENDING_CANCEL:
+                version = str(other.order.sequence)
+                cancel_id = _derived_id("one-cancels-the-other", order.order_id, version)
+                self._request_cancel(other, cancel_id, transaction)
+            return
+        exit_ = order.role in (types_pb2.ORDER_ROLE_TAKE_PROFIT, types_pb2.ORDER_ROLE_STOP_LOSS)
+        denial = self._check(order.as_request(), closing=exit_, releasing=True)
+        if _transient(denial):
+            return
+        if denial is not None:
+            log.warning("held order %s denied on release: %s", order.order_id, denial.message)
+            payload = events_pb2.OrderDenied(reason=denial.reason, message=denial.message)
+            self._own_change(
+                tracked,
+                lambda version, now: order.deny_release(denial, version, now),
+                transaction,
+                order_denied=payload,
+            )
+            return
+        released = events_pb2.OrderReleased(
+            venue_order_type=order.venue_order_type, limit_price=format_decimal(order.limit_price)
+        )
+        self._own_change(tracked, order.release, transaction, order_released=released)
+        transaction.keep(self._submit_command(order))
+
+    def _entry_finished(self, entry: Order, transaction: Transaction) -> None:
+        """An entry finished: its held exits take what it filled and go to work (the take-profit
+        to the venue, the stop-loss to the emulator), or are canceled when nothing filled."""
+        filled = entry.filled_quantity
+        exits = [self._orders.get(i) for i in entry.child_order_ids]
+        held = [t for t in exits if t is not None and t.order.is_held]
+        for tracked in held:
+            if not filled:
+                message = f"its entry {entry.order_id} finished with nothing filled"
+                self._withdraw(tracked, types_pb2.ORDER_STATUS_CANCELED, message, transaction)
+            else:
+                self._set_quantity(
+                    tracked, filled, f"its entry {entry.order_id} filled", transaction
+                )
+        for tracked in sorted(held, key=lambda t: t.order.is_stop):  # the take-profit first
+            if not tracked.order.is_held:
+                continue
+            if tracked.order.is_stop:
+                self._emulate_one(tracked, transaction)
+            else:
+                self._release(tracked, transaction)
+
+    def _other_exit_changed(self, order: Order, transaction: Transaction) -> None:
+        """One of a one-cancels-the-other pair filled or finished at the venue: the held other
+        is canceled once this one filled completely, else takes what this one left (and, when
+        it was triggered, is released now that this one is finished)."""
+        other = self._orders.get(order.oco_order_id)
+        if other is None or not other.order.is_held:
+            return
+        left = order.quantity - order.filled_quantity
+        if not left:
+            message = f"its one-cancels-the-other order {order.order_id} filled"
+            self._withdraw(other, types_pb2.ORDER_STATUS_CANCELED, message, transaction)
+            return
+        message = f"its one-cancels-the-other order {order.order_id} left {format_decimal(left)}"
+        self._set_quantity(other, left, message, transaction)
+        if order.is_finished and other.order.trigger_time is not None:
+            self._release(other, transaction)
+
+    def _set_quantity(
+        self, tracked: _Tracked, quantity: Decimal, message: str, transaction: Transaction
+    ) -> None:
+        order = tracked.order
+        if order.quantity == quantity:
+            return
+        amended = events_pb2.OrderAmended(quantity=format_decimal(quantity), message=message)
+        self._own_change(
+            tracked,
+            lambda version, now: order.amend(version, now, quantity=quantity),
+            transaction,
+            order_amended=amended,
+        )
 
     # Reconciliation ---------------------------------------------------------------------------
 
@@ -1119,6 +1391,8 @@ class OrderManagement(JournaledService):
                 if order.is_finished:
                     if now - order.update_time > self._retention:
                         self._forget(tracked)
+                    continue
+                if order.is_held:  # at no venue: the router never had it
                     continue
                 waiting = order.status in _AWAITING_VENUE
                 last_asked = tracked.asked_at or order.update_time
@@ -1186,6 +1460,8 @@ def _scope_name(account_id: str) -> str:
     return f"account {account_id}" if account_id else "the platform"
 
 
+# The payloads that carry the order's whole snapshot: the first event of each order.
+_CARRIES_ORDER = frozenset({"order_submitted", "order_denied", "order_held"})
 _TRACKED_COLUMNS = "snapshot, own_sequence, report_sequence, venue_accepted, request_id"
 _SAVE_ORDER = (
     "INSERT INTO orders (order_id, account_id, instrument, status, is_open, create_time_us, "
@@ -1229,10 +1505,24 @@ _SAME_REQUEST_FIELDS = (
     "time_in_force",
     "limit_price",
     "reduce_only",
+    "trigger_type",
+    "trailing_offset",
+    "trailing_offset_type",
+    "limit_offset",
+    "display_quantity",
+    "post_only",
+    "order_class",
+    "exits",
 )
 
 
 def _differences(order: Order, request: OrderRequest) -> list[str]:
-    """The request fields in which `request` differs from the one that made `order`."""
+    """The request fields in which `request` differs from the one that made `order`. A held
+    order's trigger and an exit's quantity change as it works, so are compared as asked
+    (a trailing stop's first trigger is not kept); a DAY order's expiry is ours."""
     fields = _SAME_REQUEST_FIELDS if request.signal_id else (*_SAME_REQUEST_FIELDS, "quantity")
+    if request.order_type not in TRAILING_TYPES:
+        fields = (*fields, "trigger_price")
+    if request.time_in_force == types_pb2.TIME_IN_FORCE_GTD:
+        fields = (*fields, "expire_time")
     return [name for name in fields if getattr(order, name) != getattr(request, name)]

@@ -65,6 +65,8 @@ class Order(_message.Message):
     OCO_ORDER_ID_FIELD_NUMBER: _builtins.int
     CHILD_ORDER_IDS_FIELD_NUMBER: _builtins.int
     TRIGGER_TIME_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     client_order_id: _builtins.str
     request_id: _builtins.str
@@ -135,6 +137,12 @@ class Order(_message.Message):
     def trigger_time(self) -> _timestamp_pb2.Timestamp:
         """When the order's trigger was reached (empty until then)."""
 
+    @_builtins.property
+    def take_profit(self) -> Global___TakeProfit:
+        """An entry's exits as they were asked for (a bracket, an OTO)."""
+
+    @_builtins.property
+    def stop_loss(self) -> Global___StopLoss: ...
     def __init__(
         self,
         *,
@@ -177,10 +185,12 @@ class Order(_message.Message):
         oco_order_id: _builtins.str = ...,
         child_order_ids: _abc.Iterable[_builtins.str] | None = ...,
         trigger_time: _timestamp_pb2.Timestamp | None = ...,
+        take_profit: Global___TakeProfit | None = ...,
+        stop_loss: Global___StopLoss | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "trigger_time", b"trigger_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trigger_time", b"trigger_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "child_order_ids", b"child_order_ids", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "display_quantity", b"display_quantity", "expire_time", b"expire_time", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "oco_order_id", b"oco_order_id", "order_class", b"order_class", "order_id", b"order_id", "order_type", b"order_type", "parent_order_id", b"parent_order_id", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "role", b"role", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "strategy_id", b"strategy_id", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_time", b"trigger_time", "trigger_type", b"trigger_type", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "child_order_ids", b"child_order_ids", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "display_quantity", b"display_quantity", "expire_time", b"expire_time", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "oco_order_id", b"oco_order_id", "order_class", b"order_class", "order_id", b"order_id", "order_type", b"order_type", "parent_order_id", b"parent_order_id", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "role", b"role", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_time", b"trigger_time", "trigger_type", b"trigger_type", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,25 +9,33 @@ prices and fees are exact and shown exactly.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal, parse_decimal
 from trading_core.events import timestamp
 
 from order_management.domain.validation import (
+    STOP_TYPES,
     Denial,
     DenialReason,
+    Exits,
+    OffsetType,
+    OrderClass,
     OrderRequest,
+    OrderRole,
     OrderType,
     Side,
     TimeInForce,
+    TriggerType,
 )
 
 OrderStatus: TypeAlias = types_pb2.OrderStatus.ValueType
+_E = TypeVar("_E", bound=int)
 
 
 class Trigger(enum.Enum):
@@ -65,6 +73,9 @@ _PENDING_CANCEL = types_pb2.ORDER_STATUS_PENDING_CANCEL
 _CANCELED = types_pb2.ORDER_STATUS_CANCELED
 _REJECTED = types_pb2.ORDER_STATUS_REJECTED
 _EXPIRED = types_pb2.ORDER_STATUS_EXPIRED
+_HELD = types_pb2.ORDER_STATUS_HELD
+_NO_TRIGGER_TYPE = types_pb2.TRIGGER_TYPE_UNSPECIFIED
+_NO_OFFSET_TYPE = types_pb2.TRAILING_OFFSET_TYPE_UNSPECIFIED
 
 # Every allowed move; anything else raises InvalidOrderTransition. Decisions beyond the obvious:
 # - A late or repeated ACCEPTED never moves an order back: ACCEPTED, PARTIALLY_FILLED and
@@ -102,7 +113,10 @@ _TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (_PENDING_CANCEL, Trigger.REJECTED): _REJECTED,
 }
 
-OPEN_STATUSES = frozenset({_SUBMITTED, _ACCEPTED, _PARTIALLY_FILLED, _PENDING_CANCEL})
+# HELD: order-management holds it (a stop before its trigger, an exit before its entry); it
+# leaves HELD only through `release` (to SUBMITTED), `withdraw` (CANCELED, EXPIRED) or
+# `deny_release` (DENIED), never through a venue's report.
+OPEN_STATUSES = frozenset({_HELD, _SUBMITTED, _ACCEPTED, _PARTIALLY_FILLED, _PENDING_CANCEL})
 FINISHED_STATUSES = frozenset({_DENIED, _FILLED, _CANCELED, _REJECTED, _EXPIRED})
 
 
@@ -165,6 +179,21 @@ class Order:
     applied_trade_ids: set[str] = field(default_factory=set)
     # How derived amounts are shown on the wire; the instrument's (not carried by the proto).
     precision: Precision = field(default=DEFAULT_PRECISION, compare=False)
+    trigger_price: Decimal | None = None
+    trigger_type: TriggerType = types_pb2.TRIGGER_TYPE_BID_ASK
+    trailing_offset: Decimal | None = None
+    trailing_offset_type: OffsetType = types_pb2.TRAILING_OFFSET_TYPE_PRICE
+    limit_offset: Decimal | None = None
+    display_quantity: Decimal | None = None
+    expire_time: datetime | None = None
+    post_only: bool = False
+    order_class: OrderClass = types_pb2.ORDER_CLASS_UNSPECIFIED
+    exits: Exits | None = None
+    role: OrderRole = types_pb2.ORDER_ROLE_UNSPECIFIED
+    parent_order_id: str = ""
+    oco_order_id: str = ""
+    child_order_ids: list[str] = field(default_factory=list)
+    trigger_time: datetime | None = None
 
     # --- construction --------------------------------------------------------------------
 
@@ -179,6 +208,18 @@ class Order:
         precision: Precision = DEFAULT_PRECISION,
     ) -> Order:
         return cls._from_request(request, order_id, _SUBMITTED, now, sequence, precision=precision)
+
+    @classmethod
+    def held(
+        cls,
+        request: OrderRequest,
+        order_id: str,
+        now: datetime,
+        *,
+        precision: Precision = DEFAULT_PRECISION,
+    ) -> Order:
+        """An order order-management keeps until its trigger or its entry: status HELD."""
+        return cls._from_request(request, order_id, _HELD, now, 1, precision=precision)
 
     @classmethod
     def denied(
@@ -209,23 +250,12 @@ class Order:
     ) -> Order:
         return cls(
             order_id=order_id,
-            client_order_id=request.client_order_id,
-            request_id=request.request_id,
-            account_id=request.account_id,
-            strategy_id=request.strategy_id,
-            signal_id=request.signal_id,
-            instrument=request.instrument,
-            side=request.side,
-            order_type=request.order_type,
-            time_in_force=request.time_in_force,
-            quantity=request.quantity,
-            limit_price=request.limit_price,
             status=status,
-            reduce_only=request.reduce_only,
             sequence=sequence,
             create_time=now,
             update_time=now,
             precision=precision,
+            **{name: getattr(request, name) for name in _REQUEST_FIELDS},
         )
 
     # --- state ---------------------------------------------------------------------------
@@ -238,6 +268,15 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_held(self) -> bool:
+        return self.status == _HELD
+
+    @property
+    def is_stop(self) -> bool:
+        """Whether it has a trigger (a stop or trailing stop, emulated by order-management)."""
+        return self.order_type in STOP_TYPES
 
     @property
     def is_finished(self) -> bool:
@@ -273,6 +312,61 @@ class Order:
         self._record_venue(report)
         self._touch(sequence, now)
         return True
+
+    def release(self, sequence: int, now: datetime) -> None:
+        """A held order goes to the venue: HELD to SUBMITTED."""
+        self._require_held("released")
+        self.status = _SUBMITTED
+        self._touch(sequence, now)
+
+    def withdraw(self, status: OrderStatus, message: str, sequence: int, now: datetime) -> None:
+        """A held order finished by order-management itself: CANCELED or EXPIRED."""
+        self._require_held("withdrawn")
+        if status not in (_CANCELED, _EXPIRED):
+            raise ValueError(f"a held order is withdrawn as CANCELED or EXPIRED, not {status}")
+        self.status = status
+        self.status_message = message
+        self._touch(sequence, now)
+
+    def deny_release(self, denial: Denial, sequence: int, now: datetime) -> None:
+        """A held order whose release the checks refused: DENIED."""
+        self._require_held("denied")
+        self.status = _DENIED
+        self.denial_reason = denial.reason
+        self.status_message = denial.message
+        self._touch(sequence, now)
+
+    def amend(
+        self,
+        sequence: int,
+        now: datetime,
+        *,
+        quantity: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        limit_price: Decimal | None = None,
+    ) -> None:
+        """Changes a held order's quantity, trigger or limit (None keeps each)."""
+        self._require_held("amended")
+        self.quantity = self.quantity if quantity is None else quantity
+        self.trigger_price = self.trigger_price if trigger_price is None else trigger_price
+        self.limit_price = self.limit_price if limit_price is None else limit_price
+        self._touch(sequence, now)
+
+    def triggered(self, sequence: int, now: datetime) -> None:
+        """A held stop's trigger was reached (it stays HELD until released)."""
+        self._require_held("triggered")
+        self.trigger_time = now
+        self._touch(sequence, now)
+
+    def _require_held(self, what: str) -> None:
+        if self.status != _HELD:
+            raise InvalidOrderTransition(
+                self.order_id,
+                self.status,
+                Trigger.CANCEL_REQUESTED,
+                f"order {self.order_id} is {status_name(self.status)}: only a HELD order "
+                f"can be {what}",
+            )
 
     def request_cancel(self, sequence: int, now: datetime) -> None:
         """Marks the order PENDING_CANCEL; raises OrderNotCancelable when it cannot be."""
@@ -401,6 +495,24 @@ class Order:
             create_time=timestamp(self.create_time),
             update_time=timestamp(self.update_time),
             reduce_only=self.reduce_only,
+            trigger_price=format_decimal(self.trigger_price),
+            trigger_type=self.trigger_type if self.is_stop else _NO_TRIGGER_TYPE,
+            trailing_offset=format_decimal(self.trailing_offset),
+            trailing_offset_type=(
+                self.trailing_offset_type if self.trailing_offset else _NO_OFFSET_TYPE
+            ),
+            limit_offset=format_decimal(self.limit_offset),
+            display_quantity=format_decimal(self.display_quantity),
+            expire_time=_optional_timestamp(self.expire_time),
+            post_only=self.post_only,
+            order_class=self.order_class,
+            role=self.role,
+            parent_order_id=self.parent_order_id,
+            oco_order_id=self.oco_order_id,
+            child_order_ids=self.child_order_ids,
+            trigger_time=_optional_timestamp(self.trigger_time),
+            take_profit=_take_profit(self.exits),
+            stop_loss=_stop_loss(self.exits),
         )
 
     @classmethod
@@ -433,8 +545,130 @@ class Order:
             create_time=order.create_time.ToDatetime(tzinfo=UTC),
             update_time=order.update_time.ToDatetime(tzinfo=UTC),
             precision=precision,
+            trigger_price=_optional_decimal(order.trigger_price),
+            trigger_type=_or_default(order.trigger_type, types_pb2.TRIGGER_TYPE_BID_ASK),
+            trailing_offset=_optional_decimal(order.trailing_offset),
+            trailing_offset_type=_or_default(
+                order.trailing_offset_type, types_pb2.TRAILING_OFFSET_TYPE_PRICE
+            ),
+            limit_offset=_optional_decimal(order.limit_offset),
+            display_quantity=_optional_decimal(order.display_quantity),
+            expire_time=_optional_time(order, "expire_time"),
+            post_only=order.post_only,
+            order_class=order.order_class,
+            exits=_exits_of(order),
+            role=order.role,
+            parent_order_id=order.parent_order_id,
+            oco_order_id=order.oco_order_id,
+            child_order_ids=list(order.child_order_ids),
+            trigger_time=_optional_time(order, "trigger_time"),
         )
+
+    def as_request(self) -> OrderRequest:
+        """The order as a request of the kind the venue gets: a stop as the market or limit
+        order it becomes once triggered (what its release is checked as)."""
+        request = OrderRequest(**{name: getattr(self, name) for name in _REQUEST_FIELDS})
+        return replace(
+            request,
+            order_type=self.venue_order_type,
+            trigger_price=None,
+            trailing_offset=None,
+            limit_offset=None,
+            exits=None,
+        )
+
+    @property
+    def venue_order_type(self) -> OrderType:
+        """What the venue holds: a stop-market becomes a market order, a stop-limit a limit."""
+        if not self.is_stop:
+            return self.order_type
+        limited = self.order_type in (
+            types_pb2.ORDER_TYPE_STOP_LIMIT,
+            types_pb2.ORDER_TYPE_TRAILING_STOP_LIMIT,
+        )
+        return types_pb2.ORDER_TYPE_LIMIT if limited else types_pb2.ORDER_TYPE_MARKET
+
+    def venue_proto(self) -> orders_pb2.Order:
+        """The order as the venue holds it, for the SubmitOrder command: a stop is sent as the
+        market order (stop-market) or limit order (stop-limit) it becomes once triggered."""
+        order = self.to_proto()
+        order.order_type = self.venue_order_type
+        order.ClearField("trigger_type")
+        order.ClearField("trailing_offset_type")
+        return order
+
+
+# The fields an order takes from its request as they are.
+_REQUEST_FIELDS = (
+    "client_order_id",
+    "request_id",
+    "account_id",
+    "strategy_id",
+    "signal_id",
+    "instrument",
+    "side",
+    "order_type",
+    "time_in_force",
+    "quantity",
+    "limit_price",
+    "reduce_only",
+    "trigger_price",
+    "trigger_type",
+    "trailing_offset",
+    "trailing_offset_type",
+    "limit_offset",
+    "display_quantity",
+    "expire_time",
+    "post_only",
+    "order_class",
+    "exits",
+)
+
+
+def _or_default(value: _E, default: _E) -> _E:
+    """An enum's value, or `default` for UNSPECIFIED (0)."""
+    return value if value else default
 
 
 def _optional_decimal(text: str) -> Decimal | None:
     return Decimal(text) if text else None
+
+
+def _optional_timestamp(moment: datetime | None) -> Timestamp | None:
+    return None if moment is None else timestamp(moment)
+
+
+def _optional_time(order: orders_pb2.Order, name: str) -> datetime | None:
+    if not order.HasField(name):  # type: ignore[arg-type]
+        return None
+    moment: datetime = getattr(order, name).ToDatetime(tzinfo=UTC)
+    return moment
+
+
+def _take_profit(exits: Exits | None) -> orders_pb2.TakeProfit | None:
+    if exits is None or exits.take_profit is None:
+        return None
+    return orders_pb2.TakeProfit(limit_price=format_decimal(exits.take_profit))
+
+
+def _stop_loss(exits: Exits | None) -> orders_pb2.StopLoss | None:
+    if exits is None or exits.stop_loss_trigger is None:
+        return None
+    return orders_pb2.StopLoss(
+        trigger_price=format_decimal(exits.stop_loss_trigger),
+        limit_price=format_decimal(exits.stop_loss_limit),
+        trigger_type=exits.stop_loss_trigger_type,
+    )
+
+
+def _exits_of(order: orders_pb2.Order) -> Exits | None:
+    has_take_profit, has_stop_loss = order.HasField("take_profit"), order.HasField("stop_loss")
+    if not (has_take_profit or has_stop_loss):
+        return None
+    stop = order.stop_loss
+    return Exits(
+        take_profit=_optional_decimal(order.take_profit.limit_price),
+        stop_loss_trigger=_optional_decimal(stop.trigger_price),
+        stop_loss_limit=_optional_decimal(stop.limit_price),
+        stop_loss_trigger_type=_or_default(stop.trigger_type, types_pb2.TRIGGER_TYPE_BID_ASK),
+    )

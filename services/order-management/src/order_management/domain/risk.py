@@ -34,7 +34,13 @@ from trading_core.decimals import ZERO, format_decimal, shorten
 from trading_core.quotes import Quote
 
 from order_management.domain.trading_state import TradingState
-from order_management.domain.validation import Denial, DenialReason, OrderRequest, Side
+from order_management.domain.validation import (
+    STOP_TYPES,
+    Denial,
+    DenialReason,
+    OrderRequest,
+    Side,
+)
 
 _BPS = Decimal(10_000)
 
@@ -343,7 +349,8 @@ class RiskEngine:
 
     def _collar(self, request: OrderRequest, quote: Quote | None) -> Denial | None:
         collar, limit = self._risk.price_collar_bps, request.limit_price
-        if collar is None or limit is None or quote is None:
+        # A stop's limit is judged when it is released, as the limit order it then becomes.
+        if collar is None or limit is None or quote is None or request.order_type in STOP_TYPES:
             return None
         if request.side == types_pb2.SIDE_BUY and quote.ask > 0:
             bound = quote.ask * (1 + collar / _BPS)

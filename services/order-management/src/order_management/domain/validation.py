@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from trading.v1 import orders_pb2, types_pb2
 from trading_core.config import Instrument, OrderDefaults, PlatformConfig, SignalSizing
@@ -38,12 +38,35 @@ Side: TypeAlias = types_pb2.Side.ValueType
 OrderType: TypeAlias = types_pb2.OrderType.ValueType
 TimeInForce: TypeAlias = types_pb2.TimeInForce.ValueType
 DenialReason: TypeAlias = types_pb2.DenialReason.ValueType
+TriggerType: TypeAlias = types_pb2.TriggerType.ValueType
+OffsetType: TypeAlias = types_pb2.TrailingOffsetType.ValueType
+OrderClass: TypeAlias = types_pb2.OrderClass.ValueType
+OrderRole: TypeAlias = types_pb2.OrderRole.ValueType
+
+_MARKET = types_pb2.ORDER_TYPE_MARKET
+_LIMIT = types_pb2.ORDER_TYPE_LIMIT
+_STOP_MARKET = types_pb2.ORDER_TYPE_STOP_MARKET
+_STOP_LIMIT = types_pb2.ORDER_TYPE_STOP_LIMIT
+_TRAILING_MARKET = types_pb2.ORDER_TYPE_TRAILING_STOP_MARKET
+_TRAILING_LIMIT = types_pb2.ORDER_TYPE_TRAILING_STOP_LIMIT
+_MARKET_TO_LIMIT = types_pb2.ORDER_TYPE_MARKET_TO_LIMIT
+# Order types with a trigger, held and triggered by order-management's emulator.
+STOP_TYPES = frozenset({_STOP_MARKET, _STOP_LIMIT, _TRAILING_MARKET, _TRAILING_LIMIT})
+TRAILING_TYPES = frozenset({_TRAILING_MARKET, _TRAILING_LIMIT})
+# Order types that need a limit price from the client.
+_PRICED_TYPES = frozenset({_LIMIT, _STOP_LIMIT})
+_IMMEDIATE = frozenset({types_pb2.TIME_IN_FORCE_IOC, types_pb2.TIME_IN_FORCE_FOK})
 
 # Larger quantities and prices cannot be real orders (the wire grammar allows 21 digits).
 MAX_INTEGER_DIGITS = 15
 
-_ORDER_TYPES = {"market": types_pb2.ORDER_TYPE_MARKET, "limit": types_pb2.ORDER_TYPE_LIMIT}
-_TIMES_IN_FORCE = {"gtc": types_pb2.TIME_IN_FORCE_GTC, "ioc": types_pb2.TIME_IN_FORCE_IOC}
+_ORDER_TYPES = {"market": _MARKET, "limit": _LIMIT}
+_TIMES_IN_FORCE = {
+    "gtc": types_pb2.TIME_IN_FORCE_GTC,
+    "ioc": types_pb2.TIME_IN_FORCE_IOC,
+    "fok": types_pb2.TIME_IN_FORCE_FOK,
+    "day": types_pb2.TIME_IN_FORCE_DAY,
+}
 
 
 class InvalidRequest(ValueError):
@@ -70,6 +93,31 @@ class OrderRequest:
     quantity: Decimal
     limit_price: Decimal | None
     reduce_only: bool = False
+    trigger_price: Decimal | None = None
+    trigger_type: TriggerType = types_pb2.TRIGGER_TYPE_BID_ASK
+    trailing_offset: Decimal | None = None
+    trailing_offset_type: OffsetType = types_pb2.TRAILING_OFFSET_TYPE_PRICE
+    limit_offset: Decimal | None = None
+    display_quantity: Decimal | None = None
+    expire_time: datetime | None = None
+    post_only: bool = False
+    order_class: OrderClass = types_pb2.ORDER_CLASS_UNSPECIFIED
+    exits: Exits | None = None
+
+
+@dataclass(frozen=True)
+class Exits:
+    """An entry's take-profit and stop-loss (a bracket has both, an OTO one, an OCO's order is
+    the take-profit itself)."""
+
+    take_profit: Decimal | None = None
+    stop_loss_trigger: Decimal | None = None
+    stop_loss_limit: Decimal | None = None
+    stop_loss_trigger_type: TriggerType = types_pb2.TRIGGER_TYPE_BID_ASK
+
+    @property
+    def has_stop_loss(self) -> bool:
+        return self.stop_loss_trigger is not None
 
 
 @dataclass(frozen=True)
@@ -82,7 +130,7 @@ class Denial:
 
 
 def parse_submit_order(
-    request: orders_pb2.SubmitOrderRequest, defaults: OrderDefaults
+    request: orders_pb2.SubmitOrderRequest, defaults: OrderDefaults, now: datetime
 ) -> OrderRequest:
     """Turns a SubmitOrderRequest into an OrderRequest; raises InvalidRequest if malformed.
 
@@ -90,6 +138,9 @@ def parse_submit_order(
     otherwise the configured default type."""
     has_price = bool(request.limit_price.strip())
     order_type = _order_type(request.order_type, has_price, defaults)
+    time_in_force = _time_in_force(request.time_in_force, defaults)
+    order_class = _enum(request.order_class, types_pb2.OrderClass, "order_class")
+    quantity = _amount(request.quantity, "quantity")
     return OrderRequest(
         request_id=_required_text(request.request_id, "request_id"),
         client_order_id=_required_text(request.client_order_id, "client_order_id"),
@@ -99,10 +150,16 @@ def parse_submit_order(
         instrument=_required_text(request.instrument, "instrument"),
         side=_side(request.side),
         order_type=order_type,
-        time_in_force=_time_in_force(request.time_in_force, defaults),
-        quantity=_amount(request.quantity, "quantity"),
+        time_in_force=time_in_force,
+        quantity=quantity,
         limit_price=_limit_price(request.limit_price, order_type),
-        reduce_only=request.reduce_only,
+        reduce_only=request.reduce_only or order_class == types_pb2.ORDER_CLASS_OCO,
+        **_trigger_fields(request, order_type),
+        display_quantity=_display_quantity(request.display_quantity, order_type, quantity),
+        expire_time=_expire_time(request, time_in_force, now),
+        post_only=_post_only(request.post_only, order_type, time_in_force),
+        order_class=order_class,
+        exits=_exits(request, order_class, order_type),
     )
 
 
@@ -174,22 +231,13 @@ def _order_type(value: int, has_price: bool, defaults: OrderDefaults) -> OrderTy
         return types_pb2.ORDER_TYPE_LIMIT
     if value == types_pb2.ORDER_TYPE_UNSPECIFIED:
         return _ORDER_TYPES[defaults.default_order_type]
-    if value in _ORDER_TYPES.values():
-        return types_pb2.OrderType.ValueType(value)
-    raise InvalidRequest(
-        "order_type", f"order_type {value} is not known: use ORDER_TYPE_MARKET or ORDER_TYPE_LIMIT"
-    )
+    return types_pb2.OrderType.ValueType(_enum(value, types_pb2.OrderType, "order_type"))
 
 
 def _time_in_force(value: int, defaults: OrderDefaults) -> TimeInForce:
     if value == types_pb2.TIME_IN_FORCE_UNSPECIFIED:
         return _TIMES_IN_FORCE[defaults.time_in_force]
-    if value in _TIMES_IN_FORCE.values():
-        return types_pb2.TimeInForce.ValueType(value)
-    raise InvalidRequest(
-        "time_in_force",
-        f"time_in_force {value} is not known: use TIME_IN_FORCE_GTC or TIME_IN_FORCE_IOC",
-    )
+    return types_pb2.TimeInForce.ValueType(_enum(value, types_pb2.TimeInForce, "time_in_force"))
 
 
 def _amount(text: str, field: str) -> Decimal:
@@ -208,16 +256,186 @@ def _amount(text: str, field: str) -> Decimal:
 
 
 def _limit_price(text: str, order_type: OrderType) -> Decimal | None:
-    if order_type == types_pb2.ORDER_TYPE_LIMIT:
+    return _price_for(text, "limit_price", order_type, needed_by=_PRICED_TYPES)
+
+
+def _price_for(
+    text: str, field: str, order_type: OrderType, *, needed_by: frozenset[int]
+) -> Decimal | None:
+    """A price the order types `needed_by` require and every other type must leave empty."""
+    name = type_name(order_type)
+    if order_type in needed_by:
         if not text.strip():
-            raise InvalidRequest("limit_price", "limit_price is required for a limit order")
-        return _amount(text, "limit_price")
+            raise InvalidRequest(field, f"{field} is required for a {name} order")
+        return _amount(text, field)
     if text.strip():
         raise InvalidRequest(
-            "limit_price",
-            f"limit_price must be empty for a market order, got {shorten(text)!r}",
+            field, f"{field} must be empty for a {name} order, got {shorten(text)!r}"
         )
     return None
+
+
+def type_name(order_type: OrderType) -> str:
+    """stop-limit for ORDER_TYPE_STOP_LIMIT: for messages."""
+    name = types_pb2.OrderType.Name(order_type).removeprefix("ORDER_TYPE_")
+    return name.lower().replace("_", "-")
+
+
+def _enum(value: int, enum: Any, field: str) -> Any:
+    """A known value of a proto enum (UNSPECIFIED included), or InvalidRequest listing them."""
+    if value in enum.values():
+        return value
+    known = ", ".join(n for n in enum.keys() if not n.endswith("UNSPECIFIED"))  # noqa: SIM118
+    raise InvalidRequest(field, f"{field} {value} is not known: use one of {known}")
+
+
+def _trigger_fields(
+    request: orders_pb2.SubmitOrderRequest, order_type: OrderType
+) -> dict[str, Any]:
+    """trigger_price, trigger_type, trailing_offset(_type) and limit_offset: each required by
+    the stop types that use it and refused by every other type."""
+    trailing = order_type in TRAILING_TYPES
+    trigger_price = request.trigger_price
+    if trailing and trigger_price.strip():  # a trailing stop's first trigger is optional
+        trigger_price_value: Decimal | None = _amount(trigger_price, "trigger_price")
+    else:
+        needed = frozenset({_STOP_MARKET, _STOP_LIMIT})
+        trigger_price_value = _price_for(
+            trigger_price, "trigger_price", order_type, needed_by=needed
+        )
+    offset = _price_for(
+        request.trailing_offset, "trailing_offset", order_type, needed_by=TRAILING_TYPES
+    )
+    if offset is not None and offset <= 0:
+        raise InvalidRequest(
+            "trailing_offset", f"trailing_offset must be greater than zero, got {offset}"
+        )
+    limit_offset = _price_for(
+        request.limit_offset, "limit_offset", order_type, needed_by=frozenset({_TRAILING_LIMIT})
+    )
+    if limit_offset is not None and limit_offset < 0:
+        raise InvalidRequest(
+            "limit_offset", f"limit_offset must be zero or more, got {limit_offset}"
+        )
+    trigger_type = _enum(request.trigger_type, types_pb2.TriggerType, "trigger_type")
+    offset_type = _enum(
+        request.trailing_offset_type, types_pb2.TrailingOffsetType, "trailing_offset_type"
+    )
+    if order_type not in STOP_TYPES and trigger_type:
+        raise InvalidRequest("trigger_type", "trigger_type is for stop orders only")
+    if not trailing and offset_type:
+        raise InvalidRequest("trailing_offset_type", "trailing_offset_type is for trailing stops")
+    return {
+        "trigger_price": trigger_price_value,
+        "trigger_type": trigger_type or types_pb2.TRIGGER_TYPE_BID_ASK,
+        "trailing_offset": offset,
+        "trailing_offset_type": offset_type or types_pb2.TRAILING_OFFSET_TYPE_PRICE,
+        "limit_offset": limit_offset,
+    }
+
+
+def _display_quantity(text: str, order_type: OrderType, quantity: Decimal) -> Decimal | None:
+    if not text.strip():
+        return None
+    if order_type != _LIMIT:
+        raise InvalidRequest(
+            "display_quantity", "display_quantity (an iceberg) is for limit orders only"
+        )
+    display = _amount(text, "display_quantity")
+    if not ZERO < display <= quantity:
+        raise InvalidRequest(
+            "display_quantity",
+            f"display_quantity must be greater than zero and at most the quantity "
+            f"{format_decimal(quantity)}, got {format_decimal(display)}",
+        )
+    return display
+
+
+def _expire_time(
+    request: orders_pb2.SubmitOrderRequest, time_in_force: TimeInForce, now: datetime
+) -> datetime | None:
+    gtd = time_in_force == types_pb2.TIME_IN_FORCE_GTD
+    if not request.HasField("expire_time"):
+        if gtd:
+            raise InvalidRequest("expire_time", "expire_time is required for TIME_IN_FORCE_GTD")
+        return None
+    if not gtd:
+        raise InvalidRequest("expire_time", "expire_time is for TIME_IN_FORCE_GTD orders only")
+    try:
+        expire = request.expire_time.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidRequest("expire_time", "expire_time is not a valid time") from None
+    if expire <= now:
+        raise InvalidRequest(
+            "expire_time",
+            f"expire_time {expire.isoformat()} is in the past (now {now.isoformat()})",
+        )
+    return expire
+
+
+def _post_only(post_only: bool, order_type: OrderType, time_in_force: TimeInForce) -> bool:
+    if not post_only:
+        return False
+    if order_type != _LIMIT:
+        raise InvalidRequest(
+            "post_only",
+            f"post_only is for limit orders only: a {type_name(order_type)} order takes",
+        )
+    if time_in_force in _IMMEDIATE:
+        raise InvalidRequest(
+            "post_only", "post_only cannot be IOC or FOK: a post-only order must rest"
+        )
+    return True
+
+
+def _exits(
+    request: orders_pb2.SubmitOrderRequest, order_class: OrderClass, order_type: OrderType
+) -> Exits | None:
+    """The exits an order class asks for; InvalidRequest for a missing or stray one."""
+    has_take_profit, has_stop_loss = request.HasField("take_profit"), request.HasField("stop_loss")
+    if order_class == types_pb2.ORDER_CLASS_UNSPECIFIED:
+        stray = "take_profit" if has_take_profit else "stop_loss" if has_stop_loss else ""
+        if stray:
+            raise InvalidRequest(stray, f"{stray} needs an order_class: BRACKET, OTO or OCO")
+        return None
+    if order_class == types_pb2.ORDER_CLASS_OCO:
+        if order_type != _LIMIT:
+            raise InvalidRequest(
+                "order_type", "an OCO's order is its take-profit: it must be a limit order"
+            )
+        if has_take_profit:
+            raise InvalidRequest(
+                "take_profit", "an OCO's take-profit is the order itself: leave take_profit empty"
+            )
+        wanted = {"stop_loss"}
+    else:
+        if order_type not in (_MARKET, _LIMIT):
+            raise InvalidRequest(
+                "order_type", "the entry of a bracket or OTO must be a market or limit order"
+            )
+        bracket = order_class == types_pb2.ORDER_CLASS_BRACKET
+        if not bracket and has_take_profit == has_stop_loss:
+            raise InvalidRequest("take_profit", "an OTO has one exit: take_profit or stop_loss")
+        wanted = {"take_profit", "stop_loss"} if bracket else set()
+    for field in wanted:
+        if not request.HasField(field):  # type: ignore[arg-type]
+            raise InvalidRequest(field, f"{field} is required for this order_class")
+    take_profit = None
+    if has_take_profit:
+        take_profit = _amount(request.take_profit.limit_price, "take_profit.limit_price")
+    if not has_stop_loss:
+        return Exits(take_profit=take_profit)
+    stop = request.stop_loss
+    limit = stop.limit_price
+    return Exits(
+        take_profit=take_profit,
+        stop_loss_trigger=_amount(stop.trigger_price, "stop_loss.trigger_price"),
+        stop_loss_limit=_amount(limit, "stop_loss.limit_price") if limit.strip() else None,
+        stop_loss_trigger_type=_enum(
+            stop.trigger_type, types_pb2.TriggerType, "stop_loss.trigger_type"
+        )
+        or types_pb2.TRIGGER_TYPE_BID_ASK,
+    )
 
 
 # --- account activity ----------------------------------------------------------------------
@@ -276,7 +494,7 @@ class _Context:
     request: OrderRequest
     instrument: Instrument
     quote: Quote | None
-    activity: AccountActivity
+    activity: AccountActivity | None
     now: datetime
 
 
@@ -309,9 +527,11 @@ class PreTradeValidator:
         self,
         request: OrderRequest,
         quote: Quote | None,
-        activity: AccountActivity,
+        activity: AccountActivity | None,
         now: datetime,
     ) -> Denial | None:
+        """`activity` None: the daily and rate limits are not checked (a held order released
+        was counted when it was submitted)."""
         instrument = self._config.instrument(request.instrument)
         if instrument is None:
             configured = ", ".join(i.symbol for i in self._config.instruments)
@@ -335,31 +555,36 @@ class PreTradeValidator:
 
     @staticmethod
     def _quantity_on_step(c: _Context) -> Denial | None:
-        quantity, step = c.request.quantity, c.instrument.step_size
-        if is_multiple(quantity, step):
-            return None
-        return Denial(
-            types_pb2.DENIAL_REASON_QUANTITY_NOT_ON_STEP,
-            f"quantity {format_decimal(quantity)} is not a multiple of the step size "
-            f"{format_decimal(step)} for {c.instrument.symbol}",
-        )
+        step = c.instrument.step_size
+        display = ("display quantity", c.request.display_quantity)
+        for name, quantity in (("quantity", c.request.quantity), display):
+            if quantity is None or is_multiple(quantity, step):
+                continue
+            return Denial(
+                types_pb2.DENIAL_REASON_QUANTITY_NOT_ON_STEP,
+                f"{name} {format_decimal(quantity)} is not a multiple of the step size "
+                f"{format_decimal(step)} for {c.instrument.symbol}",
+            )
+        return None
 
     @staticmethod
     def _limit_price_valid(c: _Context) -> Denial | None:
-        price, tick = c.request.limit_price, c.instrument.tick_size
-        if price is None:
-            return None
-        if price <= 0:
-            return Denial(
-                types_pb2.DENIAL_REASON_PRICE_NOT_POSITIVE,
-                f"limit price {format_decimal(price)} must be greater than zero",
-            )
-        if not is_multiple(price, tick):
-            return Denial(
-                types_pb2.DENIAL_REASON_PRICE_NOT_ON_TICK,
-                f"limit price {format_decimal(price)} is not a multiple of the tick size "
-                f"{format_decimal(tick)} for {c.instrument.symbol}",
-            )
+        """The limit and trigger prices: positive, on the tick."""
+        tick = c.instrument.tick_size
+        for name, price in (("limit", c.request.limit_price), ("trigger", c.request.trigger_price)):
+            if price is None:
+                continue
+            if price <= 0:
+                return Denial(
+                    types_pb2.DENIAL_REASON_PRICE_NOT_POSITIVE,
+                    f"{name} price {format_decimal(price)} must be greater than zero",
+                )
+            if not is_multiple(price, tick):
+                return Denial(
+                    types_pb2.DENIAL_REASON_PRICE_NOT_ON_TICK,
+                    f"{name} price {format_decimal(price)} is not a multiple of the tick size "
+                    f"{format_decimal(tick)} for {c.instrument.symbol}",
+                )
         return None
 
     def _limit_price_in_range(self, c: _Context) -> Denial | None:
@@ -423,7 +648,7 @@ class PreTradeValidator:
 
     def _daily_orders(self, c: _Context) -> Denial | None:
         limit = self._config.account_limits.max_daily_orders
-        if c.activity.orders_on_day(c.request.account_id, c.now) < limit:
+        if c.activity is None or c.activity.orders_on_day(c.request.account_id, c.now) < limit:
             return None
         return Denial(
             types_pb2.DENIAL_REASON_DAILY_ORDER_LIMIT_EXCEEDED,
@@ -434,9 +659,9 @@ class PreTradeValidator:
     def _rate(self, c: _Context) -> Denial | None:
         defaults = self._config.order_defaults
         window = timedelta(milliseconds=defaults.rate_limit_window_ms)
-        if c.activity.orders_in_window(c.request.account_id, c.now, window) < (
-            defaults.rate_limit_orders
-        ):
+        if c.activity is None or c.activity.orders_in_window(
+            c.request.account_id, c.now, window
+        ) < (defaults.rate_limit_orders):
             return None
         return Denial(
             types_pb2.DENIAL_REASON_RATE_LIMIT_EXCEEDED,
