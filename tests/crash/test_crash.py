@@ -17,8 +17,10 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
+import grpc
 import pytest
 from trading.v1 import control_pb2, orders_pb2, types_pb2
 
@@ -33,7 +35,10 @@ from tests.e2e.conftest import (
     wait_serving_at,
     write_config,
 )
+from tests.e2e.test_trading_flow import position_quantity, ready_for_market_orders, wait_for_quote
+from tests.support import wait_until
 
+CENT = Decimal("0.01")
 ORDERS_PER_KILL = int(os.environ.get("CRASH_ORDERS", "150"))
 KILLS = int(os.environ.get("CRASH_KILLS", "1"))
 ACTIVE, HALTED = types_pb2.TRADING_STATE_ACTIVE, types_pb2.TRADING_STATE_HALTED
@@ -209,6 +214,91 @@ def test_an_emergency_stop_killed_in_flight_halts_cancels_and_closes_each_positi
     assert all(len(orders) == 1 for orders in closing.values()), closing
     assert resumed.trading_state.state == ACTIVE
     assert code == 0
+
+
+@pytest.mark.timeout(600)  # bounded by the run's own waits
+def test_brackets_killed_in_flight_each_end_with_exactly_one_exit_and_a_flat_position(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL while brackets' exits are held, triggering and working: after the restart every
+    bracket's entry is filled once and exactly one of its exits fills (the other canceled), no
+    order is duplicated or stuck, and the account is flat."""
+    process, addresses = _embedded_process(tmp_path)
+    process.start()
+    clients = Clients(addresses)
+    account = "acct-bracket-crash"
+    chosen = random.Random(17)
+    try:
+        wait_serving_at(addresses, processes_alive({"platform": process}), 60)
+        ready_for_market_orders(clients)
+        brackets = [_bracket(clients, account, chosen) for _ in range(12)]
+        wait_until(lambda: _exits_filled(clients, brackets) >= 2, 120, "two brackets to exit")
+        process.kill()
+        process.start()
+        wait_serving_at(addresses, processes_alive({"platform": process}), 60)
+        wait_until(
+            lambda: _exits_filled(clients, brackets) == len(brackets), 180, "every exit to fill"
+        )
+        ended = [[_order(clients, o) for o in (b.order, *b.legs)] for b in brackets]
+        listed = clients.orders.ListOrders(
+            orders_pb2.ListOrdersRequest(account_id=account, page_size=1000), timeout=10
+        ).orders
+        position_quantity(clients, account, "0")
+    finally:
+        clients.close()
+        code = process.stop()
+    filled, canceled = types_pb2.ORDER_STATUS_FILLED, types_pb2.ORDER_STATUS_CANCELED
+    for entry, *exits in ended:
+        assert entry.status == filled, entry
+        assert sorted(e.status for e in exits) == [filled, canceled], exits
+        assert all(Decimal(e.filled_quantity) in (0, Decimal(entry.quantity)) for e in exits)
+    assert len(listed) == 3 * len(brackets)  # nothing sent twice
+    assert code == 0
+
+
+def _bracket(
+    clients: Clients, account: str, chosen: random.Random
+) -> orders_pb2.SubmitOrderResponse:
+    """A market buy with exits 15-40 basis points away: the walk (5 bps a tick) reaches one
+    within a second or two, and moves too little before the checks for either to be on the
+    wrong side."""
+    quote = wait_for_quote(clients)
+    ask, bid = Decimal(quote.ask_price), Decimal(quote.bid_price)
+    up = Decimal(1) + Decimal(chosen.randint(15, 40)) / 10_000
+    down = Decimal(1) - Decimal(chosen.randint(15, 40)) / 10_000
+    request = orders_pb2.SubmitOrderRequest(
+        request_id=str(uuid.uuid4()),
+        client_order_id=str(uuid.uuid4()),
+        account_id=account,
+        strategy_id="brackets",
+        instrument="BTC-USD",
+        side=types_pb2.SIDE_BUY,
+        order_type=types_pb2.ORDER_TYPE_MARKET,
+        quantity="0.01",
+        order_class=types_pb2.ORDER_CLASS_BRACKET,
+        take_profit=orders_pb2.TakeProfit(limit_price=str((ask * up).quantize(CENT))),
+        stop_loss=orders_pb2.StopLoss(trigger_price=str((bid * down).quantize(CENT))),
+    )
+    response: orders_pb2.SubmitOrderResponse = clients.orders.SubmitOrder(request, timeout=10)
+    assert response.order.status == types_pb2.ORDER_STATUS_SUBMITTED, response.order
+    return response
+
+
+def _order(clients: Clients, order: orders_pb2.Order) -> orders_pb2.Order:
+    request = orders_pb2.GetOrderRequest(order_id=order.order_id, account_id=order.account_id)
+    shown: orders_pb2.Order = clients.orders.GetOrder(request, timeout=10).order
+    return shown
+
+
+def _exits_filled(clients: Clients, brackets: list[orders_pb2.SubmitOrderResponse]) -> int:
+    """How many brackets have an exit FILLED (asked of the platform; 0 while it is down)."""
+    try:
+        return sum(
+            any(_order(clients, leg).status == types_pb2.ORDER_STATUS_FILLED for leg in b.legs)
+            for b in brackets
+        )
+    except grpc.RpcError:
+        return 0
 
 
 def _closing_orders_by_instrument(clients: Clients, account: str) -> dict[str, list[str]]:

@@ -78,9 +78,10 @@ def test_a_bracket_fills_its_entry_then_exactly_one_exit_and_ends_flat(
     clients = platform_clients
     ready_for_market_orders(clients)
     bid, ask = touch(clients)
-    # Exits a few basis points away: the synthetic walk reaches one of them within seconds.
-    take_profit = (ask * Decimal("1.0006")).quantize(Decimal("0.01"))
-    stop_loss = (bid * Decimal("0.9994")).quantize(Decimal("0.01"))
+    # Exits 15 bps away: the walk (5 bps a tick) reaches one within seconds, and moves too
+    # little before the checks for either to be on the wrong side.
+    take_profit = (ask * Decimal("1.0015")).quantize(Decimal("0.01"))
+    stop_loss = (bid * Decimal("0.9985")).quantize(Decimal("0.01"))
     response = submit_order(
         clients,
         account_id="acct-bracket",
