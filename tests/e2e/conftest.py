@@ -21,7 +21,13 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from order_management.service import OrderManagement
 from tradectl.serve import service_specs
-from trading.v1 import control_pb2_grpc, execution_pb2_grpc, orders_pb2_grpc, positions_pb2_grpc
+from trading.v1 import (
+    control_pb2_grpc,
+    execution_pb2_grpc,
+    orders_pb2_grpc,
+    portfolio_pb2_grpc,
+    positions_pb2_grpc,
+)
 from trading_core.config import load_config
 from trading_core.runtime import Platform, build_platform
 
@@ -55,6 +61,10 @@ class Clients:
     @property
     def control(self) -> control_pb2_grpc.TradingControlServiceStub:
         return control_pb2_grpc.TradingControlServiceStub(self.channel("order-management"))
+
+    @property
+    def portfolio(self) -> portfolio_pb2_grpc.PortfolioServiceStub:
+        return portfolio_pb2_grpc.PortfolioServiceStub(self.channel("order-management"))
 
     @property
     def positions(self) -> positions_pb2_grpc.PositionServiceStub:

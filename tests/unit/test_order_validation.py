@@ -205,13 +205,14 @@ def test_rule_breach_is_denied_with_its_reason_and_a_message_naming_the_values(
 def test_every_denial_reason_has_a_case_that_produces_it() -> None:
     """Here for the validator's reasons, in test_risk for the risk engine's, in
     test_trading_control for the trading gate's, in test_order_types for a bracket's exits."""
+    from tests.unit.test_account import EQUITY_REASONS
     from tests.unit.test_order_types import EXIT_REASONS
     from tests.unit.test_risk import RISK_REASONS
     from tests.unit.test_trading_control import TRADING_REASONS
 
     every_reason = set(types_pb2.DenialReason.values()) - {types_pb2.DENIAL_REASON_UNSPECIFIED}
     produced = {case.reason for case in DENIAL_CASES} | RISK_REASONS | TRADING_REASONS
-    reasons = produced | EXIT_REASONS
+    reasons = produced | EXIT_REASONS | EQUITY_REASONS
     assert reasons == every_reason
 
 

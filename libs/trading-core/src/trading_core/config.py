@@ -163,6 +163,23 @@ class RiskLimits(_Strict):
         None, description="the value of the longs less the shorts, either way"
     )
     max_open_orders: int | None = Field(None, ge=1, description="orders open at once")
+    # An account's only (a strategy has no equity of its own).
+    max_leverage: PositiveDecimal | None = Field(
+        None, description="gross exposure over equity (an account's)"
+    )
+    max_concentration_percent: PositiveDecimal | None = Field(
+        None, description="one instrument's worst-case value, in % of equity (an account's)"
+    )
+    max_daily_loss: PositiveDecimal | None = Field(
+        None,
+        description="equity lost since the UTC day's start; reaching it moves the account to "
+        "risk.on_breach (an account's)",
+    )
+    max_drawdown_percent: PositiveDecimal | None = Field(
+        None,
+        description="equity below its high-water mark, in %; reaching it moves the account to "
+        "risk.on_breach (an account's)",
+    )
 
     def overridden_by(self, other: RiskLimits | None) -> RiskLimits:
         """These limits with the ones `other` sets replacing them."""
@@ -198,12 +215,27 @@ class Risk(_Strict):
     max_spread_bps: PositiveDecimal | None = Field(
         None, description="an order needs its instrument's spread (of the mid) to be narrower"
     )
+    on_breach: Literal["reducing", "halted"] = Field(
+        "reducing", description="the state a daily-loss or drawdown breach moves an account to"
+    )
 
     def account_limits(self, account_id: str) -> RiskLimits:
         return self.account.overridden_by(self.accounts.get(account_id))
 
     def strategy_limits(self, strategy_id: str) -> RiskLimits:
         return self.strategy.overridden_by(self.strategies.get(strategy_id))
+
+
+class Accounts(_Strict):
+    """Each account's cash when it starts trading, in the quote currency."""
+
+    starting_cash: NonNegativeDecimal = Decimal("100000")
+    starting_cash_per_account: dict[Name, NonNegativeDecimal] = Field(
+        default_factory=dict, description="an account's own starting cash"
+    )
+
+    def starting_cash_of(self, account_id: str) -> Decimal:
+        return self.starting_cash_per_account.get(account_id, self.starting_cash)
 
 
 class OrderDefaults(_Strict):
@@ -299,6 +331,7 @@ class PlatformConfig(_Strict):
     market_data: MarketData = MarketData()
     account_limits: AccountLimits
     risk: Risk = Risk()
+    accounts: Accounts = Accounts()
     trading_control: TradingControl = TradingControl()
     order_defaults: OrderDefaults = OrderDefaults()
     signal_sizing: SignalSizing = SignalSizing(notional=Decimal("1000"))

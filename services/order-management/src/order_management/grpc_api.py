@@ -8,7 +8,15 @@ import binascii
 from collections.abc import Iterator
 
 import grpc
-from trading.v1 import control_pb2, control_pb2_grpc, orders_pb2, orders_pb2_grpc, types_pb2
+from trading.v1 import (
+    control_pb2,
+    control_pb2_grpc,
+    orders_pb2,
+    orders_pb2_grpc,
+    portfolio_pb2,
+    portfolio_pb2_grpc,
+    types_pb2,
+)
 from trading_core.errors import InvalidArgument, NotFound, grpc_errors
 from trading_core.events import event_type
 from trading_core.requests import optional_text, required_text
@@ -136,6 +144,18 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 event_time=update.event.event_time,
                 order=update.order,
             )
+
+
+class PortfolioServicer(portfolio_pb2_grpc.PortfolioServiceServicer):
+    def __init__(self, orders: OrderManagement) -> None:
+        self._orders = orders
+
+    @_ERRORS
+    def GetPortfolio(  # noqa: N802
+        self, request: portfolio_pb2.GetPortfolioRequest, context: grpc.ServicerContext
+    ) -> portfolio_pb2.GetPortfolioResponse:
+        account_id = required_text(request.account_id, "account_id")
+        return portfolio_pb2.GetPortfolioResponse(portfolio=self._orders.portfolio(account_id))
 
 
 class TradingControlServicer(control_pb2_grpc.TradingControlServiceServicer):

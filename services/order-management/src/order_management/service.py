@@ -27,11 +27,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import grpc
-from trading.v1 import events_pb2, orders_pb2, types_pb2
+from trading.v1 import events_pb2, orders_pb2, portfolio_pb2, types_pb2
 from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, from_micros, micros, new_id
@@ -41,6 +41,7 @@ from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 from trading_core.streams import Broadcaster
 
+from order_management.domain.account import Account, limit_uses
 from order_management.domain.emulator import (
     exit_price_problem,
     exit_requests,
@@ -58,6 +59,7 @@ from order_management.domain.orders import (
 )
 from order_management.domain.risk import (
     ExposureBook,
+    Holding,
     RiskEngine,
     closing_quantities,
     trading_gate,
@@ -71,6 +73,7 @@ from order_management.domain.trading_state import (
     loosens,
     resume_problems,
     state_name,
+    stricter,
 )
 from order_management.domain.validation import (
     STOP_TYPES,
@@ -136,6 +139,15 @@ SCHEMA = (
         order_ids TEXT NOT NULL,
         instruments_done TEXT NOT NULL,
         PRIMARY KEY (account_id, request_id)
+    )""",
+    # Each account's cash and fees (written with each fill), its day's start and high-water mark.
+    """CREATE TABLE IF NOT EXISTS accounts (
+        account_id TEXT PRIMARY KEY,
+        cash TEXT NOT NULL,
+        fees TEXT NOT NULL,
+        day TEXT,
+        day_start_equity TEXT NOT NULL,
+        high_water_mark TEXT NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS cancel_requests (
         account_id TEXT NOT NULL,
@@ -248,6 +260,7 @@ class OrderManagement(JournaledService):
         self._pending_cancels: dict[tuple[str, str], str] = {}
         self.quotes = QuoteBook()
         self.exposure = ExposureBook()
+        self._accounts: dict[str, Account] = {}
         self._risk = RiskEngine(config.risk)
         self.trading = TradingStates()
         self._control_requests: set[str] = set()
@@ -309,6 +322,7 @@ class OrderManagement(JournaledService):
             self._remember(tracked)
             self._track(tracked.order)
         self._load_risk_positions()
+        self._load_accounts()
         self._load_trading_control()
         day_ago = micros(self.clock.now() - timedelta(days=1))
         for account_id, created in self.journal.query(
@@ -324,6 +338,21 @@ class OrderManagement(JournaledService):
             "SELECT account_id, strategy_id, instrument, quantity FROM risk_positions"
         ):
             self.exposure.add_position(account, strategy, instrument, Decimal(quantity))
+
+    def _load_accounts(self) -> None:
+        starting = self.config.accounts.starting_cash_of
+        for account_id, cash, fees, day, day_start, high in self.journal.query(
+            "SELECT account_id, cash, fees, day, day_start_equity, high_water_mark FROM accounts"
+        ):
+            self._accounts[account_id] = Account(
+                account_id,
+                starting(account_id),
+                Decimal(cash),
+                Decimal(fees),
+                date.fromisoformat(day) if day else None,
+                Decimal(day_start),
+                Decimal(high),
+            )
 
     def _load_trading_control(self) -> None:
         for account, state, reason, updated, version in self.journal.query(
@@ -738,6 +767,11 @@ class OrderManagement(JournaledService):
             there = theirs.get((account, symbol), ZERO)
             if here != there:
                 facts.position_differences.append((account, symbol, here, there))
+        for book in self._accounts.values():
+            if account_id in ("", book.account_id):
+                why = book.breach(self._equity(book), self._risk.limits_of(book.account_id))
+                if why is not None:
+                    facts.breaches.append((book.account_id, why))
         max_age = self.config.trading_control.resume_max_quote_age_ms
         for instrument in self.config.instruments:
             quote = self.quotes.get(instrument.symbol)
@@ -747,6 +781,62 @@ class OrderManagement(JournaledService):
         return facts
 
     # Queries ----------------------------------------------------------------------------------
+
+    def portfolio(self, account_id: str) -> portfolio_pb2.Portfolio:
+        """The account's cash, equity, exposure, P&L, drawdown and limits in use, as it is now
+        (an account that never traded: its starting cash)."""
+        with self.lock:
+            account = self._account(account_id)
+            equity = self._equity(account)
+            exposure = self.exposure.exposure((account_id,))
+            limits = self._risk.limits_of(account_id)
+            leverage = limits.max_leverage if limits.max_leverage is not None else Decimal(1)
+            answer = portfolio_pb2.Portfolio(
+                account_id=account_id,
+                starting_cash=format_decimal(account.starting_cash),
+                cash=format_decimal(account.cash),
+                fees=format_decimal(account.fees),
+                equity=format_decimal(equity),
+                total_pnl=format_decimal(equity - account.starting_cash),
+                daily_pnl=format_decimal(account.daily_pnl(equity)),
+                day_start_equity=format_decimal(account.day_start_equity),
+                high_water_mark=format_decimal(account.high_water_mark),
+                drawdown_percent=format_decimal(
+                    account.drawdown_percent(equity).quantize(Decimal("0.01"))
+                ),
+                gross_exposure=format_decimal(exposure.gross),
+                net_exposure=format_decimal(exposure.net),
+                buying_power=format_decimal(max(equity * leverage - exposure.gross, ZERO)),
+                holdings=[
+                    self._holding(instrument, holding)
+                    for instrument, holding in sorted(exposure.holdings.items())
+                    if not holding.is_empty
+                ],
+                limits=[
+                    portfolio_pb2.LimitUse(
+                        name=use.name,
+                        limit=format_decimal(use.limit),
+                        used=format_decimal(use.used),
+                        percent=format_decimal(use.percent),
+                    )
+                    for use in limit_uses(limits, account, equity, exposure)
+                ],
+                trading_state=self.trading.effective(account_id),
+            )
+            ticket = self.journal.sync_point()
+        ticket.wait()
+        return answer
+
+    def _holding(self, instrument: str, holding: Holding) -> portfolio_pb2.Holding:
+        mark = self.exposure.mark(instrument)
+        return portfolio_pb2.Holding(
+            instrument=instrument,
+            position=format_decimal(holding.position),
+            open_buys=format_decimal(holding.open_buys),
+            open_sells=format_decimal(holding.open_sells),
+            mark=format_decimal(mark),
+            value=format_decimal(None if mark is None else holding.position * mark),
+        )
 
     def get_order(self, account_id: str, order_id: str) -> orders_pb2.Order:
         with self.lock:
@@ -917,7 +1007,8 @@ class OrderManagement(JournaledService):
         if denial is None:
             price = valuation_price(request, quote)
             assert price is not None  # the validator denies an order it cannot value
-            denial = self._risk.check(request, quote, self.exposure, price, now)
+            equity = self._equity(self._account(request.account_id))
+            denial = self._risk.check(request, quote, self.exposure, price, now, equity=equity)
         return denial
 
     def _with_day_expiry(self, request: OrderRequest) -> OrderRequest:
@@ -1140,7 +1231,7 @@ class OrderManagement(JournaledService):
                 self._wake.set()
                 return
         order = tracked.order
-        filled_before = order.filled_quantity
+        filled_before, fees_before = order.filled_quantity, order.fees
         try:
             order.apply_execution(event.execution_report, order.sequence + 1, event_time(event))
         except InvalidOrderTransition as error:
@@ -1152,7 +1243,9 @@ class OrderManagement(JournaledService):
         if event.order_id not in self._orders:
             self._remember(tracked)
         if order.filled_quantity != filled_before:
-            self._filled(order, order.filled_quantity - filled_before, transaction)
+            price = Decimal(event.execution_report.last_price)  # applied: on the grammar
+            fill = _Fill(order.filled_quantity - filled_before, price, order.fees - fees_before)
+            self._filled(order, fill, transaction)
         self._changed(tracked, event, transaction)
         if order.oco_order_id and (order.filled_quantity != filled_before or order.is_finished):
             self._other_exit_changed(order, transaction)
@@ -1161,11 +1254,15 @@ class OrderManagement(JournaledService):
         if not order.is_open and self._closes:
             self._settle_closes(order.account_id, transaction)
 
-    def _filled(self, order: Order, quantity: Decimal, transaction: Transaction) -> None:
-        """Adds a fill to the risk view, and the strategy's position to its table."""
-        signed = quantity if order.side == types_pb2.SIDE_BUY else -quantity
-        price = order.average_fill_price or Decimal(0)
-        self.exposure.fill(order.account_id, order.strategy_id, order.instrument, signed, price)
+    def _filled(self, order: Order, fill: _Fill, transaction: Transaction) -> None:
+        """Adds a fill to the risk view and the account, and saves both."""
+        signed = fill.quantity if order.side == types_pb2.SIDE_BUY else -fill.quantity
+        account = self._account(order.account_id)
+        account.observe(self._equity(account), self.clock.now())  # a new day starts before it
+        account.fill(signed, fill.price, fill.fee)
+        self.exposure.fill(
+            order.account_id, order.strategy_id, order.instrument, signed, fill.price
+        )
         scope = (order.account_id, order.strategy_id)
         position = self.exposure.exposure(scope).holding(order.instrument).position
         transaction.execute(
@@ -1174,6 +1271,44 @@ class OrderManagement(JournaledService):
             "DO UPDATE SET quantity = excluded.quantity",
             (*scope, order.instrument, str(position)),
         )
+        self._observe(account, transaction, changed=True)
+
+    def _account(self, account_id: str) -> Account:
+        account = self._accounts.get(account_id)
+        if account is None:
+            starting = self.config.accounts.starting_cash_of(account_id)
+            account = self._accounts[account_id] = Account.opened(account_id, starting)
+        return account
+
+    def _equity(self, account: Account) -> Decimal:
+        return account.cash + self.exposure.position_value(account.account_id)
+
+    def _observe(self, account: Account, transaction: Transaction, *, changed: bool) -> None:
+        """Notes the account's equity now (saving the account when it changed) and moves it to
+        risk.on_breach when its daily loss or drawdown reaches its limit."""
+        equity = self._equity(account)
+        if account.observe(equity, self.clock.now()) or changed:
+            transaction.execute(
+                "INSERT INTO accounts (account_id, cash, fees, day, day_start_equity, "
+                "high_water_mark) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE "
+                "SET cash = excluded.cash, fees = excluded.fees, day = excluded.day, "
+                "day_start_equity = excluded.day_start_equity, "
+                "high_water_mark = excluded.high_water_mark",
+                (
+                    account.account_id,
+                    str(account.cash),
+                    str(account.fees),
+                    account.day.isoformat() if account.day else None,
+                    str(account.day_start_equity),
+                    str(account.high_water_mark),
+                ),
+            )
+        why = account.breach(equity, self._risk.limits_of(account.account_id))
+        target = _BREACH_STATES[self.config.risk.on_breach]
+        current = self.trading.of(account.account_id)
+        if why is not None and stricter(current.state, target) != current.state:
+            breach_id = _derived_id("breach", account.account_id, str(current.version))
+            self._set_state(breach_id, account.account_id, target, why, transaction)
 
     def _track(self, order: Order) -> None:
         """Keeps the risk view and the index of held orders up to date. A held order is at no
@@ -1209,6 +1344,8 @@ class OrderManagement(JournaledService):
         quote = self.quotes.apply(event)
         if quote is not None and quote.bid > 0 and quote.ask > 0:
             self.exposure.set_mark(quote.instrument, quote.mid)
+            for account_id in self.exposure.holders(quote.instrument):
+                self._observe(self._account(account_id), transaction, changed=False)
         if quote is not None and self._held.get(quote.instrument):
             self._emulate(quote.instrument, transaction)
         if self._closes:  # a close may be waiting for market data
@@ -1436,6 +1573,16 @@ class OrderManagement(JournaledService):
             self._wake.clear()
 
 
+@dataclass(frozen=True)
+class _Fill:
+    """What one execution report filled."""
+
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+
+
+_BREACH_STATES = {"reducing": types_pb2.TRADING_STATE_REDUCING, "halted": HALTED}
 _AWAITING_VENUE = frozenset(
     {types_pb2.ORDER_STATUS_SUBMITTED, types_pb2.ORDER_STATUS_PENDING_CANCEL}
 )

@@ -339,6 +339,12 @@ class _DenialReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DenialRe
     """A bracket's take-profit or stop-loss on the wrong side of the market it would exit at
     (a buy's stop-loss at or above the ask, say): it would trade at once.
     """
+    DENIAL_REASON_LEVERAGE_EXCEEDS_LIMIT: _DenialReason.ValueType  # 26
+    """The account's gross exposure could grow beyond its equity times risk.*.max_leverage."""
+    DENIAL_REASON_CONCENTRATION_EXCEEDS_LIMIT: _DenialReason.ValueType  # 27
+    """The account's position in one instrument could be worth more than
+    risk.*.max_concentration_percent of its equity.
+    """
 
 class DenialReason(_DenialReason, metaclass=_DenialReasonEnumTypeWrapper):
     """Why the platform denied an order."""
@@ -389,6 +395,12 @@ that side counted as if they filled).
 DENIAL_REASON_EXIT_PRICE_WRONG_SIDE: DenialReason.ValueType  # 25
 """A bracket's take-profit or stop-loss on the wrong side of the market it would exit at
 (a buy's stop-loss at or above the ask, say): it would trade at once.
+"""
+DENIAL_REASON_LEVERAGE_EXCEEDS_LIMIT: DenialReason.ValueType  # 26
+"""The account's gross exposure could grow beyond its equity times risk.*.max_leverage."""
+DENIAL_REASON_CONCENTRATION_EXCEEDS_LIMIT: DenialReason.ValueType  # 27
+"""The account's position in one instrument could be worth more than
+risk.*.max_concentration_percent of its equity.
 """
 Global___DenialReason: _TypeAlias = DenialReason  # noqa: Y015
 

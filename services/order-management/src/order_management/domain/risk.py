@@ -124,6 +124,15 @@ class ExposureBook:
     def mark(self, instrument: str) -> Decimal | None:
         return self._marks.get(instrument)
 
+    def position_value(self, account_id: str) -> Decimal:
+        """The account's positions at their marks (signed: shorts count against it)."""
+        holdings = self.exposure((account_id,)).holdings
+        return sum((h.position * self._marks.get(i, ZERO) for i, h in holdings.items()), start=ZERO)
+
+    def holders(self, instrument: str) -> list[str]:
+        """The accounts that hold a position or an open order in the instrument."""
+        return sorted(s[0] for s in self._holders.get(instrument, ()) if len(s) == 1)
+
     def accounts(self) -> list[str]:
         """The accounts that hold a position or an open order."""
         return sorted(s[0] for s, e in self._scopes.items() if len(s) == 1 and e.holdings)
@@ -299,23 +308,32 @@ class RiskEngine:
         book: ExposureBook,
         price: Decimal,
         now: datetime,
+        *,
+        equity: Decimal | None = None,
     ) -> Denial | None:
-        """`price`: the price the order is valued at (`validation.valuation_price`)."""
+        """`price`: the price the order is valued at (`validation.valuation_price`); `equity`:
+        the account's, for its leverage and concentration limits."""
         denial = self._market_data(request, quote, now) or self._collar(request, quote)
         if denial is not None:
             return denial
         mark = book.mark(request.instrument) or price
         for scope, limits, what in self._scopes(request):
-            denial = _limits(request, book.exposure(scope), limits, what, mark)
+            exposure = book.exposure(scope)
+            denial = _limits(request, exposure, limits, what, mark)
+            if denial is None and len(scope) == 1 and equity is not None:
+                denial = _equity_limits(request, exposure, limits, what, mark, equity=equity)
             if denial is not None:
                 return denial
         return None
 
+    def limits_of(self, account_id: str) -> RiskLimits:
+        """An account's own limits."""
+        return self._account_limits.get(account_id, self._risk.account)
+
     def _scopes(self, request: OrderRequest) -> Iterator[tuple[tuple[str, ...], RiskLimits, str]]:
         account, strategy = request.account_id, request.strategy_id
         account_scope, strategy_scope = ExposureBook.scopes_of(account, strategy)
-        limits = self._account_limits.get(account, self._risk.account)
-        yield account_scope, limits, f"account {shorten(account)}"
+        yield account_scope, self.limits_of(account), f"account {shorten(account)}"
         yield (
             strategy_scope,
             self._strategy_limits.get(strategy, self._risk.strategy),
@@ -430,6 +448,41 @@ def _limits(
                 net,
                 limits.max_net_exposure,
             )
+    return None
+
+
+def _equity_limits(
+    request: OrderRequest,
+    exposure: Exposure,
+    limits: RiskLimits,
+    what: str,
+    mark: Decimal,
+    *,
+    equity: Decimal,
+) -> Denial | None:
+    """An account's limits measured against its equity: leverage and concentration."""
+    holding = exposure.holding(request.instrument)
+    buying = request.side == types_pb2.SIDE_BUY
+    worst = holding.worst(*((request.quantity, ZERO) if buying else (ZERO, request.quantity)))
+    if worst <= holding.worst():
+        return None  # it does not grow the position: neither measure grows
+    value = worst * mark
+    gross = exposure.gross - holding.worst_value + value
+    if limits.max_leverage is not None and gross > equity * limits.max_leverage:
+        return Denial(
+            types_pb2.DENIAL_REASON_LEVERAGE_EXCEEDS_LIMIT,
+            f"the gross exposure of {what} could reach {format_decimal(gross)} with this order "
+            f"and its open orders, beyond its equity {format_decimal(equity)} times the "
+            f"leverage limit {format_decimal(limits.max_leverage)}",
+        )
+    percent = limits.max_concentration_percent
+    if percent is not None and value > equity * percent / 100:
+        return Denial(
+            types_pb2.DENIAL_REASON_CONCENTRATION_EXCEEDS_LIMIT,
+            f"the {request.instrument} position of {what} could be worth {format_decimal(value)}"
+            f" with this order and its open orders, beyond {format_decimal(percent)}% of its "
+            f"equity {format_decimal(equity)}",
+        )
     return None
 
 

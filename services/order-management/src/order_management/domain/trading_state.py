@@ -105,6 +105,8 @@ class ResumeFacts:
     positions_unavailable: str = ""
     # (instrument, age in ms, or None without a quote) of quotes older than allowed.
     stale_quotes: list[tuple[str, float | None]] = field(default_factory=list)
+    # (account, why) of accounts whose daily loss or drawdown breaks its limit now.
+    breaches: list[tuple[str, str]] = field(default_factory=list)
 
 
 def resume_problems(facts: ResumeFacts, max_quote_age_ms: int) -> list[str]:
@@ -134,5 +136,9 @@ def resume_problems(facts: ResumeFacts, max_quote_age_ms: int) -> list[str]:
         if age_ms is None
         else f"the quote of {instrument} is {age_ms:.0f} ms old (at most {max_quote_age_ms})"
         for instrument, age_ms in facts.stale_quotes
+    ]
+    problems += [
+        f"account {shorten(account)}: {why}; raise the limit or wait for the next UTC day"
+        for account, why in facts.breaches
     ]
     return problems
