@@ -517,3 +517,41 @@ def test_a_resume_while_an_order_waits_for_the_venue_exits_3_naming_the_check(
         )
         shown = tradectl(clients, "-o", "json", "trading", "show", "--account", "acct-held")
         assert json.loads(shown.stdout)["effectiveState"] == "TRADING_STATE_HALTED"
+
+
+def test_a_bracket_from_the_cli_shows_its_held_exits_and_the_portfolio_its_holding(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    ready_for_market_orders(clients)
+    bracket = tradectl(
+        clients,
+        "order",
+        "submit",
+        "BTC-USD",
+        "buy",
+        "0.01",
+        "--account",
+        "acct-cli-bracket",
+        "--limit",
+        "1000",
+        "--take-profit",
+        "1100",
+        "--stop-loss",
+        "900",
+        columns=200,
+    )
+    assert bracket.exit_code == 0, bracket.output
+    assert "BRACKET (entry)" in bracket.stdout
+    assert bracket.stdout.count("HELD") == 2
+    assert "BRACKET (take-profit)" in bracket.stdout and "BRACKET (stop-loss)" in bracket.stdout
+
+    tradectl(clients, "order", "submit", "BTC-USD", "buy", "0.02", "--account", "acct-cli-pf")
+    position_quantity(clients, "acct-cli-pf", "0.02")
+    shown = tradectl(clients, "portfolio", "show", "acct-cli-pf", columns=120)
+    assert shown.exit_code == 0, shown.output
+    assert "Equity" in shown.stdout and "Holdings" in shown.stdout
+    assert "BTC-USD" in shown.stdout and "0.02" in shown.stdout
+    as_data = as_json(tradectl(clients, "-o", "json", "portfolio", "show", "acct-cli-pf"))
+    portfolio = as_data["portfolio"]
+    assert isinstance(portfolio, dict) and portfolio["startingCash"] == "100000"

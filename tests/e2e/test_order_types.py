@@ -78,10 +78,11 @@ def test_a_bracket_fills_its_entry_then_exactly_one_exit_and_ends_flat(
     clients = platform_clients
     ready_for_market_orders(clients)
     bid, ask = touch(clients)
-    # Exits 15 bps away: the walk (5 bps a tick) reaches one within seconds, and moves too
-    # little before the checks for either to be on the wrong side.
-    take_profit = (ask * Decimal("1.0015")).quantize(Decimal("0.01"))
-    stop_loss = (bid * Decimal("0.9985")).quantize(Decimal("0.01"))
+    # Exits 50 bps away: the walk (5 bps a tick) reaches one within seconds, and moves too
+    # little before the checks (quotes reach order-management late when distributed) for
+    # either to be on the wrong side.
+    take_profit = (ask * Decimal("1.005")).quantize(Decimal("0.01"))
+    stop_loss = (bid * Decimal("0.995")).quantize(Decimal("0.01"))
     response = submit_order(
         clients,
         account_id="acct-bracket",
@@ -90,6 +91,7 @@ def test_a_bracket_fills_its_entry_then_exactly_one_exit_and_ends_flat(
         stop_loss=orders_pb2.StopLoss(trigger_price=str(stop_loss)),
     )
     entry = response.order
+    assert entry.status == T.ORDER_STATUS_SUBMITTED, entry
     assert entry.role == T.ORDER_ROLE_ENTRY
     assert [leg.role for leg in response.legs] == [
         T.ORDER_ROLE_TAKE_PROFIT,

@@ -50,6 +50,8 @@ from trading.v1 import (
     execution_pb2_grpc,
     orders_pb2,
     orders_pb2_grpc,
+    portfolio_pb2,
+    portfolio_pb2_grpc,
     positions_pb2,
     positions_pb2_grpc,
     types_pb2,
@@ -83,7 +85,11 @@ trading_app = typer.Typer(
     help="Trading states (active, reducing, halted) and the emergency stop, for operators.",
     no_args_is_help=True,
 )
+portfolio_app = typer.Typer(
+    help="An account's cash, equity, exposure, P&L and limits in use.", no_args_is_help=True
+)
 app.add_typer(order_app, name="order")
+app.add_typer(portfolio_app, name="portfolio")
 app.add_typer(trading_app, name="trading")
 app.add_typer(position_app, name="position")
 app.add_typer(deadletter_app, name="deadletter")
@@ -218,6 +224,12 @@ def _order_service(settings: Settings) -> Iterator[orders_pb2_grpc.OrderServiceS
 def _control_service(settings: Settings) -> Iterator[control_pb2_grpc.TradingControlServiceStub]:
     with _channel(settings.server(ServiceName.ORDER_MANAGEMENT), settings.timeout) as channel:
         yield control_pb2_grpc.TradingControlServiceStub(channel)
+
+
+@contextmanager
+def _portfolio_service(settings: Settings) -> Iterator[portfolio_pb2_grpc.PortfolioServiceStub]:
+    with _channel(settings.server(ServiceName.ORDER_MANAGEMENT), settings.timeout) as channel:
+        yield portfolio_pb2_grpc.PortfolioServiceStub(channel)
 
 
 @contextmanager
@@ -830,6 +842,26 @@ def list_positions(
         lambda width: render.positions_table(found, width),
         "No positions" + _filters(account=account) + ".",
     )
+
+
+@portfolio_app.command("show")
+def show_portfolio(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Argument(metavar="ACCOUNT", help="Account id.")],
+    output: OutputOption = None,
+) -> None:
+    """Show an account: cash, fees, equity, P&L, drawdown, exposure, holdings, limits in use."""
+    settings = _settings(ctx, output)
+    with _portfolio_service(settings) as portfolios:
+        response = portfolios.GetPortfolio(
+            portfolio_pb2.GetPortfolioRequest(account_id=account), timeout=settings.timeout
+        )
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+        return
+    console = _stdout()
+    for table in render.portfolio_tables(response.portfolio):
+        console.print(table)
 
 
 @position_app.command("close")

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import grpc
@@ -24,6 +25,7 @@ from trading.v1 import (
     control_pb2,
     market_data_pb2,
     orders_pb2,
+    portfolio_pb2,
     positions_pb2,
     types_pb2,
 )
@@ -574,3 +576,48 @@ def event_line(event: orders_pb2.StreamOrderEventsResponse) -> Text:
     if order.status_message:
         line.append(f"  ({order.status_message})", style="dim")
     return line
+
+
+def portfolio_tables(portfolio: portfolio_pb2.Portfolio) -> list[Table]:
+    """An account's summary, its holdings and its limits in use, amounts at two decimals."""
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold", no_wrap=True)
+    summary.add_column(justify="right")
+    for label, value in (
+        ("Account", portfolio.account_id),
+        ("Trading state", enum_name(types_pb2.TradingState, portfolio.trading_state)),
+        ("Cash", money(portfolio.cash)),
+        ("Equity", money(portfolio.equity)),
+        ("Total P&L", money(portfolio.total_pnl)),
+        ("Daily P&L", money(portfolio.daily_pnl)),
+        ("Fees", money(portfolio.fees)),
+        ("High-water mark", money(portfolio.high_water_mark)),
+        ("Drawdown", f"{portfolio.drawdown_percent}%"),
+        ("Gross exposure", money(portfolio.gross_exposure)),
+        ("Net exposure", money(portfolio.net_exposure)),
+        ("Buying power", money(portfolio.buying_power)),
+    ):
+        summary.add_row(label, value)
+    tables = [summary]
+    if portfolio.holdings:
+        holdings = Table(title="Holdings", title_justify="left")
+        for name in ("Instrument", "Position", "Open buys", "Open sells", "Mark", "Value"):
+            holdings.add_column(name, justify="left" if name == "Instrument" else "right")
+        for h in portfolio.holdings:
+            holdings.add_row(
+                h.instrument, h.position, h.open_buys, h.open_sells, money(h.mark), money(h.value)
+            )
+        tables.append(holdings)
+    if portfolio.limits:
+        limits = Table(title="Limits in use", title_justify="left")
+        for name in ("Limit", "Set at", "Used", "%"):
+            limits.add_column(name, justify="left" if name == "Limit" else "right")
+        for use in portfolio.limits:
+            limits.add_row(use.name, use.limit, use.used, use.percent)
+        tables.append(limits)
+    return tables
+
+
+def money(text: str) -> str:
+    """A decimal amount at two decimals, rounded half-even, for people; empty stays empty."""
+    return "" if not text else f"{Decimal(text).quantize(Decimal('0.01')):,}"
