@@ -1007,7 +1007,10 @@ class OrderManagement(JournaledService):
         if denial is None:
             price = valuation_price(request, quote)
             assert price is not None  # the validator denies an order it cannot value
-            equity = self._equity(self._account(request.account_id))
+            limits = self._risk.limits_of(request.account_id)
+            measured = (limits.max_leverage, limits.max_concentration_percent) != (None, None)
+            # Equity only for the limits measured against it: it sums every holding.
+            equity = self._equity(self._account(request.account_id)) if measured else None
             denial = self._risk.check(request, quote, self.exposure, price, now, equity=equity)
         return denial
 
