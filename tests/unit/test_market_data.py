@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from market_data.synthetic import SyntheticFeed
 from trading_core.config import Instrument, MarketData
 from trading_core.prices import ceil_to_tick, floor_to_tick
@@ -45,10 +47,25 @@ def test_first_tick_quotes_initial_price_with_half_spread_each_side_in_config_or
 
     btc, sol = feed.tick(T0)
 
-    # 60000 * (1 -/+ 2/20000) = 59994 / 60006; 150 * (1 -/+ 0.0001) = 149.985 / 150.015.
-    assert btc == Quote("BTC-USD", Decimal("59994"), Decimal("60006"), Decimal(5), Decimal(5), T0)
+    # 60000 * (1 -/+ 2/20000) = 59994 / 60006; 150 * (1 -/+ 0.0001) = 149.985 / 150.015; the
+    # last trade at the mid.
+    assert btc == Quote(
+        "BTC-USD",
+        Decimal("59994"),
+        Decimal("60006"),
+        Decimal(5),
+        Decimal(5),
+        T0,
+        last=Decimal(60000),
+    )
     assert sol == Quote(
-        "SOL-USD", Decimal("149.985"), Decimal("150.015"), Decimal(5), Decimal(5), T0
+        "SOL-USD",
+        Decimal("149.985"),
+        Decimal("150.015"),
+        Decimal(5),
+        Decimal(5),
+        T0,
+        last=Decimal(150),
     )
 
 
@@ -121,3 +138,61 @@ def test_tick_rounding_goes_down_for_floor_and_up_for_ceiling() -> None:
     assert floor_to_tick(Decimal("60012.0006"), tick) == Decimal("60012.00")
     assert ceil_to_tick(Decimal("60012.0006"), tick) == Decimal("60012.01")
     assert ceil_to_tick(Decimal("60012.01"), tick) == Decimal("60012.01")
+
+
+def test_every_last_trade_price_is_on_the_tick_within_bid_and_ask() -> None:
+    wild = SETTINGS.model_copy(update={"volatility_bps": Decimal("500")})
+
+    for quote in run(SyntheticFeed([BTC, SOL], wild), 1000):
+        tick = BTC.tick_size if quote.instrument == "BTC-USD" else SOL.tick_size
+        assert quote.last is not None
+        assert on_tick(quote.last, tick)
+        assert quote.bid <= quote.last <= quote.ask
+
+
+def test_last_trade_price_is_the_mid_rounded_half_even_to_the_tick() -> None:
+    feed = SyntheticFeed([BTC], SETTINGS)
+
+    for n in range(50):
+        (quote,) = feed.tick(T0 + timedelta(milliseconds=100 * n))
+        steps = (feed.mids["BTC-USD"] / BTC.tick_size).to_integral_value(ROUND_HALF_EVEN)
+        assert quote.last == steps * BTC.tick_size
+
+
+def test_a_mid_half_way_between_ticks_prints_at_the_even_tick() -> None:
+    for mid, last in (("100.005", "100.00"), ("100.015", "100.02")):
+        start = BTC.model_copy(update={"initial_price": Decimal(mid)})
+
+        (quote,) = SyntheticFeed([start], SETTINGS).tick(T0)
+
+        assert quote.last == Decimal(last)
+
+
+@settings(max_examples=200, derandomize=True)
+@given(st.integers(min_value=1, max_value=10_000_000), st.sampled_from([BTC, SOL]))
+def test_last_trade_price_stays_within_bid_and_ask_from_any_starting_price(
+    cents: int, instrument: Instrument
+) -> None:
+    start = instrument.model_copy(update={"initial_price": Decimal(cents) / 100})
+
+    (quote,) = SyntheticFeed([start], SETTINGS).tick(T0)
+
+    assert quote.last is not None
+    assert quote.bid <= quote.last <= quote.ask
+    assert on_tick(quote.last, instrument.tick_size)
+
+
+def test_quote_with_a_last_trade_price_round_trips_through_the_proto() -> None:
+    (quote,) = SyntheticFeed([SOL], SETTINGS).tick(T0)
+
+    proto = quote.to_proto()
+
+    assert proto.last_price == "150"
+    assert Quote.from_proto(proto) == quote
+
+
+def test_quote_without_a_last_trade_price_has_an_empty_last_price_on_the_wire() -> None:
+    quote = Quote("BTC-USD", Decimal("1"), Decimal("2"), Decimal(1), Decimal(1), T0)
+
+    assert quote.to_proto().last_price == ""
+    assert Quote.from_proto(quote.to_proto()).last is None

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from execution_router.domain.paper_venue import PaperVenue
 from execution_router.domain.venue_types import Report, VenueOrder
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trading.v1 import types_pb2
 from trading_core.config import Instrument, SimulationVenue
 from trading_core.quotes import Quote
@@ -76,10 +78,14 @@ def limit(
     )
 
 
-@pytest.fixture
-def venue() -> PaperVenue:
+def new_venue() -> PaperVenue:
     counter = itertools.count(1)
     return PaperVenue(SETTINGS, {"BTC-USD": BTC}, new_id=lambda: f"id-{next(counter)}")
+
+
+@pytest.fixture
+def venue() -> PaperVenue:
+    return new_venue()
 
 
 def kinds(reports: list[Report]) -> list[int]:
@@ -396,3 +402,503 @@ def test_fee_is_rounded_up_to_the_quote_currencys_decimals(
     _, fill = venue.submit(limit("o-1", BUY, "0.0001", "60010"), quote(), T0)
     # 0.0001 * 60006 * 0.001 = 0.0060006
     assert fill.fee == Decimal(expected)
+
+
+# Venue form: FOK, DAY/GTD expiry, post-only, market-to-limit, icebergs -----------------------
+
+FOK = types_pb2.TIME_IN_FORCE_FOK
+DAY, GTD = types_pb2.TIME_IN_FORCE_DAY, types_pb2.TIME_IN_FORCE_GTD
+EXPIRES = T0 + timedelta(hours=1)
+
+
+def market_to_limit(
+    order_id: str,
+    side: types_pb2.Side.ValueType,
+    quantity: str,
+    time_in_force: types_pb2.TimeInForce.ValueType = GTC,
+) -> VenueOrder:
+    return replace(
+        market(order_id, side, quantity),
+        order_type=types_pb2.ORDER_TYPE_MARKET_TO_LIMIT,
+        time_in_force=time_in_force,
+    )
+
+
+def dated(order: VenueOrder, time_in_force: types_pb2.TimeInForce.ValueType = GTD) -> VenueOrder:
+    return replace(order, time_in_force=time_in_force, expire_time=EXPIRES)
+
+
+def fills(reports: list[Report]) -> list[tuple[Decimal | None, Decimal | None]]:
+    return [(r.last_quantity, r.last_price) for r in reports if r.trade_id]
+
+
+def test_fok_limit_that_crosses_a_touch_showing_all_of_it_fills_at_the_touch(
+    venue: PaperVenue,
+) -> None:
+    reports = venue.submit(limit("o-1", BUY, "5", "60010", FOK), quote(), T0)
+
+    assert kinds(reports) == [ACCEPTED, FILLED]
+    assert fills(reports) == [(Decimal(5), Decimal("60006"))]
+
+
+def test_fok_limit_larger_than_the_displayed_size_expires_naming_what_was_available(
+    venue: PaperVenue,
+) -> None:
+    reports = venue.submit(limit("o-1", BUY, "6", "60010", FOK), quote(), T0)
+
+    assert kinds(reports) == [ACCEPTED, EXPIRED]
+    expired = reports[1]
+    assert expired.message == (
+        "fill-or-kill: 6 wanted, only 5 available at the ask 60006; nothing filled"
+    )
+    assert (expired.cumulative_quantity, expired.leaves_quantity) == (Decimal(0), Decimal(0))
+    assert venue.open_orders() == []
+
+
+def test_fok_limit_that_does_not_cross_expires_naming_the_touch(venue: PaperVenue) -> None:
+    reports = venue.submit(limit("o-1", SELL, "1", "60000", FOK), quote(), T0)
+
+    assert kinds(reports) == [ACCEPTED, EXPIRED]
+    assert reports[1].message == (
+        "fill-or-kill: nothing available at 60000 or better, the bid is 59994; nothing filled"
+    )
+
+
+def test_fok_limit_with_no_quote_expires_unfilled(venue: PaperVenue) -> None:
+    reports = venue.submit(limit("o-1", BUY, "1", "60000", FOK), None, T0)
+
+    assert kinds(reports) == [ACCEPTED, EXPIRED]
+    assert "fill-or-kill" in reports[1].message
+    assert venue.open_orders() == []
+
+
+def test_fok_market_order_fills_beyond_the_displayed_size_as_market_orders_do(
+    venue: PaperVenue,
+) -> None:
+    order = replace(market("o-1", SELL, "7"), time_in_force=FOK)
+
+    reports = venue.submit(order, quote(), T0)
+
+    assert kinds(reports) == [ACCEPTED, FILLED]
+    assert fills(reports) == [(Decimal(7), Decimal("59988.00"))]
+
+
+def test_fok_market_to_limit_fills_all_at_the_touch_or_nothing(venue: PaperVenue) -> None:
+    whole = venue.submit(market_to_limit("o-1", BUY, "5", FOK), quote(), T0)
+    killed = venue.submit(market_to_limit("o-2", BUY, "5.0001", FOK), quote(), T0)
+
+    assert kinds(whole) == [ACCEPTED, FILLED]
+    assert fills(whole) == [(Decimal(5), Decimal("60006"))]  # the touch, no slippage
+    assert kinds(killed) == [ACCEPTED, EXPIRED]
+    assert killed[1].message == (
+        "fill-or-kill: 5.0001 wanted, only 5 available at the ask 60006; nothing filled"
+    )
+    assert venue.open_orders() == []
+
+
+prices = st.integers(min_value=599_800, max_value=600_200).map(lambda n: Decimal(n) / 10)
+sizes = st.integers(min_value=1, max_value=100).map(lambda n: Decimal(n) / 10)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    quantity=sizes,
+    limit_price=prices,
+    bid=prices,
+    spread=st.integers(min_value=1, max_value=200).map(lambda n: Decimal(n) / 100),
+    shown=sizes,
+    side=st.sampled_from([BUY, SELL]),
+    market_to_limit_order=st.booleans(),
+)
+def test_fok_never_partially_fills(
+    quantity: Decimal,
+    limit_price: Decimal,
+    bid: Decimal,
+    spread: Decimal,
+    shown: Decimal,
+    side: types_pb2.Side.ValueType,
+    market_to_limit_order: bool,
+) -> None:
+    venue = new_venue()
+    touch = Quote("BTC-USD", bid, bid + spread, shown, shown, T0)
+    order = (
+        market_to_limit("o-1", side, str(quantity), FOK)
+        if market_to_limit_order
+        else limit("o-1", side, str(quantity), str(limit_price), FOK)
+    )
+
+    reports = venue.submit(order, touch, T0)
+
+    assert kinds(reports) in ([ACCEPTED, FILLED], [ACCEPTED, EXPIRED])
+    final = reports[-1]
+    if final.execution_type == FILLED:
+        assert final.last_quantity == quantity
+        assert shown >= quantity
+    else:
+        assert final.cumulative_quantity == 0
+    assert venue.open_orders() == []
+    assert venue.on_quote(replace(touch, ask_size=Decimal(1000), bid_size=Decimal(1000)), T0) == []
+
+
+def test_post_only_buy_limit_that_would_take_the_ask_is_rejected_naming_both_prices(
+    venue: PaperVenue,
+) -> None:
+    order = replace(limit("o-1", BUY, "1", "60010"), post_only=True)
+
+    (report,) = venue.submit(order, quote(), T0)
+
+    assert report.execution_type == REJECTED
+    assert report.message == "post-only: a buy limit at 60010 would take the ask 60006"
+    assert venue.open_orders() == []
+
+
+def test_post_only_sell_limit_at_the_bid_is_rejected(venue: PaperVenue) -> None:
+    order = replace(limit("o-1", SELL, "1", "59994"), post_only=True)
+
+    (report,) = venue.submit(order, quote(), T0)
+
+    assert report.message == "post-only: a sell limit at 59994 would take the bid 59994"
+
+
+def test_post_only_limit_rests_and_fills_at_the_touch_when_a_later_quote_crosses_it(
+    venue: PaperVenue,
+) -> None:
+    order = replace(limit("o-1", BUY, "2", "60000"), post_only=True)
+
+    assert kinds(venue.submit(order, quote(), T0)) == [ACCEPTED]
+    (fill,) = venue.on_quote(quote(bid="59990", ask="59999"), T0)
+
+    assert fill.execution_type == FILLED
+    assert (fill.last_quantity, fill.last_price) == (Decimal(2), Decimal("59999"))
+
+
+def test_post_only_limit_with_no_quote_rests(venue: PaperVenue) -> None:
+    order = replace(limit("o-1", BUY, "2", "60010"), post_only=True)
+
+    assert kinds(venue.submit(order, None, T0)) == [ACCEPTED]
+    assert len(venue.open_orders()) == 1
+
+
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        (replace(market("o-1", BUY, "1"), post_only=True), "post-only is for limit orders only"),
+        (
+            replace(limit("o-1", BUY, "1", "60000", IOC), post_only=True),
+            "post-only: a post-only order must rest, so it cannot be IOC or FOK",
+        ),
+    ],
+)
+def test_post_only_on_a_market_or_immediate_order_is_rejected(
+    venue: PaperVenue, order: VenueOrder, message: str
+) -> None:
+    (report,) = venue.submit(order, quote(), T0)
+
+    assert (report.execution_type, report.message) == (REJECTED, message)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    limit_price=prices,
+    bid=prices,
+    spread=st.integers(min_value=1, max_value=200).map(lambda n: Decimal(n) / 100),
+    side=st.sampled_from([BUY, SELL]),
+    time_in_force=st.sampled_from([GTC, DAY, GTD]),
+)
+def test_post_only_never_takes_on_arrival(
+    limit_price: Decimal,
+    bid: Decimal,
+    spread: Decimal,
+    side: types_pb2.Side.ValueType,
+    time_in_force: types_pb2.TimeInForce.ValueType,
+) -> None:
+    venue = new_venue()
+    order = replace(limit("o-1", side, "1", str(limit_price)), post_only=True)
+    if time_in_force != GTC:
+        order = dated(order, time_in_force)
+
+    reports = venue.submit(order, quote(str(bid), str(bid + spread)), T0)
+
+    assert kinds(reports) in ([ACCEPTED], [REJECTED])
+    assert not any(r.trade_id for r in reports)
+    assert (len(venue.open_orders()) == 1) == (reports[0].execution_type == ACCEPTED)
+
+
+def test_market_to_limit_fills_what_the_touch_shows_at_the_touch_and_rests_the_rest(
+    venue: PaperVenue,
+) -> None:
+    reports = venue.submit(market_to_limit("o-1", BUY, "8"), quote(), T0)
+
+    # No slippage: 5 at the ask, 60006; fee 5 * 60006 * 0.001 = 300.03.
+    assert kinds(reports) == [ACCEPTED, PARTIALLY_FILLED]
+    assert fills(reports) == [(Decimal(5), Decimal("60006"))]
+    assert reports[1].fee == Decimal("300.03")
+    assert [r.leaves_quantity for r in venue.open_orders()] == [Decimal(3)]
+
+
+def test_market_to_limit_remainder_rests_at_its_fill_price_and_fills_when_crossed(
+    venue: PaperVenue,
+) -> None:
+    venue.submit(market_to_limit("o-1", BUY, "8"), quote(), T0)  # 5 at 60006, 3 resting
+
+    assert venue.on_quote(quote(bid="59998", ask="60007"), T0) == []  # above its limit
+    (partial,) = venue.on_quote(quote(bid="59990", ask="60006", size="1"), T0)
+    (filled,) = venue.on_quote(quote(bid="59990", ask="60001"), T0)
+
+    assert (partial.last_quantity, partial.last_price) == (Decimal(1), Decimal("60006"))
+    assert filled.execution_type == FILLED
+    assert (filled.last_quantity, filled.last_price) == (Decimal(2), Decimal("60001"))
+    assert venue.open_orders() == []
+
+
+def test_market_to_limit_sell_fills_within_the_shown_size_completely(venue: PaperVenue) -> None:
+    reports = venue.submit(market_to_limit("o-1", SELL, "2"), quote(), T0)
+
+    assert kinds(reports) == [ACCEPTED, FILLED]
+    assert fills(reports) == [(Decimal(2), Decimal("59994"))]
+    assert venue.open_orders() == []
+
+
+def test_market_to_limit_ioc_expires_its_remainder(venue: PaperVenue) -> None:
+    reports = venue.submit(market_to_limit("o-1", BUY, "8", IOC), quote(), T0)
+
+    assert kinds(reports) == [ACCEPTED, PARTIALLY_FILLED, EXPIRED]
+    assert "unfilled remainder 3 expired" in reports[2].message
+    assert venue.open_orders() == []
+
+
+def test_market_to_limit_with_no_quote_is_rejected_as_a_market_order_is(
+    venue: PaperVenue,
+) -> None:
+    (report,) = venue.submit(market_to_limit("o-1", BUY, "1"), None, T0)
+
+    assert report.execution_type == REJECTED
+    assert "no quote for BTC-USD yet; a market-to-limit order needs a price" in report.message
+
+
+def test_market_to_limit_with_nothing_shown_at_the_touch_expires_unfilled(
+    venue: PaperVenue,
+) -> None:
+    reports = venue.submit(market_to_limit("o-1", BUY, "1"), quote(size="0"), T0)
+
+    assert kinds(reports) == [ACCEPTED, EXPIRED]
+    assert reports[1].message == "market-to-limit: nothing shown at the ask; 1 unfilled"
+
+
+def test_restored_market_to_limit_rests_at_its_first_fill_price_not_its_average(
+    venue: PaperVenue,
+) -> None:
+    # Filled 5 at 60006, then 1 at 59990 (average 60003.33…); the router gives its first fill.
+    order = replace(market_to_limit("o-1", BUY, "8"), limit_price=Decimal("60006"))
+    average = (5 * Decimal("60006") + Decimal("59990")) / 6
+    venue.restore(
+        order, venue_order_id="v-1", cumulative_quantity=Decimal(6), average_price=average
+    )
+
+    (fill,) = venue.on_quote(quote(ask="60005"), T0)
+
+    assert fill.execution_type == FILLED
+    assert (fill.last_quantity, fill.last_price) == (Decimal(2), Decimal("60005"))
+
+
+def test_restored_market_to_limit_without_a_limit_rests_at_its_average_price(
+    venue: PaperVenue,
+) -> None:
+    venue.restore(
+        market_to_limit("o-1", SELL, "8"),
+        venue_order_id="v-1",
+        cumulative_quantity=Decimal(5),
+        average_price=Decimal("59994"),
+    )
+
+    assert venue.on_quote(quote(bid="59993", ask="60000"), T0) == []
+    (fill,) = venue.on_quote(quote(bid="59994", ask="60000"), T0)
+    assert (fill.last_quantity, fill.last_price) == (Decimal(3), Decimal("59994"))
+
+
+def test_restored_market_to_limit_that_had_not_traded_arrives_on_the_next_quote(
+    venue: PaperVenue,
+) -> None:
+    venue.restore(
+        market_to_limit("o-1", BUY, "8"),
+        venue_order_id="v-1",
+        cumulative_quantity=Decimal(0),
+        average_price=None,
+    )
+
+    (fill,) = venue.on_quote(quote(ask="60001"), T0)
+    assert (fill.last_quantity, fill.last_price) == (Decimal(5), Decimal("60001"))
+    (rest,) = venue.on_quote(quote(ask="60001"), T0)  # its remainder now rests at 60001
+    assert (rest.execution_type, rest.last_quantity) == (FILLED, Decimal(3))
+
+
+def test_restored_fok_order_still_fills_all_or_nothing(venue: PaperVenue) -> None:
+    order = limit("o-1", BUY, "6", "60010", FOK)
+    venue.restore(order, venue_order_id="v-1", cumulative_quantity=Decimal(0), average_price=None)
+
+    (killed,) = venue.on_quote(quote(), T0)  # 5 shown: not all of it
+
+    assert killed.execution_type == EXPIRED
+    assert killed.cumulative_quantity == 0
+    assert venue.open_orders() == []
+
+
+def test_resting_iceberg_fills_at_most_its_display_on_each_quote(venue: PaperVenue) -> None:
+    order = replace(limit("o-1", BUY, "5", "60000"), display_quantity=Decimal(2))
+    venue.submit(order, quote(), T0)
+
+    reports = [venue.on_quote(quote(ask="59999"), T0) for _ in range(3)]
+
+    assert [[(r.execution_type, r.last_quantity) for r in batch] for batch in reports] == [
+        [(PARTIALLY_FILLED, Decimal(2))],
+        [(PARTIALLY_FILLED, Decimal(2))],
+        [(FILLED, Decimal(1))],
+    ]
+
+
+def test_iceberg_and_a_later_order_share_the_displayed_size_in_time_priority(
+    venue: PaperVenue,
+) -> None:
+    venue.submit(replace(limit("ice", BUY, "5", "60000"), display_quantity=Decimal(2)), None, T0)
+    venue.submit(limit("plain", BUY, "4", "60000"), None, T0)
+
+    ice, plain = venue.on_quote(quote(ask="59999"), T0)  # 5 shown
+
+    assert (ice.order_id, ice.last_quantity) == ("ice", Decimal(2))
+    assert (plain.order_id, plain.last_quantity) == ("plain", Decimal(3))
+
+
+def test_arriving_marketable_iceberg_fills_up_to_the_displayed_size_as_any_limit(
+    venue: PaperVenue,
+) -> None:
+    order = replace(limit("o-1", BUY, "4", "60010"), display_quantity=Decimal(1))
+
+    reports = venue.submit(order, quote(), T0)
+
+    assert kinds(reports) == [ACCEPTED, FILLED]
+    assert fills(reports) == [(Decimal(4), Decimal("60006"))]
+
+
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        (
+            replace(limit("o-1", BUY, "1", "60000"), display_quantity=Decimal(2)),
+            "display quantity must be positive and at most the quantity 1, got 2",
+        ),
+        (
+            replace(limit("o-1", BUY, "1", "60000"), display_quantity=Decimal(0)),
+            "display quantity must be positive and at most the quantity 1, got 0",
+        ),
+        (
+            replace(market("o-1", BUY, "1"), display_quantity=Decimal(1)),
+            "a display quantity (an iceberg) is for limit orders only",
+        ),
+    ],
+)
+def test_malformed_iceberg_is_rejected(venue: PaperVenue, order: VenueOrder, message: str) -> None:
+    (report,) = venue.submit(order, quote(), T0)
+
+    assert (report.execution_type, report.message) == (REJECTED, message)
+
+
+def test_gtd_order_expires_on_the_first_quote_at_its_expire_time_not_before(
+    venue: PaperVenue,
+) -> None:
+    venue.submit(dated(limit("o-1", BUY, "2", "60000")), quote(), T0)
+
+    assert venue.on_quote(quote(), EXPIRES - timedelta(microseconds=1)) == []
+    (expired,) = venue.on_quote(quote(), EXPIRES)
+
+    assert expired.execution_type == EXPIRED
+    assert expired.message == "good-till-date: expired at 2024-01-02T10:30:00+00:00; 2 unfilled"
+    assert (expired.cumulative_quantity, expired.leaves_quantity) == (Decimal(0), Decimal(0))
+    assert venue.open_orders() == []
+    assert venue.on_quote(quote(ask="59000"), EXPIRES) == []
+
+
+def test_day_order_expires_on_a_quote_after_its_expire_time_for_any_instrument(
+    venue: PaperVenue,
+) -> None:
+    venue.submit(dated(limit("o-1", BUY, "8", "60010"), DAY), quote(), T0)  # 5 filled, 3 resting
+
+    (expired,) = venue.on_quote(quote(instrument="ETH-USD"), EXPIRES + timedelta(seconds=1))
+
+    assert expired.execution_type == EXPIRED
+    assert expired.message == "day order: expired at 2024-01-02T10:30:00+00:00; 3 unfilled"
+    assert (expired.cumulative_quantity, expired.leaves_quantity) == (Decimal(5), Decimal(0))
+    assert expired.average_price == Decimal("60006")
+
+
+def test_order_due_to_expire_does_not_fill_on_the_quote_that_expires_it(
+    venue: PaperVenue,
+) -> None:
+    venue.submit(dated(limit("o-1", BUY, "2", "60000")), quote(), T0)
+
+    reports = venue.on_quote(quote(bid="59990", ask="59999"), EXPIRES)
+
+    assert kinds(reports) == [EXPIRED]
+
+
+@pytest.mark.parametrize(("time_in_force", "name"), [(GTD, "good-till-date"), (DAY, "day order")])
+def test_order_arriving_at_its_expire_time_expires_at_once_with_nothing_filled(
+    venue: PaperVenue, time_in_force: types_pb2.TimeInForce.ValueType, name: str
+) -> None:
+    order = dated(limit("o-1", BUY, "2", "60010"), time_in_force)
+
+    reports = venue.submit(order, quote(), EXPIRES)
+
+    assert kinds(reports) == [ACCEPTED, EXPIRED]
+    assert reports[1].message == (
+        f"{name}: its expire time 2024-01-02T10:30:00+00:00 had come when it reached the venue "
+        "at 2024-01-02T10:30:00+00:00; nothing filled"
+    )
+    assert reports[1].cumulative_quantity == 0
+    assert venue.open_orders() == []
+
+
+def test_dated_order_before_its_expire_time_matches_as_any_order(venue: PaperVenue) -> None:
+    reports = venue.submit(dated(limit("o-1", BUY, "8", "60010")), quote(), T0)
+
+    assert kinds(reports) == [ACCEPTED, PARTIALLY_FILLED]
+    assert len(venue.open_orders()) == 1
+
+
+@pytest.mark.parametrize(("time_in_force", "name"), [(GTD, "GTD"), (DAY, "DAY")])
+def test_dated_order_without_an_expire_time_is_rejected(
+    venue: PaperVenue, time_in_force: types_pb2.TimeInForce.ValueType, name: str
+) -> None:
+    (report,) = venue.submit(limit("o-1", BUY, "1", "60000", time_in_force), quote(), T0)
+
+    assert report.execution_type == REJECTED
+    assert report.message == f"a {name} order needs an expire time; none was given"
+
+
+def test_gtc_order_with_an_expire_time_is_rejected(venue: PaperVenue) -> None:
+    order = replace(limit("o-1", BUY, "1", "60000"), expire_time=EXPIRES)
+
+    (report,) = venue.submit(order, quote(), T0)
+
+    assert report.message == "an expire time is for DAY and GTD orders only, not GTC"
+
+
+def test_unspecified_time_in_force_and_stop_orders_are_rejected(venue: PaperVenue) -> None:
+    unspecified = limit("o-1", BUY, "1", "60000", types_pb2.TIME_IN_FORCE_UNSPECIFIED)
+    stop = replace(market("o-2", BUY, "1"), order_type=types_pb2.ORDER_TYPE_STOP_MARKET)
+
+    (first,) = venue.submit(unspecified, quote(), T0)
+    (second,) = venue.submit(stop, quote(), T0)
+
+    assert first.message == "time in force must be GTC, IOC, FOK, DAY or GTD"
+    assert second.message.startswith("order type must be MARKET, LIMIT or MARKET_TO_LIMIT")
+
+
+def test_restored_gtd_iceberg_keeps_its_expire_time_and_display(venue: PaperVenue) -> None:
+    order = replace(dated(limit("o-1", BUY, "5", "60000")), display_quantity=Decimal(2))
+    venue.restore(order, venue_order_id="v-1", cumulative_quantity=Decimal(0), average_price=None)
+
+    (fill,) = venue.on_quote(quote(ask="59999"), T0)
+    (expired,) = venue.on_quote(quote(), EXPIRES)
+
+    assert fill.last_quantity == Decimal(2)
+    assert expired.message == "good-till-date: expired at 2024-01-02T10:30:00+00:00; 3 unfilled"

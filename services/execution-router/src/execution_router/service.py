@@ -22,6 +22,7 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass, replace
+from datetime import UTC
 from decimal import Decimal
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
@@ -74,6 +75,8 @@ _NEVER_RECEIVED = (
 
 
 def venue_order(order: orders_pb2.Order) -> VenueOrder:
+    """The order as the venue sees it: order-management sends it in venue form (market, limit
+    or market-to-limit; a DAY order with its expire time already set)."""
     return VenueOrder(
         order_id=order.order_id,
         account_id=order.account_id,
@@ -83,6 +86,11 @@ def venue_order(order: orders_pb2.Order) -> VenueOrder:
         time_in_force=order.time_in_force,
         quantity=Decimal(order.quantity),
         limit_price=Decimal(order.limit_price) if order.limit_price else None,
+        expire_time=(
+            order.expire_time.ToDatetime(tzinfo=UTC) if order.HasField("expire_time") else None
+        ),
+        post_only=order.post_only,
+        display_quantity=Decimal(order.display_quantity) if order.display_quantity else None,
     )
 
 
@@ -453,13 +461,25 @@ class ExecutionRouter(JournaledService):
             routed = RoutedOrder(self._protected(venue_order(command.order)), command, sequence)
             if last:
                 routed.last = events_pb2.ExecutionReport.FromString(last)
-                resting.append((routed.order, _restored_report(routed.last)))
+                resting.append((self._as_restored(routed.order), _restored_report(routed.last)))
             else:
                 unsent.append(routed)
             self._open[routed.order.order_id] = routed
         self.client.restore(resting)
         log.info("%s restored %d open orders (%d not yet sent)", self.name, len(rows), len(unsent))
         return unsent
+
+    def _as_restored(self, order: VenueOrder) -> VenueOrder:
+        """The order as a simulated venue puts it back: a market-to-limit order that traded
+        rests at the price of its first fill, which its reports show only in that fill (the
+        average moves once the remainder fills at a better touch)."""
+        if order.order_type != types_pb2.ORDER_TYPE_MARKET_TO_LIMIT:
+            return order
+        for kept in self.journal.records_of_order(order.order_id, "ExecutionReport"):
+            report = events_pb2.Event.FromString(kept.record.payload).execution_report
+            if report.trade_id:
+                return replace(order, limit_price=Decimal(report.last_price))
+        return order
 
     # Prices -----------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 The walk is kept in Decimal; the RNG's float is turned into a Decimal at once (rounded to 8
 places) and never kept, so the same seed and the same number of ticks give identical quotes.
+Each quote also prints a last trade: the walk's mid rounded half-even to the tick, kept within
+the bid and the ask (it draws nothing from the RNG, so the walk is the same with or without it).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from trading_core.config import Instrument, MarketData
 from trading_core.prices import ceil_to_tick, floor_to_tick
@@ -26,7 +28,9 @@ class SyntheticFeed:
     """Quotes every configured instrument once per `tick`, in config order.
 
     The first tick quotes around each instrument's `initial_price`; every later tick moves the
-    mid one step of the walk: mid *= 1 + gauss(0, 1) * volatility_bps / 10000.
+    mid one step of the walk: mid *= 1 + gauss(0, 1) * volatility_bps / 10000. The bid and ask
+    sit half the spread either side of the mid, rounded away from it to the tick; the last trade
+    price is the mid on the tick, within [bid, ask].
     """
 
     def __init__(
@@ -79,4 +83,13 @@ class SyntheticFeed:
         bid = max(floor_to_tick(mid * (1 - half_spread), tick), tick)
         ask = max(ceil_to_tick(mid * (1 + half_spread), tick), bid + tick)
         size = self._settings.quote_size
-        return Quote(instrument.symbol, bid, ask, bid_size=size, ask_size=size, time=now)
+        last = _last_trade_price(mid, tick, bid, ask)
+        return Quote(instrument.symbol, bid, ask, bid_size=size, ask_size=size, time=now, last=last)
+
+
+def _last_trade_price(mid: Decimal, tick: Decimal, bid: Decimal, ask: Decimal) -> Decimal:
+    """The mid rounded half-even to the tick, within [bid, ask]. The bid and ask are rounded
+    away from the mid, so it lies between them already; the clamp keeps the guarantee should
+    the quoting rules change."""
+    on_tick = (mid / tick).to_integral_value(rounding=ROUND_HALF_EVEN) * tick
+    return min(max(on_tick, bid), ask)

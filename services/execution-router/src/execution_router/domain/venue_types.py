@@ -21,9 +21,17 @@ class VenueOrder:
     order_type: types_pb2.OrderType.ValueType
     time_in_force: types_pb2.TimeInForce.ValueType
     quantity: Decimal
+    # A limit order's limit. A market-to-limit order arrives without one; on a restart the
+    # router gives it the price of its first fill, where its remainder rests.
     limit_price: Decimal | None
     # A market order's worst acceptable price: beyond it the order expires unfilled.
     protection_price: Decimal | None = None
+    # DAY and GTD orders: when the order expires (tz-aware, UTC); None for the others.
+    expire_time: datetime | None = None
+    # A limit order that must only rest: refused when it would trade on arrival.
+    post_only: bool = False
+    # An iceberg: the most of a resting order that fills on one quote; None for the whole.
+    display_quantity: Decimal | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
