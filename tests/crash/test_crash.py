@@ -101,7 +101,7 @@ def _crash_run(
             killed_at, answered = time.monotonic(), stream.answered_count()
             processes[victim].kill()
             processes[victim].start()
-            wait_serving_at(addresses, processes_alive(processes), 60)
+            wait_serving_at(addresses, processes_alive(processes), 60, processes[victim].log.parent)
             print(  # noqa: T201 - the run's timeline, for a failure
                 f"{victim} killed after {answered} answers, serving again after "
                 f"{time.monotonic() - killed_at:.1f} s"
@@ -325,6 +325,7 @@ def test_distributed_service_killed_mid_stream_loses_duplicates_and_strands_noth
     overrides["reconciliation"] = {"interval_ms": 500, "order_age_ms": 1000}
     # Quotes at the default pace: four processes and the emulator share two cores here.
     overrides["market_data"] = {"interval_ms": 100}
+    overrides["logging"] = {"level": "INFO", "json": False}  # a restart's steps, for a failure
     overrides["messaging"] = {
         "backend": "pubsub",
         "project": f"crash-{uuid.uuid4().hex[:8]}",
@@ -343,7 +344,7 @@ def test_distributed_service_killed_mid_stream_loses_duplicates_and_strands_noth
         process.start()
     clients = Clients(addresses)
     try:
-        wait_serving_at(addresses, processes_alive(processes), 90)
+        wait_serving_at(addresses, processes_alive(processes), 90, tmp_path)
         report = _crash_run(clients, processes, [victim], 11, addresses)
     finally:
         clients.close()

@@ -195,17 +195,35 @@ def wait_serving_at(
     timeout: float,
     logs: Path | None = None,
 ) -> None:
-    """Waits until every address reports SERVING; fails at once when a process exits."""
+    """Waits until every address reports SERVING; fails at once when a process exits, and
+    after `timeout` names the services still not serving, with the end of their logs."""
+
+    def log_tail(name: str) -> str:
+        log = logs / f"{name}.log" if logs else None
+        return log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
 
     def all_serving() -> bool:
         for name, process in processes.items():
             if process.poll() is not None:
-                log = logs / f"{name}.log" if logs else None
-                output = log.read_text()[-3000:] if log and log.exists() else ""
-                pytest.fail(f"{name} exited with {process.returncode}:\n{output}")
+                pytest.fail(f"{name} exited with {process.returncode}:\n{log_tail(name)}")
         return all(serving(address) for address in addresses.values())
 
-    wait_until(all_serving, timeout, "the service processes to report SERVING")
+    try:
+        wait_until(all_serving, timeout, "the service processes to report SERVING")
+    except AssertionError:
+        idle = [name for name, address in addresses.items() if not serving(address)]
+        for name in idle:  # each thread's stack into its log (faulthandler on SIGUSR1)
+            if name in processes and logs is not None:
+                _dump_stacks(processes[name], logs / f"{name}.log")
+        tails = "\n".join(f"--- {name}:\n{log_tail(name)}" for name in idle)
+        pytest.fail(f"not SERVING after {timeout}s: {', '.join(idle)}\n{tails}")
+
+
+def _dump_stacks(process: subprocess.Popen[bytes], log: Path) -> None:
+    size = log.stat().st_size
+    process.send_signal(signal.SIGUSR1)
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: log.stat().st_size > size, 5, "the stacks in the log")
 
 
 def serving(address: str) -> bool:

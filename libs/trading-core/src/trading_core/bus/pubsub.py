@@ -53,6 +53,9 @@ _BATCH_MAX_LATENCY_S = 0.002
 # A failed message is redelivered within about a second; one not seen again for this long was
 # acknowledged elsewhere, and must not hold its key back for good (review A8).
 _BLOCK_EXPIRY_S = 2 * _ACK_DEADLINE_S
+# A streaming pull open this long counts as having worked: when it ends, it is reopened after
+# the shortest delay again.
+_STREAM_STABLE_S = 10.0
 _FORBIDDEN_IN_IDS = re.compile(r"[^A-Za-z0-9._~+%-]")
 
 
@@ -242,19 +245,59 @@ class PubSubBus:
     def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
         if self._closing.is_set():
             raise RuntimeError("the event bus is closed")
-        path = self._ensure_subscription(topic, subscription)
-        consumer = _Consumer(subscription, handler, self._closing)
         with self._lock:
             if subscription in self._consumers:
                 raise ValueError(f"subscription {subscription} already has a handler")
-            # One worker: handlers of a subscription run one at a time, in arrival order.
-            scheduler = ThreadScheduler(
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bus-{subscription}")
-            )
+        self._ensure_subscription(topic, subscription)
+        self._open_pull(topic, _Consumer(subscription, handler, self._closing), failures=0)
+
+    def _open_pull(self, topic: str, consumer: _Consumer, failures: int) -> None:
+        """Starts the streaming pull of `consumer`'s subscription, and opens it again whenever
+        it ends before the bus closes: the client library gives a stream up on errors it takes
+        for final (a CANCELLED from a proxy, a subscription deleted and restored), and a
+        service must not stop receiving for good. Unhealthy until it is open again."""
+        subscription = consumer.subscription
+        try:
+            # Again on a reopen: the subscription may have been deleted (it is created anew).
+            path = self._ensure_subscription(topic, subscription, again=failures > 0)
+        except Exception as error:
+            self._reopen_later(topic, consumer, failures + 1, error)
+            return
+        # One worker: handlers of a subscription run one at a time, in arrival order.
+        scheduler = ThreadScheduler(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bus-{subscription}")
+        )
+        with self._lock:
+            if self._closing.is_set():
+                return
             future = self._subscriber.subscribe(
                 path, consumer, scheduler=scheduler, await_callbacks_on_shutdown=True
             )
             self._consumers[subscription] = (consumer, future)
+        opened = time.monotonic()
+
+        def ended(done: Any) -> None:
+            # A stream that lived a while failed afresh: start again from the shortest delay.
+            fresh = time.monotonic() - opened > _STREAM_STABLE_S
+            self._reopen_later(topic, consumer, 1 if fresh else failures + 1, done.exception())
+
+        future.add_done_callback(ended)
+
+    def _reopen_later(
+        self, topic: str, consumer: _Consumer, failures: int, error: BaseException | None
+    ) -> None:
+        if self._closing.is_set():
+            return
+        delay = redelivery_delay(failures)
+        log.warning(
+            "streaming pull of %s ended (%s); opening it again in %.2fs",
+            consumer.subscription,
+            error,
+            delay,
+        )
+        timer = threading.Timer(delay, self._open_pull, (topic, consumer, failures))
+        timer.daemon = True
+        timer.start()
 
     def flush(self, timeout: float = 10.0) -> None:
         if not self._sender.wait_settled(timeout):
@@ -304,11 +347,11 @@ class PubSubBus:
         path: str = self._publisher.topic_path(self._project, resource_id(self._prefix + topic))
         return path
 
-    def _ensure_subscription(self, topic: str, subscription: str) -> str:
+    def _ensure_subscription(self, topic: str, subscription: str, *, again: bool = False) -> str:
         path: str = self._subscriber.subscription_path(
             self._project, resource_id(self._prefix + subscription)
         )
-        if path in self._created_subscriptions:
+        if path in self._created_subscriptions and not again:
             return path
         request: dict[str, Any] = {
             "name": path,
