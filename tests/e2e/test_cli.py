@@ -555,3 +555,46 @@ def test_a_bracket_from_the_cli_shows_its_held_exits_and_the_portfolio_its_holdi
     as_data = as_json(tradectl(clients, "-o", "json", "portfolio", "show", "acct-cli-pf"))
     portfolio = as_data["portfolio"]
     assert isinstance(portfolio, dict) and portfolio["startingCash"] == "100000"
+
+
+def test_a_signal_with_exits_from_the_cli_is_a_bracket_and_a_signed_distance_a_usage_error(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    ready_for_market_orders(clients)
+    account = ("--account", "acct-cli-signal")
+    bracket = tradectl(
+        clients,
+        "order",
+        "signal",
+        "BTC-USD",
+        "buy",
+        *account,
+        "--confidence",
+        "0.5",
+        "--take-profit",
+        "+1%",
+        "--stop-loss",
+        "+600",
+        columns=200,
+    )
+    assert bracket.exit_code == 0, bracket.output
+    assert "BRACKET (entry)" in bracket.stdout
+    assert bracket.stdout.count("HELD") == 2
+    assert "BRACKET (take-profit)" in bracket.stdout and "BRACKET (stop-loss)" in bracket.stdout
+
+    as_data = as_json(
+        tradectl(
+            clients, "-o", "json", "order", "signal", "BTC-USD", "sell", *account,
+            "--limit", "90000", "--stop-loss", "90500",
+        )
+    )  # fmt: skip
+    order, legs = as_data["order"], as_data["legs"]
+    assert isinstance(order, dict) and isinstance(legs, list)
+    assert order["orderClass"] == "ORDER_CLASS_OTO"
+    assert [leg["role"] for leg in legs] == ["ORDER_ROLE_STOP_LOSS"]
+    assert legs[0]["triggerPrice"] == "90500"
+
+    signed = tradectl(clients, "order", "signal", "BTC-USD", "buy", *account, "--stop-loss", "-2")
+    assert signed.exit_code == 2
+    assert "write a distance with +, such as +2" in signed.output

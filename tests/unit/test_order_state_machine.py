@@ -21,7 +21,7 @@ from order_management.domain import (
     OrderStatus,
     Trigger,
 )
-from order_management.domain.orders import _TRANSITIONS
+from order_management.domain.orders import _TRANSITIONS, OrderChange, OrderNotModifiable
 from trading.v1 import events_pb2, types_pb2
 from trading_core.decimals import Precision
 
@@ -38,6 +38,8 @@ CANCELED = S.ORDER_STATUS_CANCELED
 REJECTED = S.ORDER_STATUS_REJECTED
 EXPIRED = S.ORDER_STATUS_EXPIRED
 DENIED = S.ORDER_STATUS_DENIED
+PENDING_UPDATE = S.ORDER_STATUS_PENDING_UPDATE
+CHANGE = OrderChange("modify-1", quantity=Decimal("12"), limit_price=Decimal("101"))
 
 # Written out by hand from the specification, independently of the table under test.
 EXPECTED_TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
@@ -66,13 +68,22 @@ EXPECTED_TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (PENDING_CANCEL, Trigger.CANCELED): CANCELED,
     (PENDING_CANCEL, Trigger.EXPIRED): EXPIRED,
     (PENDING_CANCEL, Trigger.REJECTED): REJECTED,
+    (ACCEPTED, Trigger.MODIFY_REQUESTED): PENDING_UPDATE,
+    (PARTIALLY_FILLED, Trigger.MODIFY_REQUESTED): PENDING_UPDATE,
+    (PENDING_UPDATE, Trigger.ACCEPTED): PENDING_UPDATE,
+    (PENDING_UPDATE, Trigger.PARTIALLY_FILLED): PENDING_UPDATE,
+    (PENDING_UPDATE, Trigger.FILLED): FILLED,
+    (PENDING_UPDATE, Trigger.CANCELED): CANCELED,
+    (PENDING_UPDATE, Trigger.EXPIRED): EXPIRED,
+    (PENDING_UPDATE, Trigger.CANCEL_REQUESTED): PENDING_CANCEL,
 }
 ALL_STATUSES = [s for s in types_pb2.OrderStatus.values() if s != S.ORDER_STATUS_UNSPECIFIED]
-# A cancel rejection is not in the table: it undoes a pending cancel (tested below).
+# Answers to a cancel or modify are not in the table: they undo what is pending (tested below).
+_ANSWERS = {Trigger.CANCEL_REJECTED, Trigger.MODIFIED, Trigger.MODIFY_REJECTED}
 FORBIDDEN = [
     pair
     for pair in itertools.product(ALL_STATUSES, Trigger)
-    if pair not in EXPECTED_TRANSITIONS and pair[1] is not Trigger.CANCEL_REJECTED
+    if pair not in EXPECTED_TRANSITIONS and pair[1] not in _ANSWERS
 ]
 
 _EXECUTION_TYPES = {
@@ -83,6 +94,8 @@ _EXECUTION_TYPES = {
     Trigger.CANCEL_REJECTED: S.EXECUTION_TYPE_CANCEL_REJECTED,
     Trigger.CANCELED: S.EXECUTION_TYPE_CANCELED,
     Trigger.EXPIRED: S.EXECUTION_TYPE_EXPIRED,
+    Trigger.MODIFIED: S.EXECUTION_TYPE_MODIFIED,
+    Trigger.MODIFY_REJECTED: S.EXECUTION_TYPE_MODIFY_REJECTED,
 }
 _trade_ids = (f"t-{n}" for n in itertools.count(1))
 
@@ -133,6 +146,9 @@ def apply(order: Order, trigger: Trigger, sequence: int = 9, now: datetime = LAT
     if trigger is Trigger.CANCEL_REQUESTED:
         order.request_cancel(sequence, now)
         return
+    if trigger is Trigger.MODIFY_REQUESTED:
+        order.request_modify(CHANGE, sequence, now)
+        return
     quantity = order.leaves_quantity if trigger is Trigger.FILLED else Decimal(1)
     order.apply_execution(report(trigger, quantity=str(quantity or 1)), sequence, now)
 
@@ -143,6 +159,7 @@ _PATHS: dict[OrderStatus, list[Trigger]] = {
     ACCEPTED: [Trigger.ACCEPTED],
     PARTIALLY_FILLED: [Trigger.ACCEPTED, Trigger.PARTIALLY_FILLED],
     PENDING_CANCEL: [Trigger.ACCEPTED, Trigger.CANCEL_REQUESTED],
+    PENDING_UPDATE: [Trigger.ACCEPTED, Trigger.MODIFY_REQUESTED],
     FILLED: [Trigger.ACCEPTED, Trigger.FILLED],
     CANCELED: [Trigger.ACCEPTED, Trigger.CANCELED],
     REJECTED: [Trigger.REJECTED],
@@ -515,3 +532,95 @@ def test_average_fill_price_without_an_instruments_precision_has_eight_decimals(
     order.apply_execution(report(Trigger.PARTIALLY_FILLED, quantity="3", price="100"), 2, NOW)
     order.apply_execution(report(Trigger.PARTIALLY_FILLED, quantity="4", price="59307.01"), 3, NOW)
     assert order.to_proto().average_fill_price == "33932.57714286"
+
+
+# --- modify ----------------------------------------------------------------------------------
+
+
+def modify_answer(
+    trigger: Trigger, cumulative: str, leaves: str, limit_price: str = ""
+) -> events_pb2.ExecutionReport:
+    answer = report(trigger, message="as the venue said")
+    answer.request_id = CHANGE.request_id
+    answer.cumulative_quantity, answer.leaves_quantity = cumulative, leaves
+    answer.limit_price = limit_price
+    return answer
+
+
+@pytest.mark.parametrize("status", [ACCEPTED, PARTIALLY_FILLED], ids=types_pb2.OrderStatus.Name)
+def test_modified_takes_the_venues_quantity_and_price_and_goes_back_to_working(
+    status: OrderStatus,
+) -> None:
+    order = order_in(status)
+    order.request_modify(CHANGE, 5, NOW)
+    assert (order.status, order.pending_change) == (PENDING_UPDATE, CHANGE)
+    filled = order.filled_quantity
+    answer = modify_answer(Trigger.MODIFIED, str(filled), str(12 - filled), "101")
+    assert order.apply_execution(answer, 6, LATER)
+    assert (order.status, order.quantity, order.limit_price) == (
+        status,
+        Decimal(12),
+        Decimal("101"),
+    )
+    assert order.pending_change is None
+    assert order.leaves_quantity == 12 - filled
+
+
+def test_modify_rejected_leaves_the_order_as_it_was_with_the_venues_reason() -> None:
+    order = order_in(PARTIALLY_FILLED)
+    order.request_modify(CHANGE, 5, NOW)
+    assert order.apply_execution(modify_answer(Trigger.MODIFY_REJECTED, "1", "9"), 6, LATER)
+    assert (order.status, order.quantity, order.limit_price) == (
+        PARTIALLY_FILLED,
+        Decimal(10),
+        Decimal("100"),
+    )
+    assert order.pending_change is None
+    assert order.status_message == "as the venue said"
+
+
+def test_modified_after_a_cancel_was_asked_changes_the_order_and_keeps_pending_cancel() -> None:
+    order = order_in(PENDING_UPDATE)
+    order.request_cancel(5, NOW)
+    order.apply_execution(modify_answer(Trigger.MODIFIED, "0", "12", "101"), 6, LATER)
+    assert (order.status, order.quantity) == (PENDING_CANCEL, Decimal(12))
+
+
+@pytest.mark.parametrize("trigger", [Trigger.MODIFIED, Trigger.MODIFY_REJECTED])
+def test_a_late_modify_answer_for_a_finished_order_changes_nothing(trigger: Trigger) -> None:
+    order = order_in(PENDING_UPDATE)
+    apply(order, Trigger.FILLED)
+    before = copy.deepcopy(order)
+    assert not order.apply_execution(modify_answer(trigger, "10", "0", "101"), 12, LATER)
+    assert order == before
+
+
+def test_a_pending_increase_counts_toward_risk_before_the_venue_answers() -> None:
+    order = order_in(ACCEPTED)
+    order.request_modify(CHANGE, 5, NOW)
+    assert order.leaves_quantity == 10
+    assert order.leaves_at_risk == 12
+    smaller = order_in(ACCEPTED)
+    smaller.request_modify(OrderChange("m-2", quantity=Decimal("4")), 5, NOW)
+    assert smaller.leaves_at_risk == 10  # until the venue has taken the decrease
+
+
+@pytest.mark.parametrize(
+    ("status", "wanted"),
+    [
+        (SUBMITTED, "has not acknowledged it yet"),
+        (PENDING_CANCEL, "wait for the venue's answer"),
+        (PENDING_UPDATE, "wait for the venue's answer"),
+        (FILLED, "can no longer be modified"),
+    ],
+    ids=["submitted", "pending-cancel", "pending-update", "filled"],
+)
+def test_a_modify_that_cannot_be_asked_says_why(status: OrderStatus, wanted: str) -> None:
+    order = order_in(status)
+    with pytest.raises(OrderNotModifiable, match=wanted):
+        order.ensure_modifiable()
+
+
+def test_a_pending_change_survives_a_proto_round_trip() -> None:
+    order = order_in(PENDING_UPDATE)
+    assert Order.from_proto(order.to_proto()).pending_change == CHANGE

@@ -18,9 +18,10 @@ from order_management.domain import (
     parse_submit_signal,
     size_signal,
 )
-from order_management.domain.validation import valuation_price
+from order_management.domain.sizing import signal_quantity
+from order_management.domain.validation import Denial, valuation_price
 from trading.v1 import orders_pb2, types_pb2
-from trading_core.config import OrderDefaults, PlatformConfig, SignalSizing
+from trading_core.config import OrderDefaults, PlatformConfig
 from trading_core.quotes import Quote
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -90,8 +91,10 @@ def check(
     request: OrderRequest,
     quote: Quote | None = QUOTE,
     activity: AccountActivity | None = None,
+    sizing: Denial | None = None,
 ) -> tuple[DenialReason, str] | None:
-    denial = PreTradeValidator(CONFIG).check(request, quote, activity or AccountActivity(), NOW)
+    validator = PreTradeValidator(CONFIG)
+    denial = validator.check(request, quote, activity or AccountActivity(), NOW, sizing=sizing)
     return None if denial is None else (denial.reason, denial.message)
 
 
@@ -204,15 +207,17 @@ def test_rule_breach_is_denied_with_its_reason_and_a_message_naming_the_values(
 
 def test_every_denial_reason_has_a_case_that_produces_it() -> None:
     """Here for the validator's reasons, in test_risk for the risk engine's, in
-    test_trading_control for the trading gate's, in test_order_types for a bracket's exits."""
+    test_trading_control for the trading gate's, in test_order_types for a bracket's exits,
+    in test_sizing for a signal's sizing."""
     from tests.unit.test_account import EQUITY_REASONS
     from tests.unit.test_order_types import EXIT_REASONS
     from tests.unit.test_risk import RISK_REASONS
+    from tests.unit.test_sizing import SIZING_REASONS
     from tests.unit.test_trading_control import TRADING_REASONS
 
     every_reason = set(types_pb2.DenialReason.values()) - {types_pb2.DENIAL_REASON_UNSPECIFIED}
     produced = {case.reason for case in DENIAL_CASES} | RISK_REASONS | TRADING_REASONS
-    reasons = produced | EXIT_REASONS | EQUITY_REASONS
+    reasons = produced | EXIT_REASONS | EQUITY_REASONS | SIZING_REASONS
     assert reasons == every_reason
 
 
@@ -430,21 +435,18 @@ def submit_signal(**changes: Any) -> orders_pb2.SubmitSignalRequest:
 
 
 def test_signal_without_price_becomes_a_market_order_with_default_time_in_force() -> None:
-    parsed = parse_submit_signal(
-        submit_signal(), Decimal("0.0166"), "sig-1", OrderDefaults(time_in_force="ioc")
-    )
+    signal = parse_submit_signal(submit_signal(), "sig-1", OrderDefaults(time_in_force="ioc"))
+    parsed = signal.order
     assert parsed.order_type == types_pb2.ORDER_TYPE_MARKET
     assert parsed.time_in_force == types_pb2.TIME_IN_FORCE_IOC
-    assert (parsed.quantity, parsed.limit_price, parsed.signal_id) == (
-        Decimal("0.0166"),
-        None,
-        "sig-1",
-    )
+    assert (parsed.quantity, parsed.limit_price, parsed.signal_id) == (Decimal(0), None, "sig-1")
     assert parsed.side == types_pb2.SIDE_SELL
+    assert (parsed.order_class, parsed.exits) == (types_pb2.ORDER_CLASS_UNSPECIFIED, None)
+    assert (signal.confidence, signal.take_profit, signal.stop_loss) == (Decimal(1), None, None)
 
 
 def test_signal_with_price_becomes_a_limit_order() -> None:
-    parsed = parse_submit_signal(submit_signal(limit_price="59000"), Decimal(1), "sig-1", DEFAULTS)
+    parsed = parse_submit_signal(submit_signal(limit_price="59000"), "sig-1", DEFAULTS).order
     assert parsed.order_type == types_pb2.ORDER_TYPE_LIMIT
     assert parsed.limit_price == Decimal(59000)
 
@@ -463,38 +465,18 @@ def test_malformed_signal_raises_invalid_request_naming_the_field(
     field_name: str, changes: dict[str, Any], signal_id: str
 ) -> None:
     with pytest.raises(InvalidRequest) as raised:
-        parse_submit_signal(submit_signal(**changes), Decimal(1), signal_id, DEFAULTS)
+        parse_submit_signal(submit_signal(**changes), signal_id, DEFAULTS)
     assert raised.value.field == field_name
 
 
-def test_fixed_quantity_sizing_trades_the_configured_quantity() -> None:
-    sizing = SignalSizing(method="fixed_quantity", quantity=Decimal("0.25"))
-    assert size_signal(sizing, BTC, Decimal(60000)) == Decimal("0.25")
-
-
-@pytest.mark.parametrize(
-    ("notional", "price", "expected"),
-    [
-        ("1000", "60000", "0.0166"),  # 0.016666... rounded down to the 0.0001 step
-        ("600", "60000", "0.01"),  # exactly on a step
-        ("1000", "59999.99", "0.0166"),
-        ("5", "60000", "0"),  # less than one step: the validator denies it
-        ("1000", "0", "0"),  # no meaningful size without a positive price
-    ],
-)
-def test_fixed_notional_sizing_rounds_down_to_the_instrument_step(
-    notional: str, price: str, expected: str
-) -> None:
-    sizing = SignalSizing(method="fixed_notional", notional=Decimal(notional))
-    assert size_signal(sizing, BTC, Decimal(price)) == Decimal(expected)
-
-
-def test_sized_signal_below_one_step_is_denied_as_not_positive() -> None:
-    sizing = SignalSizing(method="fixed_notional", notional=Decimal(5))
-    quantity = size_signal(sizing, BTC, QUOTE.ask)
-    denial = check(order_request(quantity=quantity))
+def test_signal_sized_to_nothing_is_denied_by_the_validator_for_its_sizing() -> None:
+    sizing = CONFIG.signal_sizing.model_copy(update={"notional": Decimal(5)})
+    signal = parse_submit_signal(submit_signal(side=types_pb2.SIDE_BUY), "sig-1", DEFAULTS)
+    sized = size_signal(signal, sizing, BTC, QUOTE, None)
+    denial = check(sized.request, sizing=sized.denial)
     assert denial is not None
     assert denial[0] == types_pb2.DENIAL_REASON_QUANTITY_NOT_POSITIVE
+    assert denial[1].startswith("the signal sizes to nothing: notional 5 at 60010")
 
 
 # --- order value at the price the order may trade at (A12) ----------------------------------
@@ -571,7 +553,8 @@ def test_sell_signal_far_below_the_market_is_sized_at_the_bid_not_oversized() ->
     signal = limit("0.01", side=types_pb2.SIDE_SELL, quantity=Decimal(0), signal_id="sig-1")
     price = valuation_price(signal, MARKET_NEAR_59000)
     assert price == Decimal(59000)
-    quantity = size_signal(CONFIG.signal_sizing, BTC, price)
+    quantity = signal_quantity(CONFIG.signal_sizing, BTC, price)
+    assert isinstance(quantity, Decimal)
     assert quantity == Decimal("0.0169")  # 1000 / 59000 = 0.016949..., down to the step
     assert check(replace(signal, quantity=quantity), quote=MARKET_NEAR_59000) is None
 
@@ -579,34 +562,20 @@ def test_sell_signal_far_below_the_market_is_sized_at_the_bid_not_oversized() ->
 # --- signals priced badly (B1, B5) -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "price",
-    ["0.0000000000000000000000000001", "1e-999", "1e-20", "-5", "0", "1e14", "1e30", "NaN", "-Inf"],
-)
-def test_size_signal_never_raises_whatever_the_price(price: str) -> None:
-    quantity = size_signal(CONFIG.signal_sizing, BTC, Decimal(price))
-    assert quantity >= 0
-
-
-def test_size_signal_is_exact_past_28_digits() -> None:
-    sizing = SignalSizing(method="fixed_notional", notional=Decimal(1000))
-    assert size_signal(sizing, BTC, Decimal("1e-20")) == Decimal("1e23")
-
-
 @pytest.mark.parametrize("price", ["0.0000000000000000000000000001", "1e-999", "1e-99999"])
 def test_signal_with_a_price_beyond_the_wire_range_is_invalid_argument_naming_limit_price(
     price: str,
 ) -> None:
     with pytest.raises(InvalidRequest) as raised:
-        parse_submit_signal(submit_signal(limit_price=price), Decimal(0), "sig-1", DEFAULTS)
+        parse_submit_signal(submit_signal(limit_price=price), "sig-1", DEFAULTS)
     assert raised.value.field == "limit_price"
 
 
 def signal_decision(price: str) -> tuple[DenialReason, str] | None:
     """The decision on a signal sized at its limit price, as order-management takes it."""
-    unsized = parse_submit_signal(submit_signal(limit_price=price), Decimal(0), "sig-1", DEFAULTS)
-    quantity = size_signal(CONFIG.signal_sizing, BTC, Decimal(price))
-    return check(replace(unsized, quantity=quantity))
+    signal = parse_submit_signal(submit_signal(limit_price=price), "sig-1", DEFAULTS)
+    sized = size_signal(signal, CONFIG.signal_sizing, BTC, None, None)
+    return check(sized.request, sizing=sized.denial)
 
 
 @pytest.mark.parametrize("price", ["-5", "0"])
@@ -671,12 +640,12 @@ def test_blank_id_is_invalid_argument_as_required(field_name: str) -> None:
         parse_submit_order(submit_order(**{field_name: "   "}), DEFAULTS, NOW)
     assert raised.value.field == field_name
     with pytest.raises(InvalidRequest, match=f"{field_name} is required"):
-        parse_submit_signal(submit_signal(**{field_name: " \t "}), Decimal(0), "sig-1", DEFAULTS)
+        parse_submit_signal(submit_signal(**{field_name: " \t "}), "sig-1", DEFAULTS)
 
 
 def test_blank_signal_id_is_invalid_argument_as_required() -> None:
     with pytest.raises(InvalidRequest, match="signal_id is required"):
-        parse_submit_signal(submit_signal(), Decimal(0), "  ", DEFAULTS)
+        parse_submit_signal(submit_signal(), "  ", DEFAULTS)
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, NoReturn, TypeVar
 
@@ -569,6 +570,12 @@ def _attach_exits(
         request.order_class = types_pb2.ORDER_CLASS_OTO
 
 
+_EXIT_LEVEL_HELP = (
+    "a price (61500), or a distance from the entry's price written with +: +250 in price, "
+    "+0.5% of it; the side follows from the order's side."
+)
+
+
 @order_app.command("signal")
 def submit_signal(
     ctx: typer.Context,
@@ -576,6 +583,20 @@ def submit_signal(
     instrument: InstrumentArgument,
     side: SideArgument,
     limit: LimitPriceOption = "",
+    confidence: Annotated[
+        str,
+        typer.Option(
+            metavar="0..1",
+            help="How sure the strategy is; scales the size (signal_sizing.scale_by_confidence). "
+            "1 when omitted.",
+        ),
+    ] = "",
+    take_profit: Annotated[
+        str, typer.Option(metavar="LEVEL", help=f"Attach a take-profit limit: {_EXIT_LEVEL_HELP}")
+    ] = "",
+    stop_loss: Annotated[
+        str, typer.Option(metavar="LEVEL", help=f"Attach a stop-loss trigger: {_EXIT_LEVEL_HELP}")
+    ] = "",
     account: AccountOption = "default",
     strategy: StrategyOption = "manual",
     signal_id: Annotated[
@@ -586,7 +607,11 @@ def submit_signal(
     wait: WaitOption = False,
     output: OutputOption = None,
 ) -> None:
-    """Submit a trading signal; the platform sizes it into an order (exit 3 when DENIED)."""
+    """Submit a trading signal; the platform sizes it into an order (exit 3 when DENIED).
+
+    With --take-profit and --stop-loss its order is a bracket's entry (one of them: an OTO),
+    shown with its held exits, as `order submit` does.
+    """
     request = orders_pb2.SubmitSignalRequest(
         request_id=request_id or _new_request_id(),
         client_order_id=client_order_id or _new_client_order_id(),
@@ -596,11 +621,37 @@ def submit_signal(
         instrument=instrument,
         side=_parse(render.parse_side, side, "SIDE"),
         limit_price=limit,
+        confidence=confidence,
     )
+    if take_profit:
+        request.take_profit.CopyFrom(_parse(_exit_level, take_profit, "--take-profit"))
+    if stop_loss:
+        request.stop_loss.CopyFrom(_parse(_exit_level, stop_loss, "--stop-loss"))
     settings = _settings(ctx, output)
     with _order_service(settings) as orders:
         response = orders.SubmitSignal(request, timeout=settings.timeout)
         _finish_submit(settings, orders, response, wait)
+
+
+def _exit_level(text: str) -> orders_pb2.ExitLevel:
+    """61500 is a price, +250 a distance in price, +0.5% a distance of 0.5% (50 bps)."""
+    if text.startswith("-"):
+        raise ValueError(
+            f"{text!r}: write a distance with +, such as +{text[1:]}; it is placed below or "
+            "above the entry's price by the order's side"
+        )
+    if not text.startswith("+"):
+        return orders_pb2.ExitLevel(price=text)
+    distance = text[1:]
+    if not distance.endswith("%"):
+        return orders_pb2.ExitLevel(distance=distance)
+    try:
+        percent = Decimal(distance[:-1])
+    except ArithmeticError:
+        raise ValueError(f"{text!r}: expected a percent such as +0.5%") from None
+    if not percent.is_finite():
+        raise ValueError(f"{text!r}: expected a percent such as +0.5%")
+    return orders_pb2.ExitLevel(distance_bps=format(percent * 100, "f"))
 
 
 @order_app.command("cancel")
@@ -648,6 +699,75 @@ def cancel_order(
     if wait and order.status != types_pb2.ORDER_STATUS_CANCELED:
         reason = f" ({order.status_message})" if order.status_message else ""
         _fail(f"not canceled: the order is {status}{reason}", EXIT_REFUSED)
+
+
+@order_app.command("modify")
+def modify_order(
+    ctx: typer.Context,
+    order_id: OrderIdArgument,
+    *,
+    quantity: Annotated[
+        str, typer.Option("--quantity", help="The new total quantity, filled part included.")
+    ] = "",
+    limit: Annotated[
+        str, typer.Option("--limit", metavar="PRICE", help="A limit order's new limit price.")
+    ] = "",
+    trigger: Annotated[
+        str, typer.Option("--trigger", metavar="PRICE", help="A held stop's new trigger price.")
+    ] = "",
+    account: Annotated[
+        str, typer.Option("--account", help="The account that owns the order.")
+    ] = "default",
+    request_id: RequestIdOption = "",
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow the order until the venue answers the modify, at most --timeout "
+            "seconds: exit 0 when it applied it, 3 when it refused, 4 when it has not "
+            "answered by then.",
+        ),
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """Change an open order's quantity, limit or trigger, checked as a new order would be:
+    PENDING_UPDATE, then the venue's answer (a held order changes at once)."""
+    settings = _settings(ctx, output)
+    request = orders_pb2.ModifyOrderRequest(
+        order_id=order_id,
+        account_id=account,
+        request_id=request_id or _new_request_id(),
+        quantity=quantity,
+        limit_price=limit,
+        trigger_price=trigger,
+    )
+    with _order_service(settings) as orders:
+        response = orders.ModifyOrder(request, timeout=settings.timeout)
+        refused, answered = response.refusal_reason != types_pb2.DENIAL_REASON_UNSPECIFIED, True
+        if wait and not refused:
+            latest, answered = _wait_for(
+                settings, orders, response.order, render.modify_has_settled
+            )
+            response.order.CopyFrom(latest)
+    _show_order(settings, response, response.order)
+    if refused:
+        reason = render.enum_name(types_pb2.DenialReason, response.refusal_reason)
+        _fail(f"not modified: {reason}: {response.refusal_message}", EXIT_REFUSED)
+    if not answered:
+        _fail(
+            f"still PENDING_UPDATE after {settings.timeout:g}s: the venue has not answered the "
+            "modify yet",
+            EXIT_WAIT_TIMED_OUT,
+        )
+    if wait and not _modified_as_asked(response.order, request):
+        _fail(f"not modified: {response.order.status_message}", EXIT_REFUSED)
+
+
+def _modified_as_asked(order: orders_pb2.Order, request: orders_pb2.ModifyOrderRequest) -> bool:
+    """Whether the order now has every value the modify asked for (the venue applied it)."""
+    fields = ("quantity", "limit_price", "trigger_price")
+    asked = [(getattr(request, f), getattr(order, f)) for f in fields if getattr(request, f)]
+    return all(Decimal(wanted) == Decimal(now or "0") for wanted, now in asked)
 
 
 @order_app.command("cancel-all")

@@ -175,6 +175,11 @@ def cancel_has_settled(order: orders_pb2.Order) -> bool:
     return order.status != types_pb2.ORDER_STATUS_PENDING_CANCEL
 
 
+def modify_has_settled(order: orders_pb2.Order) -> bool:
+    """Whether the venue has answered a modify: the order left PENDING_UPDATE."""
+    return order.status != types_pb2.ORDER_STATUS_PENDING_UPDATE
+
+
 # The longest status name, PARTIALLY_FILLED, and event type, OrderCancelRequested, so the
 # columns of `order watch` line up.
 STATUS_WIDTH = 16

@@ -127,10 +127,87 @@ class PubSubMessaging(_Strict):
     emulator_host: str | None = Field(None, description="host:port of the Pub/Sub emulator")
 
 
+# The longest latency the paper venue holds an order back (a lognormal tail is cut here).
+MAX_LATENCY_MS = 60_000
+
+
+class SimulationLatency(_Strict):
+    """How long each new order takes to reach the paper venue, drawn per order from the venue's
+    seeded random source: `fixed` is always `mean_ms`; `uniform` is even between `mean_ms -
+    jitter_ms` and `mean_ms + jitter_ms`; `lognormal` has mean `mean_ms` and a logarithm with
+    standard deviation `sigma`, cut at MAX_LATENCY_MS."""
+
+    distribution: Literal["fixed", "uniform", "lognormal"] = "fixed"
+    mean_ms: int = Field(0, ge=0, le=MAX_LATENCY_MS, description="the latency's mean")
+    jitter_ms: int = Field(0, ge=0, le=MAX_LATENCY_MS, description="uniform: half its width")
+    sigma: float = Field(0.5, gt=0, le=3, description="lognormal: the log's standard deviation")
+
+    @model_validator(mode="after")
+    def _never_negative(self) -> SimulationLatency:
+        if self.distribution == "uniform" and self.jitter_ms > self.mean_ms:
+            raise ValueError(
+                f"uniform latency: jitter_ms ({self.jitter_ms}) must be at most mean_ms "
+                f"({self.mean_ms}), since a latency cannot be negative"
+            )
+        if self.distribution == "lognormal" and self.mean_ms == 0:
+            raise ValueError("lognormal latency: mean_ms must be positive")
+        return self
+
+
 class SimulationVenue(_Strict):
+    """The paper venue (see README "The paper venue"). The defaults behave as the venue did
+    before depth, impact, latency draws and rejects existed: touch-only matching, fixed
+    slippage, one fee for maker and taker."""
+
     slippage_bps: NonNegativeDecimal = Decimal("1")
-    fill_delay_ms: int = Field(0, ge=0, le=60_000)
+    slippage_model: Literal["fixed", "linear", "sqrt"] = Field(
+        "fixed", description="how slippage grows with size over the touch's displayed size"
+    )
+    fill_delay_ms: int = Field(
+        0, ge=0, le=MAX_LATENCY_MS, description="a fixed latency; `latency` replaces it"
+    )
+    latency: SimulationLatency | None = None
     fee_bps: NonNegativeDecimal = Decimal("10")
+    maker_fee_bps: NonNegativeDecimal | None = Field(None, description="unset: fee_bps")
+    taker_fee_bps: NonNegativeDecimal | None = Field(None, description="unset: fee_bps")
+    book_levels: int = Field(0, ge=0, le=100, description="0: touch only, no depth model")
+    level_spacing_ticks: int = Field(1, ge=1, le=10_000, description="ticks between levels")
+    level_size_growth: Decimal = Field(
+        Decimal("1"), gt=0, le=10, description="each level's size over the one before it"
+    )
+    impact_bps: NonNegativeDecimal = Field(
+        Decimal("0"), description="move against a taker per unit of size over displayed size"
+    )
+    impact_half_life_ms: int = Field(1000, ge=1, le=86_400_000, description="impact's decay")
+    # A probability, not money: a float, compared with the venue's random draws.
+    reject_probability: float = Field(
+        0.0, ge=0, le=1, description="chance a new order is rejected at random"
+    )
+    seed: int = Field(0, description="seed of the venue's random draws (latency, rejects)")
+
+    @model_validator(mode="after")
+    def _one_latency(self) -> SimulationVenue:
+        if self.latency is not None and self.fill_delay_ms:
+            raise ValueError(
+                f"set either fill_delay_ms ({self.fill_delay_ms}, a fixed latency) or latency, "
+                "not both; for a fixed latency with latency write distribution: fixed, mean_ms"
+            )
+        return self
+
+    @property
+    def order_latency(self) -> SimulationLatency:
+        """The latency in force: `latency`, or `fill_delay_ms` as a fixed one."""
+        if self.latency is not None:
+            return self.latency
+        return SimulationLatency(mean_ms=self.fill_delay_ms)
+
+    @property
+    def maker_fee(self) -> Decimal:
+        return self.fee_bps if self.maker_fee_bps is None else self.maker_fee_bps
+
+    @property
+    def taker_fee(self) -> Decimal:
+        return self.fee_bps if self.taker_fee_bps is None else self.taker_fee_bps
 
 
 class Execution(_Strict):
@@ -249,20 +326,84 @@ class OrderDefaults(_Strict):
     rate_limit_window_ms: int = Field(1000, ge=1)
 
 
-class SignalSizing(_Strict):
-    """How a signal becomes an order quantity: a fixed quantity, or a fixed notional divided by
-    the current price and rounded down to the instrument's step."""
+SizingMethod = Literal["fixed_quantity", "fixed_notional", "percent_of_equity", "risk_per_trade"]
+# A percent of equity: more than 0, at most all of it.
+Percent = Annotated[Decimal, Field(gt=0, le=100)]
+# The key of the amount each sizing method needs.
+SIZING_AMOUNTS: dict[str, str] = {
+    "fixed_quantity": "quantity",
+    "fixed_notional": "notional",
+    "percent_of_equity": "percent_of_equity",
+    "risk_per_trade": "risk_percent",
+}
 
-    method: Literal["fixed_quantity", "fixed_notional"] = "fixed_notional"
-    quantity: PositiveDecimal | None = None
-    notional: PositiveDecimal | None = None
+
+class _SizingKeys(_Strict):
+    """The keys of a signal sizing policy (see SignalSizing)."""
+
+    method: SizingMethod = Field(
+        "fixed_notional",
+        description="fixed_quantity, fixed_notional, percent_of_equity or risk_per_trade",
+    )
+    quantity: PositiveDecimal | None = Field(None, description="fixed_quantity: units per signal")
+    notional: PositiveDecimal | None = Field(
+        None, description="fixed_notional: quote currency per signal, divided by the price"
+    )
+    percent_of_equity: Percent | None = Field(
+        None, description="percent_of_equity: % of the account's equity, divided by the price"
+    )
+    risk_percent: Percent | None = Field(
+        None,
+        description="risk_per_trade: % of the account's equity lost if the stop-loss is hit, "
+        "divided by the distance to it",
+    )
+    scale_by_confidence: bool = Field(
+        True, description="multiply the size by the signal's confidence (0 to 1, empty is 1)"
+    )
+    max_quantity: PositiveDecimal | None = Field(None, description="cap on a signal's quantity")
+    max_notional: PositiveDecimal | None = Field(
+        None, description="cap on a signal's value at the price it is sized at"
+    )
+
+
+class StrategySizing(_SizingKeys):
+    """A strategy's own signal sizing: the keys it sets replace the shared ones."""
+
+
+class SignalSizing(_SizingKeys):
+    """How a signal becomes an order quantity (order_management.domain.sizing): the method's
+    amount, times the signal's confidence when scale_by_confidence, capped by max_quantity and
+    max_notional, rounded down to the instrument's step. `strategies` gives a strategy keys of
+    its own; each combination is checked here, at start-up."""
+
+    strategies: dict[Name, StrategySizing] = Field(
+        default_factory=dict, description="a strategy's own sizing, replacing the keys it sets"
+    )
 
     @model_validator(mode="after")
     def _amount_for_method(self) -> SignalSizing:
-        needed = "quantity" if self.method == "fixed_quantity" else "notional"
-        if getattr(self, needed) is None:
-            raise ValueError(f"method {self.method} needs '{needed}'")
+        _check_sizing(self, "")
+        for strategy_id in self.strategies:
+            _check_sizing(self.for_strategy(strategy_id), f"strategies.{strategy_id}: ")
         return self
+
+    def for_strategy(self, strategy_id: str) -> SignalSizing:
+        """The sizing of a strategy's signals: these keys with its own replacing them."""
+        own = self.strategies.get(strategy_id)
+        if own is None:
+            return self
+        update: dict[str, Any] = {name: getattr(own, name) for name in own.model_fields_set}
+        return self.model_copy(update={**update, "strategies": {}})
+
+    @property
+    def uses_equity(self) -> bool:
+        return self.method in ("percent_of_equity", "risk_per_trade")
+
+
+def _check_sizing(sizing: SignalSizing, where: str) -> None:
+    needed = SIZING_AMOUNTS[sizing.method]
+    if getattr(sizing, needed) is None:
+        raise ValueError(f"{where}method {sizing.method} needs '{needed}'")
 
 
 class Instrument(_Strict):

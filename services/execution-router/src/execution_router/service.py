@@ -1,12 +1,13 @@
 """The execution router: owns the venue sessions, decides each order's one fate.
 
-Commands arrive on `orders` (SubmitOrder, CancelOrder). The router journals what it received
-before the venue hears of it, and the venue's reports before anyone else does:
+Commands arrive on `orders` (SubmitOrder, CancelOrder, ModifyOrder). The router journals what
+it received before the venue hears of it, and the venue's reports before anyone else does:
 
 - The order id is the client order id the venue sees. A SubmitOrder for an order the router
   knows is answered with that order's reports again, never routed twice.
-- A CancelOrder the venue cannot apply gets a CANCEL_REJECTED report; a repeated cancel request
-  id is answered with the order's reports again.
+- A CancelOrder the venue cannot apply gets a CANCEL_REJECTED report, a ModifyOrder a
+  MODIFY_REJECTED one; a repeated cancel or modify request id is answered with the order's
+  reports again. A MODIFIED report changes the order the router keeps (and restores).
 - Reconciliation asks over gRPC, not the bus: QueryOrder (order-management) is answered with
   the order's reports, and an order the router never received is rejected for good, so a late
   SubmitOrder cannot route it; CountFills and ListFills (position-management) tell the fills.
@@ -26,6 +27,7 @@ from datetime import UTC
 from decimal import Decimal
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
+from trading_core.decimals import format_decimal
 from trading_core.errors import NotFound
 from trading_core.journal import Transaction
 from trading_core.prices import ceil_to_tick, floor_to_tick
@@ -51,6 +53,10 @@ SCHEMA = (
         request_id TEXT PRIMARY KEY,
         order_id TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS modify_requests (
+        request_id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL
+    )""",
     # Every fill, by the time of its report: what position-management's counts are checked on.
     """CREATE TABLE IF NOT EXISTS router_fills (
         trade_id TEXT PRIMARY KEY,
@@ -68,6 +74,12 @@ _FINISHED = frozenset(
         types_pb2.EXECUTION_TYPE_EXPIRED,
     }
 )
+# The report of a cancel or modify the venue could not apply, by the table of its request ids.
+_REQUEST_TABLES = {
+    types_pb2.EXECUTION_TYPE_CANCEL_REJECTED: "cancel_requests",
+    types_pb2.EXECUTION_TYPE_MODIFY_REJECTED: "modify_requests",
+}
+_REJECTIONS = {table: (kind, table.split("_")[0]) for kind, table in _REQUEST_TABLES.items()}
 _NEVER_RECEIVED = (
     "the router never received this order (lost on the way); it was not sent to the venue "
     "and never will be: submit a new order"
@@ -123,7 +135,8 @@ class ExecutionRouter(JournaledService):
         # routed again, a second insert would fail the journal's commit). Orders that finished
         # (None: rejected as never received) by their order id; cancels by their request id.
         self._settling: dict[str, tuple[RoutedOrder | None, object]] = {}
-        self._queued_cancels: set[str] = set()
+        # Cancel and modify request ids received, until durable (then in their tables).
+        self._queued: dict[str, set[str]] = {"cancel_requests": set(), "modify_requests": set()}
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
         self._replays = itertools.count(1)
@@ -177,6 +190,8 @@ class ExecutionRouter(JournaledService):
             self._on_submit(command, transaction)
         elif kind == "cancel_order":
             self._on_cancel(command, transaction)
+        elif kind == "modify_order":
+            self._on_modify(command, transaction)
         else:
             raise ValueError(f"unknown command {kind!r}")
 
@@ -195,25 +210,46 @@ class ExecutionRouter(JournaledService):
 
     def _on_cancel(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, request_id = command.order_id, command.cancel_order.request_id
-        if self._cancel_known(request_id):
+        if self._taken(command, "cancel_requests", request_id, transaction):
+            client = self.client
+            cancel = lambda: client.cancel_order(order_id, request_id)  # noqa: E731
+            transaction.then(lambda: self._worker.call(cancel))
+
+    def _on_modify(self, command: events_pb2.Command, transaction: Transaction) -> None:
+        order_id, modify = command.order_id, command.modify_order
+        if self._taken(command, "modify_requests", modify.request_id, transaction):
+            client, request_id = self.client, modify.request_id
+            quantity = Decimal(modify.quantity) if modify.quantity else None
+            limit_price = Decimal(modify.limit_price) if modify.limit_price else None
+            change = lambda: client.modify_order(  # noqa: E731
+                order_id, request_id, quantity, limit_price
+            )
+            transaction.then(lambda: self._worker.call(change))
+
+    def _taken(
+        self, command: events_pb2.Command, table: str, request_id: str, transaction: Transaction
+    ) -> bool:
+        """Whether a cancel or modify goes to the venue: a repeated request id is answered with
+        the order's reports again, one of an order the router never received rejects that
+        order, and one of a finished order is rejected naming how it finished."""
+        order_id = command.order_id
+        if self._request_known(table, request_id):
             self._republish_after(transaction, order_id)
-            return
-        routed = self._open.get(order_id)
-        if routed is None:
+            return False
+        if order_id not in self._open:
             if not self._known(order_id):
                 self._reject_unknown(command, transaction)
-                return
-            self._cancel_rejected(order_id, request_id, transaction)
-            return
+            else:
+                self._answer_finished(order_id, request_id, table, transaction)
+            return False
         transaction.execute(
-            "INSERT INTO cancel_requests (request_id, order_id) VALUES (?, ?)",
+            f"INSERT INTO {table} (request_id, order_id) VALUES (?, ?)",  # noqa: S608
             (request_id, order_id),
         )
-        self._queued_cancels.add(request_id)
-        transaction.then(lambda: self._queued_cancels.discard(request_id))
-        client = self.client
-        cancel = lambda: client.cancel_order(order_id, request_id)  # noqa: E731
-        transaction.then(lambda: self._worker.call(cancel))
+        queued = self._queued[table]
+        queued.add(request_id)
+        transaction.then(lambda: queued.discard(request_id))
+        return True
 
     # Reports ----------------------------------------------------------------------------------
 
@@ -223,8 +259,9 @@ class ExecutionRouter(JournaledService):
             routed = self._open.get(report.order_id)
             transaction = Transaction()
             if routed is None:
-                if report.execution_type == types_pb2.EXECUTION_TYPE_CANCEL_REJECTED:
-                    self._cancel_rejected(report.order_id, report.request_id, transaction)
+                table = _REQUEST_TABLES.get(report.execution_type)
+                if table is not None:
+                    self._answer_finished(report.order_id, report.request_id, table, transaction)
                 else:
                     self.report_unresolved(
                         transaction,
@@ -244,7 +281,10 @@ class ExecutionRouter(JournaledService):
         transaction: Transaction,
     ) -> None:
         order = routed.order
-        if report.execution_type == types_pb2.EXECUTION_TYPE_CANCEL_REJECTED and routed.last:
+        rejection = report.execution_type in _REQUEST_TABLES
+        if report.execution_type == types_pb2.EXECUTION_TYPE_MODIFIED:
+            self._modified(routed, report)
+        if rejection and routed.last:
             # The venue's rejection does not restate the order; the router does.
             state = routed.last
             report.side = order.side
@@ -255,7 +295,7 @@ class ExecutionRouter(JournaledService):
         if routed.report_sequence == 0:
             report.arrival_price = routed.arrival_price
         routed.report_sequence += 1
-        if report.execution_type != types_pb2.EXECUTION_TYPE_CANCEL_REJECTED:
+        if not rejection:
             routed.last = report
         event = self.new_event(
             sequence=routed.report_sequence,
@@ -278,17 +318,29 @@ class ExecutionRouter(JournaledService):
         if not routed.is_open:
             self._hold_until_durable(transaction, order.order_id, routed)
 
-    def _cancel_rejected(self, order_id: str, request_id: str, transaction: Transaction) -> None:
-        """A cancel of an order that has finished: rejected with the order's final state."""
+    @staticmethod
+    def _modified(routed: RoutedOrder, report: events_pb2.ExecutionReport) -> None:
+        """The order as the venue now holds it: kept for a restart's restore."""
+        quantity = Decimal(report.cumulative_quantity or "0") + Decimal(report.leaves_quantity)
+        limit_price = Decimal(report.limit_price) if report.limit_price else None
+        routed.order = replace(routed.order, quantity=quantity, limit_price=limit_price)
+        routed.submit.order.quantity = format_decimal(quantity)
+        routed.submit.order.limit_price = report.limit_price
+
+    def _answer_finished(
+        self, order_id: str, request_id: str, table: str, transaction: Transaction
+    ) -> None:
+        """A cancel or modify of an order that has finished: rejected with its final state."""
         routed = self._finished(order_id)
         if routed is None:
             return  # rejected as never received: there is no order to speak of
         status = types_pb2.ExecutionType.Name(routed.last.execution_type) if routed.last else ""
+        rejection, action = _REJECTIONS[table]
         report = events_pb2.ExecutionReport(
-            execution_type=types_pb2.EXECUTION_TYPE_CANCEL_REJECTED,
+            execution_type=rejection,
             order_id=order_id,
             venue=self.client.name,
-            message="cannot cancel: the order has finished "
+            message=f"cannot {action}: the order has finished "
             f"({status.removeprefix('EXECUTION_TYPE_')})",
             request_id=request_id,
         )
@@ -331,7 +383,9 @@ class ExecutionRouter(JournaledService):
         with self.lock:
             if not self._known(order_id):
                 self._reject_unknown(command, transaction)
-            elif cancel_request_id and not self._cancel_known(cancel_request_id):
+            elif cancel_request_id and not self._request_known(
+                "cancel_requests", cancel_request_id
+            ):
                 command.cancel_order.request_id = cancel_request_id
                 self._on_cancel(command, transaction)
             ticket = self.commit(transaction, waited=True)
@@ -373,9 +427,9 @@ class ExecutionRouter(JournaledService):
             )
         )
 
-    def _cancel_known(self, request_id: str) -> bool:
-        return request_id in self._queued_cancels or bool(
-            self.journal.query("SELECT 1 FROM cancel_requests WHERE request_id = ?", (request_id,))
+    def _request_known(self, table: str, request_id: str) -> bool:
+        return request_id in self._queued[table] or bool(
+            self.journal.query(f"SELECT 1 FROM {table} WHERE request_id = ?", (request_id,))  # noqa: S608
         )
 
     def _finished(self, order_id: str) -> RoutedOrder | None:
@@ -419,7 +473,7 @@ class ExecutionRouter(JournaledService):
             "INSERT INTO routed_orders (order_id, is_open, report_sequence, submit, last_report) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET "
             "is_open = excluded.is_open, report_sequence = excluded.report_sequence, "
-            "last_report = excluded.last_report",
+            "submit = excluded.submit, last_report = excluded.last_report",
             (
                 routed.order.order_id,
                 int(routed.is_open),

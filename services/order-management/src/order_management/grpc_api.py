@@ -50,8 +50,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     def SubmitSignal(  # noqa: N802
         self, request: orders_pb2.SubmitSignalRequest, context: grpc.ServicerContext
     ) -> orders_pb2.SubmitSignalResponse:
-        order = self._orders.submit_signal(request)
-        return orders_pb2.SubmitSignalResponse(signal_id=order.signal_id, order=order)
+        order, legs = self._orders.submit_signal(request)
+        return orders_pb2.SubmitSignalResponse(signal_id=order.signal_id, order=order, legs=legs)
 
     @_ERRORS
     def CancelOrder(  # noqa: N802
@@ -60,6 +60,20 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         for field in ("order_id", "account_id", "request_id"):
             required_text(getattr(request, field), field)
         return orders_pb2.CancelOrderResponse(order=self._orders.cancel_order(request))
+
+    @_ERRORS
+    def ModifyOrder(  # noqa: N802
+        self, request: orders_pb2.ModifyOrderRequest, context: grpc.ServicerContext
+    ) -> orders_pb2.ModifyOrderResponse:
+        for field in ("order_id", "account_id", "request_id"):
+            required_text(getattr(request, field), field)
+        answer = self._orders.modify_order(request)
+        refusal = answer.refusal
+        return orders_pb2.ModifyOrderResponse(
+            order=answer.order,
+            refusal_reason=refusal.reason if refusal else types_pb2.DENIAL_REASON_UNSPECIFIED,
+            refusal_message=refusal.message if refusal else "",
+        )
 
     @_ERRORS
     def CancelAllOrders(  # noqa: N802

@@ -51,9 +51,12 @@ from order_management.domain.emulator import (
     trailed,
     trigger_source,
 )
+from order_management.domain.modify import parse_modify_order
 from order_management.domain.orders import (
     InvalidOrderTransition,
     Order,
+    OrderChange,
+    OrderNotModifiable,
     OrderStatus,
     status_name,
 )
@@ -64,6 +67,7 @@ from order_management.domain.risk import (
     closing_quantities,
     trading_gate,
 )
+from order_management.domain.sizing import size_signal
 from order_management.domain.trading_state import (
     HALTED,
     ResumeFacts,
@@ -82,9 +86,9 @@ from order_management.domain.validation import (
     Denial,
     OrderRequest,
     PreTradeValidator,
+    Signal,
     parse_submit_order,
     parse_submit_signal,
-    size_signal,
     valuation_price,
 )
 
@@ -155,6 +159,17 @@ SCHEMA = (
         order_id TEXT NOT NULL,
         PRIMARY KEY (account_id, request_id)
     )""",
+    # Each ModifyOrder request: its order, when (daily and rate limits count it), and the
+    # refusal of our checks if they refused it (a repeat answers the same).
+    """CREATE TABLE IF NOT EXISTS modify_requests (
+        account_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        time_us INTEGER NOT NULL,
+        refusal_reason INTEGER NOT NULL,
+        refusal_message TEXT NOT NULL,
+        PRIMARY KEY (account_id, request_id)
+    )""",
 )
 
 # Denials a retry may not get: they do not bind the request's ids.
@@ -204,6 +219,18 @@ class CloseAnswer:
     canceled: list[orders_pb2.Order]
     closing: list[orders_pb2.Order]
     pending: bool
+
+
+@dataclass(frozen=True)
+class ModifyAnswer:
+    order: orders_pb2.Order
+    refusal: Denial | None
+
+
+@dataclass(frozen=True)
+class _EarlierModify:
+    order_id: str
+    refusal: Denial | None
 
 
 @dataclass(frozen=True)
@@ -258,6 +285,7 @@ class OrderManagement(JournaledService):
         self._by_client_order: dict[tuple[str, str], str] = {}
         # (account, cancel request id) -> order id, until its row is durable
         self._pending_cancels: dict[tuple[str, str], str] = {}
+        self._pending_modifies: dict[tuple[str, str], _EarlierModify] = {}
         self.quotes = QuoteBook()
         self.exposure = ExposureBook()
         self._accounts: dict[str, Account] = {}
@@ -331,6 +359,12 @@ class OrderManagement(JournaledService):
             (day_ago, types_pb2.ORDER_STATUS_DENIED),
         ):
             self._activity.record(account_id, from_micros(created))
+        for account_id, modified in self.journal.query(
+            "SELECT account_id, time_us FROM modify_requests WHERE time_us >= ? "
+            "AND refusal_reason = 0",
+            (day_ago,),
+        ):
+            self._activity.record(account_id, from_micros(modified))
         log.info("%s loaded %d orders", self.name, len(rows))
 
     def _load_risk_positions(self) -> None:
@@ -385,20 +419,28 @@ class OrderManagement(JournaledService):
         stored = self._stored(parsed)
         with self.lock:
             answer, ticket = self._existing_or(parsed, stored, lambda: self._decide(parsed))
-            legs = [
-                self._tracked(answer.account_id, i).order.to_proto() for i in answer.child_order_ids
-            ]
+            legs = self._legs(answer)
         ticket.wait()
         return answer, legs
 
-    def submit_signal(self, request: orders_pb2.SubmitSignalRequest) -> orders_pb2.Order:
+    def submit_signal(
+        self, request: orders_pb2.SubmitSignalRequest
+    ) -> tuple[orders_pb2.Order, list[orders_pb2.Order]]:
+        """The signal's order, and the exits held for it when it has a take-profit or stop-loss
+        (then it is a bracket's or an OTO's entry, as in submit_order)."""
         signal_id = request.signal_id or new_id()
-        unsized = parse_submit_signal(request, Decimal(0), signal_id, self.config.order_defaults)
-        stored = self._stored(unsized)
+        signal = parse_submit_signal(request, signal_id, self.config.order_defaults)
+        stored = self._stored(signal.order)
         with self.lock:
-            answer, ticket = self._existing_or(unsized, stored, lambda: self._sized(unsized))
+            answer, ticket = self._existing_or(signal.order, stored, lambda: self._sized(signal))
+            legs = self._legs(answer)
         ticket.wait()
-        return answer
+        return answer, legs
+
+    def _legs(self, answer: orders_pb2.Order) -> list[orders_pb2.Order]:
+        """An entry's exits as they are now."""
+        account = answer.account_id
+        return [self._tracked(account, i).order.to_proto() for i in answer.child_order_ids]
 
     def cancel_order(self, request: orders_pb2.CancelOrderRequest) -> orders_pb2.Order:
         with self.lock:
@@ -423,6 +465,150 @@ class OrderManagement(JournaledService):
             answer = order.to_proto()
         ticket.wait()
         return answer
+
+    def modify_order(self, request: orders_pb2.ModifyOrderRequest) -> ModifyAnswer:
+        """Changes an open order as `request` asks, checked as a new order would be: held,
+        changed at once; at a venue, PENDING_UPDATE until the venue answers."""
+        with self.lock:
+            tracked = self._tracked(request.account_id, request.order_id)
+            earlier = self._modified_by(request.account_id, request.request_id)
+            if earlier is not None:
+                if earlier.order_id != request.order_id:
+                    raise AlreadyExists(
+                        f"request_id {request.request_id!r} already modified order "
+                        f"{earlier.order_id}"
+                    )
+                refusal, ticket = earlier.refusal, self.journal.sync_point()
+            else:
+                change = parse_modify_order(request, tracked.order)
+                transaction = Transaction()
+                refusal = self._modify(tracked, change, transaction)
+                ticket = self.commit(transaction, waited=True)
+            answer = ModifyAnswer(tracked.order.to_proto(), refusal)
+        ticket.wait()
+        return answer
+
+    def _modify(
+        self, tracked: _Tracked, change: OrderChange, transaction: Transaction
+    ) -> Denial | None:
+        order = tracked.order
+        try:
+            order.ensure_modifiable()
+        except OrderNotModifiable as error:
+            raise FailedPrecondition(str(error)) from None
+        refusal = self._check_change(order, change)
+        now = self.clock.now()
+        transaction.execute(
+            "INSERT INTO modify_requests (account_id, request_id, order_id, time_us, "
+            "refusal_reason, refusal_message) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                order.account_id,
+                change.request_id,
+                order.order_id,
+                micros(now),
+                refusal.reason if refusal else types_pb2.DENIAL_REASON_UNSPECIFIED,
+                refusal.message if refusal else "",
+            ),
+        )
+        key = (order.account_id, change.request_id)
+        self._pending_modifies[key] = _EarlierModify(order.order_id, refusal)
+        transaction.then(lambda: self._settled_modify(key))
+        if refusal is not None:
+            return refusal
+        self._activity.record(order.account_id, now)
+        if order.is_held:
+            self._amend_held(tracked, change, transaction)
+        else:
+            requested = events_pb2.OrderModifyRequested(change=change.to_proto())
+            self._own_change(
+                tracked,
+                lambda sequence, at: order.request_modify(change, sequence, at),
+                transaction,
+                order_modify_requested=requested,
+            )
+            transaction.keep(self._modify_command(order, change))
+        return None
+
+    def _check_change(self, order: Order, change: OrderChange) -> Denial | None:
+        """The changed order checked as a new one, without its own open quantity counted (its
+        remaining quantity after the change is what risk adds)."""
+        amended = replace(
+            order.as_submitted(),
+            exits=None,
+            quantity=change.quantity or order.quantity,
+            limit_price=change.limit_price or order.limit_price,
+            trigger_price=change.trigger_price or order.trigger_price,
+        )
+        self.exposure.track(
+            order.order_id,
+            account_id=order.account_id,
+            strategy_id=order.strategy_id,
+            instrument=order.instrument,
+            side=order.side,
+            leaves=Decimal(0),
+        )
+        try:
+            closing = bool(order.parent_order_id) and order.role in _EXIT_ROLES
+            at_risk = amended.quantity - order.filled_quantity
+            return self._check(amended, closing=closing, at_risk=at_risk)
+        finally:
+            self._track(order)
+
+    def _amend_held(self, tracked: _Tracked, change: OrderChange, transaction: Transaction) -> None:
+        """A held order changes at once (it is at no venue); its new trigger may be reached."""
+        order = tracked.order
+        amended = events_pb2.OrderAmended(
+            quantity=format_decimal(change.quantity),
+            trigger_price=format_decimal(change.trigger_price),
+            limit_price=format_decimal(change.limit_price),
+            message=f"modified (request {change.request_id})",
+        )
+        self._own_change(
+            tracked,
+            lambda sequence, at: order.amend(
+                sequence,
+                at,
+                quantity=change.quantity,
+                trigger_price=change.trigger_price,
+                limit_price=change.limit_price,
+            ),
+            transaction,
+            order_amended=amended,
+        )
+        self._emulate_one(tracked, transaction)
+
+    def _modify_command(self, order: Order, change: OrderChange) -> Record:
+        modify = events_pb2.ModifyOrder(
+            request_id=change.request_id,
+            quantity=format_decimal(change.quantity),
+            limit_price=format_decimal(change.limit_price),
+        )
+        command = self.new_command(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            instrument=order.instrument,
+            modify_order=modify,
+        )
+        return self.command_record(command, "orders", order.order_id)
+
+    def _modified_by(self, account_id: str, request_id: str) -> _EarlierModify | None:
+        """An earlier ModifyOrder of `request_id`: in memory until durable, then in the journal."""
+        pending = self._pending_modifies.get((account_id, request_id))
+        if pending is not None:
+            return pending
+        rows = self.journal.query(
+            "SELECT order_id, refusal_reason, refusal_message FROM modify_requests "
+            "WHERE account_id = ? AND request_id = ?",
+            (account_id, request_id),
+        )
+        if not rows:
+            return None
+        order_id, reason, message = rows[0]
+        refusal = Denial(reason, str(message)) if reason else None
+        return _EarlierModify(str(order_id), refusal)
+
+    def _settled_modify(self, key: tuple[str, str]) -> None:
+        self._pending_modifies.pop(key, None)
 
     def _canceled_by(self, account_id: str, request_id: str) -> str | None:
         """The order a cancel request id canceled: in memory until that is durable (the journal
@@ -945,21 +1131,20 @@ class OrderManagement(JournaledService):
             (request.account_id, request.request_id, request.client_order_id),
         )
 
-    def _sized(self, unsized: OrderRequest) -> tuple[orders_pb2.Order, Ticket]:
-        """Sizes a signal's order from the configured policy and decides on it."""
+    def _sized(self, signal: Signal) -> tuple[orders_pb2.Order, Ticket]:
+        """Sizes a signal's order by its strategy's sizing, prices its exits, and decides on it
+        as on any order (a signal that sizes to nothing is denied saying why)."""
+        unsized = signal.order
         instrument = self.config.instrument(unsized.instrument)
         if instrument is None:
             return self._decide(unsized)  # denied: instrument not configured
-        price = valuation_price(unsized, self.quotes.get(unsized.instrument))
-        if price is None:
-            no_price = Denial(
-                types_pb2.DENIAL_REASON_NO_MARKET_DATA,
-                f"no quote for {unsized.instrument} yet to size the signal; retry shortly "
-                "or give a limit price",
-            )
-            return self._committed(lambda t: self._denied(unsized, no_price, t))
-        quantity = size_signal(self.config.signal_sizing, instrument, price)
-        return self._decide(replace(unsized, quantity=quantity))
+        sizing = self.config.signal_sizing.for_strategy(unsized.strategy_id)
+        equity = self._equity(self._account(unsized.account_id)) if sizing.uses_equity else None
+        quote = self.quotes.get(unsized.instrument)
+        sized = size_signal(signal, sizing, instrument, quote, equity)
+        return self._committed(
+            lambda transaction: self._new_order(sized.request, transaction, sizing=sized.denial)
+        )
 
     def _decide(self, request: OrderRequest) -> tuple[orders_pb2.Order, Ticket]:
         return self._committed(lambda transaction: self._new_order(request, transaction))
@@ -972,11 +1157,13 @@ class OrderManagement(JournaledService):
         snapshot = decide(transaction)
         return snapshot, self.commit(transaction, waited=True)
 
-    def _new_order(self, request: OrderRequest, transaction: Transaction) -> orders_pb2.Order:
+    def _new_order(
+        self, request: OrderRequest, transaction: Transaction, *, sizing: Denial | None = None
+    ) -> orders_pb2.Order:
         """Checks a new order and adds it to `transaction`: submitted, held (a stop, the exits
-        of a bracket) or denied."""
+        of a bracket) or denied. `sizing`: why a signal's order sized to nothing."""
         request = self._with_day_expiry(request)
-        denial = self._check(request)
+        denial = self._check(request, sizing=sizing)
         if denial is None and request.exits is not None:
             denial = exit_price_problem(request, self.quotes.get(request.instrument))
         if denial is not None:
@@ -992,18 +1179,26 @@ class OrderManagement(JournaledService):
         return snapshot
 
     def _check(
-        self, request: OrderRequest, *, closing: bool = False, releasing: bool = False
+        self,
+        request: OrderRequest,
+        *,
+        closing: bool = False,
+        releasing: bool = False,
+        at_risk: Decimal | None = None,
+        sizing: Denial | None = None,
     ) -> Denial | None:
         """The trading state, the rules, then risk: the first refusal, or None. `closing`: an
         order of ClosePosition, or a held exit, allowed while halted. `releasing`: a held order
-        released, its daily and rate limits counted when it was submitted."""
+        released, its daily and rate limits counted when it was submitted. `at_risk`: the
+        quantity risk adds, when not the request's (a modified order's remaining quantity).
+        `sizing`: why a signal sized to nothing, given in place of the quantity check."""
         now = self.clock.now()
         quote = self.quotes.get(request.instrument)
         account = self.exposure.exposure((request.account_id,)).holding(request.instrument)
         state = self.trading.effective(request.account_id)
         denial = trading_gate(state, request, account, closing=closing)
         activity = None if releasing else self._activity
-        denial = denial or self._validator.check(request, quote, activity, now)
+        denial = denial or self._validator.check(request, quote, activity, now, sizing=sizing)
         if denial is None:
             price = valuation_price(request, quote)
             assert price is not None  # the validator denies an order it cannot value
@@ -1011,6 +1206,8 @@ class OrderManagement(JournaledService):
             measured = (limits.max_leverage, limits.max_concentration_percent) != (None, None)
             # Equity only for the limits measured against it: it sums every holding.
             equity = self._equity(self._account(request.account_id)) if measured else None
+            if at_risk is not None:
+                request = replace(request, quantity=at_risk)
             denial = self._risk.check(request, quote, self.exposure, price, now, equity=equity)
         return denial
 
@@ -1321,7 +1518,7 @@ class OrderManagement(JournaledService):
             held.add(order.order_id)
         else:
             held.discard(order.order_id)
-        leaves = order.leaves_quantity if order.is_open and not order.is_held else Decimal(0)
+        leaves = order.leaves_at_risk if order.is_open and not order.is_held else Decimal(0)
         self.exposure.track(
             order.order_id,
             account_id=order.account_id,
@@ -1587,8 +1784,13 @@ class _Fill:
 
 _BREACH_STATES = {"reducing": types_pb2.TRADING_STATE_REDUCING, "halted": HALTED}
 _AWAITING_VENUE = frozenset(
-    {types_pb2.ORDER_STATUS_SUBMITTED, types_pb2.ORDER_STATUS_PENDING_CANCEL}
+    {
+        types_pb2.ORDER_STATUS_SUBMITTED,
+        types_pb2.ORDER_STATUS_PENDING_CANCEL,
+        types_pb2.ORDER_STATUS_PENDING_UPDATE,
+    }
 )
+_EXIT_ROLES = frozenset({types_pb2.ORDER_ROLE_TAKE_PROFIT, types_pb2.ORDER_ROLE_STOP_LOSS})
 # The namespace of the ids order-management makes from a request's (cancels of CancelAllOrders,
 # closing orders): the same request always makes the same ids.
 _DERIVED_IDS = uuid.UUID("6f1c8a9e-3b54-4d47-9a1e-0c5b7d2e4f10")
@@ -1644,7 +1846,8 @@ def _order_row(tracked: _Tracked, snapshot: orders_pb2.Order) -> tuple[object, .
 
 
 # The request fields that make two submits the same request. A signal's quantity is sized by
-# us, and its signal id may be generated, so neither counts for a signal.
+# us, and its signal id may be generated, so neither counts for a signal; nor do the prices of
+# its exits when one was asked at a distance (priced from the market when it was sized).
 _SAME_REQUEST_FIELDS = (
     "client_order_id",
     "request_id",
@@ -1670,7 +1873,11 @@ def _differences(order: Order, request: OrderRequest) -> list[str]:
     """The request fields in which `request` differs from the one that made `order`. A held
     order's trigger and an exit's quantity change as it works, so are compared as asked
     (a trailing stop's first trigger is not kept); a DAY order's expiry is ours."""
-    fields = _SAME_REQUEST_FIELDS if request.signal_id else (*_SAME_REQUEST_FIELDS, "quantity")
+    fields: tuple[str, ...] = _SAME_REQUEST_FIELDS
+    if not request.signal_id:
+        fields = (*fields, "quantity")
+    elif request.exits is None:
+        fields = tuple(name for name in fields if name != "exits")
     if request.order_type not in TRAILING_TYPES:
         fields = (*fields, "trigger_price")
     if request.time_in_force == types_pb2.TIME_IN_FORCE_GTD:

@@ -53,6 +53,7 @@ class Event(_message.Message):
     ORDER_TRIGGERED_FIELD_NUMBER: _builtins.int
     ORDER_RELEASED_FIELD_NUMBER: _builtins.int
     ORDER_WITHDRAWN_FIELD_NUMBER: _builtins.int
+    ORDER_MODIFY_REQUESTED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """A UUID."""
     sequence: _builtins.int
@@ -97,6 +98,8 @@ class Event(_message.Message):
     def order_released(self) -> Global___OrderReleased: ...
     @_builtins.property
     def order_withdrawn(self) -> Global___OrderWithdrawn: ...
+    @_builtins.property
+    def order_modify_requested(self) -> Global___OrderModifyRequested: ...
     def __init__(
         self,
         *,
@@ -122,12 +125,13 @@ class Event(_message.Message):
         order_triggered: Global___OrderTriggered | None = ...,
         order_released: Global___OrderReleased | None = ...,
         order_withdrawn: Global___OrderWithdrawn | None = ...,
+        order_modify_requested: Global___OrderModifyRequested | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn", "order_modify_requested"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -208,11 +212,33 @@ class OrderHeld(_message.Message):
 Global___OrderHeld: _TypeAlias = OrderHeld  # noqa: Y015
 
 @_typing.final
-class OrderAmended(_message.Message):
+class OrderModifyRequested(_message.Message):
     """Order-management changed a held order: a trailing stop's trigger (and limit) followed the
     market, or an exit took the quantity its entry filled or its other exit left.
+    ModifyOrder sent a change of an order at a venue: PENDING_UPDATE until the venue answers
+    (the change is the order's pending_change).
     """
 
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def change(self) -> _orders_pb2.OrderChange: ...
+    def __init__(
+        self,
+        *,
+        change: _orders_pb2.OrderChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderModifyRequested: _TypeAlias = OrderModifyRequested  # noqa: Y015
+
+@_typing.final
+class OrderAmended(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     QUANTITY_FIELD_NUMBER: _builtins.int
@@ -361,6 +387,7 @@ class ExecutionReport(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ARRIVAL_PRICE_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
     execution_type: _types_pb2.ExecutionType.ValueType
     order_id: _builtins.str
     venue: _builtins.str
@@ -383,6 +410,8 @@ class ExecutionReport(_message.Message):
     """The touch on the order's side when the router received it (its arrival price), on the
     first report of the order.
     """
+    limit_price: _builtins.str
+    """MODIFIED: the order's limit price after the modify (empty for an order without one)."""
     def __init__(
         self,
         *,
@@ -401,10 +430,11 @@ class ExecutionReport(_message.Message):
         message: _builtins.str = ...,
         request_id: _builtins.str = ...,
         arrival_price: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_price", b"arrival_price", "average_price", b"average_price", "cumulative_quantity", b"cumulative_quantity", "execution_type", b"execution_type", "fee", b"fee", "last_price", b"last_price", "last_quantity", b"last_quantity", "leaves_quantity", b"leaves_quantity", "message", b"message", "order_id", b"order_id", "request_id", b"request_id", "side", b"side", "trade_id", b"trade_id", "venue", b"venue", "venue_order_id", b"venue_order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_price", b"arrival_price", "average_price", b"average_price", "cumulative_quantity", b"cumulative_quantity", "execution_type", b"execution_type", "fee", b"fee", "last_price", b"last_price", "last_quantity", b"last_quantity", "leaves_quantity", b"leaves_quantity", "limit_price", b"limit_price", "message", b"message", "order_id", b"order_id", "request_id", b"request_id", "side", b"side", "trade_id", b"trade_id", "venue", b"venue", "venue_order_id", b"venue_order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -526,6 +556,7 @@ class Command(_message.Message):
     TRACEPARENT_FIELD_NUMBER: _builtins.int
     SUBMIT_ORDER_FIELD_NUMBER: _builtins.int
     CANCEL_ORDER_FIELD_NUMBER: _builtins.int
+    MODIFY_ORDER_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     """A UUID."""
     order_id: _builtins.str
@@ -539,6 +570,8 @@ class Command(_message.Message):
     def submit_order(self) -> Global___SubmitOrder: ...
     @_builtins.property
     def cancel_order(self) -> Global___CancelOrder: ...
+    @_builtins.property
+    def modify_order(self) -> Global___ModifyOrder: ...
     def __init__(
         self,
         *,
@@ -550,12 +583,13 @@ class Command(_message.Message):
         traceparent: _builtins.str = ...,
         submit_order: Global___SubmitOrder | None = ...,
         cancel_order: Global___CancelOrder | None = ...,
+        modify_order: Global___ModifyOrder | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_order", b"cancel_order", "command", b"command", "command_time", b"command_time", "submit_order", b"submit_order"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_order", b"cancel_order", "command", b"command", "command_time", b"command_time", "modify_order", b"modify_order", "submit_order", b"submit_order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cancel_order", b"cancel_order", "command", b"command", "command_id", b"command_id", "command_time", b"command_time", "instrument", b"instrument", "order_id", b"order_id", "submit_order", b"submit_order", "traceparent", b"traceparent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cancel_order", b"cancel_order", "command", b"command", "command_id", b"command_id", "command_time", b"command_time", "instrument", b"instrument", "modify_order", b"modify_order", "order_id", b"order_id", "submit_order", b"submit_order", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["submit_order", "cancel_order"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["submit_order", "cancel_order", "modify_order"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
@@ -584,6 +618,35 @@ class SubmitOrder(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitOrder: _TypeAlias = SubmitOrder  # noqa: Y015
+
+@_typing.final
+class ModifyOrder(_message.Message):
+    """Change a working order's quantity or limit price (empty: unchanged). The venue answers with
+    MODIFIED or MODIFY_REJECTED; a repeat of a request id is answered with its first outcome.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    quantity: _builtins.str
+    limit_price: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "quantity", b"quantity", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModifyOrder: _TypeAlias = ModifyOrder  # noqa: Y015
 
 @_typing.final
 class CancelOrder(_message.Message):

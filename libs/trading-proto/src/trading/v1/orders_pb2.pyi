@@ -67,6 +67,7 @@ class Order(_message.Message):
     TRIGGER_TIME_FIELD_NUMBER: _builtins.int
     TAKE_PROFIT_FIELD_NUMBER: _builtins.int
     STOP_LOSS_FIELD_NUMBER: _builtins.int
+    PENDING_CHANGE_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     client_order_id: _builtins.str
     request_id: _builtins.str
@@ -143,6 +144,10 @@ class Order(_message.Message):
 
     @_builtins.property
     def stop_loss(self) -> Global___StopLoss: ...
+    @_builtins.property
+    def pending_change(self) -> Global___OrderChange:
+        """PENDING_UPDATE: the change sent to the venue and not answered yet."""
+
     def __init__(
         self,
         *,
@@ -187,14 +192,46 @@ class Order(_message.Message):
         trigger_time: _timestamp_pb2.Timestamp | None = ...,
         take_profit: Global___TakeProfit | None = ...,
         stop_loss: Global___StopLoss | None = ...,
+        pending_change: Global___OrderChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trigger_time", b"trigger_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "pending_change", b"pending_change", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trigger_time", b"trigger_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "child_order_ids", b"child_order_ids", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "display_quantity", b"display_quantity", "expire_time", b"expire_time", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "oco_order_id", b"oco_order_id", "order_class", b"order_class", "order_id", b"order_id", "order_type", b"order_type", "parent_order_id", b"parent_order_id", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "role", b"role", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_time", b"trigger_time", "trigger_type", b"trigger_type", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "child_order_ids", b"child_order_ids", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "display_quantity", b"display_quantity", "expire_time", b"expire_time", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "oco_order_id", b"oco_order_id", "order_class", b"order_class", "order_id", b"order_id", "order_type", b"order_type", "parent_order_id", b"parent_order_id", "pending_change", b"pending_change", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "role", b"role", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_time", b"trigger_time", "trigger_type", b"trigger_type", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Order: _TypeAlias = Order  # noqa: Y015
+
+@_typing.final
+class OrderChange(_message.Message):
+    """A change of an open order asked for with ModifyOrder (empty fields: unchanged)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    quantity: _builtins.str
+    """The new total quantity, filled part included."""
+    limit_price: _builtins.str
+    trigger_price: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        trigger_price: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "quantity", b"quantity", "request_id", b"request_id", "trigger_price", b"trigger_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderChange: _TypeAlias = OrderChange  # noqa: Y015
 
 @_typing.final
 class TakeProfit(_message.Message):
@@ -258,6 +295,9 @@ class SubmitSignalRequest(_message.Message):
     INSTRUMENT_FIELD_NUMBER: _builtins.int
     SIDE_FIELD_NUMBER: _builtins.int
     LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """A UUID that makes the call idempotent: a repeat returns the original result."""
     client_order_id: _builtins.str
@@ -270,6 +310,22 @@ class SubmitSignalRequest(_message.Message):
     side: _types_pb2.Side.ValueType
     limit_price: _builtins.str
     """Empty for a market order; otherwise a limit order at this price."""
+    confidence: _builtins.str
+    """How sure the strategy is: a decimal from 0 to 1, empty meaning 1. Multiplies the size when
+    signal_sizing.scale_by_confidence is on (the default); 0 then sizes to nothing (DENIED).
+    """
+    @_builtins.property
+    def take_profit(self) -> Global___ExitLevel:
+        """With stop_loss the signal's order is the entry of a bracket, alone that of an OTO: the
+        exits are placed and held exactly as SubmitOrder's take_profit and stop_loss are.
+        """
+
+    @_builtins.property
+    def stop_loss(self) -> Global___ExitLevel:
+        """A stop-market exit. Required when the signal is sized by risk (signal_sizing.method
+        risk_per_trade), whose size is the amount risked divided by the distance to it.
+        """
+
     def __init__(
         self,
         *,
@@ -281,14 +337,53 @@ class SubmitSignalRequest(_message.Message):
         instrument: _builtins.str = ...,
         side: _types_pb2.Side.ValueType = ...,
         limit_price: _builtins.str = ...,
+        confidence: _builtins.str = ...,
+        take_profit: Global___ExitLevel | None = ...,
+        stop_loss: Global___ExitLevel | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["stop_loss", b"stop_loss", "take_profit", b"take_profit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "instrument", b"instrument", "limit_price", b"limit_price", "request_id", b"request_id", "side", b"side", "signal_id", b"signal_id", "strategy_id", b"strategy_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "confidence", b"confidence", "instrument", b"instrument", "limit_price", b"limit_price", "request_id", b"request_id", "side", b"side", "signal_id", b"signal_id", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitSignalRequest: _TypeAlias = SubmitSignalRequest  # noqa: Y015
+
+@_typing.final
+class ExitLevel(_message.Message):
+    """Where a signal's take-profit or stop-loss sits: at a price, or at a distance from the entry's
+    price (the signal's limit price, or for a market signal the touch it is sized at: the ask to
+    buy, the bid to sell) on the exit's side of it (for a buy, the take-profit above and the
+    stop-loss below). A distance becomes a price rounded to the tick away from the entry's price.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_FIELD_NUMBER: _builtins.int
+    DISTANCE_FIELD_NUMBER: _builtins.int
+    DISTANCE_BPS_FIELD_NUMBER: _builtins.int
+    price: _builtins.str
+    """A price, greater than zero."""
+    distance: _builtins.str
+    """An amount of price, greater than zero."""
+    distance_bps: _builtins.str
+    """Basis points of the entry's price, greater than zero (100 is 1%)."""
+    def __init__(
+        self,
+        *,
+        price: _builtins.str = ...,
+        distance: _builtins.str = ...,
+        distance_bps: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["distance", b"distance", "distance_bps", b"distance_bps", "level", b"level", "price", b"price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance", b"distance", "distance_bps", b"distance_bps", "level", b"level", "price", b"price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_level: _TypeAlias = _typing.Literal["price", "distance", "distance_bps"]  # noqa: Y015
+    _WhichOneofArgType_level: _TypeAlias = _typing.Literal["level", b"level"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_level) -> _WhichOneofReturnType_level | None: ...
+
+Global___ExitLevel: _TypeAlias = ExitLevel  # noqa: Y015
 
 @_typing.final
 class SubmitSignalResponse(_message.Message):
@@ -296,18 +391,24 @@ class SubmitSignalResponse(_message.Message):
 
     SIGNAL_ID_FIELD_NUMBER: _builtins.int
     ORDER_FIELD_NUMBER: _builtins.int
+    LEGS_FIELD_NUMBER: _builtins.int
     signal_id: _builtins.str
     @_builtins.property
     def order(self) -> Global___Order: ...
+    @_builtins.property
+    def legs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """The exits of a signal with a take-profit or a stop-loss, held by order-management."""
+
     def __init__(
         self,
         *,
         signal_id: _builtins.str = ...,
         order: Global___Order | None = ...,
+        legs: _abc.Iterable[Global___Order] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "signal_id", b"signal_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["legs", b"legs", "order", b"order", "signal_id", b"signal_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -496,6 +597,78 @@ class CancelOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
+
+@_typing.final
+class ModifyOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    account_id: _builtins.str
+    """The account that owns the order."""
+    request_id: _builtins.str
+    """A UUID that makes the call idempotent: a repeat returns the order as it is now, with the
+    first call's refusal if it was refused.
+    """
+    quantity: _builtins.str
+    """The new total quantity (filled part included): above what has filled. Empty: unchanged."""
+    limit_price: _builtins.str
+    """A limit-priced order's new limit. Empty: unchanged."""
+    trigger_price: _builtins.str
+    """A stop's new trigger (not a trailing stop's: it trails). Empty: unchanged."""
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        trigger_price: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "limit_price", b"limit_price", "order_id", b"order_id", "quantity", b"quantity", "request_id", b"request_id", "trigger_price", b"trigger_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModifyOrderRequest: _TypeAlias = ModifyOrderRequest  # noqa: Y015
+
+@_typing.final
+class ModifyOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    REFUSAL_REASON_FIELD_NUMBER: _builtins.int
+    REFUSAL_MESSAGE_FIELD_NUMBER: _builtins.int
+    refusal_reason: _types_pb2.DenialReason.ValueType
+    """Set when our checks refused the change (the order is unchanged): why, as for a new order."""
+    refusal_message: _builtins.str
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """At a venue: PENDING_UPDATE with its pending_change until the venue answers (stream the
+        order's events for the outcome). Held by order-management: already changed.
+        """
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+        refusal_reason: _types_pb2.DenialReason.ValueType = ...,
+        refusal_message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "refusal_message", b"refusal_message", "refusal_reason", b"refusal_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModifyOrderResponse: _TypeAlias = ModifyOrderResponse  # noqa: Y015
 
 @_typing.final
 class CancelAllOrdersRequest(_message.Message):

@@ -50,6 +50,11 @@ class OrderServiceStub:
                 request_serializer=trading_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_orders__pb2.CancelOrderResponse.FromString,
                 _registered_method=True)
+        self.ModifyOrder = channel.unary_unary(
+                '/trading.v1.OrderService/ModifyOrder',
+                request_serializer=trading_dot_v1_dot_orders__pb2.ModifyOrderRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_orders__pb2.ModifyOrderResponse.FromString,
+                _registered_method=True)
         self.CancelAllOrders = channel.unary_unary(
                 '/trading.v1.OrderService/CancelAllOrders',
                 request_serializer=trading_dot_v1_dot_orders__pb2.CancelAllOrdersRequest.SerializeToString,
@@ -98,6 +103,15 @@ class OrderServiceServicer:
     def CancelOrder(self, request, context):
         """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
         (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModifyOrder(self, request, context):
+        """Changes an open order's quantity, limit price or trigger price, checked as a new order
+        would be. At a venue: answers PENDING_UPDATE, and the venue's answer (MODIFIED, or
+        MODIFY_REJECTED that leaves the order as it was) follows as an event. Held: changed at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,6 +170,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.CancelOrder,
                     request_deserializer=trading_dot_v1_dot_orders__pb2.CancelOrderRequest.FromString,
                     response_serializer=trading_dot_v1_dot_orders__pb2.CancelOrderResponse.SerializeToString,
+            ),
+            'ModifyOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModifyOrder,
+                    request_deserializer=trading_dot_v1_dot_orders__pb2.ModifyOrderRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_orders__pb2.ModifyOrderResponse.SerializeToString,
             ),
             'CancelAllOrders': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelAllOrders,
@@ -265,6 +284,33 @@ class OrderService:
             '/trading.v1.OrderService/CancelOrder',
             trading_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
             trading_dot_v1_dot_orders__pb2.CancelOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModifyOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.OrderService/ModifyOrder',
+            trading_dot_v1_dot_orders__pb2.ModifyOrderRequest.SerializeToString,
+            trading_dot_v1_dot_orders__pb2.ModifyOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,11 @@ class OrderServiceStub:
     """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
     (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
     """
+    ModifyOrder: _grpc.UnaryUnaryMultiCallable[_orders_pb2.ModifyOrderRequest, _orders_pb2.ModifyOrderResponse]
+    """Changes an open order's quantity, limit price or trigger price, checked as a new order
+    would be. At a venue: answers PENDING_UPDATE, and the venue's answer (MODIFIED, or
+    MODIFY_REJECTED that leaves the order as it was) follows as an event. Held: changed at once.
+    """
     CancelAllOrders: _grpc.UnaryUnaryMultiCallable[_orders_pb2.CancelAllOrdersRequest, _orders_pb2.CancelAllOrdersResponse]
     """Asks the venue to cancel every open order of an account, or only those of one instrument,
     strategy or side. Answers the orders it covers, each PENDING_CANCEL or finished by then.
@@ -67,6 +72,11 @@ class OrderServiceAsyncStub(OrderServiceStub):
     CancelOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
     (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
+    """
+    ModifyOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.ModifyOrderRequest, _orders_pb2.ModifyOrderResponse]  # type: ignore[assignment]
+    """Changes an open order's quantity, limit price or trigger price, checked as a new order
+    would be. At a venue: answers PENDING_UPDATE, and the venue's answer (MODIFIED, or
+    MODIFY_REJECTED that leaves the order as it was) follows as an event. Held: changed at once.
     """
     CancelAllOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelAllOrdersRequest, _orders_pb2.CancelAllOrdersResponse]  # type: ignore[assignment]
     """Asks the venue to cancel every open order of an account, or only those of one instrument,
@@ -109,6 +119,17 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_orders_pb2.CancelOrderResponse, _abc.Awaitable[_orders_pb2.CancelOrderResponse]]:
         """Asks the venue to cancel a working order. Answers PENDING_CANCEL; the venue's answer
         (CANCELED, or a cancel-rejected report that puts the order back) follows as an event.
+        """
+
+    @_abc_1.abstractmethod
+    def ModifyOrder(
+        self,
+        request: _orders_pb2.ModifyOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.ModifyOrderResponse, _abc.Awaitable[_orders_pb2.ModifyOrderResponse]]:
+        """Changes an open order's quantity, limit price or trigger price, checked as a new order
+        would be. At a venue: answers PENDING_UPDATE, and the venue's answer (MODIFIED, or
+        MODIFY_REJECTED that leaves the order as it was) follows as an event. Held: changed at once.
         """
 
     @_abc_1.abstractmethod

@@ -261,6 +261,10 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     """Held by order-management, at no venue yet: a stop waiting for its trigger, or an exit
     waiting for its entry. Canceling it needs no venue.
     """
+    ORDER_STATUS_PENDING_UPDATE: _OrderStatus.ValueType  # 11
+    """A ModifyOrder was sent to the venue and is not answered yet (see Order.pending_change).
+    Never final: a MODIFIED or MODIFY_REJECTED report puts the order back where it was.
+    """
 
 class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper):
     """Where an order is in its life, as FIX and NautilusTrader name it. DENIED means refused by this
@@ -283,6 +287,10 @@ ORDER_STATUS_EXPIRED: OrderStatus.ValueType  # 9
 ORDER_STATUS_HELD: OrderStatus.ValueType  # 10
 """Held by order-management, at no venue yet: a stop waiting for its trigger, or an exit
 waiting for its entry. Canceling it needs no venue.
+"""
+ORDER_STATUS_PENDING_UPDATE: OrderStatus.ValueType  # 11
+"""A ModifyOrder was sent to the venue and is not answered yet (see Order.pending_change).
+Never final: a MODIFIED or MODIFY_REJECTED report puts the order back where it was.
 """
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
@@ -345,6 +353,10 @@ class _DenialReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DenialRe
     """The account's position in one instrument could be worth more than
     risk.*.max_concentration_percent of its equity.
     """
+    DENIAL_REASON_STOP_LOSS_REQUIRED: _DenialReason.ValueType  # 28
+    """A signal sized by risk (signal_sizing.method risk_per_trade) without a stop-loss: what it
+    risks, and so its size, is not known.
+    """
 
 class DenialReason(_DenialReason, metaclass=_DenialReasonEnumTypeWrapper):
     """Why the platform denied an order."""
@@ -402,6 +414,10 @@ DENIAL_REASON_CONCENTRATION_EXCEEDS_LIMIT: DenialReason.ValueType  # 27
 """The account's position in one instrument could be worth more than
 risk.*.max_concentration_percent of its equity.
 """
+DENIAL_REASON_STOP_LOSS_REQUIRED: DenialReason.ValueType  # 28
+"""A signal sized by risk (signal_sizing.method risk_per_trade) without a stop-loss: what it
+risks, and so its size, is not known.
+"""
 Global___DenialReason: _TypeAlias = DenialReason  # noqa: Y015
 
 class _TradingState:
@@ -450,6 +466,12 @@ class _ExecutionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Executi
     """The venue could not apply a cancel (the order had already finished, or it does not know
     it); the order goes back to the status it had.
     """
+    EXECUTION_TYPE_MODIFIED: _ExecutionType.ValueType  # 8
+    """The venue applied a modify: the report's cumulative plus leaves quantity is the order's
+    new quantity, and its limit_price the order's new limit.
+    """
+    EXECUTION_TYPE_MODIFY_REJECTED: _ExecutionType.ValueType  # 9
+    """The venue could not apply a modify; the order goes on unchanged."""
 
 class ExecutionType(_ExecutionType, metaclass=_ExecutionTypeEnumTypeWrapper):
     """What an execution report tells about an order at the venue."""
@@ -466,4 +488,10 @@ EXECUTION_TYPE_CANCEL_REJECTED: ExecutionType.ValueType  # 7
 """The venue could not apply a cancel (the order had already finished, or it does not know
 it); the order goes back to the status it had.
 """
+EXECUTION_TYPE_MODIFIED: ExecutionType.ValueType  # 8
+"""The venue applied a modify: the report's cumulative plus leaves quantity is the order's
+new quantity, and its limit_price the order's new limit.
+"""
+EXECUTION_TYPE_MODIFY_REJECTED: ExecutionType.ValueType  # 9
+"""The venue could not apply a modify; the order goes on unchanged."""
 Global___ExecutionType: _TypeAlias = ExecutionType  # noqa: Y015

@@ -52,6 +52,8 @@ class Report:
     message: str = ""
     request_id: str = ""
     time: datetime | None = None
+    # MODIFIED: the limit price the venue now holds the order at.
+    limit_price: Decimal | None = None
 
     @classmethod
     def nothing_filled(
@@ -92,4 +94,5 @@ class Report:
             average_price=format_decimal(self.average_price),
             message=self.message,
             request_id=self.request_id,
+            limit_price=format_decimal(self.limit_price),
         )

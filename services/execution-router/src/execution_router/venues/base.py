@@ -15,6 +15,11 @@ Must implement:
 - `fills_since(moment)`: every fill since `moment`, for reconciliation after a restart.
 
 May implement:
+- `modify_order(order_id, request_id, quantity, limit_price)`: change a working order's total
+  quantity or limit price (None keeps each), as a native amend or the venue's cancel-replace
+  with the same client order id. Its answer is a MODIFIED report (cumulative and leaves
+  quantity and the limit price as the venue now holds them) or a MODIFY_REJECTED one, both
+  carrying `request_id`. By default every modify is rejected, naming the venue.
 - `start()` / `stop()`: connect and disconnect (sessions, websockets).
 - `on_quote(quote)`: market data, for a simulated venue that matches against it.
 - `restore(state)`: a simulated venue, whose book lives in the router's journal, puts back its
@@ -33,7 +38,9 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 
+from trading.v1 import types_pb2
 from trading_core.quotes import Quote
 
 from execution_router.domain.venue_types import Report, VenueOrder
@@ -71,6 +78,24 @@ class ExecutionClient(abc.ABC):
 
     @abc.abstractmethod
     def fills_since(self, moment: datetime) -> list[Report]: ...
+
+    def modify_order(
+        self,
+        order_id: str,
+        request_id: str,
+        quantity: Decimal | None,
+        limit_price: Decimal | None,
+    ) -> None:
+        """Changes a working order; a venue that cannot rejects the change (the default)."""
+        self.emit(
+            Report.nothing_filled(
+                types_pb2.EXECUTION_TYPE_MODIFY_REJECTED,
+                order_id,
+                types_pb2.SIDE_UNSPECIFIED,
+                f"venue {self.name} cannot modify orders: cancel and submit a new one",
+                request_id,
+            )
+        )
 
     def on_quote(self, quote: Quote) -> None:
         """Market data, for a simulated venue; a real venue ignores it."""

@@ -4,19 +4,23 @@ Its book is what the router's journal holds: on start the router restores the re
 with what had filled of them. A fill the engine made but the router never journaled (the
 process died in between) did not happen, consistently for everyone.
 
-`execution.simulation.fill_delay_ms` holds each new order back that long, as a venue's latency
-would: a cancel meanwhile cancels it before it reaches the book. Delayed orders arrive on a
-timer thread, so the engine is used under the client's own lock, and reports are emitted
-under it too, keeping each order's reports in order.
+Latency (`execution.simulation.latency`, or `fill_delay_ms` as a fixed one) holds each new
+order back for a time the engine draws for it: a cancel meanwhile cancels it before it reaches
+the book. Delayed orders arrive on timer threads, in the order they were sent per instrument: a
+timer that fires first delivers the orders of its instrument sent before its own (the engine
+never gives them a later arrival time, so they are due), and a later order never overtakes an
+earlier one. The engine is used under the client's own lock, and reports are emitted under it
+too, keeping each order's reports in order.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 from trading.v1 import types_pb2
 from trading_core.clock import Clock
@@ -47,19 +51,25 @@ class SimulationClient(ExecutionClient):
         self._clock = clock
         self._quotes = QuoteBook()
         self._fills: deque[Report] = deque(maxlen=_RECENT_FILLS)
-        self._delay_s = settings.fill_delay_ms / 1000
         self._delayed: dict[str, tuple[VenueOrder, threading.Timer]] = {}
+        # The ids of each instrument's delayed orders, in the order they were sent.
+        self._in_flight: defaultdict[str, deque[str]] = defaultdict(deque)
         self._lock = threading.RLock()
 
     def submit_order(self, order: VenueOrder) -> None:
-        if self._delay_s <= 0:
-            self._submit_now(order)
-            return
-        timer = threading.Timer(self._delay_s, self._arrive, args=(order,))
-        timer.daemon = True
         with self._lock:
+            now = self._clock.now()
+            arrival = self._venue.arrival_time(order, now)
+            in_flight = self._in_flight[order.instrument]
+            if arrival <= now and not in_flight:
+                self._submit_now(order)
+                return
+            delay_s = max((arrival - now).total_seconds(), 0.0)
+            timer = threading.Timer(delay_s, self._arrive, args=(order,))
+            timer.daemon = True
             self._delayed[order.order_id] = (order, timer)
-        timer.start()
+            in_flight.append(order.order_id)
+            timer.start()
 
     def cancel_order(self, order_id: str, request_id: str) -> None:
         with self._lock:
@@ -70,7 +80,23 @@ class SimulationClient(ExecutionClient):
                 return
             order, timer = delayed
             timer.cancel()
+            self._in_flight[order.instrument].remove(order_id)
             self._emit_all([_canceled_before_arrival(order, request_id)], now)
+
+    def modify_order(
+        self,
+        order_id: str,
+        request_id: str,
+        quantity: Decimal | None,
+        limit_price: Decimal | None,
+    ) -> None:
+        # An order still on its way (fill_delay_ms) is not at the venue: rejected as unknown,
+        # as a venue would (order-management only modifies what the venue acknowledged).
+        with self._lock:
+            reports = self._venue.modify(
+                order_id, request_id, quantity, limit_price, self._quotes.get
+            )
+            self._emit_all(reports, self._clock.now())
 
     def stop(self) -> None:
         with self._lock:
@@ -82,9 +108,19 @@ class SimulationClient(ExecutionClient):
             return self._venue.open_orders()
 
     def _arrive(self, order: VenueOrder) -> None:
+        """The order's timer fired: it reaches the book, after the orders of its instrument
+        sent before it (their timers may not have fired yet, or may be about to)."""
         with self._lock:
-            if self._delayed.pop(order.order_id, None) is not None:
-                self._submit_now(order)
+            if order.order_id not in self._delayed:
+                return  # canceled, or already delivered by an earlier order's timer
+            in_flight = self._in_flight[order.instrument]
+            while in_flight:
+                order_id = in_flight.popleft()
+                earlier, timer = self._delayed.pop(order_id)
+                timer.cancel()
+                self._submit_now(earlier)
+                if order_id == order.order_id:
+                    return
 
     def _submit_now(self, order: VenueOrder) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""Order-management's domain: the order state machine and pre-trade validation. No I/O."""
+"""Order-management's domain: the order state machine, pre-trade validation and signal
+sizing. No I/O."""
 
 from order_management.domain.orders import (
     FINISHED_STATUSES,
@@ -11,6 +12,7 @@ from order_management.domain.orders import (
     Trigger,
     status_name,
 )
+from order_management.domain.sizing import SizedSignal, size_signal
 from order_management.domain.validation import (
     AccountActivity,
     Denial,
@@ -20,7 +22,6 @@ from order_management.domain.validation import (
     PreTradeValidator,
     parse_submit_order,
     parse_submit_signal,
-    size_signal,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "OrderRequest",
     "OrderStatus",
     "PreTradeValidator",
+    "SizedSignal",
     "Trigger",
     "parse_submit_order",
     "parse_submit_signal",

@@ -49,6 +49,9 @@ class Trigger(enum.Enum):
     EXPIRED = "expired"
     CANCEL_REQUESTED = "cancel requested"
     CANCEL_REJECTED = "cancel rejected"
+    MODIFY_REQUESTED = "modify requested"
+    MODIFIED = "modified"
+    MODIFY_REJECTED = "modify rejected"
 
 
 _TRIGGER_OF_EXECUTION_TYPE = {
@@ -59,6 +62,8 @@ _TRIGGER_OF_EXECUTION_TYPE = {
     types_pb2.EXECUTION_TYPE_CANCELED: Trigger.CANCELED,
     types_pb2.EXECUTION_TYPE_EXPIRED: Trigger.EXPIRED,
     types_pb2.EXECUTION_TYPE_CANCEL_REJECTED: Trigger.CANCEL_REJECTED,
+    types_pb2.EXECUTION_TYPE_MODIFIED: Trigger.MODIFIED,
+    types_pb2.EXECUTION_TYPE_MODIFY_REJECTED: Trigger.MODIFY_REJECTED,
 }
 _FILL_TRIGGERS = frozenset({Trigger.PARTIALLY_FILLED, Trigger.FILLED})
 # Reports whose message tells a person why the order stopped.
@@ -74,6 +79,7 @@ _CANCELED = types_pb2.ORDER_STATUS_CANCELED
 _REJECTED = types_pb2.ORDER_STATUS_REJECTED
 _EXPIRED = types_pb2.ORDER_STATUS_EXPIRED
 _HELD = types_pb2.ORDER_STATUS_HELD
+_PENDING_UPDATE = types_pb2.ORDER_STATUS_PENDING_UPDATE
 _NO_TRIGGER_TYPE = types_pb2.TRIGGER_TYPE_UNSPECIFIED
 _NO_OFFSET_TYPE = types_pb2.TRAILING_OFFSET_TYPE_UNSPECIFIED
 
@@ -85,6 +91,10 @@ _NO_OFFSET_TYPE = types_pb2.TRAILING_OFFSET_TYPE_UNSPECIFIED
 #   at all, and the venue then refused the order itself.
 # - DENIED, FILLED, CANCELED, REJECTED and EXPIRED are terminal. PENDING_CANCEL never is: a
 #   CANCEL_REJECTED report puts the order back where it was (see `_cancel_rejected`).
+# - PENDING_UPDATE (a modify at the venue) is left by MODIFIED or MODIFY_REJECTED, back to what
+#   the order was (see `_modify_answered`); it keeps filling meanwhile, and a cancel overrides
+#   it (PENDING_CANCEL: a MODIFIED arriving then still changes the quantity and price).
+# - A modify needs the venue to have acknowledged the order (ACCEPTED, PARTIALLY_FILLED).
 _TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (_SUBMITTED, Trigger.ACCEPTED): _ACCEPTED,
     (_SUBMITTED, Trigger.REJECTED): _REJECTED,
@@ -111,12 +121,22 @@ _TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (_PENDING_CANCEL, Trigger.CANCELED): _CANCELED,
     (_PENDING_CANCEL, Trigger.EXPIRED): _EXPIRED,
     (_PENDING_CANCEL, Trigger.REJECTED): _REJECTED,
+    (_ACCEPTED, Trigger.MODIFY_REQUESTED): _PENDING_UPDATE,
+    (_PARTIALLY_FILLED, Trigger.MODIFY_REQUESTED): _PENDING_UPDATE,
+    (_PENDING_UPDATE, Trigger.ACCEPTED): _PENDING_UPDATE,
+    (_PENDING_UPDATE, Trigger.PARTIALLY_FILLED): _PENDING_UPDATE,
+    (_PENDING_UPDATE, Trigger.FILLED): _FILLED,
+    (_PENDING_UPDATE, Trigger.CANCELED): _CANCELED,
+    (_PENDING_UPDATE, Trigger.EXPIRED): _EXPIRED,
+    (_PENDING_UPDATE, Trigger.CANCEL_REQUESTED): _PENDING_CANCEL,
 }
 
 # HELD: order-management holds it (a stop before its trigger, an exit before its entry); it
 # leaves HELD only through `release` (to SUBMITTED), `withdraw` (CANCELED, EXPIRED) or
 # `deny_release` (DENIED), never through a venue's report.
-OPEN_STATUSES = frozenset({_HELD, _SUBMITTED, _ACCEPTED, _PARTIALLY_FILLED, _PENDING_CANCEL})
+OPEN_STATUSES = frozenset(
+    {_HELD, _SUBMITTED, _ACCEPTED, _PARTIALLY_FILLED, _PENDING_CANCEL, _PENDING_UPDATE}
+)
 FINISHED_STATUSES = frozenset({_DENIED, _FILLED, _CANCELED, _REJECTED, _EXPIRED})
 
 
@@ -141,6 +161,38 @@ class InvalidOrderTransition(Exception):
 
 class OrderNotCancelable(InvalidOrderTransition):
     """A cancel was requested for an order that is finished or already pending cancel."""
+
+
+class OrderNotModifiable(InvalidOrderTransition):
+    """A modify was asked of an order that is finished, not yet acknowledged by its venue, or
+    already being canceled or modified."""
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """A change of an open order (ModifyOrder); None keeps each value."""
+
+    request_id: str
+    quantity: Decimal | None = None
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
+
+    def to_proto(self) -> orders_pb2.OrderChange:
+        return orders_pb2.OrderChange(
+            request_id=self.request_id,
+            quantity=format_decimal(self.quantity),
+            limit_price=format_decimal(self.limit_price),
+            trigger_price=format_decimal(self.trigger_price),
+        )
+
+    @classmethod
+    def from_proto(cls, change: orders_pb2.OrderChange) -> OrderChange:
+        return cls(
+            request_id=change.request_id,
+            quantity=_optional_decimal(change.quantity),
+            limit_price=_optional_decimal(change.limit_price),
+            trigger_price=_optional_decimal(change.trigger_price),
+        )
 
 
 class InvalidExecutionReport(ValueError):
@@ -194,6 +246,8 @@ class Order:
     oco_order_id: str = ""
     child_order_ids: list[str] = field(default_factory=list)
     trigger_time: datetime | None = None
+    # PENDING_UPDATE: the modify the venue has not answered yet.
+    pending_change: OrderChange | None = None
 
     # --- construction --------------------------------------------------------------------
 
@@ -282,6 +336,15 @@ class Order:
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
+    @property
+    def leaves_at_risk(self) -> Decimal:
+        """What may still trade as far as risk is concerned: the larger of the leaves before
+        and after a pending modify (the venue may apply it any moment, or refuse it)."""
+        change = self.pending_change
+        if change is None or change.quantity is None or self.is_finished:
+            return self.leaves_quantity
+        return max(self.leaves_quantity, change.quantity - self.filled_quantity)
+
     # --- transitions ---------------------------------------------------------------------
 
     def apply_execution(
@@ -303,6 +366,8 @@ class Order:
             )
         if trigger is Trigger.CANCEL_REJECTED:
             return self._cancel_rejected(report, sequence, now)
+        if trigger in (Trigger.MODIFIED, Trigger.MODIFY_REJECTED):
+            return self._modify_answered(report, trigger, sequence, now)
         if trigger in _FILL_TRIGGERS:
             return self._apply_fill(report, trigger, sequence, now)
         self.status = self._next_status(trigger)
@@ -387,11 +452,71 @@ class Order:
         A late rejection (the order finished meanwhile) changes nothing."""
         if self.status != _PENDING_CANCEL:
             return False
-        if self.filled_quantity > 0:
-            self.status = _PARTIALLY_FILLED
-        else:
-            self.status = _ACCEPTED if self.venue_accepted else _SUBMITTED
+        self.status = self._working_status()
         self.status_message = report.message
+        self._touch(sequence, now)
+        return True
+
+    def _working_status(self) -> OrderStatus:
+        """What an open order at a venue is when no cancel or modify is pending."""
+        if self.filled_quantity > 0:
+            return _PARTIALLY_FILLED
+        return _ACCEPTED if self.venue_accepted else _SUBMITTED
+
+    def ensure_modifiable(self) -> None:
+        """Raises OrderNotModifiable unless a modify may be asked now: of a held order (changed
+        at once), or of one its venue has acknowledged with nothing pending."""
+        if not self.is_held and (self.status, Trigger.MODIFY_REQUESTED) not in _TRANSITIONS:
+            raise OrderNotModifiable(
+                self.order_id,
+                self.status,
+                Trigger.MODIFY_REQUESTED,
+                self._not_modifiable_message(),
+            )
+
+    def request_modify(self, change: OrderChange, sequence: int, now: datetime) -> None:
+        """PENDING_UPDATE with `change`; raises OrderNotModifiable when the order cannot be."""
+        if self.is_held:
+            raise OrderNotModifiable(
+                self.order_id, self.status, Trigger.MODIFY_REQUESTED, "a held order is amended"
+            )
+        self.ensure_modifiable()
+        self.status = _TRANSITIONS[(self.status, Trigger.MODIFY_REQUESTED)]
+        self.pending_change = change
+        self._touch(sequence, now)
+
+    def _not_modifiable_message(self) -> str:
+        name = status_name(self.status)
+        if self.status == _SUBMITTED:
+            return (
+                f"order {self.order_id} is {name}: its venue has not acknowledged it yet; "
+                "modify it once it is ACCEPTED"
+            )
+        if self.status in (_PENDING_CANCEL, _PENDING_UPDATE):
+            return f"order {self.order_id} is {name}: wait for the venue's answer first"
+        return f"order {self.order_id} is {name} and can no longer be modified"
+
+    def _modify_answered(
+        self, report: events_pb2.ExecutionReport, trigger: Trigger, sequence: int, now: datetime
+    ) -> bool:
+        """The venue's answer to a modify. MODIFIED takes its quantity (cumulative + leaves)
+        and limit price from the report, the venue's word; MODIFY_REJECTED keeps the order as
+        it was. A PENDING_UPDATE goes back to the working status; an answer after a cancel was
+        asked (PENDING_CANCEL) or the order finished changes only what is still open."""
+        if self.is_finished or self.pending_change is None:
+            return False
+        if trigger is Trigger.MODIFIED:
+            cumulative = self._report_decimal(
+                report, "cumulative_quantity", report.cumulative_quantity or "0"
+            )
+            leaves = self._report_decimal(report, "leaves_quantity", report.leaves_quantity)
+            self.quantity = cumulative + leaves
+            self.limit_price = _optional_decimal(report.limit_price) or self.limit_price
+        self.pending_change = None
+        if self.status == _PENDING_UPDATE:
+            self.status = self._working_status()
+        self.status_message = report.message
+        self._record_venue(report)
         self._touch(sequence, now)
         return True
 
@@ -513,6 +638,7 @@ class Order:
             trigger_time=_optional_timestamp(self.trigger_time),
             take_profit=_take_profit(self.exits),
             stop_loss=_stop_loss(self.exits),
+            pending_change=self.pending_change.to_proto() if self.pending_change else None,
         )
 
     @classmethod
@@ -562,14 +688,22 @@ class Order:
             oco_order_id=order.oco_order_id,
             child_order_ids=list(order.child_order_ids),
             trigger_time=_optional_time(order, "trigger_time"),
+            pending_change=(
+                OrderChange.from_proto(order.pending_change)
+                if order.HasField("pending_change")
+                else None
+            ),
         )
+
+    def as_submitted(self) -> OrderRequest:
+        """The order as the request that made it, with its current quantity and prices."""
+        return OrderRequest(**{name: getattr(self, name) for name in _REQUEST_FIELDS})
 
     def as_request(self) -> OrderRequest:
         """The order as a request of the kind the venue gets: a stop as the market or limit
         order it becomes once triggered (what its release is checked as)."""
-        request = OrderRequest(**{name: getattr(self, name) for name in _REQUEST_FIELDS})
         return replace(
-            request,
+            self.as_submitted(),
             order_type=self.venue_order_type,
             trigger_price=None,
             trailing_offset=None,

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, TypeAlias
 
 from trading.v1 import orders_pb2, types_pb2
-from trading_core.config import Instrument, OrderDefaults, PlatformConfig, SignalSizing
+from trading_core.config import Instrument, OrderDefaults, PlatformConfig
 from trading_core.decimals import (
     ZERO,
     format_decimal,
@@ -29,7 +29,6 @@ from trading_core.decimals import (
     multiply,
     parse_decimal,
     shorten,
-    whole_multiples,
 )
 from trading_core.quotes import Quote
 from trading_core.requests import text_problem
@@ -126,6 +125,28 @@ class Denial:
     message: str
 
 
+@dataclass(frozen=True)
+class ExitLevel:
+    """A signal's take-profit or stop-loss as asked: exactly one of a price, a distance from the
+    entry's price, or that distance in basis points of it (see domain.sizing)."""
+
+    price: Decimal | None = None
+    distance: Decimal | None = None
+    distance_bps: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A well-formed signal. Its order is not sized yet (quantity 0); with exits it is a bracket's
+    or an OTO's entry, their prices set only when every exit was given as a price (a distance is
+    priced when the signal is sized, from the market then)."""
+
+    order: OrderRequest
+    confidence: Decimal = Decimal(1)
+    take_profit: ExitLevel | None = None
+    stop_loss: ExitLevel | None = None
+
+
 # --- parsing -------------------------------------------------------------------------------
 
 
@@ -140,7 +161,7 @@ def parse_submit_order(
     order_type = _order_type(request.order_type, has_price, defaults)
     time_in_force = _time_in_force(request.time_in_force, defaults)
     order_class = _enum(request.order_class, types_pb2.OrderClass, "order_class")
-    quantity = _amount(request.quantity, "quantity")
+    quantity = amount(request.quantity, "quantity")
     return OrderRequest(
         request_id=_required_text(request.request_id, "request_id"),
         client_order_id=_required_text(request.client_order_id, "client_order_id"),
@@ -164,16 +185,23 @@ def parse_submit_order(
 
 
 def parse_submit_signal(
-    request: orders_pb2.SubmitSignalRequest,
-    quantity: Decimal,
-    signal_id: str,
-    defaults: OrderDefaults,
-) -> OrderRequest:
-    """Turns a sized signal into an OrderRequest: a limit order when it names a limit price,
-    otherwise a market order; time in force from the defaults. Raises InvalidRequest."""
+    request: orders_pb2.SubmitSignalRequest, signal_id: str, defaults: OrderDefaults
+) -> Signal:
+    """Turns a SubmitSignalRequest into a Signal, its order not sized yet: a limit order when it
+    names a limit price, otherwise a market order; time in force from the defaults; the entry
+    of a bracket with both exits, of an OTO with one. Raises InvalidRequest."""
     has_price = bool(request.limit_price.strip())
     order_type = types_pb2.ORDER_TYPE_LIMIT if has_price else types_pb2.ORDER_TYPE_MARKET
-    return OrderRequest(
+    take_profit = _exit_level(request, "take_profit")
+    stop_loss = _exit_level(request, "stop_loss")
+    levels = [level for level in (take_profit, stop_loss) if level is not None]
+    order_class = {
+        0: types_pb2.ORDER_CLASS_UNSPECIFIED,
+        1: types_pb2.ORDER_CLASS_OTO,
+        2: types_pb2.ORDER_CLASS_BRACKET,
+    }[len(levels)]
+    priced = bool(levels) and all(level.price is not None for level in levels)
+    order = OrderRequest(
         request_id=_required_text(request.request_id, "request_id"),
         client_order_id=_required_text(request.client_order_id, "client_order_id"),
         account_id=_required_text(request.account_id, "account_id"),
@@ -183,25 +211,44 @@ def parse_submit_signal(
         side=_side(request.side),
         order_type=order_type,
         time_in_force=_TIMES_IN_FORCE[defaults.time_in_force],
-        quantity=quantity,
+        quantity=ZERO,
         limit_price=_limit_price(request.limit_price, order_type),
+        order_class=order_class,
+        exits=Exits(
+            take_profit=None if take_profit is None else take_profit.price,
+            stop_loss_trigger=None if stop_loss is None else stop_loss.price,
+        )
+        if priced
+        else None,
     )
+    return Signal(order, _confidence(request.confidence), take_profit, stop_loss)
 
 
-def size_signal(sizing: SignalSizing, instrument: Instrument, price: Decimal) -> Decimal:
-    """The quantity a signal trades: the fixed quantity, or the fixed notional divided by the
-    price and rounded down to the instrument's step. Size at `valuation_price`, so that a limit
-    signal is never oversized. May be 0 (the validator then denies it); it is 0 for a price
-    that is not positive, where no notional-based size is meaningful. Exact for any digits and
-    never raises."""
-    if sizing.method == "fixed_quantity":
-        assert sizing.quantity is not None  # guaranteed by SignalSizing's validator
-        return sizing.quantity
-    assert sizing.notional is not None
-    if not price.is_finite() or price <= 0:
-        return ZERO
-    steps = whole_multiples(sizing.notional, multiply(price, instrument.step_size))
-    return multiply(Decimal(steps), instrument.step_size)
+def _confidence(text: str) -> Decimal:
+    if not text.strip():
+        return Decimal(1)
+    value = amount(text, "confidence")
+    if not ZERO <= value <= 1:
+        raise InvalidRequest(
+            "confidence", f"confidence must be from 0 to 1 (empty means 1), got {shorten(text)!r}"
+        )
+    return value
+
+
+def _exit_level(request: orders_pb2.SubmitSignalRequest, field: str) -> ExitLevel | None:
+    if not request.HasField(field):  # type: ignore[arg-type]
+        return None
+    level: orders_pb2.ExitLevel = getattr(request, field)
+    which = level.WhichOneof("level")
+    if which is None:
+        raise InvalidRequest(field, f"{field} needs a price, a distance or a distance_bps")
+    name = f"{field}.{which}"
+    value = amount(getattr(level, which), name)
+    if value <= 0:
+        raise InvalidRequest(
+            name, f"{name} must be greater than zero, got {shorten(getattr(level, which))!r}"
+        )
+    return ExitLevel(**{which: value})
 
 
 def _required_text(value: str, field: str) -> str:
@@ -240,7 +287,8 @@ def _time_in_force(value: int, defaults: OrderDefaults) -> TimeInForce:
     return types_pb2.TimeInForce.ValueType(_enum(value, types_pb2.TimeInForce, "time_in_force"))
 
 
-def _amount(text: str, field: str) -> Decimal:
+def amount(text: str, field: str) -> Decimal:
+    """A request's decimal field, on the grammar and within the digits an order may have."""
     try:
         value = parse_decimal(text, field)
     except ValueError as error:
@@ -267,7 +315,7 @@ def _price_for(
     if order_type in needed_by:
         if not text.strip():
             raise InvalidRequest(field, f"{field} is required for a {name} order")
-        return _amount(text, field)
+        return amount(text, field)
     if text.strip():
         raise InvalidRequest(
             field, f"{field} must be empty for a {name} order, got {shorten(text)!r}"
@@ -297,7 +345,7 @@ def _trigger_fields(
     trailing = order_type in TRAILING_TYPES
     trigger_price = request.trigger_price
     if trailing and trigger_price.strip():  # a trailing stop's first trigger is optional
-        trigger_price_value: Decimal | None = _amount(trigger_price, "trigger_price")
+        trigger_price_value: Decimal | None = amount(trigger_price, "trigger_price")
     else:
         needed = frozenset({_STOP_MARKET, _STOP_LIMIT})
         trigger_price_value = _price_for(
@@ -341,7 +389,7 @@ def _display_quantity(text: str, order_type: OrderType, quantity: Decimal) -> De
         raise InvalidRequest(
             "display_quantity", "display_quantity (an iceberg) is for limit orders only"
         )
-    display = _amount(text, "display_quantity")
+    display = amount(text, "display_quantity")
     if not ZERO < display <= quantity:
         raise InvalidRequest(
             "display_quantity",
@@ -422,15 +470,15 @@ def _exits(
             raise InvalidRequest(field, f"{field} is required for this order_class")
     take_profit = None
     if has_take_profit:
-        take_profit = _amount(request.take_profit.limit_price, "take_profit.limit_price")
+        take_profit = amount(request.take_profit.limit_price, "take_profit.limit_price")
     if not has_stop_loss:
         return Exits(take_profit=take_profit)
     stop = request.stop_loss
     limit = stop.limit_price
     return Exits(
         take_profit=take_profit,
-        stop_loss_trigger=_amount(stop.trigger_price, "stop_loss.trigger_price"),
-        stop_loss_limit=_amount(limit, "stop_loss.limit_price") if limit.strip() else None,
+        stop_loss_trigger=amount(stop.trigger_price, "stop_loss.trigger_price"),
+        stop_loss_limit=amount(limit, "stop_loss.limit_price") if limit.strip() else None,
         stop_loss_trigger_type=_enum(
             stop.trigger_type, types_pb2.TriggerType, "stop_loss.trigger_type"
         )
@@ -496,6 +544,7 @@ class _Context:
     quote: Quote | None
     activity: AccountActivity | None
     now: datetime
+    sizing: Denial | None = None
 
 
 class PreTradeValidator:
@@ -504,7 +553,8 @@ class PreTradeValidator:
     Returns the first rule broken as a Denial, or None. It does not record anything: the caller
     records accepted orders in AccountActivity. The limit price is checked before the quantity,
     since a signal's quantity is derived from its price: a signal priced at -5 is denied for
-    its price, not for the zero quantity that price sizes to.
+    its price, not for the zero quantity that price sizes to. Why a signal sized to nothing
+    (domain.sizing) is given as `sizing`, and stands in for the quantity check.
 
     Order values (min_notional, max_order_value) are judged at `valuation_price`: the highest
     price the order may trade at, never its limit alone.
@@ -529,9 +579,11 @@ class PreTradeValidator:
         quote: Quote | None,
         activity: AccountActivity | None,
         now: datetime,
+        *,
+        sizing: Denial | None = None,
     ) -> Denial | None:
         """`activity` None: the daily and rate limits are not checked (a held order released
-        was counted when it was submitted)."""
+        was counted when it was submitted). `sizing`: why a signal sized to nothing."""
         instrument = self._config.instrument(request.instrument)
         if instrument is None:
             configured = ", ".join(i.symbol for i in self._config.instruments)
@@ -540,11 +592,13 @@ class PreTradeValidator:
                 f"instrument {shorten(request.instrument)!r} is not configured; "
                 f"configured instruments: {configured}",
             )
-        context = _Context(request, instrument, quote, activity, now)
+        context = _Context(request, instrument, quote, activity, now, sizing)
         return next((d for d in (check(context) for check in self._checks) if d), None)
 
     @staticmethod
     def _quantity_positive(c: _Context) -> Denial | None:
+        if c.sizing is not None:
+            return c.sizing
         quantity = c.request.quantity
         if quantity > 0:
             return None
@@ -606,12 +660,18 @@ class PreTradeValidator:
 
     def _largest_order(self, request: OrderRequest) -> tuple[Decimal, str]:
         """The largest value the request's order may have, and what sets it."""
-        limit = self._config.account_limits.max_order_value
-        notional = self._config.signal_sizing.notional
-        sized_by_notional = self._config.signal_sizing.method == "fixed_notional"
-        if request.signal_id and sized_by_notional and notional is not None and notional < limit:
-            return notional, "the signal notional"
-        return limit, "the maximum order value"
+        largest = (self._config.account_limits.max_order_value, "the maximum order value")
+        if not request.signal_id:
+            return largest
+        sizing = self._config.signal_sizing.for_strategy(request.strategy_id)
+        notional = sizing.notional if sizing.method == "fixed_notional" else None
+        for bound, what in (
+            (notional, "the signal notional"),
+            (sizing.max_notional, "the signal max_notional"),
+        ):
+            if bound is not None and bound < largest[0]:
+                largest = (bound, what)
+        return largest
 
     def _min_order_size(self, c: _Context) -> Denial | None:
         minimum = self._config.account_limits.min_order_size
