@@ -96,7 +96,7 @@ def test_a_loss_reaching_its_limit_is_a_breach_naming_the_figures(
 def test_each_limit_set_shows_its_use_in_percent() -> None:
     book = ExposureBook()
     book.set_mark("BTC-USD", Decimal(50_000))
-    book.fill("acc-1", "s", "BTC-USD", Decimal(1), Decimal(50_000))
+    book.fill("acc-1", "s", "BTC-USD", Decimal(1), Decimal(50_000), now=NOW)
     account = Account.opened("acc-1", START)
     account.observe(START, NOW)
     limits = RiskLimits(

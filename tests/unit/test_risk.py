@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from order_management.domain.risk import ExposureBook, RiskEngine
-from order_management.domain.validation import DenialReason, OrderRequest
+from order_management.domain.validation import DenialReason, Exits, OrderRequest
 from trading.v1 import types_pb2
 from trading_core.config import Risk
 from trading_core.quotes import Quote
@@ -31,7 +31,7 @@ def book_with(
     book = ExposureBook()
     book.set_mark("BTC-USD", mark)
     if Decimal(position):
-        book.fill("acc-1", "strat-1", "BTC-USD", Decimal(position), mark)
+        book.fill("acc-1", "strat-1", "BTC-USD", Decimal(position), mark, now=NOW)
     for number, size in enumerate(open_buys):
         track(book, f"o-{number}", BUY, size)
     return book
@@ -130,6 +130,19 @@ RISK_CASES = [
         order_request(),
         {"max_spread_bps": "2"},
         "the spread of BTC-USD is 3.3 bps, wider than 2 bps",
+    ),
+    RiskCase(
+        types_pb2.DENIAL_REASON_COOLDOWN_ACTIVE,
+        order_request(),
+        {"account": {"cooldown_ms": 1000}},
+        "account acc-1 traded BTC-USD 0 ms ago, within its 1000 ms cooldown",
+        {"position": "0.1"},
+    ),
+    RiskCase(
+        types_pb2.DENIAL_REASON_STOP_LOSS_REQUIRED,
+        order_request(),
+        {"strategy": {"require_stop_loss": True}},
+        "strategy 'strat-1' of account acc-1 requires a stop-loss",
     ),
 ]
 RISK_REASONS = frozenset(case.reason for case in RISK_CASES)
@@ -235,7 +248,7 @@ def _apply(book: ExposureBook, step: tuple[Any, ...]) -> None:
         )
     elif step[0] == "fill":
         _, (account, strategy), instrument, size, sells, price = step
-        book.fill(account, strategy, instrument, -size if sells else size, price)
+        book.fill(account, strategy, instrument, -size if sells else size, price, now=NOW)
     else:
         book.set_mark(step[1], step[2])
 
@@ -264,6 +277,43 @@ def test_a_first_fill_price_values_what_other_scopes_hold_in_the_instrument() ->
     mark when the instrument's first mark came from a fill."""
     book = ExposureBook()
     track(book, "o1", BUY, "2", strategy_id="s2", instrument="ETH-USD")
-    book.fill("acc-1", "s1", "ETH-USD", Decimal(1), Decimal(3))
+    book.fill("acc-1", "s1", "ETH-USD", Decimal(1), Decimal(3), now=NOW)
     assert book.exposure(("acc-1", "s2")).gross == Decimal(6)
     assert book.exposure(("acc-1",)).gross == Decimal(9)
+
+
+def engine_at(risk: dict[str, Any]) -> RiskEngine:
+    return RiskEngine(Risk.model_validate(risk))
+
+
+def test_a_cooldown_ends_and_never_holds_back_an_order_that_reduces() -> None:
+    engine = engine_at({"strategy": {"cooldown_ms": 1000}})
+    book = book_with(position="0.5")
+    buy, sale = order_request(), order_request(side=SELL, quantity=Decimal("0.1"))
+    soon, later = NOW + timedelta(milliseconds=999), NOW + timedelta(milliseconds=1000)
+    assert engine.check(buy, QUOTE, book, MID, soon) is not None
+    assert engine.check(sale, QUOTE, book, MID, soon) is None
+    assert engine.check(buy, QUOTE, book, MID, later) is None
+
+
+def test_a_loss_starts_the_loss_cooldown_and_a_gain_does_not() -> None:
+    engine = engine_at({"account": {"loss_cooldown_ms": 60_000}})
+    book = book_with(position="1", mark=Decimal(100))
+    book.fill("acc-1", "strat-1", "BTC-USD", Decimal("-0.5"), Decimal(110), now=NOW)  # a gain
+    later = NOW + timedelta(seconds=1)
+    assert engine.check(order_request(), QUOTE, book, MID, later) is None
+    book.fill("acc-1", "strat-1", "BTC-USD", Decimal("-0.5"), Decimal(90), now=later)  # a loss
+    denial = engine.check(order_request(), QUOTE, book, MID, later + timedelta(seconds=1))
+    assert denial is not None
+    assert denial.reason == types_pb2.DENIAL_REASON_COOLDOWN_ACTIVE
+    assert "realized a loss in BTC-USD 1000 ms ago" in denial.message
+
+
+def test_an_order_with_a_stop_loss_attached_passes_where_one_is_required() -> None:
+    engine = engine_at({"account": {"require_stop_loss": True}})
+    protected = replace(
+        order_request(), exits=Exits(stop_loss_trigger=Decimal(59000), take_profit=None)
+    )
+    assert engine.check(protected, QUOTE, book_with(), MID, NOW) is None
+    closing = order_request(side=SELL, quantity=Decimal("0.1"))
+    assert engine.check(closing, QUOTE, book_with(position="1"), MID, NOW) is None

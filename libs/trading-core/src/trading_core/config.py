@@ -257,6 +257,23 @@ class RiskLimits(_Strict):
         description="equity below its high-water mark, in %; reaching it moves the account to "
         "risk.on_breach (an account's)",
     )
+    cooldown_ms: int | None = Field(
+        None,
+        ge=1,
+        description="after a fill in an instrument, how long before an order that would make "
+        "the position there larger",
+    )
+    loss_cooldown_ms: int | None = Field(
+        None,
+        ge=1,
+        description="after a fill that realized a loss in an instrument, how long before an "
+        "order that would make the position there larger",
+    )
+    require_stop_loss: bool = Field(
+        False,
+        description="an order that would make a position larger must carry a stop-loss "
+        "(a bracket's or a signal's)",
+    )
 
     def overridden_by(self, other: RiskLimits | None) -> RiskLimits:
         """These limits with the ones `other` sets replacing them."""

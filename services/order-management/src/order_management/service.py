@@ -36,6 +36,7 @@ from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_dec
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, from_micros, micros, new_id
 from trading_core.journal import Record, Ticket, Transaction
+from trading_core.lots import Lot
 from trading_core.peers import PeerUnavailable, PositionClient, RouterClient
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService, ServiceContext
@@ -63,6 +64,7 @@ from order_management.domain.orders import (
 from order_management.domain.risk import (
     ExposureBook,
     Holding,
+    LastTrade,
     RiskEngine,
     closing_quantities,
     trading_gate,
@@ -122,6 +124,17 @@ SCHEMA = (
         instrument TEXT NOT NULL,
         quantity TEXT NOT NULL,
         PRIMARY KEY (account_id, strategy_id, instrument)
+    )""",
+    # Each scope's (an account, an account's strategy: its ids joined by a 0x1f) last trade in
+    # each instrument, for cooldowns: its lot, when it traded, when it last realized a loss.
+    """CREATE TABLE IF NOT EXISTS risk_trades (
+        scope TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        quantity TEXT NOT NULL,
+        average_price TEXT,
+        traded_us INTEGER NOT NULL,
+        lost_us INTEGER,
+        PRIMARY KEY (scope, instrument)
     )""",
     # The trading state of the platform (account '') and of each account that was ever set.
     """CREATE TABLE IF NOT EXISTS trading_states (
@@ -372,6 +385,12 @@ class OrderManagement(JournaledService):
             "SELECT account_id, strategy_id, instrument, quantity FROM risk_positions"
         ):
             self.exposure.add_position(account, strategy, instrument, Decimal(quantity))
+        for scope, instrument, quantity, average, traded, lost in self.journal.query(
+            "SELECT scope, instrument, quantity, average_price, traded_us, lost_us FROM risk_trades"
+        ):
+            lot = Lot(Decimal(quantity), Decimal(average) if average else None)
+            last = LastTrade(lot, from_micros(traded), from_micros(lost) if lost else None)
+            self.exposure.trades.put(tuple(scope.split(_SCOPE_SEPARATOR)), instrument, last)
 
     def _load_accounts(self) -> None:
         starting = self.config.accounts.starting_cash_of
@@ -534,7 +553,6 @@ class OrderManagement(JournaledService):
         remaining quantity after the change is what risk adds)."""
         amended = replace(
             order.as_submitted(),
-            exits=None,
             quantity=change.quantity or order.quantity,
             limit_price=change.limit_price or order.limit_price,
             trigger_price=change.trigger_price or order.trigger_price,
@@ -1460,9 +1478,16 @@ class OrderManagement(JournaledService):
         account = self._account(order.account_id)
         account.observe(self._equity(account), self.clock.now())  # a new day starts before it
         account.fill(signed, fill.price, fill.fee)
-        self.exposure.fill(
-            order.account_id, order.strategy_id, order.instrument, signed, fill.price
+        trades = self.exposure.fill(
+            order.account_id,
+            order.strategy_id,
+            order.instrument,
+            signed,
+            fill.price,
+            now=self.clock.now(),
         )
+        for traded_scope, last in trades:
+            transaction.execute(_SAVE_TRADE, _trade_row(traded_scope, order.instrument, last))
         scope = (order.account_id, order.strategy_id)
         position = self.exposure.exposure(scope).holding(order.instrument).position
         transaction.execute(
@@ -1813,6 +1838,27 @@ def _scope_name(account_id: str) -> str:
 
 
 # The payloads that carry the order's whole snapshot: the first event of each order.
+_SCOPE_SEPARATOR = "\x1f"
+_SAVE_TRADE = (
+    "INSERT INTO risk_trades (scope, instrument, quantity, average_price, traded_us, lost_us) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, instrument) DO UPDATE SET "
+    "quantity = excluded.quantity, average_price = excluded.average_price, "
+    "traded_us = excluded.traded_us, lost_us = excluded.lost_us"
+)
+
+
+def _trade_row(scope: tuple[str, ...], instrument: str, last: LastTrade) -> tuple[object, ...]:
+    lost = last.lost_at
+    return (
+        _SCOPE_SEPARATOR.join(scope),
+        instrument,
+        str(last.lot.quantity),
+        format_decimal(last.lot.average_price) or None,
+        micros(last.traded_at),
+        micros(lost) if lost else None,
+    )
+
+
 _CARRIES_ORDER = frozenset({"order_submitted", "order_denied", "order_held"})
 _TRACKED_COLUMNS = "snapshot, own_sequence, report_sequence, venue_accepted, request_id"
 _SAVE_ORDER = (

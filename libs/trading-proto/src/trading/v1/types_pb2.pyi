@@ -354,8 +354,13 @@ class _DenialReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DenialRe
     risk.*.max_concentration_percent of its equity.
     """
     DENIAL_REASON_STOP_LOSS_REQUIRED: _DenialReason.ValueType  # 28
-    """A signal sized by risk (signal_sizing.method risk_per_trade) without a stop-loss: what it
-    risks, and so its size, is not known.
+    """An order without a stop-loss where one is required: a signal sized by risk
+    (signal_sizing.method risk_per_trade: what it risks, and so its size, is not known), or
+    an order that would make a position larger under risk.*.require_stop_loss.
+    """
+    DENIAL_REASON_COOLDOWN_ACTIVE: _DenialReason.ValueType  # 29
+    """The instrument traded (risk.*.cooldown_ms), or realized a loss (loss_cooldown_ms), too
+    recently for an order that would make the position larger.
     """
 
 class DenialReason(_DenialReason, metaclass=_DenialReasonEnumTypeWrapper):
@@ -415,8 +420,13 @@ DENIAL_REASON_CONCENTRATION_EXCEEDS_LIMIT: DenialReason.ValueType  # 27
 risk.*.max_concentration_percent of its equity.
 """
 DENIAL_REASON_STOP_LOSS_REQUIRED: DenialReason.ValueType  # 28
-"""A signal sized by risk (signal_sizing.method risk_per_trade) without a stop-loss: what it
-risks, and so its size, is not known.
+"""An order without a stop-loss where one is required: a signal sized by risk
+(signal_sizing.method risk_per_trade: what it risks, and so its size, is not known), or
+an order that would make a position larger under risk.*.require_stop_loss.
+"""
+DENIAL_REASON_COOLDOWN_ACTIVE: DenialReason.ValueType  # 29
+"""The instrument traded (risk.*.cooldown_ms), or realized a loss (loss_cooldown_ms), too
+recently for an order that would make the position larger.
 """
 Global___DenialReason: _TypeAlias = DenialReason  # noqa: Y015
 

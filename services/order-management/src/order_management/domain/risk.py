@@ -14,7 +14,10 @@ and short-case sums. The book keeps those sums as holdings and marks change, so 
 the same with a thousand open orders as with none.
 
 A limit refuses only an order that makes its measure larger: an order that reduces a position
-beyond a limit (after the limit was lowered, say) always passes.
+beyond a limit (after the limit was lowered, say) always passes. So do the rules on how an
+order may grow a position: a stop-loss attached (`require_stop_loss`) and a pause after the
+scope last traded the instrument (`cooldown_ms`) or realized a loss in it (`loss_cooldown_ms`,
+realized P&L by `trading_core.lots.Lot`), as `TradeHistory` keeps them.
 
 Before any limit, `trading_gate` applies the account's trading state and the reduce-only flag:
 both judge an order by the account's position with every open order on the order's side
@@ -25,12 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trading.v1 import types_pb2
 from trading_core.config import Risk, RiskLimits
 from trading_core.decimals import ZERO, format_decimal, shorten
+from trading_core.lots import Lot
 from trading_core.quotes import Quote
 
 from order_management.domain.trading_state import TradingState
@@ -105,10 +109,50 @@ class _OpenOrder:
     leaves: Decimal
 
 
-class ExposureBook:
-    """Every scope's exposure, kept up to date order by order, fill by fill and mark by mark."""
+@dataclass(frozen=True)
+class LastTrade:
+    """What a scope's fills in one instrument made: its lot, when it last traded, and when a
+    fill last realized a loss."""
+
+    lot: Lot
+    traded_at: datetime
+    lost_at: datetime | None = None
+
+
+class TradeHistory:
+    """Each scope's last trade in each instrument: what cooldowns are judged by."""
 
     def __init__(self) -> None:
+        self._last: dict[tuple[tuple[str, ...], str], LastTrade] = {}
+
+    def get(self, scope: tuple[str, ...], instrument: str) -> LastTrade | None:
+        return self._last.get((scope, instrument))
+
+    def put(self, scope: tuple[str, ...], instrument: str, last: LastTrade) -> None:
+        self._last[(scope, instrument)] = last
+
+    def fill(
+        self,
+        scope: tuple[str, ...],
+        instrument: str,
+        quantity: Decimal,
+        price: Decimal,
+        now: datetime,
+    ) -> LastTrade:
+        before = self.get(scope, instrument)
+        lot, realized = (before.lot if before else Lot()).fill(quantity, price)
+        lost_at = now if realized < 0 else (before.lost_at if before else None)
+        last = LastTrade(lot, now, lost_at)
+        self.put(scope, instrument, last)
+        return last
+
+
+class ExposureBook:
+    """Every scope's exposure, kept up to date order by order, fill by fill and mark by mark,
+    and the last trade of each (`trades`)."""
+
+    def __init__(self) -> None:
+        self.trades = TradeHistory()
         self._scopes: dict[tuple[str, ...], Exposure] = {}
         self._open: dict[str, _OpenOrder] = {}
         self._marks: dict[str, Decimal] = {}
@@ -173,11 +217,18 @@ class ExposureBook:
         instrument: str,
         quantity: Decimal,
         price: Decimal,
-    ) -> None:
-        """A fill of `quantity` (signed: a sale is negative) at `price`."""
+        *,
+        now: datetime,
+    ) -> list[tuple[tuple[str, ...], LastTrade]]:
+        """A fill of `quantity` (signed: a sale is negative) at `price`; returns each scope's
+        last trade as it made it (to be saved)."""
         if instrument not in self._marks:
             self.set_mark(instrument, price)  # revalues what open orders already hold in it
         self.add_position(account_id, strategy_id, instrument, quantity)
+        return [
+            (scope, self.trades.fill(scope, instrument, quantity, price, now))
+            for scope in self.scopes_of(account_id, strategy_id)
+        ]
 
     def add_position(
         self, account_id: str, strategy_id: str, instrument: str, quantity: Decimal
@@ -319,7 +370,9 @@ class RiskEngine:
         mark = book.mark(request.instrument) or price
         for scope, limits, what in self._scopes(request):
             exposure = book.exposure(scope)
+            last = book.trades.get(scope, request.instrument)
             denial = _limits(request, exposure, limits, what, mark)
+            denial = denial or _growth_rules(request, exposure, limits, what, last=last, now=now)
             if denial is None and len(scope) == 1 and equity is not None:
                 denial = _equity_limits(request, exposure, limits, what, mark, equity=equity)
             if denial is not None:
@@ -409,7 +462,7 @@ def _limits(
             f"{what} has {exposure.open_orders} open orders, its limit is {limits.max_open_orders}",
         )
     holding = exposure.holding(request.instrument)
-    buys, sells = (quantity, ZERO) if request.side == types_pb2.SIDE_BUY else (ZERO, quantity)
+    buys, sells = _added(request)
     worst = holding.worst(buys, sells)
     growing = worst > holding.worst()
     if growing and _over(worst, limits.max_position_quantity):
@@ -451,6 +504,53 @@ def _limits(
     return None
 
 
+def _added(request: OrderRequest) -> tuple[Decimal, Decimal]:
+    """What an order adds to its holding's open buys and open sells."""
+    quantity = request.quantity
+    return (quantity, ZERO) if request.side == types_pb2.SIDE_BUY else (ZERO, quantity)
+
+
+def _growth_rules(
+    request: OrderRequest,
+    exposure: Exposure,
+    limits: RiskLimits,
+    what: str,
+    *,
+    last: LastTrade | None,
+    now: datetime,
+) -> Denial | None:
+    """How an order may make a position larger: with a stop-loss, and not too soon after the
+    scope last traded the instrument or realized a loss in it."""
+    holding = exposure.holding(request.instrument)
+    buys, sells = _added(request)
+    worst = holding.worst(buys, sells)
+    if worst <= holding.worst():
+        return None
+    stop_loss = request.exits is not None and request.exits.stop_loss_trigger is not None
+    if limits.require_stop_loss and not stop_loss:
+        return Denial(
+            types_pb2.DENIAL_REASON_STOP_LOSS_REQUIRED,
+            f"{what} requires a stop-loss on an order that makes a position larger: attach "
+            "one (stop_loss)",
+        )
+    if last is None:
+        return None
+    for pause_ms, since, event in (
+        (limits.cooldown_ms, last.traded_at, "traded"),
+        (limits.loss_cooldown_ms, last.lost_at, "realized a loss in"),
+    ):
+        if pause_ms is not None and since is not None:
+            until = since + timedelta(milliseconds=pause_ms)
+            if now < until:
+                return Denial(
+                    types_pb2.DENIAL_REASON_COOLDOWN_ACTIVE,
+                    f"{what} {event} {request.instrument} "
+                    f"{(now - since).total_seconds() * 1000:.0f} ms ago, within its "
+                    f"{pause_ms} ms cooldown; retry after {until.isoformat()}",
+                )
+    return None
+
+
 def _equity_limits(
     request: OrderRequest,
     exposure: Exposure,
@@ -462,8 +562,8 @@ def _equity_limits(
 ) -> Denial | None:
     """An account's limits measured against its equity: leverage and concentration."""
     holding = exposure.holding(request.instrument)
-    buying = request.side == types_pb2.SIDE_BUY
-    worst = holding.worst(*((request.quantity, ZERO) if buying else (ZERO, request.quantity)))
+    buys, sells = _added(request)
+    worst = holding.worst(buys, sells)
     if worst <= holding.worst():
         return None  # it does not grow the position: neither measure grows
     value = worst * mark

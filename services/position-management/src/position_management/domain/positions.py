@@ -1,10 +1,9 @@
 """Net positions and P&L, built fill by fill, each fill applied once (by trade id).
 
 P&L conventions:
-- The average price is the VWAP of the fills that opened the current position; a reduction
-  leaves it unchanged and realizes (price - average) * closed quantity (sign-aware: a short gains
-  when the price falls). A fill through zero closes the position, then opens the remainder at
-  the fill price. Flat means no average price.
+- Average price and realized P&L follow `trading_core.lots.Lot` (the VWAP of the fills that
+  opened the position; a reduction realizes against it; a fill through zero reopens at its
+  price; flat has no average price).
 - Fees accumulate in `fees` and are not subtracted from `realized_pnl`, so trading P&L and
   costs stay separately visible; `net_realized_pnl` is realized P&L after fees.
 - Averages are divisions, computed at the decimal context's precision (28 significant digits);
@@ -27,6 +26,7 @@ from trading.v1 import positions_pb2, types_pb2
 from trading_core.config import Instrument
 from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal
 from trading_core.events import timestamp
+from trading_core.lots import Lot
 from trading_core.quotes import Quote
 
 
@@ -54,10 +54,6 @@ class Fill:
 
 
 RECENT_TRADE_IDS = 1_000
-
-
-def _sign(value: Decimal) -> int:
-    return (value > 0) - (value < 0)
 
 
 @dataclass
@@ -101,11 +97,11 @@ class Position:
             return False
         if fill.quantity <= 0:
             raise ValueError(f"fill {fill.trade_id} has quantity {fill.quantity}; must be positive")
-        change = fill.signed_quantity
-        if not self.quantity or _sign(change) == _sign(self.quantity):
-            self._increase(change, fill.price)
-        else:
-            self._reduce(change, fill.price)
+        lot, realized = Lot(self.quantity, self.average_price).fill(
+            fill.signed_quantity, fill.price
+        )
+        self.quantity, self.average_price = lot.quantity, lot.average_price
+        self.realized_pnl += realized
         self.fees += fill.fee
         self.recent_trade_ids[fill.trade_id] = None
         if len(self.recent_trade_ids) > RECENT_TRADE_IDS:
@@ -138,24 +134,6 @@ class Position:
         if self.update_time is not None:
             position.update_time.CopyFrom(timestamp(self.update_time))
         return position
-
-    def _increase(self, change: Decimal, price: Decimal) -> None:
-        held = abs(self.quantity)
-        cost = (self.average_price or ZERO) * held + price * abs(change)
-        self.quantity += change
-        self.average_price = cost / abs(self.quantity)
-
-    def _reduce(self, change: Decimal, price: Decimal) -> None:
-        assert self.average_price is not None
-        closed = min(abs(change), abs(self.quantity))
-        self.realized_pnl += (price - self.average_price) * closed * _sign(self.quantity)
-        previous_sign = _sign(self.quantity)
-        self.quantity += change
-        if not self.quantity:
-            self.average_price = None
-        elif _sign(self.quantity) != previous_sign:
-            # Went through zero: the remainder is a new position opened at this fill's price.
-            self.average_price = price
 
     def _touch(self, now: datetime) -> None:
         self.sequence += 1
