@@ -86,12 +86,17 @@ trading_app = typer.Typer(
     help="Trading states (active, reducing, halted) and the emergency stop, for operators.",
     no_args_is_help=True,
 )
+risk_app = typer.Typer(
+    help="Pre-trade risk limits in force, and changing them without a restart (operators).",
+    no_args_is_help=True,
+)
 portfolio_app = typer.Typer(
     help="An account's cash, equity, exposure, P&L and limits in use.", no_args_is_help=True
 )
 app.add_typer(order_app, name="order")
 app.add_typer(portfolio_app, name="portfolio")
 app.add_typer(trading_app, name="trading")
+app.add_typer(risk_app, name="risk")
 app.add_typer(position_app, name="position")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(unresolved_app, name="unresolved")
@@ -256,9 +261,10 @@ def _admin_service(
 
 
 Parsed = TypeVar("Parsed")
+Given = TypeVar("Given")
 
 
-def _parse(parser: Callable[[str], Parsed], text: str, param: str) -> Parsed:
+def _parse(parser: Callable[[Given], Parsed], text: Given, param: str) -> Parsed:
     try:
         return parser(text)
     except ValueError as error:
@@ -1123,6 +1129,75 @@ def emergency_stop(
     if response.flattening_accounts:
         accounts = ", ".join(response.flattening_accounts)
         console.print(f"Closing the positions of: {accounts}.", markup=False)
+
+
+@risk_app.command("show")
+def show_risk_limits(
+    ctx: typer.Context,
+    *,
+    account: Annotated[str, typer.Option(help="This account's limits in force.")] = "",
+    strategy: Annotated[str, typer.Option(help="This strategy's limits in force.")] = "",
+    output: OutputOption = None,
+) -> None:
+    """Show the limits an account's and a strategy's orders meet, and the changes in force."""
+    settings = _settings(ctx, output)
+    request = control_pb2.GetRiskLimitsRequest(account_id=account, strategy_id=strategy)
+    with _control_service(settings) as control:
+        response = control.GetRiskLimits(request, timeout=settings.timeout)
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+        return
+    console = _stdout()
+    listing = render.limits_table(response.account, response.strategy, console.width)
+    console.print(listing.table if listing.table.row_count else "No limits set.", markup=False)
+    if response.changes:
+        console.print()
+        console.print(render.limit_changes_table(response.changes, console.width).table)
+
+
+@risk_app.command("set")
+def set_risk_limits(
+    ctx: typer.Context,
+    scope: Annotated[
+        str,
+        typer.Argument(
+            metavar="SCOPE",
+            help="accounts or strategies (every one's defaults), account or strategy (one's).",
+        ),
+    ],
+    name: Annotated[
+        str, typer.Argument(metavar="[NAME]", help="The account or strategy, for one's own.")
+    ] = "",
+    *,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit",
+            metavar="NAME=VALUE",
+            help="A limit, such as max_order_quantity=0.5; repeat for more. What is not given "
+            "is not set (for one account or strategy: it follows the defaults).",
+        ),
+    ] = None,
+    reason: ReasonOption,
+    request_id: RequestIdOption = "",
+    output: OutputOption = None,
+) -> None:
+    """Replace a scope's risk limits now, without a restart (an event, kept across restarts)."""
+    settings = _settings(ctx, output)
+    request = control_pb2.SetRiskLimitsRequest(
+        request_id=request_id or _new_request_id(),
+        scope=_parse(render.parse_risk_scope, scope, "SCOPE"),
+        name=name,
+        limits=_parse(render.parse_limit_assignments, limit or [], "--limit"),
+        reason=reason,
+    )
+    with _control_service(settings) as control:
+        response = control.SetRiskLimits(request, timeout=settings.timeout)
+    if settings.output is OutputFormat.JSON:
+        typer.echo(render.to_json(response))
+        return
+    console = _stdout()
+    console.print(render.limit_changes_table([response.record], console.width).table)
 
 
 @app.command("quote")

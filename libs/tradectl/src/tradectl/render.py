@@ -539,6 +539,82 @@ def trading_states_table(
     return fitted_table(TRADING_STATE_COLUMNS, rows, width)
 
 
+LIMIT_COLUMNS = (Column("Limit"), Column("Account"), Column("Strategy"))
+LIMIT_CHANGE_COLUMNS = (
+    Column("Scope"),
+    Column("Limits", 0, wrap=True),
+    Column("Reason", 1, wrap=True),
+    Column("Since", 2),
+    Column("Version", 2, "right"),
+)
+
+
+def parse_risk_scope(text: str) -> control_pb2.RiskScope.ValueType:
+    return control_pb2.RiskScope.ValueType(
+        parse_enum(control_pb2.RiskScope, text, "risk scope", _RISK_SCOPES)
+    )
+
+
+_RISK_SCOPES = (
+    control_pb2.RISK_SCOPE_ACCOUNTS,
+    control_pb2.RISK_SCOPE_ACCOUNT,
+    control_pb2.RISK_SCOPE_STRATEGIES,
+    control_pb2.RISK_SCOPE_STRATEGY,
+)
+
+
+def parse_limit_assignments(texts: Iterable[str]) -> control_pb2.RiskLimitSet:
+    """`name=value` pairs as limits (ints and true/false where the field wants them); raises
+    ValueError naming a pair that is not one."""
+    limits = control_pb2.RiskLimitSet()
+    fields = limits.DESCRIPTOR.fields_by_name
+    for text in texts:
+        name, _, value = text.partition("=")
+        field = fields.get(name.strip())
+        if field is None or not value:
+            known = ", ".join(fields)
+            raise ValueError(f"{text!r} is not NAME=VALUE with NAME one of: {known}")
+        if field.type == field.TYPE_BOOL:
+            setattr(limits, field.name, value.strip().lower() in ("true", "yes", "1"))
+        elif field.type == field.TYPE_INT64:
+            setattr(limits, field.name, int(value))
+        else:
+            setattr(limits, field.name, value.strip())
+    return limits
+
+
+def _limit_values(limits: control_pb2.RiskLimitSet) -> dict[str, str]:
+    """The limits set, as text: {name: value}."""
+    return {field.name: str(value).lower() for field, value in limits.ListFields()}
+
+
+def limits_table(
+    account: control_pb2.RiskLimitSet, strategy: control_pb2.RiskLimitSet, width: int = 10_000
+) -> Listing:
+    """Every limit set for the account or the strategy; "-" where not set."""
+    mine, theirs = _limit_values(account), _limit_values(strategy)
+    names = [f.name for f in account.DESCRIPTOR.fields if f.name in mine or f.name in theirs]
+    rows = [(name, mine.get(name, "-"), theirs.get(name, "-")) for name in names]
+    return fitted_table(LIMIT_COLUMNS, rows, width)
+
+
+def limit_changes_table(
+    records: Iterable[control_pb2.RiskLimitsRecord], width: int = 10_000
+) -> Listing:
+    rows = [
+        (
+            enum_name(control_pb2.RiskScope, record.scope).lower()
+            + (f" {record.name}" if record.name else ""),
+            " ".join(f"{k}={v}" for k, v in _limit_values(record.limits).items()) or "(none)",
+            record.reason or "-",
+            format_time(record.update_time) if record.version else "-",
+            str(record.version),
+        )
+        for record in records
+    ]
+    return fitted_table(LIMIT_CHANGE_COLUMNS, rows, width)
+
+
 UNRESOLVED_COLUMNS = (
     Column("Kind"),
     Column("Subject"),

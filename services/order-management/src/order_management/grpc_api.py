@@ -21,6 +21,11 @@ from trading_core.errors import InvalidArgument, NotFound, grpc_errors
 from trading_core.events import event_type
 from trading_core.requests import optional_text, required_text
 
+from order_management.domain.risk_limits import (
+    check_scope,
+    limit_set,
+    parse_limit_set,
+)
 from order_management.domain.trading_state import (
     ACTIVE,
     HALTED,
@@ -217,6 +222,33 @@ class TradingControlServicer(control_pb2_grpc.TradingControlServiceServicer):
             canceled_orders=answer.canceled,
             flattening_accounts=answer.flattening_accounts,
         )
+
+    @_ERRORS
+    def GetRiskLimits(  # noqa: N802
+        self, request: control_pb2.GetRiskLimitsRequest, context: grpc.ServicerContext
+    ) -> control_pb2.GetRiskLimitsResponse:
+        account, strategy, changes = self._orders.risk_limits(
+            optional_text(request.account_id, "account_id"),
+            optional_text(request.strategy_id, "strategy_id"),
+        )
+        return control_pb2.GetRiskLimitsResponse(
+            account=limit_set(account),
+            strategy=limit_set(strategy),
+            changes=[change.to_proto() for change in changes],
+        )
+
+    @_ERRORS
+    def SetRiskLimits(  # noqa: N802
+        self, request: control_pb2.SetRiskLimitsRequest, context: grpc.ServicerContext
+    ) -> control_pb2.SetRiskLimitsResponse:
+        request_id = required_text(request.request_id, "request_id")
+        name = optional_text(request.name, "name")
+        check_scope(request.scope, name)
+        reason = required_text(request.reason, "reason", MAX_REASON_LENGTH)
+        answer = self._orders.set_risk_limits(
+            request_id, request.scope, name, parse_limit_set(request.limits), reason
+        )
+        return control_pb2.SetRiskLimitsResponse(record=answer.to_proto())
 
 
 _STATES = frozenset({ACTIVE, REDUCING, HALTED})

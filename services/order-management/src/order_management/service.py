@@ -27,11 +27,12 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import grpc
-from trading.v1 import events_pb2, orders_pb2, portfolio_pb2, types_pb2
+from trading.v1 import control_pb2, events_pb2, orders_pb2, portfolio_pb2, types_pb2
+from trading_core.config import RiskLimits
 from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal
 from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from trading_core.events import event_time, from_micros, micros, new_id
@@ -68,6 +69,13 @@ from order_management.domain.risk import (
     RiskEngine,
     closing_quantities,
     trading_gate,
+)
+from order_management.domain.risk_limits import (
+    LimitsChange,
+    RiskLimitChanges,
+    RiskScope,
+    limit_set,
+    parse_limit_set,
 )
 from order_management.domain.sizing import size_signal
 from order_management.domain.trading_state import (
@@ -135,6 +143,15 @@ SCHEMA = (
         traded_us INTEGER NOT NULL,
         lost_us INTEGER,
         PRIMARY KEY (scope, instrument)
+    )""",
+    # The risk limits SetRiskLimits changed, one row per scope (its latest change), in force
+    # over the config's.
+    """CREATE TABLE IF NOT EXISTS risk_limit_changes (
+        scope INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        record BLOB NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (scope, name)
     )""",
     # The trading state of the platform (account '') and of each account that was ever set.
     """CREATE TABLE IF NOT EXISTS trading_states (
@@ -302,6 +319,7 @@ class OrderManagement(JournaledService):
         self.quotes = QuoteBook()
         self.exposure = ExposureBook()
         self._accounts: dict[str, Account] = {}
+        self._limit_changes = RiskLimitChanges(config.risk)
         self._risk = RiskEngine(config.risk)
         self.trading = TradingStates()
         self._control_requests: set[str] = set()
@@ -363,6 +381,7 @@ class OrderManagement(JournaledService):
             self._remember(tracked)
             self._track(tracked.order)
         self._load_risk_positions()
+        self._load_risk_limit_changes()
         self._load_accounts()
         self._load_trading_control()
         day_ago = micros(self.clock.now() - timedelta(days=1))
@@ -379,6 +398,23 @@ class OrderManagement(JournaledService):
         ):
             self._activity.record(account_id, from_micros(modified))
         log.info("%s loaded %d orders", self.name, len(rows))
+
+    def _load_risk_limit_changes(self) -> None:
+        rows = self.journal.query("SELECT record FROM risk_limit_changes ORDER BY version")
+        for (blob,) in rows:
+            record = control_pb2.RiskLimitsRecord.FromString(blob)
+            self._limit_changes.put(
+                LimitsChange(
+                    record.scope,
+                    record.name,
+                    parse_limit_set(record.limits),
+                    record.reason,
+                    record.update_time.ToDatetime(tzinfo=UTC),
+                    record.version,
+                )
+            )
+        if rows:
+            self._risk = RiskEngine(self._limit_changes.risk())
 
     def _load_risk_positions(self) -> None:
         for account, strategy, instrument, quantity in self.journal.query(
@@ -839,6 +875,59 @@ class OrderManagement(JournaledService):
             platform = self.trading.of("")
             accounts = [self.trading.of(account_id)] if account_id else self.trading.accounts()
             return platform, accounts, self.trading.effective(account_id)
+
+    def risk_limits(
+        self, account_id: str, strategy_id: str
+    ) -> tuple[RiskLimits, RiskLimits, list[LimitsChange]]:
+        """The limits an account's and a strategy's orders meet, and the changes in force."""
+        with self.lock:
+            account = self._risk.limits_of(account_id)
+            strategy = self._risk.strategy_limits_of(strategy_id)
+            return account, strategy, self._limit_changes.changes()
+
+    def set_risk_limits(
+        self, request_id: str, scope: RiskScope, name: str, limits: RiskLimits, reason: str
+    ) -> LimitsChange:
+        """Replaces a scope's own limits, for the next order on: durable, an event. A repeated
+        request answers the scope's latest change."""
+        with self.lock:
+            if request_id in self._control_requests:
+                latest = self._limit_changes.latest(scope, name)
+                if latest is None:
+                    raise AlreadyExists(
+                        f"request_id {request_id!r} was used by another control request"
+                    )
+                return latest
+            change, previous = self._limit_changes.change(
+                scope, name, limits, reason, self.clock.now()
+            )
+            self._risk = RiskEngine(self._limit_changes.risk())
+            transaction = Transaction()
+            record = change.to_proto()
+            changed = events_pb2.RiskLimitsChanged(
+                record=record, previous=limit_set(previous), request_id=request_id
+            )
+            event = self.new_event(sequence=change.version, risk_limits_changed=changed)
+            transaction.keep(self.event_record(event))
+            self._control_requests.add(request_id)
+            transaction.execute(
+                "INSERT INTO control_requests (request_id) VALUES (?)", (request_id,)
+            )
+            transaction.execute(
+                "INSERT INTO risk_limit_changes (scope, name, record, version) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (scope, name) DO UPDATE SET record = excluded.record, "
+                "version = excluded.version",
+                (scope, name, record.SerializeToString(), change.version),
+            )
+            ticket = self.commit(transaction, waited=True)
+        log.warning(
+            "risk limits of %s changed: %s (%s)",
+            _limit_scope_name(scope, name),
+            limits.model_dump(mode="json", exclude_defaults=True),
+            reason,
+        )
+        ticket.wait()
+        return change
 
     def set_trading_state(
         self, request_id: str, account_id: str, state: TradingState, reason: str
@@ -1837,7 +1926,11 @@ def _scope_name(account_id: str) -> str:
     return f"account {account_id}" if account_id else "the platform"
 
 
-# The payloads that carry the order's whole snapshot: the first event of each order.
+def _limit_scope_name(scope: RiskScope, name: str) -> str:
+    kind = control_pb2.RiskScope.Name(scope).removeprefix("RISK_SCOPE_").lower()
+    return f"{kind} {name}" if name else f"every {kind.rstrip('s')}"
+
+
 _SCOPE_SEPARATOR = "\x1f"
 _SAVE_TRADE = (
     "INSERT INTO risk_trades (scope, instrument, quantity, average_price, traded_us, lost_us) "
@@ -1859,6 +1952,7 @@ def _trade_row(scope: tuple[str, ...], instrument: str, last: LastTrade) -> tupl
     )
 
 
+# The payloads that carry the order's whole snapshot: the first event of each order.
 _CARRIES_ORDER = frozenset({"order_submitted", "order_denied", "order_held"})
 _TRACKED_COLUMNS = "snapshot, own_sequence, report_sequence, venue_accepted, request_id"
 _SAVE_ORDER = (

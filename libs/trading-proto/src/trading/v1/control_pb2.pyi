@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from trading.v1 import orders_pb2 as _orders_pb2
 from trading.v1 import types_pb2 as _types_pb2
 import builtins as _builtins
@@ -20,6 +21,255 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RiskScope:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RiskScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RiskScope.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RISK_SCOPE_UNSPECIFIED: _RiskScope.ValueType  # 0
+    RISK_SCOPE_ACCOUNTS: _RiskScope.ValueType  # 1
+    """Every account's (the default an account's own limits replace field by field)."""
+    RISK_SCOPE_ACCOUNT: _RiskScope.ValueType  # 2
+    """One account's own, named."""
+    RISK_SCOPE_STRATEGIES: _RiskScope.ValueType  # 3
+    """Every strategy's, within each account."""
+    RISK_SCOPE_STRATEGY: _RiskScope.ValueType  # 4
+    """One strategy's own, named."""
+
+class RiskScope(_RiskScope, metaclass=_RiskScopeEnumTypeWrapper):
+    """Whose limits: as the config's `risk.account`, `risk.accounts.<id>`, `risk.strategy` and
+    `risk.strategies.<id>`.
+    """
+
+RISK_SCOPE_UNSPECIFIED: RiskScope.ValueType  # 0
+RISK_SCOPE_ACCOUNTS: RiskScope.ValueType  # 1
+"""Every account's (the default an account's own limits replace field by field)."""
+RISK_SCOPE_ACCOUNT: RiskScope.ValueType  # 2
+"""One account's own, named."""
+RISK_SCOPE_STRATEGIES: RiskScope.ValueType  # 3
+"""Every strategy's, within each account."""
+RISK_SCOPE_STRATEGY: RiskScope.ValueType  # 4
+"""One strategy's own, named."""
+Global___RiskScope: _TypeAlias = RiskScope  # noqa: Y015
+
+@_typing.final
+class RiskLimitSet(_message.Message):
+    """A scope's pre-trade limits, as the config's `risk.*` keys of the same names (see the
+    README's configuration table). Decimals are strings; empty, 0 and false mean not set.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_ORDER_QUANTITY_FIELD_NUMBER: _builtins.int
+    MAX_POSITION_QUANTITY_FIELD_NUMBER: _builtins.int
+    MAX_POSITION_VALUE_FIELD_NUMBER: _builtins.int
+    MAX_GROSS_EXPOSURE_FIELD_NUMBER: _builtins.int
+    MAX_NET_EXPOSURE_FIELD_NUMBER: _builtins.int
+    MAX_OPEN_ORDERS_FIELD_NUMBER: _builtins.int
+    MAX_LEVERAGE_FIELD_NUMBER: _builtins.int
+    MAX_CONCENTRATION_PERCENT_FIELD_NUMBER: _builtins.int
+    MAX_DAILY_LOSS_FIELD_NUMBER: _builtins.int
+    MAX_DRAWDOWN_PERCENT_FIELD_NUMBER: _builtins.int
+    COOLDOWN_MS_FIELD_NUMBER: _builtins.int
+    LOSS_COOLDOWN_MS_FIELD_NUMBER: _builtins.int
+    REQUIRE_STOP_LOSS_FIELD_NUMBER: _builtins.int
+    max_order_quantity: _builtins.str
+    max_position_quantity: _builtins.str
+    max_position_value: _builtins.str
+    max_gross_exposure: _builtins.str
+    max_net_exposure: _builtins.str
+    max_open_orders: _builtins.int
+    max_leverage: _builtins.str
+    max_concentration_percent: _builtins.str
+    max_daily_loss: _builtins.str
+    max_drawdown_percent: _builtins.str
+    cooldown_ms: _builtins.int
+    loss_cooldown_ms: _builtins.int
+    require_stop_loss: _builtins.bool
+    def __init__(
+        self,
+        *,
+        max_order_quantity: _builtins.str = ...,
+        max_position_quantity: _builtins.str = ...,
+        max_position_value: _builtins.str = ...,
+        max_gross_exposure: _builtins.str = ...,
+        max_net_exposure: _builtins.str = ...,
+        max_open_orders: _builtins.int = ...,
+        max_leverage: _builtins.str = ...,
+        max_concentration_percent: _builtins.str = ...,
+        max_daily_loss: _builtins.str = ...,
+        max_drawdown_percent: _builtins.str = ...,
+        cooldown_ms: _builtins.int = ...,
+        loss_cooldown_ms: _builtins.int = ...,
+        require_stop_loss: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cooldown_ms", b"cooldown_ms", "loss_cooldown_ms", b"loss_cooldown_ms", "max_concentration_percent", b"max_concentration_percent", "max_daily_loss", b"max_daily_loss", "max_drawdown_percent", b"max_drawdown_percent", "max_gross_exposure", b"max_gross_exposure", "max_leverage", b"max_leverage", "max_net_exposure", b"max_net_exposure", "max_open_orders", b"max_open_orders", "max_order_quantity", b"max_order_quantity", "max_position_quantity", b"max_position_quantity", "max_position_value", b"max_position_value", "require_stop_loss", b"require_stop_loss"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RiskLimitSet: _TypeAlias = RiskLimitSet  # noqa: Y015
+
+@_typing.final
+class RiskLimitsRecord(_message.Message):
+    """A change of one scope's limits made with SetRiskLimits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    scope: Global___RiskScope.ValueType
+    name: _builtins.str
+    """The account or strategy (empty for the defaults)."""
+    reason: _builtins.str
+    version: _builtins.int
+    """Counts every change of any scope: of two records, the higher version is the newer."""
+    @_builtins.property
+    def limits(self) -> Global___RiskLimitSet:
+        """The scope's own limits as set: for one account or strategy, the fields it replaces."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        scope: Global___RiskScope.ValueType = ...,
+        name: _builtins.str = ...,
+        limits: Global___RiskLimitSet | None = ...,
+        reason: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "name", b"name", "reason", b"reason", "scope", b"scope", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RiskLimitsRecord: _TypeAlias = RiskLimitsRecord  # noqa: Y015
+
+@_typing.final
+class GetRiskLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    STRATEGY_ID_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Whose limits in force to show (empty: the defaults)."""
+    strategy_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        strategy_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "strategy_id", b"strategy_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRiskLimitsRequest: _TypeAlias = GetRiskLimitsRequest  # noqa: Y015
+
+@_typing.final
+class GetRiskLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___RiskLimitSet:
+        """What the account's orders meet: its own limits over the defaults."""
+
+    @_builtins.property
+    def strategy(self) -> Global___RiskLimitSet:
+        """What the strategy's orders meet within each account."""
+
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___RiskLimitsRecord]:
+        """Every SetRiskLimits change in force, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        account: Global___RiskLimitSet | None = ...,
+        strategy: Global___RiskLimitSet | None = ...,
+        changes: _abc.Iterable[Global___RiskLimitsRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "strategy", b"strategy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "changes", b"changes", "strategy", b"strategy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRiskLimitsResponse: _TypeAlias = GetRiskLimitsResponse  # noqa: Y015
+
+@_typing.final
+class SetRiskLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A UUID that makes the call idempotent: a repeat answers the limits as they are now."""
+    scope: Global___RiskScope.ValueType
+    name: _builtins.str
+    """The account or strategy, for RISK_SCOPE_ACCOUNT and RISK_SCOPE_STRATEGY; empty otherwise."""
+    reason: _builtins.str
+    """Required: why, for the audit trail (at most 512 characters)."""
+    @_builtins.property
+    def limits(self) -> Global___RiskLimitSet:
+        """The scope's limits from now on (what is not set here is not set: for one account or
+        strategy, that field follows the defaults).
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        scope: Global___RiskScope.ValueType = ...,
+        name: _builtins.str = ...,
+        limits: Global___RiskLimitSet | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "name", b"name", "reason", b"reason", "request_id", b"request_id", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRiskLimitsRequest: _TypeAlias = SetRiskLimitsRequest  # noqa: Y015
+
+@_typing.final
+class SetRiskLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def record(self) -> Global___RiskLimitsRecord: ...
+    def __init__(
+        self,
+        *,
+        record: Global___RiskLimitsRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRiskLimitsResponse: _TypeAlias = SetRiskLimitsResponse  # noqa: Y015
 
 @_typing.final
 class TradingStateRecord(_message.Message):

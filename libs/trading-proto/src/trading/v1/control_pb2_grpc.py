@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class TradingControlServiceStub:
     """Trading control for operators, served by order-management: the trading state of the platform
-    and of each account, and the emergency stop. Every change is a TradingStateChanged event.
+    and of each account, the emergency stop, and the pre-trade risk limits. Every change is an
+    event (TradingStateChanged, RiskLimitsChanged).
     """
 
     def __init__(self, channel):
@@ -51,11 +52,22 @@ class TradingControlServiceStub:
                 request_serializer=trading_dot_v1_dot_control__pb2.EmergencyStopRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_control__pb2.EmergencyStopResponse.FromString,
                 _registered_method=True)
+        self.GetRiskLimits = channel.unary_unary(
+                '/trading.v1.TradingControlService/GetRiskLimits',
+                request_serializer=trading_dot_v1_dot_control__pb2.GetRiskLimitsRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_control__pb2.GetRiskLimitsResponse.FromString,
+                _registered_method=True)
+        self.SetRiskLimits = channel.unary_unary(
+                '/trading.v1.TradingControlService/SetRiskLimits',
+                request_serializer=trading_dot_v1_dot_control__pb2.SetRiskLimitsRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_control__pb2.SetRiskLimitsResponse.FromString,
+                _registered_method=True)
 
 
 class TradingControlServiceServicer:
     """Trading control for operators, served by order-management: the trading state of the platform
-    and of each account, and the emergency stop. Every change is a TradingStateChanged event.
+    and of each account, the emergency stop, and the pre-trade risk limits. Every change is an
+    event (TradingStateChanged, RiskLimitsChanged).
     """
 
     def GetTradingState(self, request, context):
@@ -83,6 +95,23 @@ class TradingControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRiskLimits(self, request, context):
+        """The limits an account's and a strategy's orders meet now, and every change made with
+        SetRiskLimits that is in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRiskLimits(self, request, context):
+        """Replaces one scope's limits without a restart (they take effect for the next order):
+        the defaults of every account or strategy, or one account's or strategy's own. Kept across
+        restarts, over what the config says for that scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -101,6 +130,16 @@ def add_TradingControlServiceServicer_to_server(servicer, server):
                     request_deserializer=trading_dot_v1_dot_control__pb2.EmergencyStopRequest.FromString,
                     response_serializer=trading_dot_v1_dot_control__pb2.EmergencyStopResponse.SerializeToString,
             ),
+            'GetRiskLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRiskLimits,
+                    request_deserializer=trading_dot_v1_dot_control__pb2.GetRiskLimitsRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_control__pb2.GetRiskLimitsResponse.SerializeToString,
+            ),
+            'SetRiskLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRiskLimits,
+                    request_deserializer=trading_dot_v1_dot_control__pb2.SetRiskLimitsRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_control__pb2.SetRiskLimitsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'trading.v1.TradingControlService', rpc_method_handlers)
@@ -111,7 +150,8 @@ def add_TradingControlServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TradingControlService:
     """Trading control for operators, served by order-management: the trading state of the platform
-    and of each account, and the emergency stop. Every change is a TradingStateChanged event.
+    and of each account, the emergency stop, and the pre-trade risk limits. Every change is an
+    event (TradingStateChanged, RiskLimitsChanged).
     """
 
     @staticmethod
@@ -185,6 +225,60 @@ class TradingControlService:
             '/trading.v1.TradingControlService/EmergencyStop',
             trading_dot_v1_dot_control__pb2.EmergencyStopRequest.SerializeToString,
             trading_dot_v1_dot_control__pb2.EmergencyStopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRiskLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.TradingControlService/GetRiskLimits',
+            trading_dot_v1_dot_control__pb2.GetRiskLimitsRequest.SerializeToString,
+            trading_dot_v1_dot_control__pb2.GetRiskLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRiskLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.TradingControlService/SetRiskLimits',
+            trading_dot_v1_dot_control__pb2.SetRiskLimitsRequest.SerializeToString,
+            trading_dot_v1_dot_control__pb2.SetRiskLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,7 +28,8 @@ GRPC_VERSION: str
 
 class TradingControlServiceStub:
     """Trading control for operators, served by order-management: the trading state of the platform
-    and of each account, and the emergency stop. Every change is a TradingStateChanged event.
+    and of each account, the emergency stop, and the pre-trade risk limits. Every change is an
+    event (TradingStateChanged, RiskLimitsChanged).
     """
 
     @_typing.overload
@@ -47,11 +48,21 @@ class TradingControlServiceStub:
     """Halts the platform or an account, asks to cancel every open order there, and optionally
     flattens every position (as ClosePosition does), all in one durable step.
     """
+    GetRiskLimits: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetRiskLimitsRequest, _control_pb2.GetRiskLimitsResponse]
+    """The limits an account's and a strategy's orders meet now, and every change made with
+    SetRiskLimits that is in force.
+    """
+    SetRiskLimits: _grpc.UnaryUnaryMultiCallable[_control_pb2.SetRiskLimitsRequest, _control_pb2.SetRiskLimitsResponse]
+    """Replaces one scope's limits without a restart (they take effect for the next order):
+    the defaults of every account or strategy, or one account's or strategy's own. Kept across
+    restarts, over what the config says for that scope.
+    """
 
 @_typing.type_check_only
 class TradingControlServiceAsyncStub(TradingControlServiceStub):
     """Trading control for operators, served by order-management: the trading state of the platform
-    and of each account, and the emergency stop. Every change is a TradingStateChanged event.
+    and of each account, the emergency stop, and the pre-trade risk limits. Every change is an
+    event (TradingStateChanged, RiskLimitsChanged).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -67,10 +78,20 @@ class TradingControlServiceAsyncStub(TradingControlServiceStub):
     """Halts the platform or an account, asks to cancel every open order there, and optionally
     flattens every position (as ClosePosition does), all in one durable step.
     """
+    GetRiskLimits: _aio.UnaryUnaryMultiCallable[_control_pb2.GetRiskLimitsRequest, _control_pb2.GetRiskLimitsResponse]  # type: ignore[assignment]
+    """The limits an account's and a strategy's orders meet now, and every change made with
+    SetRiskLimits that is in force.
+    """
+    SetRiskLimits: _aio.UnaryUnaryMultiCallable[_control_pb2.SetRiskLimitsRequest, _control_pb2.SetRiskLimitsResponse]  # type: ignore[assignment]
+    """Replaces one scope's limits without a restart (they take effect for the next order):
+    the defaults of every account or strategy, or one account's or strategy's own. Kept across
+    restarts, over what the config says for that scope.
+    """
 
 class TradingControlServiceServicer(metaclass=_abc_1.ABCMeta):
     """Trading control for operators, served by order-management: the trading state of the platform
-    and of each account, and the emergency stop. Every change is a TradingStateChanged event.
+    and of each account, the emergency stop, and the pre-trade risk limits. Every change is an
+    event (TradingStateChanged, RiskLimitsChanged).
     """
 
     @_abc_1.abstractmethod
@@ -101,6 +122,27 @@ class TradingControlServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_control_pb2.EmergencyStopResponse, _abc.Awaitable[_control_pb2.EmergencyStopResponse]]:
         """Halts the platform or an account, asks to cancel every open order there, and optionally
         flattens every position (as ClosePosition does), all in one durable step.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRiskLimits(
+        self,
+        request: _control_pb2.GetRiskLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.GetRiskLimitsResponse, _abc.Awaitable[_control_pb2.GetRiskLimitsResponse]]:
+        """The limits an account's and a strategy's orders meet now, and every change made with
+        SetRiskLimits that is in force.
+        """
+
+    @_abc_1.abstractmethod
+    def SetRiskLimits(
+        self,
+        request: _control_pb2.SetRiskLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.SetRiskLimitsResponse, _abc.Awaitable[_control_pb2.SetRiskLimitsResponse]]:
+        """Replaces one scope's limits without a restart (they take effect for the next order):
+        the defaults of every account or strategy, or one account's or strategy's own. Kept across
+        restarts, over what the config says for that scope.
         """
 
 def add_TradingControlServiceServicer_to_server(servicer: TradingControlServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -380,8 +380,12 @@ class RiskEngine:
         return None
 
     def limits_of(self, account_id: str) -> RiskLimits:
-        """An account's own limits."""
+        """The limits an account's orders meet: its own over the defaults."""
         return self._account_limits.get(account_id, self._risk.account)
+
+    def strategy_limits_of(self, strategy_id: str) -> RiskLimits:
+        """The limits a strategy's orders meet (within each account)."""
+        return self._strategy_limits.get(strategy_id, self._risk.strategy)
 
     def _scopes(self, request: OrderRequest) -> Iterator[tuple[tuple[str, ...], RiskLimits, str]]:
         account, strategy = request.account_id, request.strategy_id
@@ -389,7 +393,7 @@ class RiskEngine:
         yield account_scope, self.limits_of(account), f"account {shorten(account)}"
         yield (
             strategy_scope,
-            self._strategy_limits.get(strategy, self._risk.strategy),
+            self.strategy_limits_of(strategy),
             f"strategy {shorten(strategy)!r} of account {shorten(account)}",
         )
 
