@@ -317,3 +317,33 @@ def test_an_order_with_a_stop_loss_attached_passes_where_one_is_required() -> No
     assert engine.check(protected, QUOTE, book_with(), MID, NOW) is None
     closing = order_request(side=SELL, quantity=Decimal("0.1"))
     assert engine.check(closing, QUOTE, book_with(position="1"), MID, NOW) is None
+
+
+def test_a_portfolio_group_sums_its_accounts_and_refuses_what_would_break_its_limit() -> None:
+    risk = Risk.model_validate(
+        {
+            "groups": {
+                "desk": {
+                    "accounts": ["acc-1", "acc-2"],
+                    "limits": {"max_position_quantity": "1", "max_open_orders": 3},
+                }
+            }
+        }
+    )
+    book = ExposureBook(risk.groups_of)
+    book.set_mark("BTC-USD", MID)
+    book.fill("acc-1", "strat-1", "BTC-USD", Decimal("0.6"), MID, now=NOW)
+    engine = RiskEngine(risk)
+    second = replace(order_request(quantity=Decimal("0.5")), account_id="acc-2")
+    denial = engine.check(second, QUOTE, book, MID, NOW)
+    assert denial is not None
+    assert denial.reason == types_pb2.DENIAL_REASON_POSITION_LIMIT_EXCEEDED
+    assert "portfolio group 'desk' could reach a quantity of 1.1" in denial.message
+    outsider = replace(second, account_id="acc-3")  # not in the group: only its own limits
+    assert engine.check(outsider, QUOTE, book, MID, NOW) is None
+    for number in range(3):
+        track(book, f"o-{number}", BUY, "0.01", account_id=f"acc-{1 + number % 2}")
+    small = replace(second, quantity=Decimal("0.01"))
+    crowded = engine.check(small, QUOTE, book, MID, NOW)
+    assert crowded is not None
+    assert crowded.reason == types_pb2.DENIAL_REASON_OPEN_ORDER_LIMIT_EXCEEDED

@@ -284,6 +284,20 @@ class RiskLimits(_Strict):
         )
 
 
+class RiskGroup(_Strict):
+    """A portfolio limit: limits on what a group of accounts and strategies holds together
+    (its orders and fills summed). Empty `accounts` or `strategies`: every one."""
+
+    accounts: list[Name] = Field(default_factory=list, description="the accounts it sums")
+    strategies: list[Name] = Field(default_factory=list, description="the strategies it sums")
+    limits: RiskLimits = Field(RiskLimits(), description="the group's limits")
+
+    def covers(self, account_id: str, strategy_id: str) -> bool:
+        return (not self.accounts or account_id in self.accounts) and (
+            not self.strategies or strategy_id in self.strategies
+        )
+
+
 class Risk(_Strict):
     """Pre-trade risk (see order_management.domain.risk): limits per account and per strategy,
     a price collar and market-data gates."""
@@ -309,12 +323,24 @@ class Risk(_Strict):
     max_spread_bps: PositiveDecimal | None = Field(
         None, description="an order needs its instrument's spread (of the mid) to be narrower"
     )
+    groups: dict[Name, RiskGroup] = Field(
+        default_factory=dict,
+        description="portfolio limits over groups of accounts and strategies (quantity, value, "
+        "exposure and open-order limits, cooldowns and stop-loss rules; not those measured "
+        "against an account's equity)",
+    )
     on_breach: Literal["reducing", "halted"] = Field(
         "reducing", description="the state a daily-loss or drawdown breach moves an account to"
     )
 
     def account_limits(self, account_id: str) -> RiskLimits:
         return self.account.overridden_by(self.accounts.get(account_id))
+
+    def groups_of(self, account_id: str, strategy_id: str) -> list[str]:
+        """The groups whose limits an order of this account and strategy counts toward."""
+        return [
+            name for name, group in self.groups.items() if group.covers(account_id, strategy_id)
+        ]
 
     def strategy_limits(self, strategy_id: str) -> RiskLimits:
         return self.strategy.overridden_by(self.strategies.get(strategy_id))

@@ -317,7 +317,7 @@ class OrderManagement(JournaledService):
         self._pending_cancels: dict[tuple[str, str], str] = {}
         self._pending_modifies: dict[tuple[str, str], _EarlierModify] = {}
         self.quotes = QuoteBook()
-        self.exposure = ExposureBook()
+        self.exposure = ExposureBook(config.risk.groups_of)
         self._accounts: dict[str, Account] = {}
         self._limit_changes = RiskLimitChanges(config.risk)
         self._risk = RiskEngine(config.risk)

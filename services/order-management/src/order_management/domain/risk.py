@@ -119,6 +119,11 @@ class LastTrade:
     lost_at: datetime | None = None
 
 
+def group_scope(name: str) -> tuple[str, ...]:
+    """A portfolio group's scope: three parts, never an account's (one) or a strategy's (two)."""
+    return ("", "group", name)
+
+
 class TradeHistory:
     """Each scope's last trade in each instrument: what cooldowns are judged by."""
 
@@ -151,16 +156,19 @@ class ExposureBook:
     """Every scope's exposure, kept up to date order by order, fill by fill and mark by mark,
     and the last trade of each (`trades`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, groups: Callable[[str, str], list[str]] | None = None) -> None:
+        """`groups(account, strategy)`: the portfolio groups an order of theirs counts toward."""
         self.trades = TradeHistory()
+        self._groups = groups or (lambda _account, _strategy: [])
         self._scopes: dict[tuple[str, ...], Exposure] = {}
         self._open: dict[str, _OpenOrder] = {}
         self._marks: dict[str, Decimal] = {}
         self._holders: dict[str, set[tuple[str, ...]]] = {}  # instrument -> scopes holding it
 
-    @staticmethod
-    def scopes_of(account_id: str, strategy_id: str) -> tuple[tuple[str, ...], ...]:
-        return ((account_id,), (account_id, strategy_id))
+    def scopes_of(self, account_id: str, strategy_id: str) -> tuple[tuple[str, ...], ...]:
+        """The account's scope, its strategy's, and each portfolio group's it counts toward."""
+        groups = tuple(group_scope(name) for name in self._groups(account_id, strategy_id))
+        return ((account_id,), (account_id, strategy_id), *groups)
 
     def exposure(self, scope: tuple[str, ...]) -> Exposure:
         return self._scopes.get(scope) or Exposure()
@@ -389,13 +397,15 @@ class RiskEngine:
 
     def _scopes(self, request: OrderRequest) -> Iterator[tuple[tuple[str, ...], RiskLimits, str]]:
         account, strategy = request.account_id, request.strategy_id
-        account_scope, strategy_scope = ExposureBook.scopes_of(account, strategy)
-        yield account_scope, self.limits_of(account), f"account {shorten(account)}"
+        yield (account,), self.limits_of(account), f"account {shorten(account)}"
         yield (
-            strategy_scope,
+            (account, strategy),
             self.strategy_limits_of(strategy),
             f"strategy {shorten(strategy)!r} of account {shorten(account)}",
         )
+        for name in self._risk.groups_of(account, strategy):
+            limits = self._risk.groups[name].limits
+            yield group_scope(name), limits, f"portfolio group {shorten(name)!r}"
 
     def _market_data(
         self, request: OrderRequest, quote: Quote | None, now: datetime
