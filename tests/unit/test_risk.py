@@ -347,3 +347,8 @@ def test_a_portfolio_group_sums_its_accounts_and_refuses_what_would_break_its_li
     crowded = engine.check(small, QUOTE, book, MID, NOW)
     assert crowded is not None
     assert crowded.reason == types_pb2.DENIAL_REASON_OPEN_ORDER_LIMIT_EXCEEDED
+
+
+def test_a_group_refuses_limits_measured_against_an_accounts_equity() -> None:
+    with pytest.raises(ValueError, match="max_leverage are measured against an account's equity"):
+        Risk.model_validate({"groups": {"desk": {"limits": {"max_leverage": "2"}}}})

@@ -292,6 +292,17 @@ class RiskGroup(_Strict):
     strategies: list[Name] = Field(default_factory=list, description="the strategies it sums")
     limits: RiskLimits = Field(RiskLimits(), description="the group's limits")
 
+    @model_validator(mode="after")
+    def _no_equity_limits(self) -> RiskGroup:
+        equity = {"max_leverage", "max_concentration_percent", "max_daily_loss"}
+        equity.add("max_drawdown_percent")
+        if given := sorted(equity & self.limits.model_fields_set):
+            raise ValueError(
+                f"{', '.join(given)} are measured against an account's equity: set them per "
+                "account (risk.account, risk.accounts.<id>), not for a group"
+            )
+        return self
+
     def covers(self, account_id: str, strategy_id: str) -> bool:
         return (not self.accounts or account_id in self.accounts) and (
             not self.strategies or strategy_id in self.strategies
