@@ -21,9 +21,7 @@ C = control_pb2
 ACCOUNT = "acct-e2e"
 
 
-def set_limits(
-    clients: Clients, request_id: str = "", **fields: object
-) -> C.SetRiskLimitsResponse:
+def set_limits(clients: Clients, request_id: str = "", **fields: object) -> C.SetRiskLimitsResponse:
     request = C.SetRiskLimitsRequest(
         request_id=request_id or str(uuid.uuid4()),
         scope=C.RISK_SCOPE_ACCOUNT,
