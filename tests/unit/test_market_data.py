@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from market_data.synthetic import SyntheticFeed
+from trading.v1 import types_pb2
 from trading_core.config import Instrument, MarketData
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote
@@ -196,3 +197,17 @@ def test_quote_without_a_last_trade_price_has_an_empty_last_price_on_the_wire() 
 
     assert quote.to_proto().last_price == ""
     assert Quote.from_proto(quote.to_proto()).last is None
+
+
+def test_the_feed_reports_each_instruments_configured_status_and_it_round_trips() -> None:
+    halted = SOL.model_copy(update={"status": "halted"})
+    trading, stopped = SyntheticFeed([BTC, halted], SETTINGS).tick(T0)
+    assert trading.status == types_pb2.INSTRUMENT_STATUS_TRADING
+    assert stopped.status == types_pb2.INSTRUMENT_STATUS_HALTED
+    assert Quote.from_proto(stopped.to_proto()) == stopped
+
+
+def test_a_quote_whose_source_says_nothing_of_status_is_taken_as_trading() -> None:
+    wire = Quote("BTC-USD", Decimal("1"), Decimal("2"), Decimal(1), Decimal(1), T0).to_proto()
+    wire.ClearField("status")
+    assert Quote.from_proto(wire).status == types_pb2.INSTRUMENT_STATUS_TRADING

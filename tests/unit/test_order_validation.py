@@ -211,13 +211,13 @@ def test_every_denial_reason_has_a_case_that_produces_it() -> None:
     in test_sizing for a signal's sizing."""
     from tests.unit.test_account import EQUITY_REASONS
     from tests.unit.test_order_types import EXIT_REASONS
-    from tests.unit.test_risk import RISK_REASONS
+    from tests.unit.test_risk import RISK_REASONS, STATUS_REASONS
     from tests.unit.test_sizing import SIZING_REASONS
     from tests.unit.test_trading_control import TRADING_REASONS
 
     every_reason = set(types_pb2.DenialReason.values()) - {types_pb2.DENIAL_REASON_UNSPECIFIED}
     produced = {case.reason for case in DENIAL_CASES} | RISK_REASONS | TRADING_REASONS
-    reasons = produced | EXIT_REASONS | EQUITY_REASONS | SIZING_REASONS
+    reasons = produced | EXIT_REASONS | EQUITY_REASONS | SIZING_REASONS | STATUS_REASONS
     assert reasons == every_reason
 
 

@@ -352,3 +352,29 @@ def test_a_portfolio_group_sums_its_accounts_and_refuses_what_would_break_its_li
 def test_a_group_refuses_limits_measured_against_an_accounts_equity() -> None:
     with pytest.raises(ValueError, match="max_leverage are measured against an account's equity"):
         Risk.model_validate({"groups": {"desk": {"limits": {"max_leverage": "2"}}}})
+
+
+HALTED, REDUCE_ONLY = types_pb2.INSTRUMENT_STATUS_HALTED, types_pb2.INSTRUMENT_STATUS_REDUCE_ONLY
+STATUS_REASONS = frozenset({types_pb2.DENIAL_REASON_INSTRUMENT_NOT_TRADING})
+
+
+@pytest.mark.parametrize(
+    ("status", "request_", "denied"),
+    [
+        (HALTED, order_request(side=SELL, quantity=Decimal("0.1")), True),
+        (types_pb2.INSTRUMENT_STATUS_CLOSED, order_request(), True),
+        (REDUCE_ONLY, order_request(), True),
+        (REDUCE_ONLY, order_request(side=SELL, quantity=Decimal("0.1")), False),
+        (types_pb2.INSTRUMENT_STATUS_TRADING, order_request(), False),
+    ],
+    ids=["halted-even-a-sale", "closed", "reduce-only-buy", "reduce-only-sale", "trading"],
+)
+def test_the_instruments_status_in_its_quote_gates_new_orders(
+    status: int, request_: OrderRequest, denied: bool
+) -> None:
+    quote = replace(QUOTE, status=types_pb2.InstrumentStatus.ValueType(status))
+    denial = check(request_, book_with(position="0.5"), quote)
+    assert (denial is not None) == denied
+    if denial is not None:
+        assert denial[0] == types_pb2.DENIAL_REASON_INSTRUMENT_NOT_TRADING
+        assert "BTC-USD" in denial[1]

@@ -472,6 +472,9 @@ class Instrument(_Strict):
     session_end: dt.time = Field(
         dt.time(0, 0), description="end of the trading day, UTC (HH:MM): when DAY orders expire"
     )
+    status: Literal["trading", "reduce_only", "halted", "closed"] = Field(
+        "trading", description="the trading status the synthetic feed's quotes report"
+    )
 
 
 class MarketData(_Strict):

@@ -7,7 +7,7 @@ from datetime import UTC as UTC_TZ
 from datetime import datetime
 from decimal import Decimal
 
-from trading.v1 import events_pb2, market_data_pb2
+from trading.v1 import events_pb2, market_data_pb2, types_pb2
 
 from trading_core.decimals import format_decimal
 from trading_core.events import event_kind, timestamp
@@ -24,6 +24,7 @@ class Quote:
     source: str = "synthetic"
     # The last trade's price; None when the source has none.
     last: Decimal | None = None
+    status: types_pb2.InstrumentStatus.ValueType = types_pb2.INSTRUMENT_STATUS_TRADING
 
     @property
     def mid(self) -> Decimal:
@@ -39,6 +40,7 @@ class Quote:
             quote_time=timestamp(self.time),
             source=self.source,
             last_price=format_decimal(self.last),
+            status=self.status,
         )
 
     @classmethod
@@ -52,6 +54,7 @@ class Quote:
             time=quote.quote_time.ToDatetime(tzinfo=UTC_TZ),
             source=quote.source,
             last=Decimal(quote.last_price) if quote.last_price else None,
+            status=quote.status or types_pb2.INSTRUMENT_STATUS_TRADING,
         )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from trading.v1 import types_pb2
 from trading_core.config import Instrument, MarketData
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote
@@ -84,7 +85,16 @@ class SyntheticFeed:
         ask = max(ceil_to_tick(mid * (1 + half_spread), tick), bid + tick)
         size = self._settings.quote_size
         last = _last_trade_price(mid, tick, bid, ask)
-        return Quote(instrument.symbol, bid, ask, bid_size=size, ask_size=size, time=now, last=last)
+        status = _STATUSES[instrument.status]
+        return Quote(instrument.symbol, bid, ask, size, size, time=now, last=last, status=status)
+
+
+_STATUSES = {
+    "trading": types_pb2.INSTRUMENT_STATUS_TRADING,
+    "reduce_only": types_pb2.INSTRUMENT_STATUS_REDUCE_ONLY,
+    "halted": types_pb2.INSTRUMENT_STATUS_HALTED,
+    "closed": types_pb2.INSTRUMENT_STATUS_CLOSED,
+}
 
 
 def _last_trade_price(mid: Decimal, tick: Decimal, bid: Decimal, ask: Decimal) -> Decimal:

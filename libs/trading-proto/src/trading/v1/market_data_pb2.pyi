@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from trading.v1 import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -31,6 +32,7 @@ class Quote(_message.Message):
     QUOTE_TIME_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     LAST_PRICE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     instrument: _builtins.str
     bid_price: _builtins.str
     bid_size: _builtins.str
@@ -40,6 +42,10 @@ class Quote(_message.Message):
     """Where the quote came from, such as "synthetic"."""
     last_price: _builtins.str
     """The price of the instrument's last trade; empty when the source has none."""
+    status: _types_pb2.InstrumentStatus.ValueType
+    """Whether the venue trades the instrument now (UNSPECIFIED: the source does not say; taken as
+    TRADING).
+    """
     @_builtins.property
     def quote_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -53,10 +59,11 @@ class Quote(_message.Message):
         quote_time: _timestamp_pb2.Timestamp | None = ...,
         source: _builtins.str = ...,
         last_price: _builtins.str = ...,
+        status: _types_pb2.InstrumentStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["quote_time", b"quote_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask_price", b"ask_price", "ask_size", b"ask_size", "bid_price", b"bid_price", "bid_size", b"bid_size", "instrument", b"instrument", "last_price", b"last_price", "quote_time", b"quote_time", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask_price", b"ask_price", "ask_size", b"ask_size", "bid_price", b"bid_price", "bid_size", b"bid_size", "instrument", b"instrument", "last_price", b"last_price", "quote_time", b"quote_time", "source", b"source", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -362,6 +362,10 @@ class _DenialReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DenialRe
     """The instrument traded (risk.*.cooldown_ms), or realized a loss (loss_cooldown_ms), too
     recently for an order that would make the position larger.
     """
+    DENIAL_REASON_INSTRUMENT_NOT_TRADING: _DenialReason.ValueType  # 30
+    """The instrument's market data says it is not trading (HALTED, CLOSED), or trades
+    reduce-only and the order would make the position larger.
+    """
 
 class DenialReason(_DenialReason, metaclass=_DenialReasonEnumTypeWrapper):
     """Why the platform denied an order."""
@@ -428,7 +432,39 @@ DENIAL_REASON_COOLDOWN_ACTIVE: DenialReason.ValueType  # 29
 """The instrument traded (risk.*.cooldown_ms), or realized a loss (loss_cooldown_ms), too
 recently for an order that would make the position larger.
 """
+DENIAL_REASON_INSTRUMENT_NOT_TRADING: DenialReason.ValueType  # 30
+"""The instrument's market data says it is not trading (HALTED, CLOSED), or trades
+reduce-only and the order would make the position larger.
+"""
 Global___DenialReason: _TypeAlias = DenialReason  # noqa: Y015
+
+class _InstrumentStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InstrumentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InstrumentStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INSTRUMENT_STATUS_UNSPECIFIED: _InstrumentStatus.ValueType  # 0
+    INSTRUMENT_STATUS_TRADING: _InstrumentStatus.ValueType  # 1
+    INSTRUMENT_STATUS_REDUCE_ONLY: _InstrumentStatus.ValueType  # 2
+    """Only orders that reduce a position (a venue's cancel-only or close-only phase)."""
+    INSTRUMENT_STATUS_HALTED: _InstrumentStatus.ValueType  # 3
+    """Trading halted (a circuit breaker, an incident): no new orders."""
+    INSTRUMENT_STATUS_CLOSED: _InstrumentStatus.ValueType  # 4
+    """Outside its trading hours, or delisted: no new orders."""
+
+class InstrumentStatus(_InstrumentStatus, metaclass=_InstrumentStatusEnumTypeWrapper):
+    """What a venue says of an instrument's trading, as its market data carries it."""
+
+INSTRUMENT_STATUS_UNSPECIFIED: InstrumentStatus.ValueType  # 0
+INSTRUMENT_STATUS_TRADING: InstrumentStatus.ValueType  # 1
+INSTRUMENT_STATUS_REDUCE_ONLY: InstrumentStatus.ValueType  # 2
+"""Only orders that reduce a position (a venue's cancel-only or close-only phase)."""
+INSTRUMENT_STATUS_HALTED: InstrumentStatus.ValueType  # 3
+"""Trading halted (a circuit breaker, an incident): no new orders."""
+INSTRUMENT_STATUS_CLOSED: InstrumentStatus.ValueType  # 4
+"""Outside its trading hours, or delisted: no new orders."""
+Global___InstrumentStatus: _TypeAlias = InstrumentStatus  # noqa: Y015
 
 class _TradingState:
     ValueType = _typing.NewType("ValueType", _builtins.int)

@@ -373,6 +373,7 @@ class RiskEngine:
         """`price`: the price the order is valued at (`validation.valuation_price`); `equity`:
         the account's, for its leverage and concentration limits."""
         denial = self._market_data(request, quote, now) or self._collar(request, quote)
+        denial = denial or _instrument_status(request, quote, book)
         if denial is not None:
             return denial
         mark = book.mark(request.instrument) or price
@@ -446,6 +447,30 @@ class RiskEngine:
             if limit < bound:
                 return _outside_collar(request, limit, "below the bid", quote.bid, collar)
         return None
+
+
+def _instrument_status(
+    request: OrderRequest, quote: Quote | None, book: ExposureBook
+) -> Denial | None:
+    """The venue's word on the instrument, from its latest quote: no new orders while it is
+    halted or closed; while reduce-only, only orders that reduce the account's position."""
+    status = quote.status if quote is not None else types_pb2.INSTRUMENT_STATUS_TRADING
+    if status == types_pb2.INSTRUMENT_STATUS_TRADING:
+        return None
+    name = types_pb2.InstrumentStatus.Name(status).removeprefix("INSTRUMENT_STATUS_")
+    if status == types_pb2.INSTRUMENT_STATUS_REDUCE_ONLY:
+        holding = book.exposure((request.account_id,)).holding(request.instrument)
+        if holding.reduced_by(request.side, request.quantity):
+            return None
+        return Denial(
+            types_pb2.DENIAL_REASON_INSTRUMENT_NOT_TRADING,
+            f"{request.instrument} trades {name} at its venue: only orders that reduce the "
+            "position are taken",
+        )
+    return Denial(
+        types_pb2.DENIAL_REASON_INSTRUMENT_NOT_TRADING,
+        f"{request.instrument} is {name} at its venue: no new orders until it trades again",
+    )
 
 
 def _outside_collar(
