@@ -3,6 +3,7 @@ orders count, a reducing order passes, and the risk view survives a restart."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from trading.v1 import orders_pb2, types_pb2
@@ -59,3 +60,28 @@ def resting_bid(clients: Clients, quantity: str) -> orders_pb2.Order:
         order_type=types_pb2.ORDER_TYPE_LIMIT,
         limit_price="1000",
     )
+
+
+def test_modifies_and_cancels_count_toward_the_rate_limit_and_cancels_are_never_refused(
+    tmp_path: Path,
+) -> None:
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["order_defaults"] = {"rate_limit_orders": 3, "rate_limit_window_ms": 60_000}
+    config = write_config(tmp_path, overrides)
+    with running_embedded(config) as clients:
+        ready_for_market_orders(clients)  # its warm-up orders are of another account
+        first = order_status(clients, resting_bid(clients, "0.01"), types_pb2.ORDER_STATUS_ACCEPTED)
+        modify = orders_pb2.ModifyOrderRequest(
+            order_id=first.order_id,
+            account_id=ACCOUNT,
+            request_id=str(uuid.uuid4()),
+            limit_price="1001",
+        )
+        assert not clients.orders.ModifyOrder(modify, timeout=10).refusal_reason
+        cancel = orders_pb2.CancelOrderRequest(
+            order_id=first.order_id, account_id=ACCOUNT, request_id=str(uuid.uuid4())
+        )
+        canceled = clients.orders.CancelOrder(cancel, timeout=10).order
+        assert canceled.status == types_pb2.ORDER_STATUS_PENDING_CANCEL
+        fourth = resting_bid(clients, "0.01")  # an order, a modify and a cancel: 3 in the window
+        assert fourth.denial_reason == types_pb2.DENIAL_REASON_RATE_LIMIT_EXCEEDED

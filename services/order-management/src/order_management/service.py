@@ -516,6 +516,8 @@ class OrderManagement(JournaledService):
             else:
                 transaction = Transaction()
                 self._request_cancel(tracked, request.request_id, transaction)
+                # Counted toward the daily and rate limits (never refused by them).
+                self._activity.record(order.account_id, self.clock.now())
                 ticket = self.commit(transaction, waited=True)
             answer = order.to_proto()
         ticket.wait()
