@@ -529,3 +529,12 @@ def test_serve_with_a_folder_as_config_exits_2_with_one_line_and_no_traceback(
         "file; name a file such as config/local.yaml\n"
     )
     assert result.stdout == ""
+
+
+def test_local_realistic_yaml_turns_the_paper_venues_market_model_on() -> None:
+    config = load_config(CONFIG_DIR / "local-realistic.yaml", {})
+    require_available_adapters(config)
+    simulation = config.execution.simulation
+    assert (simulation.book_levels, simulation.slippage_model) == (5, "sqrt")
+    assert simulation.latency is not None
+    assert (simulation.maker_fee_bps, simulation.taker_fee_bps) == (Decimal(2), Decimal(6))
