@@ -25,16 +25,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from trading.v1 import types_pb2
 from trading_core.clock import SystemClock
-from trading_core.config import Instrument, SimulationLatency, SimulationVenue
+from trading_core.config import SimulationLatency, SimulationVenue
 from trading_core.quotes import Quote
 
-T0 = datetime(2024, 1, 2, 9, 30, tzinfo=UTC)
-BTC = Instrument(
-    symbol="BTC-USD",
-    tick_size=Decimal("0.01"),
-    step_size=Decimal("0.0001"),
-    initial_price=Decimal("60000"),
-)
+from tests.unit.test_paper_venue import BTC, T0, limit
+
 ETH = BTC.model_copy(update={"symbol": "ETH-USD"})
 BUY, SELL = types_pb2.SIDE_BUY, types_pb2.SIDE_SELL
 GTC, IOC, FOK = (
@@ -81,25 +76,6 @@ def market(
         Decimal(quantity),
         None,
         protection_price=None if protection is None else Decimal(protection),
-    )
-
-
-def limit(
-    order_id: str,
-    side: types_pb2.Side.ValueType,
-    quantity: str,
-    price: str,
-    time_in_force: types_pb2.TimeInForce.ValueType = GTC,
-) -> VenueOrder:
-    return VenueOrder(
-        order_id,
-        "acct-1",
-        "BTC-USD",
-        side,
-        types_pb2.ORDER_TYPE_LIMIT,
-        time_in_force,
-        Decimal(quantity),
-        Decimal(price),
     )
 
 

@@ -271,11 +271,18 @@ def _parse(parser: Callable[[Given], Parsed], text: Given, param: str) -> Parsed
         raise typer.BadParameter(str(error), param_hint=param) from None
 
 
-def _show_order(settings: Settings, response: Message, order: orders_pb2.Order) -> None:
+def _text_console(settings: Settings, response: Message) -> Console | None:
+    """With -o json, prints `response` as JSON and returns None; else the console for text."""
     if settings.output is OutputFormat.JSON:
         typer.echo(render.to_json(response))
+        return None
+    return _stdout()
+
+
+def _show_order(settings: Settings, response: Message, order: orders_pb2.Order) -> None:
+    console = _text_console(settings, response)
+    if console is None:
         return
-    console = _stdout()
     console.print(render.order_detail(order))
     for leg in getattr(response, "legs", ()):  # a bracket's exits, held
         console.print()
@@ -982,10 +989,9 @@ def show_portfolio(
         response = portfolios.GetPortfolio(
             portfolio_pb2.GetPortfolioRequest(account_id=account), timeout=settings.timeout
         )
-    if settings.output is OutputFormat.JSON:
-        typer.echo(render.to_json(response))
+    console = _text_console(settings, response)
+    if console is None:
         return
-    console = _stdout()
     for table in render.portfolio_tables(response.portfolio):
         console.print(table)
 
@@ -1007,10 +1013,9 @@ def close_position(
     )
     with _order_service(settings) as orders:
         response = orders.ClosePosition(request, timeout=settings.timeout)
-    if settings.output is OutputFormat.JSON:
-        typer.echo(render.to_json(response))
+    console = _text_console(settings, response)
+    if console is None:
         return
-    console = _stdout()
     if response.canceled_orders:
         console.print("Canceling first:", style="bold", markup=False)
         console.print(render.orders_table(response.canceled_orders, console.width).table)
@@ -1120,10 +1125,9 @@ def emergency_stop(
     )
     with _control_service(settings) as control:
         response = control.EmergencyStop(request, timeout=settings.timeout)
-    if settings.output is OutputFormat.JSON:
-        typer.echo(render.to_json(response))
+    console = _text_console(settings, response)
+    if console is None:
         return
-    console = _stdout()
     console.print(render.trading_states_table([response.trading_state], console.width).table)
     console.print(f"Canceling {len(response.canceled_orders)} open orders.", markup=False)
     if response.flattening_accounts:
@@ -1144,10 +1148,9 @@ def show_risk_limits(
     request = control_pb2.GetRiskLimitsRequest(account_id=account, strategy_id=strategy)
     with _control_service(settings) as control:
         response = control.GetRiskLimits(request, timeout=settings.timeout)
-    if settings.output is OutputFormat.JSON:
-        typer.echo(render.to_json(response))
+    console = _text_console(settings, response)
+    if console is None:
         return
-    console = _stdout()
     listing = render.limits_table(response.account, response.strategy, console.width)
     console.print(listing.table if listing.table.row_count else "No limits set.", markup=False)
     if response.changes:
@@ -1193,10 +1196,9 @@ def set_risk_limits(
     )
     with _control_service(settings) as control:
         response = control.SetRiskLimits(request, timeout=settings.timeout)
-    if settings.output is OutputFormat.JSON:
-        typer.echo(render.to_json(response))
+    console = _text_console(settings, response)
+    if console is None:
         return
-    console = _stdout()
     console.print(render.limit_changes_table([response.record], console.width).table)
 
 

@@ -595,14 +595,7 @@ class OrderManagement(JournaledService):
             limit_price=change.limit_price or order.limit_price,
             trigger_price=change.trigger_price or order.trigger_price,
         )
-        self.exposure.track(
-            order.order_id,
-            account_id=order.account_id,
-            strategy_id=order.strategy_id,
-            instrument=order.instrument,
-            side=order.side,
-            leaves=Decimal(0),
-        )
+        self._track_open(order, Decimal(0))
         try:
             closing = bool(order.parent_order_id) and order.role in _EXIT_ROLES
             at_risk = amended.quantity - order.filled_quantity
@@ -1635,6 +1628,10 @@ class OrderManagement(JournaledService):
         else:
             held.discard(order.order_id)
         leaves = order.leaves_at_risk if order.is_open and not order.is_held else Decimal(0)
+        self._track_open(order, leaves)
+
+    def _track_open(self, order: Order, leaves: Decimal) -> None:
+        """The order's open quantity as the risk view counts it."""
         self.exposure.track(
             order.order_id,
             account_id=order.account_id,
