@@ -1,5 +1,6 @@
-"""The crash suite: each process killed with SIGKILL during a steady stream of orders, restarted,
-and nothing answered lost, duplicated or left open; positions equal the fills.
+"""The crash suite: each process killed with SIGKILL during a steady stream of orders (cancels
+and modifies among them), restarted, and nothing answered lost, duplicated or left open, no
+modified order holding values nobody asked for; positions equal the fills.
 
 Embedded: the one process. Distributed: one service process at a time, over a Pub/Sub emulator
 of the test's own (review F1: a restarted subscriber may stop receiving from the emulator, so no
@@ -122,17 +123,28 @@ def processes_alive(processes: dict[str, Process]) -> dict[str, subprocess.Popen
 
 
 def _assert_clean(report: Report, least_answered: int = ORDERS_PER_KILL // 2 * (KILLS + 1)) -> None:
+    modifies = report.modifies
     summary = (
         f"answered {report.answered}: lost {len(report.lost)}, duplicated "
-        f"{len(report.duplicated)}, stuck {len(report.stuck)}, positions wrong "
-        f"{len(report.wrong_positions)}; rejected by reconciliation as never received "
-        f"{len(report.repaired)}"
+        f"{len(report.duplicated)}, stuck {len(report.stuck)}, inconsistent "
+        f"{len(report.inconsistent)}, positions wrong {len(report.wrong_positions)}, unexpected "
+        f"errors {len(report.unexpected)}; rejected "
+        f"by reconciliation as never received {len(report.repaired)}; modifies answered "
+        f"{modifies.answered} (applied {modifies.applied}, {modifies.filled} of them filled), "
+        f"refused {_counts(modifies.refused)}, FAILED_PRECONDITION {_counts(modifies.not_now)}, "
+        f"retried after the restart {modifies.retried}"
     )
     print(summary)  # noqa: T201 - the figures the crash suite reports
     # By default each kill waits for at least half of CRASH_ORDERS more answers, and so does
     # the end.
     assert report.answered >= least_answered
     assert report.clean, f"{summary}\n{report}"
+
+
+def _counts(by_name: dict[str, int]) -> str:
+    """How many, and how many of each name: "12 (SUBMITTED 10, FILLED 2)"."""
+    named = ", ".join(f"{name.removeprefix('DENIAL_REASON_')} {n}" for name, n in by_name.items())
+    return f"{sum(by_name.values())}" + (f" ({named})" if named else "")
 
 
 def _embedded_process(tmp_path: Path) -> tuple[Process, dict[str, str]]:

@@ -117,13 +117,19 @@ class RouterClient(_PeerClient):
         return execution_pb2_grpc.ExecutionServiceStub(channel)
 
     def query_order(
-        self, order_id: str, account_id: str, instrument: str, cancel_request_id: str = ""
+        self,
+        order_id: str,
+        account_id: str,
+        instrument: str,
+        cancel_request_id: str = "",
+        pending_modify: events_pb2.ModifyOrder | None = None,
     ) -> list[events_pb2.Event]:
         request = execution_pb2.QueryOrderRequest(
             order_id=order_id,
             account_id=account_id,
             instrument=instrument,
             cancel_request_id=cancel_request_id,
+            pending_modify=pending_modify,
         )
         return list(self._call("QueryOrder", request).reports)
 

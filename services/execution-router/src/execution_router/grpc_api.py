@@ -37,6 +37,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             required_text(request.account_id, "account_id"),
             required_text(request.instrument, "instrument"),
             optional_text(request.cancel_request_id, "cancel_request_id"),
+            request.pending_modify if request.HasField("pending_modify") else None,
         )
         return execution_pb2.QueryOrderResponse(reports=reports)
 

@@ -14,7 +14,9 @@ it received before the venue hears of it, and the venue's reports before anyone 
 
 Venue calls run on the venue worker thread, never on the bus dispatcher or under the lock.
 On start the router restores its open orders, puts the resting ones back into a simulated
-venue, sends the venue what it received but never sent, then reconciles with the venue.
+venue, sends the venue what it received but never sent (orders, and the cancels and modifies
+of open orders whose answer it had not journaled: their request ids are known, so neither the
+redelivered command nor reconciliation would send them), then reconciles with the venue.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC
 from decimal import Decimal
@@ -53,9 +56,12 @@ SCHEMA = (
         request_id TEXT PRIMARY KEY,
         order_id TEXT NOT NULL
     )""",
+    # With what each modify asks (empty: unchanged), to ask the venue again after a restart.
     """CREATE TABLE IF NOT EXISTS modify_requests (
         request_id TEXT PRIMARY KEY,
-        order_id TEXT NOT NULL
+        order_id TEXT NOT NULL,
+        quantity TEXT NOT NULL DEFAULT '',
+        limit_price TEXT NOT NULL DEFAULT ''
     )""",
     # Every fill, by the time of its report: what position-management's counts are checked on.
     """CREATE TABLE IF NOT EXISTS router_fills (
@@ -145,12 +151,15 @@ class ExecutionRouter(JournaledService):
 
     def start(self) -> None:
         unsent = self._restore()
+        unanswered = self._unanswered()
         super().start()
         self._worker.start()
         self.consume("market-data", events_pb2.Event, self._on_quote)
         self.consume("orders", events_pb2.Command, self._on_command)
         for routed in unsent:
             self._send(routed.order)
+        for ask in unanswered:
+            self._worker.call(ask)
         self._reconciler.start()
 
     def stop(self) -> None:
@@ -211,23 +220,37 @@ class ExecutionRouter(JournaledService):
     def _on_cancel(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, request_id = command.order_id, command.cancel_order.request_id
         if self._taken(command, "cancel_requests", request_id, transaction):
-            client = self.client
-            cancel = lambda: client.cancel_order(order_id, request_id)  # noqa: E731
+            cancel = self._cancel_at_venue(order_id, request_id)
             transaction.then(lambda: self._worker.call(cancel))
 
     def _on_modify(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, modify = command.order_id, command.modify_order
-        if self._taken(command, "modify_requests", modify.request_id, transaction):
-            client, request_id = self.client, modify.request_id
-            quantity = Decimal(modify.quantity) if modify.quantity else None
-            limit_price = Decimal(modify.limit_price) if modify.limit_price else None
-            change = lambda: client.modify_order(  # noqa: E731
-                order_id, request_id, quantity, limit_price
+        asked = {"quantity": modify.quantity, "limit_price": modify.limit_price}
+        if self._taken(command, "modify_requests", modify.request_id, transaction, asked):
+            change = self._modify_at_venue(
+                order_id, modify.request_id, modify.quantity, modify.limit_price
             )
             transaction.then(lambda: self._worker.call(change))
 
+    def _cancel_at_venue(self, order_id: str, request_id: str) -> Callable[[], None]:
+        client = self.client
+        return lambda: client.cancel_order(order_id, request_id)
+
+    def _modify_at_venue(
+        self, order_id: str, request_id: str, quantity: str, limit_price: str
+    ) -> Callable[[], None]:
+        client = self.client
+        new_quantity = Decimal(quantity) if quantity else None
+        new_limit_price = Decimal(limit_price) if limit_price else None
+        return lambda: client.modify_order(order_id, request_id, new_quantity, new_limit_price)
+
     def _taken(
-        self, command: events_pb2.Command, table: str, request_id: str, transaction: Transaction
+        self,
+        command: events_pb2.Command,
+        table: str,
+        request_id: str,
+        transaction: Transaction,
+        details: dict[str, str] | None = None,
     ) -> bool:
         """Whether a cancel or modify goes to the venue: a repeated request id is answered with
         the order's reports again, one of an order the router never received rejects that
@@ -242,9 +265,10 @@ class ExecutionRouter(JournaledService):
             else:
                 self._answer_finished(order_id, request_id, table, transaction)
             return False
+        row = {"request_id": request_id, "order_id": order_id, **(details or {})}
         transaction.execute(
-            f"INSERT INTO {table} (request_id, order_id) VALUES (?, ?)",  # noqa: S608
-            (request_id, order_id),
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608
+            tuple(row.values()),
         )
         queued = self._queued[table]
         queued.add(request_id)
@@ -372,10 +396,15 @@ class ExecutionRouter(JournaledService):
     # Reconciliation (gRPC) ----------------------------------------------------------------------
 
     def query_order(
-        self, order_id: str, account_id: str, instrument: str, cancel_request_id: str = ""
+        self,
+        order_id: str,
+        account_id: str,
+        instrument: str,
+        cancel_request_id: str = "",
+        pending_modify: events_pb2.ModifyOrder | None = None,
     ) -> list[events_pb2.Event]:
         """Every report of the order, once durable. An order never received is rejected for
-        good first; a pending cancel the router has not had is applied."""
+        good first; a pending cancel or modify the router has not had is applied."""
         command = events_pb2.Command(
             order_id=order_id, account_id=account_id, instrument=instrument
         )
@@ -388,6 +417,11 @@ class ExecutionRouter(JournaledService):
             ):
                 command.cancel_order.request_id = cancel_request_id
                 self._on_cancel(command, transaction)
+            elif pending_modify is not None and not self._request_known(
+                "modify_requests", pending_modify.request_id
+            ):
+                command.modify_order.CopyFrom(pending_modify)
+                self._on_modify(command, transaction)
             ticket = self.commit(transaction, waited=True)
         ticket.wait()
         kept = self.journal.records_of_order(order_id, "ExecutionReport")
@@ -522,6 +556,42 @@ class ExecutionRouter(JournaledService):
         self.client.restore(resting)
         log.info("%s restored %d open orders (%d not yet sent)", self.name, len(rows), len(unsent))
         return unsent
+
+    def _unanswered(self) -> list[Callable[[], None]]:
+        """The cancels and modifies of open orders that the router took but whose venue answer it
+        had not journaled when it stopped, to ask the venue again with the same request ids: a
+        simulated venue restored from the journal never had them, and the redelivered command
+        or reconciliation's question finds them known. Modifies first: order-management sends a
+        cancel after a pending modify, never a modify after a pending cancel."""
+        asks: list[Callable[[], None]] = []
+        answered: dict[str, set[str]] = {}
+        rows = self.journal.query(
+            "SELECT m.order_id, m.request_id, m.quantity, m.limit_price FROM modify_requests m "
+            "JOIN routed_orders o ON o.order_id = m.order_id WHERE o.is_open = 1"
+        )
+        for order_id, request_id, quantity, limit_price in rows:
+            if request_id not in self._answered_requests(order_id, answered):
+                asks.append(self._modify_at_venue(order_id, request_id, quantity, limit_price))
+        rows = self.journal.query(
+            "SELECT c.order_id, c.request_id FROM cancel_requests c "
+            "JOIN routed_orders o ON o.order_id = c.order_id WHERE o.is_open = 1"
+        )
+        for order_id, request_id in rows:
+            if request_id not in self._answered_requests(order_id, answered):
+                asks.append(self._cancel_at_venue(order_id, request_id))
+        if asks:
+            log.info(
+                "%s asks the venue again %d unanswered cancels or modifies", self.name, len(asks)
+            )
+        return asks
+
+    def _answered_requests(self, order_id: str, answered: dict[str, set[str]]) -> set[str]:
+        """The cancel and modify request ids the order's journaled reports answer."""
+        if order_id not in answered:
+            kept = self.journal.records_of_order(order_id, "ExecutionReport")
+            reports = (events_pb2.Event.FromString(k.record.payload).execution_report for k in kept)
+            answered[order_id] = {report.request_id for report in reports if report.request_id}
+        return answered[order_id]
 
     def _as_restored(self, order: VenueOrder) -> VenueOrder:
         """The order as a simulated venue puts it back: a market-to-limit order that traded

@@ -627,16 +627,11 @@ class OrderManagement(JournaledService):
         self._emulate_one(tracked, transaction)
 
     def _modify_command(self, order: Order, change: OrderChange) -> Record:
-        modify = events_pb2.ModifyOrder(
-            request_id=change.request_id,
-            quantity=format_decimal(change.quantity),
-            limit_price=format_decimal(change.limit_price),
-        )
         command = self.new_command(
             order_id=order.order_id,
             account_id=order.account_id,
             instrument=order.instrument,
-            modify_order=modify,
+            modify_order=_modify_message(change),
         )
         return self.command_record(command, "orders", order.order_id)
 
@@ -1820,7 +1815,13 @@ class OrderManagement(JournaledService):
         asked = 0
         for question in self._questions(everything=everything):
             try:
-                reports = self._router.query_order(*question)
+                reports = self._router.query_order(
+                    question.order_id,
+                    question.account_id,
+                    question.instrument,
+                    question.cancel_request_id,
+                    question.pending_modify,
+                )
             except PeerUnavailable as error:
                 # Asked again next round, with every other open order (as on start).
                 self._router.report_unavailable("reconciling orders", error)
@@ -1830,8 +1831,8 @@ class OrderManagement(JournaledService):
             asked += 1
         return asked
 
-    def _questions(self, *, everything: bool) -> list[tuple[str, str, str, str]]:
-        """(order id, account, instrument, pending cancel request id) of each order to ask about."""
+    def _questions(self, *, everything: bool) -> list[_Question]:
+        """Each order to ask the router about, with its pending cancel and modify."""
         now = self.clock.now()
         age = timedelta(milliseconds=self.config.reconciliation.order_age_ms)
         questions = []
@@ -1849,8 +1850,15 @@ class OrderManagement(JournaledService):
                 due = waiting and now - last_asked >= age
                 if everything or tracked.gap or due:
                     tracked.asked_at, tracked.gap = now, False
+                    change = order.pending_change
                     questions.append(
-                        (order.order_id, order.account_id, order.instrument, self._pending(order))
+                        _Question(
+                            order.order_id,
+                            order.account_id,
+                            order.instrument,
+                            self._pending(order),
+                            _modify_message(change) if change else None,
+                        )
                     )
         return questions
 
@@ -1884,6 +1892,26 @@ class OrderManagement(JournaledService):
                 log.exception("reconciliation failed")
             self._wake.wait(interval)
             self._wake.clear()
+
+
+@dataclass(frozen=True)
+class _Question:
+    """An order reconciliation asks the router about, with what it has pending there."""
+
+    order_id: str
+    account_id: str
+    instrument: str
+    cancel_request_id: str
+    pending_modify: events_pb2.ModifyOrder | None
+
+
+def _modify_message(change: OrderChange) -> events_pb2.ModifyOrder:
+    """A change as the router's ModifyOrder command carries it (a trigger never goes there)."""
+    return events_pb2.ModifyOrder(
+        request_id=change.request_id,
+        quantity=format_decimal(change.quantity),
+        limit_price=format_decimal(change.limit_price),
+    )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from trading.v1 import events_pb2 as trading_dot_v1_dot_events__pb2
 from trading.v1 import market_data_pb2 as trading_dot_v1_dot_market__data__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/execution.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/events.proto\x1a\x1ctrading/v1/market_data.proto\"%\n\x0fGetQuoteRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\"4\n\x10GetQuoteResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\"h\n\x11QueryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61ncel_request_id\x18\x04 \x01(\t\"8\n\x12QueryOrderResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\"s\n\x11\x43ountFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x12\x43ountFillsResponse\x12\x12\n\nfill_count\x18\x01 \x01(\x03\"\x99\x01\n\x10ListFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\x11ListFillsResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbd\x02\n\x10\x45xecutionService\x12\x45\n\x08GetQuote\x12\x1b.trading.v1.GetQuoteRequest\x1a\x1c.trading.v1.GetQuoteResponse\x12K\n\nQueryOrder\x12\x1d.trading.v1.QueryOrderRequest\x1a\x1e.trading.v1.QueryOrderResponse\x12K\n\nCountFills\x12\x1d.trading.v1.CountFillsRequest\x1a\x1e.trading.v1.CountFillsResponse\x12H\n\tListFills\x12\x1c.trading.v1.ListFillsRequest\x1a\x1d.trading.v1.ListFillsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/execution.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/events.proto\x1a\x1ctrading/v1/market_data.proto\"%\n\x0fGetQuoteRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\"4\n\x10GetQuoteResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\"\x99\x01\n\x11QueryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61ncel_request_id\x18\x04 \x01(\t\x12/\n\x0epending_modify\x18\x05 \x01(\x0b\x32\x17.trading.v1.ModifyOrder\"8\n\x12QueryOrderResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\"s\n\x11\x43ountFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x12\x43ountFillsResponse\x12\x12\n\nfill_count\x18\x01 \x01(\x03\"\x99\x01\n\x10ListFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\x11ListFillsResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbd\x02\n\x10\x45xecutionService\x12\x45\n\x08GetQuote\x12\x1b.trading.v1.GetQuoteRequest\x1a\x1c.trading.v1.GetQuoteResponse\x12K\n\nQueryOrder\x12\x1d.trading.v1.QueryOrderRequest\x1a\x1e.trading.v1.QueryOrderResponse\x12K\n\nCountFills\x12\x1d.trading.v1.CountFillsRequest\x1a\x1e.trading.v1.CountFillsResponse\x12H\n\tListFills\x12\x1c.trading.v1.ListFillsRequest\x1a\x1d.trading.v1.ListFillsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,18 +38,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETQUOTEREQUEST']._serialized_end=167
   _globals['_GETQUOTERESPONSE']._serialized_start=169
   _globals['_GETQUOTERESPONSE']._serialized_end=221
-  _globals['_QUERYORDERREQUEST']._serialized_start=223
-  _globals['_QUERYORDERREQUEST']._serialized_end=327
-  _globals['_QUERYORDERRESPONSE']._serialized_start=329
-  _globals['_QUERYORDERRESPONSE']._serialized_end=385
-  _globals['_COUNTFILLSREQUEST']._serialized_start=387
-  _globals['_COUNTFILLSREQUEST']._serialized_end=502
-  _globals['_COUNTFILLSRESPONSE']._serialized_start=504
-  _globals['_COUNTFILLSRESPONSE']._serialized_end=544
-  _globals['_LISTFILLSREQUEST']._serialized_start=547
-  _globals['_LISTFILLSREQUEST']._serialized_end=700
-  _globals['_LISTFILLSRESPONSE']._serialized_start=702
-  _globals['_LISTFILLSRESPONSE']._serialized_end=782
-  _globals['_EXECUTIONSERVICE']._serialized_start=785
-  _globals['_EXECUTIONSERVICE']._serialized_end=1102
+  _globals['_QUERYORDERREQUEST']._serialized_start=224
+  _globals['_QUERYORDERREQUEST']._serialized_end=377
+  _globals['_QUERYORDERRESPONSE']._serialized_start=379
+  _globals['_QUERYORDERRESPONSE']._serialized_end=435
+  _globals['_COUNTFILLSREQUEST']._serialized_start=437
+  _globals['_COUNTFILLSREQUEST']._serialized_end=552
+  _globals['_COUNTFILLSRESPONSE']._serialized_start=554
+  _globals['_COUNTFILLSRESPONSE']._serialized_end=594
+  _globals['_LISTFILLSREQUEST']._serialized_start=597
+  _globals['_LISTFILLSREQUEST']._serialized_end=750
+  _globals['_LISTFILLSRESPONSE']._serialized_start=752
+  _globals['_LISTFILLSRESPONSE']._serialized_end=832
+  _globals['_EXECUTIONSERVICE']._serialized_start=835
+  _globals['_EXECUTIONSERVICE']._serialized_end=1152
 # @@protoc_insertion_point(module_scope)

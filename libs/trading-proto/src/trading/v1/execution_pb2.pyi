@@ -68,11 +68,16 @@ class QueryOrderRequest(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     INSTRUMENT_FIELD_NUMBER: _builtins.int
     CANCEL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PENDING_MODIFY_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     account_id: _builtins.str
     instrument: _builtins.str
     cancel_request_id: _builtins.str
     """The order's pending cancel, if any."""
+    @_builtins.property
+    def pending_modify(self) -> _events_pb2.ModifyOrder:
+        """The order's pending modify, if any: applied when the router never had it."""
+
     def __init__(
         self,
         *,
@@ -80,10 +85,11 @@ class QueryOrderRequest(_message.Message):
         account_id: _builtins.str = ...,
         instrument: _builtins.str = ...,
         cancel_request_id: _builtins.str = ...,
+        pending_modify: _events_pb2.ModifyOrder | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pending_modify", b"pending_modify"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cancel_request_id", b"cancel_request_id", "instrument", b"instrument", "order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cancel_request_id", b"cancel_request_id", "instrument", b"instrument", "order_id", b"order_id", "pending_modify", b"pending_modify"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
