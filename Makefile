@@ -28,7 +28,8 @@ test: setup ## unit, contract, integration and end-to-end tests (starts the Pub/
 	$(UV) run pytest
 
 chaos: setup ## the crash suite as a longer soak: more orders, five kills per run
-	CRASH_ORDERS=600 CRASH_KILLS=5 $(UV) run pytest tests/crash -s
+	CRASH_ORDERS=600 CRASH_KILLS=5 CRASH_VICTIMS=order-management,execution-router,position-management \
+	  $(UV) run pytest tests/crash -s
 
 test-unit: setup ## the fast unit tests only
 	$(UV) run pytest tests/unit

@@ -265,6 +265,13 @@ def distributed(tmp_path: Path, pubsub_emulator: str) -> Iterator[tuple[Clients,
 
 @pytest.fixture(params=["embedded", "distributed"])
 def platform_clients(request: pytest.FixtureRequest) -> Clients:
-    """The same scenarios against both ways of running the platform."""
+    """The same scenarios against both ways of running the platform: for what crosses the
+    services (routing, fills, positions, cancels, control), which the bus can change."""
     clients, _ = request.getfixturevalue(request.param)
     return clients  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def embedded_clients(embedded: tuple[Clients, Platform]) -> Clients:
+    """The embedded platform alone: for what one service decides by itself (checks, ids)."""
+    return embedded[0]

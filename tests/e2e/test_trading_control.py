@@ -186,9 +186,9 @@ def closing_orders(clients: Clients, account: str, count: int) -> list[orders_pb
 
 
 def test_close_position_flattens_one_instrument_and_a_repeat_answers_the_same_orders(
-    platform_clients: Clients,
+    embedded_clients: Clients,
 ) -> None:
-    clients = platform_clients
+    clients = embedded_clients
     ready_for_market_orders(clients)
     account = "acct-close"
     bought(clients, account, "0.03")

@@ -112,8 +112,8 @@ def _marked(clients: Clients, account_id: str) -> bool:
     return bool(position.mark_price)
 
 
-def test_buy_then_sell_realizes_the_price_difference(platform_clients: Clients) -> None:
-    clients = platform_clients
+def test_buy_then_sell_realizes_the_price_difference(embedded_clients: Clients) -> None:
+    clients = embedded_clients
     ready_for_market_orders(clients)
     buy = submit(clients, account_id="acct-round-trip", quantity="0.2")
     bought = order_status(clients, buy, types_pb2.ORDER_STATUS_FILLED)
@@ -160,8 +160,8 @@ def test_resting_limit_order_is_canceled_and_a_second_cancel_is_refused(
     assert "CANCELED" in (refused.value.details() or "")
 
 
-def test_ioc_limit_that_does_not_cross_expires(platform_clients: Clients) -> None:
-    clients = platform_clients
+def test_ioc_limit_that_does_not_cross_expires(embedded_clients: Clients) -> None:
+    clients = embedded_clients
     quote = wait_for_quote(clients)
     below = (Decimal(quote.bid_price) * Decimal("0.9")).quantize(Decimal("0.01"))
     order = submit(
@@ -174,9 +174,9 @@ def test_ioc_limit_that_does_not_cross_expires(platform_clients: Clients) -> Non
 
 
 def test_order_off_the_step_is_denied_with_its_reason_and_never_routed(
-    platform_clients: Clients,
+    embedded_clients: Clients,
 ) -> None:
-    clients = platform_clients
+    clients = embedded_clients
     order = submit(clients, quantity="0.00015")
     assert order.status == types_pb2.ORDER_STATUS_DENIED
     assert order.denial_reason == types_pb2.DENIAL_REASON_QUANTITY_NOT_ON_STEP
@@ -188,9 +188,9 @@ def test_order_off_the_step_is_denied_with_its_reason_and_never_routed(
 
 
 def test_a_repeated_request_returns_the_original_order_and_a_changed_one_already_exists(
-    platform_clients: Clients,
+    embedded_clients: Clients,
 ) -> None:
-    clients = platform_clients
+    clients = embedded_clients
     first = submit(clients, request_id="req-1", client_order_id="coid-1", quantity="0.001")
     again = submit(clients, request_id="req-1", client_order_id="coid-1", quantity="0.001")
     assert again.order_id == first.order_id
