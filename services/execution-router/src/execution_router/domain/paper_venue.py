@@ -50,6 +50,8 @@ or a cancel's message says how much was left unfilled.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -319,6 +321,54 @@ def _modify_problem(
     return ""
 
 
+class _OpenOrders:
+    """The venue's open orders: by id; by instrument, in arrival order (time priority), so a
+    quote visits only its instrument's; and the dated ones by expire time, so expiring costs
+    nothing while none is due."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, _WorkingOrder] = {}
+        self._by_instrument: dict[str, dict[str, _WorkingOrder]] = {}
+        self._expiries: list[tuple[datetime, int, str]] = []
+        self._arrival: dict[str, int] = {}
+        self._numbers = itertools.count()
+
+    def add(self, working: _WorkingOrder) -> None:
+        order = working.order
+        self._by_id[order.order_id] = working
+        self._by_instrument.setdefault(order.instrument, {})[order.order_id] = working
+        number = self._arrival[order.order_id] = next(self._numbers)
+        if order.expire_time is not None:
+            heapq.heappush(self._expiries, (order.expire_time, number, order.order_id))
+
+    def get(self, order_id: str) -> _WorkingOrder | None:
+        return self._by_id.get(order_id)
+
+    def pop(self, order_id: str) -> _WorkingOrder | None:
+        working = self._by_id.pop(order_id, None)
+        if working is not None:
+            del self._by_instrument[working.order.instrument][order_id]
+            del self._arrival[order_id]
+        return working
+
+    def values(self) -> list[_WorkingOrder]:
+        return list(self._by_id.values())
+
+    def of_instrument(self, instrument: str) -> list[_WorkingOrder]:
+        return list(self._by_instrument.get(instrument, {}).values())
+
+    def take_expired(self, now: datetime) -> list[_WorkingOrder]:
+        """Removes and returns every open order expired by `now`, in arrival order."""
+        due: list[tuple[int, _WorkingOrder]] = []
+        while self._expiries and self._expiries[0][0] <= now:
+            _, number, order_id = heapq.heappop(self._expiries)
+            working = self._by_id.get(order_id)
+            if working is not None and self._arrival[order_id] == number:
+                due.append((number, working))
+                self.pop(order_id)
+        return [working for _, working in sorted(due, key=lambda pair: pair[0])]
+
+
 class PaperVenue:
     """Matches orders against a synthetic book behind the latest quote; keeps resting orders."""
 
@@ -336,9 +386,8 @@ class PaperVenue:
         # Every random choice (latency, rejects) comes from here, so one seed replays a run.
         self._random = random.Random(settings.seed)
         self._seen_order_ids: set[str] = set()
-        # Every open order: the book, and restored orders still to arrive. Insertion order is
-        # time priority.
-        self._open: dict[str, _WorkingOrder] = {}
+        # Every open order: the book, and restored orders still to arrive.
+        self._open = _OpenOrders()
         # Each instrument's book behind its latest quote, less what orders took from it.
         self._books: dict[str, Book] = {}
         self._impacts: dict[str, Impact] = {}
@@ -382,11 +431,11 @@ class PaperVenue:
         if quote.instrument not in self._instruments:
             return reports  # no order of it is open: the venue takes none
         book = self._new_book(quote, now)
-        for working in list(self._open.values()):
-            if working.order.instrument != quote.instrument:
-                continue
+        for working in self._open.of_instrument(quote.instrument):
+            if self._open.get(working.order.order_id) is not working:
+                continue  # filled by an order that arrived on this quote before it
             if not working.arrived:
-                del self._open[working.order.order_id]
+                self._open.pop(working.order.order_id)
                 arriving = self._book_for(quote.instrument, quote, now)
                 reports.extend(self._arrive(working, arriving, now))
                 continue
@@ -395,7 +444,7 @@ class PaperVenue:
 
     def cancel(self, order_id: str, request_id: str, now: datetime) -> list[Report]:
         """Cancels an open order; an unknown or finished order gets a cancel rejection."""
-        working = self._open.pop(order_id, None)
+        working = self._open.pop(order_id)
         if working is None:
             return [self._not_open(types_pb2.EXECUTION_TYPE_CANCEL_REJECTED, order_id, request_id)]
         remainder = format_decimal(working.leaves_quantity)
@@ -464,13 +513,15 @@ class PaperVenue:
         self._seen_order_ids.add(order.order_id)
         traded = cumulative_quantity > 0
         rests = order.order_type == _LIMIT or (order.order_type == _MARKET_TO_LIMIT and traded)
-        self._open[order.order_id] = _WorkingOrder(
-            order,
-            venue_order_id=venue_order_id,
-            cumulative_quantity=cumulative_quantity,
-            filled_notional=cumulative_quantity * (average_price or ZERO),
-            limit_price=_restored_limit_price(order, average_price),
-            arrived=rests and order.time_in_force not in _IMMEDIATE,
+        self._open.add(
+            _WorkingOrder(
+                order,
+                venue_order_id=venue_order_id,
+                cumulative_quantity=cumulative_quantity,
+                filled_notional=cumulative_quantity * (average_price or ZERO),
+                limit_price=_restored_limit_price(order, average_price),
+                arrived=rests and order.time_in_force not in _IMMEDIATE,
+            )
         )
 
     def open_orders(self) -> list[Report]:
@@ -701,7 +752,7 @@ class PaperVenue:
             remainder = format_decimal(working.leaves_quantity)
             message = f"immediate-or-cancel: unfilled remainder {remainder} expired"
             return [working.report(_EXPIRED, message)]
-        self._open[working.order.order_id] = working
+        self._open.add(working)
         return []
 
     def _match_resting(self, working: _WorkingOrder, book: Book) -> list[Report]:
@@ -711,14 +762,12 @@ class PaperVenue:
         most = working.shown_quantity
         fills, _ = self._sweep(working, levels, most, working.limit_price, maker=True)
         if working.leaves_quantity == 0:
-            del self._open[working.order.order_id]
+            self._open.pop(working.order.order_id)
         return fills
 
     def _expire_due(self, now: datetime) -> list[Report]:
         """Takes every DAY or GTD order whose expire time has come out of the book."""
-        due = [working for working in self._open.values() if _expired(working.order, now)]
-        for working in due:
-            del self._open[working.order.order_id]
+        due = self._open.take_expired(now)
         return [working.report(_EXPIRED, _expiry_message(working)) for working in due]
 
     def _fill(
