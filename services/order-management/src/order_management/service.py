@@ -1676,7 +1676,9 @@ class OrderManagement(JournaledService):
             self._withdraw(tracked, types_pb2.ORDER_STATUS_EXPIRED, message, transaction)
             return
         quote = self.quotes.get(order.instrument)
-        if not order.is_stop or quote is None or self._waiting_for_entry(order):
+        entry = self._working_entry(order)
+        guarding = entry is not None and self._guards_fills_of(order, entry.order)
+        if not order.is_stop or quote is None or (entry is not None and not guarding):
             return
         if order.trigger_time is None:
             price = trigger_source(order.side, order.trigger_type, quote)
@@ -1688,6 +1690,11 @@ class OrderManagement(JournaledService):
                 return
             triggered = events_pb2.OrderTriggered(price=format_decimal(price))
             self._own_change(tracked, order.triggered, transaction, order_triggered=triggered)
+        if entry is not None:
+            # What the entry filled is at risk now: its remainder is canceled, and the stop goes
+            # for all it filled once it has finished (`_entry_finished`).
+            self._cancel_entry_remainder(entry, order, transaction)
+            return
         self._release(tracked, transaction)
 
     def _trail(self, tracked: _Tracked, price: Decimal, transaction: Transaction) -> None:
@@ -1712,13 +1719,27 @@ class OrderManagement(JournaledService):
             order_amended=amended,
         )
 
-    def _waiting_for_entry(self, order: Order) -> bool:
+    def _working_entry(self, order: Order) -> _Tracked | None:
+        """The entry of a bracket's or OTO's exit while the entry still works, else None."""
         parent = self._orders.get(order.parent_order_id) if order.parent_order_id else None
-        return (
-            parent is not None
-            and parent.order.role == types_pb2.ORDER_ROLE_ENTRY
-            and parent.order.is_open
-        )
+        if parent is None or parent.order.role != types_pb2.ORDER_ROLE_ENTRY:
+            return None
+        return parent if parent.order.is_open else None
+
+    @staticmethod
+    def _guards_fills_of(order: Order, entry: Order) -> bool:
+        """A stop-loss watches its trigger from its entry's first fill: what filled is held,
+        even while the rest of the entry still works (a take-profit waits for the entry)."""
+        return order.role == types_pb2.ORDER_ROLE_STOP_LOSS and entry.filled_quantity > 0
+
+    def _cancel_entry_remainder(
+        self, entry: _Tracked, stop: Order, transaction: Transaction
+    ) -> None:
+        if entry.order.status == types_pb2.ORDER_STATUS_PENDING_CANCEL:
+            return
+        cancel_id = _derived_id("stop-loss-triggered", stop.order_id, entry.order.order_id)
+        if self._canceled_by(entry.order.account_id, cancel_id) is None:
+            self._request_cancel(entry, cancel_id, transaction)
 
     def _release(self, tracked: _Tracked, transaction: Transaction) -> None:
         """Sends a held order to the venue once its checks pass again. Of a one-cancels-the-other
