@@ -45,9 +45,9 @@ KILLS = int(os.environ.get("CRASH_KILLS", "1"))
 # The services killed in the distributed runs. `make test` kills the two whose restart has the
 # most to recover (the router's venue state, position-management's catch-up), to stay within
 # its time; `make chaos` kills each of the three.
-DISTRIBUTED_VICTIMS = os.environ.get(
-    "CRASH_VICTIMS", "execution-router,position-management"
-).split(",")
+DISTRIBUTED_VICTIMS = os.environ.get("CRASH_VICTIMS", "execution-router,position-management").split(
+    ","
+)
 ACTIVE, HALTED = types_pb2.TRADING_STATE_ACTIVE, types_pb2.TRADING_STATE_HALTED
 
 
