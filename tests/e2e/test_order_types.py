@@ -1,6 +1,7 @@
-"""Order types over gRPC: a bracket from its entry to one exit (both modes), a stop released by
-the emulator, a trailing stop that follows the market and is canceled while held, an exit
-canceled with its entry unfilled, and bad input refused with INVALID_ARGUMENT or DENIED."""
+"""Order types over gRPC: a bracket from its entry (an order or a signal) to one exit (both
+modes), a stop released by the emulator, a trailing stop that follows the market and is canceled
+while held, an exit canceled with its entry unfilled, and bad input refused with
+INVALID_ARGUMENT or DENIED."""
 
 from __future__ import annotations
 
@@ -72,8 +73,29 @@ def touch(clients: Clients) -> tuple[Decimal, Decimal]:
     return Decimal(quote.bid_price), Decimal(quote.ask_price)
 
 
+def bracket_by_signal(
+    clients: Clients, take_profit: Decimal, stop_loss: Decimal
+) -> orders_pb2.SubmitSignalResponse:
+    """A buy signal (sized by the configured notional) with its exits as prices."""
+    request = orders_pb2.SubmitSignalRequest(
+        request_id=str(uuid.uuid4()),
+        client_order_id=str(uuid.uuid4()),
+        account_id="acct-bracket",
+        strategy_id="types",
+        instrument="BTC-USD",
+        side=BUY,
+        take_profit=orders_pb2.ExitLevel(price=str(take_profit)),
+        stop_loss=orders_pb2.ExitLevel(price=str(stop_loss)),
+    )
+    response: orders_pb2.SubmitSignalResponse = clients.orders.SubmitSignal(
+        request, timeout=TIMEOUT
+    )
+    return response
+
+
+@pytest.mark.parametrize("entered_by", ["order", "signal"])
 def test_a_bracket_fills_its_entry_then_exactly_one_exit_and_ends_flat(
-    platform_clients: Clients,
+    platform_clients: Clients, entered_by: str
 ) -> None:
     clients = platform_clients
     ready_for_market_orders(clients)
@@ -83,14 +105,20 @@ def test_a_bracket_fills_its_entry_then_exactly_one_exit_and_ends_flat(
     # either to be on the wrong side.
     take_profit = (ask * Decimal("1.005")).quantize(Decimal("0.01"))
     stop_loss = (bid * Decimal("0.995")).quantize(Decimal("0.01"))
-    response = submit_order(
-        clients,
-        account_id="acct-bracket",
-        order_class=T.ORDER_CLASS_BRACKET,
-        take_profit=orders_pb2.TakeProfit(limit_price=str(take_profit)),
-        stop_loss=orders_pb2.StopLoss(trigger_price=str(stop_loss)),
-    )
+    if entered_by == "signal":
+        response: orders_pb2.SubmitOrderResponse | orders_pb2.SubmitSignalResponse = (
+            bracket_by_signal(clients, take_profit, stop_loss)
+        )
+    else:
+        response = submit_order(
+            clients,
+            account_id="acct-bracket",
+            order_class=T.ORDER_CLASS_BRACKET,
+            take_profit=orders_pb2.TakeProfit(limit_price=str(take_profit)),
+            stop_loss=orders_pb2.StopLoss(trigger_price=str(stop_loss)),
+        )
     entry = response.order
+    assert entry.order_class == T.ORDER_CLASS_BRACKET
     assert entry.status == T.ORDER_STATUS_SUBMITTED, entry
     assert entry.role == T.ORDER_ROLE_ENTRY
     assert [leg.role for leg in response.legs] == [
@@ -105,7 +133,7 @@ def test_a_bracket_fills_its_entry_then_exactly_one_exit_and_ends_flat(
     statuses = sorted(T.OrderStatus.Name(leg.status) for leg in exits)
     assert statuses == ["ORDER_STATUS_CANCELED", "ORDER_STATUS_FILLED"], exits
     filled = next(leg for leg in exits if leg.status == T.ORDER_STATUS_FILLED)
-    assert Decimal(filled.filled_quantity) == Decimal("0.01")
+    assert Decimal(filled.filled_quantity) == Decimal(entry.quantity)
     canceled = next(leg for leg in exits if leg.status == T.ORDER_STATUS_CANCELED)
     assert Decimal(canceled.filled_quantity) == 0
     position_quantity(clients, "acct-bracket", "0")
