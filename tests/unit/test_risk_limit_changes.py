@@ -16,7 +16,7 @@ from order_management.domain.risk_limits import (
 )
 from order_management.domain.validation import InvalidRequest
 from trading.v1 import control_pb2
-from trading_core.config import Risk, RiskLimits
+from trading_core.config import Risk, RiskGroup, RiskLimits
 
 NOW = datetime(2026, 12, 3, 9, tzinfo=UTC)
 C = control_pb2
@@ -115,3 +115,39 @@ def test_changes_loaded_in_version_order_rebuild_the_same_limits() -> None:
         loaded.put(change)
     assert loaded.risk() == made.risk()
     assert loaded.version == made.version == 2
+
+
+GROUPED = CONFIGURED.model_copy(
+    update={
+        "groups": {
+            "desk": RiskGroup(accounts=["acct-1", "acct-2"], limits=RiskLimits(max_open_orders=9))
+        }
+    }
+)
+
+
+def test_a_groups_limits_change_and_its_members_stay_as_configured() -> None:
+    changes = RiskLimitChanges(GROUPED)
+    lowered = RiskLimits(max_position_quantity=Decimal("1"))
+    _, previous = changes.change(C.RISK_SCOPE_GROUP, "desk", lowered, "desk limit", NOW)
+    assert previous == RiskLimits(max_open_orders=9)
+    group = changes.risk().groups["desk"]
+    assert (group.accounts, group.limits) == (["acct-1", "acct-2"], lowered)
+
+
+@pytest.mark.parametrize(
+    ("name", "limits", "field"),
+    [
+        ("nobody", RiskLimits(), "name"),
+        ("desk", RiskLimits(max_leverage=Decimal(2)), "limits"),
+    ],
+    ids=["not-configured", "an-equity-limit"],
+)
+def test_a_group_change_is_refused_for_an_unknown_group_or_an_equity_limit(
+    name: str, limits: RiskLimits, field: str
+) -> None:
+    changes = RiskLimitChanges(GROUPED)
+    with pytest.raises(InvalidRequest) as raised:
+        changes.change(C.RISK_SCOPE_GROUP, name, limits, "no", NOW)
+    assert raised.value.field == field
+    assert not changes.changes()

@@ -1165,11 +1165,13 @@ def set_risk_limits(
         str,
         typer.Argument(
             metavar="SCOPE",
-            help="accounts or strategies (every one's defaults), account or strategy (one's).",
+            help="accounts or strategies (every one's defaults), account, strategy or group "
+            "(one's own).",
         ),
     ],
     name: Annotated[
-        str, typer.Argument(metavar="[NAME]", help="The account or strategy, for one's own.")
+        str,
+        typer.Argument(metavar="[NAME]", help="The account, strategy or group, for one's own."),
     ] = "",
     *,
     limit: Annotated[

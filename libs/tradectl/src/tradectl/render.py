@@ -560,6 +560,7 @@ _RISK_SCOPES = (
     control_pb2.RISK_SCOPE_ACCOUNT,
     control_pb2.RISK_SCOPE_STRATEGIES,
     control_pb2.RISK_SCOPE_STRATEGY,
+    control_pb2.RISK_SCOPE_GROUP,
 )
 
 

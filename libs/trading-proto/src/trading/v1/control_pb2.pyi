@@ -37,6 +37,8 @@ class _RiskScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RiskScope.V
     """Every strategy's, within each account."""
     RISK_SCOPE_STRATEGY: _RiskScope.ValueType  # 4
     """One strategy's own, named."""
+    RISK_SCOPE_GROUP: _RiskScope.ValueType  # 5
+    """A portfolio group's (`risk.groups.<name>`, configured; its members stay as configured)."""
 
 class RiskScope(_RiskScope, metaclass=_RiskScopeEnumTypeWrapper):
     """Whose limits: as the config's `risk.account`, `risk.accounts.<id>`, `risk.strategy` and
@@ -52,6 +54,8 @@ RISK_SCOPE_STRATEGIES: RiskScope.ValueType  # 3
 """Every strategy's, within each account."""
 RISK_SCOPE_STRATEGY: RiskScope.ValueType  # 4
 """One strategy's own, named."""
+RISK_SCOPE_GROUP: RiskScope.ValueType  # 5
+"""A portfolio group's (`risk.groups.<name>`, configured; its members stay as configured)."""
 Global___RiskScope: _TypeAlias = RiskScope  # noqa: Y015
 
 @_typing.final
@@ -225,7 +229,9 @@ class SetRiskLimitsRequest(_message.Message):
     """A UUID that makes the call idempotent: a repeat answers the limits as they are now."""
     scope: Global___RiskScope.ValueType
     name: _builtins.str
-    """The account or strategy, for RISK_SCOPE_ACCOUNT and RISK_SCOPE_STRATEGY; empty otherwise."""
+    """The account, strategy or group, for RISK_SCOPE_ACCOUNT, _STRATEGY and _GROUP; empty
+    otherwise.
+    """
     reason: _builtins.str
     """Required: why, for the audit trail (at most 512 characters)."""
     @_builtins.property

@@ -2,8 +2,10 @@
 limits, and the changes in force over the config's `risk` section.
 
 A change replaces one scope's own limits whole, as if its config entry had been rewritten:
-`risk.account` or `risk.strategy` (the defaults), or `risk.accounts.<id>` or
-`risk.strategies.<id>` (whose fields replace the defaults' one by one). Plain data, no I/O.
+`risk.account` or `risk.strategy` (the defaults), `risk.accounts.<id>` or
+`risk.strategies.<id>` (whose fields replace the defaults' one by one), or the `limits` of a
+configured portfolio group `risk.groups.<name>` (its members stay as configured). Plain data,
+no I/O.
 """
 
 from __future__ import annotations
@@ -15,19 +17,21 @@ from typing import Any, TypeAlias
 
 from pydantic import ValidationError
 from trading.v1 import control_pb2
-from trading_core.config import Risk, RiskLimits
+from trading_core.config import Risk, RiskGroup, RiskLimits
 from trading_core.decimals import format_decimal, parse_decimal
 from trading_core.events import timestamp
 
 from order_management.domain.validation import InvalidRequest
 
 RiskScope: TypeAlias = control_pb2.RiskScope.ValueType
-# Each scope: its config field in `Risk`, and whether it is one named account's or strategy's.
+# Each scope: its config field in `Risk`, and whether it is one named account's, strategy's or
+# group's.
 _SCOPES: dict[int, tuple[str, bool]] = {
     control_pb2.RISK_SCOPE_ACCOUNTS: ("account", False),
     control_pb2.RISK_SCOPE_ACCOUNT: ("accounts", True),
     control_pb2.RISK_SCOPE_STRATEGIES: ("strategy", False),
     control_pb2.RISK_SCOPE_STRATEGY: ("strategies", True),
+    control_pb2.RISK_SCOPE_GROUP: ("groups", True),
 }
 
 
@@ -67,11 +71,13 @@ def check_scope(scope: int, name: str) -> None:
     """Raises InvalidRequest unless `scope` is known and `name` is given exactly when needed."""
     if scope not in _SCOPES:
         raise InvalidRequest(
-            "scope", "scope must be RISK_SCOPE_ACCOUNTS, _ACCOUNT, _STRATEGIES or _STRATEGY"
+            "scope", "scope must be RISK_SCOPE_ACCOUNTS, _ACCOUNT, _STRATEGIES, _STRATEGY or _GROUP"
         )
     named = _SCOPES[scope][1]
     if named and not name:
-        raise InvalidRequest("name", "name is required: the account or strategy whose limits")
+        raise InvalidRequest(
+            "name", "name is required: the account, strategy or group whose limits"
+        )
     if not named and name:
         raise InvalidRequest("name", "name must be empty for the defaults of every one")
 
@@ -112,7 +118,10 @@ class RiskLimitChanges:
     def change(
         self, scope: RiskScope, name: str, limits: RiskLimits, reason: str, now: datetime
     ) -> tuple[LimitsChange, RiskLimits]:
-        """The next change, kept, and the scope's own limits before it."""
+        """The next change, kept, and the scope's own limits before it. Raises InvalidRequest
+        for a group not configured, or limits a group cannot have."""
+        if scope == control_pb2.RISK_SCOPE_GROUP:
+            self._check_group(name, limits)
         previous = self.own(scope, name)
         change = LimitsChange(scope, name, limits, reason, now, self.version + 1)
         self.put(change)
@@ -121,6 +130,16 @@ class RiskLimitChanges:
     def latest(self, scope: int, name: str) -> LimitsChange | None:
         return self._changes.get((scope, name))
 
+    def _check_group(self, name: str, limits: RiskLimits) -> None:
+        group = self._configured.groups.get(name)
+        if group is None:
+            known = ", ".join(sorted(self._configured.groups)) or "none"
+            raise InvalidRequest("name", f"no portfolio group {name!r} is configured ({known})")
+        try:
+            RiskGroup.model_validate({**group.model_dump(), "limits": limits})
+        except ValidationError as error:
+            raise InvalidRequest("limits", f"limits: {error.errors()[0]['msg']}") from None
+
     def own(self, scope: int, name: str) -> RiskLimits:
         """A scope's own limits now: its change's, else the config's."""
         change = self._changes.get((scope, name))
@@ -128,6 +147,9 @@ class RiskLimitChanges:
             return change.limits
         field, named = _SCOPES[scope]
         configured = getattr(self._configured, field)
+        if scope == control_pb2.RISK_SCOPE_GROUP:
+            group: RiskGroup = configured[name]
+            return group.limits
         limits: RiskLimits = configured.get(name, RiskLimits()) if named else configured
         return limits
 
@@ -136,10 +158,17 @@ class RiskLimitChanges:
         update: dict[str, Any] = {
             "accounts": dict(self._configured.accounts),
             "strategies": dict(self._configured.strategies),
+            "groups": dict(self._configured.groups),
         }
         for change in self.changes():
             field, named = _SCOPES[change.scope]
-            if named:
+            if change.scope == control_pb2.RISK_SCOPE_GROUP:
+                group = update["groups"].get(change.name)
+                if group is not None:  # a group no longer configured: its change lapses
+                    update["groups"][change.name] = group.model_copy(
+                        update={"limits": change.limits}
+                    )
+            elif named:
                 update[field][change.name] = change.limits
             else:
                 update[field] = change.limits
