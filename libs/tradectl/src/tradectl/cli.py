@@ -425,6 +425,7 @@ WaitOption = Annotated[
         "at most --timeout seconds; exit 4 when it has not by then.",
     ),
 ]
+OwnerOption = Annotated[str, typer.Option("--account", help="The account that owns the order.")]
 InstrumentArgument = Annotated[
     str, typer.Argument(metavar="INSTRUMENT", help="Instrument, such as BTC-USD.")
 ]
@@ -672,9 +673,7 @@ def cancel_order(
     ctx: typer.Context,
     order_id: OrderIdArgument,
     *,
-    account: Annotated[
-        str, typer.Option("--account", help="The account that owns the order.")
-    ] = "default",
+    account: OwnerOption = "default",
     request_id: RequestIdOption = "",
     wait: Annotated[
         bool,
@@ -728,9 +727,7 @@ def modify_order(
     trigger: Annotated[
         str, typer.Option("--trigger", metavar="PRICE", help="A held stop's new trigger price.")
     ] = "",
-    account: Annotated[
-        str, typer.Option("--account", help="The account that owns the order.")
-    ] = "default",
+    account: OwnerOption = "default",
     request_id: RequestIdOption = "",
     wait: Annotated[
         bool,
@@ -822,9 +819,7 @@ def get_order(
     ctx: typer.Context,
     order_id: OrderIdArgument,
     *,
-    account: Annotated[
-        str, typer.Option("--account", help="The account that owns the order.")
-    ] = "default",
+    account: OwnerOption = "default",
     output: OutputOption = None,
 ) -> None:
     """Show one order."""
