@@ -148,9 +148,10 @@ class SimulationClient(ExecutionClient):
 
     def _emit_all(self, reports: list[Report], now: datetime) -> None:
         for report in reports:
+            timed = replace(report, time=now)
             if report.trade_id:
-                self._fills.append(report)
-            self.emit(replace(report, time=now))
+                self._fills.append(timed)  # with its time, or fills_since never finds it
+            self.emit(timed)
 
 
 def _canceled_before_arrival(order: VenueOrder, request_id: str) -> Report:
