@@ -64,7 +64,7 @@ class Venue:
             found = [r for r in self.of(order_id) if r.execution_type == kind]
             return found if len(found) >= count else None
 
-        name = T.ExecutionType.Name(kind)
+        name = T.ExecutionType.Name(T.ExecutionType.ValueType(kind))
         return wait_until(arrived, 10, f"{count} {name} report(s) of {order_id}")
 
 
@@ -116,7 +116,7 @@ def test_a_new_order_is_accepted_under_its_own_id_and_rests(venue: Venue) -> Non
     order = limit_buy()
     venue.client.submit_order(order)
     [accepted] = venue.wait_for(order.order_id, T.EXECUTION_TYPE_ACCEPTED)
-    assert (accepted.leaves_quantity, accepted.cumulative_quantity) == (Decimal("0.01"), 0)
+    assert (accepted.leaves_quantity, accepted.cumulative_quantity) == (Decimal("0.01"), Decimal(0))
     [shown] = [r for r in venue.client.open_orders() if r.order_id == order.order_id]
     assert shown.leaves_quantity == Decimal("0.01")
 
