@@ -62,7 +62,7 @@ def resting_bid(clients: Clients, quantity: str) -> orders_pb2.Order:
     )
 
 
-def test_modifies_and_cancels_count_toward_the_rate_limit_and_cancels_are_never_refused(
+def test_modifies_and_cancels_count_toward_the_rate_limit_across_a_restart(
     tmp_path: Path,
 ) -> None:
     overrides = embedded_overrides(tmp_path / "data")
@@ -85,3 +85,7 @@ def test_modifies_and_cancels_count_toward_the_rate_limit_and_cancels_are_never_
         assert canceled.status == types_pb2.ORDER_STATUS_PENDING_CANCEL
         fourth = resting_bid(clients, "0.01")  # an order, a modify and a cancel: 3 in the window
         assert fourth.denial_reason == types_pb2.DENIAL_REASON_RATE_LIMIT_EXCEEDED
+    with running_embedded(config) as clients:  # the counts survive a restart
+        ready_for_market_orders(clients)
+        again = resting_bid(clients, "0.01")
+        assert again.denial_reason == types_pb2.DENIAL_REASON_RATE_LIMIT_EXCEEDED

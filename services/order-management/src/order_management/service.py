@@ -189,6 +189,12 @@ SCHEMA = (
         order_id TEXT NOT NULL,
         PRIMARY KEY (account_id, request_id)
     )""",
+    # When each account's clients canceled (daily and rate limits count cancels).
+    """CREATE TABLE IF NOT EXISTS counted_cancels (
+        account_id TEXT NOT NULL,
+        time_us INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS counted_cancels_by_time ON counted_cancels (time_us)",
     # Each ModifyOrder request: its order, when (daily and rate limits count it), and the
     # refusal of our checks if they refused it (a repeat answers the same).
     """CREATE TABLE IF NOT EXISTS modify_requests (
@@ -391,12 +397,13 @@ class OrderManagement(JournaledService):
             (day_ago, types_pb2.ORDER_STATUS_DENIED),
         ):
             self._activity.record(account_id, from_micros(created))
-        for account_id, modified in self.journal.query(
+        for account_id, counted in self.journal.query(
             "SELECT account_id, time_us FROM modify_requests WHERE time_us >= ? "
-            "AND refusal_reason = 0",
-            (day_ago,),
+            "AND refusal_reason = 0 UNION ALL "
+            "SELECT account_id, time_us FROM counted_cancels WHERE time_us >= ?",
+            (day_ago, day_ago),
         ):
-            self._activity.record(account_id, from_micros(modified))
+            self._activity.record(account_id, from_micros(counted))
         log.info("%s loaded %d orders", self.name, len(rows))
 
     def _load_risk_limit_changes(self) -> None:
@@ -516,8 +523,7 @@ class OrderManagement(JournaledService):
             else:
                 transaction = Transaction()
                 self._request_cancel(tracked, request.request_id, transaction)
-                # Counted toward the daily and rate limits (never refused by them).
-                self._activity.record(order.account_id, self.clock.now())
+                self._count_cancel(order.account_id, transaction)
                 ticket = self.commit(transaction, waited=True)
             answer = order.to_proto()
         ticket.wait()
@@ -653,6 +659,18 @@ class OrderManagement(JournaledService):
 
     def _settled_modify(self, key: tuple[str, str]) -> None:
         self._pending_modifies.pop(key, None)
+
+    def _count_cancel(self, account_id: str, transaction: Transaction) -> None:
+        """A client's cancel counts toward the daily and rate limits (it is never refused by
+        them), also after a restart."""
+        now = self.clock.now()
+        self._activity.record(account_id, now)
+        transaction.execute(
+            "INSERT INTO counted_cancels (account_id, time_us) VALUES (?, ?)",
+            (account_id, micros(now)),
+        )
+        day_ago = micros(now - timedelta(days=1))  # older ones count for nothing: kept bounded
+        transaction.execute("DELETE FROM counted_cancels WHERE time_us < ?", (day_ago,))
 
     def _canceled_by(self, account_id: str, request_id: str) -> str | None:
         """The order a cancel request id canceled: in memory until that is durable (the journal
