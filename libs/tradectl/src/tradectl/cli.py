@@ -1054,6 +1054,10 @@ def show_trading_state(
     if account:
         effective = render.trading_state_text(response.effective_state)
         _stdout().print(Text("Orders of this account meet: ").append(effective))
+    if response.instruments:
+        console = _stdout()
+        console.print()
+        console.print(render.instrument_statuses_table(response.instruments, console.width).table)
 
 
 ReasonOption = Annotated[
@@ -1096,6 +1100,36 @@ def set_trading_state(
         typer.echo(render.to_json(response))
     else:
         _show_listing(settings, records, lambda w: render.trading_states_table(records, w), "")
+
+
+@trading_app.command("instrument")
+def set_instrument_status(
+    ctx: typer.Context,
+    instrument: InstrumentArgument,
+    status: Annotated[
+        str,
+        typer.Argument(metavar="STATUS", help="trading, reduce-only, halted or closed."),
+    ],
+    *,
+    reason: ReasonOption,
+    request_id: RequestIdOption = "",
+    output: OutputOption = None,
+) -> None:
+    """Set an instrument's status for new orders (the stricter of it and its market data's
+    applies); `trading` lifts it."""
+    settings = _settings(ctx, output)
+    request = control_pb2.SetInstrumentStatusRequest(
+        request_id=request_id or _new_request_id(),
+        instrument=instrument,
+        status=_parse(render.parse_instrument_status, status, "STATUS"),
+        reason=reason,
+    )
+    with _control_service(settings) as control:
+        response = control.SetInstrumentStatus(request, timeout=settings.timeout)
+    console = _text_console(settings, response)
+    if console is None:
+        return
+    console.print(render.instrument_statuses_table([response.record], console.width).table)
 
 
 @trading_app.command("stop")

@@ -539,6 +539,38 @@ def trading_states_table(
     return fitted_table(TRADING_STATE_COLUMNS, rows, width)
 
 
+INSTRUMENT_STATUS_COLUMNS = (
+    Column("Instrument"),
+    Column("Status"),
+    Column("Reason", 0, wrap=True),
+    Column("Since", 1),
+    Column("Version", 2, "right"),
+)
+
+
+def parse_instrument_status(text: str) -> types_pb2.InstrumentStatus.ValueType:
+    choices = [v for v in types_pb2.InstrumentStatus.values() if v]
+    return types_pb2.InstrumentStatus.ValueType(
+        parse_enum(types_pb2.InstrumentStatus, text, "instrument status", choices)
+    )
+
+
+def instrument_statuses_table(
+    records: Iterable[control_pb2.InstrumentStatusRecord], width: int = 10_000
+) -> Listing:
+    rows = [
+        (
+            record.instrument,
+            enum_name(types_pb2.InstrumentStatus, record.status),
+            record.reason or "-",
+            format_time(record.update_time),
+            str(record.version),
+        )
+        for record in records
+    ]
+    return fitted_table(INSTRUMENT_STATUS_COLUMNS, rows, width)
+
+
 LIMIT_COLUMNS = (Column("Limit"), Column("Account"), Column("Strategy"))
 LIMIT_CHANGE_COLUMNS = (
     Column("Scope"),

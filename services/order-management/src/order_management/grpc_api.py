@@ -191,6 +191,7 @@ class TradingControlServicer(control_pb2_grpc.TradingControlServiceServicer):
             platform=platform.to_proto(),
             accounts=[a.to_proto() for a in accounts],
             effective_state=effective if account_id else types_pb2.TRADING_STATE_UNSPECIFIED,
+            instruments=self._orders.instrument_statuses(),
         )
 
     @_ERRORS
@@ -224,6 +225,22 @@ class TradingControlServicer(control_pb2_grpc.TradingControlServiceServicer):
         )
 
     @_ERRORS
+    def SetInstrumentStatus(  # noqa: N802
+        self, request: control_pb2.SetInstrumentStatusRequest, context: grpc.ServicerContext
+    ) -> control_pb2.SetInstrumentStatusResponse:
+        if request.status not in _INSTRUMENT_STATUSES:
+            raise InvalidArgument(
+                "status must be INSTRUMENT_STATUS_TRADING, _REDUCE_ONLY, _HALTED or _CLOSED"
+            )
+        record = self._orders.set_instrument_status(
+            required_text(request.request_id, "request_id"),
+            required_text(request.instrument, "instrument"),
+            request.status,
+            required_text(request.reason, "reason", MAX_REASON_LENGTH),
+        )
+        return control_pb2.SetInstrumentStatusResponse(record=record)
+
+    @_ERRORS
     def GetRiskLimits(  # noqa: N802
         self, request: control_pb2.GetRiskLimitsRequest, context: grpc.ServicerContext
     ) -> control_pb2.GetRiskLimitsResponse:
@@ -252,6 +269,9 @@ class TradingControlServicer(control_pb2_grpc.TradingControlServiceServicer):
 
 
 _STATES = frozenset({ACTIVE, REDUCING, HALTED})
+_INSTRUMENT_STATUSES = frozenset(
+    v for v in types_pb2.InstrumentStatus.values() if v != types_pb2.INSTRUMENT_STATUS_UNSPECIFIED
+)
 
 
 def _encode_page_token(cursor: OrderCursor) -> str:

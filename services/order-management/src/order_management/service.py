@@ -34,8 +34,8 @@ import grpc
 from trading.v1 import control_pb2, events_pb2, orders_pb2, portfolio_pb2, types_pb2
 from trading_core.config import RiskLimits
 from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal
-from trading_core.errors import AlreadyExists, FailedPrecondition, NotFound
-from trading_core.events import event_time, from_micros, micros, new_id
+from trading_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from trading_core.events import event_time, from_micros, micros, new_id, timestamp
 from trading_core.journal import Record, Ticket, Transaction
 from trading_core.lots import Lot
 from trading_core.peers import PeerUnavailable, PositionClient, RouterClient
@@ -65,6 +65,7 @@ from order_management.domain.orders import (
 from order_management.domain.risk import (
     ExposureBook,
     Holding,
+    InstrumentHalt,
     LastTrade,
     RiskEngine,
     closing_quantities,
@@ -188,6 +189,12 @@ SCHEMA = (
         request_id TEXT NOT NULL,
         order_id TEXT NOT NULL,
         PRIMARY KEY (account_id, request_id)
+    )""",
+    # The statuses operators set on instruments (SetInstrumentStatus): the latest record of each.
+    """CREATE TABLE IF NOT EXISTS instrument_statuses (
+        instrument TEXT PRIMARY KEY,
+        record BLOB NOT NULL,
+        version INTEGER NOT NULL
     )""",
     # When each account's clients canceled (daily and rate limits count cancels).
     """CREATE TABLE IF NOT EXISTS counted_cancels (
@@ -326,6 +333,7 @@ class OrderManagement(JournaledService):
         self.exposure = ExposureBook(config.risk.groups_of)
         self._accounts: dict[str, Account] = {}
         self._limit_changes = RiskLimitChanges(config.risk)
+        self._instrument_statuses: dict[str, control_pb2.InstrumentStatusRecord] = {}
         self._risk = RiskEngine(config.risk)
         self.trading = TradingStates()
         self._control_requests: set[str] = set()
@@ -388,6 +396,7 @@ class OrderManagement(JournaledService):
             self._track(tracked.order)
         self._load_risk_positions()
         self._load_risk_limit_changes()
+        self._load_instrument_statuses()
         self._load_accounts()
         self._load_trading_control()
         day_ago = micros(self.clock.now() - timedelta(days=1))
@@ -405,6 +414,11 @@ class OrderManagement(JournaledService):
         ):
             self._activity.record(account_id, from_micros(counted))
         log.info("%s loaded %d orders", self.name, len(rows))
+
+    def _load_instrument_statuses(self) -> None:
+        for (blob,) in self.journal.query("SELECT record FROM instrument_statuses"):
+            record = control_pb2.InstrumentStatusRecord.FromString(blob)
+            self._instrument_statuses[record.instrument] = record
 
     def _load_risk_limit_changes(self) -> None:
         rows = self.journal.query("SELECT record FROM risk_limit_changes ORDER BY version")
@@ -884,6 +898,74 @@ class OrderManagement(JournaledService):
             accounts = [self.trading.of(account_id)] if account_id else self.trading.accounts()
             return platform, accounts, self.trading.effective(account_id)
 
+    def instrument_statuses(self) -> list[control_pb2.InstrumentStatusRecord]:
+        """The statuses operators set, TRADING ones left out."""
+        with self.lock:
+            records = self._instrument_statuses.values()
+            return [r for r in records if r.status != types_pb2.INSTRUMENT_STATUS_TRADING]
+
+    def set_instrument_status(
+        self,
+        request_id: str,
+        instrument: str,
+        status: types_pb2.InstrumentStatus.ValueType,
+        reason: str,
+    ) -> control_pb2.InstrumentStatusRecord:
+        """An operator's status for an instrument's new orders: durable, an event. A repeated
+        request answers the status as it is now."""
+        if self.config.instrument(instrument) is None:
+            known = ", ".join(i.symbol for i in self.config.instruments)
+            raise InvalidArgument(
+                f"instrument {instrument!r} is not configured; configured: {known}"
+            )
+        with self.lock:
+            before = self._instrument_statuses.get(instrument)
+            if request_id in self._control_requests:
+                return before or control_pb2.InstrumentStatusRecord(
+                    instrument=instrument, status=types_pb2.INSTRUMENT_STATUS_TRADING
+                )
+            version = 1 + max((r.version for r in self._instrument_statuses.values()), default=0)
+            record = control_pb2.InstrumentStatusRecord(
+                instrument=instrument,
+                status=status,
+                reason=reason,
+                update_time=timestamp(self.clock.now()),
+                version=version,
+            )
+            self._instrument_statuses[instrument] = record
+            previous = before.status if before else types_pb2.INSTRUMENT_STATUS_TRADING
+            changed = events_pb2.InstrumentStatusChanged(
+                record=record, previous=previous, request_id=request_id
+            )
+            event = self.new_event(
+                sequence=version, instrument=instrument, instrument_status_changed=changed
+            )
+            transaction = Transaction()
+            transaction.keep(self.event_record(event))
+            self._control_requests.add(request_id)
+            transaction.execute(
+                "INSERT INTO control_requests (request_id) VALUES (?)", (request_id,)
+            )
+            transaction.execute(
+                "INSERT INTO instrument_statuses (instrument, record, version) VALUES (?, ?, ?) "
+                "ON CONFLICT (instrument) DO UPDATE SET record = excluded.record, "
+                "version = excluded.version",
+                (instrument, record.SerializeToString(), version),
+            )
+            ticket = self.commit(transaction, waited=True)
+        log.warning(
+            "status of %s set to %s by an operator (%s)",
+            instrument,
+            types_pb2.InstrumentStatus.Name(status),
+            reason,
+        )
+        ticket.wait()
+        return record
+
+    def _halt_of(self, instrument: str) -> InstrumentHalt | None:
+        record = self._instrument_statuses.get(instrument)
+        return None if record is None else InstrumentHalt(record.status, record.reason)
+
     def risk_limits(
         self, account_id: str, strategy_id: str
     ) -> tuple[RiskLimits, RiskLimits, list[LimitsChange]]:
@@ -1323,7 +1405,10 @@ class OrderManagement(JournaledService):
             equity = self._equity(self._account(request.account_id)) if measured else None
             if at_risk is not None:
                 request = replace(request, quantity=at_risk)
-            denial = self._risk.check(request, quote, self.exposure, price, now, equity=equity)
+            halt = self._halt_of(request.instrument)
+            denial = self._risk.check(
+                request, quote, self.exposure, price, now, equity=equity, halt=halt
+            )
         return denial
 
     def _with_day_expiry(self, request: OrderRequest) -> OrderRequest:

@@ -27,41 +27,47 @@ from trading.v1 import orders_pb2 as trading_dot_v1_dot_orders__pb2
 from trading.v1 import types_pb2 as trading_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18trading/v1/control.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/orders.proto\x1a\x16trading/v1/types.proto\"\xed\x02\n\x0cRiskLimitSet\x12\x1a\n\x12max_order_quantity\x18\x01 \x01(\t\x12\x1d\n\x15max_position_quantity\x18\x02 \x01(\t\x12\x1a\n\x12max_position_value\x18\x03 \x01(\t\x12\x1a\n\x12max_gross_exposure\x18\x04 \x01(\t\x12\x18\n\x10max_net_exposure\x18\x05 \x01(\t\x12\x17\n\x0fmax_open_orders\x18\x06 \x01(\x03\x12\x14\n\x0cmax_leverage\x18\x07 \x01(\t\x12!\n\x19max_concentration_percent\x18\x08 \x01(\t\x12\x16\n\x0emax_daily_loss\x18\t \x01(\t\x12\x1c\n\x14max_drawdown_percent\x18\n \x01(\t\x12\x13\n\x0b\x63ooldown_ms\x18\x0b \x01(\x03\x12\x18\n\x10loss_cooldown_ms\x18\x0c \x01(\x03\x12\x19\n\x11require_stop_loss\x18\r \x01(\x08\"\xc2\x01\n\x10RiskLimitsRecord\x12$\n\x05scope\x18\x01 \x01(\x0e\x32\x15.trading.v1.RiskScope\x12\x0c\n\x04name\x18\x02 \x01(\t\x12(\n\x06limits\x18\x03 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"?\n\x14GetRiskLimitsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\"\x9d\x01\n\x15GetRiskLimitsResponse\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12*\n\x08strategy\x18\x02 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12-\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x1c.trading.v1.RiskLimitsRecord\"\x98\x01\n\x14SetRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05scope\x18\x02 \x01(\x0e\x32\x15.trading.v1.RiskScope\x12\x0c\n\x04name\x18\x03 \x01(\t\x12(\n\x06limits\x18\x04 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12\x0e\n\x06reason\x18\x05 \x01(\t\"E\n\x15SetRiskLimitsResponse\x12,\n\x06record\x18\x01 \x01(\x0b\x32\x1c.trading.v1.RiskLimitsRecord\"\xa3\x01\n\x12TradingStateRecord\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.trading.v1.TradingState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\",\n\x16GetTradingStateRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\xb0\x01\n\x17GetTradingStateResponse\x12\x30\n\x08platform\x18\x01 \x01(\x0b\x32\x1e.trading.v1.TradingStateRecord\x12\x30\n\x08\x61\x63\x63ounts\x18\x02 \x03(\x0b\x32\x1e.trading.v1.TradingStateRecord\x12\x31\n\x0f\x65\x66\x66\x65\x63tive_state\x18\x03 \x01(\x0e\x32\x18.trading.v1.TradingState\"y\n\x16SetTradingStateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.trading.v1.TradingState\x12\x0e\n\x06reason\x18\x04 \x01(\t\"P\n\x17SetTradingStateResponse\x12\x35\n\rtrading_state\x18\x01 \x01(\x0b\x32\x1e.trading.v1.TradingStateRecord\"_\n\x14\x45mergencyStopRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x66latten\x18\x04 \x01(\x08\"\x97\x01\n\x15\x45mergencyStopResponse\x12\x35\n\rtrading_state\x18\x01 \x01(\x0b\x32\x1e.trading.v1.TradingStateRecord\x12*\n\x0f\x63\x61nceled_orders\x18\x02 \x03(\x0b\x32\x11.trading.v1.Order\x12\x1b\n\x13\x66lattening_accounts\x18\x03 \x03(\t*\xa2\x01\n\tRiskScope\x12\x1a\n\x16RISK_SCOPE_UNSPECIFIED\x10\x00\x12\x17\n\x13RISK_SCOPE_ACCOUNTS\x10\x01\x12\x16\n\x12RISK_SCOPE_ACCOUNT\x10\x02\x12\x19\n\x15RISK_SCOPE_STRATEGIES\x10\x03\x12\x17\n\x13RISK_SCOPE_STRATEGY\x10\x04\x12\x14\n\x10RISK_SCOPE_GROUP\x10\x05\x32\xd1\x03\n\x15TradingControlService\x12Z\n\x0fGetTradingState\x12\".trading.v1.GetTradingStateRequest\x1a#.trading.v1.GetTradingStateResponse\x12Z\n\x0fSetTradingState\x12\".trading.v1.SetTradingStateRequest\x1a#.trading.v1.SetTradingStateResponse\x12T\n\rEmergencyStop\x12 .trading.v1.EmergencyStopRequest\x1a!.trading.v1.EmergencyStopResponse\x12T\n\rGetRiskLimits\x12 .trading.v1.GetRiskLimitsRequest\x1a!.trading.v1.GetRiskLimitsResponse\x12T\n\rSetRiskLimits\x12 .trading.v1.SetRiskLimitsRequest\x1a!.trading.v1.SetRiskLimitsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18trading/v1/control.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/orders.proto\x1a\x16trading/v1/types.proto\"\xac\x01\n\x16InstrumentStatusRecord\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.trading.v1.InstrumentStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\"\x82\x01\n\x1aSetInstrumentStatusRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.trading.v1.InstrumentStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t\"Q\n\x1bSetInstrumentStatusResponse\x12\x32\n\x06record\x18\x01 \x01(\x0b\x32\".trading.v1.InstrumentStatusRecord\"\xed\x02\n\x0cRiskLimitSet\x12\x1a\n\x12max_order_quantity\x18\x01 \x01(\t\x12\x1d\n\x15max_position_quantity\x18\x02 \x01(\t\x12\x1a\n\x12max_position_value\x18\x03 \x01(\t\x12\x1a\n\x12max_gross_exposure\x18\x04 \x01(\t\x12\x18\n\x10max_net_exposure\x18\x05 \x01(\t\x12\x17\n\x0fmax_open_orders\x18\x06 \x01(\x03\x12\x14\n\x0cmax_leverage\x18\x07 \x01(\t\x12!\n\x19max_concentration_percent\x18\x08 \x01(\t\x12\x16\n\x0emax_daily_loss\x18\t \x01(\t\x12\x1c\n\x14max_drawdown_percent\x18\n \x01(\t\x12\x13\n\x0b\x63ooldown_ms\x18\x0b \x01(\x03\x12\x18\n\x10loss_cooldown_ms\x18\x0c \x01(\x03\x12\x19\n\x11require_stop_loss\x18\r \x01(\x08\"\xc2\x01\n\x10RiskLimitsRecord\x12$\n\x05scope\x18\x01 \x01(\x0e\x32\x15.trading.v1.RiskScope\x12\x0c\n\x04name\x18\x02 \x01(\t\x12(\n\x06limits\x18\x03 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"?\n\x14GetRiskLimitsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0bstrategy_id\x18\x02 \x01(\t\"\x9d\x01\n\x15GetRiskLimitsResponse\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12*\n\x08strategy\x18\x02 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12-\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x1c.trading.v1.RiskLimitsRecord\"\x98\x01\n\x14SetRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05scope\x18\x02 \x01(\x0e\x32\x15.trading.v1.RiskScope\x12\x0c\n\x04name\x18\x03 \x01(\t\x12(\n\x06limits\x18\x04 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12\x0e\n\x06reason\x18\x05 \x01(\t\"E\n\x15SetRiskLimitsResponse\x12,\n\x06record\x18\x01 \x01(\x0b\x32\x1c.trading.v1.RiskLimitsRecord\"\xa3\x01\n\x12TradingStateRecord\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.trading.v1.TradingState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\",\n\x16GetTradingStateRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\xe9\x01\n\x17GetTradingStateResponse\x12\x30\n\x08platform\x18\x01 \x01(\x0b\x32\x1e.trading.v1.TradingStateRecord\x12\x30\n\x08\x61\x63\x63ounts\x18\x02 \x03(\x0b\x32\x1e.trading.v1.TradingStateRecord\x12\x37\n\x0binstruments\x18\x04 \x03(\x0b\x32\".trading.v1.InstrumentStatusRecord\x12\x31\n\x0f\x65\x66\x66\x65\x63tive_state\x18\x03 \x01(\x0e\x32\x18.trading.v1.TradingState\"y\n\x16SetTradingStateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.trading.v1.TradingState\x12\x0e\n\x06reason\x18\x04 \x01(\t\"P\n\x17SetTradingStateResponse\x12\x35\n\rtrading_state\x18\x01 \x01(\x0b\x32\x1e.trading.v1.TradingStateRecord\"_\n\x14\x45mergencyStopRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x66latten\x18\x04 \x01(\x08\"\x97\x01\n\x15\x45mergencyStopResponse\x12\x35\n\rtrading_state\x18\x01 \x01(\x0b\x32\x1e.trading.v1.TradingStateRecord\x12*\n\x0f\x63\x61nceled_orders\x18\x02 \x03(\x0b\x32\x11.trading.v1.Order\x12\x1b\n\x13\x66lattening_accounts\x18\x03 \x03(\t*\xa2\x01\n\tRiskScope\x12\x1a\n\x16RISK_SCOPE_UNSPECIFIED\x10\x00\x12\x17\n\x13RISK_SCOPE_ACCOUNTS\x10\x01\x12\x16\n\x12RISK_SCOPE_ACCOUNT\x10\x02\x12\x19\n\x15RISK_SCOPE_STRATEGIES\x10\x03\x12\x17\n\x13RISK_SCOPE_STRATEGY\x10\x04\x12\x14\n\x10RISK_SCOPE_GROUP\x10\x05\x32\xb9\x04\n\x15TradingControlService\x12Z\n\x0fGetTradingState\x12\".trading.v1.GetTradingStateRequest\x1a#.trading.v1.GetTradingStateResponse\x12Z\n\x0fSetTradingState\x12\".trading.v1.SetTradingStateRequest\x1a#.trading.v1.SetTradingStateResponse\x12T\n\rEmergencyStop\x12 .trading.v1.EmergencyStopRequest\x1a!.trading.v1.EmergencyStopResponse\x12T\n\rGetRiskLimits\x12 .trading.v1.GetRiskLimitsRequest\x1a!.trading.v1.GetRiskLimitsResponse\x12T\n\rSetRiskLimits\x12 .trading.v1.SetRiskLimitsRequest\x1a!.trading.v1.SetRiskLimitsResponse\x12\x66\n\x13SetInstrumentStatus\x12&.trading.v1.SetInstrumentStatusRequest\x1a\'.trading.v1.SetInstrumentStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RISKSCOPE']._serialized_start=1986
-  _globals['_RISKSCOPE']._serialized_end=2148
-  _globals['_RISKLIMITSET']._serialized_start=123
-  _globals['_RISKLIMITSET']._serialized_end=488
-  _globals['_RISKLIMITSRECORD']._serialized_start=491
-  _globals['_RISKLIMITSRECORD']._serialized_end=685
-  _globals['_GETRISKLIMITSREQUEST']._serialized_start=687
-  _globals['_GETRISKLIMITSREQUEST']._serialized_end=750
-  _globals['_GETRISKLIMITSRESPONSE']._serialized_start=753
-  _globals['_GETRISKLIMITSRESPONSE']._serialized_end=910
-  _globals['_SETRISKLIMITSREQUEST']._serialized_start=913
-  _globals['_SETRISKLIMITSREQUEST']._serialized_end=1065
-  _globals['_SETRISKLIMITSRESPONSE']._serialized_start=1067
-  _globals['_SETRISKLIMITSRESPONSE']._serialized_end=1136
-  _globals['_TRADINGSTATERECORD']._serialized_start=1139
-  _globals['_TRADINGSTATERECORD']._serialized_end=1302
-  _globals['_GETTRADINGSTATEREQUEST']._serialized_start=1304
-  _globals['_GETTRADINGSTATEREQUEST']._serialized_end=1348
-  _globals['_GETTRADINGSTATERESPONSE']._serialized_start=1351
-  _globals['_GETTRADINGSTATERESPONSE']._serialized_end=1527
-  _globals['_SETTRADINGSTATEREQUEST']._serialized_start=1529
-  _globals['_SETTRADINGSTATEREQUEST']._serialized_end=1650
-  _globals['_SETTRADINGSTATERESPONSE']._serialized_start=1652
-  _globals['_SETTRADINGSTATERESPONSE']._serialized_end=1732
-  _globals['_EMERGENCYSTOPREQUEST']._serialized_start=1734
-  _globals['_EMERGENCYSTOPREQUEST']._serialized_end=1829
-  _globals['_EMERGENCYSTOPRESPONSE']._serialized_start=1832
-  _globals['_EMERGENCYSTOPRESPONSE']._serialized_end=1983
-  _globals['_TRADINGCONTROLSERVICE']._serialized_start=2151
-  _globals['_TRADINGCONTROLSERVICE']._serialized_end=2616
+  _globals['_RISKSCOPE']._serialized_start=2434
+  _globals['_RISKSCOPE']._serialized_end=2596
+  _globals['_INSTRUMENTSTATUSRECORD']._serialized_start=123
+  _globals['_INSTRUMENTSTATUSRECORD']._serialized_end=295
+  _globals['_SETINSTRUMENTSTATUSREQUEST']._serialized_start=298
+  _globals['_SETINSTRUMENTSTATUSREQUEST']._serialized_end=428
+  _globals['_SETINSTRUMENTSTATUSRESPONSE']._serialized_start=430
+  _globals['_SETINSTRUMENTSTATUSRESPONSE']._serialized_end=511
+  _globals['_RISKLIMITSET']._serialized_start=514
+  _globals['_RISKLIMITSET']._serialized_end=879
+  _globals['_RISKLIMITSRECORD']._serialized_start=882
+  _globals['_RISKLIMITSRECORD']._serialized_end=1076
+  _globals['_GETRISKLIMITSREQUEST']._serialized_start=1078
+  _globals['_GETRISKLIMITSREQUEST']._serialized_end=1141
+  _globals['_GETRISKLIMITSRESPONSE']._serialized_start=1144
+  _globals['_GETRISKLIMITSRESPONSE']._serialized_end=1301
+  _globals['_SETRISKLIMITSREQUEST']._serialized_start=1304
+  _globals['_SETRISKLIMITSREQUEST']._serialized_end=1456
+  _globals['_SETRISKLIMITSRESPONSE']._serialized_start=1458
+  _globals['_SETRISKLIMITSRESPONSE']._serialized_end=1527
+  _globals['_TRADINGSTATERECORD']._serialized_start=1530
+  _globals['_TRADINGSTATERECORD']._serialized_end=1693
+  _globals['_GETTRADINGSTATEREQUEST']._serialized_start=1695
+  _globals['_GETTRADINGSTATEREQUEST']._serialized_end=1739
+  _globals['_GETTRADINGSTATERESPONSE']._serialized_start=1742
+  _globals['_GETTRADINGSTATERESPONSE']._serialized_end=1975
+  _globals['_SETTRADINGSTATEREQUEST']._serialized_start=1977
+  _globals['_SETTRADINGSTATEREQUEST']._serialized_end=2098
+  _globals['_SETTRADINGSTATERESPONSE']._serialized_start=2100
+  _globals['_SETTRADINGSTATERESPONSE']._serialized_end=2180
+  _globals['_EMERGENCYSTOPREQUEST']._serialized_start=2182
+  _globals['_EMERGENCYSTOPREQUEST']._serialized_end=2277
+  _globals['_EMERGENCYSTOPRESPONSE']._serialized_start=2280
+  _globals['_EMERGENCYSTOPRESPONSE']._serialized_end=2431
+  _globals['_TRADINGCONTROLSERVICE']._serialized_start=2599
+  _globals['_TRADINGCONTROLSERVICE']._serialized_end=3168
 # @@protoc_insertion_point(module_scope)

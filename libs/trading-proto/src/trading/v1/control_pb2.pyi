@@ -59,6 +59,90 @@ RISK_SCOPE_GROUP: RiskScope.ValueType  # 5
 Global___RiskScope: _TypeAlias = RiskScope  # noqa: Y015
 
 @_typing.final
+class InstrumentStatusRecord(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    instrument: _builtins.str
+    status: _types_pb2.InstrumentStatus.ValueType
+    reason: _builtins.str
+    version: _builtins.int
+    """Counts every change of any instrument's status: the higher version is the newer."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        instrument: _builtins.str = ...,
+        status: _types_pb2.InstrumentStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument", "reason", b"reason", "status", b"status", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstrumentStatusRecord: _TypeAlias = InstrumentStatusRecord  # noqa: Y015
+
+@_typing.final
+class SetInstrumentStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A UUID that makes the call idempotent: a repeat answers the status as it is now."""
+    instrument: _builtins.str
+    """A configured instrument."""
+    status: _types_pb2.InstrumentStatus.ValueType
+    reason: _builtins.str
+    """Required: why, for the audit trail (at most 512 characters)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        instrument: _builtins.str = ...,
+        status: _types_pb2.InstrumentStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument", "reason", b"reason", "request_id", b"request_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetInstrumentStatusRequest: _TypeAlias = SetInstrumentStatusRequest  # noqa: Y015
+
+@_typing.final
+class SetInstrumentStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def record(self) -> Global___InstrumentStatusRecord: ...
+    def __init__(
+        self,
+        *,
+        record: Global___InstrumentStatusRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetInstrumentStatusResponse: _TypeAlias = SetInstrumentStatusResponse  # noqa: Y015
+
+@_typing.final
 class RiskLimitSet(_message.Message):
     """A scope's pre-trade limits, as the config's `risk.*` keys of the same names (see the
     README's configuration table). Decimals are strings; empty, 0 and false mean not set.
@@ -340,6 +424,7 @@ class GetTradingStateResponse(_message.Message):
 
     PLATFORM_FIELD_NUMBER: _builtins.int
     ACCOUNTS_FIELD_NUMBER: _builtins.int
+    INSTRUMENTS_FIELD_NUMBER: _builtins.int
     EFFECTIVE_STATE_FIELD_NUMBER: _builtins.int
     effective_state: _types_pb2.TradingState.ValueType
     """For an account: the stricter of its state and the platform's, which its orders meet."""
@@ -347,16 +432,21 @@ class GetTradingStateResponse(_message.Message):
     def platform(self) -> Global___TradingStateRecord: ...
     @_builtins.property
     def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___TradingStateRecord]: ...
+    @_builtins.property
+    def instruments(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstrumentStatusRecord]:
+        """The statuses operators set on instruments (SetInstrumentStatus), TRADING ones left out."""
+
     def __init__(
         self,
         *,
         platform: Global___TradingStateRecord | None = ...,
         accounts: _abc.Iterable[Global___TradingStateRecord] | None = ...,
+        instruments: _abc.Iterable[Global___InstrumentStatusRecord] | None = ...,
         effective_state: _types_pb2.TradingState.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["platform", b"platform"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "effective_state", b"effective_state", "platform", b"platform"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "effective_state", b"effective_state", "instruments", b"instruments", "platform", b"platform"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

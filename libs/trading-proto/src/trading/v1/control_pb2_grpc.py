@@ -62,6 +62,11 @@ class TradingControlServiceStub:
                 request_serializer=trading_dot_v1_dot_control__pb2.SetRiskLimitsRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_control__pb2.SetRiskLimitsResponse.FromString,
                 _registered_method=True)
+        self.SetInstrumentStatus = channel.unary_unary(
+                '/trading.v1.TradingControlService/SetInstrumentStatus',
+                request_serializer=trading_dot_v1_dot_control__pb2.SetInstrumentStatusRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_control__pb2.SetInstrumentStatusResponse.FromString,
+                _registered_method=True)
 
 
 class TradingControlServiceServicer:
@@ -112,6 +117,15 @@ class TradingControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetInstrumentStatus(self, request, context):
+        """Sets an instrument's status for new orders by an operator's word (an incident, a listing
+        in doubt): the stricter of it and what the instrument's market data says applies.
+        TRADING lifts it. An InstrumentStatusChanged event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +153,11 @@ def add_TradingControlServiceServicer_to_server(servicer, server):
                     servicer.SetRiskLimits,
                     request_deserializer=trading_dot_v1_dot_control__pb2.SetRiskLimitsRequest.FromString,
                     response_serializer=trading_dot_v1_dot_control__pb2.SetRiskLimitsResponse.SerializeToString,
+            ),
+            'SetInstrumentStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetInstrumentStatus,
+                    request_deserializer=trading_dot_v1_dot_control__pb2.SetInstrumentStatusRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_control__pb2.SetInstrumentStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -279,6 +298,33 @@ class TradingControlService:
             '/trading.v1.TradingControlService/SetRiskLimits',
             trading_dot_v1_dot_control__pb2.SetRiskLimitsRequest.SerializeToString,
             trading_dot_v1_dot_control__pb2.SetRiskLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetInstrumentStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.TradingControlService/SetInstrumentStatus',
+            trading_dot_v1_dot_control__pb2.SetInstrumentStatusRequest.SerializeToString,
+            trading_dot_v1_dot_control__pb2.SetInstrumentStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,11 @@ class TradingControlServiceStub:
     the defaults of every account or strategy, or one account's or strategy's own. Kept across
     restarts, over what the config says for that scope.
     """
+    SetInstrumentStatus: _grpc.UnaryUnaryMultiCallable[_control_pb2.SetInstrumentStatusRequest, _control_pb2.SetInstrumentStatusResponse]
+    """Sets an instrument's status for new orders by an operator's word (an incident, a listing
+    in doubt): the stricter of it and what the instrument's market data says applies.
+    TRADING lifts it. An InstrumentStatusChanged event.
+    """
 
 @_typing.type_check_only
 class TradingControlServiceAsyncStub(TradingControlServiceStub):
@@ -86,6 +91,11 @@ class TradingControlServiceAsyncStub(TradingControlServiceStub):
     """Replaces one scope's limits without a restart (they take effect for the next order):
     the defaults of every account or strategy, or one account's or strategy's own. Kept across
     restarts, over what the config says for that scope.
+    """
+    SetInstrumentStatus: _aio.UnaryUnaryMultiCallable[_control_pb2.SetInstrumentStatusRequest, _control_pb2.SetInstrumentStatusResponse]  # type: ignore[assignment]
+    """Sets an instrument's status for new orders by an operator's word (an incident, a listing
+    in doubt): the stricter of it and what the instrument's market data says applies.
+    TRADING lifts it. An InstrumentStatusChanged event.
     """
 
 class TradingControlServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -143,6 +153,17 @@ class TradingControlServiceServicer(metaclass=_abc_1.ABCMeta):
         """Replaces one scope's limits without a restart (they take effect for the next order):
         the defaults of every account or strategy, or one account's or strategy's own. Kept across
         restarts, over what the config says for that scope.
+        """
+
+    @_abc_1.abstractmethod
+    def SetInstrumentStatus(
+        self,
+        request: _control_pb2.SetInstrumentStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.SetInstrumentStatusResponse, _abc.Awaitable[_control_pb2.SetInstrumentStatusResponse]]:
+        """Sets an instrument's status for new orders by an operator's word (an incident, a listing
+        in doubt): the stricter of it and what the instrument's market data says applies.
+        TRADING lifts it. An InstrumentStatusChanged event.
         """
 
 def add_TradingControlServiceServicer_to_server(servicer: TradingControlServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

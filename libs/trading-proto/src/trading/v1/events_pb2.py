@@ -30,7 +30,7 @@ from trading.v1 import positions_pb2 as trading_dot_v1_dot_positions__pb2
 from trading.v1 import types_pb2 as trading_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17trading/v1/events.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18trading/v1/control.proto\x1a\x1ctrading/v1/market_data.proto\x1a\x17trading/v1/orders.proto\x1a\x1atrading/v1/positions.proto\x1a\x16trading/v1/types.proto\"\xc1\x08\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x11\n\tsignal_id\x18\x05 \x01(\t\x12\x17\n\x0fparent_order_id\x18\x06 \x01(\t\x12\x12\n\naccount_id\x18\x07 \x01(\t\x12\x12\n\ninstrument\x18\x08 \x01(\t\x12\x13\n\x0btraceparent\x18\t \x01(\t\x12\x35\n\x0forder_submitted\x18\x14 \x01(\x0b\x32\x1a.trading.v1.OrderSubmittedH\x00\x12/\n\x0corder_denied\x18\x15 \x01(\x0b\x32\x17.trading.v1.OrderDeniedH\x00\x12\x42\n\x16order_cancel_requested\x18\x16 \x01(\x0b\x32 .trading.v1.OrderCancelRequestedH\x00\x12\x37\n\x10\x65xecution_report\x18\x17 \x01(\x0b\x32\x1b.trading.v1.ExecutionReportH\x00\x12\x37\n\x10position_updated\x18\x18 \x01(\x0b\x32\x1b.trading.v1.PositionUpdatedH\x00\x12\x31\n\rquote_updated\x18\x19 \x01(\x0b\x32\x18.trading.v1.QuoteUpdatedH\x00\x12@\n\x15trading_state_changed\x18\x1a \x01(\x0b\x32\x1f.trading.v1.TradingStateChangedH\x00\x12\x46\n\x18position_close_requested\x18\x1b \x01(\x0b\x32\".trading.v1.PositionCloseRequestedH\x00\x12+\n\norder_held\x18\x1c \x01(\x0b\x32\x15.trading.v1.OrderHeldH\x00\x12\x31\n\rorder_amended\x18\x1d \x01(\x0b\x32\x18.trading.v1.OrderAmendedH\x00\x12\x35\n\x0forder_triggered\x18\x1e \x01(\x0b\x32\x1a.trading.v1.OrderTriggeredH\x00\x12\x33\n\x0eorder_released\x18\x1f \x01(\x0b\x32\x19.trading.v1.OrderReleasedH\x00\x12\x35\n\x0forder_withdrawn\x18  \x01(\x0b\x32\x1a.trading.v1.OrderWithdrawnH\x00\x12\x42\n\x16order_modify_requested\x18! \x01(\x0b\x32 .trading.v1.OrderModifyRequestedH\x00\x12<\n\x13risk_limits_changed\x18\" \x01(\x0b\x32\x1d.trading.v1.RiskLimitsChangedH\x00\x42\t\n\x07payload\"2\n\x0eOrderSubmitted\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"j\n\x0bOrderDenied\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\x12(\n\x06reason\x18\x02 \x01(\x0e\x32\x18.trading.v1.DenialReason\x12\x0f\n\x07message\x18\x03 \x01(\t\"-\n\tOrderHeld\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"\x81\x01\n\x11RiskLimitsChanged\x12,\n\x06record\x18\x01 \x01(\x0b\x32\x1c.trading.v1.RiskLimitsRecord\x12*\n\x08previous\x18\x02 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"?\n\x14OrderModifyRequested\x12\'\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x17.trading.v1.OrderChange\"]\n\x0cOrderAmended\x12\x10\n\x08quantity\x18\x01 \x01(\t\x12\x15\n\rtrigger_price\x18\x02 \x01(\t\x12\x13\n\x0blimit_price\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x1f\n\x0eOrderTriggered\x12\r\n\x05price\x18\x01 \x01(\t\"U\n\rOrderReleased\x12/\n\x10venue_order_type\x18\x01 \x01(\x0e\x32\x15.trading.v1.OrderType\x12\x13\n\x0blimit_price\x18\x02 \x01(\t\"J\n\x0eOrderWithdrawn\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.trading.v1.OrderStatus\x12\x0f\n\x07message\x18\x02 \x01(\t\"<\n\x14OrderCancelRequested\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x85\x03\n\x0f\x45xecutionReport\x12\x31\n\x0e\x65xecution_type\x18\x01 \x01(\x0e\x32\x19.trading.v1.ExecutionType\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\r\n\x05venue\x18\x03 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x04 \x01(\t\x12\x1e\n\x04side\x18\x05 \x01(\x0e\x32\x10.trading.v1.Side\x12\x10\n\x08trade_id\x18\x06 \x01(\t\x12\x15\n\rlast_quantity\x18\x07 \x01(\t\x12\x12\n\nlast_price\x18\x08 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\t \x01(\t\x12\x1b\n\x13\x63umulative_quantity\x18\n \x01(\t\x12\x17\n\x0fleaves_quantity\x18\x0b \x01(\t\x12\x15\n\raverage_price\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\t\x12\x15\n\rarrival_price\x18\x0f \x01(\t\x12\x13\n\x0blimit_price\x18\x10 \x01(\t\"\x92\x01\n\x13TradingStateChanged\x12\x35\n\rtrading_state\x18\x01 \x01(\x0b\x32\x1e.trading.v1.TradingStateRecord\x12\x30\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x18.trading.v1.TradingState\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x16PositionCloseRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\"9\n\x0fPositionUpdated\x12&\n\x08position\x18\x01 \x01(\x0b\x32\x14.trading.v1.Position\"0\n\x0cQuoteUpdated\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\"\xe2\x02\n\x07\x43ommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x30\n\x0c\x63ommand_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x12\n\naccount_id\x18\x04 \x01(\t\x12\x12\n\ninstrument\x18\x05 \x01(\t\x12\x13\n\x0btraceparent\x18\x06 \x01(\t\x12/\n\x0csubmit_order\x18\x14 \x01(\x0b\x32\x17.trading.v1.SubmitOrderH\x00\x12/\n\x0c\x63\x61ncel_order\x18\x15 \x01(\x0b\x32\x17.trading.v1.CancelOrderH\x00\x12/\n\x0cmodify_order\x18\x18 \x01(\x0b\x32\x17.trading.v1.ModifyOrderH\x00\x42\t\n\x07\x63ommandJ\x04\x08\x16\x10\x17J\x04\x08\x17\x10\x18R\x0bquery_orderR\x0bquery_fills\"/\n\x0bSubmitOrder\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"H\n\x0bModifyOrder\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\t\x12\x13\n\x0blimit_price\x18\x03 \x01(\t\"!\n\x0b\x43\x61ncelOrder\x12\x12\n\nrequest_id\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17trading/v1/events.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18trading/v1/control.proto\x1a\x1ctrading/v1/market_data.proto\x1a\x17trading/v1/orders.proto\x1a\x1atrading/v1/positions.proto\x1a\x16trading/v1/types.proto\"\x8b\t\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x11\n\tsignal_id\x18\x05 \x01(\t\x12\x17\n\x0fparent_order_id\x18\x06 \x01(\t\x12\x12\n\naccount_id\x18\x07 \x01(\t\x12\x12\n\ninstrument\x18\x08 \x01(\t\x12\x13\n\x0btraceparent\x18\t \x01(\t\x12\x35\n\x0forder_submitted\x18\x14 \x01(\x0b\x32\x1a.trading.v1.OrderSubmittedH\x00\x12/\n\x0corder_denied\x18\x15 \x01(\x0b\x32\x17.trading.v1.OrderDeniedH\x00\x12\x42\n\x16order_cancel_requested\x18\x16 \x01(\x0b\x32 .trading.v1.OrderCancelRequestedH\x00\x12\x37\n\x10\x65xecution_report\x18\x17 \x01(\x0b\x32\x1b.trading.v1.ExecutionReportH\x00\x12\x37\n\x10position_updated\x18\x18 \x01(\x0b\x32\x1b.trading.v1.PositionUpdatedH\x00\x12\x31\n\rquote_updated\x18\x19 \x01(\x0b\x32\x18.trading.v1.QuoteUpdatedH\x00\x12@\n\x15trading_state_changed\x18\x1a \x01(\x0b\x32\x1f.trading.v1.TradingStateChangedH\x00\x12\x46\n\x18position_close_requested\x18\x1b \x01(\x0b\x32\".trading.v1.PositionCloseRequestedH\x00\x12+\n\norder_held\x18\x1c \x01(\x0b\x32\x15.trading.v1.OrderHeldH\x00\x12\x31\n\rorder_amended\x18\x1d \x01(\x0b\x32\x18.trading.v1.OrderAmendedH\x00\x12\x35\n\x0forder_triggered\x18\x1e \x01(\x0b\x32\x1a.trading.v1.OrderTriggeredH\x00\x12\x33\n\x0eorder_released\x18\x1f \x01(\x0b\x32\x19.trading.v1.OrderReleasedH\x00\x12\x35\n\x0forder_withdrawn\x18  \x01(\x0b\x32\x1a.trading.v1.OrderWithdrawnH\x00\x12\x42\n\x16order_modify_requested\x18! \x01(\x0b\x32 .trading.v1.OrderModifyRequestedH\x00\x12<\n\x13risk_limits_changed\x18\" \x01(\x0b\x32\x1d.trading.v1.RiskLimitsChangedH\x00\x12H\n\x19instrument_status_changed\x18# \x01(\x0b\x32#.trading.v1.InstrumentStatusChangedH\x00\x42\t\n\x07payload\"2\n\x0eOrderSubmitted\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"j\n\x0bOrderDenied\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\x12(\n\x06reason\x18\x02 \x01(\x0e\x32\x18.trading.v1.DenialReason\x12\x0f\n\x07message\x18\x03 \x01(\t\"-\n\tOrderHeld\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"\x91\x01\n\x17InstrumentStatusChanged\x12\x32\n\x06record\x18\x01 \x01(\x0b\x32\".trading.v1.InstrumentStatusRecord\x12.\n\x08previous\x18\x02 \x01(\x0e\x32\x1c.trading.v1.InstrumentStatus\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x81\x01\n\x11RiskLimitsChanged\x12,\n\x06record\x18\x01 \x01(\x0b\x32\x1c.trading.v1.RiskLimitsRecord\x12*\n\x08previous\x18\x02 \x01(\x0b\x32\x18.trading.v1.RiskLimitSet\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"?\n\x14OrderModifyRequested\x12\'\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x17.trading.v1.OrderChange\"]\n\x0cOrderAmended\x12\x10\n\x08quantity\x18\x01 \x01(\t\x12\x15\n\rtrigger_price\x18\x02 \x01(\t\x12\x13\n\x0blimit_price\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x1f\n\x0eOrderTriggered\x12\r\n\x05price\x18\x01 \x01(\t\"U\n\rOrderReleased\x12/\n\x10venue_order_type\x18\x01 \x01(\x0e\x32\x15.trading.v1.OrderType\x12\x13\n\x0blimit_price\x18\x02 \x01(\t\"J\n\x0eOrderWithdrawn\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.trading.v1.OrderStatus\x12\x0f\n\x07message\x18\x02 \x01(\t\"<\n\x14OrderCancelRequested\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x85\x03\n\x0f\x45xecutionReport\x12\x31\n\x0e\x65xecution_type\x18\x01 \x01(\x0e\x32\x19.trading.v1.ExecutionType\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\r\n\x05venue\x18\x03 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x04 \x01(\t\x12\x1e\n\x04side\x18\x05 \x01(\x0e\x32\x10.trading.v1.Side\x12\x10\n\x08trade_id\x18\x06 \x01(\t\x12\x15\n\rlast_quantity\x18\x07 \x01(\t\x12\x12\n\nlast_price\x18\x08 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\t \x01(\t\x12\x1b\n\x13\x63umulative_quantity\x18\n \x01(\t\x12\x17\n\x0fleaves_quantity\x18\x0b \x01(\t\x12\x15\n\raverage_price\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\t\x12\x15\n\rarrival_price\x18\x0f \x01(\t\x12\x13\n\x0blimit_price\x18\x10 \x01(\t\"\x92\x01\n\x13TradingStateChanged\x12\x35\n\rtrading_state\x18\x01 \x01(\x0b\x32\x1e.trading.v1.TradingStateRecord\x12\x30\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x18.trading.v1.TradingState\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x16PositionCloseRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\"9\n\x0fPositionUpdated\x12&\n\x08position\x18\x01 \x01(\x0b\x32\x14.trading.v1.Position\"0\n\x0cQuoteUpdated\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\"\xe2\x02\n\x07\x43ommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x30\n\x0c\x63ommand_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x12\n\naccount_id\x18\x04 \x01(\t\x12\x12\n\ninstrument\x18\x05 \x01(\t\x12\x13\n\x0btraceparent\x18\x06 \x01(\t\x12/\n\x0csubmit_order\x18\x14 \x01(\x0b\x32\x17.trading.v1.SubmitOrderH\x00\x12/\n\x0c\x63\x61ncel_order\x18\x15 \x01(\x0b\x32\x17.trading.v1.CancelOrderH\x00\x12/\n\x0cmodify_order\x18\x18 \x01(\x0b\x32\x17.trading.v1.ModifyOrderH\x00\x42\t\n\x07\x63ommandJ\x04\x08\x16\x10\x17J\x04\x08\x17\x10\x18R\x0bquery_orderR\x0bquery_fills\"/\n\x0bSubmitOrder\x12 \n\x05order\x18\x01 \x01(\x0b\x32\x11.trading.v1.Order\"H\n\x0bModifyOrder\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\t\x12\x13\n\x0blimit_price\x18\x03 \x01(\t\"!\n\x0b\x43\x61ncelOrder\x12\x12\n\nrequest_id\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,43 +38,45 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.events_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENT']._serialized_start=206
-  _globals['_EVENT']._serialized_end=1295
-  _globals['_ORDERSUBMITTED']._serialized_start=1297
-  _globals['_ORDERSUBMITTED']._serialized_end=1347
-  _globals['_ORDERDENIED']._serialized_start=1349
-  _globals['_ORDERDENIED']._serialized_end=1455
-  _globals['_ORDERHELD']._serialized_start=1457
-  _globals['_ORDERHELD']._serialized_end=1502
-  _globals['_RISKLIMITSCHANGED']._serialized_start=1505
-  _globals['_RISKLIMITSCHANGED']._serialized_end=1634
-  _globals['_ORDERMODIFYREQUESTED']._serialized_start=1636
-  _globals['_ORDERMODIFYREQUESTED']._serialized_end=1699
-  _globals['_ORDERAMENDED']._serialized_start=1701
-  _globals['_ORDERAMENDED']._serialized_end=1794
-  _globals['_ORDERTRIGGERED']._serialized_start=1796
-  _globals['_ORDERTRIGGERED']._serialized_end=1827
-  _globals['_ORDERRELEASED']._serialized_start=1829
-  _globals['_ORDERRELEASED']._serialized_end=1914
-  _globals['_ORDERWITHDRAWN']._serialized_start=1916
-  _globals['_ORDERWITHDRAWN']._serialized_end=1990
-  _globals['_ORDERCANCELREQUESTED']._serialized_start=1992
-  _globals['_ORDERCANCELREQUESTED']._serialized_end=2052
-  _globals['_EXECUTIONREPORT']._serialized_start=2055
-  _globals['_EXECUTIONREPORT']._serialized_end=2444
-  _globals['_TRADINGSTATECHANGED']._serialized_start=2447
-  _globals['_TRADINGSTATECHANGED']._serialized_end=2593
-  _globals['_POSITIONCLOSEREQUESTED']._serialized_start=2595
-  _globals['_POSITIONCLOSEREQUESTED']._serialized_end=2659
-  _globals['_POSITIONUPDATED']._serialized_start=2661
-  _globals['_POSITIONUPDATED']._serialized_end=2718
-  _globals['_QUOTEUPDATED']._serialized_start=2720
-  _globals['_QUOTEUPDATED']._serialized_end=2768
-  _globals['_COMMAND']._serialized_start=2771
-  _globals['_COMMAND']._serialized_end=3125
-  _globals['_SUBMITORDER']._serialized_start=3127
-  _globals['_SUBMITORDER']._serialized_end=3174
-  _globals['_MODIFYORDER']._serialized_start=3176
-  _globals['_MODIFYORDER']._serialized_end=3248
-  _globals['_CANCELORDER']._serialized_start=3250
-  _globals['_CANCELORDER']._serialized_end=3283
+  _globals['_EVENT']._serialized_end=1369
+  _globals['_ORDERSUBMITTED']._serialized_start=1371
+  _globals['_ORDERSUBMITTED']._serialized_end=1421
+  _globals['_ORDERDENIED']._serialized_start=1423
+  _globals['_ORDERDENIED']._serialized_end=1529
+  _globals['_ORDERHELD']._serialized_start=1531
+  _globals['_ORDERHELD']._serialized_end=1576
+  _globals['_INSTRUMENTSTATUSCHANGED']._serialized_start=1579
+  _globals['_INSTRUMENTSTATUSCHANGED']._serialized_end=1724
+  _globals['_RISKLIMITSCHANGED']._serialized_start=1727
+  _globals['_RISKLIMITSCHANGED']._serialized_end=1856
+  _globals['_ORDERMODIFYREQUESTED']._serialized_start=1858
+  _globals['_ORDERMODIFYREQUESTED']._serialized_end=1921
+  _globals['_ORDERAMENDED']._serialized_start=1923
+  _globals['_ORDERAMENDED']._serialized_end=2016
+  _globals['_ORDERTRIGGERED']._serialized_start=2018
+  _globals['_ORDERTRIGGERED']._serialized_end=2049
+  _globals['_ORDERRELEASED']._serialized_start=2051
+  _globals['_ORDERRELEASED']._serialized_end=2136
+  _globals['_ORDERWITHDRAWN']._serialized_start=2138
+  _globals['_ORDERWITHDRAWN']._serialized_end=2212
+  _globals['_ORDERCANCELREQUESTED']._serialized_start=2214
+  _globals['_ORDERCANCELREQUESTED']._serialized_end=2274
+  _globals['_EXECUTIONREPORT']._serialized_start=2277
+  _globals['_EXECUTIONREPORT']._serialized_end=2666
+  _globals['_TRADINGSTATECHANGED']._serialized_start=2669
+  _globals['_TRADINGSTATECHANGED']._serialized_end=2815
+  _globals['_POSITIONCLOSEREQUESTED']._serialized_start=2817
+  _globals['_POSITIONCLOSEREQUESTED']._serialized_end=2881
+  _globals['_POSITIONUPDATED']._serialized_start=2883
+  _globals['_POSITIONUPDATED']._serialized_end=2940
+  _globals['_QUOTEUPDATED']._serialized_start=2942
+  _globals['_QUOTEUPDATED']._serialized_end=2990
+  _globals['_COMMAND']._serialized_start=2993
+  _globals['_COMMAND']._serialized_end=3347
+  _globals['_SUBMITORDER']._serialized_start=3349
+  _globals['_SUBMITORDER']._serialized_end=3396
+  _globals['_MODIFYORDER']._serialized_start=3398
+  _globals['_MODIFYORDER']._serialized_end=3470
+  _globals['_CANCELORDER']._serialized_start=3472
+  _globals['_CANCELORDER']._serialized_end=3505
 # @@protoc_insertion_point(module_scope)

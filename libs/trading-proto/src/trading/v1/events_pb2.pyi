@@ -55,6 +55,7 @@ class Event(_message.Message):
     ORDER_WITHDRAWN_FIELD_NUMBER: _builtins.int
     ORDER_MODIFY_REQUESTED_FIELD_NUMBER: _builtins.int
     RISK_LIMITS_CHANGED_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """A UUID."""
     sequence: _builtins.int
@@ -103,6 +104,8 @@ class Event(_message.Message):
     def order_modify_requested(self) -> Global___OrderModifyRequested: ...
     @_builtins.property
     def risk_limits_changed(self) -> Global___RiskLimitsChanged: ...
+    @_builtins.property
+    def instrument_status_changed(self) -> Global___InstrumentStatusChanged: ...
     def __init__(
         self,
         *,
@@ -130,12 +133,13 @@ class Event(_message.Message):
         order_withdrawn: Global___OrderWithdrawn | None = ...,
         order_modify_requested: Global___OrderModifyRequested | None = ...,
         risk_limits_changed: Global___RiskLimitsChanged | None = ...,
+        instrument_status_changed: Global___InstrumentStatusChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn", "order_modify_requested", "risk_limits_changed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn", "order_modify_requested", "risk_limits_changed", "instrument_status_changed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -216,11 +220,39 @@ class OrderHeld(_message.Message):
 Global___OrderHeld: _TypeAlias = OrderHeld  # noqa: Y015
 
 @_typing.final
-class RiskLimitsChanged(_message.Message):
+class InstrumentStatusChanged(_message.Message):
     """Order-management changed a held order: a trailing stop's trigger (and limit) followed the
     market, or an exit took the quantity its entry filled or its other exit left.
-    SetRiskLimits replaced a scope's limits (numbered by the record's version).
+    An operator set an instrument's status (numbered by the record's version).
     """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    previous: _types_pb2.InstrumentStatus.ValueType
+    request_id: _builtins.str
+    @_builtins.property
+    def record(self) -> _control_pb2.InstrumentStatusRecord: ...
+    def __init__(
+        self,
+        *,
+        record: _control_pb2.InstrumentStatusRecord | None = ...,
+        previous: _types_pb2.InstrumentStatus.ValueType = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous", b"previous", "record", b"record", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstrumentStatusChanged: _TypeAlias = InstrumentStatusChanged  # noqa: Y015
+
+@_typing.final
+class RiskLimitsChanged(_message.Message):
+    """SetRiskLimits replaced a scope's limits (numbered by the record's version)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -369,11 +369,13 @@ class RiskEngine:
         now: datetime,
         *,
         equity: Decimal | None = None,
+        halt: InstrumentHalt | None = None,
     ) -> Denial | None:
         """`price`: the price the order is valued at (`validation.valuation_price`); `equity`:
-        the account's, for its leverage and concentration limits."""
+        the account's, for its leverage and concentration limits; `halt`: an operator's status
+        for the instrument, when one is set."""
         denial = self._market_data(request, quote, now) or self._collar(request, quote)
-        denial = denial or _instrument_status(request, quote, book)
+        denial = denial or _instrument_status(request, quote, book, halt)
         if denial is not None:
             return denial
         mark = book.mark(request.instrument) or price
@@ -449,12 +451,32 @@ class RiskEngine:
         return None
 
 
+@dataclass(frozen=True)
+class InstrumentHalt:
+    """An operator's status for an instrument (SetInstrumentStatus), and why."""
+
+    status: types_pb2.InstrumentStatus.ValueType
+    reason: str
+
+
+_STATUS_STRICTNESS = {
+    types_pb2.INSTRUMENT_STATUS_TRADING: 0,
+    types_pb2.INSTRUMENT_STATUS_REDUCE_ONLY: 1,
+    types_pb2.INSTRUMENT_STATUS_HALTED: 2,
+    types_pb2.INSTRUMENT_STATUS_CLOSED: 3,
+}
+
+
 def _instrument_status(
-    request: OrderRequest, quote: Quote | None, book: ExposureBook
+    request: OrderRequest, quote: Quote | None, book: ExposureBook, halt: InstrumentHalt | None
 ) -> Denial | None:
-    """The venue's word on the instrument, from its latest quote: no new orders while it is
-    halted or closed; while reduce-only, only orders that reduce the account's position."""
+    """The stricter of the venue's word on the instrument (its latest quote) and an operator's:
+    no new orders while it is halted or closed; while reduce-only, only orders that reduce the
+    account's position."""
     status = quote.status if quote is not None else types_pb2.INSTRUMENT_STATUS_TRADING
+    where = "at its venue"
+    if halt is not None and _STATUS_STRICTNESS[halt.status] > _STATUS_STRICTNESS[status]:
+        status, where = halt.status, f"by an operator ({shorten(halt.reason)})"
     if status == types_pb2.INSTRUMENT_STATUS_TRADING:
         return None
     name = types_pb2.InstrumentStatus.Name(status).removeprefix("INSTRUMENT_STATUS_")
@@ -464,12 +486,12 @@ def _instrument_status(
             return None
         return Denial(
             types_pb2.DENIAL_REASON_INSTRUMENT_NOT_TRADING,
-            f"{request.instrument} trades {name} at its venue: only orders that reduce the "
-            "position are taken",
+            f"{request.instrument} is {name} {where}: only orders that reduce the position "
+            "are taken",
         )
     return Denial(
         types_pb2.DENIAL_REASON_INSTRUMENT_NOT_TRADING,
-        f"{request.instrument} is {name} at its venue: no new orders until it trades again",
+        f"{request.instrument} is {name} {where}: no new orders until it trades again",
     )
 
 
