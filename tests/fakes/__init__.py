@@ -1,0 +1,1 @@
+"""Fakes of outside systems that the tests talk to over real sockets."""

@@ -1,0 +1,506 @@
+"""A fake Binance spot REST server on loopback, for the CCXT venue adapter's tests.
+
+It speaks the documented spot wire format (api/v3) for what CCXT's `binance` class calls:
+exchangeInfo, time, order (POST new, DELETE cancel, GET query, by client order id), openOrders
+and myTrades. Signed endpoints check the X-MBX-APIKEY header and the HMAC-SHA256 signature of
+the query string (the body for a POST) with the test's secret, and answer Binance's errors
+(-2015, -1022) when they do not match. Numbers are decimal strings, as Binance sends them.
+
+Orders are kept by client order id. A second order with a client order id the fake has seen is
+refused (-2010 "Duplicate order sent."); real Binance only refuses one among *open* orders,
+which is stricter here on purpose: the adapter must never rely on it. Every POST of an order is
+counted by its newClientOrderId (`sent`), whatever became of it: the bar of the tests is that no
+order is submitted twice. A MARKET order fills at once at `market_price`; a LIMIT order rests
+until the test calls `fill(client_order_id, quantity, price)`.
+
+Fault hooks, each for the next matching request (`fault(kind, path=..., method=...)`):
+`timeout` (the answer comes after `sleep_s`, beyond the client's timeout), `5xx` (503),
+`429` (with Retry-After, nothing applied), `drop` (the connection closes without an answer,
+nothing applied) and `lost` (the request is applied, then the connection closes: "the submit
+is applied but its answer is lost"). `timeout` and `5xx` take `apply` to say whether the
+request was applied before the bad answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+COMMISSION_RATE = Decimal("0.001")
+
+
+@dataclass(frozen=True)
+class SymbolRules:
+    symbol: str  # Binance's id, e.g. BTCUSDT
+    base: str
+    quote: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal
+
+
+@dataclass
+class Fault:
+    kind: str  # timeout | 5xx | 429 | drop | lost
+    path: str | None
+    method: str | None
+    apply: bool = False
+    sleep_s: float = 3.0
+    retry_after_s: int = 1
+
+
+@dataclass
+class FakeOrder:
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    quantity: Decimal
+    price: Decimal
+    created_ms: int
+    status: str = "NEW"
+    executed: Decimal = Decimal(0)
+    quote_executed: Decimal = Decimal(0)
+    updated_ms: int = 0
+    trades: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BinanceError(Exception):
+    def __init__(self, http_status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.http_status, self.code, self.msg = http_status, code, msg
+
+
+def _s(value: Decimal) -> str:
+    return f"{value:.8f}"
+
+
+class FakeBinanceSpot:
+    """The fake exchange; `start()` serves it on 127.0.0.1, `url` is its base."""
+
+    def __init__(
+        self,
+        api_key: str,
+        secret: str,
+        symbols: list[SymbolRules],
+        market_price: Decimal = Decimal("60000"),
+    ) -> None:
+        self.api_key = api_key
+        self.secret = secret
+        self.symbols = {s.symbol: s for s in symbols}
+        self.market_price = market_price
+        self.orders: dict[str, FakeOrder] = {}
+        self.sent: Counter[str] = Counter()  # newClientOrderId -> POSTs received
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request
+        self._faults: list[Fault] = []
+        self._order_ids = itertools.count(1001)
+        self._trade_ids = itertools.count(5001)
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeBinanceSpot:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- the test's hands -------------------------------------------------------------------
+
+    def fault(
+        self,
+        kind: str,
+        path: str | None = "/api/v3/order",
+        method: str | None = "POST",
+        *,
+        apply: bool = False,
+        sleep_s: float = 3.0,
+        retry_after_s: int = 1,
+    ) -> None:
+        with self._lock:
+            self._faults.append(Fault(kind, path, method, apply, sleep_s, retry_after_s))
+
+    def fill(self, client_order_id: str, quantity: Decimal, price: Decimal) -> None:
+        """A resting order trades `quantity` at `price` (its side pays the commission)."""
+        with self._lock:
+            order = self.orders[client_order_id]
+            assert order.status in ("NEW", "PARTIALLY_FILLED"), order.status
+            assert order.executed + quantity <= order.quantity
+            self._trade(order, quantity, price, maker=True)
+
+    def count(self, client_order_id: str) -> int:
+        with self._lock:
+            return self.sent[client_order_id]
+
+    # -- the exchange -----------------------------------------------------------------------
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.path in (None, path) and fault.method in (None, method):
+                    self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _trade(self, order: FakeOrder, quantity: Decimal, price: Decimal, maker: bool) -> None:
+        now = _now_ms()
+        rules = self.symbols[order.symbol]
+        quote_qty = quantity * price
+        if order.side == "BUY":
+            commission, asset = quantity * COMMISSION_RATE, rules.base
+        else:
+            commission, asset = quote_qty * COMMISSION_RATE, rules.quote
+        order.trades.append(
+            {
+                "symbol": order.symbol,
+                "id": next(self._trade_ids),
+                "orderId": order.order_id,
+                "orderListId": -1,
+                "price": _s(price),
+                "qty": _s(quantity),
+                "quoteQty": _s(quote_qty),
+                "commission": _s(commission),
+                "commissionAsset": asset,
+                "time": now,
+                "isBuyer": order.side == "BUY",
+                "isMaker": maker,
+                "isBestMatch": True,
+            }
+        )
+        order.executed += quantity
+        order.quote_executed += quote_qty
+        order.status = "FILLED" if order.executed == order.quantity else "PARTIALLY_FILLED"
+        order.updated_ms = now
+
+    def _check_filters(self, rules: SymbolRules, quantity: Decimal, price: Decimal) -> None:
+        if quantity < rules.min_qty or quantity > rules.max_qty or quantity % rules.step_size:
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        if price % rules.tick_size:
+            raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
+        if quantity * price < rules.min_notional:
+            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
+
+    def new_order(self, p: dict[str, str]) -> dict[str, Any]:
+        with self._lock:
+            client_id = p.get("newClientOrderId", "")
+            rules = self.symbols.get(p.get("symbol", ""))
+            if rules is None:
+                raise BinanceError(400, -1121, "Invalid symbol.")
+            if not client_id or len(client_id) > 36:
+                raise BinanceError(400, -1100, "Illegal characters found in parameter.")
+            if client_id in self.orders:
+                raise BinanceError(400, -2010, "Duplicate order sent.")
+            kind, quantity = p.get("type", ""), Decimal(p.get("quantity", "0"))
+            if kind == "LIMIT":
+                price, tif = Decimal(p["price"]), p.get("timeInForce", "")
+                if tif not in ("GTC", "IOC", "FOK"):
+                    raise BinanceError(400, -1102, "Mandatory parameter 'timeInForce' missing.")
+            elif kind == "MARKET":
+                price, tif = Decimal(0), ""
+            else:
+                raise BinanceError(400, -1116, "Invalid orderType.")
+            self._check_filters(rules, quantity, price if kind == "LIMIT" else self.market_price)
+            now = _now_ms()
+            order = FakeOrder(
+                next(self._order_ids),
+                client_id,
+                rules.symbol,
+                p.get("side", ""),
+                kind,
+                tif,
+                quantity,
+                price,
+                now,
+                updated_ms=now,
+            )
+            self.orders[client_id] = order
+            if kind == "MARKET":
+                self._trade(order, quantity, self.market_price, maker=False)
+            answer = self._order_json(order) | {"transactTime": now, "workingTime": now}
+            for key in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty"):
+                answer.pop(key)
+            answer["fills"] = [
+                {
+                    "price": t["price"],
+                    "qty": t["qty"],
+                    "commission": t["commission"],
+                    "commissionAsset": t["commissionAsset"],
+                    "tradeId": t["id"],
+                }
+                for t in order.trades
+            ]
+            return answer
+
+    def _find(self, p: dict[str, str], missing: BinanceError) -> FakeOrder:
+        order = self.orders.get(p.get("origClientOrderId", ""))
+        if order is None and "orderId" in p:
+            order = next((o for o in self.orders.values() if str(o.order_id) == p["orderId"]), None)
+        if order is None or order.symbol != p.get("symbol"):
+            raise missing
+        return order
+
+    def cancel(self, p: dict[str, str]) -> dict[str, Any]:
+        with self._lock:
+            order = self._find(p, BinanceError(400, -2011, "Unknown order sent."))
+            if order.status not in ("NEW", "PARTIALLY_FILLED"):
+                raise BinanceError(400, -2011, "Unknown order sent.")
+            order.status, order.updated_ms = "CANCELED", _now_ms()
+            answer = self._order_json(order)
+            for key in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty"):
+                answer.pop(key)
+            answer["origClientOrderId"] = order.client_order_id
+            answer["clientOrderId"] = f"cancel-{order.order_id}"
+            answer["transactTime"] = order.updated_ms
+            return answer
+
+    def query(self, p: dict[str, str]) -> dict[str, Any]:
+        with self._lock:
+            return self._order_json(
+                self._find(p, BinanceError(400, -2013, "Order does not exist."))
+            )
+
+    def open_orders(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                self._order_json(o)
+                for o in self.orders.values()
+                if o.status in ("NEW", "PARTIALLY_FILLED")
+                and ("symbol" not in p or o.symbol == p["symbol"])
+            ]
+
+    def my_trades(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        with self._lock:
+            if "symbol" not in p:
+                raise BinanceError(400, -1102, "Mandatory parameter 'symbol' was not sent.")
+            trades = [
+                t
+                for o in self.orders.values()
+                if o.symbol == p["symbol"]
+                for t in o.trades
+                if ("orderId" not in p or str(t["orderId"]) == p["orderId"])
+                and ("startTime" not in p or t["time"] >= int(p["startTime"]))
+                and ("fromId" not in p or t["id"] >= int(p["fromId"]))
+            ]
+            trades.sort(key=lambda t: t["id"])
+            return trades[: int(p.get("limit", "500"))]
+
+    def exchange_info(self) -> dict[str, Any]:
+        return {
+            "timezone": "UTC",
+            "serverTime": _now_ms(),
+            "rateLimits": [
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": 6000,
+                },
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            ],
+            "exchangeFilters": [],
+            "symbols": [_symbol_json(s) for s in self.symbols.values()],
+        }
+
+    def _order_json(self, o: FakeOrder) -> dict[str, Any]:
+        return {
+            "symbol": o.symbol,
+            "orderId": o.order_id,
+            "orderListId": -1,
+            "clientOrderId": o.client_order_id,
+            "price": _s(o.price),
+            "origQty": _s(o.quantity),
+            "executedQty": _s(o.executed),
+            "cummulativeQuoteQty": _s(o.quote_executed),
+            "status": o.status,
+            "timeInForce": o.time_in_force or "GTC",
+            "type": o.type,
+            "side": o.side,
+            "stopPrice": "0.00000000",
+            "icebergQty": "0.00000000",
+            "time": o.created_ms,
+            "updateTime": o.updated_ms,
+            "isWorking": True,
+            "workingTime": o.created_ms,
+            "origQuoteOrderQty": "0.00000000",
+            "selfTradePreventionMode": "NONE",
+        }
+
+    def authenticate(self, headers: Any, payload: str) -> dict[str, str]:
+        """The signed request's parameters, or Binance's error."""
+        if headers.get("X-MBX-APIKEY") != self.api_key:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        signed, sep, signature = payload.rpartition("&signature=")
+        if not sep:
+            raise BinanceError(400, -1102, "Mandatory parameter 'signature' was not sent.")
+        expected = hmac.new(self.secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise BinanceError(401, -1022, "Signature for this request is not valid.")
+        params = dict(parse_qsl(signed, keep_blank_values=True))
+        if "timestamp" not in params:
+            raise BinanceError(400, -1102, "Mandatory parameter 'timestamp' was not sent.")
+        return params
+
+
+def _symbol_json(s: SymbolRules) -> dict[str, Any]:
+    return {
+        "symbol": s.symbol,
+        "status": "TRADING",
+        "baseAsset": s.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": s.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": _s(s.tick_size),
+                "maxPrice": "1000000.00000000",
+                "tickSize": _s(s.tick_size),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": _s(s.min_qty),
+                "maxQty": _s(s.max_qty),
+                "stepSize": _s(s.step_size),
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": _s(s.min_notional),
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _handler_for(fake: FakeBinanceSpot) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return None
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
+
+        def _serve(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            path = parts.path
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            payload = body if method == "POST" and body else parts.query
+            with fake._lock:
+                fake.requests.append((method, path))
+                if method == "POST" and path == "/api/v3/order":
+                    sent_id = dict(parse_qsl(payload)).get("newClientOrderId", "")
+                    fake.sent[sent_id] += 1
+            fault = fake._take_fault(method, path)
+            if fault is not None and fault.kind in ("429", "drop"):
+                if fault.kind == "429":
+                    self._answer(
+                        429,
+                        {"code": -1003, "msg": "Too many requests; please use the websocket."},
+                        {"Retry-After": str(fault.retry_after_s)},
+                    )
+                else:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                return
+            try:
+                status, answer = 200, self._route(method, path, payload, fault)
+            except BinanceError as error:
+                status, answer = error.http_status, {"code": error.code, "msg": error.msg}
+            if fault is None:
+                self._answer(status, answer)
+            elif fault.kind == "lost":
+                self.close_connection = True
+                self.connection.shutdown(2)
+            elif fault.kind == "timeout":
+                time.sleep(fault.sleep_s)
+                self._answer(status, answer)
+            else:  # 5xx
+                self._answer(503, {"code": -1001, "msg": "Internal error; unable to process."})
+
+        def _route(self, method: str, path: str, payload: str, fault: Fault | None) -> Any:
+            if fault is not None and fault.kind in ("timeout", "5xx") and not fault.apply:
+                return {}
+            if (method, path) == ("GET", "/api/v3/exchangeInfo"):
+                return fake.exchange_info()
+            if (method, path) == ("GET", "/api/v3/time"):
+                return {"serverTime": _now_ms()}
+            if (method, path) == ("GET", "/api/v3/ping"):
+                return {}
+            routes = {
+                ("POST", "/api/v3/order"): fake.new_order,
+                ("DELETE", "/api/v3/order"): fake.cancel,
+                ("GET", "/api/v3/order"): fake.query,
+                ("GET", "/api/v3/openOrders"): fake.open_orders,
+                ("GET", "/api/v3/myTrades"): fake.my_trades,
+            }
+            route = routes.get((method, path))
+            if route is None:
+                raise BinanceError(404, -1000, f"no such endpoint {method} {path}")
+            return route(fake.authenticate(self.headers, payload))
+
+        def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(answer).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                self.close_connection = True  # the client gave up (a timeout fault)
+
+    return Handler
