@@ -150,6 +150,17 @@ class FakeBinanceSpot:
             assert order.executed + quantity <= order.quantity
             self._trade(order, quantity, price, maker=True)
 
+    def cross(self, price: Decimal) -> None:
+        """The market trades at `price`: every resting buy at or above it, and every resting
+        sell at or below it, fills whole at its own limit."""
+        with self._lock:
+            for order in self.orders.values():
+                if order.status not in ("NEW", "PARTIALLY_FILLED") or order.type != "LIMIT":
+                    continue
+                crossed = order.price >= price if order.side == "BUY" else order.price <= price
+                if crossed:
+                    self._trade(order, order.quantity - order.executed, order.price, maker=True)
+
     def count(self, client_order_id: str) -> int:
         with self._lock:
             return self.sent[client_order_id]
