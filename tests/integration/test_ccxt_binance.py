@@ -309,3 +309,28 @@ def test_no_secret_in_any_log_line_of_a_whole_order_life(
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "X-MBX-APIKEY" in text  # CCXT's wire log was there, redacted
     assert API_KEY not in text and SECRET not in text
+
+
+def test_a_submit_whose_lookups_fail_too_is_resolved_by_the_poller(setup: Setup) -> None:
+    setup.fake.fault("lost", apply=True)
+    for _ in range(5):  # the submit's own lookups fail as well (the poller may take some)
+        setup.fake.fault("5xx", method="GET", apply=False)
+    new = order()
+    setup.client.submit_order(new)
+    [accepted] = setup.wait_for(new.order_id, T.EXECUTION_TYPE_ACCEPTED)
+    assert accepted.venue_order_id == str(setup.fake.orders[new.order_id].order_id)
+    assert setup.fake.count(new.order_id) == 1
+
+
+def test_sandbox_mode_points_at_the_spot_testnet_and_a_base_url_overrides_it() -> None:
+    def urls(**kwargs: object) -> dict[str, str]:
+        client = CcxtBinanceSpotClient(
+            lambda report: None, api_key="k", secret="s", symbols={}, **kwargs
+        )
+        api: dict[str, str] = client._worker.urls["api"]
+        return api
+
+    assert urls()["private"] == "https://api.binance.com/api/v3"
+    assert urls(sandbox=True)["private"] == "https://testnet.binance.vision/api/v3"
+    local = urls(sandbox=True, base_url="http://127.0.0.1:9")
+    assert (local["public"], local["private"]) == ("http://127.0.0.1:9/api/v3",) * 2

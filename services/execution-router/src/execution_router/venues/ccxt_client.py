@@ -690,6 +690,9 @@ class CcxtBinanceSpotClient(ExecutionClient):
             )
             self._emit_rejected(order, message)
             return
+        except ccxt.BaseError as error:  # cannot tell yet: the next poll asks again
+            log.warning("binance: looking up order %s failed: %s", order.order_id, error)
+            return
         with self._lock:
             if self._unresolved.pop(order.order_id, None) is None:
                 return
