@@ -323,9 +323,14 @@ def test_a_submit_whose_lookups_fail_too_is_resolved_by_the_poller(setup: Setup)
 
 
 def test_sandbox_mode_points_at_the_spot_testnet_and_a_base_url_overrides_it() -> None:
-    def urls(**kwargs: object) -> dict[str, str]:
+    def urls(sandbox: bool = False, base_url: str | None = None) -> dict[str, str]:
         client = CcxtBinanceSpotClient(
-            lambda report: None, api_key="k", secret="s", symbols={}, **kwargs
+            lambda report: None,
+            api_key="k",
+            secret="s",
+            symbols={},
+            sandbox=sandbox,
+            base_url=base_url,
         )
         api: dict[str, str] = client._worker.urls["api"]
         return api
