@@ -228,11 +228,17 @@ class FakeBinanceSpot:
                 price, tif = Decimal(p["price"]), p.get("timeInForce", "")
                 if tif not in ("GTC", "IOC", "FOK"):
                     raise BinanceError(400, -1102, "Mandatory parameter 'timeInForce' missing.")
+            elif kind == "LIMIT_MAKER":
+                price, tif = Decimal(p["price"]), ""
+                if "timeInForce" in p:
+                    raise BinanceError(
+                        400, -1106, "Parameter 'timeInForce' sent when not required."
+                    )
             elif kind == "MARKET":
                 price, tif = Decimal(0), ""
             else:
                 raise BinanceError(400, -1116, "Invalid orderType.")
-            self._check_filters(rules, quantity, price if kind == "LIMIT" else self.market_price)
+            self._check_filters(rules, quantity, price if kind != "MARKET" else self.market_price)
             now = _now_ms()
             order = FakeOrder(
                 next(self._order_ids),
@@ -249,6 +255,17 @@ class FakeBinanceSpot:
             self.orders[client_id] = order
             if kind == "MARKET":
                 self._trade(order, quantity, self.market_price, maker=False)
+            elif tif in ("IOC", "FOK"):
+                # Trades against the market price when it crosses; the rest expires.
+                crossed = (
+                    price >= self.market_price
+                    if order.side == "BUY"
+                    else (price <= self.market_price)
+                )
+                if crossed:
+                    self._trade(order, quantity, self.market_price, maker=False)
+                else:
+                    order.status = "EXPIRED"
             answer = self._order_json(order) | {"transactTime": now, "workingTime": now}
             for key in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty"):
                 answer.pop(key)

@@ -339,3 +339,26 @@ def test_sandbox_mode_points_at_the_spot_testnet_and_a_base_url_overrides_it() -
     assert urls(sandbox=True)["private"] == "https://testnet.binance.vision/api/v3"
     local = urls(sandbox=True, base_url="http://127.0.0.1:9")
     assert (local["public"], local["private"]) == ("http://127.0.0.1:9/api/v3",) * 2
+
+
+def test_a_market_order_with_a_protection_price_goes_as_limit_ioc(setup: Setup) -> None:
+    inside = order(T.ORDER_TYPE_MARKET, T.SIDE_BUY, "0.0010", None)
+    inside = VenueOrder(**{**inside.__dict__, "protection_price": Decimal("60100.00")})
+    setup.client.submit_order(inside)
+    [filled] = setup.wait_for(inside.order_id, T.EXECUTION_TYPE_FILLED)
+    assert filled.last_price == Decimal("60000")
+    sent = setup.fake.orders[inside.order_id]
+    assert (sent.type, sent.time_in_force, sent.price) == ("LIMIT", "IOC", Decimal("60100"))
+
+    beyond = order(T.ORDER_TYPE_MARKET, T.SIDE_BUY, "0.0010", None)
+    beyond = VenueOrder(**{**beyond.__dict__, "protection_price": Decimal("59900.00")})
+    setup.client.submit_order(beyond)
+    [expired] = setup.wait_for(beyond.order_id, T.EXECUTION_TYPE_EXPIRED)
+    assert (expired.cumulative_quantity, expired.leaves_quantity) == (Decimal(0), Decimal(0))
+
+
+def test_a_post_only_order_goes_as_limit_maker(setup: Setup) -> None:
+    maker = VenueOrder(**{**order().__dict__, "post_only": True})
+    setup.client.submit_order(maker)
+    setup.wait_for(maker.order_id, T.EXECUTION_TYPE_ACCEPTED)
+    assert setup.fake.orders[maker.order_id].type == "LIMIT_MAKER"

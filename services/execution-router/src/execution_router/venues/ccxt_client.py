@@ -363,7 +363,8 @@ class CcxtBinanceSpotClient(ExecutionClient):
         if order.order_type not in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_MARKET):
             name = T.OrderType.Name(order.order_type)
             return f"binance spot takes LIMIT and MARKET orders here, not {name}"
-        if order.order_type == T.ORDER_TYPE_LIMIT and order.time_in_force not in _TIFS:
+        limit_tif = order.order_type == T.ORDER_TYPE_LIMIT and not order.post_only
+        if limit_tif and order.time_in_force not in _TIFS:
             name = T.TimeInForce.Name(order.time_in_force)
             return f"binance spot takes GTC, IOC and FOK limit orders, not {name}"
         if order.display_quantity is not None:
@@ -379,6 +380,8 @@ class CcxtBinanceSpotClient(ExecutionClient):
         tick = _dec(filters.get("PRICE_FILTER", {}).get("tickSize", "0"))
         price = order.limit_price
         limit = order.order_type == T.ORDER_TYPE_LIMIT
+        if not limit and order.protection_price is not None:
+            price, limit = order.protection_price, True
         if limit and (price is None or price <= 0 or (tick and not is_multiple(price, tick))):
             shown = format_decimal(price)
             return f"limit price {shown} is not a positive multiple of {symbol}'s tick {tick}"
@@ -388,14 +391,7 @@ class CcxtBinanceSpotClient(ExecutionClient):
         """Sends the order; on a lost answer, finds out whether Binance has it before anything
         else."""
         symbol = self._instruments[order.instrument]
-        params: dict[str, Any] = {"newClientOrderId": order.order_id}
-        if order.order_type == T.ORDER_TYPE_LIMIT:
-            kind, price = "limit", format_decimal(order.limit_price)
-            params["timeInForce"] = _TIFS[order.time_in_force]
-            if order.post_only:
-                params["postOnly"] = True
-        else:
-            kind, price = "market", None
+        kind, price, params = _wire_form(order)
         amount = format_decimal(order.quantity)
         for attempt in range(1, self._rate_limit_attempts + 1):
             self._worker.last_http_status = None
@@ -719,6 +715,26 @@ class CcxtBinanceSpotClient(ExecutionClient):
             self._unresolved.pop(order.order_id, None)
         rejected = T.EXECUTION_TYPE_REJECTED
         self.emit(Report.nothing_filled(rejected, order.order_id, order.side, message))
+
+
+def _wire_form(order: VenueOrder) -> tuple[str, str | None, dict[str, Any]]:
+    """CCXT's order type, price and params for the order (checked by `_problem`)."""
+    params: dict[str, Any] = {"newClientOrderId": order.order_id}
+    price: str | None
+    if order.order_type == T.ORDER_TYPE_LIMIT and order.post_only:
+        kind, price = "limit", format_decimal(order.limit_price)
+        params["postOnly"] = True  # LIMIT_MAKER: Binance takes no timeInForce with it
+    elif order.order_type == T.ORDER_TYPE_LIMIT:
+        kind, price = "limit", format_decimal(order.limit_price)
+        params["timeInForce"] = _TIFS[order.time_in_force]
+    elif order.protection_price is not None:
+        # A market order with a worst acceptable price: Binance's market orders have
+        # none, so it goes as a LIMIT IOC at that price (what trades beyond it expires).
+        kind, price = "limit", format_decimal(order.protection_price)
+        params["timeInForce"] = "IOC"
+    else:
+        kind, price = "market", None
+    return kind, price, params
 
 
 def _binance(settings: dict[str, Any]) -> Any:
