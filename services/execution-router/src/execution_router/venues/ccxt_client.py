@@ -33,9 +33,16 @@ Choices, and why:
   (BNB). `Report.fee` is in the quote currency: a quote commission is taken as it is, a base
   commission is converted at the trade's price (exactly), and a third asset's is reported as 0
   with the commission and asset in the report's message.
+- **Order forms.** LIMIT (GTC, IOC, FOK), post-only LIMIT as LIMIT_MAKER, MARKET, and a
+  MARKET order with a protection price as a LIMIT IOC at that price (Binance's market orders
+  have no worst price). Stops, trailing stops, DAY/GTD, icebergs and modifies are refused with
+  a reason (the template's default MODIFY_REJECTED); they come later.
+- **Not yet:** the user-data websocket instead of polling; `fills_since` reads at most 500
+  trades per symbol (no paging); retries and circuit breaking beyond the submit's own.
 - **Endpoints.** `sandbox=True` calls CCXT's `set_sandbox_mode(True)` (the spot testnet URLs);
   `base_url` then points the spot REST API (`urls['api']['public'|'private']`) at another host,
-  the tests' fake. Keys come from the constructor (the caller reads them from `${VAR}`); CCXT's
+  the tests' fake (`sandbox=False` and no `base_url`: live Binance). Keys come from the
+  constructor (the caller reads them from `${VAR}`); CCXT's
   own wire log is routed through a logger that blanks the key, the secret and signatures.
 """
 
@@ -219,17 +226,21 @@ class CcxtBinanceSpotClient(ExecutionClient):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Loads the spot markets (both exchange objects) and starts the fill poller."""
-        self._worker.load_markets()
-        self._poller.set_markets(self._worker.markets)
-        missing = sorted(s for s in self._symbols if s not in self._worker.markets)
-        if missing:
-            log.error("binance: symbols not listed by the exchange: %s", ", ".join(missing))
+        """Starts the fill poller and loads the spot markets (a failure is raised; the first
+        order tries again)."""
         self._stopping.clear()
         self._poll_thread = threading.Thread(
             target=self._poll_loop, name="venue-binance-poller", daemon=True
         )
         self._poll_thread.start()
+        self._load_markets()
+
+    def _load_markets(self) -> None:
+        self._worker.load_markets()
+        self._poller.set_markets(self._worker.markets)
+        missing = sorted(s for s in self._symbols if s not in self._worker.markets)
+        if missing:
+            log.error("binance: symbols not listed by the exchange: %s", ", ".join(missing))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -369,6 +380,11 @@ class CcxtBinanceSpotClient(ExecutionClient):
             return f"binance spot takes GTC, IOC and FOK limit orders, not {name}"
         if order.display_quantity is not None:
             return "iceberg orders are not supported on binance yet"
+        if not self._worker.markets:
+            try:
+                self._load_markets()
+            except ccxt.BaseError as error:
+                return f"binance's markets could not be loaded: {_reason(error)}"
         market = self._worker.markets.get(symbol)
         if market is None:
             return f"binance does not list {symbol}"
