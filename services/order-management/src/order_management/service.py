@@ -941,11 +941,7 @@ class OrderManagement(JournaledService):
                 sequence=version, instrument=instrument, instrument_status_changed=changed
             )
             transaction = Transaction()
-            transaction.keep(self.event_record(event))
-            self._control_requests.add(request_id)
-            transaction.execute(
-                "INSERT INTO control_requests (request_id) VALUES (?)", (request_id,)
-            )
+            self._control_change(request_id, event, transaction)
             transaction.execute(
                 "INSERT INTO instrument_statuses (instrument, record, version) VALUES (?, ?, ?) "
                 "ON CONFLICT (instrument) DO UPDATE SET record = excluded.record, "
@@ -998,11 +994,7 @@ class OrderManagement(JournaledService):
                 record=record, previous=limit_set(previous), request_id=request_id
             )
             event = self.new_event(sequence=change.version, risk_limits_changed=changed)
-            transaction.keep(self.event_record(event))
-            self._control_requests.add(request_id)
-            transaction.execute(
-                "INSERT INTO control_requests (request_id) VALUES (?)", (request_id,)
-            )
+            self._control_change(request_id, event, transaction)
             transaction.execute(
                 "INSERT INTO risk_limit_changes (scope, name, record, version) VALUES "
                 "(?, ?, ?, ?) ON CONFLICT (scope, name) DO UPDATE SET record = excluded.record, "
@@ -1083,15 +1075,13 @@ class OrderManagement(JournaledService):
         transaction: Transaction,
     ) -> None:
         before, after = self.trading.set(account_id, state, reason, self.clock.now())
-        self._control_requests.add(request_id)
         changed = events_pb2.TradingStateChanged(
             trading_state=after.to_proto(), previous_state=before.state, request_id=request_id
         )
         event = self.new_event(
             sequence=after.version, account_id=account_id, trading_state_changed=changed
         )
-        transaction.keep(self.event_record(event))
-        transaction.execute("INSERT INTO control_requests (request_id) VALUES (?)", (request_id,))
+        self._control_change(request_id, event, transaction)
         transaction.execute(
             "INSERT INTO trading_states (account_id, state, reason, update_time_us, version) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET state = "
@@ -1106,6 +1096,14 @@ class OrderManagement(JournaledService):
             state_name(state),
             reason,
         )
+
+    def _control_change(
+        self, request_id: str, event: events_pb2.Event, transaction: Transaction
+    ) -> None:
+        """An operator's change: its event, and its request id, so a repeat changes nothing."""
+        transaction.keep(self.event_record(event))
+        self._control_requests.add(request_id)
+        transaction.execute("INSERT INTO control_requests (request_id) VALUES (?)", (request_id,))
 
     def _position_management_positions(self, account_id: str) -> dict[tuple[str, str], Decimal]:
         """Position-management's non-zero positions (account, instrument) -> quantity; raises
