@@ -18,11 +18,14 @@ Fault hooks, each for the next matching request (`fault(kind, path=..., method=.
 `429` (with Retry-After, nothing applied), `drop` (the connection closes without an answer,
 nothing applied) and `lost` (the request is applied, then the connection closes: "the submit
 is applied but its answer is lost"). `timeout` and `5xx` take `apply` to say whether the
-request was applied before the bad answer.
+request was applied before the bad answer. `late`: the connection closes at once and the request
+is applied `sleep_s` later, as Binance does with a request that reaches its matching engine late
+(and only while its timestamp is within its `recvWindow`, as Binance checks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -53,7 +56,7 @@ class SymbolRules:
 
 @dataclass
 class Fault:
-    kind: str  # timeout | 5xx | 429 | drop | lost
+    kind: str  # timeout | 5xx | 429 | drop | lost | late
     path: str | None
     method: str | None
     apply: bool = False
@@ -471,6 +474,11 @@ def _handler_for(fake: FakeBinanceSpot) -> type[BaseHTTPRequestHandler]:
                     sent_id = dict(parse_qsl(payload)).get("newClientOrderId", "")
                     fake.sent[sent_id] += 1
             fault = fake._take_fault(method, path)
+            if fault is not None and fault.kind == "late":
+                self._apply_later(method, path, payload, fault.sleep_s)
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
             if fault is not None and fault.kind in ("429", "drop"):
                 if fault.kind == "429":
                     self._answer(
@@ -496,6 +504,22 @@ def _handler_for(fake: FakeBinanceSpot) -> type[BaseHTTPRequestHandler]:
                 self._answer(status, answer)
             else:  # 5xx
                 self._answer(503, {"code": -1001, "msg": "Internal error; unable to process."})
+
+        def _apply_later(self, method: str, path: str, payload: str, delay_s: float) -> None:
+            headers = dict(self.headers)
+            params = dict(parse_qsl(payload))
+            expires_ms = int(params.get("timestamp", "0")) + int(params.get("recvWindow", "5000"))
+
+            def apply() -> None:
+                if _now_ms() > expires_ms:
+                    return  # Binance refuses a request past its recvWindow: never executed
+                with contextlib.suppress(BinanceError):
+                    route = {("POST", "/api/v3/order"): fake.new_order}[(method, path)]
+                    route(fake.authenticate(headers, payload))
+
+            timer = threading.Timer(delay_s, apply)
+            timer.daemon = True
+            timer.start()
 
         def _route(self, method: str, path: str, payload: str, fault: Fault | None) -> Any:
             if fault is not None and fault.kind in ("timeout", "5xx") and not fault.apply:

@@ -64,6 +64,7 @@ def _client(fake: FakeBinanceSpot, reports: list[Report], secret: str) -> CcxtBi
         poll_interval_s=0.05,
         lost_submit_grace_s=0.05,
         max_retry_after_s=2.0,
+        recv_window_ms=1000,  # a lost request may be executed up to 2 s after it was sent
     )
 
 
@@ -362,3 +363,26 @@ def test_a_post_only_order_goes_as_limit_maker(setup: Setup) -> None:
     setup.client.submit_order(maker)
     setup.wait_for(maker.order_id, T.EXECUTION_TYPE_ACCEPTED)
     assert setup.fake.orders[maker.order_id].type == "LIMIT_MAKER"
+
+
+def test_a_submit_placed_late_within_its_recv_window_is_adopted_not_sent_again(
+    setup: Setup,
+) -> None:
+    """Binance may place a request whose answer was lost after the first lookups saw nothing:
+    until its recvWindow has passed, the adapter looks again instead of sending it twice."""
+    setup.fake.fault("late", sleep_s=0.5)
+    new = order()
+    setup.client.submit_order(new)
+    setup.wait_for(new.order_id, T.EXECUTION_TYPE_ACCEPTED)
+    assert setup.fake.count(new.order_id) == 1
+
+
+def test_a_submit_that_arrives_after_its_recv_window_is_never_placed_and_is_sent_again(
+    setup: Setup,
+) -> None:
+    setup.fake.fault("late", sleep_s=1.5)  # past the 1 s window: Binance refuses it
+    new = order()
+    setup.client.submit_order(new)
+    setup.wait_for(new.order_id, T.EXECUTION_TYPE_ACCEPTED)
+    assert setup.fake.count(new.order_id) == 2
+    assert len([o for o in setup.fake.orders.values() if o.client_order_id == new.order_id]) == 1

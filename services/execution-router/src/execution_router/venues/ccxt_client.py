@@ -23,8 +23,11 @@ Choices, and why:
   `[.A-Z:/a-z0-9_-]`). Real Binance only refuses a repeated client order id among *open*
   orders, so the adapter never relies on it: a second submit of an order it knows is not sent,
   and a submit whose answer was lost (a timeout, a 5xx, a dropped connection) is first looked up
-  by client order id and sent again only when Binance answers that it has no such order (after
-  `lost_submit_grace_s`, as Binance may not show an order in flight yet). A 429/418 was not
+  by client order id and sent again only when Binance answers that it has no such order and the
+  lost request can no longer be executed: Binance refuses a request whose timestamp is older
+  than its `recvWindow` (sent with every request, `recv_window_ms`), so until that window (and
+  a second for the clocks) has passed since it was sent, an order not shown yet may still be
+  placed, and it is looked up again rather than sent twice. A 429/418 was not
   applied: the adapter waits the answer's Retry-After (at most `max_retry_after_s`) and sends
   again. An outcome still unknown after `resolve_attempts` lookups is left to the poller, which
   adopts the order when Binance shows it and reports it REJECTED (never sent again) when
@@ -185,6 +188,7 @@ class CcxtBinanceSpotClient(ExecutionClient):
         unresolved_timeout_s: float = 60.0,
         max_retry_after_s: float = 10.0,
         rate_limit_attempts: int = 3,
+        recv_window_ms: int = 5000,
         exchange_factory: ExchangeFactory | None = None,
     ) -> None:
         """`symbols` maps our instruments to CCXT's symbols, e.g. {"BTC-USD": "BTC/USDT"}."""
@@ -198,6 +202,11 @@ class CcxtBinanceSpotClient(ExecutionClient):
         self._unresolved_timeout_s = unresolved_timeout_s
         self._max_retry_after_s = max_retry_after_s
         self._rate_limit_attempts = rate_limit_attempts
+        # How long a lost request may still be executed: its recvWindow, and a second of clock
+        # difference between us and Binance.
+        self._in_flight_s = recv_window_ms / 1000 + 1.0
+        if unresolved_timeout_s <= self._in_flight_s:
+            raise ValueError("unresolved_timeout_s must be longer than recv_window_ms + 1 s")
         factory = exchange_factory or _binance
         settings = {
             "apiKey": api_key,
@@ -211,6 +220,7 @@ class CcxtBinanceSpotClient(ExecutionClient):
                 "fetchMargins": False,
                 "adjustForTimeDifference": False,
                 "fetchOpenOrders": {"warnWithoutSymbol": False},
+                "recvWindow": recv_window_ms,
             },
         }
         redacting = _RedactingLog([api_key, secret])
@@ -464,6 +474,12 @@ class CcxtBinanceSpotClient(ExecutionClient):
                     return
             except ccxt.BaseError as error:  # cannot tell: ask again
                 log.warning("binance: looking up order %s failed: %s", order.order_id, error)
+                continue
+            with self._lock:
+                lost = self._unresolved.get(order.order_id)
+            still_in_flight = self._in_flight_s - (time.monotonic() - lost[1]) if lost else 0.0
+            if still_in_flight > 0:  # it may yet be placed: look again once it cannot
+                time.sleep(still_in_flight)
                 continue
             with self._lock:
                 self._unresolved.pop(order.order_id, None)
