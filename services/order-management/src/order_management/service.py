@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import grpc
@@ -76,7 +76,6 @@ from order_management.domain.risk_limits import (
     RiskLimitChanges,
     RiskScope,
     limit_set,
-    parse_limit_set,
 )
 from order_management.domain.sizing import size_signal
 from order_management.domain.trading_state import (
@@ -145,14 +144,15 @@ SCHEMA = (
         lost_us INTEGER,
         PRIMARY KEY (scope, instrument)
     )""",
-    # The risk limits SetRiskLimits changed, one row per scope (its latest change), in force
-    # over the config's.
-    """CREATE TABLE IF NOT EXISTS risk_limit_changes (
-        scope INTEGER NOT NULL,
-        name TEXT NOT NULL,
+    # What operators set besides trading states, the latest record of each subject: the risk
+    # limits of a scope (kind 'risk_limits', SetRiskLimits) and an instrument's status (kind
+    # 'instrument_status', SetInstrumentStatus). Versions count the changes of each kind.
+    """CREATE TABLE IF NOT EXISTS operator_records (
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
         record BLOB NOT NULL,
         version INTEGER NOT NULL,
-        PRIMARY KEY (scope, name)
+        PRIMARY KEY (kind, subject)
     )""",
     # The trading state of the platform (account '') and of each account that was ever set.
     """CREATE TABLE IF NOT EXISTS trading_states (
@@ -189,12 +189,6 @@ SCHEMA = (
         request_id TEXT NOT NULL,
         order_id TEXT NOT NULL,
         PRIMARY KEY (account_id, request_id)
-    )""",
-    # The statuses operators set on instruments (SetInstrumentStatus): the latest record of each.
-    """CREATE TABLE IF NOT EXISTS instrument_statuses (
-        instrument TEXT PRIMARY KEY,
-        record BLOB NOT NULL,
-        version INTEGER NOT NULL
     )""",
     # When each account's clients canceled (daily and rate limits count cancels).
     """CREATE TABLE IF NOT EXISTS counted_cancels (
@@ -416,26 +410,37 @@ class OrderManagement(JournaledService):
         log.info("%s loaded %d orders", self.name, len(rows))
 
     def _load_instrument_statuses(self) -> None:
-        for (blob,) in self.journal.query("SELECT record FROM instrument_statuses"):
+        for blob in self._operator_records(_INSTRUMENT_STATUS):
             record = control_pb2.InstrumentStatusRecord.FromString(blob)
             self._instrument_statuses[record.instrument] = record
 
     def _load_risk_limit_changes(self) -> None:
-        rows = self.journal.query("SELECT record FROM risk_limit_changes ORDER BY version")
-        for (blob,) in rows:
+        for blob in self._operator_records(_RISK_LIMITS):
             record = control_pb2.RiskLimitsRecord.FromString(blob)
-            self._limit_changes.put(
-                LimitsChange(
-                    record.scope,
-                    record.name,
-                    parse_limit_set(record.limits),
-                    record.reason,
-                    record.update_time.ToDatetime(tzinfo=UTC),
-                    record.version,
-                )
-            )
-        if rows:
+            self._limit_changes.put(LimitsChange.from_proto(record))
+        if self._limit_changes.changes():
             self._risk = RiskEngine(self._limit_changes.risk())
+
+    def _operator_records(self, kind: str) -> list[bytes]:
+        """The latest record of each subject of a kind, oldest change first."""
+        rows = self.journal.query(
+            "SELECT record FROM operator_records WHERE kind = ? ORDER BY version", (kind,)
+        )
+        return [bytes(blob) for (blob,) in rows]
+
+    def _keep_operator_record(
+        self,
+        kind: str,
+        subject: str,
+        record: control_pb2.RiskLimitsRecord | control_pb2.InstrumentStatusRecord,
+        transaction: Transaction,
+    ) -> None:
+        transaction.execute(
+            "INSERT INTO operator_records (kind, subject, record, version) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, subject) DO UPDATE SET record = excluded.record, "
+            "version = excluded.version",
+            (kind, subject, record.SerializeToString(), record.version),
+        )
 
     def _load_risk_positions(self) -> None:
         for account, strategy, instrument, quantity in self.journal.query(
@@ -942,12 +947,7 @@ class OrderManagement(JournaledService):
             )
             transaction = Transaction()
             self._control_change(request_id, event, transaction)
-            transaction.execute(
-                "INSERT INTO instrument_statuses (instrument, record, version) VALUES (?, ?, ?) "
-                "ON CONFLICT (instrument) DO UPDATE SET record = excluded.record, "
-                "version = excluded.version",
-                (instrument, record.SerializeToString(), version),
-            )
+            self._keep_operator_record(_INSTRUMENT_STATUS, instrument, record, transaction)
             ticket = self.commit(transaction, waited=True)
         log.warning(
             "status of %s set to %s by an operator (%s)",
@@ -995,12 +995,7 @@ class OrderManagement(JournaledService):
             )
             event = self.new_event(sequence=change.version, risk_limits_changed=changed)
             self._control_change(request_id, event, transaction)
-            transaction.execute(
-                "INSERT INTO risk_limit_changes (scope, name, record, version) VALUES "
-                "(?, ?, ?, ?) ON CONFLICT (scope, name) DO UPDATE SET record = excluded.record, "
-                "version = excluded.version",
-                (scope, name, record.SerializeToString(), change.version),
-            )
+            self._keep_operator_record(_RISK_LIMITS, f"{scope}:{name}", record, transaction)
             ticket = self.commit(transaction, waited=True)
         log.warning(
             "risk limits of %s changed: %s (%s)",
@@ -2081,6 +2076,8 @@ def _limit_scope_name(scope: RiskScope, name: str) -> str:
 
 
 _SCOPE_SEPARATOR = "\x1f"
+# The kinds of operator_records.
+_RISK_LIMITS, _INSTRUMENT_STATUS = "risk_limits", "instrument_status"
 _SAVE_TRADE = (
     "INSERT INTO risk_trades (scope, instrument, quantity, average_price, traded_us, lost_us) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, instrument) DO UPDATE SET "

@@ -569,9 +569,8 @@ class Order:
         try:
             value = parse_decimal(text, name)
         except ValueError as error:
-            raise InvalidExecutionReport(
-                f"fill {report.trade_id} for order {self.order_id}: {error}"
-            ) from None
+            what = f"fill {report.trade_id}" if report.trade_id else "report"
+            raise InvalidExecutionReport(f"{what} for order {self.order_id}: {error}") from None
         assert value is not None  # required=True never returns None
         return value
 

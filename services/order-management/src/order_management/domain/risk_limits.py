@@ -11,7 +11,7 @@ no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -90,6 +90,18 @@ class LimitsChange:
     reason: str
     time: datetime
     version: int
+
+    @classmethod
+    def from_proto(cls, record: control_pb2.RiskLimitsRecord) -> LimitsChange:
+        """A change from its record (our own, as kept)."""
+        return cls(
+            record.scope,
+            record.name,
+            parse_limit_set(record.limits),
+            record.reason,
+            record.update_time.ToDatetime(tzinfo=UTC),
+            record.version,
+        )
 
     def to_proto(self) -> control_pb2.RiskLimitsRecord:
         return control_pb2.RiskLimitsRecord(
