@@ -60,7 +60,7 @@ def receive(service: ExecutionRouter, order: orders_pb2.Order) -> None:
     with service.lock:
         service._on_command(command, transaction)
     service.commit(transaction, waited=True).wait()
-    service.client.submit_order(service._open[order.order_id].order)
+    service.venues["simulation"].client.submit_order(service._open[order.order_id].order)
 
 
 def quote(ask: str, size: str, moment: datetime) -> Quote:
@@ -92,18 +92,22 @@ def test_market_to_limit_remainder_rests_at_its_first_fill_price_after_a_restart
 ) -> None:
     path, clock = tmp_path / "router.journal", Clock()
     before = router(path, config, bus, clock)
-    before.client.on_quote(quote("60006", "5", T0))
+    before.venues["simulation"].client.on_quote(quote("60006", "5", T0))
     receive(
         before,
         buy("mtl", types_pb2.ORDER_TYPE_MARKET_TO_LIMIT, time_in_force=types_pb2.TIME_IN_FORCE_GTC),
     )
-    before.client.on_quote(quote("59990", "1", T0))  # 1 more at a better ask: average 60003.33…
+    before.venues["simulation"].client.on_quote(
+        quote("59990", "1", T0)
+    )  # 1 more at a better ask: average 60003.33…
     assert [r.last_price for r in reports(before, "mtl") if r.trade_id] == ["60006", "59990"]
     before.journal.close()
 
     after = router(path, config, bus, clock)
     after._restore()
-    after.client.on_quote(quote("60005", "5", T0))  # above the average, below the first fill
+    after.venues["simulation"].client.on_quote(
+        quote("60005", "5", T0)
+    )  # above the average, below the first fill
 
     last = reports(after, "mtl")[-1]
     assert last.execution_type == types_pb2.EXECUTION_TYPE_FILLED
@@ -130,9 +134,9 @@ def test_gtd_iceberg_keeps_its_display_and_expires_after_a_restart(
 
     after = router(path, config, bus, clock)
     after._restore()
-    after.client.on_quote(quote("59999", "5", T0))
+    after.venues["simulation"].client.on_quote(quote("59999", "5", T0))
     clock.moment = expires
-    after.client.on_quote(quote("59999", "5", expires))
+    after.venues["simulation"].client.on_quote(quote("59999", "5", expires))
 
     fill, expired = reports(after, "gtd")[-2:]
     assert (fill.last_quantity, fill.cumulative_quantity) == ("3", "3")

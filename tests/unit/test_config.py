@@ -156,15 +156,111 @@ def test_base_yaml_alone_is_not_a_runnable_config() -> None:
         assert f"  {key}: Field required" in message
 
 
-@pytest.mark.parametrize("mode", ["quantconnect", "direct"])
-def test_execution_mode_of_a_later_release_is_refused_naming_the_mode(
-    tmp_path: Path, mode: str
-) -> None:
-    config = load_config(write(tmp_path, {**minimal(), "execution": {"mode": mode}}), {})
+def test_quantconnect_mode_is_refused_until_its_venue_is_wired(tmp_path: Path) -> None:
+    document = {**minimal(), "execution": {"mode": "quantconnect", "venues": _QUANTCONNECT}}
+    config = load_config(write(tmp_path, document), _KEYS)
     with pytest.raises(ConfigError) as refused:
         require_available_adapters(config)
-    assert "execution.mode" in str(refused.value)
-    assert mode in str(refused.value)
+    assert "execution.mode: 'quantconnect'" in str(refused.value)
+
+
+# Venues ----------------------------------------------------------------------------------------
+
+_KEYS = {"EXCHANGE_KEY": "k-123", "EXCHANGE_SECRET": "s-456", "QC_USER": "7", "QC_TOKEN": "t"}
+_QUANTCONNECT = {
+    "qc": {
+        "kind": "quantconnect",
+        "user_id": "${QC_USER}",
+        "api_token": "${QC_TOKEN}",
+        "project_id": 1,
+        "symbols": {"BTC-USD": "BTCUSD"},
+    }
+}
+
+
+def _direct(**venue: Any) -> dict[str, Any]:
+    block = {
+        "kind": "binance",
+        "api_key": "${EXCHANGE_KEY}",
+        "api_secret": "${EXCHANGE_SECRET}",
+        "symbols": {"BTC-USD": "BTC/USDT"},
+        **venue,
+    }
+    return {**minimal(), "execution": {"mode": "direct", "venues": {"binance": block}}}
+
+
+def test_direct_venue_reads_its_credentials_from_the_environment_and_routes_in_config_order(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, _direct(rate_limits=["6000/minute"])), _KEYS)
+    venue = config.execution.venues["binance"]
+    assert (venue.api_key, venue.api_secret, venue.environment) == ("k-123", "s-456", "testnet")
+    assert config.execution.route("acct-1", "strat-1", "BTC-USD") == ["binance"]
+
+
+def test_a_credential_written_in_the_file_stops_start_up_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    message = refusal(write(tmp_path, _direct(api_secret="hunter2-secret")), _KEYS)
+    assert "execution.venues.binance.api_secret: write ${VARIABLE}" in message
+    assert "hunter2" not in message
+
+
+def test_a_venue_credential_from_an_unset_variable_names_the_key_path(tmp_path: Path) -> None:
+    message = refusal(write(tmp_path, _direct()), {"EXCHANGE_KEY": "k"})
+    assert "execution.venues.binance.api_secret: environment variable EXCHANGE_SECRET" in message
+
+
+def test_an_empty_credential_names_the_key_path_not_the_venue_kind(tmp_path: Path) -> None:
+    message = refusal(write(tmp_path, _direct()), {**_KEYS, "EXCHANGE_SECRET": ""})
+    assert "  execution.venues.binance.api_secret: String should have at least 1" in message
+
+
+def test_direct_mode_without_venues_is_refused(tmp_path: Path) -> None:
+    message = refusal(write(tmp_path, {**minimal(), "execution": {"mode": "direct"}}))
+    assert "mode direct needs at least one venue" in message
+
+
+def test_a_venue_of_another_mode_is_refused_naming_it(tmp_path: Path) -> None:
+    document = _direct()
+    document["execution"]["venues"].update(_QUANTCONNECT)
+    message = refusal(write(tmp_path, document), _KEYS)
+    assert "qc cannot be used in mode direct (kinds allowed: binance, bybit)" in message
+
+
+def test_a_routing_rule_naming_an_unknown_venue_is_refused(tmp_path: Path) -> None:
+    document = _direct()
+    document["execution"]["routing"] = [{"account": "acct-1", "venues": ["bybit"]}]
+    message = refusal(write(tmp_path, document), _KEYS)
+    assert "routing.0.venues: unknown venue(s) bybit; configured: binance" in message
+
+
+def test_an_instrument_on_no_venue_is_refused(tmp_path: Path) -> None:
+    document = _direct()
+    document["instruments"].append({**document["instruments"][0], "symbol": "ETH-USD"})
+    message = refusal(write(tmp_path, document), _KEYS)
+    assert "instruments ETH-USD trade on no venue" in message
+
+
+def test_a_rate_limit_not_in_the_limits_notation_is_refused(tmp_path: Path) -> None:
+    message = refusal(write(tmp_path, _direct(rate_limits=["lots/minute"])), _KEYS)
+    assert "execution.venues.binance.rate_limits.0: String should match pattern" in message
+
+
+def test_routing_rules_match_account_strategy_and_instrument_first_rule_winning(
+    tmp_path: Path,
+) -> None:
+    document = _direct()
+    second = {**document["execution"]["venues"]["binance"], "kind": "bybit"}
+    document["execution"]["venues"]["bybit"] = second
+    document["execution"]["routing"] = [
+        {"account": "acct-2", "instrument": "BTC-USD", "venues": ["bybit", "binance"]},
+        {"strategy": "mm", "venues": ["bybit"]},
+    ]
+    execution = load_config(write(tmp_path, document), _KEYS).execution
+    assert execution.route("acct-2", "", "BTC-USD") == ["bybit", "binance"]
+    assert execution.route("acct-1", "mm", "BTC-USD") == ["bybit"]
+    assert execution.route("acct-1", "trend", "BTC-USD") == ["binance", "bybit"]
 
 
 # Unknown keys and wrong types ----------------------------------------------------------------

@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from trading_core.decimals import shorten
 
@@ -45,6 +46,14 @@ Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9._-]+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says where and why."""
+
+
+# A rule across keys whose message names keys, venues or instruments, never a value given.
+_RULE = "config_rule"
+
+
+def _broken(message: str) -> PydanticCustomError:
+    return PydanticCustomError(_RULE, message)
 
 
 class _Strict(BaseModel):
@@ -210,9 +219,152 @@ class SimulationVenue(_Strict):
         return self.fee_bps if self.taker_fee_bps is None else self.taker_fee_bps
 
 
+# A rate limit in the `limits` library's notation: "6000/minute", "100/10 seconds".
+RateLimit = Annotated[
+    str,
+    StringConstraints(pattern=r"^[1-9][0-9]* ?(/|per) ?([1-9][0-9]* )?(second|minute|hour|day)s?$"),
+]
+# A venue's own name of an instrument: BTC/USDT (CCXT), BTCUSD (QuantConnect).
+VenueSymbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/-]{1,64}$")]
+# What a venue's secret looks like in a config: `${VAR}`, never the value itself in a file.
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class VenueResilience(_Strict):
+    """How the router treats one venue's API: limits, timeouts, retries, circuit breaker."""
+
+    execution_timeout_ms: int = Field(5000, ge=1, le=120_000, description="each call's timeout")
+    retry_attempts: int = Field(
+        3, ge=0, le=100, description="retries of a call that is safe to repeat (queries, cancels)"
+    )
+    retry_delay_ms: int = Field(
+        100, ge=0, le=60_000, description="first backoff; doubles each retry, with jitter"
+    )
+    rate_limits: list[RateLimit] = Field(
+        default_factory=list, description="request weight the venue allows, e.g. 6000/minute"
+    )
+    order_rate_limits: list[RateLimit] = Field(
+        default_factory=list, description="new orders the venue allows, e.g. 100/10 seconds"
+    )
+    failure_threshold: int = Field(
+        5, ge=1, le=1000, description="consecutive failed calls that open the circuit"
+    )
+    reset_timeout_ms: int = Field(
+        30_000, ge=10, le=3_600_000, description="an open circuit lets a probe through after this"
+    )
+
+
+class ExchangeVenue(VenueResilience):
+    """A crypto exchange traded directly through CCXT."""
+
+    kind: Literal["binance", "bybit"]
+    environment: Literal["testnet", "live"] = Field(
+        "testnet", description="testnet: CCXT's sandbox mode; live trades real money"
+    )
+    base_url: str | None = Field(None, description="another host for the REST API (a fake)")
+    api_key: Secret = Field(description="${VAR}: from the environment (Secret Manager)")
+    api_secret: Secret = Field(description="${VAR}: from the environment (Secret Manager)")
+    symbols: dict[Name, VenueSymbol] = Field(
+        min_length=1, description="our instrument -> the exchange's symbol, BTC-USD: BTC/USDT"
+    )
+    poll_interval_ms: int = Field(500, ge=10, le=60_000, description="how often fills are read")
+    recv_window_ms: int = Field(
+        5000, ge=100, le=60_000, description="how long the exchange may still execute a request"
+    )
+
+
+class QuantConnectVenue(VenueResilience):
+    """A live QuantConnect algorithm that takes our orders as live commands (API v2)."""
+
+    kind: Literal["quantconnect"]
+    base_url: str = "https://www.quantconnect.com/api/v2"
+    user_id: Secret = Field(description="${VAR}: the QuantConnect user id")
+    api_token: Secret = Field(description="${VAR}: the QuantConnect API token")
+    project_id: int = Field(ge=1, description="the project of the live algorithm")
+    symbols: dict[Name, VenueSymbol] = Field(
+        min_length=1, description="our instrument -> the algorithm's ticker, BTC-USD: BTCUSD"
+    )
+    poll_interval_ms: int = Field(
+        1000, ge=10, le=60_000, description="how often live orders are read"
+    )
+
+
+NetworkVenue = Annotated[ExchangeVenue | QuantConnectVenue, Field(discriminator="kind")]
+# The venue kinds each execution mode may use.
+MODE_KINDS = {"direct": {"binance", "bybit"}, "quantconnect": {"quantconnect"}}
+SIMULATION_VENUE = "simulation"
+
+
+class RoutingRule(_Strict):
+    """Orders that match every key given go to the first of `venues` that can take them."""
+
+    account: Name | None = None
+    strategy: Name | None = None
+    instrument: Name | None = None
+    venues: list[Name] = Field(
+        min_length=1, description="in order of preference: the next is tried when one is down"
+    )
+
+    def matches(self, account: str, strategy: str, instrument: str) -> bool:
+        return all(
+            want is None or want == have
+            for want, have in (
+                (self.account, account),
+                (self.strategy, strategy),
+                (self.instrument, instrument),
+            )
+        )
+
+
 class Execution(_Strict):
     mode: Literal["simulation", "quantconnect", "direct"] = "simulation"
     simulation: SimulationVenue = SimulationVenue()
+    venues: dict[Name, NetworkVenue] = Field(
+        default_factory=dict, description="the network venues by name (direct, quantconnect)"
+    )
+    routing: list[RoutingRule] = Field(
+        default_factory=list,
+        description="first matching rule wins; no match: the venues in config order",
+    )
+
+    @model_validator(mode="after")
+    def _venues_fit_the_mode(self) -> Execution:
+        if self.mode == "simulation":
+            if self.venues:
+                raise _broken(
+                    "venues: the simulation mode trades on the paper venue only; "
+                    "set mode: direct or quantconnect to use them"
+                )
+        else:
+            allowed = MODE_KINDS[self.mode]
+            if not self.venues:
+                raise _broken(f"venues: mode {self.mode} needs at least one venue")
+            wrong = sorted(n for n, v in self.venues.items() if v.kind not in allowed)
+            if wrong:
+                raise _broken(
+                    f"venues: {', '.join(wrong)} cannot be used in mode {self.mode} "
+                    f"(kinds allowed: {', '.join(sorted(allowed))})"
+                )
+        known = set(self.venue_names())
+        for number, rule in enumerate(self.routing):
+            unknown = sorted(set(rule.venues) - known)
+            if unknown:
+                raise _broken(
+                    f"routing.{number}.venues: unknown venue(s) {', '.join(unknown)}; "
+                    f"configured: {', '.join(sorted(known))}"
+                )
+        return self
+
+    def venue_names(self) -> list[str]:
+        """Every venue orders can go to, in config order."""
+        return list(self.venues) if self.venues else [SIMULATION_VENUE]
+
+    def route(self, account: str, strategy: str, instrument: str) -> list[str]:
+        """The venues an order may go to, in order of preference."""
+        for rule in self.routing:
+            if rule.matches(account, strategy, instrument):
+                return rule.venues
+        return self.venue_names()
 
 
 class AccountLimits(_Strict):
@@ -373,9 +525,6 @@ class OrderDefaults(_Strict):
     default_order_type: Literal["market", "limit"] = "market"
     time_in_force: Literal["gtc", "ioc", "fok", "day"] = "gtc"
     max_slippage_bps: NonNegativeDecimal = Decimal("50")
-    retry_attempts: int = Field(3, ge=0, le=100)
-    retry_delay_ms: int = Field(100, ge=0, le=60_000)
-    execution_timeout_ms: int = Field(5000, ge=1)
     rate_limit_orders: int = Field(100, ge=1)
     rate_limit_window_ms: int = Field(1000, ge=1)
 
@@ -478,12 +627,60 @@ class Instrument(_Strict):
 
 
 class MarketData(_Strict):
-    source: Literal["synthetic"] = "synthetic"
+    """Where quotes come from. `synthetic`: a seeded random walk (seed … quote_size). `venue`: an
+    exchange's public market data through CCXT (venue … timeout_ms; no API keys needed), polled
+    and conflated by the market-data producer (market_data.venue_feed)."""
+
+    source: Literal["synthetic", "venue"] = "synthetic"
     seed: int = 42
-    interval_ms: int = Field(100, ge=1, le=60_000, description="one quote per instrument per tick")
+    interval_ms: int = Field(
+        100, ge=1, le=60_000, description="synthetic: one quote per instrument per tick"
+    )
     volatility_bps: NonNegativeDecimal = Field(Decimal("5"), description="step of the walk")
     spread_bps: PositiveDecimal = Decimal("2")
     quote_size: PositiveDecimal = Decimal("10")
+    venue: Literal["binance", "bybit"] | None = Field(
+        None, description="venue: the exchange (CCXT id) whose spot quotes are read"
+    )
+    sandbox: bool = Field(False, description="venue: the exchange's testnet (CCXT sandbox mode)")
+    base_url: str | None = Field(
+        None, description="venue: another host for the exchange's REST API (the tests' fakes)"
+    )
+    symbols: dict[Name, VenueSymbol] = Field(
+        default_factory=dict,
+        description="venue: each instrument's CCXT spot symbol, e.g. BTC-USD: BTC/USDT",
+    )
+    quotes_from: Literal["ticker", "order_book"] = Field(
+        "ticker",
+        description="venue: the best bid/ask ticker, or the top level of each order book",
+    )
+    poll_interval_ms: int = Field(
+        1000, ge=50, le=60_000, description="venue: how often the exchange is asked"
+    )
+    stale_after_ms: int = Field(
+        5000,
+        ge=150,
+        le=3_600_000,
+        description="venue: an instrument whose top was last read longer ago is stale",
+    )
+    timeout_ms: int = Field(2000, ge=10, le=60_000, description="venue: each request's timeout")
+
+    @model_validator(mode="after")
+    def _venue_keys(self) -> MarketData:
+        if self.source != "venue":
+            return self
+        if self.venue is None:
+            raise _broken("venue: source venue needs the exchange: binance or bybit")
+        if not self.symbols:
+            raise _broken("symbols: source venue needs each instrument's symbol, BTC-USD: BTC/USDT")
+        # A quiet instrument's quote is sent again at half stale_after_ms (venue_feed): the
+        # poll that does it must come well before a consumer would call the quote stale.
+        if self.stale_after_ms < 3 * self.poll_interval_ms:
+            raise _broken(
+                f"stale_after_ms ({self.stale_after_ms}) must be at least 3 x poll_interval_ms "
+                f"({self.poll_interval_ms}), so that a live feed is never taken for a stale one"
+            )
+        return self
 
 
 class Reconciliation(_Strict):
@@ -545,6 +742,60 @@ class PlatformConfig(_Strict):
             raise ValueError(f"instrument symbols must be unique, repeated: {duplicated}")
         return instruments
 
+    @model_validator(mode="after")
+    def _venues_know_the_instruments(self) -> PlatformConfig:
+        configured = {i.symbol for i in self.instruments}
+        venues = self.execution.venues
+        for name, venue in venues.items():
+            unknown = sorted(set(venue.symbols) - configured)
+            if unknown:
+                raise _broken(
+                    f"execution.venues.{name}.symbols: {', '.join(unknown)} are not among the "
+                    f"instruments ({', '.join(sorted(configured))})"
+                )
+        if venues:
+            mapped = {symbol for venue in venues.values() for symbol in venue.symbols}
+            if orphans := sorted(configured - mapped):
+                raise _broken(
+                    f"instruments {', '.join(orphans)} trade on no venue: map each in "
+                    f"execution.venues.<name>.symbols"
+                )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _venue_quotes_expire(cls, data: Any) -> Any:
+        """With an exchange's quotes, an order needs a fresh one: risk.max_quote_age_ms, when
+        the file leaves it out (null: off), is market_data.stale_after_ms, so order-management
+        denies orders on an instrument whose feed the producer calls stale."""
+        if not isinstance(data, dict):
+            return data
+        market, risk = data.get("market_data"), data.get("risk", {})
+        if not isinstance(market, dict) or market.get("source") != "venue":
+            return data
+        if not isinstance(risk, dict) or "max_quote_age_ms" in risk:
+            return data
+        stale = market.get("stale_after_ms", MarketData.model_fields["stale_after_ms"].default)
+        return {**data, "risk": {**risk, "max_quote_age_ms": stale}}
+
+    @model_validator(mode="after")
+    def _venue_feed_quotes_the_instruments(self) -> PlatformConfig:
+        market = self.market_data
+        if market.source != "venue":
+            return self
+        configured = [i.symbol for i in self.instruments]
+        if unknown := sorted(set(market.symbols) - set(configured)):
+            raise _broken(
+                f"market_data.symbols: {', '.join(unknown)} are not among the instruments "
+                f"({', '.join(configured)})"
+            )
+        if unquoted := [symbol for symbol in configured if symbol not in market.symbols]:
+            raise _broken(
+                f"market_data.symbols: no symbol for {', '.join(unquoted)}; source venue quotes "
+                "every instrument: map each to the exchange's, e.g. BTC-USD: BTC/USDT"
+            )
+        return self
+
     def instrument(self, symbol: str) -> Instrument | None:
         return next((i for i in self.instruments if i.symbol == symbol), None)
 
@@ -553,7 +804,6 @@ class PlatformConfig(_Strict):
 _NOT_YET_AVAILABLE = {
     ("database", "bigquery"): "the BigQuery event store",
     ("execution", "quantconnect"): "the QuantConnect venue",
-    ("execution", "direct"): "direct exchange venues (CCXT)",
 }
 
 
@@ -579,10 +829,34 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Plat
     raw = _read_with_bases(path, seen=())
     from_environment: set[KeyPath] = set()
     substituted = _substitute(raw, env, path, (), from_environment)
+    _require_secrets_from_environment(substituted, path, from_environment)
     try:
         return PlatformConfig.model_validate(substituted)
     except ValidationError as error:
         raise ConfigError(_describe(error, path, from_environment)) from None
+
+
+# The keys of a venue block that hold credentials.
+_SECRET_KEYS = ("api_key", "api_secret", "api_token")
+
+
+def _require_secrets_from_environment(
+    raw: dict[str, Any], path: Path, from_environment: set[KeyPath]
+) -> None:
+    """A credential must come from `${VAR}` (Secret Manager in the cloud): one written in a
+    file would sit in version control and in the config map."""
+    venues = (raw.get("execution") or {}).get("venues") or {}
+    if not isinstance(venues, dict):
+        return  # the model's validation says what is wrong
+    for name, venue in venues.items():
+        for key in _SECRET_KEYS:
+            if isinstance(venue, dict) and key in venue:
+                key_path = ("execution", "venues", str(name), key)
+                if key_path not in from_environment:
+                    raise ConfigError(
+                        f"{path}: {'.'.join(key_path)}: write ${{VARIABLE}} and set that "
+                        "environment variable; a credential is never written in a config file"
+                    )
 
 
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -664,12 +938,16 @@ def _substitute(
 # Sections chosen by their `backend`: pydantic puts the backend in the error location, the file
 # does not have it.
 _BY_BACKEND = {"database": {"duckdb", "bigquery"}, "messaging": {"memory", "pubsub"}}
+_VENUE_KINDS = {"binance", "bybit", "quantconnect"}
 
 
 def _key_path(location: tuple[int | str, ...]) -> KeyPath:
     parts = [str(part) for part in location]
     if len(parts) > 1 and parts[1] in _BY_BACKEND.get(parts[0], ()):
         del parts[1]
+    # A venue's kind, which pydantic puts after its name: execution.venues.<name>.<kind>.key
+    if parts[:2] == ["execution", "venues"] and len(parts) > 3 and parts[3] in _VENUE_KINDS:
+        del parts[3]
     return tuple(parts)
 
 
@@ -690,6 +968,8 @@ def _what(problem: ErrorDetails, hidden: bool) -> str:
     never when it, or a value inside it, came from an environment variable."""
     if problem["type"] == "extra_forbidden":
         return "unknown key"
+    if problem["type"] == _RULE:
+        return problem["msg"]  # names keys and venues, never a value
     given: str | None = None  # the value given, as a message may show it
     if problem["type"] == "union_tag_invalid":
         context = problem.get("ctx", {})

@@ -65,6 +65,16 @@ class GrpcServer:
         for service in ["", *self._services]:
             self._health.set(service, status)
 
+    def set_part_serving(self, part: str, serving: bool) -> None:
+        """The health of one part of the service (such as `venue/binance`), under its own name:
+        a client asks grpc.health.v1 with service `venue/binance`."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        self._health.set(part, status)
+
     def stop(self, grace: float) -> None:
         """Refuses new calls at once and gives running ones `grace` seconds to finish."""
         self.set_serving(False)

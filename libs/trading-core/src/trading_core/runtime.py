@@ -72,6 +72,9 @@ class Service(Administered, Protocol):
     def ready(self) -> bool:
         """Whether its dependencies work; health reports NOT_SERVING while they do not."""
 
+    def health_details(self) -> dict[str, bool]:
+        """The health of its parts, each served under its own name (the router's venues)."""
+
 
 ServiceFactory = Callable[[ServiceContext], Any]
 # Adds a service's gRPC servicers to a server; returns their full service names.
@@ -201,6 +204,13 @@ class Platform:
                     log.warning("%s is NOT ready", name)
                 self.servers[name].set_serving(ready)
                 self._serving[name] = ready
+            for part, healthy in item.service.health_details().items():
+                key = f"{name}/{part}"
+                if healthy != self._serving.get(key):
+                    if self._serving.get(key) is not None:
+                        log.warning("%s %s is %s", name, part, "up" if healthy else "DOWN")
+                    self.servers[name].set_part_serving(part, healthy)
+                    self._serving[key] = healthy
 
 
 # How long a thread may keep the GIL while another waits for it. Python's 5 ms default starves

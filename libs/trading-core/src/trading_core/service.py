@@ -352,6 +352,10 @@ class JournaledService:
         """Whether the service can do its work: its journal writes and its bus delivers."""
         return self.journal.healthy() and self.bus.healthy()
 
+    def health_details(self) -> dict[str, bool]:
+        """Parts with a health of their own; none by default."""
+        return {}
+
 
 def _record(
     message: events_pb2.Event | events_pb2.Command,

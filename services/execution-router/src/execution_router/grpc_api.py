@@ -7,7 +7,7 @@ from trading.v1 import execution_pb2, execution_pb2_grpc
 from trading_core.errors import InvalidArgument, grpc_errors
 from trading_core.requests import optional_text, page_size, required_text, time_window
 
-from execution_router.service import ExecutionRouter
+from execution_router.service import ExecutionRouter, VenueState
 
 _DEFAULT_PAGE = 500
 _MAX_PAGE = 1000
@@ -27,6 +27,23 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             raise InvalidArgument("instrument must be at most 64 characters")
         quote = self._router.quote(request.instrument)
         return execution_pb2.GetQuoteResponse(quote=quote.to_proto())
+
+    @grpc_errors()
+    def ListVenues(  # noqa: N802
+        self, request: execution_pb2.ListVenuesRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.ListVenuesResponse:
+        return execution_pb2.ListVenuesResponse(
+            venues=[venue_status(state) for state in self._router.venue_states()]
+        )
+
+    @grpc_errors()
+    def GetVenueStatus(  # noqa: N802
+        self, request: execution_pb2.GetVenueStatusRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.GetVenueStatusResponse:
+        name = required_text(request.venue, "venue")
+        return execution_pb2.GetVenueStatusResponse(
+            status=venue_status(self._router.venue_state(name))
+        )
 
     @grpc_errors()
     def QueryOrder(  # noqa: N802
@@ -58,6 +75,41 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         reports, last = self._router.list_fills(since, until, after, size)
         token = "" if last is None else str(last)
         return execution_pb2.ListFillsResponse(reports=reports, next_page_token=token)
+
+
+_CIRCUITS = {
+    "closed": execution_pb2.CIRCUIT_STATE_CLOSED,
+    "open": execution_pb2.CIRCUIT_STATE_OPEN,
+    "half-open": execution_pb2.CIRCUIT_STATE_HALF_OPEN,
+}
+
+
+def venue_status(state: VenueState) -> execution_pb2.VenueStatus:
+    status = execution_pb2.VenueStatus(
+        venue=state.name,
+        kind=state.kind,
+        connected=state.connected,
+        available=state.available,
+        open_order_count=state.open_orders,
+        circuit_state=execution_pb2.CIRCUIT_STATE_CLOSED,
+    )
+    guard = state.guard
+    if guard is None:
+        return status
+    status.circuit_state = _CIRCUITS[guard.circuit]
+    status.consecutive_failures = guard.consecutive_failures
+    status.last_error = guard.last_error
+    status.call_count = guard.calls
+    status.failure_count = guard.failures
+    if guard.opened_at is not None:
+        status.circuit_open_time.FromDatetime(guard.opened_at)
+    for headroom in guard.headroom:
+        status.rate_limits.add(limit=headroom.limit, remaining=headroom.remaining)
+    if guard.latency_p50_ms is not None:
+        status.latency_p50.FromMilliseconds(round(guard.latency_p50_ms))
+    if guard.latency_p99_ms is not None:
+        status.latency_p99.FromMilliseconds(round(guard.latency_p99_ms))
+    return status
 
 
 def _decode_page_token(token: str) -> int:

@@ -30,6 +30,7 @@ from datetime import UTC
 from decimal import Decimal
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
+from trading_core.config import SIMULATION_VENUE
 from trading_core.decimals import format_decimal
 from trading_core.errors import NotFound
 from trading_core.journal import Transaction
@@ -39,9 +40,11 @@ from trading_core.service import JournaledService, ServiceContext
 
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.base import ExecutionClient, VenueWorker
-from execution_router.venues.simulation import SimulationClient
+from execution_router.venues.factory import build_clients
+from execution_router.venues.resilience import GuardStatus, VenueBusy, VenueUnavailable
 
 log = logging.getLogger(__name__)
+T = types_pb2
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS routed_orders (
@@ -123,6 +126,36 @@ class RoutedOrder:
     arrival_price: str = ""
     is_open: bool = True
 
+    @property
+    def venue(self) -> str:
+        """The venue the router chose (kept in the journaled command); orders journaled before
+        there were several venues went to the paper venue."""
+        return self.submit.order.venue or SIMULATION_VENUE
+
+
+@dataclass
+class Venue:
+    """One venue's adapter and the worker thread that makes every call to it."""
+
+    name: str
+    client: ExecutionClient
+    worker: VenueWorker
+
+    def ready(self) -> bool:
+        return self.worker.alive() and self.client.available()
+
+
+@dataclass(frozen=True)
+class VenueState:
+    """What GetVenueStatus tells of a venue."""
+
+    name: str
+    kind: str
+    connected: bool
+    available: bool
+    open_orders: int
+    guard: GuardStatus | None
+
 
 class ExecutionRouter(JournaledService):
     name = "execution-router"
@@ -131,10 +164,8 @@ class ExecutionRouter(JournaledService):
         super().__init__(context)
         config, clock = context.config, context.clock
         self.quotes = QuoteBook()
-        self.client: ExecutionClient = SimulationClient(
-            self._on_report, config.execution.simulation, config.instruments, clock
-        )
-        self._worker = VenueWorker(self.client)
+        clients = build_clients(config, self._report_sink, clock)
+        self.venues = {name: Venue(name, c, VenueWorker(c)) for name, c in clients.items()}
         self._open: dict[str, RoutedOrder] = {}
         # What changed in memory but is not durable yet, which the journal cannot show: a command
         # delivered in that window must find it all the same (a finished order must not be
@@ -153,29 +184,60 @@ class ExecutionRouter(JournaledService):
         unsent = self._restore()
         unanswered = self._unanswered()
         super().start()
-        self._worker.start()
+        for venue in self.venues.values():
+            venue.worker.start()
         self.consume("market-data", events_pb2.Event, self._on_quote)
         self.consume("orders", events_pb2.Command, self._on_command)
         for routed in unsent:
-            self._send(routed.order)
-        for ask in unanswered:
-            self._worker.call(ask)
+            self._send(routed)
+        for order_id, ask in unanswered:
+            self._at_venue_of(order_id, ask)
         self._reconciler.start()
 
     def stop(self) -> None:
         self._stopping.set()
         if self._reconciler.is_alive():
             self._reconciler.join()
-        self._worker.stop()
+        for venue in self.venues.values():
+            venue.worker.stop()
 
     def ready(self) -> bool:
-        """Also needs its venue worker, and a quote for every instrument (a simulated venue
-        matches against them)."""
+        """Also needs its venue workers, and a quote for every instrument (a simulated venue
+        matches against them; routing and protection prices need them). A venue that is down
+        (its circuit open) does not make the router unready: its own health says so, and its
+        orders are rerouted or rejected."""
         return (
             super().ready()
-            and self._worker.alive()
+            and all(venue.worker.alive() for venue in self.venues.values())
             and all(self.quotes.get(i.symbol) for i in self.config.instruments)
         )
+
+    def health_details(self) -> dict[str, bool]:
+        """Each venue's own health, served as `venue/<name>`."""
+        return {f"venue/{name}": venue.ready() for name, venue in self.venues.items()}
+
+    def venue_states(self) -> list[VenueState]:
+        with self.lock:
+            counts = {name: 0 for name in self.venues}
+            for routed in self._open.values():
+                counts[routed.venue] = counts.get(routed.venue, 0) + 1
+        return [
+            VenueState(
+                name=name,
+                kind=venue.client.kind,
+                connected=venue.worker.alive() and venue.client.connected(),
+                available=venue.ready(),
+                open_orders=counts.get(name, 0),
+                guard=venue.client.guard.status() if venue.client.guard else None,
+            )
+            for name, venue in self.venues.items()
+        ]
+
+    def venue_state(self, name: str) -> VenueState:
+        for state in self.venue_states():
+            if state.name == name:
+                return state
+        raise NotFound(f"no venue {name!r}; configured: {', '.join(self.venues)}")
 
     def quote(self, instrument: str) -> Quote:
         with self.lock:
@@ -190,8 +252,10 @@ class ExecutionRouter(JournaledService):
     def _on_quote(self, event: events_pb2.Event, _transaction: Transaction) -> None:
         quote = self.quotes.apply(event)
         if quote is not None:
-            client = self.client
-            self._worker.call(lambda: client.on_quote(quote))
+            for venue in self.venues.values():
+                if venue.client.wants_quotes:
+                    client = venue.client
+                    venue.worker.call(lambda client=client: client.on_quote(quote))  # type: ignore[misc]
 
     def _on_command(self, command: events_pb2.Command, transaction: Transaction) -> None:
         kind = command.WhichOneof("command")
@@ -214,14 +278,41 @@ class ExecutionRouter(JournaledService):
         order = self._protected(venue_order(command.submit_order.order))
         routed = RoutedOrder(order, command.submit_order, arrival_price=self._touch(order))
         self._open[order_id] = routed
+        venue, refusal = self._route(command.submit_order.order)
+        routed.submit.order.venue = venue
+        if refusal:
+            report = Report.nothing_filled(T.EXECUTION_TYPE_REJECTED, order_id, order.side, refusal)
+            self._publish_report(routed, report.to_proto(venue), transaction)
+            return
         self._save(transaction, routed)
-        transaction.then(lambda: self._send(order))
+        transaction.then(lambda: self._send(routed))
+
+    def _route(self, order: orders_pb2.Order) -> tuple[str, str]:
+        """The venue an order goes to: the first of its route (routing rules) that lists the
+        instrument and is up; with a refusal when none is (then the first, for the record)."""
+        names = self.config.execution.route(order.account_id, order.strategy_id, order.instrument)
+        listing = [n for n in names if self.venues[n].client.lists(order.instrument)]
+        for name in listing:
+            if self.venues[name].client.available():
+                return name, ""
+        if not listing:
+            return names[0], (
+                f"no venue of this order's route ({', '.join(names)}) lists {order.instrument}"
+            )
+        down = "; ".join(self._why_down(name) for name in listing)
+        return listing[0], f"no venue can take the order now: {down}"
+
+    def _why_down(self, name: str) -> str:
+        venue = self.venues[name]
+        if venue.client.guard is not None and not venue.client.guard.available:
+            return venue.client.guard.why_unavailable()
+        return f"venue {name} is not connected"
 
     def _on_cancel(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, request_id = command.order_id, command.cancel_order.request_id
         if self._taken(command, "cancel_requests", request_id, transaction):
             cancel = self._cancel_at_venue(order_id, request_id)
-            transaction.then(lambda: self._worker.call(cancel))
+            transaction.then(lambda: self._at_venue_of(order_id, cancel))
 
     def _on_modify(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, modify = command.order_id, command.modify_order
@@ -230,19 +321,22 @@ class ExecutionRouter(JournaledService):
             change = self._modify_at_venue(
                 order_id, modify.request_id, modify.quantity, modify.limit_price
             )
-            transaction.then(lambda: self._worker.call(change))
+            transaction.then(lambda: self._at_venue_of(order_id, change))
 
     def _cancel_at_venue(self, order_id: str, request_id: str) -> Callable[[], None]:
-        client = self.client
+        client = self.venues[self._open[order_id].venue].client
         return lambda: client.cancel_order(order_id, request_id)
 
     def _modify_at_venue(
         self, order_id: str, request_id: str, quantity: str, limit_price: str
     ) -> Callable[[], None]:
-        client = self.client
+        client = self.venues[self._open[order_id].venue].client
         new_quantity = Decimal(quantity) if quantity else None
         new_limit_price = Decimal(limit_price) if limit_price else None
         return lambda: client.modify_order(order_id, request_id, new_quantity, new_limit_price)
+
+    def _at_venue_of(self, order_id: str, call: Callable[[], None]) -> None:
+        self.venues[self._open[order_id].venue].worker.call(call)
 
     def _taken(
         self,
@@ -277,10 +371,15 @@ class ExecutionRouter(JournaledService):
 
     # Reports ----------------------------------------------------------------------------------
 
-    def _on_report(self, report: Report) -> None:
-        """A venue report (venue worker thread): journaled, then published."""
+    def _report_sink(self, venue: str) -> Callable[[Report], None]:
+        return lambda report: self._on_report(venue, report)
+
+    def _on_report(self, venue: str, report: Report) -> None:
+        """A venue report (its worker or adapter thread): journaled, then published."""
         with self.lock:
             routed = self._open.get(report.order_id)
+            if routed is not None and routed.venue != venue:
+                routed = None  # another venue's report of our order id: not this order's
             transaction = Transaction()
             if routed is None:
                 table = _REQUEST_TABLES.get(report.execution_type)
@@ -292,10 +391,10 @@ class ExecutionRouter(JournaledService):
                         "venue-report",
                         report.order_id,
                         f"{types_pb2.ExecutionType.Name(report.execution_type)} from "
-                        f"{self.client.name} for an order the router has no open record of",
+                        f"{venue} for an order the router has no open record of",
                     )
             else:
-                self._publish_report(routed, report.to_proto(self.client.name), transaction)
+                self._publish_report(routed, report.to_proto(venue), transaction)
             self.commit(transaction)
 
     def _publish_report(
@@ -363,7 +462,7 @@ class ExecutionRouter(JournaledService):
         report = events_pb2.ExecutionReport(
             execution_type=rejection,
             order_id=order_id,
-            venue=self.client.name,
+            venue=routed.venue,
             message=f"cannot {action}: the order has finished "
             f"({status.removeprefix('EXECUTION_TYPE_')})",
             request_id=request_id,
@@ -382,7 +481,6 @@ class ExecutionRouter(JournaledService):
             execution_report=events_pb2.ExecutionReport(
                 execution_type=types_pb2.EXECUTION_TYPE_REJECTED,
                 order_id=order_id,
-                venue=self.client.name,
                 message=_NEVER_RECEIVED,
             ),
         )
@@ -532,15 +630,26 @@ class ExecutionRouter(JournaledService):
         for kept in self.journal.records_of_order(order_id, "ExecutionReport"):
             self.bus.publish("executions", kept.record.payload, ordering_key=replay_key)
 
-    def _send(self, order: VenueOrder) -> None:
-        client = self.client
-        self._worker.call(lambda: client.submit_order(order))
+    def _send(self, routed: RoutedOrder) -> None:
+        venue, order = self.venues[routed.venue], routed.order
+
+        def submit() -> None:
+            try:
+                venue.client.submit_order(order)
+            except (VenueUnavailable, VenueBusy) as error:  # nothing was sent: see base.py
+                venue.client.emit(
+                    Report.nothing_filled(
+                        T.EXECUTION_TYPE_REJECTED, order.order_id, order.side, str(error)
+                    )
+                )
+
+        venue.worker.call(submit)
 
     def _restore(self) -> list[RoutedOrder]:
         """Loads the open orders; restores a simulated venue's book; returns those the venue was
         never sent (no report yet)."""
         unsent: list[RoutedOrder] = []
-        resting: list[tuple[VenueOrder, Report]] = []
+        resting: dict[str, list[tuple[VenueOrder, Report]]] = {name: [] for name in self.venues}
         rows = self.journal.query(
             "SELECT report_sequence, submit, last_report FROM routed_orders WHERE is_open = 1"
         )
@@ -549,21 +658,29 @@ class ExecutionRouter(JournaledService):
             routed = RoutedOrder(self._protected(venue_order(command.order)), command, sequence)
             if last:
                 routed.last = events_pb2.ExecutionReport.FromString(last)
-                resting.append((self._as_restored(routed.order), _restored_report(routed.last)))
+                restored = (self._as_restored(routed.order), _restored_report(routed.last))
+                resting.setdefault(routed.venue, []).append(restored)
             else:
                 unsent.append(routed)
             self._open[routed.order.order_id] = routed
-        self.client.restore(resting)
+        for name, orders in resting.items():
+            if name not in self.venues:
+                raise RuntimeError(
+                    f"{len(orders)} open orders are at venue {name!r}, which the config no "
+                    f"longer has (execution.venues: {', '.join(self.venues)}): put it back "
+                    f"until they are finished"
+                )
+            self.venues[name].client.restore(orders)
         log.info("%s restored %d open orders (%d not yet sent)", self.name, len(rows), len(unsent))
         return unsent
 
-    def _unanswered(self) -> list[Callable[[], None]]:
+    def _unanswered(self) -> list[tuple[str, Callable[[], None]]]:
         """The cancels and modifies of open orders that the router took but whose venue answer it
         had not journaled when it stopped, to ask the venue again with the same request ids: a
         simulated venue restored from the journal never had them, and the redelivered command
         or reconciliation's question finds them known. Modifies first: order-management sends a
         cancel after a pending modify, never a modify after a pending cancel."""
-        asks: list[Callable[[], None]] = []
+        asks: list[tuple[str, Callable[[], None]]] = []
         answered: dict[str, set[str]] = {}
         rows = self.journal.query(
             "SELECT m.order_id, m.request_id, m.quantity, m.limit_price FROM modify_requests m "
@@ -571,14 +688,15 @@ class ExecutionRouter(JournaledService):
         )
         for order_id, request_id, quantity, limit_price in rows:
             if request_id not in self._answered_requests(order_id, answered):
-                asks.append(self._modify_at_venue(order_id, request_id, quantity, limit_price))
+                ask = self._modify_at_venue(order_id, request_id, quantity, limit_price)
+                asks.append((order_id, ask))
         rows = self.journal.query(
             "SELECT c.order_id, c.request_id FROM cancel_requests c "
             "JOIN routed_orders o ON o.order_id = c.order_id WHERE o.is_open = 1"
         )
         for order_id, request_id in rows:
             if request_id not in self._answered_requests(order_id, answered):
-                asks.append(self._cancel_at_venue(order_id, request_id))
+                asks.append((order_id, self._cancel_at_venue(order_id, request_id)))
         if asks:
             log.info(
                 "%s asks the venue again %d unanswered cancels or modifies", self.name, len(asks)
@@ -632,26 +750,33 @@ class ExecutionRouter(JournaledService):
     def _reconcile_periodically(self) -> None:
         interval = self.config.reconciliation.interval_ms / 1000
         while not self._stopping.wait(interval):
-            self._worker.call(self._reconcile_with_venue)
+            for venue in self.venues.values():
+                venue.worker.call(lambda venue=venue: self._reconcile_with_venue(venue))  # type: ignore[misc]
 
-    def _reconcile_with_venue(self) -> None:
-        """Compares the venue's open orders with the router's (venue worker thread)."""
-        at_venue = {report.order_id for report in self.client.open_orders()}
+    def _reconcile_with_venue(self, venue: Venue) -> None:
+        """Compares a venue's open orders with the router's (its worker thread)."""
+        if not venue.client.available():
+            return  # its circuit is open: asked again once it closes
+        at_venue = {report.order_id for report in venue.client.open_orders()}
         with self.lock:
             resting = {
                 order_id
                 for order_id, routed in self._open.items()
-                if routed.last is not None
+                if routed.venue == venue.name
+                and routed.last is not None
                 and routed.last.execution_type != types_pb2.EXECUTION_TYPE_CANCEL_REJECTED
             }
             transaction = Transaction()
             for order_id in at_venue - set(self._open):
                 self.report_unresolved(
-                    transaction, "venue-order", order_id, "open at the venue, unknown to the router"
+                    transaction,
+                    "venue-order",
+                    order_id,
+                    f"open at {venue.name}, unknown to the router",
                 )
             for order_id in resting - at_venue:
                 self.report_unresolved(
-                    transaction, "venue-order", order_id, "open in the router, not at the venue"
+                    transaction, "venue-order", order_id, f"open in the router, not at {venue.name}"
                 )
             if transaction:
                 self.commit(transaction)

@@ -22,34 +22,49 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from trading.v1 import events_pb2 as trading_dot_v1_dot_events__pb2
 from trading.v1 import market_data_pb2 as trading_dot_v1_dot_market__data__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/execution.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/events.proto\x1a\x1ctrading/v1/market_data.proto\"%\n\x0fGetQuoteRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\"4\n\x10GetQuoteResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\"\x99\x01\n\x11QueryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61ncel_request_id\x18\x04 \x01(\t\x12/\n\x0epending_modify\x18\x05 \x01(\x0b\x32\x17.trading.v1.ModifyOrder\"8\n\x12QueryOrderResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\"s\n\x11\x43ountFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x12\x43ountFillsResponse\x12\x12\n\nfill_count\x18\x01 \x01(\x03\"\x99\x01\n\x10ListFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\x11ListFillsResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbd\x02\n\x10\x45xecutionService\x12\x45\n\x08GetQuote\x12\x1b.trading.v1.GetQuoteRequest\x1a\x1c.trading.v1.GetQuoteResponse\x12K\n\nQueryOrder\x12\x1d.trading.v1.QueryOrderRequest\x1a\x1e.trading.v1.QueryOrderResponse\x12K\n\nCountFills\x12\x1d.trading.v1.CountFillsRequest\x1a\x1e.trading.v1.CountFillsResponse\x12H\n\tListFills\x12\x1c.trading.v1.ListFillsRequest\x1a\x1d.trading.v1.ListFillsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/execution.proto\x12\ntrading.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/events.proto\x1a\x1ctrading/v1/market_data.proto\"%\n\x0fGetQuoteRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\"4\n\x10GetQuoteResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\"\x13\n\x11ListVenuesRequest\"=\n\x12ListVenuesResponse\x12\'\n\x06venues\x18\x01 \x03(\x0b\x32\x17.trading.v1.VenueStatus\"&\n\x15GetVenueStatusRequest\x12\r\n\x05venue\x18\x01 \x01(\t\"A\n\x16GetVenueStatusResponse\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.trading.v1.VenueStatus\"\xc3\x03\n\x0bVenueStatus\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x11\n\tavailable\x18\x04 \x01(\x08\x12/\n\rcircuit_state\x18\x05 \x01(\x0e\x32\x18.trading.v1.CircuitState\x12\x1c\n\x14\x63onsecutive_failures\x18\x06 \x01(\x05\x12\x35\n\x11\x63ircuit_open_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12\x32\n\x0brate_limits\x18\t \x03(\x0b\x32\x1d.trading.v1.RateLimitHeadroom\x12.\n\x0blatency_p50\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p99\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ncall_count\x18\x0c \x01(\x03\x12\x15\n\rfailure_count\x18\r \x01(\x03\x12\x18\n\x10open_order_count\x18\x0e \x01(\x05\"5\n\x11RateLimitHeadroom\x12\r\n\x05limit\x18\x01 \x01(\t\x12\x11\n\tremaining\x18\x02 \x01(\x03\"\x99\x01\n\x11QueryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61ncel_request_id\x18\x04 \x01(\t\x12/\n\x0epending_modify\x18\x05 \x01(\x0b\x32\x17.trading.v1.ModifyOrder\"8\n\x12QueryOrderResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\"s\n\x11\x43ountFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x12\x43ountFillsResponse\x12\x12\n\nfill_count\x18\x01 \x01(\x03\"\x99\x01\n\x10ListFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\x11ListFillsResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*|\n\x0c\x43ircuitState\x12\x1d\n\x19\x43IRCUIT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43IRCUIT_STATE_CLOSED\x10\x01\x12\x16\n\x12\x43IRCUIT_STATE_OPEN\x10\x02\x12\x1b\n\x17\x43IRCUIT_STATE_HALF_OPEN\x10\x03\x32\xe3\x03\n\x10\x45xecutionService\x12\x45\n\x08GetQuote\x12\x1b.trading.v1.GetQuoteRequest\x1a\x1c.trading.v1.GetQuoteResponse\x12K\n\nListVenues\x12\x1d.trading.v1.ListVenuesRequest\x1a\x1e.trading.v1.ListVenuesResponse\x12W\n\x0eGetVenueStatus\x12!.trading.v1.GetVenueStatusRequest\x1a\".trading.v1.GetVenueStatusResponse\x12K\n\nQueryOrder\x12\x1d.trading.v1.QueryOrderRequest\x1a\x1e.trading.v1.QueryOrderResponse\x12K\n\nCountFills\x12\x1d.trading.v1.CountFillsRequest\x1a\x1e.trading.v1.CountFillsResponse\x12H\n\tListFills\x12\x1c.trading.v1.ListFillsRequest\x1a\x1d.trading.v1.ListFillsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.execution_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETQUOTEREQUEST']._serialized_start=130
-  _globals['_GETQUOTEREQUEST']._serialized_end=167
-  _globals['_GETQUOTERESPONSE']._serialized_start=169
-  _globals['_GETQUOTERESPONSE']._serialized_end=221
-  _globals['_QUERYORDERREQUEST']._serialized_start=224
-  _globals['_QUERYORDERREQUEST']._serialized_end=377
-  _globals['_QUERYORDERRESPONSE']._serialized_start=379
-  _globals['_QUERYORDERRESPONSE']._serialized_end=435
-  _globals['_COUNTFILLSREQUEST']._serialized_start=437
-  _globals['_COUNTFILLSREQUEST']._serialized_end=552
-  _globals['_COUNTFILLSRESPONSE']._serialized_start=554
-  _globals['_COUNTFILLSRESPONSE']._serialized_end=594
-  _globals['_LISTFILLSREQUEST']._serialized_start=597
-  _globals['_LISTFILLSREQUEST']._serialized_end=750
-  _globals['_LISTFILLSRESPONSE']._serialized_start=752
-  _globals['_LISTFILLSRESPONSE']._serialized_end=832
-  _globals['_EXECUTIONSERVICE']._serialized_start=835
-  _globals['_EXECUTIONSERVICE']._serialized_end=1152
+  _globals['_CIRCUITSTATE']._serialized_start=1566
+  _globals['_CIRCUITSTATE']._serialized_end=1690
+  _globals['_GETQUOTEREQUEST']._serialized_start=162
+  _globals['_GETQUOTEREQUEST']._serialized_end=199
+  _globals['_GETQUOTERESPONSE']._serialized_start=201
+  _globals['_GETQUOTERESPONSE']._serialized_end=253
+  _globals['_LISTVENUESREQUEST']._serialized_start=255
+  _globals['_LISTVENUESREQUEST']._serialized_end=274
+  _globals['_LISTVENUESRESPONSE']._serialized_start=276
+  _globals['_LISTVENUESRESPONSE']._serialized_end=337
+  _globals['_GETVENUESTATUSREQUEST']._serialized_start=339
+  _globals['_GETVENUESTATUSREQUEST']._serialized_end=377
+  _globals['_GETVENUESTATUSRESPONSE']._serialized_start=379
+  _globals['_GETVENUESTATUSRESPONSE']._serialized_end=444
+  _globals['_VENUESTATUS']._serialized_start=447
+  _globals['_VENUESTATUS']._serialized_end=898
+  _globals['_RATELIMITHEADROOM']._serialized_start=900
+  _globals['_RATELIMITHEADROOM']._serialized_end=953
+  _globals['_QUERYORDERREQUEST']._serialized_start=956
+  _globals['_QUERYORDERREQUEST']._serialized_end=1109
+  _globals['_QUERYORDERRESPONSE']._serialized_start=1111
+  _globals['_QUERYORDERRESPONSE']._serialized_end=1167
+  _globals['_COUNTFILLSREQUEST']._serialized_start=1169
+  _globals['_COUNTFILLSREQUEST']._serialized_end=1284
+  _globals['_COUNTFILLSRESPONSE']._serialized_start=1286
+  _globals['_COUNTFILLSRESPONSE']._serialized_end=1326
+  _globals['_LISTFILLSREQUEST']._serialized_start=1329
+  _globals['_LISTFILLSREQUEST']._serialized_end=1482
+  _globals['_LISTFILLSRESPONSE']._serialized_start=1484
+  _globals['_LISTFILLSRESPONSE']._serialized_end=1564
+  _globals['_EXECUTIONSERVICE']._serialized_start=1693
+  _globals['_EXECUTIONSERVICE']._serialized_end=2176
 # @@protoc_insertion_point(module_scope)

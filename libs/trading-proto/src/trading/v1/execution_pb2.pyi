@@ -5,9 +5,11 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from trading.v1 import events_pb2 as _events_pb2
 from trading.v1 import market_data_pb2 as _market_data_pb2
 import builtins as _builtins
@@ -20,6 +22,28 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CircuitState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CircuitStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CircuitState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CIRCUIT_STATE_UNSPECIFIED: _CircuitState.ValueType  # 0
+    CIRCUIT_STATE_CLOSED: _CircuitState.ValueType  # 1
+    CIRCUIT_STATE_OPEN: _CircuitState.ValueType  # 2
+    CIRCUIT_STATE_HALF_OPEN: _CircuitState.ValueType  # 3
+
+class CircuitState(_CircuitState, metaclass=_CircuitStateEnumTypeWrapper):
+    """A venue's circuit breaker: CLOSED lets calls through; OPEN fails them at once (after
+    repeated failures) until a probe is let through (HALF_OPEN) and succeeds.
+    """
+
+CIRCUIT_STATE_UNSPECIFIED: CircuitState.ValueType  # 0
+CIRCUIT_STATE_CLOSED: CircuitState.ValueType  # 1
+CIRCUIT_STATE_OPEN: CircuitState.ValueType  # 2
+CIRCUIT_STATE_HALF_OPEN: CircuitState.ValueType  # 3
+Global___CircuitState: _TypeAlias = CircuitState  # noqa: Y015
 
 @_typing.final
 class GetQuoteRequest(_message.Message):
@@ -59,6 +83,179 @@ class GetQuoteResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetQuoteResponse: _TypeAlias = GetQuoteResponse  # noqa: Y015
+
+@_typing.final
+class ListVenuesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVenuesRequest: _TypeAlias = ListVenuesRequest  # noqa: Y015
+
+@_typing.final
+class ListVenuesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VENUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def venues(self) -> _containers.RepeatedCompositeFieldContainer[Global___VenueStatus]: ...
+    def __init__(
+        self,
+        *,
+        venues: _abc.Iterable[Global___VenueStatus] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["venues", b"venues"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVenuesResponse: _TypeAlias = ListVenuesResponse  # noqa: Y015
+
+@_typing.final
+class GetVenueStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VENUE_FIELD_NUMBER: _builtins.int
+    venue: _builtins.str
+    """The venue's name in the config, such as "binance" or "simulation"."""
+    def __init__(
+        self,
+        *,
+        venue: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["venue", b"venue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetVenueStatusRequest: _TypeAlias = GetVenueStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetVenueStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> Global___VenueStatus: ...
+    def __init__(
+        self,
+        *,
+        status: Global___VenueStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetVenueStatusResponse: _TypeAlias = GetVenueStatusResponse  # noqa: Y015
+
+@_typing.final
+class VenueStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VENUE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    CIRCUIT_STATE_FIELD_NUMBER: _builtins.int
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _builtins.int
+    CIRCUIT_OPEN_TIME_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
+    LATENCY_P50_FIELD_NUMBER: _builtins.int
+    LATENCY_P99_FIELD_NUMBER: _builtins.int
+    CALL_COUNT_FIELD_NUMBER: _builtins.int
+    FAILURE_COUNT_FIELD_NUMBER: _builtins.int
+    OPEN_ORDER_COUNT_FIELD_NUMBER: _builtins.int
+    venue: _builtins.str
+    kind: _builtins.str
+    """simulation, binance, bybit or quantconnect."""
+    connected: _builtins.bool
+    """Its session is up."""
+    available: _builtins.bool
+    """It takes orders now (connected, and its circuit lets calls through); when false its
+    orders go to the next venue of their route or are rejected with the reason.
+    """
+    circuit_state: Global___CircuitState.ValueType
+    consecutive_failures: _builtins.int
+    last_error: _builtins.str
+    """The last transport failure (timeout, 5xx, dropped connection), for people."""
+    call_count: _builtins.int
+    failure_count: _builtins.int
+    open_order_count: _builtins.int
+    """Orders the router has open at this venue."""
+    @_builtins.property
+    def circuit_open_time(self) -> _timestamp_pb2.Timestamp:
+        """When the circuit last opened; unset while closed."""
+
+    @_builtins.property
+    def rate_limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___RateLimitHeadroom]:
+        """Each configured rate limit and the weight it has left in its window now."""
+
+    @_builtins.property
+    def latency_p50(self) -> _duration_pb2.Duration:
+        """Of the venue's last calls; unset before the first."""
+
+    @_builtins.property
+    def latency_p99(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        venue: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        available: _builtins.bool = ...,
+        circuit_state: Global___CircuitState.ValueType = ...,
+        consecutive_failures: _builtins.int = ...,
+        circuit_open_time: _timestamp_pb2.Timestamp | None = ...,
+        last_error: _builtins.str = ...,
+        rate_limits: _abc.Iterable[Global___RateLimitHeadroom] | None = ...,
+        latency_p50: _duration_pb2.Duration | None = ...,
+        latency_p99: _duration_pb2.Duration | None = ...,
+        call_count: _builtins.int = ...,
+        failure_count: _builtins.int = ...,
+        open_order_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["circuit_open_time", b"circuit_open_time", "latency_p50", b"latency_p50", "latency_p99", b"latency_p99"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "call_count", b"call_count", "circuit_open_time", b"circuit_open_time", "circuit_state", b"circuit_state", "connected", b"connected", "consecutive_failures", b"consecutive_failures", "failure_count", b"failure_count", "kind", b"kind", "last_error", b"last_error", "latency_p50", b"latency_p50", "latency_p99", b"latency_p99", "open_order_count", b"open_order_count", "rate_limits", b"rate_limits", "venue", b"venue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VenueStatus: _TypeAlias = VenueStatus  # noqa: Y015
+
+@_typing.final
+class RateLimitHeadroom(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    limit: _builtins.str
+    """In the limits notation, such as "6000 per 1 minute"."""
+    remaining: _builtins.int
+    def __init__(
+        self,
+        *,
+        limit: _builtins.str = ...,
+        remaining: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "remaining", b"remaining"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateLimitHeadroom: _TypeAlias = RateLimitHeadroom  # noqa: Y015
 
 @_typing.final
 class QueryOrderRequest(_message.Message):

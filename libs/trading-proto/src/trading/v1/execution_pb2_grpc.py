@@ -42,6 +42,16 @@ class ExecutionServiceStub:
                 request_serializer=trading_dot_v1_dot_execution__pb2.GetQuoteRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_execution__pb2.GetQuoteResponse.FromString,
                 _registered_method=True)
+        self.ListVenues = channel.unary_unary(
+                '/trading.v1.ExecutionService/ListVenues',
+                request_serializer=trading_dot_v1_dot_execution__pb2.ListVenuesRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_execution__pb2.ListVenuesResponse.FromString,
+                _registered_method=True)
+        self.GetVenueStatus = channel.unary_unary(
+                '/trading.v1.ExecutionService/GetVenueStatus',
+                request_serializer=trading_dot_v1_dot_execution__pb2.GetVenueStatusRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_execution__pb2.GetVenueStatusResponse.FromString,
+                _registered_method=True)
         self.QueryOrder = channel.unary_unary(
                 '/trading.v1.ExecutionService/QueryOrder',
                 request_serializer=trading_dot_v1_dot_execution__pb2.QueryOrderRequest.SerializeToString,
@@ -67,6 +77,20 @@ class ExecutionServiceServicer:
 
     def GetQuote(self, request, context):
         """The latest quote of an instrument.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVenues(self, request, context):
+        """The venues orders can go to, each with its status, in config order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVenueStatus(self, request, context):
+        """One venue's status: connected, its circuit breaker, rate limit headroom, latency.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,6 +128,16 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.GetQuote,
                     request_deserializer=trading_dot_v1_dot_execution__pb2.GetQuoteRequest.FromString,
                     response_serializer=trading_dot_v1_dot_execution__pb2.GetQuoteResponse.SerializeToString,
+            ),
+            'ListVenues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVenues,
+                    request_deserializer=trading_dot_v1_dot_execution__pb2.ListVenuesRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_execution__pb2.ListVenuesResponse.SerializeToString,
+            ),
+            'GetVenueStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVenueStatus,
+                    request_deserializer=trading_dot_v1_dot_execution__pb2.GetVenueStatusRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_execution__pb2.GetVenueStatusResponse.SerializeToString,
             ),
             'QueryOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryOrder,
@@ -151,6 +185,60 @@ class ExecutionService:
             '/trading.v1.ExecutionService/GetQuote',
             trading_dot_v1_dot_execution__pb2.GetQuoteRequest.SerializeToString,
             trading_dot_v1_dot_execution__pb2.GetQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVenues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.ExecutionService/ListVenues',
+            trading_dot_v1_dot_execution__pb2.ListVenuesRequest.SerializeToString,
+            trading_dot_v1_dot_execution__pb2.ListVenuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVenueStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.ExecutionService/GetVenueStatus',
+            trading_dot_v1_dot_execution__pb2.GetVenueStatusRequest.SerializeToString,
+            trading_dot_v1_dot_execution__pb2.GetVenueStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

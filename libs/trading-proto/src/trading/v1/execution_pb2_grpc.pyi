@@ -38,6 +38,10 @@ class ExecutionServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ExecutionServiceAsyncStub: ...
     GetQuote: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetQuoteRequest, _execution_pb2.GetQuoteResponse]
     """The latest quote of an instrument."""
+    ListVenues: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListVenuesRequest, _execution_pb2.ListVenuesResponse]
+    """The venues orders can go to, each with its status, in config order."""
+    GetVenueStatus: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetVenueStatusRequest, _execution_pb2.GetVenueStatusResponse]
+    """One venue's status: connected, its circuit breaker, rate limit headroom, latency."""
     QueryOrder: _grpc.UnaryUnaryMultiCallable[_execution_pb2.QueryOrderRequest, _execution_pb2.QueryOrderResponse]
     """What became of an order: every execution report the router made for it, in order. An order
     the router never received is rejected for good first (its one report says "never
@@ -61,6 +65,10 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetQuote: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetQuoteRequest, _execution_pb2.GetQuoteResponse]  # type: ignore[assignment]
     """The latest quote of an instrument."""
+    ListVenues: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListVenuesRequest, _execution_pb2.ListVenuesResponse]  # type: ignore[assignment]
+    """The venues orders can go to, each with its status, in config order."""
+    GetVenueStatus: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetVenueStatusRequest, _execution_pb2.GetVenueStatusResponse]  # type: ignore[assignment]
+    """One venue's status: connected, its circuit breaker, rate limit headroom, latency."""
     QueryOrder: _aio.UnaryUnaryMultiCallable[_execution_pb2.QueryOrderRequest, _execution_pb2.QueryOrderResponse]  # type: ignore[assignment]
     """What became of an order: every execution report the router made for it, in order. An order
     the router never received is rejected for good first (its one report says "never
@@ -87,6 +95,22 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.GetQuoteResponse, _abc.Awaitable[_execution_pb2.GetQuoteResponse]]:
         """The latest quote of an instrument."""
+
+    @_abc_1.abstractmethod
+    def ListVenues(
+        self,
+        request: _execution_pb2.ListVenuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.ListVenuesResponse, _abc.Awaitable[_execution_pb2.ListVenuesResponse]]:
+        """The venues orders can go to, each with its status, in config order."""
+
+    @_abc_1.abstractmethod
+    def GetVenueStatus(
+        self,
+        request: _execution_pb2.GetVenueStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.GetVenueStatusResponse, _abc.Awaitable[_execution_pb2.GetVenueStatusResponse]]:
+        """One venue's status: connected, its circuit breaker, rate limit headroom, latency."""
 
     @_abc_1.abstractmethod
     def QueryOrder(

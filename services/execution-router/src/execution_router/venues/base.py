@@ -21,9 +21,18 @@ May implement:
   quantity and the limit price as the venue now holds them) or a MODIFY_REJECTED one, both
   carrying `request_id`. By default every modify is rejected, naming the venue.
 - `start()` / `stop()`: connect and disconnect (sessions, websockets).
-- `on_quote(quote)`: market data, for a simulated venue that matches against it.
+- `lists(instrument)`: whether the venue trades the instrument (by default: its symbol map).
+- `connected()`: whether its session is up (by default: yes).
+- `on_quote(quote)`: market data, for a simulated venue that matches against it (set
+  `wants_quotes`).
 - `restore(state)`: a simulated venue, whose book lives in the router's journal, puts back its
   resting orders on start.
+
+Resilience: a network venue sets `guard` (venues/resilience.py) and makes every request
+through it. `submit_order` may raise `VenueUnavailable` or `VenueBusy` only when nothing of
+that order reached the venue (the router then reports it REJECTED with the reason); once a
+request may have reached it, the adapter resolves the outcome itself (lookups, the poller).
+`available()` is whether the guard lets calls through: the router routes elsewhere when not.
 
 Threads: every call of the router comes from one venue worker thread (never the bus
 dispatcher, never under a service lock), one call at a time. Reports are pushed back with
@@ -44,6 +53,7 @@ from trading.v1 import types_pb2
 from trading_core.quotes import Quote
 
 from execution_router.domain.venue_types import Report, VenueOrder
+from execution_router.venues.resilience import VenueGuard
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +65,25 @@ class ExecutionClient(abc.ABC):
     """Base class of venue adapters; see the module docstring."""
 
     name = ""
+    # The adapter's kind of venue (simulation, binance, bybit, quantconnect); `name` is the
+    # venue's name in the config, which the factory sets.
+    kind = ""
+    wants_quotes = False
 
     def __init__(self, emit: ReportSink) -> None:
         self.emit = emit
+        self.guard: VenueGuard | None = None
+        # Our instruments -> the venue's symbols; a network adapter fills it.
+        self.symbols: dict[str, str] = {}
+
+    def lists(self, instrument: str) -> bool:
+        return instrument in self.symbols
+
+    def connected(self) -> bool:
+        return True
+
+    def available(self) -> bool:
+        return self.connected() and (self.guard is None or self.guard.available)
 
     def start(self) -> None:
         """Connects to the venue."""

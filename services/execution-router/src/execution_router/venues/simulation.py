@@ -38,6 +38,8 @@ _RECENT_FILLS = 10_000
 
 class SimulationClient(ExecutionClient):
     name = VENUE_NAME
+    kind = VENUE_NAME
+    wants_quotes = True
 
     def __init__(
         self,
@@ -47,6 +49,7 @@ class SimulationClient(ExecutionClient):
         clock: Clock,
     ) -> None:
         super().__init__(emit)
+        self.symbols = {i.symbol: i.symbol for i in instruments}
         self._venue = PaperVenue(settings, {i.symbol: i for i in instruments})
         self._clock = clock
         self._quotes = QuoteBook()
