@@ -126,10 +126,11 @@ class VenueGuard:
         weight, `orders` the new orders it places; `repeatable` lets transport failures be
         retried. Raises VenueUnavailable or VenueBusy (nothing sent), or the call's own error."""
         attempts = self.settings.retry_attempts + 1 if repeatable else 1
+        delay_s = self.settings.retry_delay_ms / 1000
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(attempts),
             wait=tenacity.wait_exponential_jitter(
-                initial=self.settings.retry_delay_ms / 1000, max=self.timeout_s
+                multiplier=delay_s, max=self.timeout_s, jitter=delay_s
             ),
             retry=tenacity.retry_if_exception_type(self._transient),
             reraise=True,
