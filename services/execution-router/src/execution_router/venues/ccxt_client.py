@@ -1,5 +1,7 @@
-"""Direct execution on Binance spot through CCXT: the execution-client template (venues/base.py)
-over CCXT's `binance` class. Not yet chosen by config (`execution.mode: direct` comes next).
+"""Direct execution on spot exchanges through CCXT: what every exchange shares, in one base class
+(`CcxtSpotClient`) of the execution-client template (venues/base.py). Each exchange is a small
+subclass that speaks its wire format: venues/binance.py (`CcxtBinanceSpotClient`) and
+venues/bybit.py (`CcxtBybitSpotClient`). Not yet chosen by config for Bybit.
 
 Choices, and why:
 - **CCXT's synchronous class.** The template calls the adapter from one venue worker thread, one
@@ -8,58 +10,62 @@ Choices, and why:
   cross-thread future on every call for no gain at one call at a time. A CCXT exchange object is
   not thread-safe (its session, rate limiter, nonce), so each thread owns one: the worker's
   (`_worker`) for the template's calls, the poller's (`_poller`) for fills.
+- **One door to the exchange.** Every REST call goes through `_request(fn, weight=, orders=,
+  repeatable=)`: the venue's guard (venues/resilience.py: rate limit by weight, circuit breaker,
+  timeout, retries of repeatable calls) when one is set, else the call itself. Queries are
+  repeatable; a submit, a cancel and an amend are not (the adapter resolves their outcome).
 - **Exact decimals from the raw answer.** CCXT's unified order and trade fields are floats
-  (`parse_number`). Every number in a report is read from the exchange's own JSON (`order['info']`,
-  `trade['info']`), where Binance sends decimal strings, and parsed into `Decimal`. What we send
-  is checked against the symbol's tick and step (from `exchangeInfo`, as strings) before CCXT
-  sees it, so CCXT's precision rounding never changes an order; the exchange's `origQty` in the
-  answer is checked against ours.
-- **Fills are polled.** Binance spot pushes fills on the user-data websocket only; this first
-  slice polls REST instead: every `poll_interval_s` the poller lists the open orders of each
-  symbol we have working orders in, and for an order that traded more (or left the book) reads
-  its trades by order id. Fill reports carry Binance's trade id, so the worker (a submit's FULL
-  answer, a cancel) and the poller never report one trade twice.
-- **The client order id is our order id** (`newClientOrderId`, at most 36 characters of
-  `[.A-Z:/a-z0-9_-]`). Real Binance only refuses a repeated client order id among *open*
-  orders, so the adapter never relies on it: a second submit of an order it knows is not sent,
-  and a submit whose answer was lost (a timeout, a 5xx, a dropped connection) is first looked up
-  by client order id and sent again only when Binance answers that it has no such order and the
-  lost request can no longer be executed: Binance refuses a request whose timestamp is older
-  than its `recvWindow` (sent with every request, `recv_window_ms`), so until that window (and
-  a second for the clocks) has passed since it was sent, an order not shown yet may still be
-  placed, and it is looked up again rather than sent twice. A 429/418 was not
-  applied: the adapter waits the answer's Retry-After (at most `max_retry_after_s`) and sends
-  again. An outcome still unknown after `resolve_attempts` lookups is left to the poller, which
-  adopts the order when Binance shows it and reports it REJECTED (never sent again) when
-  Binance still has none after `unresolved_timeout_s`.
-- **Fees.** A Binance commission is paid in the quote asset, the base asset or a third one
-  (BNB). `Report.fee` is in the quote currency: a quote commission is taken as it is, a base
-  commission is converted at the trade's price (exactly), and a third asset's is reported as 0
-  with the commission and asset in the report's message.
-- **Order forms.** LIMIT (GTC, IOC, FOK), post-only LIMIT as LIMIT_MAKER, MARKET, and a
-  MARKET order with a protection price as a LIMIT IOC at that price (Binance's market orders
-  have no worst price). Stops, trailing stops, DAY/GTD, icebergs and modifies are refused with
-  a reason (the template's default MODIFY_REJECTED); they come later.
-- **Not yet:** the user-data websocket instead of polling; `fills_since` reads at most 500
-  trades per symbol (no paging); retries and circuit breaking beyond the submit's own.
-- **Endpoints.** `sandbox=True` calls CCXT's `set_sandbox_mode(True)` (the spot testnet URLs);
-  `base_url` then points the spot REST API (`urls['api']['public'|'private']`) at another host,
-  the tests' fake (`sandbox=False` and no `base_url`: live Binance). Keys come from the
-  constructor (the caller reads them from `${VAR}`); CCXT's
-  own wire log is routed through a logger that blanks the key, the secret and signatures.
+  (`parse_number`). Every number in a report is read from the exchange's own JSON, where both
+  exchanges send decimal strings, into an `OrderView` or a `TradeView` of `Decimal`s; a float
+  there is refused. What we send is checked against the symbol's tick and step (read as strings
+  from the exchange's instrument rules) before the exchange sees it, so no rounding ever changes
+  an order.
+- **Fills are polled.** Both exchanges push fills on private websockets only; this slice polls
+  REST instead: every `poll_interval_s` the poller lists the open orders of each symbol we have
+  working orders in, and for an order that traded more (or left the book) reads its trades by
+  order id. Fill reports carry the exchange's trade id, so the worker (an answer, a cancel) and
+  the poller never report one trade twice; an order ends only once its trades add up to what
+  the exchange says executed (a trade list may lag the order's status).
+- **The client order id is our order id.** A second submit of an order the adapter knows is not
+  sent, and a submit whose answer was lost (a timeout, a 5xx, a dropped connection, an answer
+  that is not the exchange's JSON) is first looked up by client order id and sent again only
+  when the exchange answers that it has no such order *and* the lost request can no longer be
+  executed: both exchanges refuse a request whose timestamp is older than its receive window
+  (sent with every request, `recv_window_ms`), so until that window (and a second for the
+  clocks) has passed since it was sent, an order not shown yet may still be placed, and it is
+  looked up again rather than sent twice. A rate-limited request was not applied: the adapter
+  waits the exchange's hint (at most `max_retry_after_s`) and sends again. An outcome still
+  unknown after `resolve_attempts` lookups is left to the poller, which adopts the order when
+  the exchange shows it and reports it REJECTED (never sent again) when the exchange still has
+  none after `unresolved_timeout_s`.
+- **Fees.** A commission is paid in the quote asset, the base asset or a third one. `Report.fee`
+  is in the quote currency: a quote commission is taken as it is, a base commission is
+  converted at the trade's price (exactly), and a third asset's is reported as 0 with the
+  commission and asset in the report's message.
+- **Order forms.** LIMIT (GTC, IOC, FOK), post-only LIMIT, MARKET, and a MARKET order with a
+  protection price as a LIMIT IOC at that price (neither exchange's spot market orders have a
+  worst price). Stops, trailing stops, DAY/GTD and icebergs are refused with a reason.
+- **Not yet:** private websockets instead of polling; paging beyond one page of trades or
+  orders per symbol.
+- **Endpoints and keys.** `sandbox=True` calls CCXT's `set_sandbox_mode(True)` (the exchange's
+  testnet); `base_url` then points the REST API at another host, the tests' fakes
+  (`sandbox=False` and no `base_url`: the live exchange). Keys come from the constructor (the
+  caller reads them from `${VAR}`); CCXT's own wire log is routed through a logger that blanks
+  the key, the secret and signatures.
 """
 
 from __future__ import annotations
 
+import abc
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ccxt  # type: ignore[import-untyped]
 from trading.v1 import types_pb2
@@ -68,38 +74,90 @@ from trading_core.decimals import ZERO, format_decimal, is_multiple, multiply
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.base import ExecutionClient, ReportSink
 
+if TYPE_CHECKING:  # the old import path of the Binance adapter (see __getattr__ below)
+    from execution_router.venues.binance import CcxtBinanceSpotClient
+
+__all__ = ["CcxtBinanceSpotClient", "CcxtSpotClient", "OrderView", "Rules", "TradeView"]
+
 log = logging.getLogger(__name__)
 _wire_log = logging.getLogger(__name__ + ".wire")
 
 T = types_pb2
-_CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
-_SIDES = {T.SIDE_BUY: "buy", T.SIDE_SELL: "sell"}
-_SIDE_OF = {"BUY": T.SIDE_BUY, "SELL": T.SIDE_SELL}
-_TIFS = {T.TIME_IN_FORCE_GTC: "GTC", T.TIME_IN_FORCE_IOC: "IOC", T.TIME_IN_FORCE_FOK: "FOK"}
-_OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
-# Binance's end states other than FILLED, as our execution types.
-_ENDED = {
-    "CANCELED": T.EXECUTION_TYPE_CANCELED,
-    "EXPIRED": T.EXECUTION_TYPE_EXPIRED,
-    "EXPIRED_IN_MATCH": T.EXECUTION_TYPE_EXPIRED,
-    "REJECTED": T.EXECUTION_TYPE_REJECTED,
-}
+R = TypeVar("R")
+SIDES = {T.SIDE_BUY: "buy", T.SIDE_SELL: "sell"}
+LIMIT_TIFS = (T.TIME_IN_FORCE_GTC, T.TIME_IN_FORCE_IOC, T.TIME_IN_FORCE_FOK)
+# A rate limit refused the request: nothing was applied.
+RATE_LIMITED = (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
 
 ExchangeFactory = Callable[[dict[str, Any]], Any]
 
 
-class SubmitOutcomeUnknown(Exception):
-    """A submit whose answer was lost, still unresolved."""
+class MalformedAnswer(ccxt.BadResponse):  # type: ignore[misc]
+    """The exchange answered with something that is not its documented JSON."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A symbol's trading rules, as the exchange sends them (None: not checked here)."""
+
+    tick: Decimal
+    step: Decimal
+    min_quantity: Decimal | None = None
+    max_quantity: Decimal | None = None
+    min_notional: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """The exchange's view of one order, read from its raw JSON."""
+
+    order_id: str  # the client order id: our order id
+    venue_order_id: str
+    side: T.Side.ValueType
+    order_type: T.OrderType.ValueType
+    time_in_force: T.TimeInForce.ValueType
+    quantity: Decimal
+    price: Decimal | None  # the limit; None for a market order
+    executed: Decimal
+    executed_notional: Decimal
+    status: str  # the exchange's own word, for messages
+    is_open: bool
+    # How it ended, other than filled: CANCELED, EXPIRED or REJECTED; None while open or filled.
+    ended: T.ExecutionType.ValueType | None = None
+    updated: datetime | None = None
+    reason: str = ""  # why the exchange ended it, when it says
+
+    @property
+    def filled(self) -> bool:
+        return not self.is_open and self.ended is None
+
+    @property
+    def average_price(self) -> Decimal | None:
+        return self.executed_notional / self.executed if self.executed else None
+
+
+@dataclass(frozen=True)
+class TradeView:
+    """One trade of one of our orders, read from the exchange's raw JSON."""
+
+    trade_id: str
+    venue_order_id: str
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    commission_asset: str
+    time: datetime | None
+    sequence: tuple[int, str]  # sorts an order's trades in the exchange's order
 
 
 @dataclass
 class _Working:
-    """An order Binance has, and what we reported of it."""
+    """An order the exchange has, and what we reported of it."""
 
     order: VenueOrder
     symbol: str  # CCXT's unified symbol, e.g. BTC/USDT
     venue_order_id: str
-    registered: float  # time.monotonic() when we learned Binance has it
+    registered: float  # time.monotonic() when we learned the exchange has it
     cumulative_quantity: Decimal = ZERO
     filled_notional: Decimal = ZERO
     trade_ids: set[str] = field(default_factory=set)
@@ -134,6 +192,9 @@ class _Working:
             message=message,
             request_id=request_id,
             time=datetime.now(UTC),
+            limit_price=self.order.limit_price
+            if execution_type == T.EXECUTION_TYPE_MODIFIED
+            else None,
         )
 
 
@@ -148,7 +209,8 @@ class _RedactingLog:
         text = message % args if args else message
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return re.sub(r"signature=[0-9a-fA-F]+", "signature=***", text)
+        text = re.sub(r"signature=[0-9a-fA-F]+", "signature=***", text)
+        return re.sub(r"(X-BAPI-SIGN'?\"?:\s*'?\"?)[0-9a-fA-F]+", r"\1***", text)
 
     def debug(self, message: str, *args: Any) -> None:
         if _wire_log.isEnabledFor(logging.DEBUG):
@@ -167,10 +229,14 @@ class _RedactingLog:
         _wire_log.error("%s", self._clean(message, args))
 
 
-class CcxtBinanceSpotClient(ExecutionClient):
-    """Binance spot through CCXT; see the module docstring."""
+class CcxtSpotClient(ExecutionClient):
+    """A spot exchange through CCXT; see the module docstring. A subclass names its CCXT class
+    (`kind`) and speaks its exchange's wire format through the hooks below."""
 
-    name = "binance"
+    kind = ""  # CCXT's exchange id, and the exchange's name in messages
+    # The client order ids the exchange takes, and the rule in words for a refusal.
+    client_order_id = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+    client_order_id_rule = "at most 36 characters of letters, digits, _ and -"
 
     def __init__(
         self,
@@ -193,6 +259,7 @@ class CcxtBinanceSpotClient(ExecutionClient):
     ) -> None:
         """`symbols` maps our instruments to CCXT's symbols, e.g. {"BTC-USD": "BTC/USDT"}."""
         super().__init__(emit)
+        self.symbols = dict(symbols)
         self._instruments = dict(symbols)
         self._symbols = {ccxt_symbol: ours for ours, ccxt_symbol in symbols.items()}
         self._timeout_s = timeout_s
@@ -202,36 +269,114 @@ class CcxtBinanceSpotClient(ExecutionClient):
         self._unresolved_timeout_s = unresolved_timeout_s
         self._max_retry_after_s = max_retry_after_s
         self._rate_limit_attempts = rate_limit_attempts
-        # How long a lost request may still be executed: its recvWindow, and a second of clock
-        # difference between us and Binance.
+        # How long a lost request may still be executed: its receive window, and a second of
+        # clock difference between us and the exchange.
         self._in_flight_s = recv_window_ms / 1000 + 1.0
         if unresolved_timeout_s <= self._in_flight_s:
             raise ValueError("unresolved_timeout_s must be longer than recv_window_ms + 1 s")
-        factory = exchange_factory or _binance
-        settings = {
-            "apiKey": api_key,
-            "secret": secret,
-            "timeout": int(timeout_s * 1000),
-            "enableRateLimit": True,
-            "options": {
-                "defaultType": "spot",
-                "fetchMarkets": {"types": ["spot"]},
-                "fetchCurrencies": False,
-                "fetchMargins": False,
-                "adjustForTimeDifference": False,
-                "fetchOpenOrders": {"warnWithoutSymbol": False},
-                "recvWindow": recv_window_ms,
-            },
-        }
+        factory = exchange_factory or getattr(ccxt, self.kind)
+        settings = self._settings(api_key, secret, timeout_s, recv_window_ms)
         redacting = _RedactingLog([api_key, secret])
-        self._worker = _configure(factory(settings), redacting, sandbox, base_url)
-        self._poller = _configure(factory(settings), redacting, sandbox, base_url)
+        self._worker = self._configure(factory(settings), redacting, sandbox, base_url)
+        self._poller = self._configure(factory(settings), redacting, sandbox, base_url)
         self._lock = threading.RLock()
         self._orders: dict[str, _Working] = {}
         # Submits whose answer was lost: the order and when it was first sent.
         self._unresolved: dict[str, tuple[VenueOrder, float]] = {}
         self._stopping = threading.Event()
         self._poll_thread: threading.Thread | None = None
+
+    # -- what an exchange's subclass implements ------------------------------------------------
+
+    @abc.abstractmethod
+    def _settings(
+        self, api_key: str, secret: str, timeout_s: float, recv_window_ms: int
+    ) -> dict[str, Any]:
+        """CCXT's constructor settings."""
+
+    @abc.abstractmethod
+    def _point_at(self, exchange: Any, base_url: str) -> None:
+        """Points the exchange object's REST URLs at `base_url`."""
+
+    @abc.abstractmethod
+    def _rules(self, market: dict[str, Any]) -> Rules:
+        """The symbol's rules, from CCXT's market (its `info`: the exchange's own JSON)."""
+
+    @abc.abstractmethod
+    def _form_problem(self, order: VenueOrder) -> str:
+        """Why the exchange cannot take the order's form (type, time in force), or ""."""
+
+    @abc.abstractmethod
+    def _place(
+        self, exchange: Any, symbol: str, order: VenueOrder
+    ) -> tuple[OrderView, list[TradeView] | None]:
+        """Sends the order: the exchange's view of it, with its trades when the answer has
+        them (None: read them when the order has executed)."""
+
+    @abc.abstractmethod
+    def _query(self, exchange: Any, symbol: str, order_id: str) -> OrderView | None:
+        """The order by client order id; None when the exchange answers it has none. Raises
+        ccxt.BaseError when it cannot tell."""
+
+    @abc.abstractmethod
+    def _query_venue_id(self, exchange: Any, symbol: str, venue_order_id: str) -> OrderView:
+        """The order by the exchange's id."""
+
+    @abc.abstractmethod
+    def _cancel_on_venue(self, exchange: Any, symbol: str, order_id: str) -> OrderView:
+        """Cancels by client order id: the order as it is now. Raises ccxt.OrderNotFound when
+        the exchange has no open order of that id."""
+
+    @abc.abstractmethod
+    def _open_on_venue(self, exchange: Any, symbol: str) -> list[OrderView]:
+        """The open orders of the symbol."""
+
+    @abc.abstractmethod
+    def _order_trades(
+        self, exchange: Any, symbol: str, venue_order_id: str, order_id: str
+    ) -> list[TradeView]:
+        """Every trade of one order."""
+
+    @abc.abstractmethod
+    def _trades_since(self, exchange: Any, symbol: str, since_ms: int) -> list[TradeView]:
+        """The symbol's trades since `since_ms`."""
+
+    @abc.abstractmethod
+    def _retry_hint(self, exchange: Any) -> float | None:
+        """Seconds the exchange's last (rate-limited) answer asks us to wait, when it says."""
+
+    @abc.abstractmethod
+    def _is_duplicate(self, error: Exception) -> bool:
+        """Whether the error refuses a client order id the exchange already has."""
+
+    # Fragments of an error's text saying the exchange does not know whether it executed.
+    unknown_outcome_codes: tuple[str, ...] = ()
+
+    # -- the one door to the exchange ----------------------------------------------------------
+
+    def _request(
+        self,
+        fn: Callable[[], R],
+        *,
+        weight: int = 1,
+        orders: int = 0,
+        repeatable: bool = False,
+    ) -> R:
+        """Makes one REST call, through the venue's guard when one is set (rate limit by
+        `weight`, `orders` placed, circuit breaker, timeout, retries when `repeatable`)."""
+        guard = getattr(self, "guard", None)
+        if guard is None:
+            return fn()
+        try:
+            result: R = guard.call(fn, weight=weight, orders=orders, repeatable=repeatable)
+        except ccxt.BaseError:
+            raise
+        except Exception as error:
+            if not repeatable:
+                raise  # a refused submit or cancel was not sent: the caller reports why
+            # The guard refused a query (nothing sent): to a lookup, the exchange cannot tell.
+            raise ccxt.ExchangeNotAvailable(f"{self.kind}: {error}") from error
+        return result
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -240,17 +385,17 @@ class CcxtBinanceSpotClient(ExecutionClient):
         order tries again)."""
         self._stopping.clear()
         self._poll_thread = threading.Thread(
-            target=self._poll_loop, name="venue-binance-poller", daemon=True
+            target=self._poll_loop, name=f"venue-{self.kind}-poller", daemon=True
         )
         self._poll_thread.start()
         self._load_markets()
 
     def _load_markets(self) -> None:
-        self._worker.load_markets()
+        self._request(self._worker.load_markets, weight=20, repeatable=True)
         self._poller.set_markets(self._worker.markets)
         missing = sorted(s for s in self._symbols if s not in self._worker.markets)
         if missing:
-            log.error("binance: symbols not listed by the exchange: %s", ", ".join(missing))
+            log.error("%s: symbols not listed by the exchange: %s", self.kind, ", ".join(missing))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -265,7 +410,7 @@ class CcxtBinanceSpotClient(ExecutionClient):
             known = order.order_id in self._orders
             lost = order.order_id in self._unresolved
         if known:
-            log.info("binance: order %s was already sent: not sent again", order.order_id)
+            log.info("%s: order %s was already sent: not sent again", self.kind, order.order_id)
             return
         if lost:
             self._resolve_lost_submit(order)
@@ -283,7 +428,7 @@ class CcxtBinanceSpotClient(ExecutionClient):
         if working is not None and working.done:
             self._cancel_rejected(order_id, request_id, working, "it has already finished")
             return
-        last_error = "binance does not know the order"
+        last_error = f"{self.kind} does not know the order"
         if working is not None:
             with self._lock:
                 working.canceling = True
@@ -304,64 +449,60 @@ class CcxtBinanceSpotClient(ExecutionClient):
     ) -> None:
         for symbol in symbols:
             try:
-                info = self._worker.cancel_order(None, symbol, {"origClientOrderId": order_id})[
-                    "info"
-                ]
+                view = self._cancel_on_venue(self._worker, symbol, order_id)
             except ccxt.OrderNotFound:
                 last_error = self._why_not_cancelable(order_id, symbol, working)
                 continue
-            except ccxt.NetworkError as error:
+            except (ccxt.NetworkError, ccxt.BadResponse) as error:
                 self._cancel_outcome_unknown(order_id, request_id, symbol, working, error)
                 return
             except ccxt.BaseError as error:
-                last_error = f"binance refused the cancel: {_reason(error)}"
+                last_error = f"{self.kind} refused the cancel: {self._reason(error)}"
                 break
-            adopted = working or self._adopt(order_id, symbol, info)
-            self._apply(self._worker, adopted, info, request_id=request_id)
+            adopted = working or self._adopt(order_id, symbol, view)
+            self._apply(self._worker, adopted, view, request_id=request_id)
             return
         self._cancel_rejected(order_id, request_id, working, last_error)
 
     def open_orders(self) -> list[Report]:
         reports = []
         for symbol in self._symbols:
-            for order in self._worker.fetch_open_orders(symbol):
-                info = order["info"]
-                self._known_or_adopted(info, symbol)  # the poller follows it from now on
-                executed = _dec(info["executedQty"])
-                average = _dec(info["cummulativeQuoteQty"]) / executed if executed else None
-                kind = T.EXECUTION_TYPE_PARTIALLY_FILLED if executed else T.EXECUTION_TYPE_ACCEPTED
+            for view in self._open_on_venue(self._worker, symbol):
+                self._known_or_adopted(view, symbol)  # the poller follows it from now on
+                kind = (
+                    T.EXECUTION_TYPE_PARTIALLY_FILLED
+                    if view.executed
+                    else T.EXECUTION_TYPE_ACCEPTED
+                )
                 reports.append(
                     Report(
                         execution_type=kind,
-                        order_id=info["clientOrderId"],
-                        venue_order_id=str(info["orderId"]),
-                        side=_SIDE_OF.get(info["side"], T.SIDE_UNSPECIFIED),
-                        cumulative_quantity=executed,
-                        leaves_quantity=_dec(info["origQty"]) - executed,
-                        average_price=average,
-                        limit_price=_dec(info["price"]) or None,
-                        time=_from_ms(info.get("updateTime")),
+                        order_id=view.order_id,
+                        venue_order_id=view.venue_order_id,
+                        side=view.side,
+                        cumulative_quantity=view.executed,
+                        leaves_quantity=view.quantity - view.executed,
+                        average_price=view.average_price,
+                        limit_price=view.price,
+                        time=view.updated,
                     )
                 )
         return reports
 
     def fills_since(self, moment: datetime) -> list[Report]:
-        """Every fill since `moment`, read from Binance (its trades, then each order's trades
-        from its first, for the cumulative quantity each fill left)."""
+        """Every fill since `moment`, read from the exchange (its trades, then each order's
+        trades from its first, for the cumulative quantity each fill left)."""
         since_ms = int(moment.timestamp() * 1000)
         reports: list[Report] = []
         for symbol, instrument in self._symbols.items():
-            trades = self._worker.fetch_my_trades(symbol, since_ms)
-            order_ids = sorted({str(t["info"]["orderId"]) for t in trades}, key=int)
-            for venue_order_id in order_ids:
-                info = self._worker.fetch_order(venue_order_id, symbol)["info"]
-                order = _venue_order(info, instrument)
-                all_trades = self._worker.fetch_my_trades(
-                    symbol, None, None, {"orderId": venue_order_id}
-                )
+            trades = self._trades_since(self._worker, symbol, since_ms)
+            for venue_order_id in sorted({t.venue_order_id for t in trades}, key=_id_order):
+                view = self._query_venue_id(self._worker, symbol, venue_order_id)
+                order = _venue_order(view, instrument)
                 replay = _Working(order, symbol, venue_order_id, time.monotonic())
-                for trade in sorted((t["info"] for t in all_trades), key=lambda t: int(t["id"])):
-                    report = self._fill(replay, _trade_from(trade), symbol)
+                every = self._order_trades(self._worker, symbol, venue_order_id, view.order_id)
+                for trade in sorted(every, key=lambda t: t.sequence):
+                    report = self._fill(replay, trade)
                     if report.time is not None and report.time >= moment:
                         reports.append(report)
         return sorted(reports, key=lambda r: r.time or moment)
@@ -369,111 +510,107 @@ class CcxtBinanceSpotClient(ExecutionClient):
     # -- submitting ---------------------------------------------------------------------------
 
     def _problem(self, order: VenueOrder) -> str:
-        """Why the order cannot go to Binance as it is, or ""."""
+        """Why the order cannot go to the exchange as it is, or ""."""
         symbol = self._instruments.get(order.instrument)
         if symbol is None:
             known = ", ".join(sorted(self._instruments)) or "none"
-            return f"instrument {order.instrument!r} is not mapped to binance; mapped: {known}"
-        if not _CLIENT_ORDER_ID.match(order.order_id):
+            return f"instrument {order.instrument!r} is not mapped to {self.kind}; mapped: {known}"
+        if not self.client_order_id.match(order.order_id):
             return (
-                f"order id {order.order_id!r} cannot be binance's client order id "
-                "(at most 36 characters of letters, digits and . : / _ -)"
+                f"order id {order.order_id!r} cannot be {self.kind}'s client order id "
+                f"({self.client_order_id_rule})"
             )
-        if order.side not in _SIDES:
+        if order.side not in SIDES:
             return "side must be BUY or SELL"
-        if order.order_type not in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_MARKET):
-            name = T.OrderType.Name(order.order_type)
-            return f"binance spot takes LIMIT and MARKET orders here, not {name}"
-        limit_tif = order.order_type == T.ORDER_TYPE_LIMIT and not order.post_only
-        if limit_tif and order.time_in_force not in _TIFS:
-            name = T.TimeInForce.Name(order.time_in_force)
-            return f"binance spot takes GTC, IOC and FOK limit orders, not {name}"
+        problem = self._form_problem(order)
+        if problem:
+            return problem
         if order.display_quantity is not None:
-            return "iceberg orders are not supported on binance yet"
+            return f"iceberg orders are not supported on {self.kind} yet"
         if not self._worker.markets:
             try:
                 self._load_markets()
             except ccxt.BaseError as error:
-                return f"binance's markets could not be loaded: {_reason(error)}"
+                return f"{self.kind}'s markets could not be loaded: {self._reason(error)}"
         market = self._worker.markets.get(symbol)
         if market is None:
-            return f"binance does not list {symbol}"
-        filters = {f["filterType"]: f for f in market["info"].get("filters", [])}
-        step = _dec(filters.get("LOT_SIZE", {}).get("stepSize", "0"))
-        if order.quantity <= 0 or (step and not is_multiple(order.quantity, step)):
-            quantity = format_decimal(order.quantity)
-            return f"quantity {quantity} is not a positive multiple of {symbol}'s step {step}"
-        tick = _dec(filters.get("PRICE_FILTER", {}).get("tickSize", "0"))
-        price = order.limit_price
-        limit = order.order_type == T.ORDER_TYPE_LIMIT
-        if not limit and order.protection_price is not None:
-            price, limit = order.protection_price, True
-        if limit and (price is None or price <= 0 or (tick and not is_multiple(price, tick))):
-            shown = format_decimal(price)
-            return f"limit price {shown} is not a positive multiple of {symbol}'s tick {tick}"
-        return ""
+            return f"{self.kind} does not list {symbol}"
+        try:
+            rules = self._rules(market)
+        except (KeyError, TypeError, ValueError) as error:
+            return f"{self.kind}'s rules for {symbol} cannot be read: {error}"
+        return _rules_problem(order, symbol, rules)
 
     def _send(self, order: VenueOrder) -> None:
-        """Sends the order; on a lost answer, finds out whether Binance has it before anything
-        else."""
+        """Sends the order; on a lost answer, finds out whether the exchange has it before
+        anything else."""
         symbol = self._instruments[order.instrument]
-        kind, price, params = _wire_form(order)
-        amount = format_decimal(order.quantity)
         for attempt in range(1, self._rate_limit_attempts + 1):
             self._worker.last_http_status = None
             try:
-                answer = self._worker.create_order(
-                    symbol, kind, _SIDES[order.side], amount, price, dict(params)
-                )
-            except ccxt.DDoSProtection as error:  # 429/418: not applied
-                wait = self._retry_after()
+                view, trades = self._place(self._worker, symbol, order)
+            except RATE_LIMITED as error:  # not applied
+                wait = self._retry_after(self._worker)
                 if attempt == self._rate_limit_attempts:
-                    self._emit_rejected(order, f"binance rate limit: {_reason(error)}")
+                    self._emit_rejected(order, f"{self.kind} rate limit: {self._reason(error)}")
                     return
-                log.warning("binance: rate limited; order %s again in %ss", order.order_id, wait)
+                log.warning(
+                    "%s: rate limited; order %s again in %ss", self.kind, order.order_id, wait
+                )
                 time.sleep(wait)
                 continue
             except ccxt.BaseError as error:
-                if _outcome_unknown(error, self._worker):  # timeout, 5xx, dropped connection
-                    log.warning(
-                        "binance: the answer to order %s was lost (%s): looking it up",
-                        order.order_id,
-                        type(error).__name__,
-                    )
-                    with self._lock:
-                        self._unresolved.setdefault(order.order_id, (order, time.monotonic()))
-                    self._resolve_lost_submit(order)
-                elif isinstance(error, ccxt.InvalidOrder) and "Duplicate order" in str(error):
-                    log.warning("binance: order %s is already there: adopting it", order.order_id)
-                    self._look_up(order)
-                elif isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied):
-                    message = f"binance refused our API credentials: {_reason(error)}"
-                    log.error("binance: order %s not placed: %s", order.order_id, message)
-                    self._emit_rejected(order, message)
-                else:
-                    self._emit_rejected(order, f"binance rejected the order: {_reason(error)}")
+                self._not_placed(order, error)
                 return
-            info = answer["info"]
-            if _dec(info.get("origQty", amount)) != order.quantity:
+            if view.quantity != order.quantity:
                 log.error(
-                    "binance: order %s placed for %s, not %s",
+                    "%s: order %s placed for %s, not %s",
+                    self.kind,
                     order.order_id,
-                    info.get("origQty"),
-                    amount,
+                    format_decimal(view.quantity),
+                    format_decimal(order.quantity),
                 )
-            self._adopt_and_apply(order, symbol, info, fills=info.get("fills"))
+            self._adopt_and_apply(order, symbol, view, trades)
             return
 
+    def _not_placed(self, order: VenueOrder, error: Exception) -> None:
+        """A submit that raised: looked up when it may have been applied, else rejected."""
+        if self._outcome_unknown(error, self._worker):  # timeout, 5xx, dropped, garbled
+            log.warning(
+                "%s: the answer to order %s was lost (%s): looking it up",
+                self.kind,
+                order.order_id,
+                type(error).__name__,
+            )
+            with self._lock:
+                self._unresolved.setdefault(order.order_id, (order, time.monotonic()))
+            self._resolve_lost_submit(order)
+        elif self._is_duplicate(error):
+            log.warning("%s: order %s is already there: adopting it", self.kind, order.order_id)
+            self._look_up(order)
+        elif isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied):
+            message = f"{self.kind} refused our API credentials: {self._reason(error)}"
+            log.error("%s: order %s not placed: %s", self.kind, order.order_id, message)
+            self._emit_rejected(order, message)
+        elif isinstance(error, ccxt.InvalidNonce):
+            message = (
+                f"{self.kind} refused the request's timestamp (our clock and the exchange's "
+                f"differ by more than the receive window): {self._reason(error)}"
+            )
+            self._emit_rejected(order, message)
+        else:
+            self._emit_rejected(order, f"{self.kind} rejected the order: {self._reason(error)}")
+
     def _resolve_lost_submit(self, order: VenueOrder) -> None:
-        """Looks the order up by client order id; sends it again only when Binance answers that
-        it has no such order. Left to the poller when that stays unknown."""
+        """Looks the order up by client order id; sends it again only when the exchange answers
+        that it has no such order. Left to the poller when that stays unknown."""
         for attempt in range(self._resolve_attempts):
             time.sleep(self._grace_s * (attempt + 1))
             try:
                 if self._look_up(order):
                     return
             except ccxt.BaseError as error:  # cannot tell: ask again
-                log.warning("binance: looking up order %s failed: %s", order.order_id, error)
+                log.warning("%s: looking up order %s failed: %s", self.kind, order.order_id, error)
                 continue
             with self._lock:
                 lost = self._unresolved.get(order.order_id)
@@ -483,106 +620,103 @@ class CcxtBinanceSpotClient(ExecutionClient):
                 continue
             with self._lock:
                 self._unresolved.pop(order.order_id, None)
-            log.info("binance: order %s is not at the exchange: sending it", order.order_id)
+            log.info("%s: order %s is not at the exchange: sending it", self.kind, order.order_id)
             self._send(order)
             return
         log.error(
-            "binance: whether order %s was placed is still unknown: the poller goes on asking",
+            "%s: whether order %s was placed is still unknown: the poller goes on asking",
+            self.kind,
             order.order_id,
         )
 
     def _look_up(self, order: VenueOrder) -> bool:
-        """Adopts the order when Binance has it (True); False when Binance has none.
-        Raises ccxt.NetworkError when it cannot tell."""
+        """Adopts the order when the exchange has it (True); False when it has none.
+        Raises ccxt.BaseError when it cannot tell."""
         symbol = self._instruments[order.instrument]
-        try:
-            info = self._worker.fetch_order(None, symbol, {"origClientOrderId": order.order_id})[
-                "info"
-            ]
-        except ccxt.OrderNotFound:
+        view = self._query(self._worker, symbol, order.order_id)
+        if view is None:
             return False
         with self._lock:
             self._unresolved.pop(order.order_id, None)
-        self._adopt_and_apply(order, symbol, info, fills=None)
+        self._adopt_and_apply(order, symbol, view, None)
         return True
 
     def _adopt_and_apply(
         self,
         order: VenueOrder,
         symbol: str,
-        info: dict[str, Any],
-        fills: list[dict[str, Any]] | None,
+        view: OrderView,
+        trades: list[TradeView] | None,
     ) -> None:
         with self._lock:
             working = self._orders.get(order.order_id)
             if working is None:
-                working = _Working(order, symbol, str(info["orderId"]), time.monotonic())
+                working = _Working(order, symbol, view.venue_order_id, time.monotonic())
                 self._orders[order.order_id] = working
                 self.emit(working.report(T.EXECUTION_TYPE_ACCEPTED))
-        if fills is not None:
-            trades = [_trade_from_fill(f, info) for f in fills]
-            self._apply(self._worker, working, info, trades=trades)
-        else:
-            self._apply(self._worker, working, info)
+        self._apply(self._worker, working, view, trades=trades)
 
-    def _adopt(self, order_id: str, symbol: str, info: dict[str, Any]) -> _Working:
-        """An order we did not know (sent before a restart), from Binance's view of it."""
-        order = _venue_order(info, self._symbols[symbol])
+    def _adopt(self, order_id: str, symbol: str, view: OrderView) -> _Working:
+        """An order we did not know (sent before a restart), from the exchange's view of it."""
+        order = _venue_order(view, self._symbols[symbol])
         with self._lock:
             working = self._orders.setdefault(
-                order_id, _Working(order, symbol, str(info["orderId"]), time.monotonic())
+                order_id, _Working(order, symbol, view.venue_order_id, time.monotonic())
             )
         return working
 
-    def _known_or_adopted(self, info: dict[str, Any], symbol: str) -> _Working:
+    def _known_or_adopted(self, view: OrderView, symbol: str) -> _Working:
         with self._lock:
-            working = self._orders.get(info["clientOrderId"])
-        return working or self._adopt(info["clientOrderId"], symbol, info)
+            working = self._orders.get(view.order_id)
+        return working or self._adopt(view.order_id, symbol, view)
 
-    # -- what Binance did with an order --------------------------------------------------------
+    # -- what the exchange did with an order ---------------------------------------------------
 
     def _apply(
         self,
         exchange: Any,
         working: _Working,
-        info: dict[str, Any],
+        view: OrderView,
         *,
-        trades: list[dict[str, Any]] | None = None,
+        trades: list[TradeView] | None = None,
         request_id: str = "",
     ) -> None:
-        """Reports what Binance's view `info` of the order holds that we did not report yet:
-        new trades (read by order id when not given), then its end (canceled, expired)."""
-        executed = _dec(info["executedQty"])
+        """Reports what the exchange's view of the order holds that we did not report yet: new
+        trades (read by order id when not given), then its end (canceled, expired)."""
         with self._lock:
-            behind = executed > working.cumulative_quantity
+            behind = view.executed > working.cumulative_quantity
         if behind and trades is None:
-            raw = exchange.fetch_my_trades(
-                working.symbol, None, None, {"orderId": working.venue_order_id}
+            trades = self._order_trades(
+                exchange, working.symbol, working.venue_order_id, working.order.order_id
             )
-            trades = [_trade_from(t["info"]) for t in raw]
         with self._lock:
-            for trade in sorted(trades or [], key=lambda t: int(t["id"])):
-                if str(trade["id"]) not in working.trade_ids:
-                    self.emit(self._fill(working, trade, working.symbol))
-            status = info.get("status", "")
-            if status == "FILLED" or working.cumulative_quantity == working.order.quantity:
+            for trade in sorted(trades or [], key=lambda t: t.sequence):
+                if trade.trade_id not in working.trade_ids:
+                    self.emit(self._fill(working, trade))
+            caught_up = working.cumulative_quantity >= view.executed
+            if working.cumulative_quantity == working.order.quantity or (view.filled and caught_up):
                 working.done = True
-            ended = _ENDED.get(status)
+            ended = view.ended
             if ended == T.EXECUTION_TYPE_CANCELED and working.canceling and not request_id:
                 return
-            if ended is not None and not working.done:
+            # An end waits for the trades before it (the poller asks again), unless a cancel
+            # of ours is answered now.
+            if ended is not None and not working.done and (caught_up or request_id):
                 working.done = True
-                message = "" if request_id else f"binance: {status.lower()}"
+                message = "" if request_id else self._end_message(view)
                 self.emit(working.report(ended, message, request_id))
             elif request_id and ended == T.EXECUTION_TYPE_CANCELED:
                 self.emit(working.report(ended, "", request_id))
 
-    def _fill(self, working: _Working, trade: dict[str, Any], symbol: str) -> Report:
-        quantity, price = _dec(trade["qty"]), _dec(trade["price"])
-        working.trade_ids.add(str(trade["id"]))
-        working.cumulative_quantity += quantity
-        working.filled_notional += multiply(quantity, price)
-        fee, message = self._fee(trade, price, symbol)
+    def _end_message(self, view: OrderView) -> str:
+        why = f" ({view.reason})" if view.reason else ""
+        return f"{self.kind}: {view.status.lower()}{why}"
+
+    def _fill(self, working: _Working, trade: TradeView) -> Report:
+        working.trade_ids.add(trade.trade_id)
+        working.cumulative_quantity += trade.quantity
+        working.filled_notional += multiply(trade.quantity, trade.price)
+        fee, message = self._fee(trade, working.symbol)
         done = working.cumulative_quantity >= working.order.quantity
         if done:
             working.done = True
@@ -591,40 +725,40 @@ class CcxtBinanceSpotClient(ExecutionClient):
             order_id=working.order.order_id,
             venue_order_id=working.venue_order_id,
             side=working.order.side,
-            trade_id=str(trade["id"]),
-            last_quantity=quantity,
-            last_price=price,
+            trade_id=trade.trade_id,
+            last_quantity=trade.quantity,
+            last_price=trade.price,
             fee=fee,
             cumulative_quantity=working.cumulative_quantity,
             leaves_quantity=working.order.quantity - working.cumulative_quantity,
             average_price=working.average_price,
             message=message,
-            time=_from_ms(trade.get("time")),
+            time=trade.time,
         )
 
-    def _fee(self, trade: dict[str, Any], price: Decimal, symbol: str) -> tuple[Decimal, str]:
+    def _fee(self, trade: TradeView, symbol: str) -> tuple[Decimal, str]:
         """The commission in the quote currency, and a note when it was not paid in it."""
-        commission = _dec(trade.get("commission") or "0")
-        asset = trade.get("commissionAsset") or ""
-        market = self._worker.markets.get(symbol, {})
-        info = market.get("info", {})
-        if asset == info.get("quoteAsset") or not commission:
+        commission, asset = trade.commission, trade.commission_asset
+        market = self._worker.markets.get(symbol, {}) if self._worker.markets else {}
+        if asset == market.get("quoteId") or not commission:
             return commission, ""
         note = f"commission {format_decimal(commission)} {asset}"
-        if asset == info.get("baseAsset"):
-            return multiply(commission, price), note
+        if asset == market.get("baseId"):
+            return multiply(commission, trade.price), note
         return ZERO, note + " (not in the quote currency: fee reported as 0)"
 
     # -- cancels ------------------------------------------------------------------------------
 
     def _why_not_cancelable(self, order_id: str, symbol: str, working: _Working | None) -> str:
         try:
-            info = self._worker.fetch_order(None, symbol, {"origClientOrderId": order_id})["info"]
+            view = self._query(self._worker, symbol, order_id)
         except ccxt.BaseError:
-            return f"binance does not know order {order_id}"
-        known = working or self._adopt(order_id, symbol, info)
-        self._apply(self._worker, known, info)  # reports fills we had not seen
-        return f"the order has already finished ({info.get('status', '?').lower()})"
+            view = None
+        if view is None:
+            return f"{self.kind} does not know order {order_id}"
+        known = working or self._adopt(order_id, symbol, view)
+        self._apply(self._worker, known, view)  # reports fills we had not seen
+        return f"the order has already finished ({view.status.lower()})"
 
     def _cancel_outcome_unknown(
         self,
@@ -635,17 +769,17 @@ class CcxtBinanceSpotClient(ExecutionClient):
         error: Exception,
     ) -> None:
         try:
-            info = self._worker.fetch_order(None, symbol, {"origClientOrderId": order_id})["info"]
+            view = self._query(self._worker, symbol, order_id)
         except ccxt.BaseError:
-            info = None
-        if info is not None and info.get("status") == "CANCELED":
-            known = working or self._adopt(order_id, symbol, info)
-            self._apply(self._worker, known, info, request_id=request_id)
+            view = None
+        if view is not None and view.ended == T.EXECUTION_TYPE_CANCELED:
+            known = working or self._adopt(order_id, symbol, view)
+            self._apply(self._worker, known, view, request_id=request_id)
             return
-        if info is not None:
-            known = working or self._adopt(order_id, symbol, info)
-            self._apply(self._worker, known, info)
-        status = info.get("status", "unknown").lower() if info else "unknown"
+        if view is not None:
+            known = working or self._adopt(order_id, symbol, view)
+            self._apply(self._worker, known, view)
+        status = view.status.lower() if view else "unknown"
         message = f"the cancel's answer was lost ({type(error).__name__}); the order is {status}"
         self._cancel_rejected(order_id, request_id, working, message)
 
@@ -653,13 +787,13 @@ class CcxtBinanceSpotClient(ExecutionClient):
         self, order_id: str, request_id: str, working: _Working | None, why: str
     ) -> None:
         rejected = T.EXECUTION_TYPE_CANCEL_REJECTED
+        message = f"{self.kind} cannot cancel: {why}"
         with self._lock:
             known = working or self._orders.get(order_id)
             if known is not None:
-                self.emit(known.report(rejected, f"binance cannot cancel: {why}", request_id))
+                self.emit(known.report(rejected, message, request_id))
                 return
         side = T.SIDE_UNSPECIFIED
-        message = f"binance cannot cancel: {why}"
         self.emit(Report.nothing_filled(rejected, order_id, side, message, request_id))
 
     # -- the poller ---------------------------------------------------------------------------
@@ -668,10 +802,10 @@ class CcxtBinanceSpotClient(ExecutionClient):
         while not self._stopping.wait(self._poll_interval_s):
             try:
                 self._poll_once()
-            except ccxt.DDoSProtection:
-                self._stopping.wait(self._retry_after())
+            except RATE_LIMITED:
+                self._stopping.wait(self._retry_after(self._poller))
             except Exception:
-                log.exception("binance: polling for fills failed")
+                log.exception("%s: polling for fills failed", self.kind)
 
     def _poll_once(self) -> None:
         with self._lock:
@@ -684,63 +818,75 @@ class CcxtBinanceSpotClient(ExecutionClient):
             by_symbol.setdefault(w.symbol, []).append(w)
         for symbol, orders in by_symbol.items():
             asked = time.monotonic()
-            listed = {
-                o["info"]["clientOrderId"]: o["info"]
-                for o in self._poller.fetch_open_orders(symbol)
-            }
+            listed = {v.order_id: v for v in self._open_on_venue(self._poller, symbol)}
             for w in orders:
-                info = listed.get(w.order.order_id)
-                if info is None:
+                view = listed.get(w.order.order_id)
+                if view is None:
                     if w.registered >= asked:
                         continue  # registered after the list was asked for
-                    info = self._poller.fetch_order(
-                        None, symbol, {"origClientOrderId": w.order.order_id}
-                    )["info"]
+                    view = self._query(self._poller, symbol, w.order.order_id)
+                    if view is None:  # not shown yet (an exchange's lists may lag)
+                        log.warning("%s: order %s not found yet", self.kind, w.order.order_id)
+                        continue
                 with self._lock:
-                    behind = _dec(info["executedQty"]) > w.cumulative_quantity
-                if behind or info.get("status") not in _OPEN:
-                    self._apply(self._poller, w, info)
+                    behind = view.executed > w.cumulative_quantity
+                if behind or not view.is_open:
+                    self._apply(self._poller, w, view)
 
     def _poll_unresolved(self, order: VenueOrder, since: float) -> None:
         symbol = self._instruments[order.instrument]
         try:
-            info = self._poller.fetch_order(None, symbol, {"origClientOrderId": order.order_id})[
-                "info"
-            ]
-        except ccxt.OrderNotFound:
+            view = self._query(self._poller, symbol, order.order_id)
+        except ccxt.BaseError as error:  # cannot tell yet: the next poll asks again
+            log.warning("%s: looking up order %s failed: %s", self.kind, order.order_id, error)
+            return
+        if view is None:
             if time.monotonic() - since < self._unresolved_timeout_s:
                 return
             with self._lock:
                 if self._unresolved.pop(order.order_id, None) is None:
                     return
             message = (
-                "binance has no such order after the answer to its submit was lost: not sent again"
+                f"{self.kind} has no such order after the answer to its submit was lost: "
+                "not sent again"
             )
             self._emit_rejected(order, message)
-            return
-        except ccxt.BaseError as error:  # cannot tell yet: the next poll asks again
-            log.warning("binance: looking up order %s failed: %s", order.order_id, error)
             return
         with self._lock:
             if self._unresolved.pop(order.order_id, None) is None:
                 return
             working = self._orders.get(order.order_id)
             if working is None:
-                working = _Working(order, symbol, str(info["orderId"]), time.monotonic())
+                working = _Working(order, symbol, view.venue_order_id, time.monotonic())
                 self._orders[order.order_id] = working
                 self.emit(working.report(T.EXECUTION_TYPE_ACCEPTED))
-        self._apply(self._poller, working, info)
+        self._apply(self._poller, working, view)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _retry_after(self) -> float:
-        headers = self._worker.last_response_headers or {}
-        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-        try:
-            wait = float(value) if value is not None else 1.0
-        except ValueError:
-            wait = 1.0
+    def _retry_after(self, exchange: Any) -> float:
+        hint = self._retry_hint(exchange)
+        wait = 1.0 if hint is None else hint
         return min(max(wait, 0.0), self._max_retry_after_s)
+
+    def _outcome_unknown(self, error: Exception, exchange: Any) -> bool:
+        """Whether a failed call may still have been applied: the answer never came (timeout,
+        dropped connection), came as a 5xx or garbled, or said that the execution status is
+        unknown."""
+        if isinstance(error, (*RATE_LIMITED, ccxt.InvalidNonce)):
+            return False  # refused before anything was applied
+        if isinstance(error, ccxt.NetworkError | ccxt.BadResponse):
+            return True
+        status = getattr(exchange, "last_http_status", None)
+        if isinstance(status, int) and status >= 500:
+            return True
+        text = str(error).replace(" ", "")
+        return any(code in text for code in self.unknown_outcome_codes)
+
+    def _reason(self, error: Exception) -> str:
+        """CCXT's message without its exchange prefix ("binance {...}")."""
+        text = str(error)
+        return text.removeprefix(f"{self.kind} ").strip() or type(error).__name__
 
     def _emit_rejected(self, order: VenueOrder, message: str) -> None:
         with self._lock:
@@ -748,121 +894,116 @@ class CcxtBinanceSpotClient(ExecutionClient):
         rejected = T.EXECUTION_TYPE_REJECTED
         self.emit(Report.nothing_filled(rejected, order.order_id, order.side, message))
 
+    def _configure(
+        self, exchange: Any, logger: _RedactingLog, sandbox: bool, base_url: str | None
+    ) -> Any:
+        exchange.logger = logger
+        # The HTTP status of the last answer: a 5xx leaves a submit's outcome unknown, whatever
+        # exception CCXT makes of its body.
+        exchange.last_http_status = None
+        answered = exchange.on_rest_response
 
-def _wire_form(order: VenueOrder) -> tuple[str, str | None, dict[str, Any]]:
-    """CCXT's order type, price and params for the order (checked by `_problem`)."""
-    params: dict[str, Any] = {"newClientOrderId": order.order_id}
-    price: str | None
-    if order.order_type == T.ORDER_TYPE_LIMIT and order.post_only:
-        kind, price = "limit", format_decimal(order.limit_price)
-        params["postOnly"] = True  # LIMIT_MAKER: Binance takes no timeInForce with it
-    elif order.order_type == T.ORDER_TYPE_LIMIT:
-        kind, price = "limit", format_decimal(order.limit_price)
-        params["timeInForce"] = _TIFS[order.time_in_force]
-    elif order.protection_price is not None:
-        # A market order with a worst acceptable price: Binance's market orders have
-        # none, so it goes as a LIMIT IOC at that price (what trades beyond it expires).
-        kind, price = "limit", format_decimal(order.protection_price)
-        params["timeInForce"] = "IOC"
-    else:
-        kind, price = "market", None
-    return kind, price, params
+        def remember_status(code: int, *rest: Any) -> Any:
+            exchange.last_http_status = code
+            return answered(code, *rest)
 
-
-def _binance(settings: dict[str, Any]) -> Any:
-    return ccxt.binance(settings)
+        exchange.on_rest_response = remember_status
+        if sandbox:
+            exchange.set_sandbox_mode(True)
+        if base_url is not None:
+            self._point_at(exchange, base_url.rstrip("/"))
+        return exchange
 
 
-def _configure(exchange: Any, logger: _RedactingLog, sandbox: bool, base_url: str | None) -> Any:
-    exchange.logger = logger
-    # The HTTP status of the last answer: a 5xx leaves a submit's outcome unknown, whatever
-    # exception CCXT makes of its body.
-    exchange.last_http_status = None
-    answered = exchange.on_rest_response
-
-    def remember_status(code: int, *rest: Any) -> Any:
-        exchange.last_http_status = code
-        return answered(code, *rest)
-
-    exchange.on_rest_response = remember_status
-    if sandbox:
-        exchange.set_sandbox_mode(True)
-    if base_url is not None:
-        root = base_url.rstrip("/")
-        exchange.urls["api"]["public"] = f"{root}/api/v3"
-        exchange.urls["api"]["private"] = f"{root}/api/v3"
-        exchange.urls["api"]["v1"] = f"{root}/api/v1"
-    return exchange
-
-
-# Binance's codes for "execution status unknown" (UNKNOWN, DISCONNECTED, UNEXPECTED_RESP, TIMEOUT).
-_UNKNOWN_CODES = ('"code":-1000', '"code":-1001', '"code":-1006', '"code":-1007')
-
-
-def _outcome_unknown(error: Exception, exchange: Any) -> bool:
-    """Whether a failed call may still have been applied: the answer never came (timeout,
-    dropped connection), came as a 5xx, or said that the execution status is unknown."""
-    if isinstance(error, ccxt.DDoSProtection):
-        return False  # 429/418: refused, nothing applied
-    if isinstance(error, ccxt.NetworkError):
-        return True
-    status = getattr(exchange, "last_http_status", None)
-    if isinstance(status, int) and status >= 500:
-        return True
-    text = str(error).replace(" ", "")
-    return any(code in text for code in _UNKNOWN_CODES)
+def _rules_problem(order: VenueOrder, symbol: str, rules: Rules) -> str:
+    """Why the order breaks the symbol's rules, or ""."""
+    quantity = format_decimal(order.quantity)
+    if order.quantity <= 0 or (rules.step and not is_multiple(order.quantity, rules.step)):
+        return f"quantity {quantity} is not a positive multiple of {symbol}'s step {rules.step}"
+    if rules.min_quantity is not None and order.quantity < rules.min_quantity:
+        least = format_decimal(rules.min_quantity)
+        return f"quantity {quantity} is below {symbol}'s minimum quantity {least}"
+    if rules.max_quantity is not None and order.quantity > rules.max_quantity:
+        most = format_decimal(rules.max_quantity)
+        return f"quantity {quantity} is above {symbol}'s maximum quantity {most}"
+    price = order.limit_price
+    limit = order.order_type == T.ORDER_TYPE_LIMIT
+    if not limit and order.protection_price is not None:
+        price, limit = order.protection_price, True
+    if not limit:
+        return ""
+    tick = rules.tick
+    if price is None or price <= 0 or (tick and not is_multiple(price, tick)):
+        shown = format_decimal(price)
+        return f"limit price {shown} is not a positive multiple of {symbol}'s tick {tick}"
+    notional = multiply(order.quantity, price)
+    if rules.min_notional is not None and notional < rules.min_notional:
+        least = format_decimal(rules.min_notional)
+        return (
+            f"order value {format_decimal(notional)} is below {symbol}'s minimum order value "
+            f"{least}"
+        )
+    return ""
 
 
-def _dec(text: Any) -> Decimal:
-    """A decimal string from Binance's JSON (never a float)."""
+def _venue_order(view: OrderView, instrument: str) -> VenueOrder:
+    """An order as the exchange shows it, for one we did not send in this process."""
+    return VenueOrder(
+        order_id=view.order_id,
+        account_id="",
+        instrument=instrument,
+        side=view.side,
+        order_type=view.order_type,
+        time_in_force=view.time_in_force,
+        quantity=view.quantity,
+        limit_price=view.price or None,
+    )
+
+
+def modified(order: VenueOrder, quantity: Decimal | None, price: Decimal | None) -> VenueOrder:
+    """The order with its new total quantity and limit (None keeps each)."""
+    return replace(
+        order,
+        quantity=order.quantity if quantity is None else quantity,
+        limit_price=order.limit_price if price is None else price,
+    )
+
+
+def _id_order(venue_order_id: str) -> tuple[int, str]:
+    """Numeric ids in number order, others as text."""
+    return (int(venue_order_id), "") if venue_order_id.isdigit() else (0, venue_order_id)
+
+
+def dec(text: Any, what: str = "a number") -> Decimal:
+    """A decimal string from an exchange's JSON (never a float)."""
     if isinstance(text, float):
-        raise TypeError(f"a float where binance sends decimal strings: {text!r}")
+        raise MalformedAnswer(
+            f"a float where the exchange sends decimal strings ({what}): {text!r}"
+        )
     try:
         return Decimal(str(text))
     except InvalidOperation as error:
-        raise ValueError(f"not a decimal: {text!r}") from error
+        raise MalformedAnswer(f"{what} is not a decimal: {text!r}") from error
 
 
-def _from_ms(value: Any) -> datetime | None:
-    if value is None:
+def from_ms(value: Any) -> datetime | None:
+    if value in (None, ""):
         return None
     return datetime.fromtimestamp(int(value) / 1000, UTC)
 
 
-def _trade_from(info: dict[str, Any]) -> dict[str, Any]:
-    return info
+def __getattr__(name: str) -> Any:
+    """`from execution_router.venues.ccxt_client import CcxtBinanceSpotClient` still works
+    (it lives in venues/binance.py, which imports this module)."""
+    if name == "CcxtBinanceSpotClient":
+        from execution_router.venues.binance import CcxtBinanceSpotClient
+
+        return CcxtBinanceSpotClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _trade_from_fill(fill: dict[str, Any], order_info: dict[str, Any]) -> dict[str, Any]:
-    """A FULL new-order answer's fill, in myTrades' shape."""
-    return {
-        "id": fill["tradeId"],
-        "price": fill["price"],
-        "qty": fill["qty"],
-        "commission": fill.get("commission"),
-        "commissionAsset": fill.get("commissionAsset"),
-        "time": order_info.get("transactTime"),
-    }
-
-
-def _venue_order(info: dict[str, Any], instrument: str) -> VenueOrder:
-    """An order as Binance shows it, for one we did not send in this process."""
-    kinds = {"LIMIT": T.ORDER_TYPE_LIMIT, "MARKET": T.ORDER_TYPE_MARKET}
-    tifs = {v: k for k, v in _TIFS.items()}
-    price = _dec(info.get("price", "0"))
-    return VenueOrder(
-        order_id=info["clientOrderId"],
-        account_id="",
-        instrument=instrument,
-        side=_SIDE_OF.get(info.get("side", ""), T.SIDE_UNSPECIFIED),
-        order_type=kinds.get(info.get("type", ""), T.ORDER_TYPE_UNSPECIFIED),
-        time_in_force=tifs.get(info.get("timeInForce", ""), T.TIME_IN_FORCE_UNSPECIFIED),
-        quantity=_dec(info["origQty"]),
-        limit_price=price or None,
-    )
-
-
-def _reason(error: Exception) -> str:
-    """CCXT's message without its exchange prefix ("binance {...}")."""
-    text = str(error)
-    return text.removeprefix("binance ").strip() or type(error).__name__
+def need(info: Any, key: str) -> Any:
+    """A field the exchange's JSON must have."""
+    if not isinstance(info, dict) or info.get(key) is None:
+        raise MalformedAnswer(f"the exchange's answer has no {key!r}: {str(info)[:200]}")
+    return info[key]

@@ -1,0 +1,278 @@
+"""Binance spot through CCXT's `binance` class: the wire half of the CCXT spot adapter
+(venues/ccxt_client.py holds the rest and explains the choices).
+
+- **Wire.** CCXT's unified calls (create_order, cancel_order, fetch_order, fetch_open_orders,
+  fetch_my_trades), whose `info` is Binance's own JSON with decimal strings. Orders are named by
+  client order id (`newClientOrderId`, `origClientOrderId`: at most 36 characters of
+  `[.A-Z:/a-z0-9_-]`). Real Binance only refuses a repeated client order id among *open*
+  orders, so the adapter never relies on it (see the lost-submit rule in ccxt_client.py).
+- **Answers.** A new order's FULL answer holds its state and fills; a cancel's answer the
+  order's state. A 429/418 carries Retry-After; -1000, -1001, -1006 and -1007 mean Binance does
+  not know whether it executed.
+- **Order forms.** LIMIT (GTC, IOC, FOK); post-only as LIMIT_MAKER (no timeInForce); MARKET; a
+  MARKET order with a protection price as LIMIT IOC at it. Modifies: the template's default
+  MODIFY_REJECTED (Binance's cancel-replace comes later).
+- **Rules.** PRICE_FILTER's tickSize, LOT_SIZE's stepSize, minQty and maxQty from exchangeInfo.
+  The NOTIONAL filter is left to Binance: it values market orders at an average price we do not
+  have, and its refusal names the filter.
+- **Endpoints.** `sandbox=True`: the spot testnet (testnet.binance.vision); `base_url` replaces
+  `urls['api']['public'|'private'|'v1']`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import ccxt  # type: ignore[import-untyped]
+from trading_core.decimals import format_decimal
+
+from execution_router.domain.venue_types import VenueOrder
+from execution_router.venues.ccxt_client import (
+    LIMIT_TIFS,
+    SIDES,
+    CcxtSpotClient,
+    OrderView,
+    Rules,
+    T,
+    TradeView,
+    dec,
+    from_ms,
+    need,
+)
+
+_SIDE_OF = {"BUY": T.SIDE_BUY, "SELL": T.SIDE_SELL}
+_TIFS = {T.TIME_IN_FORCE_GTC: "GTC", T.TIME_IN_FORCE_IOC: "IOC", T.TIME_IN_FORCE_FOK: "FOK"}
+_TIF_OF = {v: k for k, v in _TIFS.items()}
+_KINDS = {
+    "LIMIT": T.ORDER_TYPE_LIMIT,
+    "LIMIT_MAKER": T.ORDER_TYPE_LIMIT,
+    "MARKET": T.ORDER_TYPE_MARKET,
+}
+_OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
+# Binance's end states other than FILLED, as our execution types.
+_ENDED = {
+    "CANCELED": T.EXECUTION_TYPE_CANCELED,
+    "EXPIRED": T.EXECUTION_TYPE_EXPIRED,
+    "EXPIRED_IN_MATCH": T.EXECUTION_TYPE_EXPIRED,
+    "REJECTED": T.EXECUTION_TYPE_REJECTED,
+}
+# Request weights (Binance's REST docs), for the venue's rate limit.
+_WEIGHT_ORDER_QUERY = 4
+_WEIGHT_OPEN_ORDERS = 6
+_WEIGHT_MY_TRADES = 20
+_WEIGHT_MY_TRADES_BY_ORDER = 5
+
+
+class CcxtBinanceSpotClient(CcxtSpotClient):
+    """Binance spot through CCXT; see the module docstring."""
+
+    name = "binance"
+    kind = "binance"
+    client_order_id = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+    client_order_id_rule = "at most 36 characters of letters, digits and . : / _ -"
+    # Binance's codes for "execution status unknown" (UNKNOWN, DISCONNECTED, UNEXPECTED_RESP,
+    # TIMEOUT).
+    unknown_outcome_codes = ('"code":-1000', '"code":-1001', '"code":-1006', '"code":-1007')
+
+    def _settings(
+        self, api_key: str, secret: str, timeout_s: float, recv_window_ms: int
+    ) -> dict[str, Any]:
+        return {
+            "apiKey": api_key,
+            "secret": secret,
+            "timeout": int(timeout_s * 1000),
+            "enableRateLimit": True,
+            "options": {
+                "defaultType": "spot",
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+                "adjustForTimeDifference": False,
+                "fetchOpenOrders": {"warnWithoutSymbol": False},
+                "recvWindow": recv_window_ms,
+            },
+        }
+
+    def _point_at(self, exchange: Any, base_url: str) -> None:
+        exchange.urls["api"]["public"] = f"{base_url}/api/v3"
+        exchange.urls["api"]["private"] = f"{base_url}/api/v3"
+        exchange.urls["api"]["v1"] = f"{base_url}/api/v1"
+
+    def _rules(self, market: dict[str, Any]) -> Rules:
+        filters = {f["filterType"]: f for f in market["info"].get("filters", [])}
+        lot = filters.get("LOT_SIZE", {})
+        return Rules(
+            tick=dec(filters.get("PRICE_FILTER", {}).get("tickSize", "0"), "tickSize"),
+            step=dec(lot.get("stepSize", "0"), "stepSize"),
+            min_quantity=dec(lot["minQty"], "minQty") if "minQty" in lot else None,
+            max_quantity=dec(lot["maxQty"], "maxQty") if "maxQty" in lot else None,
+        )
+
+    def _form_problem(self, order: VenueOrder) -> str:
+        if order.order_type not in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_MARKET):
+            name = T.OrderType.Name(order.order_type)
+            return f"binance spot takes LIMIT and MARKET orders here, not {name}"
+        limit_tif = order.order_type == T.ORDER_TYPE_LIMIT and not order.post_only
+        if limit_tif and order.time_in_force not in LIMIT_TIFS:
+            name = T.TimeInForce.Name(order.time_in_force)
+            return f"binance spot takes GTC, IOC and FOK limit orders, not {name}"
+        return ""
+
+    # -- the wire -------------------------------------------------------------------------------
+
+    def _place(
+        self, exchange: Any, symbol: str, order: VenueOrder
+    ) -> tuple[OrderView, list[TradeView] | None]:
+        kind, price, params = _wire_form(order)
+        amount = format_decimal(order.quantity)
+        side = SIDES[order.side]
+        answer = self._request(
+            lambda: exchange.create_order(symbol, kind, side, amount, price, params), orders=1
+        )
+        info = answer["info"]
+        view = _view(info)
+        fills = info.get("fills")
+        if fills is None:
+            return view, None
+        return view, [_trade_from_fill(f, info) for f in fills]
+
+    def _query(self, exchange: Any, symbol: str, order_id: str) -> OrderView | None:
+        params = {"origClientOrderId": order_id}
+        try:
+            answer = self._request(
+                lambda: exchange.fetch_order(None, symbol, params),
+                weight=_WEIGHT_ORDER_QUERY,
+                repeatable=True,
+            )
+        except ccxt.OrderNotFound:
+            return None
+        return _view(answer["info"])
+
+    def _query_venue_id(self, exchange: Any, symbol: str, venue_order_id: str) -> OrderView:
+        answer = self._request(
+            lambda: exchange.fetch_order(venue_order_id, symbol),
+            weight=_WEIGHT_ORDER_QUERY,
+            repeatable=True,
+        )
+        return _view(answer["info"])
+
+    def _cancel_on_venue(self, exchange: Any, symbol: str, order_id: str) -> OrderView:
+        params = {"origClientOrderId": order_id}
+        answer = self._request(lambda: exchange.cancel_order(None, symbol, params))
+        info = dict(answer["info"])
+        # A cancel's answer names the cancel's own client id; the order's is origClientOrderId.
+        info["clientOrderId"] = info.get("origClientOrderId", order_id)
+        return _view(info)
+
+    def _open_on_venue(self, exchange: Any, symbol: str) -> list[OrderView]:
+        orders = self._request(
+            lambda: exchange.fetch_open_orders(symbol),
+            weight=_WEIGHT_OPEN_ORDERS,
+            repeatable=True,
+        )
+        return [_view(o["info"]) for o in orders]
+
+    def _order_trades(
+        self, exchange: Any, symbol: str, venue_order_id: str, order_id: str
+    ) -> list[TradeView]:
+        params = {"orderId": venue_order_id}
+        trades = self._request(
+            lambda: exchange.fetch_my_trades(symbol, None, None, params),
+            weight=_WEIGHT_MY_TRADES_BY_ORDER,
+            repeatable=True,
+        )
+        return [_trade(t["info"]) for t in trades]
+
+    def _trades_since(self, exchange: Any, symbol: str, since_ms: int) -> list[TradeView]:
+        trades = self._request(
+            lambda: exchange.fetch_my_trades(symbol, since_ms),
+            weight=_WEIGHT_MY_TRADES,
+            repeatable=True,
+        )
+        return [_trade(t["info"]) for t in trades]
+
+    def _retry_hint(self, exchange: Any) -> float | None:
+        headers = exchange.last_response_headers or {}
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+    def _is_duplicate(self, error: Exception) -> bool:
+        return isinstance(error, ccxt.InvalidOrder) and "Duplicate order" in str(error)
+
+
+def _wire_form(order: VenueOrder) -> tuple[str, str | None, dict[str, Any]]:
+    """CCXT's order type, price and params for the order (checked by `_problem`)."""
+    params: dict[str, Any] = {"newClientOrderId": order.order_id}
+    price: str | None
+    if order.order_type == T.ORDER_TYPE_LIMIT and order.post_only:
+        kind, price = "limit", format_decimal(order.limit_price)
+        params["postOnly"] = True  # LIMIT_MAKER: Binance takes no timeInForce with it
+    elif order.order_type == T.ORDER_TYPE_LIMIT:
+        kind, price = "limit", format_decimal(order.limit_price)
+        params["timeInForce"] = _TIFS[order.time_in_force]
+    elif order.protection_price is not None:
+        # A market order with a worst acceptable price: Binance's market orders have
+        # none, so it goes as a LIMIT IOC at that price (what trades beyond it expires).
+        kind, price = "limit", format_decimal(order.protection_price)
+        params["timeInForce"] = "IOC"
+    else:
+        kind, price = "market", None
+    return kind, price, params
+
+
+def _view(info: dict[str, Any]) -> OrderView:
+    """Binance's order JSON (new, query, open orders, cancel) as an OrderView."""
+    status = str(need(info, "status"))
+    executed = dec(need(info, "executedQty"), "executedQty")
+    price = dec(info.get("price", "0"), "price")
+    # A status this adapter does not know is followed as open: the poller asks again.
+    is_open = status in _OPEN or (status != "FILLED" and status not in _ENDED)
+    return OrderView(
+        order_id=str(need(info, "clientOrderId")),
+        venue_order_id=str(need(info, "orderId")),
+        side=_SIDE_OF.get(info.get("side", ""), T.SIDE_UNSPECIFIED),
+        order_type=_KINDS.get(info.get("type", ""), T.ORDER_TYPE_UNSPECIFIED),
+        time_in_force=_TIF_OF.get(info.get("timeInForce", ""), T.TIME_IN_FORCE_UNSPECIFIED),
+        quantity=dec(need(info, "origQty"), "origQty"),
+        price=price or None,
+        executed=executed,
+        executed_notional=dec(info.get("cummulativeQuoteQty", "0"), "cummulativeQuoteQty"),
+        status=status,
+        is_open=is_open,
+        ended=_ENDED.get(status),
+        updated=from_ms(info.get("updateTime") or info.get("transactTime")),
+    )
+
+
+def _trade(info: dict[str, Any]) -> TradeView:
+    """A myTrades row."""
+    trade_id = str(need(info, "id"))
+    return TradeView(
+        trade_id=trade_id,
+        venue_order_id=str(need(info, "orderId")),
+        quantity=dec(need(info, "qty"), "qty"),
+        price=dec(need(info, "price"), "price"),
+        commission=dec(info.get("commission") or "0", "commission"),
+        commission_asset=info.get("commissionAsset") or "",
+        time=from_ms(info.get("time")),
+        sequence=(int(trade_id), ""),
+    )
+
+
+def _trade_from_fill(fill: dict[str, Any], order_info: dict[str, Any]) -> TradeView:
+    """A FULL new-order answer's fill."""
+    return _trade(
+        {
+            "id": need(fill, "tradeId"),
+            "orderId": order_info.get("orderId"),
+            "price": fill.get("price"),
+            "qty": fill.get("qty"),
+            "commission": fill.get("commission"),
+            "commissionAsset": fill.get("commissionAsset"),
+            "time": order_info.get("transactTime"),
+        }
+    )
