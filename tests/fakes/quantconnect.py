@@ -24,8 +24,8 @@ comes after `sleep_s`), `5xx` (503), `429` (Retry-After, nothing applied), `drop
 connection closes without an answer, nothing applied), `lost` (applied, then the connection
 closes), `late` (the connection closes at once and the command is applied `sleep_s` later, as a
 command delivered late or a snapshot not yet updated), `malformed` (a 200 whose body is not
-JSON), `missing` (a field, `field`, left out: of every order for a read, of the envelope
-otherwise) and `unknown_status` (every order of a read shows status 42). `timeout`, `5xx`,
+JSON), `missing` (a field, `field`, left out: of the envelope when it has one, else of every order
+of a read) and `unknown_status` (every order of a read shows status 42). `timeout`, `5xx`,
 `malformed` and `missing` take `apply` to say whether the request was applied.
 """
 
@@ -468,10 +468,10 @@ def _handler_for(fake: FakeQuantConnect) -> type[BaseHTTPRequestHandler]:
             elif fault.kind == "malformed":
                 self._send(200, b'{"success": true, "orders": [{"id": 1,')
             elif fault.kind == "missing":
+                if fault.field in answer:  # a field of the envelope
+                    answer.pop(fault.field)
                 for order in answer.get("orders", []):
                     order.pop(fault.field, None)
-                if "orders" not in answer:
-                    answer.pop(fault.field, None)
                 self._answer(status, answer)
             elif fault.kind == "unknown_status":
                 for order in answer.get("orders", []):

@@ -491,8 +491,6 @@ class QuantConnectClient(ExecutionClient):
                 self._reject(order, f"quantconnect refused the order command: {error}")
                 return
             except Exception as error:  # timeout, 5xx, dropped, garbage: maybe delivered
-                if isinstance(error, GarbageAnswer):
-                    self._count_problem(f"the answer to order {order.order_id}'s command: {error}")
                 log.warning(
                     "quantconnect: the answer to order %s's command was lost (%s): it is looked "
                     "up by tag before it is ever sent again",
@@ -757,10 +755,7 @@ class QuantConnectClient(ExecutionClient):
             answer = self._request("/live/orders/read", body, repeatable=True)
             page = answer.get("orders")
             if not isinstance(page, list):
-                self._count_problem(
-                    f"/live/orders/read answered without an orders list: {_excerpt(answer)}"
-                )
-                raise GarbageAnswer("no orders list in /live/orders/read")
+                raise self._garbage(f"/live/orders/read: no orders list: {_excerpt(answer)}")
             for raw in page:
                 try:
                     orders.append(_live_order(raw))
@@ -805,13 +800,13 @@ class QuantConnectClient(ExecutionClient):
         except ValueError as error:
             if status in (401, 403):
                 raise QuantConnectError(f"{path}: HTTP {status}: credentials refused") from error
-            raise GarbageAnswer(
+            raise self._garbage(
                 f"{path}: HTTP {status}, not JSON: {response.text[:80]!r}"
             ) from error
         if not isinstance(answer, dict) or not isinstance(answer.get("success"), bool):
             if status in (401, 403):
                 raise QuantConnectError(f"{path}: HTTP {status}: credentials refused")
-            raise GarbageAnswer(f"{path}: HTTP {status}, no success flag: {_excerpt(answer)}")
+            raise self._garbage(f"{path}: HTTP {status}, no success flag: {_excerpt(answer)}")
         if not answer["success"] or status >= 400:
             errors = answer.get("errors")
             text = (
@@ -849,6 +844,11 @@ class QuantConnectClient(ExecutionClient):
         if what not in working.problems:
             working.problems.add(what)
             self._count_problem(f"order {working.order.order_id} ({working.lean_id}) {what}")
+
+    def _garbage(self, what: str) -> GarbageAnswer:
+        """Counts an answer that is not the documented JSON; the error to raise."""
+        self._count_problem(what)
+        return GarbageAnswer(what)
 
     def _count_problem(self, what: str) -> None:
         with self._lock:
