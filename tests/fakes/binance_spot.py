@@ -21,6 +21,14 @@ is applied but its answer is lost"). `timeout` and `5xx` take `apply` to say whe
 request was applied before the bad answer. `late`: the connection closes at once and the request
 is applied `sleep_s` later, as Binance does with a request that reaches its matching engine late
 (and only while its timestamp is within its `recvWindow`, as Binance checks).
+
+Public market data (no key): `ticker/bookTicker` (one symbol, a `symbols` list, or all) and
+`depth`, from the books the test sets with `set_book(symbol, bids, asks)`; a symbol with no
+book set is left out of bookTicker and has an empty depth. `market_fault(kind, symbol=None)`
+breaks these endpoints until `clear_market_faults()`: `silent` (the connection closes without
+an answer; with a symbol, bookTicker leaves that symbol out and its depth requests get no
+answer), `5xx` (503), `garbage` (200 with a body that is not JSON) and `missing` (200, but each
+entry lacks its bid price). `requests` lists every request, so a test can count polls.
 """
 
 from __future__ import annotations
@@ -62,6 +70,18 @@ class Fault:
     apply: bool = False
     sleep_s: float = 3.0
     retry_after_s: int = 1
+
+
+@dataclass
+class Book:
+    """One symbol's public order book: (price, quantity) levels, best first."""
+
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+MARKET_PATHS = frozenset({"/api/v3/ticker/bookTicker", "/api/v3/depth"})
+MARKET_FAULTS = frozenset({"silent", "5xx", "garbage", "missing"})
 
 
 @dataclass
@@ -110,6 +130,10 @@ class FakeBinanceSpot:
         self.sent: Counter[str] = Counter()  # newClientOrderId -> POSTs received
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self._faults: list[Fault] = []
+        self.books: dict[str, Book] = {}
+        # symbol (None: every request) -> the market-data fault in force
+        self._market_faults: dict[str | None, str] = {}
+        self._update_ids = itertools.count(1)
         self._order_ids = itertools.count(1001)
         self._trade_ids = itertools.count(5001)
         self._lock = threading.RLock()
@@ -167,6 +191,35 @@ class FakeBinanceSpot:
     def count(self, client_order_id: str) -> int:
         with self._lock:
             return self.sent[client_order_id]
+
+    def set_book(
+        self,
+        symbol: str,
+        bids: list[tuple[Decimal | str, Decimal | str]],
+        asks: list[tuple[Decimal | str, Decimal | str]],
+    ) -> None:
+        """The symbol's order book from now on: (price, quantity) levels, best first."""
+        with self._lock:
+            assert symbol in self.symbols, f"{symbol} is not one of the fake's symbols"
+            self.books[symbol] = Book(
+                [(Decimal(p), Decimal(q)) for p, q in bids],
+                [(Decimal(p), Decimal(q)) for p, q in asks],
+            )
+
+    def market_fault(self, kind: str, symbol: str | None = None) -> None:
+        """Breaks the market-data endpoints (of one symbol, or all) until cleared."""
+        assert kind in MARKET_FAULTS, kind
+        with self._lock:
+            self._market_faults[symbol] = kind
+
+    def clear_market_faults(self) -> None:
+        with self._lock:
+            self._market_faults.clear()
+
+    def market_requests(self) -> int:
+        """How many market-data requests have arrived."""
+        with self._lock:
+            return sum(1 for _, path in self.requests if path in MARKET_PATHS)
 
     # -- the exchange -----------------------------------------------------------------------
 
@@ -337,6 +390,56 @@ class FakeBinanceSpot:
             trades.sort(key=lambda t: t["id"])
             return trades[: int(p.get("limit", "500"))]
 
+    def book_ticker(self, p: dict[str, str]) -> Any:
+        with self._lock:
+            if "symbol" in p:
+                wanted = [p["symbol"]]
+            elif "symbols" in p:
+                wanted = json.loads(p["symbols"])
+            else:
+                wanted = sorted(self.books)
+            if any(symbol not in self.symbols for symbol in wanted):
+                raise BinanceError(400, -1121, "Invalid symbol.")
+            entries = []
+            for symbol in wanted:
+                book = self.books.get(symbol)
+                if book is None or self._market_faults.get(symbol) == "silent":
+                    continue
+                bid = book.bids[0] if book.bids else (Decimal(0), Decimal(0))
+                ask = book.asks[0] if book.asks else (Decimal(0), Decimal(0))
+                entry = {
+                    "symbol": symbol,
+                    "bidPrice": _s(bid[0]),
+                    "bidQty": _s(bid[1]),
+                    "askPrice": _s(ask[0]),
+                    "askQty": _s(ask[1]),
+                }
+                if self._market_fault(symbol) == "missing":
+                    del entry["bidPrice"]
+                entries.append(entry)
+            return entries[0] if "symbol" in p and entries else entries
+
+    def depth(self, p: dict[str, str]) -> dict[str, Any]:
+        with self._lock:
+            symbol = p.get("symbol", "")
+            if symbol not in self.symbols:
+                raise BinanceError(400, -1121, "Invalid symbol.")
+            limit = int(p.get("limit", "100"))
+            book = self.books.get(symbol, Book([], []))
+            answer: dict[str, Any] = {
+                "lastUpdateId": next(self._update_ids),
+                "bids": [[_s(price), _s(qty)] for price, qty in book.bids[:limit]],
+                "asks": [[_s(price), _s(qty)] for price, qty in book.asks[:limit]],
+            }
+            if self._market_fault(symbol) == "missing":
+                del answer["bids"]
+            return answer
+
+    def _market_fault(self, symbol: str | None) -> str | None:
+        """The market-data fault in force for a request of `symbol` (None: of several)."""
+        with self._lock:
+            return self._market_faults.get(symbol) or self._market_faults.get(None)
+
     def exchange_info(self) -> dict[str, Any]:
         return {
             "timezone": "UTC",
@@ -473,6 +576,8 @@ def _handler_for(fake: FakeBinanceSpot) -> type[BaseHTTPRequestHandler]:
                 if method == "POST" and path == "/api/v3/order":
                     sent_id = dict(parse_qsl(payload)).get("newClientOrderId", "")
                     fake.sent[sent_id] += 1
+            if path in MARKET_PATHS and self._market_fault_answered(parts.query):
+                return
             fault = fake._take_fault(method, path)
             if fault is not None and fault.kind == "late":
                 self._apply_later(method, path, payload, fault.sleep_s)
@@ -505,6 +610,28 @@ def _handler_for(fake: FakeBinanceSpot) -> type[BaseHTTPRequestHandler]:
             else:  # 5xx
                 self._answer(503, {"code": -1001, "msg": "Internal error; unable to process."})
 
+        def _market_fault_answered(self, query: str) -> bool:
+            """Answers a market-data request as its fault says; False when it is left to the
+            route (no fault, or one the route applies to what it answers)."""
+            symbol = dict(parse_qsl(query)).get("symbol")
+            kind = fake._market_fault(symbol)
+            if kind == "silent":
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return True
+            if kind == "5xx":
+                self._answer(503, {"code": -1001, "msg": "Internal error; unable to process."})
+                return True
+            if kind == "garbage":
+                data = b'{"symbol": "BTCUSDT", "bidPrice": "600'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return True
+            return False
+
         def _apply_later(self, method: str, path: str, payload: str, delay_s: float) -> None:
             headers = dict(self.headers)
             params = dict(parse_qsl(payload))
@@ -530,6 +657,12 @@ def _handler_for(fake: FakeBinanceSpot) -> type[BaseHTTPRequestHandler]:
                 return {"serverTime": _now_ms()}
             if (method, path) == ("GET", "/api/v3/ping"):
                 return {}
+            public = {
+                ("GET", "/api/v3/ticker/bookTicker"): fake.book_ticker,
+                ("GET", "/api/v3/depth"): fake.depth,
+            }
+            if (method, path) in public:
+                return public[(method, path)](dict(parse_qsl(payload)))
             routes = {
                 ("POST", "/api/v3/order"): fake.new_order,
                 ("DELETE", "/api/v3/order"): fake.cancel,
