@@ -21,8 +21,10 @@ from typing import Any, TypeVar
 import pytest
 import requests
 from execution_router.domain.venue_types import Report, VenueOrder
-from execution_router.venues.quantconnect import QuantConnectClient, QuantConnectError
+from execution_router.venues.quantconnect import TRANSIENT, QuantConnectClient, QuantConnectError
+from execution_router.venues.resilience import VenueGuard
 from trading.v1 import types_pb2
+from trading_core.config import VenueResilience
 
 from tests.fakes.quantconnect import FakeQuantConnect
 from tests.support import wait_until
@@ -536,3 +538,24 @@ def test_every_call_goes_through_the_guard_reads_repeatable_order_commands_not(
     assert (1, False) in guard.calls  # the order command: one order, never repeated
     assert (0, True) in guard.calls  # reads
     assert guard.calls[-1] == (0, False)  # liquidation: never repeated
+
+
+def test_an_order_the_venue_guard_holds_back_is_rejected_as_not_sent(
+    fake: FakeQuantConnect,
+) -> None:
+    settings = VenueResilience(order_rate_limits=["1/minute"], execution_timeout_ms=100)
+    guard = VenueGuard("quantconnect", settings, TRANSIENT)
+    reports: list[Report] = []
+    client = _client(fake, reports, guard=guard)
+    client.start()
+    try:
+        setup = Setup(fake, client, reports)
+        first, second = order(), order()
+        client.submit_order(first)
+        client.submit_order(second)
+        setup.wait_for(first.order_id, T.EXECUTION_TYPE_ACCEPTED)
+        [rejected] = setup.wait_for(second.order_id, T.EXECUTION_TYPE_REJECTED)
+        assert "not sent" in rejected.message and "1 per 1 minute" in rejected.message
+        assert fake.count(second.order_id) == 0
+    finally:
+        client.stop()

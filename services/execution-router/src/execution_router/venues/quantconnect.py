@@ -50,6 +50,9 @@ Choices, and why:
   for order commands and liquidation), through the venue's `guard` when one is given
   (resilience.py's VenueGuard: rate limit, circuit breaker, retries); `TRANSIENT` is what it
   should count as a transport failure. One `requests.Session` (pooled connections) per thread.
+- **Restarts**: `open_orders` reports every open order with a tag, and the poller follows from
+  then on those of a mapped ticker (ours sent before a restart; also any the algorithm placed
+  itself with a tag); `fills_since` replays the fills of every tagged order.
 - **Not yet:** orders the algorithm places itself (and liquidation's) are not reported (they
   carry no tag of ours); each poll reads every order of the deployment from the first (no
   paging from the last one seen); `fills_since` reads the whole list too; no websocket or
@@ -76,6 +79,7 @@ from trading_core.decimals import ZERO, format_decimal, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.base import ExecutionClient, ReportSink
+from execution_router.venues.resilience import VenueBusy, VenueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -489,6 +493,9 @@ class QuantConnectClient(ExecutionClient):
                 continue
             except QuantConnectError as error:
                 self._reject(order, f"quantconnect refused the order command: {error}")
+                return
+            except (VenueBusy, VenueUnavailable) as error:  # the guard sent nothing
+                self._reject(order, f"not sent: {error}")
                 return
             except Exception as error:  # timeout, 5xx, dropped, garbage: maybe delivered
                 log.warning(
