@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from trading.v1 import orders_pb2, types_pb2
 
 from tests.e2e.conftest import Clients
@@ -46,7 +47,7 @@ def submit_order(clients: Clients, **fields: object) -> orders_pb2.SubmitOrderRe
     )
     for name, value in fields.items():
         field = getattr(request, name)
-        if isinstance(value, (orders_pb2.TakeProfit, orders_pb2.StopLoss)):
+        if isinstance(value, Message):
             field.CopyFrom(value)
         else:
             setattr(request, name, value)

@@ -14,6 +14,7 @@ from trading_core.config import (
     BigQueryDatabase,
     ConfigError,
     DuckDBDatabase,
+    ExchangeVenue,
     PlatformConfig,
     PubSubMessaging,
     load_config,
@@ -194,6 +195,7 @@ def test_direct_venue_reads_its_credentials_from_the_environment_and_routes_in_c
 ) -> None:
     config = load_config(write(tmp_path, _direct(rate_limits=["6000/minute"])), _KEYS)
     venue = config.execution.venues["binance"]
+    assert isinstance(venue, ExchangeVenue)
     assert (venue.api_key, venue.api_secret, venue.environment) == ("k-123", "s-456", "testnet")
     assert config.execution.route("acct-1", "strat-1", "BTC-USD") == ["binance"]
 

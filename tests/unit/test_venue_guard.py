@@ -24,7 +24,7 @@ class Refused(Exception):
 
 def guard(**settings: object) -> VenueGuard:
     defaults: dict[str, object] = {"retry_delay_ms": 1, "execution_timeout_ms": 2000}
-    return VenueGuard("test", VenueResilience(**{**defaults, **settings}), (Timeout,))  # type: ignore[arg-type]
+    return VenueGuard("test", VenueResilience(**{**defaults, **settings}), (Timeout,))
 
 
 def failing(times: int, error: Exception) -> tuple[Callable[[], str], list[int]]:

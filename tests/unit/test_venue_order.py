@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from execution_router.service import venue_order
+from execution_router.domain.venue_types import VenueOrder
 from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.events import timestamp
 
@@ -35,7 +35,7 @@ def test_gtd_iceberg_post_only_limit_keeps_its_expire_time_display_and_post_only
         post_only=True,
     )
 
-    venue = venue_order(proto)
+    venue = VenueOrder.from_proto(proto)
 
     assert venue.time_in_force == types_pb2.TIME_IN_FORCE_GTD
     assert venue.expire_time == EXPIRES
@@ -46,7 +46,7 @@ def test_gtd_iceberg_post_only_limit_keeps_its_expire_time_display_and_post_only
 
 
 def test_order_without_the_new_fields_has_no_expiry_no_display_and_is_not_post_only() -> None:
-    venue = venue_order(order(time_in_force=types_pb2.TIME_IN_FORCE_GTC))
+    venue = VenueOrder.from_proto(order(time_in_force=types_pb2.TIME_IN_FORCE_GTC))
 
     assert (venue.expire_time, venue.display_quantity, venue.post_only) == (None, None, False)
 
@@ -60,8 +60,8 @@ def test_the_order_rebuilt_from_the_stored_submit_equals_the_one_routed() -> Non
     )
     stored = events_pb2.SubmitOrder(order=proto).SerializeToString()
 
-    rebuilt = venue_order(events_pb2.SubmitOrder.FromString(stored).order)
+    rebuilt = VenueOrder.from_proto(events_pb2.SubmitOrder.FromString(stored).order)
 
-    assert rebuilt == venue_order(proto)
+    assert rebuilt == VenueOrder.from_proto(proto)
     assert (rebuilt.order_type, rebuilt.limit_price) == (types_pb2.ORDER_TYPE_MARKET_TO_LIMIT, None)
     assert rebuilt.expire_time == EXPIRES

@@ -316,9 +316,38 @@ class RoutingRule(_Strict):
         )
 
 
+def _flat_day() -> list[Decimal]:
+    return [Decimal(1)] * 24
+
+
+class Algorithms(_Strict):
+    """How the router works TWAP and VWAP orders."""
+
+    slice_interval_ms: int = Field(
+        60_000, ge=100, le=3_600_000, description="slice_count 0: one slice per this much time"
+    )
+    volume_profile: list[NonNegativeDecimal] = Field(
+        default_factory=_flat_day,
+        min_length=24,
+        max_length=24,
+        description="VWAP: the weight of each UTC hour's volume (hour 0 first); flat: as TWAP",
+    )
+    check_interval_ms: int = Field(
+        100, ge=10, le=10_000, description="how often the router releases slices that are due"
+    )
+
+    @field_validator("volume_profile")
+    @classmethod
+    def _some_volume(cls, profile: list[Decimal]) -> list[Decimal]:
+        if not any(profile):
+            raise ValueError("at least one hour must have volume")
+        return profile
+
+
 class Execution(_Strict):
     mode: Literal["simulation", "quantconnect", "direct"] = "simulation"
     simulation: SimulationVenue = SimulationVenue()
+    algorithms: Algorithms = Algorithms()
     venues: dict[Name, NetworkVenue] = Field(
         default_factory=dict, description="the network venues by name (direct, quantconnect)"
     )

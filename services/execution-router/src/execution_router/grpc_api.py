@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import grpc
 from trading.v1 import execution_pb2, execution_pb2_grpc
+from trading_core.decimals import format_decimal
 from trading_core.errors import InvalidArgument, grpc_errors
 from trading_core.requests import optional_text, page_size, required_text, time_window
 
@@ -43,6 +46,21 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         name = required_text(request.venue, "venue")
         return execution_pb2.GetVenueStatusResponse(
             status=venue_status(self._router.venue_state(name))
+        )
+
+    @grpc_errors()
+    def ListChildOrders(  # noqa: N802
+        self, request: execution_pb2.ListChildOrdersRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.ListChildOrdersResponse:
+        routed, children = self._router.child_orders(required_text(request.order_id, "order_id"))
+        filled = sum((child.filled for child in children), Decimal(0))
+        released = sum((child.order.quantity for child in children), Decimal(0))
+        return execution_pb2.ListChildOrdersResponse(
+            order_id=routed.order.order_id,
+            algorithm=routed.submit.order.execution.algorithm,
+            released_quantity=format_decimal(released),
+            filled_quantity=format_decimal(filled),
+            child_orders=[child.to_proto() for child in children],
         )
 
     @grpc_errors()

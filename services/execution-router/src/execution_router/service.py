@@ -26,7 +26,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC
 from decimal import Decimal
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
@@ -39,6 +38,8 @@ from trading_core.quotes import Quote, QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 
 from execution_router.domain.venue_types import Report, VenueOrder
+from execution_router.parents import SCHEMA as PARENT_SCHEMA
+from execution_router.parents import Child, ParentDesk
 from execution_router.venues.base import ExecutionClient, VenueWorker
 from execution_router.venues.factory import build_clients
 from execution_router.venues.resilience import GuardStatus, VenueBusy, VenueUnavailable
@@ -73,6 +74,7 @@ SCHEMA = (
         time_us INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS router_fills_by_time ON router_fills (time_us)",
+    *PARENT_SCHEMA,
 )
 
 _FINISHED = frozenset(
@@ -95,26 +97,6 @@ _NEVER_RECEIVED = (
 )
 
 
-def venue_order(order: orders_pb2.Order) -> VenueOrder:
-    """The order as the venue sees it: order-management sends it in venue form (market, limit
-    or market-to-limit; a DAY order with its expire time already set)."""
-    return VenueOrder(
-        order_id=order.order_id,
-        account_id=order.account_id,
-        instrument=order.instrument,
-        side=order.side,
-        order_type=order.order_type,
-        time_in_force=order.time_in_force,
-        quantity=Decimal(order.quantity),
-        limit_price=Decimal(order.limit_price) if order.limit_price else None,
-        expire_time=(
-            order.expire_time.ToDatetime(tzinfo=UTC) if order.HasField("expire_time") else None
-        ),
-        post_only=order.post_only,
-        display_quantity=Decimal(order.display_quantity) if order.display_quantity else None,
-    )
-
-
 @dataclass
 class RoutedOrder:
     """An order the router has received, while it is open."""
@@ -125,6 +107,11 @@ class RoutedOrder:
     last: events_pb2.ExecutionReport | None = None
     arrival_price: str = ""
     is_open: bool = True
+
+    @property
+    def is_parent(self) -> bool:
+        """Worked by the router itself as child orders (parents.py)."""
+        return self.submit.order.HasField("execution")
 
     @property
     def venue(self) -> str:
@@ -177,6 +164,7 @@ class ExecutionRouter(JournaledService):
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
         self._replays = itertools.count(1)
+        self.desk = ParentDesk(self)
 
     # Life cycle -------------------------------------------------------------------------------
 
@@ -188,14 +176,16 @@ class ExecutionRouter(JournaledService):
             venue.worker.start()
         self.consume("market-data", events_pb2.Event, self._on_quote)
         self.consume("orders", events_pb2.Command, self._on_command)
-        for routed in unsent:
-            self._send(routed)
+        for venue_name, order in unsent:
+            self.send(venue_name, order)
         for order_id, ask in unanswered:
             self._at_venue_of(order_id, ask)
         self._reconciler.start()
+        self.desk.start()
 
     def stop(self) -> None:
         self._stopping.set()
+        self.desk.stop()
         if self._reconciler.is_alive():
             self._reconciler.join()
         for venue in self.venues.values():
@@ -218,9 +208,10 @@ class ExecutionRouter(JournaledService):
 
     def venue_states(self) -> list[VenueState]:
         with self.lock:
-            counts = {name: 0 for name in self.venues}
+            counts = self.desk.open_children_by_venue()
             for routed in self._open.values():
-                counts[routed.venue] = counts.get(routed.venue, 0) + 1
+                if not routed.is_parent:
+                    counts[routed.venue] += 1
         return [
             VenueState(
                 name=name,
@@ -232,6 +223,17 @@ class ExecutionRouter(JournaledService):
             )
             for name, venue in self.venues.items()
         ]
+
+    def child_orders(self, order_id: str) -> tuple[RoutedOrder, list[Child]]:
+        """A parent order and its children (ListChildOrders)."""
+        with self.lock:
+            routed = self._open.get(order_id) or self._finished(order_id)
+            if routed is None or not routed.is_parent:
+                raise NotFound(
+                    f"order {order_id!r} is not one the router works as child orders (it works "
+                    "those submitted with execution instructions)"
+                )
+            return routed, self.desk.children_of(order_id)
 
     def venue_state(self, name: str) -> VenueState:
         for state in self.venue_states():
@@ -275,17 +277,20 @@ class ExecutionRouter(JournaledService):
         if self._known(order_id):
             self._republish_after(transaction, order_id)
             return
-        order = self._protected(venue_order(command.submit_order.order))
+        order = self.protected(VenueOrder.from_proto(command.submit_order.order))
         routed = RoutedOrder(order, command.submit_order, arrival_price=self._touch(order))
         self._open[order_id] = routed
         venue, refusal = self._route(command.submit_order.order)
         routed.submit.order.venue = venue
         if refusal:
             report = Report.nothing_filled(T.EXECUTION_TYPE_REJECTED, order_id, order.side, refusal)
-            self._publish_report(routed, report.to_proto(venue), transaction)
+            self.publish_report(routed, report.to_proto(venue), transaction)
             return
         self._save(transaction, routed)
-        transaction.then(lambda: self._send(routed))
+        if routed.is_parent:
+            self.desk.accept(routed, transaction)
+        else:
+            transaction.then(lambda: self.send(venue, order))
 
     def _route(self, order: orders_pb2.Order) -> tuple[str, str]:
         """The venue an order goes to: the first of its route (routing rules) that lists the
@@ -310,14 +315,22 @@ class ExecutionRouter(JournaledService):
 
     def _on_cancel(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, request_id = command.order_id, command.cancel_order.request_id
-        if self._taken(command, "cancel_requests", request_id, transaction):
+        if not self._taken(command, "cancel_requests", request_id, transaction):
+            return
+        if self.desk.is_parent(order_id):
+            self.desk.cancel(order_id, request_id, transaction)
+        else:
             cancel = self._cancel_at_venue(order_id, request_id)
             transaction.then(lambda: self._at_venue_of(order_id, cancel))
 
     def _on_modify(self, command: events_pb2.Command, transaction: Transaction) -> None:
         order_id, modify = command.order_id, command.modify_order
         asked = {"quantity": modify.quantity, "limit_price": modify.limit_price}
-        if self._taken(command, "modify_requests", modify.request_id, transaction, asked):
+        if not self._taken(command, "modify_requests", modify.request_id, transaction, asked):
+            return
+        if self.desk.is_parent(order_id):
+            self.desk.reject_modify(order_id, modify.request_id, transaction)
+        else:
             change = self._modify_at_venue(
                 order_id, modify.request_id, modify.quantity, modify.limit_price
             )
@@ -381,7 +394,9 @@ class ExecutionRouter(JournaledService):
             if routed is not None and routed.venue != venue:
                 routed = None  # another venue's report of our order id: not this order's
             transaction = Transaction()
-            if routed is None:
+            if self.desk.on_report(venue, report, transaction):
+                pass
+            elif routed is None:
                 table = _REQUEST_TABLES.get(report.execution_type)
                 if table is not None:
                     self._answer_finished(report.order_id, report.request_id, table, transaction)
@@ -394,10 +409,10 @@ class ExecutionRouter(JournaledService):
                         f"{venue} for an order the router has no open record of",
                     )
             else:
-                self._publish_report(routed, report.to_proto(venue), transaction)
+                self.publish_report(routed, report.to_proto(venue), transaction)
             self.commit(transaction)
 
-    def _publish_report(
+    def publish_report(
         self,
         routed: RoutedOrder,
         report: events_pb2.ExecutionReport,
@@ -467,7 +482,7 @@ class ExecutionRouter(JournaledService):
             f"({status.removeprefix('EXECUTION_TYPE_')})",
             request_id=request_id,
         )
-        self._publish_report(routed, report, transaction)
+        self.publish_report(routed, report, transaction)
 
     def _reject_unknown(self, command: events_pb2.Command, transaction: Transaction) -> None:
         """Rejects for good an order the router never received, keeping a tombstone."""
@@ -578,7 +593,7 @@ class ExecutionRouter(JournaledService):
         sequence, submit, last = rows[0]
         command = events_pb2.SubmitOrder.FromString(submit)
         return RoutedOrder(
-            venue_order(command.order),
+            VenueOrder.from_proto(command.order),
             command,
             report_sequence=sequence,
             last=events_pb2.ExecutionReport.FromString(last) if last else None,
@@ -630,8 +645,9 @@ class ExecutionRouter(JournaledService):
         for kept in self.journal.records_of_order(order_id, "ExecutionReport"):
             self.bus.publish("executions", kept.record.payload, ordering_key=replay_key)
 
-    def _send(self, routed: RoutedOrder) -> None:
-        venue, order = self.venues[routed.venue], routed.order
+    def send(self, venue_name: str, order: VenueOrder) -> None:
+        """Sends an order to its venue (its worker thread); once it is durable."""
+        venue = self.venues[venue_name]
 
         def submit() -> None:
             try:
@@ -645,24 +661,37 @@ class ExecutionRouter(JournaledService):
 
         venue.worker.call(submit)
 
-    def _restore(self) -> list[RoutedOrder]:
-        """Loads the open orders; restores a simulated venue's book; returns those the venue was
-        never sent (no report yet)."""
-        unsent: list[RoutedOrder] = []
+    def cancel_child(self, venue_name: str, child_id: str, request_id: str) -> None:
+        """Asks a venue to cancel a parent's child order (its worker thread)."""
+        client = self.venues[venue_name].client
+        self.venues[venue_name].worker.call(lambda: client.cancel_order(child_id, request_id))
+
+    def _restore(self) -> list[tuple[str, VenueOrder]]:
+        """Loads the open orders and parents' children; restores a simulated venue's book;
+        returns the orders the venue was never sent (no report yet), with their venue."""
+        unsent: list[tuple[str, VenueOrder]] = []
+        parents: list[RoutedOrder] = []
         resting: dict[str, list[tuple[VenueOrder, Report]]] = {name: [] for name in self.venues}
         rows = self.journal.query(
             "SELECT report_sequence, submit, last_report FROM routed_orders WHERE is_open = 1"
         )
         for sequence, submit, last in rows:
             command = events_pb2.SubmitOrder.FromString(submit)
-            routed = RoutedOrder(self._protected(venue_order(command.order)), command, sequence)
+            order = self.protected(VenueOrder.from_proto(command.order))
+            routed = RoutedOrder(order, command, sequence)
+            self._open[routed.order.order_id] = routed
             if last:
                 routed.last = events_pb2.ExecutionReport.FromString(last)
-                restored = (self._as_restored(routed.order), _restored_report(routed.last))
+            if routed.is_parent:
+                parents.append(routed)
+            elif routed.last is not None:
+                restored = (self._as_restored(routed.order), Report.restored(routed.last))
                 resting.setdefault(routed.venue, []).append(restored)
             else:
-                unsent.append(routed)
-            self._open[routed.order.order_id] = routed
+                unsent.append((routed.venue, routed.order))
+        unsent += [(child.venue, child.order) for child in self.desk.restore(parents)]
+        for name, children in self.desk.resting().items():
+            resting.setdefault(name, []).extend(children)
         for name, orders in resting.items():
             if name not in self.venues:
                 raise RuntimeError(
@@ -695,13 +724,24 @@ class ExecutionRouter(JournaledService):
             "JOIN routed_orders o ON o.order_id = c.order_id WHERE o.is_open = 1"
         )
         for order_id, request_id in rows:
-            if request_id not in self._answered_requests(order_id, answered):
+            if request_id in self._answered_requests(order_id, answered):
+                continue
+            if self._open[order_id].is_parent:
+                asks.append((order_id, self._resume_parent_cancel(order_id, request_id)))
+            else:
                 asks.append((order_id, self._cancel_at_venue(order_id, request_id)))
         if asks:
             log.info(
                 "%s asks the venue again %d unanswered cancels or modifies", self.name, len(asks)
             )
         return asks
+
+    def _resume_parent_cancel(self, order_id: str, request_id: str) -> Callable[[], None]:
+        def resume() -> None:
+            with self.lock:
+                self.desk.resume_cancel(order_id, request_id)
+
+        return resume
 
     def _answered_requests(self, order_id: str, answered: dict[str, set[str]]) -> set[str]:
         """The cancel and modify request ids the order's journaled reports answer."""
@@ -731,7 +771,7 @@ class ExecutionRouter(JournaledService):
             return ""
         return str(quote.ask if order.side == types_pb2.SIDE_BUY else quote.bid)
 
-    def _protected(self, order: VenueOrder) -> VenueOrder:
+    def protected(self, order: VenueOrder) -> VenueOrder:
         """A market order gets a protection price: the touch when it reaches the router, moved
         by `order_defaults.max_slippage_bps` against the trader."""
         quote = self.quotes.get(order.instrument)
@@ -759,15 +799,17 @@ class ExecutionRouter(JournaledService):
             return  # its circuit is open: asked again once it closes
         at_venue = {report.order_id for report in venue.client.open_orders()}
         with self.lock:
-            resting = {
+            children = self.desk.open_child_ids(venue.name)
+            resting = children | {
                 order_id
                 for order_id, routed in self._open.items()
                 if routed.venue == venue.name
+                and not routed.is_parent
                 and routed.last is not None
                 and routed.last.execution_type != types_pb2.EXECUTION_TYPE_CANCEL_REJECTED
             }
             transaction = Transaction()
-            for order_id in at_venue - set(self._open):
+            for order_id in at_venue - set(self._open) - children:
                 self.report_unresolved(
                     transaction,
                     "venue-order",
@@ -780,15 +822,3 @@ class ExecutionRouter(JournaledService):
                 )
             if transaction:
                 self.commit(transaction)
-
-
-def _restored_report(last: events_pb2.ExecutionReport) -> Report:
-    return Report(
-        execution_type=last.execution_type,
-        order_id=last.order_id,
-        venue_order_id=last.venue_order_id,
-        side=last.side,
-        cumulative_quantity=Decimal(last.cumulative_quantity or "0"),
-        leaves_quantity=Decimal(last.leaves_quantity or "0"),
-        average_price=Decimal(last.average_price) if last.average_price else None,
-    )

@@ -12,6 +12,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from trading.v1 import events_pb2 as _events_pb2
 from trading.v1 import market_data_pb2 as _market_data_pb2
+from trading.v1 import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -83,6 +84,122 @@ class GetQuoteResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetQuoteResponse: _TypeAlias = GetQuoteResponse  # noqa: Y015
+
+@_typing.final
+class ListChildOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChildOrdersRequest: _TypeAlias = ListChildOrdersRequest  # noqa: Y015
+
+@_typing.final
+class ListChildOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    RELEASED_QUANTITY_FIELD_NUMBER: _builtins.int
+    FILLED_QUANTITY_FIELD_NUMBER: _builtins.int
+    CHILD_ORDERS_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The parent as the router works it."""
+    algorithm: _types_pb2.ExecutionAlgorithm.ValueType
+    released_quantity: _builtins.str
+    """How much of the parent has been released to children so far, and filled."""
+    filled_quantity: _builtins.str
+    @_builtins.property
+    def child_orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChildOrder]: ...
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        algorithm: _types_pb2.ExecutionAlgorithm.ValueType = ...,
+        released_quantity: _builtins.str = ...,
+        filled_quantity: _builtins.str = ...,
+        child_orders: _abc.Iterable[Global___ChildOrder] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "child_orders", b"child_orders", "filled_quantity", b"filled_quantity", "order_id", b"order_id", "released_quantity", b"released_quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChildOrdersResponse: _TypeAlias = ListChildOrdersResponse  # noqa: Y015
+
+@_typing.final
+class ChildOrder(_message.Message):
+    """One child order of a parent: a venue order of its own (its id is the client order id the
+    venue sees).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_ORDER_ID_FIELD_NUMBER: _builtins.int
+    PARENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    SLICE_FIELD_NUMBER: _builtins.int
+    VENUE_FIELD_NUMBER: _builtins.int
+    VENUE_ORDER_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    LAST_EXECUTION_TYPE_FIELD_NUMBER: _builtins.int
+    FILLED_QUANTITY_FIELD_NUMBER: _builtins.int
+    AVERAGE_PRICE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    child_order_id: _builtins.str
+    parent_order_id: _builtins.str
+    slice: _builtins.int
+    """The slice that released it (0 for the first)."""
+    venue: _builtins.str
+    venue_order_id: _builtins.str
+    quantity: _builtins.str
+    limit_price: _builtins.str
+    """Empty for a market child."""
+    last_execution_type: _types_pb2.ExecutionType.ValueType
+    """The venue's last word on it: ACCEPTED, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED,
+    REJECTED; UNSPECIFIED until the venue answers.
+    """
+    filled_quantity: _builtins.str
+    average_price: _builtins.str
+    message: _builtins.str
+    """Why it was rejected, canceled or expired."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        child_order_id: _builtins.str = ...,
+        parent_order_id: _builtins.str = ...,
+        slice: _builtins.int = ...,
+        venue: _builtins.str = ...,
+        venue_order_id: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        last_execution_type: _types_pb2.ExecutionType.ValueType = ...,
+        filled_quantity: _builtins.str = ...,
+        average_price: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "child_order_id", b"child_order_id", "create_time", b"create_time", "filled_quantity", b"filled_quantity", "last_execution_type", b"last_execution_type", "limit_price", b"limit_price", "message", b"message", "parent_order_id", b"parent_order_id", "quantity", b"quantity", "slice", b"slice", "venue", b"venue", "venue_order_id", b"venue_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChildOrder: _TypeAlias = ChildOrder  # noqa: Y015
 
 @_typing.final
 class ListVenuesRequest(_message.Message):

@@ -52,6 +52,11 @@ class ExecutionServiceStub:
                 request_serializer=trading_dot_v1_dot_execution__pb2.GetVenueStatusRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_execution__pb2.GetVenueStatusResponse.FromString,
                 _registered_method=True)
+        self.ListChildOrders = channel.unary_unary(
+                '/trading.v1.ExecutionService/ListChildOrders',
+                request_serializer=trading_dot_v1_dot_execution__pb2.ListChildOrdersRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_execution__pb2.ListChildOrdersResponse.FromString,
+                _registered_method=True)
         self.QueryOrder = channel.unary_unary(
                 '/trading.v1.ExecutionService/QueryOrder',
                 request_serializer=trading_dot_v1_dot_execution__pb2.QueryOrderRequest.SerializeToString,
@@ -91,6 +96,14 @@ class ExecutionServiceServicer:
 
     def GetVenueStatus(self, request, context):
         """One venue's status: connected, its circuit breaker, rate limit headroom, latency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChildOrders(self, request, context):
+        """The child orders the router made of an order it works with an algorithm or splits, in
+        the order it made them. NOT_FOUND for an order the router never received.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +151,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.GetVenueStatus,
                     request_deserializer=trading_dot_v1_dot_execution__pb2.GetVenueStatusRequest.FromString,
                     response_serializer=trading_dot_v1_dot_execution__pb2.GetVenueStatusResponse.SerializeToString,
+            ),
+            'ListChildOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChildOrders,
+                    request_deserializer=trading_dot_v1_dot_execution__pb2.ListChildOrdersRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_execution__pb2.ListChildOrdersResponse.SerializeToString,
             ),
             'QueryOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryOrder,
@@ -239,6 +257,33 @@ class ExecutionService:
             '/trading.v1.ExecutionService/GetVenueStatus',
             trading_dot_v1_dot_execution__pb2.GetVenueStatusRequest.SerializeToString,
             trading_dot_v1_dot_execution__pb2.GetVenueStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChildOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.ExecutionService/ListChildOrders',
+            trading_dot_v1_dot_execution__pb2.ListChildOrdersRequest.SerializeToString,
+            trading_dot_v1_dot_execution__pb2.ListChildOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,10 @@ class ExecutionServiceStub:
     """The venues orders can go to, each with its status, in config order."""
     GetVenueStatus: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetVenueStatusRequest, _execution_pb2.GetVenueStatusResponse]
     """One venue's status: connected, its circuit breaker, rate limit headroom, latency."""
+    ListChildOrders: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListChildOrdersRequest, _execution_pb2.ListChildOrdersResponse]
+    """The child orders the router made of an order it works with an algorithm or splits, in
+    the order it made them. NOT_FOUND for an order the router never received.
+    """
     QueryOrder: _grpc.UnaryUnaryMultiCallable[_execution_pb2.QueryOrderRequest, _execution_pb2.QueryOrderResponse]
     """What became of an order: every execution report the router made for it, in order. An order
     the router never received is rejected for good first (its one report says "never
@@ -69,6 +73,10 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """The venues orders can go to, each with its status, in config order."""
     GetVenueStatus: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetVenueStatusRequest, _execution_pb2.GetVenueStatusResponse]  # type: ignore[assignment]
     """One venue's status: connected, its circuit breaker, rate limit headroom, latency."""
+    ListChildOrders: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListChildOrdersRequest, _execution_pb2.ListChildOrdersResponse]  # type: ignore[assignment]
+    """The child orders the router made of an order it works with an algorithm or splits, in
+    the order it made them. NOT_FOUND for an order the router never received.
+    """
     QueryOrder: _aio.UnaryUnaryMultiCallable[_execution_pb2.QueryOrderRequest, _execution_pb2.QueryOrderResponse]  # type: ignore[assignment]
     """What became of an order: every execution report the router made for it, in order. An order
     the router never received is rejected for good first (its one report says "never
@@ -111,6 +119,16 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.GetVenueStatusResponse, _abc.Awaitable[_execution_pb2.GetVenueStatusResponse]]:
         """One venue's status: connected, its circuit breaker, rate limit headroom, latency."""
+
+    @_abc_1.abstractmethod
+    def ListChildOrders(
+        self,
+        request: _execution_pb2.ListChildOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.ListChildOrdersResponse, _abc.Awaitable[_execution_pb2.ListChildOrdersResponse]]:
+        """The child orders the router made of an order it works with an algorithm or splits, in
+        the order it made them. NOT_FOUND for an order the router never received.
+        """
 
     @_abc_1.abstractmethod
     def QueryOrder(

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -68,6 +69,7 @@ class Order(_message.Message):
     TAKE_PROFIT_FIELD_NUMBER: _builtins.int
     STOP_LOSS_FIELD_NUMBER: _builtins.int
     PENDING_CHANGE_FIELD_NUMBER: _builtins.int
+    EXECUTION_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     client_order_id: _builtins.str
     request_id: _builtins.str
@@ -148,6 +150,12 @@ class Order(_message.Message):
     def pending_change(self) -> Global___OrderChange:
         """PENDING_UPDATE: the change sent to the venue and not answered yet."""
 
+    @_builtins.property
+    def execution(self) -> Global___ExecutionInstructions:
+        """How the router works the order: at once (unset), split, or over time (TWAP, VWAP). Its
+        child orders: ExecutionService.ListChildOrders.
+        """
+
     def __init__(
         self,
         *,
@@ -193,14 +201,67 @@ class Order(_message.Message):
         take_profit: Global___TakeProfit | None = ...,
         stop_loss: Global___StopLoss | None = ...,
         pending_change: Global___OrderChange | None = ...,
+        execution: Global___ExecutionInstructions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "pending_change", b"pending_change", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trigger_time", b"trigger_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "execution", b"execution", "expire_time", b"expire_time", "pending_change", b"pending_change", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trigger_time", b"trigger_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "child_order_ids", b"child_order_ids", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "display_quantity", b"display_quantity", "expire_time", b"expire_time", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "oco_order_id", b"oco_order_id", "order_class", b"order_class", "order_id", b"order_id", "order_type", b"order_type", "parent_order_id", b"parent_order_id", "pending_change", b"pending_change", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "role", b"role", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_time", b"trigger_time", "trigger_type", b"trigger_type", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "average_fill_price", b"average_fill_price", "child_order_ids", b"child_order_ids", "client_order_id", b"client_order_id", "create_time", b"create_time", "denial_reason", b"denial_reason", "display_quantity", b"display_quantity", "execution", b"execution", "expire_time", b"expire_time", "fees", b"fees", "filled_quantity", b"filled_quantity", "instrument", b"instrument", "leaves_quantity", b"leaves_quantity", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "oco_order_id", b"oco_order_id", "order_class", b"order_class", "order_id", b"order_id", "order_type", b"order_type", "parent_order_id", b"parent_order_id", "pending_change", b"pending_change", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "role", b"role", "side", b"side", "signal_id", b"signal_id", "status", b"status", "status_message", b"status_message", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_time", b"trigger_time", "trigger_type", b"trigger_type", "update_time", b"update_time", "venue", b"venue", "venue_order_id", b"venue_order_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Order: _TypeAlias = Order  # noqa: Y015
+
+@_typing.final
+class ExecutionInstructions(_message.Message):
+    """How the execution router works an order. The order is the parent: its reports add up its
+    children's fills; a cancel of it cancels every child. Market and limit orders only, not with
+    exits (brackets, OTO, OCO), icebergs, IOC or FOK.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    HORIZON_FIELD_NUMBER: _builtins.int
+    SLICE_COUNT_FIELD_NUMBER: _builtins.int
+    MAX_CHILD_QUANTITY_FIELD_NUMBER: _builtins.int
+    PARTICIPATION_RATE_FIELD_NUMBER: _builtins.int
+    algorithm: _types_pb2.ExecutionAlgorithm.ValueType
+    """UNSPECIFIED: the order goes at once (split when max_child_quantity is set)."""
+    slice_count: _builtins.int
+    """TWAP, VWAP: how many slices (1-1000); 0: one per execution.algorithms.slice_interval_ms
+    of the horizon.
+    """
+    max_child_quantity: _builtins.str
+    """The largest child order, a multiple of the instrument's step: a larger slice is sent as
+    several children. Empty: no limit.
+    """
+    participation_rate: _builtins.str
+    """TWAP, VWAP: a slice takes at most this fraction (0-1] of the size displayed on the other
+    side of the book when it is sent; what it holds back is sent with later slices. Empty: no
+    cap.
+    """
+    @_builtins.property
+    def horizon(self) -> _duration_pb2.Duration:
+        """TWAP, VWAP: the time over which the order is released, from its arrival at the router;
+        at most a day.
+        """
+
+    def __init__(
+        self,
+        *,
+        algorithm: _types_pb2.ExecutionAlgorithm.ValueType = ...,
+        horizon: _duration_pb2.Duration | None = ...,
+        slice_count: _builtins.int = ...,
+        max_child_quantity: _builtins.str = ...,
+        participation_rate: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["horizon", b"horizon"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "horizon", b"horizon", "max_child_quantity", b"max_child_quantity", "participation_rate", b"participation_rate", "slice_count", b"slice_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionInstructions: _TypeAlias = ExecutionInstructions  # noqa: Y015
 
 @_typing.final
 class OrderChange(_message.Message):
@@ -440,6 +501,7 @@ class SubmitOrderRequest(_message.Message):
     ORDER_CLASS_FIELD_NUMBER: _builtins.int
     TAKE_PROFIT_FIELD_NUMBER: _builtins.int
     STOP_LOSS_FIELD_NUMBER: _builtins.int
+    EXECUTION_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """A UUID that makes the call idempotent: a repeat returns the original result."""
     client_order_id: _builtins.str
@@ -491,6 +553,10 @@ class SubmitOrderRequest(_message.Message):
     def stop_loss(self) -> Global___StopLoss:
         """BRACKET, OTO, OCO."""
 
+    @_builtins.property
+    def execution(self) -> Global___ExecutionInstructions:
+        """How the router works the order (see ExecutionInstructions); unset: at once."""
+
     def __init__(
         self,
         *,
@@ -516,10 +582,11 @@ class SubmitOrderRequest(_message.Message):
         order_class: _types_pb2.OrderClass.ValueType = ...,
         take_profit: Global___TakeProfit | None = ...,
         stop_loss: Global___StopLoss | None = ...,
+        execution: Global___ExecutionInstructions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "stop_loss", b"stop_loss", "take_profit", b"take_profit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution", "expire_time", b"expire_time", "stop_loss", b"stop_loss", "take_profit", b"take_profit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "display_quantity", b"display_quantity", "expire_time", b"expire_time", "instrument", b"instrument", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "order_class", b"order_class", "order_type", b"order_type", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_type", b"trigger_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "display_quantity", b"display_quantity", "execution", b"execution", "expire_time", b"expire_time", "instrument", b"instrument", "limit_offset", b"limit_offset", "limit_price", b"limit_price", "order_class", b"order_class", "order_type", b"order_type", "post_only", b"post_only", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "stop_loss", b"stop_loss", "strategy_id", b"strategy_id", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trailing_offset", b"trailing_offset", "trailing_offset_type", b"trailing_offset_type", "trigger_price", b"trigger_price", "trigger_type", b"trigger_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -204,6 +204,36 @@ ORDER_ROLE_TAKE_PROFIT: OrderRole.ValueType  # 2
 ORDER_ROLE_STOP_LOSS: OrderRole.ValueType  # 3
 Global___OrderRole: _TypeAlias = OrderRole  # noqa: Y015
 
+class _ExecutionAlgorithm:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExecutionAlgorithmEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionAlgorithm.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXECUTION_ALGORITHM_UNSPECIFIED: _ExecutionAlgorithm.ValueType  # 0
+    """None: the order is sent at once."""
+    EXECUTION_ALGORITHM_TWAP: _ExecutionAlgorithm.ValueType  # 1
+    """Equal slices at equal intervals over the horizon."""
+    EXECUTION_ALGORITHM_VWAP: _ExecutionAlgorithm.ValueType  # 2
+    """Slices at equal intervals, sized by the configured intraday volume profile
+    (execution.algorithms.volume_profile).
+    """
+
+class ExecutionAlgorithm(_ExecutionAlgorithm, metaclass=_ExecutionAlgorithmEnumTypeWrapper):
+    """How long an order stays working.
+    An execution algorithm of the router.
+    """
+
+EXECUTION_ALGORITHM_UNSPECIFIED: ExecutionAlgorithm.ValueType  # 0
+"""None: the order is sent at once."""
+EXECUTION_ALGORITHM_TWAP: ExecutionAlgorithm.ValueType  # 1
+"""Equal slices at equal intervals over the horizon."""
+EXECUTION_ALGORITHM_VWAP: ExecutionAlgorithm.ValueType  # 2
+"""Slices at equal intervals, sized by the configured intraday volume profile
+(execution.algorithms.volume_profile).
+"""
+Global___ExecutionAlgorithm: _TypeAlias = ExecutionAlgorithm  # noqa: Y015
+
 class _TimeInForce:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -222,8 +252,7 @@ class _TimeInForceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimeInFor
     TIME_IN_FORCE_GTD: _TimeInForce.ValueType  # 5
     """Good till date: expires at its expire_time."""
 
-class TimeInForce(_TimeInForce, metaclass=_TimeInForceEnumTypeWrapper):
-    """How long an order stays working."""
+class TimeInForce(_TimeInForce, metaclass=_TimeInForceEnumTypeWrapper): ...
 
 TIME_IN_FORCE_UNSPECIFIED: TimeInForce.ValueType  # 0
 TIME_IN_FORCE_GTC: TimeInForce.ValueType  # 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from trading.v1 import events_pb2, types_pb2
+from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.decimals import ZERO, format_decimal
 
 
@@ -32,6 +32,26 @@ class VenueOrder:
     post_only: bool = False
     # An iceberg: the most of a resting order that fills on one quote; None for the whole.
     display_quantity: Decimal | None = None
+
+    @classmethod
+    def from_proto(cls, order: orders_pb2.Order) -> VenueOrder:
+        """The order as the venue sees it: order-management sends it in venue form (market,
+        limit or market-to-limit; a DAY order with its expire time already set)."""
+        return cls(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            instrument=order.instrument,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            quantity=Decimal(order.quantity),
+            limit_price=Decimal(order.limit_price) if order.limit_price else None,
+            expire_time=(
+                order.expire_time.ToDatetime(tzinfo=UTC) if order.HasField("expire_time") else None
+            ),
+            post_only=order.post_only,
+            display_quantity=Decimal(order.display_quantity) if order.display_quantity else None,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +96,19 @@ class Report:
             average_price=None,
             message=message,
             request_id=request_id,
+        )
+
+    @classmethod
+    def restored(cls, last: events_pb2.ExecutionReport) -> Report:
+        """An order's last journaled report, as a simulated venue takes it back on a restart."""
+        return cls(
+            execution_type=last.execution_type,
+            order_id=last.order_id,
+            venue_order_id=last.venue_order_id,
+            side=last.side,
+            cumulative_quantity=Decimal(last.cumulative_quantity or "0"),
+            leaves_quantity=Decimal(last.leaves_quantity or "0"),
+            average_price=Decimal(last.average_price) if last.average_price else None,
         )
 
     def to_proto(self, venue: str) -> events_pb2.ExecutionReport:

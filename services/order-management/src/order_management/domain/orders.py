@@ -23,6 +23,7 @@ from order_management.domain.validation import (
     STOP_TYPES,
     Denial,
     DenialReason,
+    Execution,
     Exits,
     OffsetType,
     OrderClass,
@@ -248,6 +249,8 @@ class Order:
     trigger_time: datetime | None = None
     # PENDING_UPDATE: the modify the venue has not answered yet.
     pending_change: OrderChange | None = None
+    # How the router works it (an algorithm, splitting); None: at once, whole.
+    execution: Execution | None = None
 
     # --- construction --------------------------------------------------------------------
 
@@ -638,6 +641,7 @@ class Order:
             take_profit=_take_profit(self.exits),
             stop_loss=_stop_loss(self.exits),
             pending_change=self.pending_change.to_proto() if self.pending_change else None,
+            execution=self.execution.to_proto() if self.execution else None,
         )
 
     @classmethod
@@ -692,6 +696,9 @@ class Order:
                 if order.HasField("pending_change")
                 else None
             ),
+            execution=Execution.from_proto(order.execution)
+            if order.HasField("execution")
+            else None,
         )
 
     def as_submitted(self) -> OrderRequest:
@@ -755,6 +762,7 @@ _REQUEST_FIELDS = (
     "post_only",
     "order_class",
     "exits",
+    "execution",
 )
 
 

@@ -102,6 +102,49 @@ class OrderRequest:
     post_only: bool = False
     order_class: OrderClass = types_pb2.ORDER_CLASS_UNSPECIFIED
     exits: Exits | None = None
+    execution: Execution | None = None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the router works the order (ExecutionInstructions): an algorithm over a horizon,
+    child orders of at most `max_child_quantity`, a participation cap."""
+
+    algorithm: types_pb2.ExecutionAlgorithm.ValueType = types_pb2.EXECUTION_ALGORITHM_UNSPECIFIED
+    horizon: timedelta = timedelta(0)
+    slice_count: int = 0
+    max_child_quantity: Decimal | None = None
+    participation_rate: Decimal | None = None
+
+    def to_proto(self) -> orders_pb2.ExecutionInstructions:
+        instructions = orders_pb2.ExecutionInstructions(
+            algorithm=self.algorithm,
+            slice_count=self.slice_count,
+            max_child_quantity=format_decimal(self.max_child_quantity),
+            participation_rate=format_decimal(self.participation_rate),
+        )
+        if self.horizon:
+            instructions.horizon.FromTimedelta(self.horizon)
+        return instructions
+
+    @classmethod
+    def from_proto(cls, instructions: orders_pb2.ExecutionInstructions) -> Execution:
+        """From our own snapshot (trusted)."""
+        return cls(
+            algorithm=instructions.algorithm,
+            horizon=instructions.horizon.ToTimedelta(),
+            slice_count=instructions.slice_count,
+            max_child_quantity=(
+                Decimal(instructions.max_child_quantity)
+                if instructions.max_child_quantity
+                else None
+            ),
+            participation_rate=(
+                Decimal(instructions.participation_rate)
+                if instructions.participation_rate
+                else None
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -181,6 +224,7 @@ def parse_submit_order(
         post_only=_post_only(request.post_only, order_type, time_in_force),
         order_class=order_class,
         exits=_exits(request, order_class, order_type),
+        execution=_execution(request, order_type, time_in_force, order_class),
     )
 
 
@@ -436,6 +480,74 @@ def _post_only(post_only: bool, order_type: OrderType, time_in_force: TimeInForc
     return True
 
 
+_MAX_HORIZON = timedelta(days=1)
+_MAX_SLICES = 1000
+
+
+def _execution(
+    request: orders_pb2.SubmitOrderRequest,
+    order_type: OrderType,
+    time_in_force: TimeInForce,
+    order_class: OrderClass,
+) -> Execution | None:
+    """The router's instructions; None when the order goes at once, whole."""
+    if not request.HasField("execution"):
+        return None
+    given = request.execution
+    field = "execution"
+    algorithm = _enum(given.algorithm, types_pb2.ExecutionAlgorithm, f"{field}.algorithm")
+    timed = algorithm != types_pb2.EXECUTION_ALGORITHM_UNSPECIFIED
+    if order_type not in (_MARKET, _LIMIT) or order_class or request.display_quantity.strip():
+        raise InvalidRequest(
+            field,
+            "execution: instructions are for market and limit orders on their own: not stops, "
+            "icebergs, brackets, OTO or OCO",
+        )
+    if time_in_force in _IMMEDIATE:
+        raise InvalidRequest(field, "execution: instructions cannot be IOC or FOK: children rest")
+    try:
+        horizon = given.horizon.ToTimedelta()
+    except (ValueError, OverflowError):
+        raise InvalidRequest(
+            f"{field}.horizon", "execution.horizon is not a valid duration"
+        ) from None
+    if timed and not timedelta(0) < horizon <= _MAX_HORIZON:
+        raise InvalidRequest(
+            f"{field}.horizon",
+            f"execution.horizon: TWAP and VWAP need a horizon greater than zero and at most a "
+            f"day, got {horizon}",
+        )
+    if not timed and (horizon or given.slice_count or given.participation_rate.strip()):
+        raise InvalidRequest(
+            field,
+            "execution: horizon, slice_count and participation_rate need algorithm TWAP or VWAP",
+        )
+    if not 0 <= given.slice_count <= _MAX_SLICES:
+        raise InvalidRequest(
+            f"{field}.slice_count", f"execution.slice_count must be 0-{_MAX_SLICES}"
+        )
+    max_child = _optional_positive(given.max_child_quantity, f"{field}.max_child_quantity")
+    participation = _optional_positive(given.participation_rate, f"{field}.participation_rate")
+    if participation is not None and participation > 1:
+        raise InvalidRequest(
+            f"{field}.participation_rate",
+            f"execution.participation_rate is a fraction of the displayed size, at most 1, "
+            f"got {format_decimal(participation)}",
+        )
+    if not timed and max_child is None:
+        return None
+    return Execution(algorithm, horizon, given.slice_count, max_child, participation)
+
+
+def _optional_positive(text: str, field: str) -> Decimal | None:
+    if not text.strip():
+        return None
+    value = amount(text, field)
+    if value <= ZERO:
+        raise InvalidRequest(field, f"{field} must be greater than zero, got {text}")
+    return value
+
+
 def _exits(
     request: orders_pb2.SubmitOrderRequest, order_class: OrderClass, order_type: OrderType
 ) -> Exits | None:
@@ -611,7 +723,9 @@ class PreTradeValidator:
     def _quantity_on_step(c: _Context) -> Denial | None:
         step = c.instrument.step_size
         display = ("display quantity", c.request.display_quantity)
-        for name, quantity in (("quantity", c.request.quantity), display):
+        execution = c.request.execution
+        child = ("max child quantity", execution.max_child_quantity if execution else None)
+        for name, quantity in (("quantity", c.request.quantity), display, child):
             if quantity is None or is_multiple(quantity, step):
                 continue
             return Denial(
