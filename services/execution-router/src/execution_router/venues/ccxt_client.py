@@ -73,6 +73,7 @@ from trading_core.decimals import ZERO, format_decimal, is_multiple, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.base import ExecutionClient, ReportSink
+from execution_router.venues.resilience import VenueBusy, VenueUnavailable
 
 if TYPE_CHECKING:  # the old import path of the Binance adapter (see __getattr__ below)
     from execution_router.venues.binance import CcxtBinanceSpotClient
@@ -88,6 +89,8 @@ SIDES = {T.SIDE_BUY: "buy", T.SIDE_SELL: "sell"}
 LIMIT_TIFS = (T.TIME_IN_FORCE_GTC, T.TIME_IN_FORCE_IOC, T.TIME_IN_FORCE_FOK)
 # A rate limit refused the request: nothing was applied.
 RATE_LIMITED = (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
+# The venue's guard held the request back: nothing was sent.
+HELD_BACK = (VenueBusy, VenueUnavailable)
 
 ExchangeFactory = Callable[[dict[str, Any]], Any]
 
@@ -364,17 +367,14 @@ class CcxtSpotClient(ExecutionClient):
     ) -> R:
         """Makes one REST call, through the venue's guard when one is set (rate limit by
         `weight`, `orders` placed, circuit breaker, timeout, retries when `repeatable`)."""
-        guard = getattr(self, "guard", None)
-        if guard is None:
+        if self.guard is None:
             return fn()
         try:
-            result: R = guard.call(fn, weight=weight, orders=orders, repeatable=repeatable)
-        except ccxt.BaseError:
-            raise
-        except Exception as error:
+            result: R = self.guard.call(fn, weight=weight, orders=orders, repeatable=repeatable)
+        except HELD_BACK as error:
             if not repeatable:
-                raise  # a refused submit or cancel was not sent: the caller reports why
-            # The guard refused a query (nothing sent): to a lookup, the exchange cannot tell.
+                raise  # a submit, cancel or amend not sent: its caller says why
+            # A query not sent: to a lookup, the exchange cannot tell yet.
             raise ccxt.ExchangeNotAvailable(f"{self.kind}: {error}") from error
         return result
 
@@ -458,6 +458,9 @@ class CcxtSpotClient(ExecutionClient):
                 return
             except ccxt.BaseError as error:
                 last_error = f"{self.kind} refused the cancel: {self._reason(error)}"
+                break
+            except HELD_BACK as error:
+                last_error = f"it was not sent: {error}"
                 break
             adopted = working or self._adopt(order_id, symbol, view)
             self._apply(self._worker, adopted, view, request_id=request_id)

@@ -1,0 +1,710 @@
+"""A fake Bybit v5 REST server (spot) on loopback, for the CCXT Bybit adapter's tests.
+
+It speaks Bybit v5's documented wire format: every answer is HTTP 200 with the envelope
+`{"retCode", "retMsg", "result", "retExtInfo", "time"}` (retCode 0 for success), numbers are
+decimal strings, and the endpoints are the ones CCXT's `bybit` class and the adapter call:
+
+- public: GET /v5/market/time, /v5/market/instruments-info, /v5/market/tickers and
+  /v5/market/orderbook (category spot);
+- private: POST /v5/order/create, /v5/order/cancel, /v5/order/amend (JSON bodies); GET
+  /v5/order/realtime (openOnly 0: open orders; 1: closed ones), /v5/order/history and
+  /v5/execution/list.
+
+A private request must carry X-BAPI-API-KEY (else 10003), X-BAPI-TIMESTAMP and
+X-BAPI-RECV-WINDOW, and X-BAPI-SIGN: the hex HMAC-SHA256, with the secret, of timestamp + API key
++ recv window + the query string (GET) or the JSON body (POST); else 10004. A timestamp older
+than its recv window (or over a second ahead) is refused with 10002, as Bybit does.
+
+Orders are kept by orderLinkId. A second order with an orderLinkId the fake has seen is refused
+(110072 "OrderLinkedID is duplicate"). Every POST /v5/order/create is counted by its
+orderLinkId (`sent`), whatever became of it: the bar of the tests is that no order is submitted
+twice. A Market order fills at once at `market_price` (its qty in base coin with
+marketUnit=baseCoin, else a buy's qty is in quote coin, as Bybit's unified account does); an IOC
+or FOK Limit fills at `market_price` when it crosses it, else is cancelled; a PostOnly that would
+cross is cancelled (rejectReason EC_PostOnlyWillTakeLiquidity); other Limits rest until the test
+calls `fill(order_link_id, qty, price)` or `cross(price)`. A buy pays its fee in the base coin,
+a sell in the quote coin (spot).
+
+Fault hooks, each for the next matching request (`fault(kind, path=..., method=...)`):
+`timeout` (the answer comes after `sleep_s`), `5xx` (a 503 with an HTML body), `429` (retCode
+10006 "Too many visits!" with X-Bapi-Limit-Reset-Timestamp `retry_after_s` ahead, nothing
+applied), `drop` (the connection closes unanswered, nothing applied), `lost` (applied, then the
+connection closes), `late` (the connection closes at once and the request is applied `sleep_s`
+later, only while its timestamp is within its recv window), `unknown` (a query answers as if
+the order did not exist), `malformed` (a truncated JSON body), `missing` (the answer's rows lack
+`field`), `status` (the answer's rows have an orderStatus Bybit never sent). `timeout`, `5xx`,
+`malformed`, `missing` and `status` take `apply` to say whether a write was applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+FEE_RATE = Decimal("0.001")
+_OPEN = ("New", "PartiallyFilled")
+_LINK_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@dataclass(frozen=True)
+class SpotRules:
+    symbol: str  # Bybit's id, e.g. BTCUSDT
+    base: str
+    quote: str
+    tick_size: Decimal
+    base_precision: Decimal  # the quantity step
+    quote_precision: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_amount: Decimal  # the least order value, in quote
+    max_amount: Decimal = Decimal("2000000")
+
+
+@dataclass
+class Fault:
+    kind: str
+    path: str | None
+    method: str | None
+    apply: bool = False
+    sleep_s: float = 3.0
+    retry_after_s: float = 1.0
+    field: str = ""
+
+
+@dataclass
+class FakeOrder:
+    order_id: str
+    order_link_id: str
+    symbol: str
+    side: str  # Buy | Sell
+    order_type: str  # Limit | Market
+    time_in_force: str  # GTC | IOC | FOK | PostOnly
+    qty: Decimal
+    price: Decimal
+    created_ms: int
+    status: str = "New"
+    cum_qty: Decimal = Decimal(0)
+    cum_value: Decimal = Decimal(0)
+    cum_fee: Decimal = Decimal(0)
+    updated_ms: int = 0
+    cancel_type: str = "UNKNOWN"
+    reject_reason: str = "EC_NoError"
+    executions: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BybitError(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code, self.msg = code, msg
+
+
+def _s(value: Decimal) -> str:
+    """Bybit's decimal strings: no exponent, no trailing zeros."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class FakeBybitSpot:
+    """The fake exchange; `start()` serves it on 127.0.0.1, `url` is its base."""
+
+    def __init__(
+        self,
+        api_key: str,
+        secret: str,
+        symbols: list[SpotRules],
+        market_price: Decimal = Decimal("60000"),
+    ) -> None:
+        self.api_key = api_key
+        self.secret = secret
+        self.symbols = {s.symbol: s for s in symbols}
+        self.market_price = market_price
+        self.orders: dict[str, FakeOrder] = {}
+        self.sent: Counter[str] = Counter()  # orderLinkId -> POST /v5/order/create received
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request
+        self._faults: list[Fault] = []
+        self._order_ids = itertools.count(1_800_000_000_000_000_001)
+        self._exec_seq = itertools.count(1)
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeBybitSpot:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- the test's hands -------------------------------------------------------------------
+
+    def fault(
+        self,
+        kind: str,
+        path: str | None = "/v5/order/create",
+        method: str | None = "POST",
+        *,
+        apply: bool = False,
+        sleep_s: float = 3.0,
+        retry_after_s: float = 1.0,
+        field: str = "",
+    ) -> None:
+        with self._lock:
+            self._faults.append(Fault(kind, path, method, apply, sleep_s, retry_after_s, field))
+
+    def fill(self, order_link_id: str, qty: Decimal, price: Decimal) -> None:
+        """A resting order trades `qty` at `price` as the maker."""
+        with self._lock:
+            order = self.orders[order_link_id]
+            assert order.status in _OPEN, order.status
+            assert order.cum_qty + qty <= order.qty
+            self._execute(order, qty, price, maker=True)
+
+    def cross(self, price: Decimal) -> None:
+        """The market trades at `price`: every resting buy at or above it and every resting
+        sell at or below it fills whole at its own limit."""
+        with self._lock:
+            for order in self.orders.values():
+                if order.status not in _OPEN or order.order_type != "Limit":
+                    continue
+                crossed = order.price >= price if order.side == "Buy" else order.price <= price
+                if crossed:
+                    self._execute(order, order.qty - order.cum_qty, order.price, maker=True)
+
+    def count(self, order_link_id: str) -> int:
+        with self._lock:
+            return self.sent[order_link_id]
+
+    # -- the exchange -----------------------------------------------------------------------
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.path in (None, path) and fault.method in (None, method):
+                    self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _execute(self, order: FakeOrder, qty: Decimal, price: Decimal, maker: bool) -> None:
+        now = _now_ms()
+        rules = self.symbols[order.symbol]
+        value = qty * price
+        fee, currency = (
+            (qty * FEE_RATE, rules.base) if order.side == "Buy" else (value * FEE_RATE, rules.quote)
+        )
+        order.cum_qty += qty
+        order.cum_value += value
+        order.cum_fee += fee
+        order.status = "Filled" if order.cum_qty == order.qty else "PartiallyFilled"
+        order.updated_ms = now
+        seq = next(self._exec_seq)
+        order.executions.append(
+            {
+                "symbol": order.symbol,
+                "orderId": order.order_id,
+                "orderLinkId": order.order_link_id,
+                "side": order.side,
+                "orderPrice": _s(order.price),
+                "orderQty": _s(order.qty),
+                "leavesQty": _s(order.qty - order.cum_qty),
+                "createType": "CreateByUser",
+                "orderType": order.order_type,
+                "stopOrderType": "",
+                "execFee": _s(fee),
+                "execId": f"{seq:08d}-0000-4000-8000-{order.order_id[-12:]}",
+                "execPrice": _s(price),
+                "execQty": _s(qty),
+                "execType": "Trade",
+                "execValue": _s(value),
+                "execTime": str(now),
+                "feeCurrency": currency,
+                "isMaker": maker,
+                "feeRate": _s(FEE_RATE),
+                "tradeIv": "",
+                "markIv": "",
+                "markPrice": "",
+                "indexPrice": "",
+                "underlyingPrice": "",
+                "blockTradeId": "",
+                "closedSize": "",
+                "seq": seq,
+            }
+        )
+
+    def _rules_for(self, p: dict[str, Any]) -> SpotRules:
+        if p.get("category") != "spot":
+            raise BybitError(10001, "category only support spot here")
+        rules = self.symbols.get(str(p.get("symbol", "")))
+        if rules is None:
+            raise BybitError(10001, "params error: symbol invalid")
+        return rules
+
+    def _check(self, rules: SpotRules, qty: Decimal, price: Decimal | None) -> None:
+        if qty % rules.base_precision:
+            raise BybitError(170137, "Order quantity has too many decimals.")
+        if qty < rules.min_qty:
+            raise BybitError(170136, "Order quantity lower than the minimum.")
+        if qty > rules.max_qty:
+            raise BybitError(170135, "Order quantity exceeded upper limit.")
+        if price is not None and price % rules.tick_size:
+            raise BybitError(170134, "Order price has too many decimals.")
+        value = qty * (price if price is not None else self.market_price)
+        if value < rules.min_amount:
+            raise BybitError(170140, "Order value exceeded lower limit.")
+
+    def create(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            rules = self._rules_for(p)
+            link_id = str(p.get("orderLinkId", ""))
+            if not link_id or len(link_id) > 36 or not set(link_id) <= _LINK_ID_CHARS:
+                raise BybitError(10001, "params error: orderLinkId invalid")
+            if link_id in self.orders:
+                raise BybitError(110072, "OrderLinkedID is duplicate")
+            side, kind = p.get("side"), p.get("orderType")
+            if side not in ("Buy", "Sell"):
+                raise BybitError(10001, "params error: side invalid")
+            try:
+                qty = Decimal(str(p["qty"]))
+                price = Decimal(str(p["price"])) if kind == "Limit" else None
+            except (KeyError, ArithmeticError) as error:
+                raise BybitError(10001, f"params error: {error}") from error
+            if kind == "Limit":
+                tif = p.get("timeInForce", "GTC")
+                if tif not in ("GTC", "IOC", "FOK", "PostOnly"):
+                    raise BybitError(10001, "params error: timeInForce invalid")
+            elif kind == "Market":
+                tif = "IOC"
+                if side == "Buy" and p.get("marketUnit") != "baseCoin":
+                    qty = qty / self.market_price  # a quote amount: Bybit's default for buys
+                    qty -= qty % rules.base_precision
+            else:
+                raise BybitError(10001, "params error: orderType invalid")
+            self._check(rules, qty, price)
+            now = _now_ms()
+            order = FakeOrder(
+                str(next(self._order_ids)),
+                link_id,
+                rules.symbol,
+                str(side),
+                str(kind),
+                tif,
+                qty,
+                price if price is not None else Decimal(0),
+                now,
+                updated_ms=now,
+            )
+            self.orders[link_id] = order
+            crosses = kind == "Market" or (
+                order.price >= self.market_price
+                if side == "Buy"
+                else order.price <= self.market_price
+            )
+            if tif == "PostOnly" and crosses:
+                order.status, order.reject_reason = "Cancelled", "EC_PostOnlyWillTakeLiquidity"
+                order.cancel_type = "CancelByUser"
+            elif tif in ("IOC", "FOK"):
+                if crosses:
+                    self._execute(order, qty, self.market_price, maker=False)
+                else:
+                    order.status, order.cancel_type = "Cancelled", "CancelByUser"
+            return {"orderId": order.order_id, "orderLinkId": link_id}
+
+    def _find(self, p: dict[str, Any]) -> FakeOrder | None:
+        if p.get("orderId"):
+            return next((o for o in self.orders.values() if o.order_id == p["orderId"]), None)
+        return self.orders.get(str(p.get("orderLinkId", "")))
+
+    def cancel(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            rules = self._rules_for(p)
+            order = self._find(p)
+            if order is None or order.symbol != rules.symbol or order.status not in _OPEN:
+                raise BybitError(110001, "Order does not exist.")
+            order.status = "PartiallyFilledCanceled" if order.cum_qty else "Cancelled"
+            order.cancel_type, order.updated_ms = "CancelByUser", _now_ms()
+            return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def amend(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            rules = self._rules_for(p)
+            order = self._find(p)
+            if order is None or order.symbol != rules.symbol or order.status not in _OPEN:
+                raise BybitError(110001, "Order does not exist.")
+            if order.order_type != "Limit":
+                raise BybitError(10001, "only a Limit order can be amended")
+            qty = Decimal(str(p["qty"])) if p.get("qty") else order.qty
+            price = Decimal(str(p["price"])) if p.get("price") else order.price
+            if (qty, price) == (order.qty, order.price):
+                raise BybitError(10001, "order not modified")
+            if qty <= order.cum_qty:
+                raise BybitError(10001, "the new qty must be above the filled qty")
+            self._check(rules, qty, price)
+            order.qty, order.price, order.updated_ms = qty, price, _now_ms()
+            return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def _matching(self, p: dict[str, Any], wanted: Any) -> list[dict[str, Any]]:
+        if p.get("category") != "spot":
+            raise BybitError(10001, "category only support spot here")
+        found = [
+            o
+            for o in self.orders.values()
+            if wanted(o)
+            and ("symbol" not in p or o.symbol == p["symbol"])
+            and (not p.get("orderId") or o.order_id == p["orderId"])
+            and (not p.get("orderLinkId") or o.order_link_id == p["orderLinkId"])
+        ]
+        found.sort(key=lambda o: o.created_ms, reverse=True)
+        return [self._order_json(o) for o in found[: int(p.get("limit", "20"))]]
+
+    def realtime(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            closed = str(p.get("openOnly", "0")) == "1"
+            rows = self._matching(p, lambda o: (o.status not in _OPEN) == closed)
+            return {"category": "spot", "list": rows, "nextPageCursor": ""}
+
+    def history(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {"category": "spot", "list": self._matching(p, bool), "nextPageCursor": ""}
+
+    def executions(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if p.get("category") != "spot":
+                raise BybitError(10001, "category only support spot here")
+            rows = [
+                e
+                for o in self.orders.values()
+                for e in o.executions
+                if ("symbol" not in p or e["symbol"] == p["symbol"])
+                and (not p.get("orderId") or e["orderId"] == p["orderId"])
+                and (not p.get("orderLinkId") or e["orderLinkId"] == p["orderLinkId"])
+                and ("startTime" not in p or int(e["execTime"]) >= int(p["startTime"]))
+            ]
+            rows.sort(key=lambda e: e["seq"], reverse=True)  # newest first, as Bybit
+            limit = int(p.get("limit", "50"))
+            return {"category": "spot", "list": rows[:limit], "nextPageCursor": ""}
+
+    def instruments(self, p: dict[str, str]) -> dict[str, Any]:
+        listed = [
+            _instrument_json(s)
+            for s in self.symbols.values()
+            if "symbol" not in p or s.symbol == p["symbol"]
+        ]
+        return {"category": "spot", "list": listed, "nextPageCursor": ""}
+
+    def tickers(self, p: dict[str, str]) -> dict[str, Any]:
+        rows = []
+        for s in self.symbols.values():
+            if "symbol" in p and s.symbol != p["symbol"]:
+                continue
+            price = self.market_price
+            rows.append(
+                {
+                    "symbol": s.symbol,
+                    "bid1Price": _s(price - s.tick_size),
+                    "bid1Size": "1.5",
+                    "ask1Price": _s(price + s.tick_size),
+                    "ask1Size": "2.25",
+                    "lastPrice": _s(price),
+                    "prevPrice24h": _s(price),
+                    "price24hPcnt": "0",
+                    "highPrice24h": _s(price),
+                    "lowPrice24h": _s(price),
+                    "turnover24h": "0",
+                    "volume24h": "0",
+                    "usdIndexPrice": _s(price),
+                }
+            )
+        return {"category": "spot", "list": rows}
+
+    def orderbook(self, p: dict[str, str]) -> dict[str, Any]:
+        rules = self.symbols.get(p.get("symbol", ""))
+        if rules is None or p.get("category") != "spot":
+            raise BybitError(10001, "params error: symbol invalid")
+        depth = max(1, min(int(p.get("limit", "1")), 200))
+        price, tick = self.market_price, rules.tick_size
+        return {
+            "s": rules.symbol,
+            "b": [[_s(price - tick * (i + 1)), "1.5"] for i in range(depth)],
+            "a": [[_s(price + tick * (i + 1)), "2.25"] for i in range(depth)],
+            "ts": _now_ms(),
+            "u": 1,
+            "seq": 1,
+            "cts": _now_ms(),
+        }
+
+    def _order_json(self, o: FakeOrder) -> dict[str, Any]:
+        average = o.cum_value / o.cum_qty if o.cum_qty else Decimal(0)
+        leaves = Decimal(0) if o.status not in _OPEN else o.qty - o.cum_qty
+        return {
+            "orderId": o.order_id,
+            "orderLinkId": o.order_link_id,
+            "blockTradeId": "",
+            "symbol": o.symbol,
+            "price": _s(o.price),
+            "qty": _s(o.qty),
+            "side": o.side,
+            "isLeverage": "0",
+            "positionIdx": 0,
+            "orderStatus": o.status,
+            "createType": "CreateByUser",
+            "cancelType": o.cancel_type,
+            "rejectReason": o.reject_reason,
+            "avgPrice": _s(average) if o.cum_qty else "",
+            "leavesQty": _s(leaves),
+            "leavesValue": _s(leaves * o.price),
+            "cumExecQty": _s(o.cum_qty),
+            "cumExecValue": _s(o.cum_value),
+            "cumExecFee": _s(o.cum_fee),
+            "timeInForce": o.time_in_force,
+            "orderType": o.order_type,
+            "stopOrderType": "",
+            "orderIv": "",
+            "marketUnit": "baseCoin" if o.order_type == "Market" else "",
+            "triggerPrice": "",
+            "takeProfit": "",
+            "stopLoss": "",
+            "tpslMode": "",
+            "ocoTriggerBy": "",
+            "tpLimitPrice": "",
+            "slLimitPrice": "",
+            "tpTriggerBy": "",
+            "slTriggerBy": "",
+            "triggerDirection": 0,
+            "triggerBy": "",
+            "lastPriceOnCreated": _s(self.market_price),
+            "reduceOnly": False,
+            "closeOnTrigger": False,
+            "placeType": "",
+            "smpType": "None",
+            "smpGroup": 0,
+            "smpOrderId": "",
+            "createdTime": str(o.created_ms),
+            "updatedTime": str(o.updated_ms),
+        }
+
+    def authenticate(self, headers: Any, payload: str) -> None:
+        """Checks a private request's key, signature and recv window (Bybit's errors)."""
+        if headers.get("X-BAPI-API-KEY") != self.api_key:
+            raise BybitError(10003, "API key is invalid.")
+        stamp = headers.get("X-BAPI-TIMESTAMP", "")
+        window = headers.get("X-BAPI-RECV-WINDOW", "5000")
+        signature = headers.get("X-BAPI-SIGN", "")
+        signed = f"{stamp}{self.api_key}{window}{payload}"
+        expected = hmac.new(self.secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise BybitError(10004, "error sign! origin_string[***]")
+        now = _now_ms()
+        if not (stamp.isdigit() and window.isdigit()):
+            raise BybitError(10001, "params error: X-BAPI-TIMESTAMP or X-BAPI-RECV-WINDOW")
+        if not now - int(window) <= int(stamp) < now + 1000:
+            raise BybitError(
+                10002,
+                "invalid request, please check your server timestamp or recv_window param. "
+                f"req_timestamp[{stamp}],server_timestamp[{now}],recv_window[{window}]",
+            )
+
+
+def _instrument_json(s: SpotRules) -> dict[str, Any]:
+    return {
+        "symbol": s.symbol,
+        "baseCoin": s.base,
+        "quoteCoin": s.quote,
+        "innovation": "0",
+        "status": "Trading",
+        "marginTrading": "none",
+        "stTag": "0",
+        "lotSizeFilter": {
+            "basePrecision": _s(s.base_precision),
+            "quotePrecision": _s(s.quote_precision),
+            "minOrderQty": _s(s.min_qty),
+            "maxOrderQty": _s(s.max_qty),
+            "minOrderAmt": _s(s.min_amount),
+            "maxOrderAmt": _s(s.max_amount),
+        },
+        "priceFilter": {"tickSize": _s(s.tick_size)},
+        "riskParameters": {"priceLimitRatioX": "0.05", "priceLimitRatioY": "0.05"},
+    }
+
+
+_PUBLIC = {
+    "/v5/market/instruments-info": FakeBybitSpot.instruments,
+    "/v5/market/tickers": FakeBybitSpot.tickers,
+    "/v5/market/orderbook": FakeBybitSpot.orderbook,
+}
+_PRIVATE = {
+    ("POST", "/v5/order/create"): FakeBybitSpot.create,
+    ("POST", "/v5/order/cancel"): FakeBybitSpot.cancel,
+    ("POST", "/v5/order/amend"): FakeBybitSpot.amend,
+    ("GET", "/v5/order/realtime"): FakeBybitSpot.realtime,
+    ("GET", "/v5/order/history"): FakeBybitSpot.history,
+    ("GET", "/v5/execution/list"): FakeBybitSpot.executions,
+}
+
+
+def _handler_for(fake: FakeBybitSpot) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return None
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def _serve(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            path = parts.path
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            payload = body if method == "POST" else parts.query
+            with fake._lock:
+                fake.requests.append((method, path))
+                if (method, path) == ("POST", "/v5/order/create"):
+                    with contextlib.suppress(ValueError, AttributeError):
+                        fake.sent[str(json.loads(body).get("orderLinkId", ""))] += 1
+            fault = fake._take_fault(method, path)
+            kind = fault.kind if fault is not None else ""
+            if kind == "late":
+                self._apply_later(method, path, payload, fault.sleep_s if fault else 0.0)
+            if kind in ("late", "drop"):
+                self._hang_up()
+                return
+            if kind == "429" and fault is not None:
+                reset = _now_ms() + int(fault.retry_after_s * 1000)
+                headers = {
+                    "X-Bapi-Limit": "20",
+                    "X-Bapi-Limit-Status": "0",
+                    "X-Bapi-Limit-Reset-Timestamp": str(reset),
+                }
+                self._answer(200, _envelope(10006, "Too many visits!", {}), headers)
+                return
+            applies = (
+                fault is None or kind in ("lost", "unknown", "status", "missing") or fault.apply
+            )
+            try:
+                if applies:
+                    result = self._route(method, path, payload)
+                    answer = _envelope(0, "OK", result)
+                else:
+                    answer = _envelope(0, "OK", {})
+            except BybitError as error:
+                answer = _envelope(error.code, error.msg, {})
+            if kind == "lost":
+                self._hang_up()
+            elif kind == "timeout" and fault is not None:
+                time.sleep(fault.sleep_s)
+                self._answer(200, answer)
+            elif kind == "5xx":
+                self._answer(503, "<html><body>503 Service Temporarily Unavailable</body></html>")
+            elif kind == "malformed":
+                self._answer(200, json.dumps(answer)[: len(json.dumps(answer)) // 2])
+            else:
+                self._answer(200, _distort(answer, fault))
+
+        def _hang_up(self) -> None:
+            self.close_connection = True
+            self.connection.shutdown(2)
+
+        def _apply_later(self, method: str, path: str, payload: str, delay_s: float) -> None:
+            headers = dict(self.headers)
+            stamp = int(headers.get("X-BAPI-TIMESTAMP", "0") or 0)
+            expires_ms = stamp + int(headers.get("X-BAPI-RECV-WINDOW", "5000") or 5000)
+
+            def apply() -> None:
+                if _now_ms() > expires_ms:
+                    return  # Bybit refuses a request past its recv window: never executed
+                with contextlib.suppress(BybitError):
+                    fake.authenticate(headers, payload)
+                    _PRIVATE[(method, path)](fake, json.loads(payload))
+
+            timer = threading.Timer(delay_s, apply)
+            timer.daemon = True
+            timer.start()
+
+        def _route(self, method: str, path: str, payload: str) -> Any:
+            if (method, path) == ("GET", "/v5/market/time"):
+                now = time.time_ns()
+                return {"timeSecond": str(now // 10**9), "timeNano": str(now)}
+            public = _PUBLIC.get(path)
+            if public is not None and method == "GET":
+                return public(fake, dict(parse_qsl(payload)))
+            route = _PRIVATE.get((method, path))
+            if route is None:
+                raise BybitError(10001, f"no such endpoint {method} {path}")
+            fake.authenticate(self.headers, payload)
+            try:
+                params = json.loads(payload) if method == "POST" else dict(parse_qsl(payload))
+            except ValueError as error:
+                raise BybitError(10001, "params error: the body is not JSON") from error
+            return route(fake, params)
+
+        def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
+            text = answer if isinstance(answer, str) else json.dumps(answer)
+            data = text.encode()
+            try:
+                self.send_response(status)
+                kind = "application/json" if status == 200 else "text/html"
+                self.send_header("Content-Type", f"{kind}; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                self.close_connection = True  # the client gave up (a timeout fault)
+
+    return Handler
+
+
+def _envelope(code: int, message: str, result: Any) -> dict[str, Any]:
+    return {
+        "retCode": code,
+        "retMsg": message,
+        "result": result,
+        "retExtInfo": {},
+        "time": _now_ms(),
+    }
+
+
+def _distort(answer: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+    """The `unknown`, `missing` and `status` faults, applied to an answer's result."""
+    if fault is None or fault.kind not in ("unknown", "missing", "status"):
+        return answer
+    result = answer.get("result") or {}
+    rows = result.get("list") if isinstance(result, dict) else None
+    if fault.kind == "unknown":
+        if rows is not None:
+            result["list"] = []
+        else:
+            return _envelope(110001, "Order does not exist.", {})
+    targets = rows if rows is not None else [result]
+    for row in targets:
+        if fault.kind == "missing":
+            row.pop(fault.field, None)
+        elif fault.kind == "status" and "orderStatus" in row:
+            row["orderStatus"] = "Mysterious"
+    return answer
