@@ -17,6 +17,7 @@ from trading_core.config import (
     ExchangeVenue,
     PlatformConfig,
     PubSubMessaging,
+    QuantConnectVenue,
     load_config,
     require_available_adapters,
 )
@@ -157,14 +158,6 @@ def test_base_yaml_alone_is_not_a_runnable_config() -> None:
         assert f"  {key}: Field required" in message
 
 
-def test_quantconnect_mode_is_refused_until_its_venue_is_wired(tmp_path: Path) -> None:
-    document = {**minimal(), "execution": {"mode": "quantconnect", "venues": _QUANTCONNECT}}
-    config = load_config(write(tmp_path, document), _KEYS)
-    with pytest.raises(ConfigError) as refused:
-        require_available_adapters(config)
-    assert "execution.mode: 'quantconnect'" in str(refused.value)
-
-
 # Venues ----------------------------------------------------------------------------------------
 
 _KEYS = {"EXCHANGE_KEY": "k-123", "EXCHANGE_SECRET": "s-456", "QC_USER": "7", "QC_TOKEN": "t"}
@@ -216,6 +209,22 @@ def test_a_venue_credential_from_an_unset_variable_names_the_key_path(tmp_path: 
 def test_an_empty_credential_names_the_key_path_not_the_venue_kind(tmp_path: Path) -> None:
     message = refusal(write(tmp_path, _direct()), {**_KEYS, "EXCHANGE_SECRET": ""})
     assert "  execution.venues.binance.api_secret: String should have at least 1" in message
+
+
+def test_quantconnect_venue_reads_its_token_from_the_environment_with_lean_defaults(
+    tmp_path: Path,
+) -> None:
+    document = {**minimal(), "execution": {"mode": "quantconnect", "venues": _QUANTCONNECT}}
+    config = load_config(write(tmp_path, document), _KEYS)
+    require_available_adapters(config)
+    venue = config.execution.venues["qc"]
+    assert isinstance(venue, QuantConnectVenue)
+    assert (venue.user_id, venue.api_token, venue.project_id) == ("7", "t", 1)
+    assert (venue.market, venue.security_type, venue.poll_interval_ms) == (
+        "coinbase",
+        "crypto",
+        5000,
+    )
 
 
 def test_direct_mode_without_venues_is_refused(tmp_path: Path) -> None:

@@ -284,8 +284,17 @@ class QuantConnectVenue(VenueResilience):
     symbols: dict[Name, VenueSymbol] = Field(
         min_length=1, description="our instrument -> the algorithm's ticker, BTC-USD: BTCUSD"
     )
+    market: Name = Field("coinbase", description="LEAN's market of the tickers")
+    security_type: Name = Field("crypto", description="LEAN's security type of the tickers")
     poll_interval_ms: int = Field(
-        1000, ge=10, le=60_000, description="how often live orders are read"
+        5000, ge=10, le=600_000, description="how often live orders are read"
+    )
+    lost_submit_window_ms: int = Field(
+        900_000,
+        ge=1000,
+        le=86_400_000,
+        description="a command whose answer was lost is sent again only if its order is still "
+        "absent this long after it was sent",
     )
 
 
@@ -832,7 +841,6 @@ class PlatformConfig(_Strict):
 # Modes whose adapters a later release brings: refused at start-up, never silently replaced.
 _NOT_YET_AVAILABLE = {
     ("database", "bigquery"): "the BigQuery event store",
-    ("execution", "quantconnect"): "the QuantConnect venue",
 }
 
 

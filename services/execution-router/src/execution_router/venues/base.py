@@ -70,9 +70,9 @@ class ExecutionClient(abc.ABC):
     kind = ""
     wants_quotes = False
 
-    def __init__(self, emit: ReportSink) -> None:
+    def __init__(self, emit: ReportSink, guard: VenueGuard | None = None) -> None:
         self.emit = emit
-        self.guard: VenueGuard | None = None
+        self.guard = guard
         # Our instruments -> the venue's symbols; a network adapter fills it.
         self.symbols: dict[str, str] = {}
 

@@ -12,8 +12,14 @@ from collections.abc import Callable
 
 import ccxt  # type: ignore[import-untyped]
 from trading_core.clock import Clock
-from trading_core.config import SIMULATION_VENUE, ExchangeVenue, PlatformConfig
+from trading_core.config import (
+    SIMULATION_VENUE,
+    ExchangeVenue,
+    PlatformConfig,
+    QuantConnectVenue,
+)
 
+from execution_router.venues import quantconnect
 from execution_router.venues.base import ExecutionClient, ReportSink
 from execution_router.venues.ccxt_client import CcxtBinanceSpotClient
 from execution_router.venues.resilience import VenueGuard
@@ -32,9 +38,12 @@ def build_clients(
         return {SIMULATION_VENUE: simulation}
     clients: dict[str, ExecutionClient] = {}
     for name, venue in execution.venues.items():
-        if not isinstance(venue, ExchangeVenue):
-            raise NotImplementedError(f"execution.venues.{name}: kind {venue.kind} comes next")
-        clients[name] = _exchange(name, venue, sink_of(name))
+        if isinstance(venue, QuantConnectVenue):
+            client = _quantconnect(name, venue, sink_of(name))
+        else:
+            client = _exchange(name, venue, sink_of(name))
+        client.name = name
+        clients[name] = client
     return clients
 
 
@@ -52,7 +61,25 @@ def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionCli
         poll_interval_s=venue.poll_interval_ms / 1000,
         recv_window_ms=venue.recv_window_ms,
     )
-    client.name = name
     client.symbols = dict(venue.symbols)
     client.guard = VenueGuard(name, venue, transient=(ccxt.NetworkError,))
     return client
+
+
+def _quantconnect(name: str, venue: QuantConnectVenue, sink: ReportSink) -> ExecutionClient:
+    timeout_s = venue.execution_timeout_ms / 1000
+    return quantconnect.QuantConnectClient(
+        sink,
+        user_id=venue.user_id,
+        api_token=venue.api_token,
+        project_id=venue.project_id,
+        symbols=venue.symbols,
+        market=venue.market,
+        security_type=venue.security_type,
+        base_url=venue.base_url,
+        poll_interval_s=venue.poll_interval_ms / 1000,
+        connect_timeout_s=min(timeout_s, 5.0),
+        read_timeout_s=timeout_s,
+        lost_submit_window_s=venue.lost_submit_window_ms / 1000,
+        guard=VenueGuard(name, venue, transient=quantconnect.TRANSIENT),
+    )

@@ -67,11 +67,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import requests
 from trading.v1 import types_pb2
@@ -79,7 +79,7 @@ from trading_core.decimals import ZERO, format_decimal, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.base import ExecutionClient, ReportSink
-from execution_router.venues.resilience import VenueBusy, VenueUnavailable
+from execution_router.venues.resilience import VenueBusy, VenueGuard, VenueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +131,6 @@ class GarbageAnswer(Exception):
 
 # What a venue guard should count as a transport failure (its circuit breaker, its retries).
 TRANSIENT: tuple[type[BaseException], ...] = (AnswerLost,)
-
-
-class Guard(Protocol):
-    """resilience.py's VenueGuard, as this adapter uses it."""
-
-    def call(
-        self,
-        function: Callable[[], R],
-        *,
-        weight: int = 1,
-        orders: int = 0,
-        repeatable: bool = False,
-    ) -> R: ...
 
 
 @dataclass(frozen=True)
@@ -228,6 +215,7 @@ class QuantConnectClient(ExecutionClient):
     """A QuantConnect live algorithm through REST API v2; see the module docstring."""
 
     name = "quantconnect"
+    kind = "quantconnect"
 
     def __init__(
         self,
@@ -249,16 +237,17 @@ class QuantConnectClient(ExecutionClient):
         max_retry_after_s: float = 10.0,
         rate_limit_attempts: int = 3,
         page_size: int = 100,
-        guard: Guard | None = None,
+        guard: VenueGuard | None = None,
     ) -> None:
         """`symbols` maps our instruments to the algorithm's tickers, e.g. {"BTC-USD": "BTCUSD"};
         `market` and `security_type` are LEAN's for those tickers."""
-        super().__init__(emit)
+        super().__init__(emit, guard)
         if not api_token or not str(user_id):
             raise ValueError("quantconnect needs a user id and an api token")
         self._user_id = str(user_id)
         self._token = api_token
         self._project_id = project_id
+        self.symbols = dict(symbols)
         self._tickers = dict(symbols)
         self._instruments = {ticker: ours for ours, ticker in symbols.items()}
         self._market = market
@@ -272,7 +261,6 @@ class QuantConnectClient(ExecutionClient):
         self._max_retry_after_s = max_retry_after_s
         self._rate_limit_attempts = rate_limit_attempts
         self._page_size = page_size
-        self._guard = guard
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.RLock()
@@ -779,9 +767,9 @@ class QuantConnectClient(ExecutionClient):
     ) -> dict[str, Any]:
         """POSTs `body` to `path` (through the guard when there is one); the answer's JSON, its
         numbers as Decimal. Raises QuantConnectError, RateLimited, AnswerLost or GarbageAnswer."""
-        if self._guard is None:
+        if self.guard is None:
             return self._post(path, body)
-        return self._guard.call(
+        return self.guard.call(
             lambda: self._post(path, body), orders=orders, repeatable=repeatable
         )
 

@@ -1,0 +1,195 @@
+"""The platform trading on network venues end to end: `execution.mode: direct` against the
+Binance spot fake and `execution.mode: quantconnect` against the QuantConnect API fake, each a
+real HTTP server on loopback that speaks the venue's documented wire format. An order goes
+from gRPC through order-management and the router to the fake, the fake fills it, and the fill
+comes back to the order and the position. ListVenues and the venue's own health tell its state;
+a venue whose circuit opens turns NOT_SERVING and its orders are rejected with the reason,
+never sent, until it answers again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from trading.v1 import execution_pb2, positions_pb2, types_pb2
+
+from tests.e2e.conftest import Clients, embedded_overrides, running_embedded, write_config
+from tests.e2e.test_order_types import finished, submit_order
+from tests.e2e.test_trading_flow import TIMEOUT, order_status, ready_for_market_orders
+from tests.fakes.binance_spot import FakeBinanceSpot, SymbolRules
+from tests.fakes.quantconnect import FakeQuantConnect
+from tests.support import wait_until
+
+T = types_pb2
+KEY, SECRET = "e2e-key", "e2e-secret"
+BTC = {
+    "symbol": "BTC-USD",
+    "tick_size": "0.01",
+    "step_size": "0.0001",
+    "min_notional": "10",
+    "initial_price": "60000",
+}
+BTCUSDT = SymbolRules(
+    symbol="BTCUSDT",
+    base="BTC",
+    quote="USDT",
+    tick_size=Decimal("0.01"),
+    step_size=Decimal("0.0001"),
+    min_qty=Decimal("0.0001"),
+    max_qty=Decimal("100"),
+    min_notional=Decimal("10"),
+)
+
+
+@pytest.fixture
+def binance() -> Iterator[FakeBinanceSpot]:
+    fake = FakeBinanceSpot(KEY, SECRET, [BTCUSDT]).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def quantconnect() -> Iterator[FakeQuantConnect]:
+    fake = FakeQuantConnect("4242", SECRET, 777, ["BTCUSD"]).start()
+    yield fake
+    fake.stop()
+
+
+def direct_config(tmp_path: Path, fake: FakeBinanceSpot, **venue: object) -> Path:
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["instruments"] = [BTC]
+    overrides["execution"] = {
+        "mode": "direct",
+        "venues": {
+            "binance": {
+                "kind": "binance",
+                "environment": "live",
+                "base_url": fake.url,
+                "api_key": "${E2E_EXCHANGE_KEY}",
+                "api_secret": "${E2E_EXCHANGE_SECRET}",
+                "symbols": {"BTC-USD": "BTC/USDT"},
+                "poll_interval_ms": 50,
+                "execution_timeout_ms": 2000,
+                "retry_delay_ms": 10,
+                "rate_limits": ["6000/minute"],
+                **venue,
+            }
+        },
+    }
+    return write_config(tmp_path, overrides)
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("E2E_EXCHANGE_KEY", KEY)
+    monkeypatch.setenv("E2E_EXCHANGE_SECRET", SECRET)
+    monkeypatch.setenv("E2E_QC_USER", "4242")
+
+
+def resting_buy(clients: Clients, price: str = "59000", quantity: str = "0.01") -> object:
+    order = submit_order(
+        clients, order_type=T.ORDER_TYPE_LIMIT, limit_price=price, quantity=quantity
+    ).order
+    return order_status(clients, order, T.ORDER_STATUS_ACCEPTED)
+
+
+def venue_health(clients: Clients, venue: str) -> int:
+    stub = health_pb2_grpc.HealthStub(clients.channel("execution-router"))
+    answer = stub.Check(health_pb2.HealthCheckRequest(service=f"venue/{venue}"), timeout=5)
+    return int(answer.status)
+
+
+def position_of(clients: Clients) -> Decimal:
+    request = positions_pb2.GetPositionRequest(account_id="acct-types", instrument="BTC-USD")
+    try:
+        return Decimal(clients.positions.GetPosition(request, timeout=5).position.quantity or "0")
+    except grpc.RpcError:
+        return Decimal(0)
+
+
+def test_direct_mode_sends_the_order_to_the_exchange_once_and_its_fill_reaches_the_position(
+    tmp_path: Path, binance: FakeBinanceSpot
+) -> None:
+    with running_embedded(direct_config(tmp_path, binance)) as clients:
+        ready_for_market_orders(clients)
+        order = resting_buy(clients)
+        assert binance.count(order.order_id) == 1  # type: ignore[attr-defined]
+        binance.cross(Decimal("58999"))
+        done = finished(clients, order)  # type: ignore[arg-type]
+        assert done.status == T.ORDER_STATUS_FILLED
+        assert (done.venue, done.average_fill_price) == ("binance", "59000")
+        wait_until(lambda: position_of(clients) == Decimal("0.01"), TIMEOUT, "the position")
+        assert binance.count(order.order_id) == 1  # type: ignore[attr-defined]
+
+        venues = clients.router.ListVenues(execution_pb2.ListVenuesRequest(), timeout=5).venues
+        assert [(v.venue, v.kind, v.connected, v.available) for v in venues] == [
+            ("binance", "binance", True, True)
+        ]
+        assert venues[0].circuit_state == execution_pb2.CIRCUIT_STATE_CLOSED
+        assert venues[0].rate_limits[0].limit == "6000 per 1 minute"
+        assert venue_health(clients, "binance") == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_quantconnect_mode_sends_a_live_command_once_and_its_fill_reaches_the_order(
+    tmp_path: Path, quantconnect: FakeQuantConnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2E_QC_TOKEN", SECRET)
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["instruments"] = [BTC]
+    overrides["execution"] = {
+        "mode": "quantconnect",
+        "venues": {
+            "qc": {
+                "kind": "quantconnect",
+                "base_url": quantconnect.url,
+                "user_id": "${E2E_QC_USER}",
+                "api_token": "${E2E_QC_TOKEN}",
+                "project_id": 777,
+                "symbols": {"BTC-USD": "BTCUSD"},
+                "poll_interval_ms": 50,
+            }
+        },
+    }
+    with running_embedded(write_config(tmp_path, overrides)) as clients:
+        ready_for_market_orders(clients)
+        order = resting_buy(clients)
+        assert quantconnect.count(order.order_id) == 1  # type: ignore[attr-defined]
+        quantconnect.fill(order.order_id, Decimal("0.01"), Decimal("58990.5"))  # type: ignore[attr-defined]
+        done = finished(clients, order)  # type: ignore[arg-type]
+        assert done.status == T.ORDER_STATUS_FILLED
+        assert (done.venue, done.average_fill_price) == ("qc", "58990.5")
+        assert quantconnect.count(order.order_id) == 1  # type: ignore[attr-defined]
+
+
+def test_a_venue_whose_circuit_opens_is_not_serving_and_its_orders_are_rejected_unsent(
+    tmp_path: Path, binance: FakeBinanceSpot
+) -> None:
+    config = direct_config(
+        tmp_path, binance, failure_threshold=2, reset_timeout_ms=60_000, retry_attempts=0
+    )
+    with running_embedded(config) as clients:
+        ready_for_market_orders(clients)
+        binance.fault("5xx", path=None, method=None)  # every request fails from now on
+        status = execution_pb2.GetVenueStatusRequest(venue="binance")
+
+        def opened() -> bool:
+            answer = clients.router.GetVenueStatus(status, timeout=5).status
+            return answer.circuit_state == execution_pb2.CIRCUIT_STATE_OPEN
+
+        wait_until(opened, TIMEOUT, "the reconciler's failing calls to open the circuit")
+        wait_until(
+            lambda: venue_health(clients, "binance") == health_pb2.HealthCheckResponse.NOT_SERVING,
+            TIMEOUT,
+            "the venue's health to turn NOT_SERVING",
+        )
+        order = submit_order(
+            clients, order_type=T.ORDER_TYPE_LIMIT, limit_price="59000", quantity="0.01"
+        ).order
+        done = finished(clients, order)
+        assert done.status == T.ORDER_STATUS_REJECTED
+        assert "venue binance is unavailable: its circuit opened" in done.status_message
+        assert binance.count(order.order_id) == 0
