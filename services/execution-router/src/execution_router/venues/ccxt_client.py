@@ -590,7 +590,13 @@ class CcxtSpotClient(ExecutionClient):
             self._resolve_lost_submit(order)
         elif self._is_duplicate(error):
             log.warning("%s: order %s is already there: adopting it", self.kind, order.order_id)
-            self._look_up(order)
+            try:
+                found = self._look_up(order)
+            except ccxt.BaseError:
+                found = False
+            if not found:  # refused as a duplicate, yet not shown: the poller adopts it
+                with self._lock:
+                    self._unresolved.setdefault(order.order_id, (order, time.monotonic()))
         elif isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied):
             message = f"{self.kind} refused our API credentials: {self._reason(error)}"
             log.error("%s: order %s not placed: %s", self.kind, order.order_id, message)
@@ -995,6 +1001,13 @@ def from_ms(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1000, UTC)
 
 
+def need(info: Any, key: str) -> Any:
+    """A field the exchange's JSON must have."""
+    if not isinstance(info, dict) or info.get(key) is None:
+        raise MalformedAnswer(f"the exchange's answer has no {key!r}: {str(info)[:200]}")
+    return info[key]
+
+
 def __getattr__(name: str) -> Any:
     """`from execution_router.venues.ccxt_client import CcxtBinanceSpotClient` still works
     (it lives in venues/binance.py, which imports this module)."""
@@ -1003,10 +1016,3 @@ def __getattr__(name: str) -> Any:
 
         return CcxtBinanceSpotClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def need(info: Any, key: str) -> Any:
-    """A field the exchange's JSON must have."""
-    if not isinstance(info, dict) or info.get(key) is None:
-        raise MalformedAnswer(f"the exchange's answer has no {key!r}: {str(info)[:200]}")
-    return info[key]
