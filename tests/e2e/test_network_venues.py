@@ -62,6 +62,7 @@ def quantconnect() -> Iterator[FakeQuantConnect]:
 def direct_config(tmp_path: Path, fake: FakeBinanceSpot, **venue: object) -> Path:
     overrides = embedded_overrides(tmp_path / "data")
     overrides["instruments"] = [BTC]
+    overrides["reconciliation"] = {"interval_ms": 200}
     overrides["execution"] = {
         "mode": "direct",
         "venues": {
@@ -165,15 +166,16 @@ def test_quantconnect_mode_sends_a_live_command_once_and_its_fill_reaches_the_or
         assert quantconnect.count(order.order_id) == 1  # type: ignore[attr-defined]
 
 
-def test_a_venue_whose_circuit_opens_is_not_serving_and_its_orders_are_rejected_unsent(
+def test_a_venue_whose_circuit_opens_rejects_orders_unsent_until_a_probe_closes_it(
     tmp_path: Path, binance: FakeBinanceSpot
 ) -> None:
     config = direct_config(
-        tmp_path, binance, failure_threshold=2, reset_timeout_ms=60_000, retry_attempts=0
+        tmp_path, binance, failure_threshold=2, reset_timeout_ms=1000, retry_attempts=0
     )
     with running_embedded(config) as clients:
         ready_for_market_orders(clients)
-        binance.fault("5xx", path=None, method=None)  # every request fails from now on
+        for _ in range(1000):  # every request fails from now on
+            binance.fault("5xx", path=None, method=None)
         status = execution_pb2.GetVenueStatusRequest(venue="binance")
 
         def opened() -> bool:
@@ -193,3 +195,35 @@ def test_a_venue_whose_circuit_opens_is_not_serving_and_its_orders_are_rejected_
         assert done.status == T.ORDER_STATUS_REJECTED
         assert "venue binance is unavailable: its circuit opened" in done.status_message
         assert binance.count(order.order_id) == 0
+
+        binance.clear_faults()  # the exchange is back: the next probe closes the circuit
+        wait_until(
+            lambda: venue_health(clients, "binance") == health_pb2.HealthCheckResponse.SERVING,
+            TIMEOUT,
+            "a probe to close the circuit",
+        )
+        answer = clients.router.GetVenueStatus(status, timeout=5).status
+        assert answer.circuit_state == execution_pb2.CIRCUIT_STATE_CLOSED
+        assert answer.failure_count >= 2
+        again = resting_buy(clients)
+        assert binance.count(again.order_id) == 1  # type: ignore[attr-defined]
+
+
+def test_fills_made_while_the_platform_was_down_are_reported_once_after_a_restart(
+    tmp_path: Path, binance: FakeBinanceSpot
+) -> None:
+    config = direct_config(tmp_path, binance)
+    with running_embedded(config) as clients:
+        ready_for_market_orders(clients)
+        order = resting_buy(clients, quantity="0.03")
+        binance.fill(order.order_id, Decimal("0.01"), Decimal("59000"))  # type: ignore[attr-defined]
+        order_status(clients, order, T.ORDER_STATUS_PARTIALLY_FILLED)  # type: ignore[arg-type]
+    binance.fill(order.order_id, Decimal("0.02"), Decimal("58999.5"))  # type: ignore[attr-defined]
+
+    with running_embedded(config) as clients:
+        done = finished(clients, order)  # type: ignore[arg-type]
+        assert done.status == T.ORDER_STATUS_FILLED
+        assert Decimal(done.filled_quantity) == Decimal("0.03")
+        wait_until(lambda: position_of(clients) == Decimal("0.03"), TIMEOUT, "the position")
+        assert position_of(clients) == Decimal("0.03")  # the first fill was not applied twice
+        assert binance.count(order.order_id) == 1  # type: ignore[attr-defined]

@@ -169,6 +169,11 @@ class FakeBinanceSpot:
         with self._lock:
             self._faults.append(Fault(kind, path, method, apply, sleep_s, retry_after_s))
 
+    def clear_faults(self) -> None:
+        """Drops every fault not yet applied: the exchange answers again."""
+        with self._lock:
+            self._faults.clear()
+
     def fill(self, client_order_id: str, quantity: Decimal, price: Decimal) -> None:
         """A resting order trades `quantity` at `price` (its side pays the commission)."""
         with self._lock:

@@ -274,6 +274,10 @@ class ParentDesk:
         kind = report.execution_type
         if kind in (T.EXECUTION_TYPE_CANCEL_REJECTED, T.EXECUTION_TYPE_MODIFY_REJECTED):
             return True  # a cancel that found the child finished: its end comes by itself
+        if report.trade_id and self._router.fill_seen(self._trade_id(child, report)):
+            return True  # reported again (a restart, a venue's repeat): applied once
+        if kind == T.EXECUTION_TYPE_ACCEPTED and child.last is not None:
+            return True
         before = child.filled
         child.last = report.to_proto(venue)
         if report.trade_id and report.last_quantity:
@@ -303,7 +307,7 @@ class ParentDesk:
             order_id=order.order_id,
             venue_order_id="",
             side=order.side,
-            trade_id=f"{child.venue}/{report.trade_id}",
+            trade_id=self._trade_id(child, report),
             last_quantity=report.last_quantity,
             last_price=report.last_price,
             fee=report.fee,
@@ -313,6 +317,10 @@ class ParentDesk:
             time=report.time,
         )
         self._publish(parent, fill, transaction)
+
+    @staticmethod
+    def _trade_id(child: Child, report: Report) -> str:
+        return f"{child.venue}/{report.trade_id}"
 
     # Releasing --------------------------------------------------------------------------------
 

@@ -161,6 +161,8 @@ class ExecutionRouter(JournaledService):
         self._settling: dict[str, tuple[RoutedOrder | None, object]] = {}
         # Cancel and modify request ids received, until durable (then in their tables).
         self._queued: dict[str, set[str]] = {"cancel_requests": set(), "modify_requests": set()}
+        # Trade ids of fills published but not durable yet (then in router_fills).
+        self._pending_fills: set[str] = set()
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
         self._replays = itertools.count(1)
@@ -396,6 +398,14 @@ class ExecutionRouter(JournaledService):
             transaction = Transaction()
             if self.desk.on_report(venue, report, transaction):
                 pass
+            elif routed is not None and self._repeated(routed, venue, report):
+                log.info(
+                    "%s reported %s of %s again (trade %s): applied once",
+                    venue,
+                    types_pb2.ExecutionType.Name(report.execution_type),
+                    report.order_id,
+                    report.trade_id or "-",
+                )
             elif routed is None:
                 table = _REQUEST_TABLES.get(report.execution_type)
                 if table is not None:
@@ -409,8 +419,31 @@ class ExecutionRouter(JournaledService):
                         f"{venue} for an order the router has no open record of",
                     )
             else:
-                self.publish_report(routed, report.to_proto(venue), transaction)
+                proto = report.to_proto(venue)
+                proto.trade_id = self.trade_id(venue, report.trade_id)
+                self.publish_report(routed, proto, transaction)
             self.commit(transaction)
+
+    def _repeated(self, routed: RoutedOrder, venue: str, report: Report) -> bool:
+        """A report the router has applied already: a fill by its trade id, or an ACCEPTED of
+        an order the venue had accepted (after a restart an adapter may report again what its
+        venue shows, and a venue may deliver a report twice or late)."""
+        if report.trade_id:
+            return self.fill_seen(self.trade_id(venue, report.trade_id))
+        return report.execution_type == T.EXECUTION_TYPE_ACCEPTED and routed.last is not None
+
+    @staticmethod
+    def trade_id(venue: str, trade_id: str) -> str:
+        """A fill's trade id as published: a network venue's qualified by the venue's name, so
+        that two venues' ids never meet (the paper venue's are the router's own)."""
+        if not trade_id or venue == SIMULATION_VENUE:
+            return trade_id
+        return f"{venue}/{trade_id}"
+
+    def fill_seen(self, trade_id: str) -> bool:
+        return trade_id in self._pending_fills or bool(
+            self.journal.query("SELECT 1 FROM router_fills WHERE trade_id = ?", (trade_id,))
+        )
 
     def publish_report(
         self,
@@ -449,6 +482,9 @@ class ExecutionRouter(JournaledService):
                 "INSERT INTO router_fills (trade_id, order_id, time_us) VALUES (?, ?, ?)",
                 (report.trade_id, order.order_id, record.time_us),
             )
+            pending, trade_id = self._pending_fills, report.trade_id
+            pending.add(trade_id)
+            transaction.then(lambda: pending.discard(trade_id))
         if report.execution_type in _FINISHED:
             routed.is_open = False
             self._open.pop(order.order_id, None)

@@ -25,8 +25,11 @@ May implement:
 - `connected()`: whether its session is up (by default: yes).
 - `on_quote(quote)`: market data, for a simulated venue that matches against it (set
   `wants_quotes`).
-- `restore(state)`: a simulated venue, whose book lives in the router's journal, puts back its
-  resting orders on start.
+- `restore(orders)`: on start, the open orders the venue had (each with its last report): a
+  simulated venue, whose book lives in the router's journal, puts them back; a network venue
+  follows them again and reports what they did while the router was down (fills it reported
+  before may be reported again: the router applies each trade id once, so a trade id must be
+  unique at its venue).
 
 Resilience: a network venue sets `guard` (venues/resilience.py) and makes every request
 through it. `submit_order` may raise `VenueUnavailable` or `VenueBusy` only when nothing of
@@ -128,7 +131,7 @@ class ExecutionClient(abc.ABC):
         return None
 
     def restore(self, orders: Sequence[tuple[VenueOrder, Report]]) -> None:
-        """Puts back resting orders (a simulated venue); a real venue keeps its own."""
+        """The orders the venue had when the router stopped; see the module docstring."""
         return None
 
 

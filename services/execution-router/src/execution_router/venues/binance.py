@@ -249,8 +249,9 @@ def _view(info: dict[str, Any]) -> OrderView:
 
 
 def _trade(info: dict[str, Any]) -> TradeView:
-    """A myTrades row."""
-    trade_id = str(need(info, "id"))
+    """A myTrades row. Binance numbers trades per symbol: the symbol makes the id unique."""
+    number = need(info, "id")
+    trade_id = f"{need(info, 'symbol')}-{number}"
     return TradeView(
         trade_id=trade_id,
         venue_order_id=str(need(info, "orderId")),
@@ -259,7 +260,7 @@ def _trade(info: dict[str, Any]) -> TradeView:
         commission=dec(info.get("commission") or "0", "commission"),
         commission_asset=info.get("commissionAsset") or "",
         time=from_ms(info.get("time")),
-        sequence=(int(trade_id), ""),
+        sequence=(int(number), ""),
     )
 
 
@@ -268,6 +269,7 @@ def _trade_from_fill(fill: dict[str, Any], order_info: dict[str, Any]) -> TradeV
     return _trade(
         {
             "id": need(fill, "tradeId"),
+            "symbol": order_info.get("symbol"),
             "orderId": order_info.get("orderId"),
             "price": fill.get("price"),
             "qty": fill.get("qty"),

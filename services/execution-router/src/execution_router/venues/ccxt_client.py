@@ -61,7 +61,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -73,7 +73,7 @@ from trading_core.decimals import ZERO, format_decimal, is_multiple, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.base import ExecutionClient, ReportSink
-from execution_router.venues.resilience import VenueBusy, VenueUnavailable
+from execution_router.venues.resilience import VenueBusy, VenueGuard, VenueUnavailable
 
 if TYPE_CHECKING:  # the old import path of the Binance adapter (see __getattr__ below)
     from execution_router.venues.binance import CcxtBinanceSpotClient
@@ -89,6 +89,17 @@ SIDES = {T.SIDE_BUY: "buy", T.SIDE_SELL: "sell"}
 LIMIT_TIFS = (T.TIME_IN_FORCE_GTC, T.TIME_IN_FORCE_IOC, T.TIME_IN_FORCE_FOK)
 # A rate limit refused the request: nothing was applied.
 RATE_LIMITED = (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
+
+
+def transport_failure(error: BaseException) -> bool:
+    """What counts against an exchange's circuit and may be retried: a timeout, a dropped
+    connection, a 5xx or an exchange's "internal error" (CCXT's OperationFailed); not a rate
+    limit (refused before anything happened: waited out) nor a clock problem."""
+    return isinstance(error, ccxt.OperationFailed) and not isinstance(
+        error, (*RATE_LIMITED, ccxt.InvalidNonce)
+    )
+
+
 # The venue's guard held the request back: nothing was sent.
 HELD_BACK = (VenueBusy, VenueUnavailable)
 
@@ -259,9 +270,10 @@ class CcxtSpotClient(ExecutionClient):
         rate_limit_attempts: int = 3,
         recv_window_ms: int = 5000,
         exchange_factory: ExchangeFactory | None = None,
+        guard: VenueGuard | None = None,
     ) -> None:
         """`symbols` maps our instruments to CCXT's symbols, e.g. {"BTC-USD": "BTC/USDT"}."""
-        super().__init__(emit)
+        super().__init__(emit, guard)
         self.symbols = dict(symbols)
         self._instruments = dict(symbols)
         self._symbols = {ccxt_symbol: ours for ours, ccxt_symbol in symbols.items()}
@@ -402,6 +414,25 @@ class CcxtSpotClient(ExecutionClient):
         if self._poll_thread is not None:
             self._poll_thread.join(timeout=self._timeout_s + self._poll_interval_s + 1)
             self._poll_thread = None
+
+    def restore(self, orders: Sequence[tuple[VenueOrder, Report]]) -> None:
+        """After a restart: the orders the router had at the exchange, so that the poller
+        follows them again and reports what they did meanwhile, also those that finished (an
+        open-orders list would not show them). Their trades are reported from the first; the
+        router applies each trade id once."""
+        with self._lock:
+            for order, last in orders:
+                symbol = self._instruments.get(order.instrument)
+                if symbol is None:
+                    log.error(
+                        "%s: restored order %s of unmapped %s",
+                        self.kind,
+                        order.order_id,
+                        order.instrument,
+                    )
+                    continue
+                working = _Working(order, symbol, last.venue_order_id, time.monotonic())
+                self._orders.setdefault(order.order_id, working)
 
     # -- the template -------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import ccxt  # type: ignore[import-untyped]
 from trading_core.clock import Clock
 from trading_core.config import (
     SIMULATION_VENUE,
@@ -21,7 +20,9 @@ from trading_core.config import (
 
 from execution_router.venues import quantconnect
 from execution_router.venues.base import ExecutionClient, ReportSink
-from execution_router.venues.ccxt_client import CcxtBinanceSpotClient
+from execution_router.venues.binance import CcxtBinanceSpotClient
+from execution_router.venues.bybit import CcxtBybitSpotClient
+from execution_router.venues.ccxt_client import CcxtSpotClient, transport_failure
 from execution_router.venues.resilience import VenueGuard
 from execution_router.venues.simulation import SimulationClient
 
@@ -47,10 +48,14 @@ def build_clients(
     return clients
 
 
+_EXCHANGES: dict[str, type[CcxtSpotClient]] = {
+    "binance": CcxtBinanceSpotClient,
+    "bybit": CcxtBybitSpotClient,
+}
+
+
 def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionClient:
-    if venue.kind != "binance":
-        raise NotImplementedError(f"execution.venues.{name}: kind {venue.kind} comes next")
-    client = CcxtBinanceSpotClient(
+    return _EXCHANGES[venue.kind](
         sink,
         api_key=venue.api_key,
         secret=venue.api_secret,
@@ -60,10 +65,8 @@ def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionCli
         timeout_s=venue.execution_timeout_ms / 1000,
         poll_interval_s=venue.poll_interval_ms / 1000,
         recv_window_ms=venue.recv_window_ms,
+        guard=VenueGuard(name, venue, transient=transport_failure),
     )
-    client.symbols = dict(venue.symbols)
-    client.guard = VenueGuard(name, venue, transient=(ccxt.NetworkError,))
-    return client
 
 
 def _quantconnect(name: str, venue: QuantConnectVenue, sink: ReportSink) -> ExecutionClient:

@@ -769,9 +769,7 @@ class QuantConnectClient(ExecutionClient):
         numbers as Decimal. Raises QuantConnectError, RateLimited, AnswerLost or GarbageAnswer."""
         if self.guard is None:
             return self._post(path, body)
-        return self.guard.call(
-            lambda: self._post(path, body), orders=orders, repeatable=repeatable
-        )
+        return self.guard.call(lambda: self._post(path, body), orders=orders, repeatable=repeatable)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -6,7 +6,7 @@
   `execution_timeout_ms`, then fails with `VenueBusy` having sent nothing: the venue would have
   refused it, and a ban (Binance's 418) costs far more than a wait.
 - **A circuit breaker** (pybreaker): `failure_threshold` consecutive transport failures (timeouts,
-  5xx, dropped connections: the adapter's `transient` exception types) open it; while open every
+  5xx, dropped connections: what the adapter's `transient` says is one) open it; while open every
   call fails at once with `VenueUnavailable`, having sent nothing, and the venue's health is
   NOT_SERVING; after `reset_timeout_ms` one probe goes through (half-open) and its outcome closes
   or opens it again. A venue's refusal of one request (an unknown order, a bad price) is an
@@ -76,13 +76,13 @@ class VenueGuard:
         self,
         venue: str,
         settings: VenueResilience,
-        transient: tuple[type[BaseException], ...],
+        transient: tuple[type[BaseException], ...] | Callable[[BaseException], bool],
         on_change: Callable[[str], None] | None = None,
     ) -> None:
         self.venue = venue
         self.settings = settings
         self.timeout_s = settings.execution_timeout_ms / 1000
-        self._transient = transient
+        self._transient = _predicate(transient)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._request_limits = [parse(text) for text in settings.rate_limits]
         self._order_limits = [parse(text) for text in settings.order_rate_limits]
@@ -90,7 +90,7 @@ class VenueGuard:
             fail_max=settings.failure_threshold,
             reset_timeout=settings.reset_timeout_ms / 1000,
             # Only transport failures count; a venue's answer, even a refusal, is no failure.
-            exclude=[lambda error: not isinstance(error, transient)],
+            exclude=[lambda error: not self._transient(error)],
             listeners=[_Listener(self, on_change)],
             name=venue,
             throw_new_error_on_trip=False,
@@ -132,7 +132,7 @@ class VenueGuard:
             wait=tenacity.wait_exponential_jitter(
                 multiplier=delay_s, max=self.timeout_s, jitter=delay_s
             ),
-            retry=tenacity.retry_if_exception_type(self._transient),
+            retry=tenacity.retry_if_exception(self._transient),
             reraise=True,
         )
         result: T = retrying(self._once, function, weight, orders)
@@ -170,7 +170,7 @@ class VenueGuard:
         except BaseException as error:
             with self._lock:
                 self._calls += 1
-                if isinstance(error, self._transient):
+                if self._transient(error):
                     self._failures += 1
                     self._last_error = f"{type(error).__name__}: {str(error)[:200]}"
             raise
@@ -234,6 +234,14 @@ class _Listener(pybreaker.CircuitBreakerListener):
             self._guard.circuit_changed(False)
         if self._on_change is not None:
             self._on_change(new.name)
+
+
+def _predicate(
+    transient: tuple[type[BaseException], ...] | Callable[[BaseException], bool],
+) -> Callable[[BaseException], bool]:
+    if isinstance(transient, tuple):
+        return lambda error: isinstance(error, transient)
+    return transient
 
 
 def _percentile(ordered: list[float], fraction: float) -> float | None:
