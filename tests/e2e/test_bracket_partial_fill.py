@@ -36,9 +36,17 @@ class Market:
 
     platform: Platform
 
-    def quote(self, instrument: str, bid: str, ask: str, size: str) -> None:
+    def quote(
+        self, instrument: str, bid: str, ask: str, size: str, source: str = "synthetic"
+    ) -> None:
         quote = Quote(
-            instrument, Decimal(bid), Decimal(ask), Decimal(size), Decimal(size), datetime.now(UTC)
+            instrument,
+            Decimal(bid),
+            Decimal(ask),
+            Decimal(size),
+            Decimal(size),
+            datetime.now(UTC),
+            source=source,
         )
         event = events_pb2.Event(
             event_id=str(uuid.uuid4()),

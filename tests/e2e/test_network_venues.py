@@ -15,9 +15,19 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tradectl.serve import service_specs
 from trading.v1 import execution_pb2, positions_pb2, types_pb2
+from trading_core.config import load_config
+from trading_core.runtime import build_platform
 
-from tests.e2e.conftest import Clients, embedded_overrides, running_embedded, write_config
+from tests.e2e.conftest import (
+    SERVICE_MODULES,
+    Clients,
+    embedded_overrides,
+    running_embedded,
+    write_config,
+)
+from tests.e2e.test_bracket_partial_fill import Market
 from tests.e2e.test_order_types import finished, submit_order
 from tests.e2e.test_trading_flow import TIMEOUT, order_status, ready_for_market_orders
 from tests.fakes.binance_spot import FakeBinanceSpot, SymbolRules
@@ -59,28 +69,26 @@ def quantconnect() -> Iterator[FakeQuantConnect]:
     fake.stop()
 
 
+def direct_venue_block() -> dict[str, object]:
+    return {
+        "kind": "binance",
+        "environment": "live",
+        "api_key": "${E2E_EXCHANGE_KEY}",
+        "api_secret": "${E2E_EXCHANGE_SECRET}",
+        "symbols": {"BTC-USD": "BTC/USDT"},
+        "poll_interval_ms": 50,
+        "execution_timeout_ms": 2000,
+        "retry_delay_ms": 10,
+        "rate_limits": ["6000/minute"],
+    }
+
+
 def direct_config(tmp_path: Path, fake: FakeBinanceSpot, **venue: object) -> Path:
     overrides = embedded_overrides(tmp_path / "data")
     overrides["instruments"] = [BTC]
     overrides["reconciliation"] = {"interval_ms": 200}
-    overrides["execution"] = {
-        "mode": "direct",
-        "venues": {
-            "binance": {
-                "kind": "binance",
-                "environment": "live",
-                "base_url": fake.url,
-                "api_key": "${E2E_EXCHANGE_KEY}",
-                "api_secret": "${E2E_EXCHANGE_SECRET}",
-                "symbols": {"BTC-USD": "BTC/USDT"},
-                "poll_interval_ms": 50,
-                "execution_timeout_ms": 2000,
-                "retry_delay_ms": 10,
-                "rate_limits": ["6000/minute"],
-                **venue,
-            }
-        },
-    }
+    block = {**direct_venue_block(), "base_url": fake.url, **venue}
+    overrides["execution"] = {"mode": "direct", "venues": {"binance": block}}
     return write_config(tmp_path, overrides)
 
 
@@ -227,3 +235,58 @@ def test_fills_made_while_the_platform_was_down_are_reported_once_after_a_restar
         wait_until(lambda: position_of(clients) == Decimal("0.03"), TIMEOUT, "the position")
         assert position_of(clients) == Decimal("0.03")  # the first fill was not applied twice
         assert binance.count(order.order_id) == 1  # type: ignore[attr-defined]
+
+
+def test_smart_routing_shares_an_order_across_venues_on_the_best_price_net_of_fees(
+    tmp_path: Path,
+) -> None:
+    cheap_but_costly = FakeBinanceSpot(KEY, SECRET, [BTCUSDT], market_price=Decimal("60005"))
+    best_net = FakeBinanceSpot(KEY, SECRET, [BTCUSDT], market_price=Decimal("60010"))
+    fakes = {"venue-a": best_net.start(), "venue-b": cheap_but_costly.start()}
+    overrides = embedded_overrides(tmp_path / "data")
+    overrides["instruments"] = [BTC]
+    overrides["market_data"] = {"interval_ms": 60_000}  # the test sets each venue's market
+    venue = direct_venue_block()
+    overrides["execution"] = {
+        "mode": "direct",
+        "venues": {
+            "venue-a": {
+                **venue,
+                "base_url": best_net.url,
+                "quote_source": "book-a",
+                "taker_fee_bps": "0",
+            },
+            "venue-b": {
+                **venue,
+                "base_url": cheap_but_costly.url,
+                "quote_source": "book-b",
+                "taker_fee_bps": "10",
+            },
+        },
+        "routing": [{"instrument": "BTC-USD", "venues": ["venue-b", "venue-a"], "smart": True}],
+    }
+    platform = build_platform(load_config(write_config(tmp_path, overrides)), service_specs())
+    platform.start()
+    try:
+        market = Market(platform)
+        market.quote("BTC-USD", "59990", "60010", "1")
+        market.quote("BTC-USD", "59990", "60010", "0.02", source="book-a")
+        market.quote("BTC-USD", "59990", "60005", "0.02", source="book-b")
+        assert platform.wait_ready(30)
+        clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+        ready_for_market_orders(clients)
+        order = submit_order(clients, quantity="0.05").order
+        done = finished(clients, order)
+        assert done.status == T.ORDER_STATUS_FILLED
+        request = execution_pb2.ListChildOrdersRequest(order_id=order.order_id)
+        listed = clients.router.ListChildOrders(request, timeout=TIMEOUT).child_orders
+        # venue-a: 60010 net; venue-b: 60005 + 10 bps = 60065 net. Each takes what it shows
+        # (0.02), the best net gets the rest.
+        assert [(c.venue, c.quantity) for c in listed] == [("venue-a", "0.03"), ("venue-b", "0.02")]
+        for child in listed:
+            assert fakes[child.venue].count(child.child_order_id) == 1
+        clients.close()
+    finally:
+        platform.stop()
+        for fake in fakes.values():
+            fake.stop()

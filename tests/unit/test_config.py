@@ -190,7 +190,7 @@ def test_direct_venue_reads_its_credentials_from_the_environment_and_routes_in_c
     venue = config.execution.venues["binance"]
     assert isinstance(venue, ExchangeVenue)
     assert (venue.api_key, venue.api_secret, venue.environment) == ("k-123", "s-456", "testnet")
-    assert config.execution.route("acct-1", "strat-1", "BTC-USD") == ["binance"]
+    assert config.execution.route("acct-1", "strat-1", "BTC-USD") == (["binance"], False)
 
 
 def test_a_credential_written_in_the_file_stops_start_up_without_showing_it(
@@ -269,9 +269,9 @@ def test_routing_rules_match_account_strategy_and_instrument_first_rule_winning(
         {"strategy": "mm", "venues": ["bybit"]},
     ]
     execution = load_config(write(tmp_path, document), _KEYS).execution
-    assert execution.route("acct-2", "", "BTC-USD") == ["bybit", "binance"]
-    assert execution.route("acct-1", "mm", "BTC-USD") == ["bybit"]
-    assert execution.route("acct-1", "trend", "BTC-USD") == ["binance", "bybit"]
+    assert execution.route("acct-2", "", "BTC-USD") == (["bybit", "binance"], False)
+    assert execution.route("acct-1", "mm", "BTC-USD") == (["bybit"], False)
+    assert execution.route("acct-1", "trend", "BTC-USD") == (["binance", "bybit"], False)
 
 
 # Unknown keys and wrong types ----------------------------------------------------------------

@@ -254,7 +254,21 @@ class VenueResilience(_Strict):
     )
 
 
-class ExchangeVenue(VenueResilience):
+class _NetworkVenue(VenueResilience):
+    """What every network venue block has besides its resilience."""
+
+    taker_fee_bps: NonNegativeDecimal = Field(
+        Decimal("10"),
+        description="what smart routing adds to a venue's price (buys) or takes off it",
+    )
+    quote_source: Name | None = Field(
+        None,
+        description="the source of this venue's quotes on market-data, for smart routing "
+        "(unset: the venue's kind, as the venue feed names its quotes)",
+    )
+
+
+class ExchangeVenue(_NetworkVenue):
     """A crypto exchange traded directly through CCXT."""
 
     kind: Literal["binance", "bybit"]
@@ -273,7 +287,7 @@ class ExchangeVenue(VenueResilience):
     )
 
 
-class QuantConnectVenue(VenueResilience):
+class QuantConnectVenue(_NetworkVenue):
     """A live QuantConnect algorithm that takes our orders as live commands (API v2)."""
 
     kind: Literal["quantconnect"]
@@ -312,6 +326,10 @@ class RoutingRule(_Strict):
     instrument: Name | None = None
     venues: list[Name] = Field(
         min_length=1, description="in order of preference: the next is tried when one is down"
+    )
+    smart: bool = Field(
+        False,
+        description="share each order across these venues on the best price net of fees",
     )
 
     def matches(self, account: str, strategy: str, instrument: str) -> bool:
@@ -397,12 +415,13 @@ class Execution(_Strict):
         """Every venue orders can go to, in config order."""
         return list(self.venues) if self.venues else [SIMULATION_VENUE]
 
-    def route(self, account: str, strategy: str, instrument: str) -> list[str]:
-        """The venues an order may go to, in order of preference."""
+    def route(self, account: str, strategy: str, instrument: str) -> tuple[list[str], bool]:
+        """The venues an order may go to, in order of preference; and whether it is shared
+        across them (smart routing)."""
         for rule in self.routing:
             if rule.matches(account, strategy, instrument):
-                return rule.venues
-        return self.venue_names()
+                return rule.venues, rule.smart
+        return self.venue_names(), False
 
 
 class AccountLimits(_Strict):

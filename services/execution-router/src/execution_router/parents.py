@@ -33,6 +33,7 @@ from trading_core.events import timestamp
 from trading_core.journal import Transaction
 
 from execution_router.domain.algorithms import Plan, plan
+from execution_router.domain.smart_routing import allocate
 from execution_router.domain.venue_types import Report, VenueOrder
 
 if TYPE_CHECKING:
@@ -355,13 +356,29 @@ class ParentDesk:
         if not quantity:
             return
         slice_ = max(parent.plan.slices_due(now) - 1, 0)
-        for part in parent.plan.children(quantity):
-            self._new_child(parent, part, slice_, now, transaction)
+        for venue, share in self._shares(parent, quantity):
+            for part in parent.plan.children(share):
+                self._new_child(
+                    parent, venue, part, slice_=slice_, now=now, transaction=transaction
+                )
+
+    def _shares(self, parent: Parent, quantity: Decimal) -> list[tuple[str, Decimal]]:
+        """Where a release goes: the parent's venue, or with smart routing shared across the
+        venues of its route that are up, on their prices net of fees (none up: nothing now)."""
+        routed = parent.routed
+        if not routed.submit.order.execution.smart_routing:
+            return [(routed.venue, quantity)]
+        tops, up = self._router.venue_tops(routed.order, routed.submit.order.strategy_id)
+        if not up:
+            return []
+        return allocate(routed.order.side, quantity, tops, up, parent.plan.step)
 
     def _new_child(
         self,
         parent: Parent,
+        venue: str,
         quantity: Decimal,
+        *,
         slice_: int,
         now: datetime,
         transaction: Transaction,
@@ -371,7 +388,7 @@ class ParentDesk:
         order = self._router.protected(
             replace(parent.routed.order, order_id=cid, quantity=quantity, protection_price=None)
         )
-        child = Child(cid, parent.order_id, number, slice_, parent.routed.venue, order, now)
+        child = Child(cid, parent.order_id, number, slice_, venue, order, now)
         parent.children.append(child)
         self._children[cid] = child
         body = replace_proto(parent.routed.submit.order, cid, quantity)
@@ -380,7 +397,6 @@ class ParentDesk:
             "create_time_us, child) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
             (cid, parent.order_id, number, slice_, child.venue, _micros(now), body),
         )
-        venue = child.venue
         transaction.then(lambda: self._router.send(venue, order))
 
     # Ending -----------------------------------------------------------------------------------
@@ -480,6 +496,8 @@ class ParentDesk:
     def _describe(plan: Plan) -> str:
         name = T.ExecutionAlgorithm.Name(plan.algorithm).removeprefix("EXECUTION_ALGORITHM_")
         if plan.algorithm == T.EXECUTION_ALGORITHM_UNSPECIFIED:
+            if plan.max_child is None:
+                return "smart routing across venues"
             return f"split into children of at most {format_decimal(plan.max_child)}"
         return f"{name} over {plan.horizon}, {plan.slices} slices"
 

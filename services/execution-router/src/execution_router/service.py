@@ -32,11 +32,13 @@ from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.config import SIMULATION_VENUE
 from trading_core.decimals import format_decimal
 from trading_core.errors import NotFound
+from trading_core.events import event_kind
 from trading_core.journal import Transaction
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote, QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 
+from execution_router.domain.smart_routing import VenueTop
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.parents import SCHEMA as PARENT_SCHEMA
 from execution_router.parents import Child, ParentDesk
@@ -161,6 +163,8 @@ class ExecutionRouter(JournaledService):
         self._settling: dict[str, tuple[RoutedOrder | None, object]] = {}
         # Cancel and modify request ids received, until durable (then in their tables).
         self._queued: dict[str, set[str]] = {"cancel_requests": set(), "modify_requests": set()}
+        # The latest quote of each source and instrument, for smart routing.
+        self._venue_quotes: dict[tuple[str, str], Quote] = {}
         # Trade ids of fills published but not durable yet (then in router_fills).
         self._pending_fills: set[str] = set()
         self._stopping = threading.Event()
@@ -254,8 +258,11 @@ class ExecutionRouter(JournaledService):
     # Consumed ---------------------------------------------------------------------------------
 
     def _on_quote(self, event: events_pb2.Event, _transaction: Transaction) -> None:
-        quote = self.quotes.apply(event)
-        if quote is not None:
+        if event_kind(event) != "quote_updated":
+            return
+        quote = Quote.from_proto(event.quote_updated.quote)
+        self._venue_quotes[(quote.source, quote.instrument)] = quote
+        if self.quotes.update(quote):
             for venue in self.venues.values():
                 if venue.client.wants_quotes:
                     client = venue.client
@@ -282,8 +289,10 @@ class ExecutionRouter(JournaledService):
         order = self.protected(VenueOrder.from_proto(command.submit_order.order))
         routed = RoutedOrder(order, command.submit_order, arrival_price=self._touch(order))
         self._open[order_id] = routed
-        venue, refusal = self._route(command.submit_order.order)
+        venue, refusal, shared = self._route(command.submit_order.order)
         routed.submit.order.venue = venue
+        if shared:  # smart routing: its children go where the price is best
+            routed.submit.order.execution.smart_routing = True
         if refusal:
             report = Report.nothing_filled(T.EXECUTION_TYPE_REJECTED, order_id, order.side, refusal)
             self.publish_report(routed, report.to_proto(venue), transaction)
@@ -294,20 +303,60 @@ class ExecutionRouter(JournaledService):
         else:
             transaction.then(lambda: self.send(venue, order))
 
-    def _route(self, order: orders_pb2.Order) -> tuple[str, str]:
+    def _route(self, order: orders_pb2.Order) -> tuple[str, str, bool]:
         """The venue an order goes to: the first of its route (routing rules) that lists the
-        instrument and is up; with a refusal when none is (then the first, for the record)."""
-        names = self.config.execution.route(order.account_id, order.strategy_id, order.instrument)
+        instrument and is up; with a refusal when none is (then the first, for the record);
+        and whether it is shared across the venues that are up (smart routing)."""
+        names, smart = self.config.execution.route(
+            order.account_id, order.strategy_id, order.instrument
+        )
         listing = [n for n in names if self.venues[n].client.lists(order.instrument)]
-        for name in listing:
-            if self.venues[name].client.available():
-                return name, ""
+        up = [n for n in listing if self.venues[n].client.available()]
+        if up:
+            return up[0], "", smart and len(up) > 1
         if not listing:
-            return names[0], (
+            refusal = (
                 f"no venue of this order's route ({', '.join(names)}) lists {order.instrument}"
             )
+            return names[0], refusal, False
         down = "; ".join(self._why_down(name) for name in listing)
-        return listing[0], f"no venue can take the order now: {down}"
+        return listing[0], f"no venue can take the order now: {down}", False
+
+    def venue_tops(self, order: VenueOrder, strategy_id: str) -> tuple[list[VenueTop], list[str]]:
+        """Smart routing's view: what each venue of the order's route that is up shows on the
+        side the order takes from (from its own quotes), and those venues in route order."""
+        names, _ = self.config.execution.route(order.account_id, strategy_id, order.instrument)
+        up = [
+            n
+            for n in names
+            if self.venues[n].client.lists(order.instrument) and self.venues[n].client.available()
+        ]
+        tops = []
+        for name in up:
+            quote = self._venue_quote(name, order.instrument)
+            if quote is None:
+                continue
+            buying = order.side == T.SIDE_BUY
+            tops.append(
+                VenueTop(
+                    name,
+                    quote.ask if buying else quote.bid,
+                    quote.ask_size if buying else quote.bid_size,
+                    self._taker_fee_bps(name),
+                )
+            )
+        return tops, up
+
+    def _venue_quote(self, name: str, instrument: str) -> Quote | None:
+        """A venue's own quote (by its source); the paper venue trades on the feed's."""
+        venue = self.config.execution.venues.get(name)
+        if venue is None:
+            return self.quotes.get(instrument)
+        return self._venue_quotes.get((venue.quote_source or venue.kind, instrument))
+
+    def _taker_fee_bps(self, name: str) -> Decimal:
+        venue = self.config.execution.venues.get(name)
+        return venue.taker_fee_bps if venue else self.config.execution.simulation.taker_fee
 
     def _why_down(self, name: str) -> str:
         venue = self.venues[name]

@@ -225,6 +225,7 @@ class ExecutionInstructions(_message.Message):
     SLICE_COUNT_FIELD_NUMBER: _builtins.int
     MAX_CHILD_QUANTITY_FIELD_NUMBER: _builtins.int
     PARTICIPATION_RATE_FIELD_NUMBER: _builtins.int
+    SMART_ROUTING_FIELD_NUMBER: _builtins.int
     algorithm: _types_pb2.ExecutionAlgorithm.ValueType
     """UNSPECIFIED: the order goes at once (split when max_child_quantity is set)."""
     slice_count: _builtins.int
@@ -240,6 +241,10 @@ class ExecutionInstructions(_message.Message):
     side of the book when it is sent; what it holds back is sent with later slices. Empty: no
     cap.
     """
+    smart_routing: _builtins.bool
+    """Share each release across the venues of the order's route on the best price net of their
+    taker fees, each taking what it displays (a routing rule with `smart: true` sets it too).
+    """
     @_builtins.property
     def horizon(self) -> _duration_pb2.Duration:
         """TWAP, VWAP: the time over which the order is released, from its arrival at the router;
@@ -254,10 +259,11 @@ class ExecutionInstructions(_message.Message):
         slice_count: _builtins.int = ...,
         max_child_quantity: _builtins.str = ...,
         participation_rate: _builtins.str = ...,
+        smart_routing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["horizon", b"horizon"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "horizon", b"horizon", "max_child_quantity", b"max_child_quantity", "participation_rate", b"participation_rate", "slice_count", b"slice_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "horizon", b"horizon", "max_child_quantity", b"max_child_quantity", "participation_rate", b"participation_rate", "slice_count", b"slice_count", "smart_routing", b"smart_routing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
