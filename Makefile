@@ -25,7 +25,8 @@ run-distributed: setup ## run the Pub/Sub emulator and the three services as sep
 	scripts/run_distributed.sh $(DISTRIBUTED_CONFIG)
 
 test: setup ## unit, contract, integration and end-to-end tests (starts the Pub/Sub emulator)
-	$(UV) run pytest
+	$(UV) run pytest -n 2 --ignore=tests/crash
+	$(UV) run pytest tests/crash  # alone: it kills processes and times their recovery
 
 chaos: setup ## the crash suite as a longer soak: more orders, five kills per run
 	CRASH_ORDERS=600 CRASH_KILLS=5 CRASH_VICTIMS=order-management,execution-router,position-management \

@@ -53,7 +53,8 @@ def addresses(clients: Clients) -> list[str]:
 
 
 def tradectl(clients: Clients, *args: str, columns: int | None = None) -> Result:
-    env = {"COLUMNS": str(columns)} if columns is not None else None
+    # No COLUMNS: output to a pipe, unfolded (whatever the test runner's environment has).
+    env = {"COLUMNS": str(columns) if columns is not None else None}
     return CliRunner().invoke(app, [*addresses(clients), *args], env=env)
 
 

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from trading.v1 import events_pb2
 from trading_core.journal import Transaction, set_progress
@@ -24,7 +25,9 @@ from trading_core.quotes import Quote
 from trading_core.service import JournaledService, ServiceContext
 
 from market_data.synthetic import SyntheticFeed
-from market_data.venue_feed import VenueFeed
+
+if TYPE_CHECKING:
+    from market_data.venue_feed import VenueFeed
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,10 @@ class MarketDataProducer(JournaledService):
         self._feed = SyntheticFeed(config.instruments, config.market_data)
         self.venue_feed: VenueFeed | None = None
         if config.market_data.source == "venue":
+            # Imported only when used: CCXT takes seconds to import, which every start of the
+            # synthetic feed (each test's platform, each pod) would pay for nothing.
+            from market_data.venue_feed import VenueFeed
+
             self.venue_feed = VenueFeed(config.instruments, config.market_data, self.clock)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="market-data", daemon=True)

@@ -18,11 +18,7 @@ from trading_core.config import (
     QuantConnectVenue,
 )
 
-from execution_router.venues import quantconnect
 from execution_router.venues.base import ExecutionClient, ReportSink
-from execution_router.venues.binance import CcxtBinanceSpotClient
-from execution_router.venues.bybit import CcxtBybitSpotClient
-from execution_router.venues.ccxt_client import CcxtSpotClient, transport_failure
 from execution_router.venues.resilience import VenueGuard
 from execution_router.venues.simulation import SimulationClient
 
@@ -48,14 +44,18 @@ def build_clients(
     return clients
 
 
-_EXCHANGES: dict[str, type[CcxtSpotClient]] = {
-    "binance": CcxtBinanceSpotClient,
-    "bybit": CcxtBybitSpotClient,
-}
-
-
 def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionClient:
-    return _EXCHANGES[venue.kind](
+    # The network adapters are imported only when configured: CCXT takes seconds to import,
+    # which every paper-trading start would pay for nothing.
+    from execution_router.venues.binance import CcxtBinanceSpotClient
+    from execution_router.venues.bybit import CcxtBybitSpotClient
+    from execution_router.venues.ccxt_client import CcxtSpotClient, transport_failure
+
+    exchanges: dict[str, type[CcxtSpotClient]] = {
+        "binance": CcxtBinanceSpotClient,
+        "bybit": CcxtBybitSpotClient,
+    }
+    return exchanges[venue.kind](
         sink,
         api_key=venue.api_key,
         secret=venue.api_secret,
@@ -70,6 +70,8 @@ def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionCli
 
 
 def _quantconnect(name: str, venue: QuantConnectVenue, sink: ReportSink) -> ExecutionClient:
+    from execution_router.venues import quantconnect
+
     timeout_s = venue.execution_timeout_ms / 1000
     return quantconnect.QuantConnectClient(
         sink,
