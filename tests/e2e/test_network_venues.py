@@ -8,12 +8,16 @@ never sent, until it answers again."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradectl.serve import service_specs
 from trading.v1 import execution_pb2, positions_pb2, types_pb2
@@ -290,3 +294,27 @@ def test_smart_routing_shares_an_order_across_venues_on_the_best_price_net_of_fe
         platform.stop()
         for fake in fakes.values():
             fake.stop()
+
+
+def test_an_instrument_the_exchange_does_not_list_stops_the_router_naming_its_key(
+    tmp_path: Path, binance: FakeBinanceSpot
+) -> None:
+    config = direct_config(tmp_path, binance)
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["instruments"].append({**BTC, "symbol": "ETH-USD", "initial_price": "3000"})
+    document["execution"]["venues"]["binance"]["symbols"]["ETH-USD"] = "ETH/USDT"
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "execution_router", "--config", str(config)],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
+    assert run.returncode == 2, run.stderr
+    line = run.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        "execution-router: cannot start: execution.venues.binance.symbols.ETH-USD: binance lists "
+        "no spot market 'ETH/USDT'; expected one it lists, such as BTC/USDT"
+    ), line

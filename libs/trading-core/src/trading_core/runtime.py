@@ -222,7 +222,8 @@ GIL_SWITCH_INTERVAL_S = 0.0001
 
 def run_until_signalled(build: Callable[[], Platform]) -> None:
     """Builds and starts the platform, waits for SIGINT or SIGTERM, then stops it gracefully.
-    A platform that cannot start (a port in use, a journal in use) exits 1 with one line."""
+    A platform that cannot start (a port in use, a journal in use) exits 1 with one line; one
+    whose config a venue refutes (an instrument it does not list) exits 2, as a bad config."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -247,6 +248,10 @@ def run_until_signalled(build: Callable[[], Platform]) -> None:
         except OSError as error:  # a port in use
             log.error("cannot start: %s", error)
             raise SystemExit(1) from None
+        except ConfigError as error:  # what a venue says of the config
+            names = ", ".join(platform.servers)
+            print(f"{names}: cannot start: {error}", file=sys.stderr)  # noqa: T201
+            raise SystemExit(2) from None
         log.info("ready: %s", ", ".join(f"{n} on {s.address}" for n, s in platform.servers.items()))
         # A signal delivered to another thread only runs its Python handler when the main
         # thread next runs bytecode: wake up regularly rather than block for good.

@@ -53,6 +53,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from trading.v1 import types_pb2
+from trading_core.config import ConfigError
 from trading_core.quotes import Quote
 
 from execution_router.domain.venue_types import Report, VenueOrder
@@ -145,8 +146,16 @@ class VenueWorker:
         self._thread = threading.Thread(target=self._run, name=f"venue-{client.name}", daemon=True)
 
     def start(self) -> None:
+        """Starts the venue's session on the caller's thread, then the worker: a config the
+        venue refutes (an instrument it does not list: ConfigError) stops start-up; a venue
+        that cannot be reached now is tried again by its calls."""
+        try:
+            self.client.start()
+        except ConfigError:
+            raise
+        except Exception:
+            log.exception("venue %s could not start; its calls try again", self.client.name)
         self._thread.start()
-        self.call(self.client.start)
 
     def call(self, function: Callable[[], None]) -> None:
         self._calls.put(function)

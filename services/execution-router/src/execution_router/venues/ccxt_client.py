@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import ccxt  # type: ignore[import-untyped]
 from trading.v1 import types_pb2
+from trading_core.config import ConfigError
 from trading_core.decimals import ZERO, format_decimal, is_multiple, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
@@ -393,21 +394,33 @@ class CcxtSpotClient(ExecutionClient):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Starts the fill poller and loads the spot markets (a failure is raised; the first
-        order tries again)."""
+        """Loads the spot markets (an unlisted instrument stops start-up; an exchange that does
+        not answer now is asked again by the first order), then starts the fill poller."""
         self._stopping.clear()
+        try:
+            self._load_markets()
+        except ConfigError:
+            raise
+        except Exception as error:
+            log.warning("%s: markets not loaded (%s); the first order loads them", self.kind, error)
         self._poll_thread = threading.Thread(
             target=self._poll_loop, name=f"venue-{self.kind}-poller", daemon=True
         )
         self._poll_thread.start()
-        self._load_markets()
 
     def _load_markets(self) -> None:
+        """Loads the exchange's markets; an instrument mapped to a symbol the exchange does not
+        list raises ConfigError naming its key (start-up stops)."""
         self._request(self._worker.load_markets, weight=20, repeatable=True)
         self._poller.set_markets(self._worker.markets)
-        missing = sorted(s for s in self._symbols if s not in self._worker.markets)
-        if missing:
-            log.error("%s: symbols not listed by the exchange: %s", self.kind, ", ".join(missing))
+        for ours, symbol in sorted(self._instruments.items()):
+            if symbol not in self._worker.markets:
+                spot = sorted(m for m, v in self._worker.markets.items() if v.get("spot"))
+                raise ConfigError(
+                    f"execution.venues.{self.name}.symbols.{ours}: {self.kind} lists no spot "
+                    f"market {symbol!r}; expected one it lists, such as "
+                    f"{', '.join(spot[:5]) or 'none'}"
+                )
 
     def stop(self) -> None:
         self._stopping.set()
