@@ -5,8 +5,10 @@ Both servers run in their own process; this process is the client. Every change 
 (each service's journal commits before it answers). Each round measures the echo server, then
 the platform; the ratios are the medians over `BENCH_ROUNDS` rounds (3), and each concurrent
 phase reports the server process's CPU time per call (from /proc) beside its wall-clock rate.
-The pre-trade risk engine is measured in this process too (`benchmarks.risk_bench`: one order
-through every check against 1,000 open orders and 100 positions). Results go to
+The execution router is measured with a network venue on loopback (`benchmarks.router_bench`:
+command to venue call p50/p99 against the adapter's own call, reports per second, CPU per
+order). The pre-trade risk engine is measured in this process too (`benchmarks.risk_bench`: one
+order through every check against 1,000 open orders and 100 positions). Results go to
 benchmarks/results/<time>.json and benchmarks/results/latest.json.
 """
 
@@ -34,7 +36,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trading.v1 import orders_pb2, orders_pb2_grpc, positions_pb2, positions_pb2_grpc, types_pb2
 
-from benchmarks import risk_bench
+from benchmarks import risk_bench, router_bench
 from benchmarks.echo_server import SERVICE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,6 +290,29 @@ def one_round() -> dict[str, Any]:
     }
 
 
+def _router_medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    def median(*path: str) -> float:
+        values = []
+        for measured in rounds:
+            value: Any = measured
+            for key in path:
+                value = value[key]
+            values.append(value)
+        return float(round(statistics.median(values), 3))
+
+    return {
+        "rounds": rounds,
+        "median_command_to_venue_p50_us": median("command_to_venue_us", "p50_us"),
+        "median_command_to_venue_p99_us": median("command_to_venue_us", "p99_us"),
+        "median_venue_call_p50_us": median("venue_call_us", "p50_us"),
+        "median_command_to_venue_p50_over_venue_call_p50": median(
+            "command_to_venue_p50_over_venue_call_p50"
+        ),
+        "median_reports_per_s": median("reports_per_s"),
+        "median_cpu_us_per_order": median("cpu_us_per_order"),
+    }
+
+
 def main() -> None:
     rounds = [one_round() for _ in range(ROUNDS)]
     medians = {
@@ -307,6 +332,9 @@ def main() -> None:
         ),
         # In process, no baseline needed: microseconds of one pre-trade risk check.
         "risk_check": risk_bench.measure(),
+        # The router with a network venue on loopback (Binance's fake behind CCXT), medians of
+        # the rounds' figures; its baseline is the adapter's own call, measured in the same run.
+        "router": _router_medians([router_bench.measure() for _ in range(ROUNDS)]),
         "bars": {
             "risk_check_p99_us": "<= 50",
             "submitted_p50_over_echo_p50": "<= 2.0",

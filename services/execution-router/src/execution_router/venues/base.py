@@ -73,6 +73,9 @@ class ExecutionClient(abc.ABC):
     # venue's name in the config, which the factory sets.
     kind = ""
     wants_quotes = False
+    # The venue's published rate limits, for a config that sets none (the limits notation).
+    default_rate_limits: tuple[str, ...] = ()
+    default_order_rate_limits: tuple[str, ...] = ()
 
     def __init__(self, emit: ReportSink, guard: VenueGuard | None = None) -> None:
         self.emit = emit

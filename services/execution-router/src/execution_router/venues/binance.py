@@ -74,6 +74,9 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
     # Binance's codes for "execution status unknown" (UNKNOWN, DISCONNECTED, UNEXPECTED_RESP,
     # TIMEOUT).
     unknown_outcome_codes = ('"code":-1000', '"code":-1001', '"code":-1006', '"code":-1007')
+    # Binance spot's published limits: request weight per IP, orders per account.
+    default_rate_limits = ("6000/minute",)
+    default_order_rate_limits = ("100/10 seconds", "200000/day")
 
     def _settings(
         self, api_key: str, secret: str, timeout_s: float, recv_window_ms: int
@@ -82,7 +85,9 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
             "apiKey": api_key,
             "secret": secret,
             "timeout": int(timeout_s * 1000),
-            "enableRateLimit": True,
+            # The venue guard limits calls by the venue's own weights (the limits library);
+            # CCXT's throttle would pace every call on top of it.
+            "enableRateLimit": False,
             "options": {
                 "defaultType": "spot",
                 "fetchMarkets": {"types": ["spot"]},

@@ -89,6 +89,9 @@ class CcxtBybitSpotClient(CcxtSpotClient):
     client_order_id_rule = "at most 36 characters of letters, digits, _ and -"
     # 10016: "System error" / "Request timeout": Bybit does not know whether it executed.
     unknown_outcome_codes = ('"retCode":10016',)
+    # Bybit v5's published limits: requests per IP, spot orders per account (UTA default).
+    default_rate_limits = ("600/5 seconds",)
+    default_order_rate_limits = ("20/second",)
 
     def _settings(
         self, api_key: str, secret: str, timeout_s: float, recv_window_ms: int
@@ -97,7 +100,9 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             "apiKey": api_key,
             "secret": secret,
             "timeout": int(timeout_s * 1000),
-            "enableRateLimit": True,
+            # The venue guard limits calls by the venue's own weights (the limits library);
+            # CCXT's throttle would pace every call on top of it.
+            "enableRateLimit": False,
             # load_markets would ask the private coin list (/v5/asset/coin/query-info).
             "has": {"fetchCurrencies": False},
             "options": {

@@ -55,7 +55,8 @@ def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionCli
         "binance": CcxtBinanceSpotClient,
         "bybit": CcxtBybitSpotClient,
     }
-    return exchanges[venue.kind](
+    adapter = exchanges[venue.kind]
+    return adapter(
         sink,
         api_key=venue.api_key,
         secret=venue.api_secret,
@@ -65,8 +66,18 @@ def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionCli
         timeout_s=venue.execution_timeout_ms / 1000,
         poll_interval_s=venue.poll_interval_ms / 1000,
         recv_window_ms=venue.recv_window_ms,
-        guard=VenueGuard(name, venue, transient=transport_failure),
+        guard=VenueGuard(name, _with_limits(venue, adapter), transient=transport_failure),
     )
+
+
+def _with_limits(venue: ExchangeVenue, adapter: type[ExecutionClient]) -> ExchangeVenue:
+    """The venue's block with its adapter's published rate limits where the config sets none."""
+    unset = {
+        key: list(getattr(adapter, f"default_{key}"))
+        for key in ("rate_limits", "order_rate_limits")
+        if key not in venue.model_fields_set
+    }
+    return venue.model_copy(update=unset)
 
 
 def _quantconnect(name: str, venue: QuantConnectVenue, sink: ReportSink) -> ExecutionClient:
