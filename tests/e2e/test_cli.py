@@ -599,3 +599,98 @@ def test_a_signal_with_exits_from_the_cli_is_a_bracket_and_a_signed_distance_a_u
     signed = tradectl(clients, "order", "signal", "BTC-USD", "buy", *account, "--stop-loss", "-2")
     assert signed.exit_code == 2
     assert "write a distance with +, such as +2" in signed.output
+
+
+def test_venue_list_shows_the_paper_venue_available_with_its_circuit_closed(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    listed = tradectl(clients, "venue", "list")
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("simulation"))
+    assert row.split()[:5] == ["simulation", "simulation", "yes", "yes", "CLOSED"]
+
+    [venue] = json.loads(tradectl(clients, "venue", "list", "-o", "json").stdout)
+    assert (venue["venue"], venue["available"]) == ("simulation", True)
+    assert venue["circuitState"] == "CIRCUIT_STATE_CLOSED"
+    shown = tradectl(clients, "venue", "status", "simulation")
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"^Circuit\s+CLOSED\s*$", shown.stdout, re.MULTILINE)
+
+
+def test_venue_status_of_an_unknown_venue_exits_1_naming_the_configured_ones(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    result = tradectl(clients, "venue", "status", "nasdaq")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == "NOT_FOUND: no venue 'nasdaq'; configured: simulation\n"
+
+
+def test_a_twap_from_the_cli_fills_and_its_two_children_are_listed(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    ready_for_market_orders(clients)
+    account = ("--account", "acct-cli-twap")
+    submitted = tradectl(
+        clients, "order", "submit", "BTC-USD", "buy", "0.02", *account,
+        "--algo", "twap", "--horizon", "2s", "--slices", "2", "--wait", "-o", "json",
+    )  # fmt: skip
+    assert submitted.exit_code == 0, submitted.output
+    order = json_order(submitted)
+    execution = json.loads(submitted.stdout)["order"]["execution"]
+    assert execution == {
+        "algorithm": "EXECUTION_ALGORITHM_TWAP",
+        "horizon": "2s",
+        "sliceCount": 2,
+        "maxChildQuantity": "",
+        "participationRate": "",
+        "smartRouting": False,
+    }
+
+    def filled() -> bool:
+        shown = tradectl(clients, "-o", "json", "order", "get", order["orderId"], *account)
+        return json_order(shown)["status"] == "ORDER_STATUS_FILLED"
+
+    wait_until(filled, 20, "the TWAP to fill")
+    shown = tradectl(clients, "order", "get", order["orderId"], *account)
+    assert re.search(r"^Execution\s+TWAP over 0:00:02, 2 slices\s*$", shown.stdout, re.MULTILINE)
+    children = tradectl(clients, "order", "children", order["orderId"])
+    assert children.exit_code == 0, children.output
+    assert re.search(r"^Algorithm\s+TWAP\s*$", children.stdout, re.MULTILINE)
+    assert re.search(r"^Filled\s+0\.02\s*$", children.stdout, re.MULTILINE)
+    as_data = as_json(tradectl(clients, "order", "children", order["orderId"], "-o", "json"))
+    listed = as_data["childOrders"]
+    assert isinstance(listed, list) and [c["slice"] for c in listed] == [0, 1]
+    for child in listed:  # each child whole in the table, with its venue's last word on it
+        assert re.search(rf"^{child['childOrderId']}\s+\d\s+simulation\s+", children.stdout, re.M)
+    assert children.stdout.count("FILLED") == 2
+
+    unknown = tradectl(clients, "order", "children", "no-such-order")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("NOT_FOUND: order 'no-such-order' is not one the router")
+
+
+@pytest.mark.parametrize("horizon", ["5 minutes", "2d", "25h", "0s", "1.5s", "-5m"])
+def test_a_bad_horizon_is_a_usage_error_naming_the_option(
+    embedded: tuple[Clients, Platform], horizon: str
+) -> None:
+    clients, _ = embedded
+    result = tradectl(
+        clients, "order", "submit", "BTC-USD", "buy", "0.02", "--algo", "twap",
+        "--horizon", horizon,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--horizon" in result.output
+    assert horizon in result.output
+
+
+def test_execution_options_the_server_refuses_exit_1_with_its_message(
+    embedded: tuple[Clients, Platform],
+) -> None:
+    clients, _ = embedded
+    result = tradectl(clients, "order", "submit", "BTC-USD", "buy", "0.02", "--slices", "4")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("INVALID_ARGUMENT: execution: horizon, slice_count")

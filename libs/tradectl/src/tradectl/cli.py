@@ -1,5 +1,5 @@
-"""`tradectl`: submit, cancel, find and watch orders, list positions and quotes, look after dead
-letters and what is unresolved, run the platform.
+"""`tradectl`: submit, cancel, find and watch orders (and their child orders), list positions,
+quotes and venues, look after dead letters and what is unresolved, run the platform.
 
 Every command talks to the gRPC servers through the generated trading.v1 stubs, and imports
 nothing of the server side (`serve` imports it when it runs). Decimals are printed exactly as the
@@ -93,11 +93,16 @@ risk_app = typer.Typer(
 portfolio_app = typer.Typer(
     help="An account's cash, equity, exposure, P&L and limits in use.", no_args_is_help=True
 )
+venue_app = typer.Typer(
+    help="The venues orders go to: connection, circuit breaker, rate limits, latency.",
+    no_args_is_help=True,
+)
 app.add_typer(order_app, name="order")
 app.add_typer(portfolio_app, name="portfolio")
 app.add_typer(trading_app, name="trading")
 app.add_typer(risk_app, name="risk")
 app.add_typer(position_app, name="position")
+app.add_typer(venue_app, name="venue")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(unresolved_app, name="unresolved")
 app.command()(serve)
@@ -507,6 +512,41 @@ def submit_order(
             "--reduce-only", help="Denied if it could make the account's position larger."
         ),
     ] = False,
+    algo: Annotated[
+        str,
+        typer.Option(
+            "--algo",
+            metavar="twap|vwap",
+            help="Work the order as child orders released over --horizon by the router.",
+        ),
+    ] = "",
+    horizon: Annotated[
+        str,
+        typer.Option(
+            metavar="DURATION", help="With --algo: release over this long (90s, 5m, 1h; <= 24h)."
+        ),
+    ] = "",
+    slices: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="With --algo: how many slices (1-1000)."),
+    ] = None,
+    max_child: Annotated[
+        str,
+        typer.Option(
+            "--max-child", metavar="QUANTITY", help="Split every release into children this big."
+        ),
+    ] = "",
+    participation: Annotated[
+        str,
+        typer.Option(
+            metavar="RATE",
+            help="With --algo: a slice takes at most this fraction (0-1] of the displayed size.",
+        ),
+    ] = "",
+    smart: Annotated[
+        bool,
+        typer.Option("--smart", help="Share each release across the route's venues on net price."),
+    ] = False,
     client_order_id: ClientOrderIdOption = "",
     request_id: RequestIdOption = "",
     wait: WaitOption = False,
@@ -515,8 +555,9 @@ def submit_order(
     """Submit an order: a limit order with --limit, otherwise a market order, unless --type.
 
     With --take-profit and --stop-loss it is a bracket's entry (one of them: an OTO); the exits
-    are held until it is finished. Answers SUBMITTED (HELD for a stop) once the platform's
-    checks passed, or DENIED with the reason (exit 3).
+    are held until it is finished. With --algo, --max-child or --smart the router works it as
+    child orders (`tradectl order children ORDER_ID`). Answers SUBMITTED (HELD for a stop) once
+    the platform's checks passed, or DENIED with the reason (exit 3).
     """
     request = orders_pb2.SubmitOrderRequest(
         request_id=request_id or _new_request_id(),
@@ -549,6 +590,16 @@ def submit_order(
     if expire:
         request.expire_time.FromDatetime(_parse(_parse_time, expire, "--expire"))
     _attach_exits(request, take_profit, stop_loss, stop_loss_limit, oco=oco)
+    execution = _execution_instructions(
+        algo=algo,
+        horizon=horizon,
+        slices=slices,
+        max_child=max_child,
+        participation=participation,
+        smart=smart,
+    )
+    if execution is not None:
+        request.execution.CopyFrom(execution)
     settings = _settings(ctx, output)
     with _order_service(settings) as orders:
         response = orders.SubmitOrder(request, timeout=settings.timeout)
@@ -582,6 +633,32 @@ def _attach_exits(
         request.order_class = types_pb2.ORDER_CLASS_BRACKET
     elif take_profit or stop_loss or stop_loss_limit:
         request.order_class = types_pb2.ORDER_CLASS_OTO
+
+
+def _execution_instructions(
+    *,
+    algo: str,
+    horizon: str,
+    slices: int | None,
+    max_child: str,
+    participation: str,
+    smart: bool,
+) -> orders_pb2.ExecutionInstructions | None:
+    """The instructions the execution options give; None when none is given. Only the text is
+    parsed here: order-management checks how they combine (INVALID_ARGUMENT, exit 1)."""
+    if not (algo or horizon or slices is not None or max_child or participation or smart):
+        return None
+    execution = orders_pb2.ExecutionInstructions(
+        slice_count=slices or 0,
+        max_child_quantity=max_child,
+        participation_rate=participation,
+        smart_routing=smart,
+    )
+    if algo:
+        execution.algorithm = _parse(render.parse_algorithm, algo, "--algo")
+    if horizon:
+        execution.horizon.FromTimedelta(_parse(render.parse_horizon, horizon, "--horizon"))
+    return execution
 
 
 _EXIT_LEVEL_HELP = (
@@ -830,6 +907,31 @@ def get_order(
             timeout=settings.timeout,
         )
     _show_order(settings, response, response.order)
+
+
+@order_app.command("children")
+def list_child_orders(
+    ctx: typer.Context, order_id: OrderIdArgument, output: OutputOption = None
+) -> None:
+    """Show the child orders the router made of an order it works with an algorithm or splits:
+    its algorithm, released and filled quantity, then each child (asks the router)."""
+    settings = _settings(ctx, output)
+    with _execution_service(settings) as execution:
+        response = execution.ListChildOrders(
+            execution_pb2.ListChildOrdersRequest(order_id=order_id), timeout=settings.timeout
+        )
+    console = _text_console(settings, response)
+    if console is None:
+        return
+    console.print(render.children_summary(response))
+    console.print()
+    children = list(response.child_orders)
+    _show_listing(
+        settings,
+        children,
+        lambda width: render.child_orders_table(children, width),
+        "No child orders yet.",
+    )
 
 
 @order_app.command("list")
@@ -1249,6 +1351,39 @@ def get_quote(
     _show_listing(
         settings, [response.quote], lambda width: render.quote_table(response.quote, width), ""
     )
+
+
+@venue_app.command("list")
+def list_venues(ctx: typer.Context, output: OutputOption = None) -> None:
+    """List the venues orders can go to, in config order, each with its status."""
+    settings = _settings(ctx, output)
+    with _execution_service(settings) as execution:
+        response = execution.ListVenues(execution_pb2.ListVenuesRequest(), timeout=settings.timeout)
+    found = list(response.venues)
+    _show_listing(
+        settings, found, lambda width: render.venues_table(found, width), "No venues configured."
+    )
+
+
+@venue_app.command("status")
+def show_venue_status(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The venue's name in the config (venue list).")
+    ],
+    output: OutputOption = None,
+) -> None:
+    """Show one venue in detail: connection, circuit breaker, last error, rate-limit headroom,
+    latency, calls and open orders."""
+    settings = _settings(ctx, output)
+    with _execution_service(settings) as execution:
+        response = execution.GetVenueStatus(
+            execution_pb2.GetVenueStatusRequest(venue=name), timeout=settings.timeout
+        )
+    console = _text_console(settings, response)
+    if console is None:
+        return
+    console.print(render.venue_detail(response.status))
 
 
 ServiceOption = Annotated[

@@ -7,14 +7,15 @@ are shown exactly as the strings received, never converted to float.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import grpc
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.protobuf.message import Message
 from rich import box
 from rich.cells import cell_len
@@ -23,6 +24,7 @@ from rich.text import Text
 from trading.v1 import (
     admin_pb2,
     control_pb2,
+    execution_pb2,
     market_data_pb2,
     orders_pb2,
     portfolio_pb2,
@@ -101,6 +103,30 @@ def parse_trading_state(text: str) -> types_pb2.TradingState.ValueType:
     return types_pb2.TradingState.ValueType(
         parse_enum(types_pb2.TradingState, text, "trading state", choices)
     )
+
+
+def parse_algorithm(text: str) -> types_pb2.ExecutionAlgorithm.ValueType:
+    choices = (types_pb2.EXECUTION_ALGORITHM_TWAP, types_pb2.EXECUTION_ALGORITHM_VWAP)
+    return types_pb2.ExecutionAlgorithm.ValueType(
+        parse_enum(types_pb2.ExecutionAlgorithm, text, "algorithm", choices)
+    )
+
+
+MAX_HORIZON = timedelta(days=1)
+_HORIZON = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_horizon(text: str) -> timedelta:
+    """90s, 5m, 1h or 1h30m: whole hours, minutes and seconds, in that order; more than zero
+    and at most a day (the router's limit). ValueError says what is expected."""
+    match = _HORIZON.fullmatch(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"expected a duration such as 90s, 5m, 1h or 1h30m; got {text!r}")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    horizon = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    if not timedelta(0) < horizon <= MAX_HORIZON:
+        raise ValueError(f"must be more than 0 and at most a day (24h); got {text!r}")
+    return horizon
 
 
 @dataclass(frozen=True)
@@ -233,6 +259,29 @@ def _class_text(order: orders_pb2.Order) -> str:
     return f"{enum_name(types_pb2.OrderClass, order.order_class)} ({role})"
 
 
+def execution_text(order: orders_pb2.Order) -> str:
+    """How the router works the order, on one line: "TWAP over 0:05:00, 10 slices, max child
+    0.01"; empty when it has no execution instructions (it goes at once)."""
+    if not order.HasField("execution"):
+        return ""
+    given = order.execution
+    parts = []
+    if given.algorithm:
+        algorithm = enum_name(types_pb2.ExecutionAlgorithm, given.algorithm)
+        parts.append(f"{algorithm} over {given.horizon.ToTimedelta()}")
+        if given.slice_count:
+            parts.append(f"{given.slice_count} slices")
+    else:
+        parts.append("at once, split")
+    if given.max_child_quantity:
+        parts.append(f"max child {given.max_child_quantity}")
+    if given.participation_rate:
+        parts.append(f"participation {given.participation_rate}")
+    if given.smart_routing:
+        parts.append("smart routing")
+    return ", ".join(parts)
+
+
 def order_detail(order: orders_pb2.Order) -> Table:
     """One order as a two-column field/value table; values wrap, ids are never cut."""
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -259,6 +308,7 @@ def order_detail(order: orders_pb2.Order) -> Table:
         ("Flags", _flags_text(order)),
         ("Expires", format_time(order.expire_time) if order.HasField("expire_time") else ""),
         ("Order class", _class_text(order)),
+        ("Execution", execution_text(order)),
         ("Exits", ", ".join(order.child_order_ids)),
         ("Other exit", order.oco_order_id),
         ("Status", status_text(order.status)),
@@ -466,6 +516,183 @@ def quote_table(quote: market_data_pb2.Quote, width: int = 10_000) -> Listing:
         quote.source,
     )
     return fitted_table(QUOTE_COLUMNS, [row], width)
+
+
+def yes_no(value: bool, *, bad_when_no: bool = False) -> Text:
+    style = "red" if bad_when_no and not value else ""
+    return Text("yes" if value else "no", style=style)
+
+
+_CIRCUIT_STYLES = {
+    execution_pb2.CIRCUIT_STATE_CLOSED: "green",
+    execution_pb2.CIRCUIT_STATE_HALF_OPEN: "yellow",
+    execution_pb2.CIRCUIT_STATE_OPEN: "bold red",
+}
+
+
+def circuit_text(state: execution_pb2.CircuitState.ValueType) -> Text:
+    return Text(enum_name(execution_pb2.CircuitState, state), style=_CIRCUIT_STYLES.get(state, ""))
+
+
+def millis(duration: duration_pb2.Duration) -> str:
+    """A duration in milliseconds, exactly (1.5 for 1500 µs)."""
+    value = Decimal(duration.ToNanoseconds()).scaleb(-6).normalize()
+    return format(value, "f")
+
+
+def latency_text(
+    status: execution_pb2.VenueStatus, field: Literal["latency_p50", "latency_p99"]
+) -> str:
+    """p50 or p99 in ms; "-" before the venue's first call."""
+    return millis(getattr(status, field)) if status.HasField(field) else "-"
+
+
+def headroom_text(status: execution_pb2.VenueStatus) -> str:
+    """Each rate limit as remaining/limit: "5990/6000 per 1 minute"; "-" when none is set."""
+    texts = [f"{limit.remaining}/{limit.limit}" for limit in status.rate_limits]
+    return ", ".join(texts) or "-"
+
+
+VENUE_COLUMNS = (
+    Column("Venue"),
+    Column("Kind", 4),
+    Column("Connected", 2),
+    Column("Available"),
+    Column("Circuit"),
+    Column("Failures", 1, "right"),
+    Column("p50 ms", 5, "right"),
+    Column("p99 ms", 5, "right"),
+    Column("Open orders", 3, "right"),
+    Column("Headroom", 6, wrap=True),  # of each rate limit: remaining/limit
+)
+
+
+def venues_table(venues: Iterable[execution_pb2.VenueStatus], width: int = 10_000) -> Listing:
+    rows = [
+        (
+            status.venue,
+            status.kind,
+            yes_no(status.connected, bad_when_no=True),
+            yes_no(status.available, bad_when_no=True),
+            circuit_text(status.circuit_state),
+            str(status.consecutive_failures),
+            latency_text(status, "latency_p50"),
+            latency_text(status, "latency_p99"),
+            str(status.open_order_count),
+            headroom_text(status),
+        )
+        for status in venues
+    ]
+    return fitted_table(VENUE_COLUMNS, rows, width)
+
+
+def venue_detail(status: execution_pb2.VenueStatus) -> Table:
+    """Every field of one venue's status as a field/value table; "-" for what is not set."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    opened = format_time(status.circuit_open_time) if status.HasField("circuit_open_time") else ""
+    rows: list[tuple[str, Cell]] = [
+        ("Venue", status.venue),
+        ("Kind", status.kind),
+        ("Connected", yes_no(status.connected, bad_when_no=True)),
+        ("Available", yes_no(status.available, bad_when_no=True)),
+        ("Circuit", circuit_text(status.circuit_state)),
+        ("Consecutive failures", str(status.consecutive_failures)),
+        ("Circuit opened", opened or "-"),
+        ("Last error", Text(status.last_error, style="red") if status.last_error else "-"),
+    ]
+    rows += [("Rate limit", f"{limit.remaining}/{limit.limit}") for limit in status.rate_limits]
+    if not status.rate_limits:
+        rows.append(("Rate limit", "-"))
+    rows += [
+        ("Latency p50 (ms)", latency_text(status, "latency_p50")),
+        ("Latency p99 (ms)", latency_text(status, "latency_p99")),
+        ("Calls", str(status.call_count)),
+        ("Failed calls", str(status.failure_count)),
+        ("Open orders", str(status.open_order_count)),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def algorithm_text(algorithm: types_pb2.ExecutionAlgorithm.ValueType) -> str:
+    """TWAP or VWAP; an order split without an algorithm goes "at once"."""
+    if algorithm == types_pb2.EXECUTION_ALGORITHM_UNSPECIFIED:
+        return "none (at once)"
+    return enum_name(types_pb2.ExecutionAlgorithm, algorithm)
+
+
+def children_summary(response: execution_pb2.ListChildOrdersResponse) -> Table:
+    """The parent as the router works it: algorithm, released and filled quantity."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in (
+        ("Order ID", response.order_id),
+        ("Algorithm", algorithm_text(response.algorithm)),
+        ("Released", response.released_quantity or "0"),
+        ("Filled", response.filled_quantity or "0"),
+        ("Children", str(len(response.child_orders))),
+    ):
+        table.add_row(label, value)
+    return table
+
+
+_CHILD_STYLES = {
+    types_pb2.EXECUTION_TYPE_FILLED: "green",
+    types_pb2.EXECUTION_TYPE_PARTIALLY_FILLED: "yellow",
+    types_pb2.EXECUTION_TYPE_ACCEPTED: "cyan",
+    types_pb2.EXECUTION_TYPE_REJECTED: "bold red",
+    types_pb2.EXECUTION_TYPE_CANCELED: "dim",
+    types_pb2.EXECUTION_TYPE_EXPIRED: "dim",
+}
+
+
+def child_state_text(state: types_pb2.ExecutionType.ValueType) -> Text:
+    """The venue's last word on a child; PENDING until it answers."""
+    if state == types_pb2.EXECUTION_TYPE_UNSPECIFIED:
+        return Text("PENDING", style="dim")
+    return Text(enum_name(types_pb2.ExecutionType, state), style=_CHILD_STYLES.get(state, ""))
+
+
+CHILD_COLUMNS = (
+    Column("Child ID"),
+    Column("Slice", 2, "right"),
+    Column("Venue", 1),
+    Column("Qty", 0, "right"),
+    Column("Limit", 5, "right"),
+    Column("State"),
+    Column("Filled", 3, "right"),
+    Column("Avg price", 4, "right"),
+    Column("Created", 6),
+)
+# Why a child was rejected, canceled or expired: a column only when one has a message.
+CHILD_MESSAGE_COLUMN = Column("Message", 7, wrap=True)
+
+
+def child_orders_table(
+    children: Sequence[execution_pb2.ChildOrder], width: int = 10_000
+) -> Listing:
+    with_message = any(child.message for child in children)
+    columns = (*CHILD_COLUMNS, CHILD_MESSAGE_COLUMN) if with_message else CHILD_COLUMNS
+    rows = [
+        (
+            child.child_order_id,
+            str(child.slice),
+            child.venue,
+            child.quantity,
+            child.limit_price,
+            child_state_text(child.last_execution_type),
+            child.filled_quantity or "0",
+            child.average_price,
+            format_time(child.create_time),
+            *((child.message,) if with_message else ()),
+        )
+        for child in children
+    ]
+    return fitted_table(columns, rows, width)
 
 
 DEAD_LETTER_COLUMNS = (
