@@ -1,6 +1,7 @@
 """Market data from an exchange (`market_data.source: venue`) against the fake Binance spot
-REST server on loopback: quotes flow through the real producer (its journal in a temp folder,
-the in-memory bus) with the exchange's exact decimals, conflated; a failed poll is counted and
+REST server on loopback (and the fake Bybit v5 one for the flow of quotes): quotes flow through
+the real producer (its journal in a temp folder, the in-memory bus) with the exchange's exact
+decimals, from its ticker or its order book, conflated; a failed poll is counted and
 publishes nothing; a stale instrument turns the producer's health NOT_SERVING (and back) and
 order-management denies orders on it (QUOTE_STALE) on the embedded platform; an instrument the
 exchange does not list stops start-up naming its key."""
@@ -39,6 +40,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_trading_flow import submit
 from tests.fakes.binance_spot import FakeBinanceSpot, SymbolRules
+from tests.fakes.bybit_v5 import FakeBybitSpot, SpotRules
 from tests.support import wait_until
 
 T = types_pb2
@@ -80,7 +82,69 @@ def fake() -> Iterator[FakeBinanceSpot]:
     server.stop()
 
 
-def venue_config(tmp_path: Path, fake: FakeBinanceSpot, **market: Any) -> Path:
+def _bybit_rules(symbol: str, base: str, tick_size: str) -> SpotRules:
+    return SpotRules(
+        symbol=symbol,
+        base=base,
+        quote="USDT",
+        tick_size=Decimal(tick_size),
+        base_precision=Decimal("0.0001"),
+        quote_precision=Decimal("0.01"),
+        min_qty=Decimal("0.0001"),
+        max_qty=Decimal("1000"),
+        min_amount=Decimal("1"),
+    )
+
+
+@pytest.fixture
+def bybit() -> Iterator[FakeBybitSpot]:
+    # Its books are one tick either side of its one market price, sizes 1.5 and 2.25: a tick
+    # of half BTC's spread around their middle puts BTC's top at BTC_BID / BTC_ASK exactly.
+    rules = [
+        _bybit_rules("BTCUSDT", "BTC", "0.000000005"),
+        _bybit_rules("ETHUSDT", "ETH", "0.01"),
+    ]
+    server = FakeBybitSpot("unused-key", "unused-secret", rules, Decimal("98765432.123456785"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """An exchange's fake, the endpoint the feed reads for each `quotes_from`, and the top of
+    each instrument's book as the fake serves it: (bid, bid size, ask, ask size)."""
+
+    venue: str
+    fake: FakeBinanceSpot | FakeBybitSpot
+    endpoints: dict[str, str]
+    tops: dict[str, tuple[str, str, str, str]]
+
+
+@pytest.fixture(params=["binance", "bybit"])
+def exchange(request: pytest.FixtureRequest) -> Exchange:
+    if request.param == "binance":
+        return Exchange(
+            "binance",
+            request.getfixturevalue("fake"),
+            {"ticker": "/api/v3/ticker/bookTicker", "order_book": "/api/v3/depth"},
+            {
+                "BTC-USD": (BTC_BID, "1.25", BTC_ASK, "0.5"),
+                "ETH-USD": ("3000.01", "10", "3000.02", "12.5"),
+            },
+        )
+    return Exchange(
+        "bybit",
+        request.getfixturevalue("bybit"),
+        {"ticker": "/v5/market/tickers", "order_book": "/v5/market/orderbook"},
+        {
+            "BTC-USD": (BTC_BID, "1.5", BTC_ASK, "2.25"),
+            "ETH-USD": ("98765432.113456785", "1.5", "98765432.133456785", "2.25"),
+        },
+    )
+
+
+def venue_config(tmp_path: Path, fake: FakeBinanceSpot | FakeBybitSpot, **market: Any) -> Path:
     overrides = embedded_overrides(tmp_path / "data")
     overrides["instruments"] = INSTRUMENTS
     overrides["market_data"] = {
@@ -148,43 +212,34 @@ def running_producer(config_path: Path) -> Iterator[Producer]:
 # -- quotes from the exchange ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("quotes_from", ["ticker", "order_book"])
 def test_quotes_flow_from_the_exchange_through_the_producer_with_its_exact_decimals(
-    tmp_path: Path, fake: FakeBinanceSpot
+    tmp_path: Path, exchange: Exchange, quotes_from: str
 ) -> None:
-    with running_producer(venue_config(tmp_path, fake, **MANUAL)) as producer:
-        (btc,) = producer.wait_for("BTC-USD", 1)
-        (eth,) = producer.wait_for("ETH-USD", 1)
+    config = venue_config(
+        tmp_path, exchange.fake, venue=exchange.venue, quotes_from=quotes_from, **MANUAL
+    )
+    with running_producer(config) as producer:
+        quotes = {}
+        for instrument in exchange.tops:
+            (quotes[instrument],) = producer.wait_for(instrument, 1)
         assert producer.serving()
 
     # The top of each book, as the exchange wrote it: no float on the way.
-    assert (btc.bid, btc.bid_size) == (Decimal(BTC_BID), Decimal("1.25"))
-    assert (btc.ask, btc.ask_size) == (Decimal(BTC_ASK), Decimal("0.5"))
-    assert str(btc.bid.normalize()) == BTC_BID
-    assert (eth.bid, eth.ask, eth.bid_size, eth.ask_size) == (
-        Decimal("3000.01"),
-        Decimal("3000.02"),
-        Decimal("10"),
-        Decimal("12.5"),
-    )
-    assert btc.source == eth.source == "binance"
-    assert btc.last is None  # bookTicker has no last trade
-
-
-def test_order_book_tops_are_read_from_the_depth_endpoint(
-    tmp_path: Path, fake: FakeBinanceSpot
-) -> None:
-    config = venue_config(tmp_path, fake, quotes_from="order_book", **MANUAL)
-    with running_producer(config) as producer:
-        (btc,) = producer.wait_for("BTC-USD", 1)
-
-    assert (btc.bid, btc.bid_size, btc.ask, btc.ask_size) == (
-        Decimal(BTC_BID),
-        Decimal("1.25"),
-        Decimal(BTC_ASK),
-        Decimal("0.5"),
-    )
-    assert ("GET", "/api/v3/depth") in fake.requests
-    assert ("GET", "/api/v3/ticker/bookTicker") not in fake.requests
+    for instrument, (bid, bid_size, ask, ask_size) in exchange.tops.items():
+        quote = quotes[instrument]
+        assert (quote.bid, quote.bid_size, quote.ask, quote.ask_size) == (
+            Decimal(bid),
+            Decimal(bid_size),
+            Decimal(ask),
+            Decimal(ask_size),
+        ), instrument
+        assert quote.source == exchange.venue
+        assert quote.last is None  # tops only: no last trade
+    assert str(quotes["BTC-USD"].bid.normalize()) == BTC_BID
+    other = "order_book" if quotes_from == "ticker" else "ticker"
+    assert ("GET", exchange.endpoints[quotes_from]) in exchange.fake.requests
+    assert ("GET", exchange.endpoints[other]) not in exchange.fake.requests
 
 
 def test_many_book_changes_between_two_polls_publish_one_quote_the_latest_and_no_change_none(
