@@ -1,6 +1,7 @@
 """Crash runs: a steady stream of orders (market orders, resting limit orders, cancels, and
 modifies of the resting ones: their quantity, their limit price or both, sometimes to a
-marketable price so that they fill) from a few client threads, processes killed with SIGKILL
+marketable price so that they fill; some orders worked by the router as child orders: split,
+or a TWAP) from a few client threads, processes killed with SIGKILL
 mid-run and restarted, every unanswered request retried with the same ids, then every order
 and position checked through the API.
 
@@ -52,6 +53,10 @@ QUANTITY = {"BTC-USD": ("0.001", "0.002", "0.003"), "ETH-USD": ("0.01", "0.02", 
 _CANCELED_SHARE = 0.35  # resting limits canceled right after
 _RESTING_SHARE = 0.50  # up to here: resting limits kept (and maybe modified)
 _SELL_FROM = 0.75  # market orders above _RESTING_SHARE; sells from here
+# Orders the router works as child orders: resting limits split in two (kept), market orders
+# split in two, and market orders as a TWAP of two slices over a second.
+_SPLIT_RESTING_TO = 0.40
+_SPLIT_FROM, _TWAP_FROM, _TWAP_TO = 0.55, 0.62, 0.68
 _MODIFY_SHARE = 0.3  # of the stream's steps, those that also modify a resting order
 _MARKETABLE_SHARE = 0.3  # of the modifies that change the price, those that make it marketable
 _CANCEL_AFTER_MODIFY = 0.25  # of the modifies answered, those canceled at once (racing it)
@@ -221,6 +226,13 @@ class OrderStream:
             request.order_type = types_pb2.ORDER_TYPE_MARKET
             if choice > _SELL_FROM:
                 request.side = types_pb2.SIDE_SELL
+        half = str(Decimal(request.quantity) / 2)
+        if _CANCELED_SHARE <= choice < _SPLIT_RESTING_TO or _SPLIT_FROM <= choice < _TWAP_FROM:
+            request.execution.max_child_quantity = half
+        elif _TWAP_FROM <= choice < _TWAP_TO:
+            request.execution.algorithm = types_pb2.EXECUTION_ALGORITHM_TWAP
+            request.execution.horizon.FromSeconds(1)
+            request.execution.slice_count = 2
         return request
 
     def _submit(self, request: orders_pb2.SubmitOrderRequest) -> orders_pb2.Order | None:
@@ -401,7 +413,7 @@ def settle_and_check(clients: Clients, stream: OrderStream, timeout: float = 60)
     lost = [cid for cid in outcome.answered if cid not in by_client]
     duplicated = [cid for cid, found in by_client.items() if len(found) > 1]
     stuck = [
-        f"{o.order_id} {types_pb2.OrderStatus.Name(o.status)}"
+        f"{o.order_id} {types_pb2.OrderStatus.Name(o.status)} {_described(o)}"
         for o in orders
         if o.status in OPEN and not _resting(o)
     ]
@@ -417,6 +429,18 @@ def settle_and_check(clients: Clients, stream: OrderStream, timeout: float = 60)
         modifies=modifies,
         repaired=[o.order_id for o in orders if "never received" in o.status_message],
     )
+
+
+def _described(order: orders_pb2.Order) -> str:
+    """What a stuck order was, for the failure's message."""
+    kind = types_pb2.OrderType.Name(order.order_type).removeprefix("ORDER_TYPE_")
+    worked = ""
+    if order.HasField("execution"):
+        algorithm = types_pb2.ExecutionAlgorithm.Name(order.execution.algorithm)
+        worked = (
+            f" worked by the router ({algorithm}, max child {order.execution.max_child_quantity})"
+        )
+    return f"{kind} {order.quantity} filled {order.filled_quantity}{worked}: {order.status_message}"
 
 
 def _resting(order: orders_pb2.Order) -> bool:

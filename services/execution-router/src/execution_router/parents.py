@@ -10,7 +10,7 @@ each child report is journaled with the parent report it makes, so a fill is app
 
 A parent ends when all of it has filled (FILLED), when a cancel of it has canceled every working
 child (CANCELED, carrying the cancel's request id), when a child is rejected by its venue (the
-rest is canceled; REJECTED when nothing filled, else CANCELED, with the venue's reason), or when
+rest is canceled; CANCELED with the venue's reason: the parent itself was ACCEPTED), or when
 its expire time has passed and no child works (EXPIRED). A child that expires or is canceled by
 its venue frees its unfilled quantity for later slices. A modify of a parent is rejected.
 """
@@ -421,9 +421,8 @@ class ParentDesk:
             return
         if parent.canceling:
             kind, message = T.EXECUTION_TYPE_CANCELED, "canceled"
-        elif parent.stopping:
-            kind = T.EXECUTION_TYPE_CANCELED if filled else T.EXECUTION_TYPE_REJECTED
-            message = parent.stopping
+        elif parent.stopping:  # the parent was ACCEPTED: it ends CANCELED, with the reason
+            kind, message = T.EXECUTION_TYPE_CANCELED, parent.stopping
         elif self._expired(parent):
             kind, message = T.EXECUTION_TYPE_EXPIRED, "expired"
         else:

@@ -163,6 +163,8 @@ class ExecutionRouter(JournaledService):
         self._settling: dict[str, tuple[RoutedOrder | None, object]] = {}
         # Cancel and modify request ids received, until durable (then in their tables).
         self._queued: dict[str, set[str]] = {"cancel_requests": set(), "modify_requests": set()}
+        # Orders never sent before a restart, waiting for their instrument's first quote.
+        self._unpriced: dict[str, list[tuple[str, VenueOrder]]] = {}
         # The latest quote of each source and instrument, for smart routing.
         self._venue_quotes: dict[tuple[str, str], Quote] = {}
         # Trade ids of fills published but not durable yet (then in router_fills).
@@ -183,7 +185,7 @@ class ExecutionRouter(JournaledService):
         self.consume("market-data", events_pb2.Event, self._on_quote)
         self.consume("orders", events_pb2.Command, self._on_command)
         for venue_name, order in unsent:
-            self.send(venue_name, order)
+            self._send_when_priced(venue_name, order)
         for order_id, ask in unanswered:
             self._at_venue_of(order_id, ask)
         self._reconciler.start()
@@ -267,6 +269,8 @@ class ExecutionRouter(JournaledService):
                 if venue.client.wants_quotes:
                     client = venue.client
                     venue.worker.call(lambda client=client: client.on_quote(quote))  # type: ignore[misc]
+            for venue_name, order in self._unpriced.pop(quote.instrument, ()):
+                self.send(venue_name, order)
 
     def _on_command(self, command: events_pb2.Command, transaction: Transaction) -> None:
         kind = command.WhichOneof("command")
@@ -729,6 +733,19 @@ class ExecutionRouter(JournaledService):
         replay_key = f"{order_id}/replay-{next(self._replays)}"
         for kept in self.journal.records_of_order(order_id, "ExecutionReport"):
             self.bus.publish("executions", kept.record.payload, ordering_key=replay_key)
+
+    def _send_when_priced(self, venue_name: str, order: VenueOrder) -> None:
+        """After a restart: an order never sent goes to its venue at once, or, for a simulated
+        venue (which prices orders on quotes), once the instrument's first quote is on its
+        way to it, not to be rejected for want of one."""
+        if not self.venues[venue_name].client.wants_quotes:
+            self.send(venue_name, order)
+            return
+        with self.lock:
+            if self.quotes.get(order.instrument) is None:
+                self._unpriced.setdefault(order.instrument, []).append((venue_name, order))
+                return
+        self.send(venue_name, order)
 
     def send(self, venue_name: str, order: VenueOrder) -> None:
         """Sends an order to its venue (its worker thread); once it is durable."""

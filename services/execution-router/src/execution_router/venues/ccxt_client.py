@@ -757,6 +757,11 @@ class CcxtSpotClient(ExecutionClient):
             if ended is not None and not working.done and (caught_up or request_id):
                 working.done = True
                 message = "" if request_id else self._end_message(view)
+                if ended == T.EXECUTION_TYPE_REJECTED:
+                    # Reported ACCEPTED already (it is working): an exchange that rejects it
+                    # now has ended it unfilled, which is what CANCELED says of an accepted
+                    # order; REJECTED is for an order never accepted.
+                    ended = T.EXECUTION_TYPE_CANCELED
                 self.emit(working.report(ended, message, request_id))
             elif request_id and ended == T.EXECUTION_TYPE_CANCELED:
                 self.emit(working.report(ended, "", request_id))
