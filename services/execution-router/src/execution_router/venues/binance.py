@@ -29,7 +29,6 @@ from trading_core.decimals import format_decimal
 
 from execution_router.domain.venue_types import VenueOrder
 from execution_router.venues.ccxt_client import (
-    LIMIT_TIFS,
     SIDES,
     CcxtSpotClient,
     OrderView,
@@ -113,16 +112,6 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
             min_quantity=dec(lot["minQty"], "minQty") if "minQty" in lot else None,
             max_quantity=dec(lot["maxQty"], "maxQty") if "maxQty" in lot else None,
         )
-
-    def _form_problem(self, order: VenueOrder) -> str:
-        if order.order_type not in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_MARKET):
-            name = T.OrderType.Name(order.order_type)
-            return f"binance spot takes LIMIT and MARKET orders here, not {name}"
-        limit_tif = order.order_type == T.ORDER_TYPE_LIMIT and not order.post_only
-        if limit_tif and order.time_in_force not in LIMIT_TIFS:
-            name = T.TimeInForce.Name(order.time_in_force)
-            return f"binance spot takes GTC, IOC and FOK limit orders, not {name}"
-        return ""
 
     # -- the wire -------------------------------------------------------------------------------
 

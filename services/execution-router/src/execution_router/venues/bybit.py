@@ -54,7 +54,6 @@ from trading_core.decimals import ZERO, format_decimal
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.ccxt_client import (
     HELD_BACK,
-    LIMIT_TIFS,
     CcxtSpotClient,
     MalformedAnswer,
     OrderView,
@@ -130,16 +129,6 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             max_quantity=dec(need(lot, "maxOrderQty"), "maxOrderQty"),
             min_notional=dec(lot["minOrderAmt"], "minOrderAmt") if lot.get("minOrderAmt") else None,
         )
-
-    def _form_problem(self, order: VenueOrder) -> str:
-        if order.order_type not in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_MARKET):
-            name = T.OrderType.Name(order.order_type)
-            return f"bybit spot takes LIMIT and MARKET orders here, not {name}"
-        limit_tif = order.order_type == T.ORDER_TYPE_LIMIT and not order.post_only
-        if limit_tif and order.time_in_force not in LIMIT_TIFS:
-            name = T.TimeInForce.Name(order.time_in_force)
-            return f"bybit spot takes GTC, IOC and FOK limit orders, not {name}"
-        return ""
 
     # -- the wire -------------------------------------------------------------------------------
 

@@ -318,9 +318,17 @@ class CcxtSpotClient(ExecutionClient):
     def _rules(self, market: dict[str, Any]) -> Rules:
         """The symbol's rules, from CCXT's market (its `info`: the exchange's own JSON)."""
 
-    @abc.abstractmethod
     def _form_problem(self, order: VenueOrder) -> str:
-        """Why the exchange cannot take the order's form (type, time in force), or ""."""
+        """Why the exchange cannot take the order's form (type, time in force), or "": spot
+        limit (GTC, IOC, FOK, post-only) and market orders."""
+        if order.order_type not in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_MARKET):
+            name = T.OrderType.Name(order.order_type)
+            return f"{self.kind} spot takes LIMIT and MARKET orders here, not {name}"
+        limit_tif = order.order_type == T.ORDER_TYPE_LIMIT and not order.post_only
+        if limit_tif and order.time_in_force not in LIMIT_TIFS:
+            name = T.TimeInForce.Name(order.time_in_force)
+            return f"{self.kind} spot takes GTC, IOC and FOK limit orders, not {name}"
+        return ""
 
     @abc.abstractmethod
     def _place(
