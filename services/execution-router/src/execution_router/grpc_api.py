@@ -109,6 +109,7 @@ def venue_status(state: VenueState) -> execution_pb2.VenueStatus:
         connected=state.connected,
         available=state.available,
         open_order_count=state.open_orders,
+        problem_count=state.problems,
         circuit_state=execution_pb2.CIRCUIT_STATE_CLOSED,
     )
     guard = state.guard

@@ -143,6 +143,7 @@ class VenueState:
     connected: bool
     available: bool
     open_orders: int
+    problems: int
     guard: GuardStatus | None
 
 
@@ -226,6 +227,7 @@ class ExecutionRouter(JournaledService):
                 kind=venue.client.kind,
                 connected=venue.worker.alive() and venue.client.connected(),
                 available=venue.ready(),
+                problems=venue.client.problems,
                 open_orders=counts.get(name, 0),
                 guard=venue.client.guard.status() if venue.client.guard else None,
             )

@@ -294,6 +294,7 @@ class VenueStatus(_message.Message):
     CALL_COUNT_FIELD_NUMBER: _builtins.int
     FAILURE_COUNT_FIELD_NUMBER: _builtins.int
     OPEN_ORDER_COUNT_FIELD_NUMBER: _builtins.int
+    PROBLEM_COUNT_FIELD_NUMBER: _builtins.int
     venue: _builtins.str
     kind: _builtins.str
     """simulation, binance, bybit or quantconnect."""
@@ -311,6 +312,10 @@ class VenueStatus(_message.Message):
     failure_count: _builtins.int
     open_order_count: _builtins.int
     """Orders the router has open at this venue."""
+    problem_count: _builtins.int
+    """Answers of the venue that were not its documented format (malformed, a field missing, an
+    unknown status): each logged, and the order it concerned left as it was, never guessed.
+    """
     @_builtins.property
     def circuit_open_time(self) -> _timestamp_pb2.Timestamp:
         """When the circuit last opened; unset while closed."""
@@ -342,10 +347,11 @@ class VenueStatus(_message.Message):
         call_count: _builtins.int = ...,
         failure_count: _builtins.int = ...,
         open_order_count: _builtins.int = ...,
+        problem_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["circuit_open_time", b"circuit_open_time", "latency_p50", b"latency_p50", "latency_p99", b"latency_p99"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "call_count", b"call_count", "circuit_open_time", b"circuit_open_time", "circuit_state", b"circuit_state", "connected", b"connected", "consecutive_failures", b"consecutive_failures", "failure_count", b"failure_count", "kind", b"kind", "last_error", b"last_error", "latency_p50", b"latency_p50", "latency_p99", b"latency_p99", "open_order_count", b"open_order_count", "rate_limits", b"rate_limits", "venue", b"venue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "call_count", b"call_count", "circuit_open_time", b"circuit_open_time", "circuit_state", b"circuit_state", "connected", b"connected", "consecutive_failures", b"consecutive_failures", "failure_count", b"failure_count", "kind", b"kind", "last_error", b"last_error", "latency_p50", b"latency_p50", "latency_p99", b"latency_p99", "open_order_count", b"open_order_count", "problem_count", b"problem_count", "rate_limits", b"rate_limits", "venue", b"venue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

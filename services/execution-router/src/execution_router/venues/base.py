@@ -80,6 +80,8 @@ class ExecutionClient(abc.ABC):
     def __init__(self, emit: ReportSink, guard: VenueGuard | None = None) -> None:
         self.emit = emit
         self.guard = guard
+        self._problems = 0
+        self._problems_lock = threading.Lock()
         # Our instruments -> the venue's symbols; a network adapter fills it.
         self.symbols: dict[str, str] = {}
 
@@ -88,6 +90,18 @@ class ExecutionClient(abc.ABC):
 
     def connected(self) -> bool:
         return True
+
+    @property
+    def problems(self) -> int:
+        """Answers the venue gave that were not its documented format (malformed, a field
+        missing, an unknown status): each logged and counted, never guessed at."""
+        with self._problems_lock:
+            return self._problems
+
+    def count_problem(self, what: str) -> None:
+        with self._problems_lock:
+            self._problems += 1
+        log.error("venue %s: an answer not in its documented format: %s", self.name, what)
 
     def available(self) -> bool:
         return self.connected() and (self.guard is None or self.guard.available)

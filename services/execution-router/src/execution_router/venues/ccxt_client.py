@@ -870,6 +870,8 @@ class CcxtSpotClient(ExecutionClient):
                 self._poll_once()
             except RATE_LIMITED:
                 self._stopping.wait(self._retry_after(self._poller))
+            except ccxt.BadResponse as error:  # garbage: counted, the next poll reads again
+                self.count_problem(f"polling for fills: {error}")
             except Exception:
                 log.exception("%s: polling for fills failed", self.kind)
 
@@ -941,7 +943,10 @@ class CcxtSpotClient(ExecutionClient):
         unknown."""
         if isinstance(error, (*RATE_LIMITED, ccxt.InvalidNonce)):
             return False  # refused before anything was applied
-        if isinstance(error, ccxt.NetworkError | ccxt.BadResponse):
+        if isinstance(error, ccxt.BadResponse):
+            self.count_problem(str(error))
+            return True
+        if isinstance(error, ccxt.NetworkError):
             return True
         status = getattr(exchange, "last_http_status", None)
         if isinstance(status, int) and status >= 500:

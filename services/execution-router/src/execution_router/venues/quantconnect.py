@@ -270,7 +270,6 @@ class QuantConnectClient(ExecutionClient):
         self._sending: set[str] = set()
         # Cancels of orders not known to be at QuantConnect yet (lost or in flight).
         self._pending_cancels: dict[str, str] = {}
-        self._problems = 0
         self._stopping = threading.Event()
         self._poll_thread: threading.Thread | None = None
 
@@ -303,8 +302,7 @@ class QuantConnectClient(ExecutionClient):
     def reconciliation_problems(self) -> int:
         """How many answers could not be read as documented (garbage, a missing field, an
         unknown status, two orders under one tag, an order not showing up in time)."""
-        with self._lock:
-            return self._problems
+        return self.problems
 
     # -- the emergency path -------------------------------------------------------------------
 
@@ -561,7 +559,7 @@ class QuantConnectClient(ExecutionClient):
                 continue
             first = by_tag.setdefault(live.tag, live)
             if first is not live and self._is_ours(live.tag):
-                self._count_problem(
+                self.count_problem(
                     f"two orders with tag {live.tag} (LEAN ids {first.lean_id} and "
                     f"{live.lean_id}): following the first"
                 )
@@ -630,7 +628,7 @@ class QuantConnectClient(ExecutionClient):
             if overdue:
                 working.overdue_logged = True
         if overdue:
-            self._count_problem(
+            self.count_problem(
                 f"order {working.order.order_id} was delivered {self._overdue_after_s:g}s ago "
                 "and the live orders still do not show it (still looked for)"
             )
@@ -755,7 +753,7 @@ class QuantConnectClient(ExecutionClient):
                 try:
                     orders.append(_live_order(raw))
                 except GarbageAnswer as error:
-                    self._count_problem(f"an order of /live/orders/read: {error}")
+                    self.count_problem(f"an order of /live/orders/read: {error}")
             if len(page) < self._page_size:
                 return orders
             start += self._page_size
@@ -836,17 +834,12 @@ class QuantConnectClient(ExecutionClient):
         """Counts a problem of one order once, however many polls show it."""
         if what not in working.problems:
             working.problems.add(what)
-            self._count_problem(f"order {working.order.order_id} ({working.lean_id}) {what}")
+            self.count_problem(f"order {working.order.order_id} ({working.lean_id}) {what}")
 
     def _garbage(self, what: str) -> GarbageAnswer:
         """Counts an answer that is not the documented JSON; the error to raise."""
-        self._count_problem(what)
+        self.count_problem(what)
         return GarbageAnswer(what)
-
-    def _count_problem(self, what: str) -> None:
-        with self._lock:
-            self._problems += 1
-        log.error("quantconnect: reconciliation problem: %s", what)
 
 
 # -- reading QuantConnect's JSON ----------------------------------------------------------------
