@@ -38,16 +38,16 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
-import time
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.server import FakeHandler, Fault, LoopbackFake, now_ms
+
 COMMISSION_RATE = Decimal("0.001")
+_JSON = "application/json;charset=UTF-8"
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,6 @@ class SymbolRules:
     min_qty: Decimal
     max_qty: Decimal
     min_notional: Decimal
-
-
-@dataclass
-class Fault:
-    kind: str  # timeout | 5xx | 429 | drop | lost | late
-    path: str | None
-    method: str | None
-    apply: bool = False
-    sleep_s: float = 3.0
-    retry_after_s: int = 1
 
 
 @dataclass
@@ -112,8 +102,9 @@ def _s(value: Decimal) -> str:
     return f"{value:.8f}"
 
 
-class FakeBinanceSpot:
-    """The fake exchange; `start()` serves it on 127.0.0.1, `url` is its base."""
+class FakeBinanceSpot(LoopbackFake):
+    """The fake exchange; `start()` serves it on 127.0.0.1, `url` is its base; `sent` counts
+    the POSTs of each newClientOrderId."""
 
     def __init__(
         self,
@@ -122,37 +113,19 @@ class FakeBinanceSpot:
         symbols: list[SymbolRules],
         market_price: Decimal = Decimal("60000"),
     ) -> None:
+        super().__init__(_Handler)
         self.api_key = api_key
         self.secret = secret
         self.symbols = {s.symbol: s for s in symbols}
         self.market_price = market_price
         self.orders: dict[str, FakeOrder] = {}
-        self.sent: Counter[str] = Counter()  # newClientOrderId -> POSTs received
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
-        self._faults: list[Fault] = []
         self.books: dict[str, Book] = {}
         # symbol (None: every request) -> the market-data fault in force
         self._market_faults: dict[str | None, str] = {}
         self._update_ids = itertools.count(1)
         self._order_ids = itertools.count(1001)
         self._trade_ids = itertools.count(5001)
-        self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeBinanceSpot:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # -- the test's hands -------------------------------------------------------------------
 
@@ -166,13 +139,7 @@ class FakeBinanceSpot:
         sleep_s: float = 3.0,
         retry_after_s: int = 1,
     ) -> None:
-        with self._lock:
-            self._faults.append(Fault(kind, path, method, apply, sleep_s, retry_after_s))
-
-    def clear_faults(self) -> None:
-        """Drops every fault not yet applied: the exchange answers again."""
-        with self._lock:
-            self._faults.clear()
+        self._add_fault(Fault(kind, path, method, apply, sleep_s, retry_after_s))
 
     def fill(self, client_order_id: str, quantity: Decimal, price: Decimal) -> None:
         """A resting order trades `quantity` at `price` (its side pays the commission)."""
@@ -192,10 +159,6 @@ class FakeBinanceSpot:
                 crossed = order.price >= price if order.side == "BUY" else order.price <= price
                 if crossed:
                     self._trade(order, order.quantity - order.executed, order.price, maker=True)
-
-    def count(self, client_order_id: str) -> int:
-        with self._lock:
-            return self.sent[client_order_id]
 
     def set_book(
         self,
@@ -228,16 +191,8 @@ class FakeBinanceSpot:
 
     # -- the exchange -----------------------------------------------------------------------
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.path in (None, path) and fault.method in (None, method):
-                    self._faults.remove(fault)
-                    return fault
-        return None
-
     def _trade(self, order: FakeOrder, quantity: Decimal, price: Decimal, maker: bool) -> None:
-        now = _now_ms()
+        now = now_ms()
         rules = self.symbols[order.symbol]
         quote_qty = quantity * price
         if order.side == "BUY":
@@ -300,7 +255,7 @@ class FakeBinanceSpot:
             else:
                 raise BinanceError(400, -1116, "Invalid orderType.")
             self._check_filters(rules, quantity, price if kind != "MARKET" else self.market_price)
-            now = _now_ms()
+            now = now_ms()
             order = FakeOrder(
                 next(self._order_ids),
                 client_id,
@@ -355,7 +310,7 @@ class FakeBinanceSpot:
             order = self._find(p, BinanceError(400, -2011, "Unknown order sent."))
             if order.status not in ("NEW", "PARTIALLY_FILLED"):
                 raise BinanceError(400, -2011, "Unknown order sent.")
-            order.status, order.updated_ms = "CANCELED", _now_ms()
+            order.status, order.updated_ms = "CANCELED", now_ms()
             answer = self._order_json(order)
             for key in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty"):
                 answer.pop(key)
@@ -448,7 +403,7 @@ class FakeBinanceSpot:
     def exchange_info(self) -> dict[str, Any]:
         return {
             "timezone": "UTC",
-            "serverTime": _now_ms(),
+            "serverTime": now_ms(),
             "rateLimits": [
                 {
                     "rateLimitType": "REQUEST_WEIGHT",
@@ -550,150 +505,107 @@ def _symbol_json(s: SymbolRules) -> dict[str, Any]:
     }
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+class _Handler(FakeHandler):
+    fake: ClassVar[FakeBinanceSpot]
 
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._serve("GET")
 
-def _handler_for(fake: FakeBinanceSpot) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out as separate writes: without this, Nagle and the client's
-        # delayed ACK hold every answer back 40 ms.
-        disable_nagle_algorithm = True
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self._serve("POST")
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return None
+    def do_DELETE(self) -> None:  # noqa: N802 - http.server's name
+        self._serve("DELETE")
 
-        def do_GET(self) -> None:
-            self._serve("GET")
+    def _serve(self, method: str) -> None:
+        fake = self.fake
+        parts = urlsplit(self.path)
+        path = parts.path
+        body = self._read_body()
+        payload = body if method == "POST" and body else parts.query
+        with fake._lock:
+            fake.requests.append((method, path))
+            if method == "POST" and path == "/api/v3/order":
+                sent_id = dict(parse_qsl(payload)).get("newClientOrderId", "")
+                fake.sent[sent_id] += 1
+        if path in MARKET_PATHS and self._market_fault_answered(parts.query):
+            return
+        self._play(
+            fake._take_fault(method, path),
+            lambda: self._apply(method, path, payload),
+            self._applied_later(method, path, payload),
+            (200, {}),
+        )
 
-        def do_POST(self) -> None:
-            self._serve("POST")
+    def _market_fault_answered(self, query: str) -> bool:
+        """Answers a market-data request as its fault says; False when it is left to the
+        route (no fault, or one the route applies to what it answers)."""
+        symbol = dict(parse_qsl(query)).get("symbol")
+        kind = self.fake._market_fault(symbol)
+        if kind == "silent":
+            self._hang_up()
+            return True
+        if kind == "5xx":
+            self._answer_unavailable()
+            return True
+        if kind == "garbage":
+            self._send(200, b'{"symbol": "BTCUSDT", "bidPrice": "600', _JSON)
+            return True
+        return False
 
-        def do_DELETE(self) -> None:
-            self._serve("DELETE")
+    def _applied_later(self, method: str, path: str, payload: str) -> Callable[[], None]:
+        """Applies the request, if Binance would still take it (a `late` fault)."""
+        fake, headers = self.fake, dict(self.headers)
+        params = dict(parse_qsl(payload))
+        expires_ms = int(params.get("timestamp", "0")) + int(params.get("recvWindow", "5000"))
 
-        def _serve(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            path = parts.path
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
-            payload = body if method == "POST" and body else parts.query
-            with fake._lock:
-                fake.requests.append((method, path))
-                if method == "POST" and path == "/api/v3/order":
-                    sent_id = dict(parse_qsl(payload)).get("newClientOrderId", "")
-                    fake.sent[sent_id] += 1
-            if path in MARKET_PATHS and self._market_fault_answered(parts.query):
-                return
-            fault = fake._take_fault(method, path)
-            if fault is not None and fault.kind == "late":
-                self._apply_later(method, path, payload, fault.sleep_s)
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
-            if fault is not None and fault.kind in ("429", "drop"):
-                if fault.kind == "429":
-                    self._answer(
-                        429,
-                        {"code": -1003, "msg": "Too many requests; please use the websocket."},
-                        {"Retry-After": str(fault.retry_after_s)},
-                    )
-                else:
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                return
-            try:
-                status, answer = 200, self._route(method, path, payload, fault)
-            except BinanceError as error:
-                status, answer = error.http_status, {"code": error.code, "msg": error.msg}
-            if fault is None:
-                self._answer(status, answer)
-            elif fault.kind == "lost":
-                self.close_connection = True
-                self.connection.shutdown(2)
-            elif fault.kind == "timeout":
-                time.sleep(fault.sleep_s)
-                self._answer(status, answer)
-            else:  # 5xx
-                self._answer(503, {"code": -1001, "msg": "Internal error; unable to process."})
+        def apply() -> None:
+            if now_ms() > expires_ms:
+                return  # Binance refuses a request past its recvWindow: never executed
+            with contextlib.suppress(BinanceError):
+                route = {("POST", "/api/v3/order"): fake.new_order}[(method, path)]
+                route(fake.authenticate(headers, payload))
 
-        def _market_fault_answered(self, query: str) -> bool:
-            """Answers a market-data request as its fault says; False when it is left to the
-            route (no fault, or one the route applies to what it answers)."""
-            symbol = dict(parse_qsl(query)).get("symbol")
-            kind = fake._market_fault(symbol)
-            if kind == "silent":
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return True
-            if kind == "5xx":
-                self._answer(503, {"code": -1001, "msg": "Internal error; unable to process."})
-                return True
-            if kind == "garbage":
-                data = b'{"symbol": "BTCUSDT", "bidPrice": "600'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                return True
-            return False
+        return apply
 
-        def _apply_later(self, method: str, path: str, payload: str, delay_s: float) -> None:
-            headers = dict(self.headers)
-            params = dict(parse_qsl(payload))
-            expires_ms = int(params.get("timestamp", "0")) + int(params.get("recvWindow", "5000"))
+    def _apply(self, method: str, path: str, payload: str) -> tuple[int, Any]:
+        try:
+            return 200, self._route(method, path, payload)
+        except BinanceError as error:
+            return error.http_status, {"code": error.code, "msg": error.msg}
 
-            def apply() -> None:
-                if _now_ms() > expires_ms:
-                    return  # Binance refuses a request past its recvWindow: never executed
-                with contextlib.suppress(BinanceError):
-                    route = {("POST", "/api/v3/order"): fake.new_order}[(method, path)]
-                    route(fake.authenticate(headers, payload))
+    def _route(self, method: str, path: str, payload: str) -> Any:
+        fake = self.fake
+        if (method, path) == ("GET", "/api/v3/exchangeInfo"):
+            return fake.exchange_info()
+        if (method, path) == ("GET", "/api/v3/time"):
+            return {"serverTime": now_ms()}
+        if (method, path) == ("GET", "/api/v3/ping"):
+            return {}
+        public = {
+            ("GET", "/api/v3/ticker/bookTicker"): fake.book_ticker,
+            ("GET", "/api/v3/depth"): fake.depth,
+        }
+        if (method, path) in public:
+            return public[(method, path)](dict(parse_qsl(payload)))
+        routes = {
+            ("POST", "/api/v3/order"): fake.new_order,
+            ("DELETE", "/api/v3/order"): fake.cancel,
+            ("GET", "/api/v3/order"): fake.query,
+            ("GET", "/api/v3/openOrders"): fake.open_orders,
+            ("GET", "/api/v3/myTrades"): fake.my_trades,
+        }
+        route = routes.get((method, path))
+        if route is None:
+            raise BinanceError(404, -1000, f"no such endpoint {method} {path}")
+        return route(fake.authenticate(self.headers, payload))
 
-            timer = threading.Timer(delay_s, apply)
-            timer.daemon = True
-            timer.start()
+    def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(answer).encode(), _JSON, headers)
 
-        def _route(self, method: str, path: str, payload: str, fault: Fault | None) -> Any:
-            if fault is not None and fault.kind in ("timeout", "5xx") and not fault.apply:
-                return {}
-            if (method, path) == ("GET", "/api/v3/exchangeInfo"):
-                return fake.exchange_info()
-            if (method, path) == ("GET", "/api/v3/time"):
-                return {"serverTime": _now_ms()}
-            if (method, path) == ("GET", "/api/v3/ping"):
-                return {}
-            public = {
-                ("GET", "/api/v3/ticker/bookTicker"): fake.book_ticker,
-                ("GET", "/api/v3/depth"): fake.depth,
-            }
-            if (method, path) in public:
-                return public[(method, path)](dict(parse_qsl(payload)))
-            routes = {
-                ("POST", "/api/v3/order"): fake.new_order,
-                ("DELETE", "/api/v3/order"): fake.cancel,
-                ("GET", "/api/v3/order"): fake.query,
-                ("GET", "/api/v3/openOrders"): fake.open_orders,
-                ("GET", "/api/v3/myTrades"): fake.my_trades,
-            }
-            route = routes.get((method, path))
-            if route is None:
-                raise BinanceError(404, -1000, f"no such endpoint {method} {path}")
-            return route(fake.authenticate(self.headers, payload))
+    def _answer_rate_limited(self, retry_after_s: float) -> None:
+        message = {"code": -1003, "msg": "Too many requests; please use the websocket."}
+        self._answer(429, message, {"Retry-After": str(retry_after_s)})
 
-        def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(answer).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                self.close_connection = True  # the client gave up (a timeout fault)
-
-    return Handler
+    def _answer_unavailable(self) -> None:
+        self._answer(503, {"code": -1001, "msg": "Internal error; unable to process."})

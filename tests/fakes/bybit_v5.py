@@ -43,14 +43,14 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import time
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.server import FakeHandler, Fault, LoopbackFake, now_ms
 
 FEE_RATE = Decimal("0.001")
 _OPEN = ("New", "PartiallyFilled")
@@ -69,17 +69,6 @@ class SpotRules:
     max_qty: Decimal
     min_amount: Decimal  # the least order value, in quote
     max_amount: Decimal = Decimal("2000000")
-
-
-@dataclass
-class Fault:
-    kind: str
-    path: str | None
-    method: str | None
-    apply: bool = False
-    sleep_s: float = 3.0
-    retry_after_s: float = 1.0
-    field: str = ""
 
 
 @dataclass
@@ -115,12 +104,9 @@ def _s(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class FakeBybitSpot:
-    """The fake exchange; `start()` serves it on 127.0.0.1, `url` is its base."""
+class FakeBybitSpot(LoopbackFake):
+    """The fake exchange; `start()` serves it on 127.0.0.1, `url` is its base; `sent` counts
+    the POST /v5/order/create of each orderLinkId."""
 
     def __init__(
         self,
@@ -129,33 +115,15 @@ class FakeBybitSpot:
         symbols: list[SpotRules],
         market_price: Decimal = Decimal("60000"),
     ) -> None:
+        super().__init__(_Handler)
         self.api_key = api_key
         self.secret = secret
         self.symbols = {s.symbol: s for s in symbols}
         self.market_price = market_price
         self.orders: dict[str, FakeOrder] = {}
-        self.sent: Counter[str] = Counter()  # orderLinkId -> POST /v5/order/create received
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
-        self._faults: list[Fault] = []
         self._order_ids = itertools.count(1_800_000_000_000_000_001)
         self._exec_seq = itertools.count(1)
-        self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeBybitSpot:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # -- the test's hands -------------------------------------------------------------------
 
@@ -170,8 +138,7 @@ class FakeBybitSpot:
         retry_after_s: float = 1.0,
         field: str = "",
     ) -> None:
-        with self._lock:
-            self._faults.append(Fault(kind, path, method, apply, sleep_s, retry_after_s, field))
+        self._add_fault(Fault(kind, path, method, apply, sleep_s, retry_after_s, field))
 
     def fill(self, order_link_id: str, qty: Decimal, price: Decimal) -> None:
         """A resting order trades `qty` at `price` as the maker."""
@@ -192,22 +159,10 @@ class FakeBybitSpot:
                 if crossed:
                     self._execute(order, order.qty - order.cum_qty, order.price, maker=True)
 
-    def count(self, order_link_id: str) -> int:
-        with self._lock:
-            return self.sent[order_link_id]
-
     # -- the exchange -----------------------------------------------------------------------
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.path in (None, path) and fault.method in (None, method):
-                    self._faults.remove(fault)
-                    return fault
-        return None
-
     def _execute(self, order: FakeOrder, qty: Decimal, price: Decimal, maker: bool) -> None:
-        now = _now_ms()
+        now = now_ms()
         rules = self.symbols[order.symbol]
         value = qty * price
         fee, currency = (
@@ -301,7 +256,7 @@ class FakeBybitSpot:
             else:
                 raise BybitError(10001, "params error: orderType invalid")
             self._check(rules, qty, price)
-            now = _now_ms()
+            now = now_ms()
             order = FakeOrder(
                 str(next(self._order_ids)),
                 link_id,
@@ -342,7 +297,7 @@ class FakeBybitSpot:
             if order is None or order.symbol != rules.symbol or order.status not in _OPEN:
                 raise BybitError(110001, "Order does not exist.")
             order.status = "PartiallyFilledCanceled" if order.cum_qty else "Cancelled"
-            order.cancel_type, order.updated_ms = "CancelByUser", _now_ms()
+            order.cancel_type, order.updated_ms = "CancelByUser", now_ms()
             return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
 
     def amend(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -360,7 +315,7 @@ class FakeBybitSpot:
             if qty <= order.cum_qty:
                 raise BybitError(10001, "the new qty must be above the filled qty")
             self._check(rules, qty, price)
-            order.qty, order.price, order.updated_ms = qty, price, _now_ms()
+            order.qty, order.price, order.updated_ms = qty, price, now_ms()
             return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
 
     def _matching(self, p: dict[str, Any], wanted: Any) -> list[dict[str, Any]]:
@@ -447,10 +402,10 @@ class FakeBybitSpot:
             "s": rules.symbol,
             "b": [[_s(price - tick * (i + 1)), "1.5"] for i in range(depth)],
             "a": [[_s(price + tick * (i + 1)), "2.25"] for i in range(depth)],
-            "ts": _now_ms(),
+            "ts": now_ms(),
             "u": 1,
             "seq": 1,
-            "cts": _now_ms(),
+            "cts": now_ms(),
         }
 
     def _order_json(self, o: FakeOrder) -> dict[str, Any]:
@@ -514,7 +469,7 @@ class FakeBybitSpot:
         expected = hmac.new(self.secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
             raise BybitError(10004, "error sign! origin_string[***]")
-        now = _now_ms()
+        now = now_ms()
         if not (stamp.isdigit() and window.isdigit()):
             raise BybitError(10001, "params error: X-BAPI-TIMESTAMP or X-BAPI-RECV-WINDOW")
         if not now - int(window) <= int(stamp) < now + 1000:
@@ -562,125 +517,94 @@ _PRIVATE = {
 }
 
 
-def _handler_for(fake: FakeBybitSpot) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out as separate writes: without this, Nagle and the client's
-        # delayed ACK hold every answer back 40 ms.
-        disable_nagle_algorithm = True
+class _Handler(FakeHandler):
+    fake: ClassVar[FakeBybitSpot]
+    always_applied = frozenset({"unknown", "status", "missing"})
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return None
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._serve("GET")
 
-        def do_GET(self) -> None:
-            self._serve("GET")
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self._serve("POST")
 
-        def do_POST(self) -> None:
-            self._serve("POST")
+    def _serve(self, method: str) -> None:
+        fake = self.fake
+        parts = urlsplit(self.path)
+        path = parts.path
+        body = self._read_body()
+        payload = body if method == "POST" else parts.query
+        with fake._lock:
+            fake.requests.append((method, path))
+            if (method, path) == ("POST", "/v5/order/create"):
+                with contextlib.suppress(ValueError, AttributeError):
+                    fake.sent[str(json.loads(body).get("orderLinkId", ""))] += 1
+        self._play(
+            fake._take_fault(method, path),
+            lambda: self._apply(method, path, payload),
+            self._applied_later(method, path, payload),
+            (200, _envelope(0, "OK", {})),
+        )
 
-        def _serve(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            path = parts.path
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
-            payload = body if method == "POST" else parts.query
-            with fake._lock:
-                fake.requests.append((method, path))
-                if (method, path) == ("POST", "/v5/order/create"):
-                    with contextlib.suppress(ValueError, AttributeError):
-                        fake.sent[str(json.loads(body).get("orderLinkId", ""))] += 1
-            fault = fake._take_fault(method, path)
-            kind = fault.kind if fault is not None else ""
-            if kind == "late":
-                self._apply_later(method, path, payload, fault.sleep_s if fault else 0.0)
-            if kind in ("late", "drop"):
-                self._hang_up()
-                return
-            if kind == "429" and fault is not None:
-                reset = _now_ms() + int(fault.retry_after_s * 1000)
-                headers = {
-                    "X-Bapi-Limit": "20",
-                    "X-Bapi-Limit-Status": "0",
-                    "X-Bapi-Limit-Reset-Timestamp": str(reset),
-                }
-                self._answer(200, _envelope(10006, "Too many visits!", {}), headers)
-                return
-            applies = (
-                fault is None or kind in ("lost", "unknown", "status", "missing") or fault.apply
-            )
-            try:
-                if applies:
-                    result = self._route(method, path, payload)
-                    answer = _envelope(0, "OK", result)
-                else:
-                    answer = _envelope(0, "OK", {})
-            except BybitError as error:
-                answer = _envelope(error.code, error.msg, {})
-            if kind == "lost":
-                self._hang_up()
-            elif kind == "timeout" and fault is not None:
-                time.sleep(fault.sleep_s)
-                self._answer(200, answer)
-            elif kind == "5xx":
-                self._answer(503, "<html><body>503 Service Temporarily Unavailable</body></html>")
-            elif kind == "malformed":
-                self._answer(200, json.dumps(answer)[: len(json.dumps(answer)) // 2])
-            else:
-                self._answer(200, _distort(answer, fault))
+    def _applied_later(self, method: str, path: str, payload: str) -> Callable[[], None]:
+        """Applies the request, if Bybit would still take it (a `late` fault)."""
+        fake, headers = self.fake, dict(self.headers)
+        stamp = int(headers.get("X-BAPI-TIMESTAMP", "0") or 0)
+        expires_ms = stamp + int(headers.get("X-BAPI-RECV-WINDOW", "5000") or 5000)
 
-        def _hang_up(self) -> None:
-            self.close_connection = True
-            self.connection.shutdown(2)
+        def apply() -> None:
+            if now_ms() > expires_ms:
+                return  # Bybit refuses a request past its recv window: never executed
+            with contextlib.suppress(BybitError):
+                fake.authenticate(headers, payload)
+                _PRIVATE[(method, path)](fake, json.loads(payload))
 
-        def _apply_later(self, method: str, path: str, payload: str, delay_s: float) -> None:
-            headers = dict(self.headers)
-            stamp = int(headers.get("X-BAPI-TIMESTAMP", "0") or 0)
-            expires_ms = stamp + int(headers.get("X-BAPI-RECV-WINDOW", "5000") or 5000)
+        return apply
 
-            def apply() -> None:
-                if _now_ms() > expires_ms:
-                    return  # Bybit refuses a request past its recv window: never executed
-                with contextlib.suppress(BybitError):
-                    fake.authenticate(headers, payload)
-                    _PRIVATE[(method, path)](fake, json.loads(payload))
+    def _apply(self, method: str, path: str, payload: str) -> tuple[int, Any]:
+        try:
+            return 200, _envelope(0, "OK", self._route(method, path, payload))
+        except BybitError as error:
+            return 200, _envelope(error.code, error.msg, {})
 
-            timer = threading.Timer(delay_s, apply)
-            timer.daemon = True
-            timer.start()
+    def _route(self, method: str, path: str, payload: str) -> Any:
+        fake = self.fake
+        if (method, path) == ("GET", "/v5/market/time"):
+            now = time.time_ns()
+            return {"timeSecond": str(now // 10**9), "timeNano": str(now)}
+        public = _PUBLIC.get(path)
+        if public is not None and method == "GET":
+            return public(fake, dict(parse_qsl(payload)))
+        route = _PRIVATE.get((method, path))
+        if route is None:
+            raise BybitError(10001, f"no such endpoint {method} {path}")
+        fake.authenticate(self.headers, payload)
+        try:
+            params = json.loads(payload) if method == "POST" else dict(parse_qsl(payload))
+        except ValueError as error:
+            raise BybitError(10001, "params error: the body is not JSON") from error
+        return route(fake, params)
 
-        def _route(self, method: str, path: str, payload: str) -> Any:
-            if (method, path) == ("GET", "/v5/market/time"):
-                now = time.time_ns()
-                return {"timeSecond": str(now // 10**9), "timeNano": str(now)}
-            public = _PUBLIC.get(path)
-            if public is not None and method == "GET":
-                return public(fake, dict(parse_qsl(payload)))
-            route = _PRIVATE.get((method, path))
-            if route is None:
-                raise BybitError(10001, f"no such endpoint {method} {path}")
-            fake.authenticate(self.headers, payload)
-            try:
-                params = json.loads(payload) if method == "POST" else dict(parse_qsl(payload))
-            except ValueError as error:
-                raise BybitError(10001, "params error: the body is not JSON") from error
-            return route(fake, params)
+    def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        kind = "application/json" if status == 200 else "text/html"
+        self._send(status, text.encode(), f"{kind}; charset=utf-8", headers)
 
-        def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
-            text = answer if isinstance(answer, str) else json.dumps(answer)
-            data = text.encode()
-            try:
-                self.send_response(status)
-                kind = "application/json" if status == 200 else "text/html"
-                self.send_header("Content-Type", f"{kind}; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                self.close_connection = True  # the client gave up (a timeout fault)
+    def _answer_rate_limited(self, retry_after_s: float) -> None:
+        headers = {
+            "X-Bapi-Limit": "20",
+            "X-Bapi-Limit-Status": "0",
+            "X-Bapi-Limit-Reset-Timestamp": str(now_ms() + int(retry_after_s * 1000)),
+        }
+        self._answer(200, _envelope(10006, "Too many visits!", {}), headers)
 
-    return Handler
+    def _answer_unavailable(self) -> None:
+        self._answer(503, "<html><body>503 Service Temporarily Unavailable</body></html>")
+
+    def _answer_faulted(self, fault: Fault, status: int, answer: Any) -> None:
+        if fault.kind == "malformed":
+            self._answer(200, json.dumps(answer)[: len(json.dumps(answer)) // 2])
+        else:
+            self._answer(200, _distort(answer, fault))
 
 
 def _envelope(code: int, message: str, result: Any) -> dict[str, Any]:
@@ -689,7 +613,7 @@ def _envelope(code: int, message: str, result: Any) -> dict[str, Any]:
         "retMsg": message,
         "result": result,
         "retExtInfo": {},
-        "time": _now_ms(),
+        "time": now_ms(),
     }
 
 

@@ -37,14 +37,14 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
+
+from tests.fakes.server import FakeHandler, Fault, LoopbackFake
 
 SUBMITTED, PARTIALLY_FILLED, FILLED, CANCELED, INVALID = 1, 2, 3, 5, 7
 _OPEN = (SUBMITTED, PARTIALLY_FILLED)
@@ -56,16 +56,7 @@ _EVENT_STATUS = {
     INVALID: "invalid",
 }
 _TYPES = {"market": 0, "limit": 1}
-
-
-@dataclass
-class Fault:
-    kind: str
-    path: str | None
-    apply: bool = False
-    sleep_s: float = 3.0
-    retry_after_s: int = 1
-    field: str = "status"
+_JSON = "application/json"
 
 
 @dataclass
@@ -91,9 +82,9 @@ class QuantConnectApiError(Exception):
         self.http_status, self.errors = http_status, list(errors)
 
 
-class FakeQuantConnect:
+class FakeQuantConnect(LoopbackFake):
     """The fake API and its live algorithm; `start()` serves it on 127.0.0.1, `url` is its base
-    (…/api/v2)."""
+    (…/api/v2); `sent` counts the OrderCommands of each tag."""
 
     def __init__(
         self,
@@ -105,6 +96,7 @@ class FakeQuantConnect:
         fee_rate: Decimal = Decimal("0.001"),
         max_age_s: int = 30,
     ) -> None:
+        super().__init__(_Handler, path="/api/v2")
         self.user_id, self.api_token, self.project_id = user_id, api_token, project_id
         self.tickers = set(tickers)
         self.market_price = market_price
@@ -112,30 +104,11 @@ class FakeQuantConnect:
         self.max_age_s = max_age_s
         self.running = True
         self.orders: list[FakeOrder] = []
-        self.sent: Counter[str] = Counter()  # OrderCommand tag -> commands received
         self.cancels: Counter[int] = Counter()  # CancelOrderCommand order id -> received
         self.liquidations = 0
         self.requests: list[str] = []  # path of every request
         self.refused_auth = 0
-        self._faults: list[Fault] = []
         self._ids = itertools.count(1)
-        self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/api/v2"
-
-    def start(self) -> FakeQuantConnect:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # -- the test's hands -------------------------------------------------------------------
 
@@ -149,8 +122,7 @@ class FakeQuantConnect:
         retry_after_s: int = 1,
         field: str = "status",
     ) -> None:
-        with self._lock:
-            self._faults.append(Fault(kind, path, apply, sleep_s, retry_after_s, field))
+        self._add_fault(Fault(kind, path, None, apply, sleep_s, retry_after_s, field))
 
     def order(self, tag: str) -> FakeOrder:
         with self._lock:
@@ -176,10 +148,6 @@ class FakeQuantConnect:
                 if (order.limit_price >= price) if buy else (order.limit_price <= price):
                     rest = abs(order.quantity) - abs(order.filled)
                     self._trade(order, rest, order.limit_price)
-
-    def count(self, tag: str) -> int:
-        with self._lock:
-            return self.sent[tag]
 
     def holdings(self, ticker: str) -> Decimal:
         with self._lock:
@@ -379,14 +347,6 @@ class FakeQuantConnect:
                 return {}
             raise QuantConnectApiError(404, f"no such endpoint {path}")
 
-    def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.path in (None, path):
-                    self._faults.remove(fault)
-                    return fault
-        return None
-
 
 def _dumps(value: Any) -> str:
     """JSON with Decimals written as exact numbers (never through a float)."""
@@ -400,110 +360,74 @@ def _dumps(value: Any) -> str:
     return json.dumps(value)
 
 
-def _handler_for(fake: FakeQuantConnect) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out as separate writes: without this, Nagle and the client's
-        # delayed ACK hold every answer back 40 ms.
-        disable_nagle_algorithm = True
+class _Handler(FakeHandler):
+    fake: ClassVar[FakeQuantConnect]
+    always_applied = frozenset({"unknown_status"})
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return None
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        fake = self.fake
+        path = self.path.split("?", 1)[0].removeprefix("/api/v2")
+        try:
+            body = json.loads(self._read_body() or "{}")
+            assert isinstance(body, dict)
+        except (ValueError, AssertionError):
+            self._answer(400, {"success": False, "errors": ["the body must be JSON"]})
+            return
+        try:
+            fake.authenticate(self.headers)
+        except QuantConnectApiError as error:
+            self._answer(
+                401,
+                {"success": False, "errors": error.errors},
+                {"WWW-Authenticate": 'Basic realm="quantconnect"'},
+            )
+            return
+        with fake._lock:
+            fake.requests.append(path)
+            command = body.get("command")
+            ordering = isinstance(command, dict) and command.get("$type") == "OrderCommand"
+            if path == "/live/commands/create" and isinstance(command, dict) and ordering:
+                fake.sent[str(command.get("tag", ""))] += 1
 
-        def do_POST(self) -> None:
-            path = self.path.split("?", 1)[0].removeprefix("/api/v2")
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length).decode() if length else ""
-            try:
-                body = json.loads(raw or "{}")
-                assert isinstance(body, dict)
-            except (ValueError, AssertionError):
-                self._answer(400, {"success": False, "errors": ["the body must be JSON"]})
-                return
-            try:
-                fake.authenticate(self.headers)
-            except QuantConnectApiError as error:
-                self._answer(
-                    401,
-                    {"success": False, "errors": error.errors},
-                    {"WWW-Authenticate": 'Basic realm="quantconnect"'},
-                )
-                return
-            with fake._lock:
-                fake.requests.append(path)
-                command = body.get("command")
-                ordering = isinstance(command, dict) and command.get("$type") == "OrderCommand"
-                if path == "/live/commands/create" and isinstance(command, dict) and ordering:
-                    fake.sent[str(command.get("tag", ""))] += 1
-            fault = fake._take_fault(path)
-            if fault is not None and fault.kind in ("429", "drop"):
-                if fault.kind == "429":
-                    message = {"success": False, "errors": ["Too many requests"]}
-                    self._answer(429, message, {"Retry-After": str(fault.retry_after_s)})
-                else:
-                    self._close()
-                return
-            if fault is not None and fault.kind == "late":
-                self._close()
-                timer = threading.Timer(fault.sleep_s, self._apply_quietly, (path, body))
-                timer.daemon = True
-                timer.start()
-                return
-            applies = fault is None or fault.apply or fault.kind in ("lost", "unknown_status")
-            status, answer = 200, {"success": True, "errors": []}
-            if applies:
-                try:
-                    answer = {"success": True, "errors": [], **fake.route(path, body)}
-                except QuantConnectApiError as error:
-                    status, answer = error.http_status, {"success": False, "errors": error.errors}
-            self._answer_with(fault, status, answer)
-
-        def _answer_with(self, fault: Fault | None, status: int, answer: dict[str, Any]) -> None:
-            if fault is None:
-                self._answer(status, answer)
-            elif fault.kind == "lost":
-                self._close()
-            elif fault.kind == "timeout":
-                time.sleep(fault.sleep_s)
-                self._answer(status, answer)
-            elif fault.kind == "5xx":
-                self._answer(503, {"success": False, "errors": ["Service Unavailable"]})
-            elif fault.kind == "malformed":
-                self._send(200, b'{"success": true, "orders": [{"id": 1,')
-            elif fault.kind == "missing":
-                if fault.field in answer:  # a field of the envelope
-                    answer.pop(fault.field)
-                for order in answer.get("orders", []):
-                    order.pop(fault.field, None)
-                self._answer(status, answer)
-            elif fault.kind == "unknown_status":
-                for order in answer.get("orders", []):
-                    order["status"] = 42
-                self._answer(status, answer)
-            else:
-                raise AssertionError(f"unknown fault {fault.kind}")
-
-        def _apply_quietly(self, path: str, body: dict[str, Any]) -> None:
+        def apply_late() -> None:
             with contextlib.suppress(QuantConnectApiError):
                 fake.route(path, body)
 
-        def _close(self) -> None:
-            self.close_connection = True
-            self.connection.shutdown(2)
+        self._play(
+            fake._take_fault("POST", path),
+            lambda: self._apply(path, body),
+            apply_late,
+            (200, {"success": True, "errors": []}),
+        )
 
-        def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
-            self._send(status, _dumps(answer).encode(), headers)
+    def _apply(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        try:
+            return 200, {"success": True, "errors": [], **self.fake.route(path, body)}
+        except QuantConnectApiError as error:
+            return error.http_status, {"success": False, "errors": error.errors}
 
-        def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                self.close_connection = True  # the client gave up (a timeout fault)
+    def _answer_faulted(self, fault: Fault, status: int, answer: Any) -> None:
+        if fault.kind == "malformed":
+            self._send(200, b'{"success": true, "orders": [{"id": 1,', _JSON)
+        elif fault.kind == "missing":
+            if fault.field in answer:  # a field of the envelope
+                answer.pop(fault.field)
+            for order in answer.get("orders", []):
+                order.pop(fault.field, None)
+            self._answer(status, answer)
+        elif fault.kind == "unknown_status":
+            for order in answer.get("orders", []):
+                order["status"] = 42
+            self._answer(status, answer)
+        else:
+            super()._answer_faulted(fault, status, answer)
 
-    return Handler
+    def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, _dumps(answer).encode(), _JSON, headers)
+
+    def _answer_rate_limited(self, retry_after_s: float) -> None:
+        message = {"success": False, "errors": ["Too many requests"]}
+        self._answer(429, message, {"Retry-After": str(retry_after_s)})
+
+    def _answer_unavailable(self) -> None:
+        self._answer(503, {"success": False, "errors": ["Service Unavailable"]})
