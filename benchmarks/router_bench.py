@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,22 +39,15 @@ from trading_core.journal import Journal
 from trading_core.quotes import Quote
 from trading_core.service import ServiceContext
 
-from tests.fakes.binance_spot import FakeBinanceSpot, SymbolRules
+from tests.fakes import binance_spot
+from tests.fakes.binance_spot import FakeBinanceSpot
+from tests.fakes.server import API_KEY, SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQUENTIAL = int(os.environ.get("BENCH_ROUTER_SEQUENTIAL", "300"))
 BURST = int(os.environ.get("BENCH_ROUTER_BURST", "500"))
-KEY, SECRET = "bench-key", "bench-secret"
-BTCUSDT = SymbolRules(
-    symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    tick_size=Decimal("0.01"),
-    step_size=Decimal("0.0001"),
-    min_qty=Decimal("0.0001"),
-    max_qty=Decimal("1000"),
-    min_notional=Decimal("1"),
-)
+KEY = API_KEY
+BTCUSDT = replace(binance_spot.BTCUSDT, max_qty=Decimal("1000"), min_notional=Decimal("1"))
 
 
 class _ArrivalClock(FakeBinanceSpot):

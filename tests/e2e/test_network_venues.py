@@ -34,12 +34,12 @@ from tests.e2e.conftest import (
 from tests.e2e.test_bracket_partial_fill import Market
 from tests.e2e.test_order_types import finished, submit_order
 from tests.e2e.test_trading_flow import TIMEOUT, order_status, ready_for_market_orders
-from tests.fakes.binance_spot import FakeBinanceSpot, SymbolRules
+from tests.fakes.binance_spot import BTCUSDT, FakeBinanceSpot
 from tests.fakes.quantconnect import FakeQuantConnect
+from tests.fakes.server import API_KEY, SECRET
 from tests.support import wait_until
 
 T = types_pb2
-KEY, SECRET = "e2e-key", "e2e-secret"
 BTC = {
     "symbol": "BTC-USD",
     "tick_size": "0.01",
@@ -47,21 +47,11 @@ BTC = {
     "min_notional": "10",
     "initial_price": "60000",
 }
-BTCUSDT = SymbolRules(
-    symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    tick_size=Decimal("0.01"),
-    step_size=Decimal("0.0001"),
-    min_qty=Decimal("0.0001"),
-    max_qty=Decimal("100"),
-    min_notional=Decimal("10"),
-)
 
 
 @pytest.fixture
 def binance() -> Iterator[FakeBinanceSpot]:
-    fake = FakeBinanceSpot(KEY, SECRET, [BTCUSDT]).start()
+    fake = FakeBinanceSpot(API_KEY, SECRET, [BTCUSDT]).start()
     yield fake
     fake.stop()
 
@@ -98,7 +88,7 @@ def direct_config(tmp_path: Path, fake: FakeBinanceSpot, **venue: object) -> Pat
 
 @pytest.fixture(autouse=True)
 def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("E2E_EXCHANGE_KEY", KEY)
+    monkeypatch.setenv("E2E_EXCHANGE_KEY", API_KEY)
     monkeypatch.setenv("E2E_EXCHANGE_SECRET", SECRET)
     monkeypatch.setenv("E2E_QC_USER", "4242")
 
@@ -244,8 +234,8 @@ def test_fills_made_while_the_platform_was_down_are_reported_once_after_a_restar
 def test_smart_routing_shares_an_order_across_venues_on_the_best_price_net_of_fees(
     tmp_path: Path,
 ) -> None:
-    cheap_but_costly = FakeBinanceSpot(KEY, SECRET, [BTCUSDT], market_price=Decimal("60005"))
-    best_net = FakeBinanceSpot(KEY, SECRET, [BTCUSDT], market_price=Decimal("60010"))
+    cheap_but_costly = FakeBinanceSpot(API_KEY, SECRET, [BTCUSDT], market_price=Decimal("60005"))
+    best_net = FakeBinanceSpot(API_KEY, SECRET, [BTCUSDT], market_price=Decimal("60010"))
     fakes = {"venue-a": best_net.start(), "venue-b": cheap_but_costly.start()}
     overrides = embedded_overrides(tmp_path / "data")
     overrides["instruments"] = [BTC]

@@ -62,6 +62,19 @@ class SymbolRules:
     min_notional: Decimal
 
 
+# The tests' usual symbol.
+BTCUSDT = SymbolRules(
+    symbol="BTCUSDT",
+    base="BTC",
+    quote="USDT",
+    tick_size=Decimal("0.01"),
+    step_size=Decimal("0.0001"),
+    min_qty=Decimal("0.0001"),
+    max_qty=Decimal("100"),
+    min_notional=Decimal("10"),
+)
+
+
 @dataclass
 class Book:
     """One symbol's public order book: (price, quantity) levels, best first."""

@@ -71,6 +71,20 @@ class SpotRules:
     max_amount: Decimal = Decimal("2000000")
 
 
+# The tests' usual symbol.
+BTCUSDT = SpotRules(
+    symbol="BTCUSDT",
+    base="BTC",
+    quote="USDT",
+    tick_size=Decimal("0.01"),
+    base_precision=Decimal("0.0001"),
+    quote_precision=Decimal("0.00000001"),
+    min_qty=Decimal("0.0001"),
+    max_qty=Decimal("100"),
+    min_amount=Decimal("10"),
+)
+
+
 @dataclass
 class FakeOrder:
     order_id: str

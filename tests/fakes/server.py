@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 
+# The credentials the tests give a fake and its adapter (made up: a leak would show in the logs).
+API_KEY = "test-api-key-0123456789abcdef"
+SECRET = "test-secret-fedcba9876543210-do-not-log"
+
 
 @dataclass
 class Fault:

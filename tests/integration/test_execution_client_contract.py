@@ -1,7 +1,9 @@
 """The execution-client contract (venues/base.py), run against every venue adapter: what the
 router may count on, whatever the venue. Each adapter comes with a way for the test to make its
 market (a quote for the paper venue; a fake's hooks for an exchange) and its reports collected
-from `emit`. Today: the paper venue; the exchange adapters join with their fakes.
+from `emit`. The adapters: the paper venue, and the CCXT Binance spot, CCXT Bybit v5 spot and
+QuantConnect adapters, each against its fake on loopback (a fake's resting buy fills when its
+market trades at the limit; its market is calm without help).
 
 - A new order is acknowledged (ACCEPTED) under its own order id, the client order id.
 - A marketable order fills: fill reports carry a trade id, exact decimals and a fee.
@@ -21,16 +23,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.base import ExecutionClient
+from execution_router.venues.bybit import CcxtBybitSpotClient
+from execution_router.venues.ccxt_client import CcxtBinanceSpotClient
+from execution_router.venues.quantconnect import QuantConnectClient
 from execution_router.venues.simulation import SimulationClient
 from trading.v1 import types_pb2
 from trading_core.clock import SystemClock
 from trading_core.config import Instrument, SimulationVenue
 from trading_core.quotes import Quote
 
+from tests.fakes import binance_spot, bybit_v5
+from tests.fakes.binance_spot import FakeBinanceSpot
+from tests.fakes.bybit_v5 import FakeBybitSpot
+from tests.fakes.quantconnect import FakeQuantConnect
+from tests.fakes.server import API_KEY, SECRET
 from tests.support import wait_until
 
 T = types_pb2
@@ -86,7 +97,63 @@ def _simulation() -> Venue:
     return venue
 
 
-ADAPTERS: dict[str, Callable[[], Venue]] = {"simulation": _simulation}
+def _with_fake(
+    fake: FakeBinanceSpot | FakeBybitSpot | FakeQuantConnect,
+    client: ExecutionClient,
+    reports: list[Report],
+) -> Venue:
+    venue = Venue(client, reports, cross=fake.cross, calm=lambda price: None)
+    venue.closers += [client.stop, fake.stop]
+    return venue
+
+
+def _binance() -> Venue:
+    fake = FakeBinanceSpot(API_KEY, SECRET, [binance_spot.BTCUSDT]).start()
+    reports: list[Report] = []
+    client = CcxtBinanceSpotClient(reports.append, base_url=fake.url, **_CCXT)
+    return _with_fake(fake, client, reports)
+
+
+def _bybit() -> Venue:
+    # The market trades above the suite's 60000 limit, so its buys rest until crossed.
+    fake = FakeBybitSpot(API_KEY, SECRET, [bybit_v5.BTCUSDT], market_price=Decimal("60100"))
+    fake.start()
+    reports: list[Report] = []
+    client = CcxtBybitSpotClient(reports.append, base_url=fake.url, **_CCXT)
+    return _with_fake(fake, client, reports)
+
+
+def _quantconnect() -> Venue:
+    # ACCEPTED comes from the live orders (the fake shows an order at once); a modify is
+    # answered MODIFY_REJECTED, as the contract allows.
+    fake = FakeQuantConnect("424242", SECRET, 23456789, ["BTCUSD"]).start()
+    reports: list[Report] = []
+    client = QuantConnectClient(
+        reports.append,
+        user_id="424242",
+        api_token=SECRET,
+        project_id=23456789,
+        symbols={"BTC-USD": "BTCUSD"},
+        base_url=fake.url,
+        poll_interval_s=0.05,
+        read_timeout_s=2.0,
+    )
+    return _with_fake(fake, client, reports)
+
+
+_CCXT: dict[str, Any] = {
+    "api_key": API_KEY,
+    "secret": SECRET,
+    "symbols": {"BTC-USD": "BTC/USDT"},
+    "timeout_s": 2.0,
+    "poll_interval_s": 0.05,
+}
+ADAPTERS: dict[str, Callable[[], Venue]] = {
+    "simulation": _simulation,
+    "binance": _binance,
+    "bybit": _bybit,
+    "quantconnect": _quantconnect,
+}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from tests.e2e.conftest import (
     write_config,
 )
 from tests.e2e.test_trading_flow import submit
+from tests.fakes import binance_spot, bybit_v5
 from tests.fakes.binance_spot import FakeBinanceSpot, SymbolRules
 from tests.fakes.bybit_v5 import FakeBybitSpot, SpotRules
 from tests.support import wait_until
@@ -47,16 +48,7 @@ T = types_pb2
 
 
 def _rules(symbol: str, base: str) -> SymbolRules:
-    return SymbolRules(
-        symbol=symbol,
-        base=base,
-        quote="USDT",
-        tick_size=Decimal("0.01"),
-        step_size=Decimal("0.0001"),
-        min_qty=Decimal("0.0001"),
-        max_qty=Decimal("1000"),
-        min_notional=Decimal("10"),
-    )
+    return replace(binance_spot.BTCUSDT, symbol=symbol, base=base, max_qty=Decimal("1000"))
 
 
 INSTRUMENTS = [
@@ -83,14 +75,12 @@ def fake() -> Iterator[FakeBinanceSpot]:
 
 
 def _bybit_rules(symbol: str, base: str, tick_size: str) -> SpotRules:
-    return SpotRules(
+    return replace(
+        bybit_v5.BTCUSDT,
         symbol=symbol,
         base=base,
-        quote="USDT",
         tick_size=Decimal(tick_size),
-        base_precision=Decimal("0.0001"),
         quote_precision=Decimal("0.01"),
-        min_qty=Decimal("0.0001"),
         max_qty=Decimal("1000"),
         min_amount=Decimal("1"),
     )

@@ -1,0 +1,166 @@
+"""What the CCXT adapters' tests share: each exchange's fake and adapter with what differs between
+them (`Exchange`: BINANCE, BYBIT), an adapter running against its fake with its reports
+(`Setup`), and the orders the tests send."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from execution_router.domain.venue_types import Report, VenueOrder
+from execution_router.venues.bybit import CcxtBybitSpotClient
+from execution_router.venues.ccxt_client import CcxtBinanceSpotClient, CcxtSpotClient
+from trading.v1 import types_pb2
+
+from tests.fakes import binance_spot, bybit_v5
+from tests.fakes.binance_spot import FakeBinanceSpot
+from tests.fakes.bybit_v5 import FakeBybitSpot
+from tests.fakes.server import API_KEY, SECRET
+from tests.support import wait_until
+
+T = types_pb2
+Fake = FakeBinanceSpot | FakeBybitSpot
+_ids = (f"ccxt-{n}" for n in itertools.count(1))
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One exchange under test: its fake, its adapter, and the wire details its tests check."""
+
+    name: str
+    serve: Callable[[], Fake]  # the fake, not started, trading BTCUSDT at 60000
+    adapter: type[CcxtSpotClient]
+    lookup: tuple[str, str]  # the request that looks an order up by its client order id
+    canceled: str  # the fake's status of a canceled order
+    partly_canceled: str  # ... and of one canceled after a partial fill
+    auth_error: str  # in the rejection of an order signed with a wrong secret
+    wire_log: tuple[str, ...]  # what the adapter's wire log shows (its secrets redacted)
+    retry_after_s: float  # how long a rate-limited request is told to wait
+    limit: str  # the fake's type of a limit order
+    type_of: Callable[[Any], str]  # a fake's order's type
+    key_of: Callable[[Any], str]  # a fake's order's client order id
+
+
+BINANCE = Exchange(
+    name="binance",
+    serve=lambda: FakeBinanceSpot(API_KEY, SECRET, [binance_spot.BTCUSDT], Decimal("60000.00")),
+    adapter=CcxtBinanceSpotClient,
+    lookup=("GET", "/api/v3/order"),
+    canceled="CANCELED",
+    partly_canceled="CANCELED",
+    auth_error="Signature",
+    wire_log=("X-MBX-APIKEY",),
+    retry_after_s=1,
+    limit="LIMIT",
+    type_of=lambda o: str(o.type),
+    key_of=lambda o: str(o.client_order_id),
+)
+BYBIT = Exchange(
+    name="bybit",
+    serve=lambda: FakeBybitSpot(API_KEY, SECRET, [bybit_v5.BTCUSDT], Decimal("60000")),
+    adapter=CcxtBybitSpotClient,
+    lookup=("GET", "/v5/order/realtime"),
+    canceled="Cancelled",
+    partly_canceled="PartiallyFilledCanceled",
+    auth_error="10004",
+    wire_log=("X-BAPI-API-KEY", "X-BAPI-SIGN", "X-BAPI-SIGN': '***'"),
+    retry_after_s=0.5,
+    limit="Limit",
+    type_of=lambda o: str(o.order_type),
+    key_of=lambda o: str(o.order_link_id),
+)
+
+
+@contextmanager
+def serving(exchange: Exchange) -> Iterator[Any]:
+    """The exchange's fake, started, and stopped at the end."""
+    fake = exchange.serve().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def client(
+    exchange: Exchange,
+    fake: Fake,
+    reports: list[Report],
+    secret: str = SECRET,
+    recv_window_ms: int = 1000,  # a lost request may be executed up to 2 s after it was sent
+) -> Any:
+    """The exchange's adapter against its fake, not started, quick to time out and poll."""
+    return exchange.adapter(
+        reports.append,
+        api_key=API_KEY,
+        secret=secret,
+        symbols={"BTC-USD": "BTC/USDT"},
+        base_url=fake.url,
+        timeout_s=1.0,
+        poll_interval_s=0.05,
+        lost_submit_grace_s=0.05,
+        max_retry_after_s=2.0,
+        recv_window_ms=recv_window_ms,
+    )
+
+
+@dataclass
+class Setup:
+    exchange: Exchange
+    fake: Any  # the exchange's fake: FakeBinanceSpot or FakeBybitSpot
+    client: Any  # its adapter: CcxtBinanceSpotClient or CcxtBybitSpotClient
+    reports: list[Report]
+
+    def of(self, order_id: str) -> list[Report]:
+        return [r for r in list(self.reports) if r.order_id == order_id]
+
+    def kinds(self, order_id: str) -> list[int]:
+        return [r.execution_type for r in self.of(order_id)]
+
+    def wait_for(self, order_id: str, kind: int, count: int = 1) -> list[Report]:
+        def arrived() -> list[Report] | None:
+            found = [r for r in self.of(order_id) if r.execution_type == kind]
+            return found if len(found) >= count else None
+
+        name = T.ExecutionType.Name(T.ExecutionType.ValueType(kind))
+        return wait_until(arrived, 10, f"{count} {name} report(s) of {order_id}")
+
+    def placed(self, order_id: str) -> int:
+        """How many orders the fake holds under the id (never more than one)."""
+        key_of = self.exchange.key_of
+        return len([o for o in self.fake.orders.values() if key_of(o) == order_id])
+
+
+@contextmanager
+def running(exchange: Exchange, fake: Fake) -> Iterator[Setup]:
+    """The exchange's adapter started against its fake, and stopped at the end."""
+    reports: list[Report] = []
+    adapter = client(exchange, fake, reports)
+    adapter.start()
+    try:
+        yield Setup(exchange, fake, adapter, reports)
+    finally:
+        adapter.stop()
+
+
+def order(
+    kind: int = T.ORDER_TYPE_LIMIT,
+    side: int = T.SIDE_BUY,
+    quantity: str = "0.0100",
+    price: str | None = "59000.00",
+    **changes: Any,
+) -> VenueOrder:
+    made = VenueOrder(
+        next(_ids),
+        "acct-ccxt",
+        "BTC-USD",
+        T.Side.ValueType(side),
+        T.OrderType.ValueType(kind),
+        T.TIME_IN_FORCE_GTC,
+        Decimal(quantity),
+        Decimal(price) if price is not None else None,
+    )
+    return replace(made, **changes)
