@@ -238,3 +238,14 @@ def test_every_call_goes_through_the_venue_guard_and_what_it_holds_back_is_never
     assert setup.fake.count(held.order_id) == 0
     assert all(path != "/v5/order/cancel" for _, path in setup.fake.requests[asked:])
     assert all(path != "/v5/order/amend" for _, path in setup.fake.requests[asked:])
+
+
+def test_a_malformed_answer_is_counted_as_a_venue_problem_and_nothing_is_guessed(
+    setup: Setup,
+) -> None:
+    setup.fake.fault("malformed", apply=False)
+    new = order()
+    setup.client.submit_order(new)
+    setup.wait_for(new.order_id, T.EXECUTION_TYPE_ACCEPTED)
+    assert setup.client.problems == 1  # shown as VenueStatus.problem_count
+    assert setup.placed(new.order_id) == 1  # looked up, then sent once more: never two orders
