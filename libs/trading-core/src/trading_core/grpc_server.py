@@ -57,26 +57,22 @@ class GrpcServer:
         log.info("%s listening on %s", self.name, self.address)
 
     def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
         for service in ["", *self._services]:
-            self._health.set(service, status)
+            self._health.set(service, _status(serving))
 
     def set_part_serving(self, part: str, serving: bool) -> None:
         """The health of one part of the service (such as `venue/binance`), under its own name:
         a client asks grpc.health.v1 with service `venue/binance`."""
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        self._health.set(part, status)
+        self._health.set(part, _status(serving))
 
     def stop(self, grace: float) -> None:
         """Refuses new calls at once and gives running ones `grace` seconds to finish."""
         self.set_serving(False)
         self._server.stop(grace).wait()
         log.info("%s stopped", self.name)
+
+
+def _status(serving: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    if serving:
+        return health_pb2.HealthCheckResponse.SERVING
+    return health_pb2.HealthCheckResponse.NOT_SERVING

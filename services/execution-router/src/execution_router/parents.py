@@ -275,7 +275,7 @@ class ParentDesk:
         kind = report.execution_type
         if kind in (T.EXECUTION_TYPE_CANCEL_REJECTED, T.EXECUTION_TYPE_MODIFY_REJECTED):
             return True  # a cancel that found the child finished: its end comes by itself
-        if report.trade_id and self._router.fill_seen(self._trade_id(child, report)):
+        if report.trade_id and self._trade_id(child, report) in parent.routed.trade_ids:
             return True  # reported again (a restart, a venue's repeat): applied once
         if kind == T.EXECUTION_TYPE_ACCEPTED and child.last is not None:
             return True

@@ -25,7 +25,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from trading.v1 import events_pb2, orders_pb2, types_pb2
@@ -76,6 +76,7 @@ SCHEMA = (
         time_us INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS router_fills_by_time ON router_fills (time_us)",
+    "CREATE INDEX IF NOT EXISTS router_fills_by_order ON router_fills (order_id)",
     *PARENT_SCHEMA,
 )
 
@@ -109,6 +110,9 @@ class RoutedOrder:
     last: events_pb2.ExecutionReport | None = None
     arrival_price: str = ""
     is_open: bool = True
+    # The trade ids of its fills the router has published: a fill reported again (an
+    # adapter after a restart, a venue's repeat) is applied once.
+    trade_ids: set[str] = field(default_factory=set)
 
     @property
     def is_parent(self) -> bool:
@@ -168,8 +172,6 @@ class ExecutionRouter(JournaledService):
         self._unpriced: dict[str, list[tuple[str, VenueOrder]]] = {}
         # The latest quote of each source and instrument, for smart routing.
         self._venue_quotes: dict[tuple[str, str], Quote] = {}
-        # Trade ids of fills published but not durable yet (then in router_fills).
-        self._pending_fills: set[str] = set()
         self._stopping = threading.Event()
         self._reconciler = threading.Thread(target=self._reconcile_periodically, daemon=True)
         self._replays = itertools.count(1)
@@ -313,11 +315,9 @@ class ExecutionRouter(JournaledService):
         """The venue an order goes to: the first of its route (routing rules) that lists the
         instrument and is up; with a refusal when none is (then the first, for the record);
         and whether it is shared across the venues that are up (smart routing)."""
-        names, smart = self.config.execution.route(
+        names, listing, up, smart = self._candidates(
             order.account_id, order.strategy_id, order.instrument
         )
-        listing = [n for n in names if self.venues[n].client.lists(order.instrument)]
-        up = [n for n in listing if self.venues[n].client.available()]
         if up:
             return up[0], "", smart and len(up) > 1
         if not listing:
@@ -328,15 +328,20 @@ class ExecutionRouter(JournaledService):
         down = "; ".join(self._why_down(name) for name in listing)
         return listing[0], f"no venue can take the order now: {down}", False
 
+    def _candidates(
+        self, account: str, strategy: str, instrument: str
+    ) -> tuple[list[str], list[str], list[str], bool]:
+        """An order's route (routing rules), those of it that list the instrument, those of
+        these that are up; and whether the route shares orders (smart routing)."""
+        names, smart = self.config.execution.route(account, strategy, instrument)
+        listing = [n for n in names if self.venues[n].client.lists(instrument)]
+        up = [n for n in listing if self.venues[n].client.available()]
+        return names, listing, up, smart
+
     def venue_tops(self, order: VenueOrder, strategy_id: str) -> tuple[list[VenueTop], list[str]]:
         """Smart routing's view: what each venue of the order's route that is up shows on the
         side the order takes from (from its own quotes), and those venues in route order."""
-        names, _ = self.config.execution.route(order.account_id, strategy_id, order.instrument)
-        up = [
-            n
-            for n in names
-            if self.venues[n].client.lists(order.instrument) and self.venues[n].client.available()
-        ]
+        *_, up, _ = self._candidates(order.account_id, strategy_id, order.instrument)
         tops = []
         for name in up:
             quote = self._venue_quote(name, order.instrument)
@@ -484,7 +489,7 @@ class ExecutionRouter(JournaledService):
         an order the venue had accepted (after a restart an adapter may report again what its
         venue shows, and a venue may deliver a report twice or late)."""
         if report.trade_id:
-            return self.fill_seen(self.trade_id(venue, report.trade_id))
+            return self.trade_id(venue, report.trade_id) in routed.trade_ids
         return report.execution_type == T.EXECUTION_TYPE_ACCEPTED and routed.last is not None
 
     @staticmethod
@@ -494,11 +499,6 @@ class ExecutionRouter(JournaledService):
         if not trade_id or venue == SIMULATION_VENUE:
             return trade_id
         return f"{venue}/{trade_id}"
-
-    def fill_seen(self, trade_id: str) -> bool:
-        return trade_id in self._pending_fills or bool(
-            self.journal.query("SELECT 1 FROM router_fills WHERE trade_id = ?", (trade_id,))
-        )
 
     def publish_report(
         self,
@@ -537,9 +537,7 @@ class ExecutionRouter(JournaledService):
                 "INSERT INTO router_fills (trade_id, order_id, time_us) VALUES (?, ?, ?)",
                 (report.trade_id, order.order_id, record.time_us),
             )
-            pending, trade_id = self._pending_fills, report.trade_id
-            pending.add(trade_id)
-            transaction.then(lambda: pending.discard(trade_id))
+            routed.trade_ids.add(report.trade_id)
         if report.execution_type in _FINISHED:
             routed.is_open = False
             self._open.pop(order.order_id, None)
@@ -793,6 +791,12 @@ class ExecutionRouter(JournaledService):
                 resting.setdefault(routed.venue, []).append(restored)
             else:
                 unsent.append((routed.venue, routed.order))
+        fills = self.journal.query(
+            "SELECT f.order_id, f.trade_id FROM routed_orders o "
+            "JOIN router_fills f ON f.order_id = o.order_id WHERE o.is_open = 1"
+        )
+        for order_id, trade_id in fills:
+            self._open[order_id].trade_ids.add(trade_id)
         unsent += [(child.venue, child.order) for child in self.desk.restore(parents)]
         for name, children in self.desk.resting().items():
             resting.setdefault(name, []).extend(children)

@@ -59,7 +59,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
 from trading.v1 import types_pb2
-from trading_core.config import Instrument, SimulationVenue
+from trading_core.config import SIMULATION_VENUE, Instrument, SimulationVenue
 from trading_core.decimals import ZERO, format_decimal, multiply, quantize
 from trading_core.events import new_id as random_id
 from trading_core.quotes import Quote
@@ -76,7 +76,7 @@ from execution_router.domain.synthetic_book import (
 )
 from execution_router.domain.venue_types import Report, VenueOrder
 
-VENUE_NAME = "simulation"
+VENUE_NAME = SIMULATION_VENUE  # the one name the config and the router give it
 
 _BPS = Decimal(10_000)
 _BUY = types_pb2.SIDE_BUY

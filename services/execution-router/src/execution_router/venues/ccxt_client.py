@@ -276,7 +276,6 @@ class CcxtSpotClient(ExecutionClient):
         """`symbols` maps our instruments to CCXT's symbols, e.g. {"BTC-USD": "BTC/USDT"}."""
         super().__init__(emit, guard)
         self.symbols = dict(symbols)
-        self._instruments = dict(symbols)
         self._symbols = {ccxt_symbol: ours for ours, ccxt_symbol in symbols.items()}
         self._timeout_s = timeout_s
         self._poll_interval_s = poll_interval_s
@@ -421,7 +420,7 @@ class CcxtSpotClient(ExecutionClient):
         list raises ConfigError naming its key (start-up stops)."""
         self._request(self._worker.load_markets, weight=20, repeatable=True)
         self._poller.set_markets(self._worker.markets)
-        for ours, symbol in sorted(self._instruments.items()):
+        for ours, symbol in sorted(self.symbols.items()):
             if symbol not in self._worker.markets:
                 spot = sorted(m for m, v in self._worker.markets.items() if v.get("spot"))
                 raise ConfigError(
@@ -443,7 +442,7 @@ class CcxtSpotClient(ExecutionClient):
         router applies each trade id once."""
         with self._lock:
             for order, last in orders:
-                symbol = self._instruments.get(order.instrument)
+                symbol = self.symbols.get(order.instrument)
                 if symbol is None:
                     log.error(
                         "%s: restored order %s of unmapped %s",
@@ -566,9 +565,9 @@ class CcxtSpotClient(ExecutionClient):
 
     def _problem(self, order: VenueOrder) -> str:
         """Why the order cannot go to the exchange as it is, or ""."""
-        symbol = self._instruments.get(order.instrument)
+        symbol = self.symbols.get(order.instrument)
         if symbol is None:
-            known = ", ".join(sorted(self._instruments)) or "none"
+            known = ", ".join(sorted(self.symbols)) or "none"
             return f"instrument {order.instrument!r} is not mapped to {self.kind}; mapped: {known}"
         if not self.client_order_id.match(order.order_id):
             return (
@@ -599,7 +598,7 @@ class CcxtSpotClient(ExecutionClient):
     def _send(self, order: VenueOrder) -> None:
         """Sends the order; on a lost answer, finds out whether the exchange has it before
         anything else."""
-        symbol = self._instruments[order.instrument]
+        symbol = self.symbols[order.instrument]
         for attempt in range(1, self._rate_limit_attempts + 1):
             self._worker.last_http_status = None
             try:
@@ -693,7 +692,7 @@ class CcxtSpotClient(ExecutionClient):
     def _look_up(self, order: VenueOrder) -> bool:
         """Adopts the order when the exchange has it (True); False when it has none.
         Raises ccxt.BaseError when it cannot tell."""
-        symbol = self._instruments[order.instrument]
+        symbol = self.symbols[order.instrument]
         view = self._query(self._worker, symbol, order.order_id)
         if view is None:
             return False
@@ -902,7 +901,7 @@ class CcxtSpotClient(ExecutionClient):
                     self._apply(self._poller, w, view)
 
     def _poll_unresolved(self, order: VenueOrder, since: float) -> None:
-        symbol = self._instruments[order.instrument]
+        symbol = self.symbols[order.instrument]
         try:
             view = self._query(self._poller, symbol, order.order_id)
         except ccxt.BaseError as error:  # cannot tell yet: the next poll asks again

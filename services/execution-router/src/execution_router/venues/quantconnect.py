@@ -248,7 +248,6 @@ class QuantConnectClient(ExecutionClient):
         self._token = api_token
         self._project_id = project_id
         self.symbols = dict(symbols)
-        self._tickers = dict(symbols)
         self._instruments = {ticker: ours for ours, ticker in symbols.items()}
         self._market = market
         self._security_type = security_type
@@ -421,8 +420,8 @@ class QuantConnectClient(ExecutionClient):
 
     def _problem(self, order: VenueOrder) -> str:
         """Why the order cannot go as an OrderCommand, or ""."""
-        if order.instrument not in self._tickers:
-            known = ", ".join(sorted(self._tickers)) or "none"
+        if order.instrument not in self.symbols:
+            known = ", ".join(sorted(self.symbols)) or "none"
             return (
                 f"instrument {order.instrument!r} is not mapped to a quantconnect ticker; "
                 f"mapped: {known}"
@@ -440,7 +439,7 @@ class QuantConnectClient(ExecutionClient):
         limit = order.order_type == T.ORDER_TYPE_LIMIT
         return {
             "$type": "OrderCommand",
-            "ticker": self._tickers[order.instrument],
+            "ticker": self.symbols[order.instrument],
             "security_type": self._security_type,
             "market": self._market,
             "order_type": "limit" if limit else "market",
