@@ -7,7 +7,7 @@ once a minute), so the partial fill and the trigger happen exactly when it says.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,8 +37,15 @@ class Market:
     platform: Platform
 
     def quote(
-        self, instrument: str, bid: str, ask: str, size: str, source: str = "synthetic"
+        self,
+        instrument: str,
+        bid: str,
+        ask: str,
+        size: str,
+        source: str = "synthetic",
+        asks: Sequence[tuple[str, str]] = (),
     ) -> None:
+        """The top (`size` on each side), and with `asks` the ask side's book levels."""
         quote = Quote(
             instrument,
             Decimal(bid),
@@ -47,6 +54,7 @@ class Market:
             Decimal(size),
             datetime.now(UTC),
             source=source,
+            asks=tuple((Decimal(price), Decimal(amount)) for price, amount in asks),
         )
         event = events_pb2.Event(
             event_id=str(uuid.uuid4()),

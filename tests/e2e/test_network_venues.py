@@ -264,8 +264,10 @@ def test_smart_routing_shares_an_order_across_venues_on_the_best_price_net_of_fe
     try:
         market = Market(platform)
         market.quote("BTC-USD", "59990", "60010", "1")
-        market.quote("BTC-USD", "59990", "60010", "0.02", source="book-a")
-        market.quote("BTC-USD", "59990", "60005", "0.02", source="book-b")
+        book_a = [("60010", "0.02"), ("60100", "1")]
+        book_b = [("60005", "0.02"), ("60020", "1")]
+        market.quote("BTC-USD", "59990", "60010", "0.02", source="book-a", asks=book_a)
+        market.quote("BTC-USD", "59990", "60005", "0.02", source="book-b", asks=book_b)
         assert platform.wait_ready(30)
         clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
         ready_for_market_orders(clients)
@@ -274,9 +276,10 @@ def test_smart_routing_shares_an_order_across_venues_on_the_best_price_net_of_fe
         assert done.status == T.ORDER_STATUS_FILLED
         request = execution_pb2.ListChildOrdersRequest(order_id=order.order_id)
         listed = clients.router.ListChildOrders(request, timeout=TIMEOUT).child_orders
-        # venue-a: 60010 net; venue-b: 60005 + 10 bps = 60065 net. Each takes what it shows
-        # (0.02), the best net gets the rest.
-        assert [(c.venue, c.quantity) for c in listed] == [("venue-a", "0.03"), ("venue-b", "0.02")]
+        # Net of fees, the asks rank: venue-a 60010 (0.02), venue-b 60005 + 10 bps = 60065.005
+        # (0.02), venue-b 60080.02 (1), venue-a 60100 (1): past its best level, venue-a is the
+        # dearer one, so the last 0.01 goes to venue-b's second level.
+        assert [(c.venue, c.quantity) for c in listed] == [("venue-a", "0.02"), ("venue-b", "0.03")]
         for child in listed:
             assert fakes[child.venue].count(child.child_order_id) == 1
         clients.close()

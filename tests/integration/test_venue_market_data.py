@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ SYMBOLS = {"BTC-USD": "BTC/USDT", "ETH-USD": "ETH/USDT"}
 BTC_BID, BTC_ASK = "98765432.12345678", "98765432.12345679"
 # Polls only when the test calls tick(): the producer's own thread waits a minute.
 MANUAL = {"poll_interval_ms": 60_000, "stale_after_ms": 180_000}
+NOW = datetime(2026, 12, 3, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -230,6 +232,60 @@ def test_quotes_flow_from_the_exchange_through_the_producer_with_its_exact_decim
     other = "order_book" if quotes_from == "ticker" else "ticker"
     assert ("GET", exchange.endpoints[quotes_from]) in exchange.fake.requests
     assert ("GET", exchange.endpoints[other]) not in exchange.fake.requests
+
+
+def _levels(*levels: tuple[str, str]) -> tuple[tuple[Decimal, Decimal], ...]:
+    return tuple((Decimal(price), Decimal(size)) for price, size in levels)
+
+
+def test_an_order_book_gives_its_levels_best_first_as_deep_as_configured(
+    tmp_path: Path, exchange: Exchange
+) -> None:
+    config = venue_config(
+        tmp_path,
+        exchange.fake,
+        venue=exchange.venue,
+        quotes_from="order_book",
+        book_depth=2,
+        **MANUAL,
+    )
+    with running_producer(config) as producer:
+        (quote,) = producer.wait_for("BTC-USD", 1)
+
+    if exchange.venue == "binance":  # the fake's book: two bids, one ask
+        assert quote.bids == _levels((BTC_BID, "1.25"), ("98765431", "3"))
+        assert quote.asks == _levels((BTC_ASK, "0.5"))
+    else:  # one tick (0.000000005) apart, 1.5 and 2.25 at each
+        assert quote.bids == _levels((BTC_BID, "1.5"), ("98765432.123456775", "1.5"))
+        assert quote.asks == _levels((BTC_ASK, "2.25"), ("98765432.123456795", "2.25"))
+    assert (quote.bids[0], quote.asks[0]) == (
+        (quote.bid, quote.bid_size),
+        (quote.ask, quote.ask_size),
+    )
+
+
+def test_a_book_with_levels_out_of_order_is_counted_malformed_and_publishes_nothing(
+    tmp_path: Path, fake: FakeBinanceSpot
+) -> None:
+    config = venue_config(tmp_path, fake, quotes_from="order_book", **MANUAL)
+    with running_producer(config) as producer:
+        producer.wait_for("BTC-USD", 1)
+        feed = producer.service.venue_feed
+        assert feed is not None
+        fake.set_book("BTCUSDT", [("59990", "1"), ("59999", "2")], [("60001", "1")])
+        producer.service.tick()
+        assert feed.failures["malformed"] == 1
+        fake.set_book("BTCUSDT", [("59999", "2"), ("59990", "1")], [("60001", "1")])
+        producer.service.tick()
+        _, after = producer.wait_for("BTC-USD", 2)
+        assert after.bids == _levels(("59999", "2"), ("59990", "1"))
+
+
+def test_a_quote_without_depth_offers_its_top_and_keeps_it_through_the_wire() -> None:
+    quote = Quote("BTC-USD", Decimal(1), Decimal(2), Decimal(3), Decimal(4), time=NOW)
+    assert Quote.from_proto(quote.to_proto()) == quote
+    assert quote.offered(True) == ((Decimal(2), Decimal(4)),)
+    assert quote.offered(False) == ((Decimal(1), Decimal(3)),)
 
 
 def test_many_book_changes_between_two_polls_publish_one_quote_the_latest_and_no_change_none(

@@ -709,7 +709,14 @@ class MarketData(_Strict):
     )
     quotes_from: Literal["ticker", "order_book"] = Field(
         "ticker",
-        description="venue: the best bid/ask ticker, or the top level of each order book",
+        description="venue: the best bid/ask ticker, or each order book (its top and depth)",
+    )
+    book_depth: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="venue, order_book: the levels of each side read and published (smart "
+        "order routing shares orders across venues by them)",
     )
     poll_interval_ms: int = Field(
         1000, ge=50, le=60_000, description="venue: how often the exchange is asked"

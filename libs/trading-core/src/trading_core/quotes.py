@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC as UTC_TZ
 from datetime import datetime
@@ -11,6 +12,9 @@ from trading.v1 import events_pb2, market_data_pb2, types_pb2
 
 from trading_core.decimals import format_decimal
 from trading_core.events import event_kind, timestamp
+
+# A price level of a book: (price, size).
+Level = tuple[Decimal, Decimal]
 
 
 @dataclass(frozen=True)
@@ -25,10 +29,21 @@ class Quote:
     # The last trade's price; None when the source has none.
     last: Decimal | None = None
     status: types_pb2.InstrumentStatus.ValueType = types_pb2.INSTRUMENT_STATUS_TRADING
+    # The book's levels, best first, when the source reads deeper than the top.
+    bids: tuple[Level, ...] = ()
+    asks: tuple[Level, ...] = ()
 
     @property
     def mid(self) -> Decimal:
         return (self.bid + self.ask) / 2
+
+    def offered(self, buying: bool) -> tuple[Level, ...]:
+        """The levels an order takes from (asks for a buy, bids for a sell), best first; the
+        top alone when the source gives no depth."""
+        levels = self.asks if buying else self.bids
+        if levels:
+            return levels
+        return ((self.ask, self.ask_size),) if buying else ((self.bid, self.bid_size),)
 
     def to_proto(self) -> market_data_pb2.Quote:
         return market_data_pb2.Quote(
@@ -41,6 +56,8 @@ class Quote:
             source=self.source,
             last_price=format_decimal(self.last),
             status=self.status,
+            bids=_levels_proto(self.bids),
+            asks=_levels_proto(self.asks),
         )
 
     @classmethod
@@ -55,7 +72,20 @@ class Quote:
             source=quote.source,
             last=Decimal(quote.last_price) if quote.last_price else None,
             status=quote.status or types_pb2.INSTRUMENT_STATUS_TRADING,
+            bids=_levels(quote.bids),
+            asks=_levels(quote.asks),
         )
+
+
+def _levels_proto(levels: tuple[Level, ...]) -> list[market_data_pb2.BookLevel]:
+    return [
+        market_data_pb2.BookLevel(price=format_decimal(price), size=format_decimal(size))
+        for price, size in levels
+    ]
+
+
+def _levels(levels: Iterable[market_data_pb2.BookLevel]) -> tuple[Level, ...]:
+    return tuple((Decimal(level.price), Decimal(level.size)) for level in levels)
 
 
 class QuoteBook:

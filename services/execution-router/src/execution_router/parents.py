@@ -364,14 +364,14 @@ class ParentDesk:
 
     def _shares(self, parent: Parent, quantity: Decimal) -> list[tuple[str, Decimal]]:
         """Where a release goes: the parent's venue, or with smart routing shared across the
-        venues of its route that are up, on their prices net of fees (none up: nothing now)."""
+        venues of its route that are up, on their books' prices net of fees (none up: nothing now)."""
         routed = parent.routed
         if not routed.submit.order.execution.smart_routing:
             return [(routed.venue, quantity)]
-        tops, up = self._router.venue_tops(routed.order, routed.submit.order.strategy_id)
+        books, up = self._router.venue_books(routed.order, routed.submit.order.strategy_id)
         if not up:
             return []
-        return allocate(routed.order.side, quantity, tops, up, parent.plan.step)
+        return allocate(routed.order.side, quantity, books, up, parent.plan.step)
 
     def _new_child(
         self,

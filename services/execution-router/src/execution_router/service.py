@@ -38,7 +38,7 @@ from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote, QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 
-from execution_router.domain.smart_routing import VenueTop
+from execution_router.domain.smart_routing import VenueBook
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.parents import SCHEMA as PARENT_SCHEMA
 from execution_router.parents import Child, ParentDesk
@@ -338,25 +338,18 @@ class ExecutionRouter(JournaledService):
         up = [n for n in listing if self.venues[n].client.available()]
         return names, listing, up, smart
 
-    def venue_tops(self, order: VenueOrder, strategy_id: str) -> tuple[list[VenueTop], list[str]]:
-        """Smart routing's view: what each venue of the order's route that is up shows on the
-        side the order takes from (from its own quotes), and those venues in route order."""
+    def venue_books(self, order: VenueOrder, strategy_id: str) -> tuple[list[VenueBook], list[str]]:
+        """Smart routing's view: the book levels each venue of the order's route that is up
+        shows on the side the order takes from (from its own quotes), and those venues in route
+        order."""
         *_, up, _ = self._candidates(order.account_id, strategy_id, order.instrument)
-        tops = []
+        buying = order.side == T.SIDE_BUY
+        books = []
         for name in up:
             quote = self._venue_quote(name, order.instrument)
-            if quote is None:
-                continue
-            buying = order.side == T.SIDE_BUY
-            tops.append(
-                VenueTop(
-                    name,
-                    quote.ask if buying else quote.bid,
-                    quote.ask_size if buying else quote.bid_size,
-                    self._taker_fee_bps(name),
-                )
-            )
-        return tops, up
+            if quote is not None:
+                books.append(VenueBook(name, quote.offered(buying), self._taker_fee_bps(name)))
+        return books, up
 
     def _venue_quote(self, name: str, instrument: str) -> Quote | None:
         """A venue's own quote (by its source); the paper venue trades on the feed's."""

@@ -2,16 +2,18 @@
 
 Each poll reads every instrument's top of book, from Binance's `ticker/bookTicker` (all of them
 in one request) or `depth`, or from Bybit v5's `market/tickers` or `market/orderbook` (one
-request each), as `market_data.quotes_from` says. Prices and sizes are read from the exchange's
-raw JSON strings into Decimals: CCXT's unified methods (`fetch_order_book`, `fetch_tickers`)
-hand back floats, and a price that went through a float is no longer the exchange's price.
+request each), as `market_data.quotes_from` says; an order book also gives
+`market_data.book_depth` levels of each side, published with the quote. Prices and sizes are
+read from the exchange's raw JSON strings into Decimals: CCXT's unified methods
+(`fetch_order_book`, `fetch_tickers`) hand back floats, and a price that went through a float is
+no longer the exchange's price.
 
 Conflation: a poll publishes at most one quote per instrument, its latest top, and nothing for
-an instrument whose top did not change since its last quote, so the bus and the journal carry
-changes, not the poll rate. One exception: an unchanged top is published again once its last
-quote is half `stale_after_ms` old. Consumers judge freshness by a quote's time (order-
-management's `risk.max_quote_age_ms`); without it, a quiet but healthy market would look like a
-dead feed and its orders would be denied.
+an instrument whose top (and depth) did not change since its last quote, so the bus and the
+journal carry changes, not the poll rate. One exception: an unchanged top is published again
+once its last quote is half `stale_after_ms` old. Consumers judge freshness by a quote's time
+(order-management's `risk.max_quote_age_ms`); without it, a quiet but healthy market would look
+like a dead feed and its orders would be denied.
 
 A poll that fails (a timeout, a 5xx, a refused connection, an answer that is not the documented
 JSON or lacks a field) is logged and counted in `failures` by kind, and publishes nothing for
@@ -36,7 +38,7 @@ from typing import Any
 import ccxt  # type: ignore[import-untyped]
 from trading_core.clock import Clock
 from trading_core.config import ConfigError, Instrument, MarketData
-from trading_core.quotes import Quote
+from trading_core.quotes import Level, Quote
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +59,25 @@ class Missing(Malformed):
     """A well-formed answer without the instrument asked for."""
 
 
+# Binance's depth endpoint takes these limits; the smallest that covers book_depth is asked.
+_BINANCE_DEPTH_LIMITS = (5, 10, 20, 50)
+
+
 @dataclass(frozen=True)
 class Top:
-    """The best bid and ask of one instrument, as the exchange sent them."""
+    """The best bid and ask of one instrument, as the exchange sent them, and the book's
+    levels (best first) when read from an order book."""
 
     bid: Decimal
     bid_size: Decimal
     ask: Decimal
     ask_size: Decimal
+    bids: tuple[Level, ...] = ()
+    asks: tuple[Level, ...] = ()
 
     @classmethod
     def of(cls, quote: Quote) -> Top:
-        return cls(quote.bid, quote.bid_size, quote.ask, quote.ask_size)
+        return cls(quote.bid, quote.bid_size, quote.ask, quote.ask_size, quote.bids, quote.asks)
 
 
 class VenueFeed:
@@ -149,6 +158,8 @@ class VenueFeed:
                         top.ask_size,
                         time=now,
                         source=self.venue,
+                        bids=top.bids,
+                        asks=top.asks,
                     )
                     self._published[ours] = quote
                     quotes.append(quote)
@@ -216,13 +227,20 @@ class VenueFeed:
         """The raw CCXT call, its parameters and the parser of one instrument's top."""
         exchange = self._exchange
         params: dict[str, Any]
-        if self.venue == "binance":  # order_book; 5 is Binance's smallest depth
-            return exchange.publicGetDepth, {"symbol": market_id, "limit": 5}, _binance_depth
+        depth = self._settings.book_depth
+        if self.venue == "binance":  # order_book
+            limit = next(n for n in _BINANCE_DEPTH_LIMITS if n >= depth)
+            params = {"symbol": market_id, "limit": limit}
+            return exchange.publicGetDepth, params, lambda a: _binance_depth(a, depth)
         if self._settings.quotes_from == "ticker":
             params = {"category": "spot", "symbol": market_id}
             return exchange.publicGetV5MarketTickers, params, lambda a: _bybit_ticker(a, market_id)
-        params = {"category": "spot", "symbol": market_id, "limit": 1}
-        return exchange.publicGetV5MarketOrderbook, params, lambda a: _bybit_book(a, market_id)
+        params = {"category": "spot", "symbol": market_id, "limit": depth}
+        return (
+            exchange.publicGetV5MarketOrderbook,
+            params,
+            lambda a: _bybit_book(a, market_id, depth),
+        )
 
     def _request(
         self, instruments: list[str], call: Callable[[dict[str, Any]], Any], params: dict[str, Any]
@@ -285,11 +303,11 @@ def _binance_ticker(entries: dict[str, dict[str, Any]], market_id: str) -> Top:
     return _top(entry["bidPrice"], entry["bidQty"], entry["askPrice"], entry["askQty"])
 
 
-def _binance_depth(answer: Any) -> Top:
+def _binance_depth(answer: Any, depth: int) -> Top:
     """GET /api/v3/depth: {"lastUpdateId", "bids": [[price, qty], …], "asks": […]}."""
     if not isinstance(answer, dict):
         raise Malformed(f"expected a JSON object, got {_kind(answer)}")
-    return _top_of_levels(answer["bids"], answer["asks"])
+    return _book(answer["bids"], answer["asks"], depth)
 
 
 def _bybit_result(answer: Any) -> dict[str, Any]:
@@ -308,27 +326,40 @@ def _bybit_ticker(answer: Any, market_id: str) -> Top:
     return _top(entry["bid1Price"], entry["bid1Size"], entry["ask1Price"], entry["ask1Size"])
 
 
-def _bybit_book(answer: Any, market_id: str) -> Top:
+def _bybit_book(answer: Any, market_id: str, depth: int) -> Top:
     """GET /v5/market/orderbook: {"result": {"s", "b": [[price, size], …], "a": […]}}."""
     result = _bybit_result(answer)
     if result.get("s") != market_id:
         raise Malformed(f"an order book of {result.get('s')!r}, not {market_id}")
-    return _top_of_levels(result["b"], result["a"])
+    return _book(result["b"], result["a"], depth)
 
 
-def _top_of_levels(bids: Any, asks: Any) -> Top:
-    """The first level of each side; an empty side is a zero price and size (no bid, no ask)."""
-    if not isinstance(bids, list) or not isinstance(asks, list):
+def _book(bids: Any, asks: Any, depth: int) -> Top:
+    """The top and up to `depth` levels of each side; an empty side is a zero price and size
+    (no bid, no ask). Levels must be best first: bids falling, asks rising."""
+    bid_levels, ask_levels = _side(bids, depth, falling=True), _side(asks, depth, falling=False)
+    bid = bid_levels[0] if bid_levels else (ZERO, ZERO)
+    ask = ask_levels[0] if ask_levels else (ZERO, ZERO)
+    return _checked(Top(bid[0], bid[1], ask[0], ask[1], bid_levels, ask_levels))
+
+
+def _side(levels: Any, depth: int, *, falling: bool) -> tuple[Level, ...]:
+    if not isinstance(levels, list):
         raise Malformed("expected lists of [price, size] levels")
-    bid = bids[0] if bids else ("0", "0")
-    ask = asks[0] if asks else ("0", "0")
-    return _top(bid[0], bid[1], ask[0], ask[1])
+    parsed = tuple((_dec(level[0]), _dec(level[1])) for level in levels[:depth])
+    prices = [price for price, _ in parsed]
+    if prices != sorted(prices, reverse=falling) or len(set(prices)) != len(prices):
+        raise Malformed("order book levels out of order")
+    return parsed
 
 
 def _top(bid: Any, bid_size: Any, ask: Any, ask_size: Any) -> Top:
-    top = Top(_dec(bid), _dec(bid_size), _dec(ask), _dec(ask_size))
+    return _checked(Top(_dec(bid), _dec(bid_size), _dec(ask), _dec(ask_size)))
+
+
+def _checked(top: Top) -> Top:
     if top.bid > 0 and top.ask > 0 and top.bid >= top.ask:
-        raise Malformed(f"a crossed or locked book: bid {bid} >= ask {ask}")
+        raise Malformed(f"a crossed or locked book: bid {top.bid} >= ask {top.ask}")
     return top
 
 

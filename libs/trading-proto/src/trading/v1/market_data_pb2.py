@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trading.v1 import types_pb2 as trading_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctrading/v1/market_data.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16trading/v1/types.proto\"\xe7\x01\n\x05Quote\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\tbid_price\x18\x02 \x01(\t\x12\x10\n\x08\x62id_size\x18\x03 \x01(\t\x12\x11\n\task_price\x18\x04 \x01(\t\x12\x10\n\x08\x61sk_size\x18\x05 \x01(\t\x12.\n\nquote_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x12\n\nlast_price\x18\x08 \x01(\t\x12,\n\x06status\x18\t \x01(\x0e\x32\x1c.trading.v1.InstrumentStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctrading/v1/market_data.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16trading/v1/types.proto\"\xb1\x02\n\x05Quote\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x11\n\tbid_price\x18\x02 \x01(\t\x12\x10\n\x08\x62id_size\x18\x03 \x01(\t\x12\x11\n\task_price\x18\x04 \x01(\t\x12\x10\n\x08\x61sk_size\x18\x05 \x01(\t\x12.\n\nquote_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x12\n\nlast_price\x18\x08 \x01(\t\x12,\n\x06status\x18\t \x01(\x0e\x32\x1c.trading.v1.InstrumentStatus\x12#\n\x04\x62ids\x18\n \x03(\x0b\x32\x15.trading.v1.BookLevel\x12#\n\x04\x61sks\x18\x0b \x03(\x0b\x32\x15.trading.v1.BookLevel\"(\n\tBookLevel\x12\r\n\x05price\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.market_data_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_QUOTE']._serialized_start=102
-  _globals['_QUOTE']._serialized_end=333
+  _globals['_QUOTE']._serialized_end=407
+  _globals['_BOOKLEVEL']._serialized_start=409
+  _globals['_BOOKLEVEL']._serialized_end=449
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from trading.v1 import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
@@ -33,6 +35,8 @@ class Quote(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     LAST_PRICE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    BIDS_FIELD_NUMBER: _builtins.int
+    ASKS_FIELD_NUMBER: _builtins.int
     instrument: _builtins.str
     bid_price: _builtins.str
     bid_size: _builtins.str
@@ -48,6 +52,15 @@ class Quote(_message.Message):
     """
     @_builtins.property
     def quote_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def bids(self) -> _containers.RepeatedCompositeFieldContainer[Global___BookLevel]:
+        """The order book's levels on each side, best first (the first is the best bid or ask above),
+        as deep as the source reads them (`market_data.book_depth`); empty when it gives only the
+        top. Smart order routing shares an order across venues by these levels.
+        """
+
+    @_builtins.property
+    def asks(self) -> _containers.RepeatedCompositeFieldContainer[Global___BookLevel]: ...
     def __init__(
         self,
         *,
@@ -60,11 +73,37 @@ class Quote(_message.Message):
         source: _builtins.str = ...,
         last_price: _builtins.str = ...,
         status: _types_pb2.InstrumentStatus.ValueType = ...,
+        bids: _abc.Iterable[Global___BookLevel] | None = ...,
+        asks: _abc.Iterable[Global___BookLevel] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["quote_time", b"quote_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask_price", b"ask_price", "ask_size", b"ask_size", "bid_price", b"bid_price", "bid_size", b"bid_size", "instrument", b"instrument", "last_price", b"last_price", "quote_time", b"quote_time", "source", b"source", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask_price", b"ask_price", "ask_size", b"ask_size", "asks", b"asks", "bid_price", b"bid_price", "bid_size", b"bid_size", "bids", b"bids", "instrument", b"instrument", "last_price", b"last_price", "quote_time", b"quote_time", "source", b"source", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Quote: _TypeAlias = Quote  # noqa: Y015
+
+@_typing.final
+class BookLevel(_message.Message):
+    """One price level of an order book: a decimal price and the size resting at it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    price: _builtins.str
+    size: _builtins.str
+    def __init__(
+        self,
+        *,
+        price: _builtins.str = ...,
+        size: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookLevel: _TypeAlias = BookLevel  # noqa: Y015

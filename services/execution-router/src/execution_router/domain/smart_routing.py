@@ -1,9 +1,12 @@
 """Smart order routing: a quantity shared across venues on the best price net of fees.
 
-Plain data. Each venue shows a price and a size on the side the order takes from (its best ask
-for a buy, best bid for a sell) and charges a taker fee. The venues are ranked by what a unit
-costs (a buy: ask plus fee) or yields (a sell: bid minus fee), ties kept in route order; each in
-turn gets as much as it displays, on the step; what no venue displays goes to the best one.
+Plain data. Each venue shows the levels of its book on the side an order takes from (asks for a
+buy, bids for a sell; its top alone when its feed reads no depth) and charges a taker fee. All
+venues' levels are ranked together by what a unit costs there (a buy: price plus fee) or yields
+(a sell: price minus fee), ties kept in route order, and each level in turn gets as much as it
+shows (on the step), until the quantity is placed: an order larger than one venue's best level
+takes the next best price anywhere, not the same venue's worse one. What no level shows goes to
+the venue of the best level.
 A venue without a quote gets nothing while another has one; with no quote anywhere, everything
 goes to the first venue of the route.
 """
@@ -17,52 +20,66 @@ from decimal import ROUND_DOWN, Decimal
 from trading.v1 import types_pb2
 
 _BPS = Decimal(10_000)
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
-class VenueTop:
-    """What a venue shows on the side an order takes from."""
+class VenueBook:
+    """What a venue shows on the side an order takes from: (price, size) levels, best first."""
 
     venue: str
-    price: Decimal
-    size: Decimal
+    levels: tuple[tuple[Decimal, Decimal], ...]
     taker_fee_bps: Decimal
 
-    def net_price(self, side: types_pb2.Side.ValueType) -> Decimal:
-        fee = self.price * self.taker_fee_bps / _BPS
-        return self.price + fee if side == types_pb2.SIDE_BUY else self.price - fee
+    def net_price(self, price: Decimal, side: types_pb2.Side.ValueType) -> Decimal:
+        fee = price * self.taker_fee_bps / _BPS
+        return price + fee if side == types_pb2.SIDE_BUY else price - fee
 
 
 def allocate(
     side: types_pb2.Side.ValueType,
     quantity: Decimal,
-    tops: Sequence[VenueTop],
+    books: Sequence[VenueBook],
     route: Sequence[str],
     step: Decimal,
 ) -> list[tuple[str, Decimal]]:
     """The quantity per venue, best venue first; every part on the step, summing to `quantity`."""
-    if not tops:
+    levels = _ranked_levels(side, books, route)
+    if not levels:
         return [(route[0], quantity)]
-    buying = side == types_pb2.SIDE_BUY
-    order = {name: index for index, name in enumerate(route)}
-    ranked = sorted(
-        tops,
-        key=lambda top: (
-            top.net_price(side) if buying else -top.net_price(side),
-            order.get(top.venue, len(order)),
-        ),
-    )
-    shares: dict[str, Decimal] = {}
+    shares: dict[str, Decimal] = {}  # in the order venues first got a level: best first
+    shown: dict[str, Decimal] = {}  # what each venue shows up to the level reached
     left = quantity
-    for top in ranked:
-        take = min(left, _floor(top.size, step))
+    for _, venue, size in levels:
+        if left <= 0:
+            break
+        shown[venue] = shown.get(venue, ZERO) + size
+        # On the step: what the venue shows so far, floored, less what it already has.
+        take = min(left, _floor(shown[venue], step) - shares.get(venue, ZERO))
         if take > 0:
-            shares[top.venue] = take
+            shares[venue] = shares.get(venue, ZERO) + take
             left -= take
     if left > 0:
-        best = ranked[0].venue
-        shares[best] = shares.get(best, Decimal(0)) + left
-    return [(top.venue, shares[top.venue]) for top in ranked if top.venue in shares]
+        best = levels[0][1]
+        shares[best] = shares.get(best, ZERO) + left
+    return list(shares.items())
+
+
+def _ranked_levels(
+    side: types_pb2.Side.ValueType, books: Sequence[VenueBook], route: Sequence[str]
+) -> list[tuple[Decimal, str, Decimal]]:
+    """Every venue's shown levels as (cost or yield key, venue, size), the best first."""
+    buying = side == types_pb2.SIDE_BUY
+    place = {name: index for index, name in enumerate(route)}
+    ranked = [
+        (net if buying else -net, place.get(book.venue, len(place)), book.venue, size)
+        for book in books
+        for price, size in book.levels
+        if price > 0 and size > 0
+        for net in (book.net_price(price, side),)
+    ]
+    ranked.sort(key=lambda level: (level[0], level[1]))
+    return [(key, venue, size) for key, _, venue, size in ranked]
 
 
 def _floor(value: Decimal, step: Decimal) -> Decimal:
