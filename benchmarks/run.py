@@ -5,11 +5,13 @@ Both servers run in their own process; this process is the client. Every change 
 (each service's journal commits before it answers). Each round measures the echo server, then
 the platform; the ratios are the medians over `BENCH_ROUNDS` rounds (3), and each concurrent
 phase reports the server process's CPU time per call (from /proc) beside its wall-clock rate.
-The execution router is measured with a network venue on loopback (`benchmarks.router_bench`:
-command to venue call p50/p99 against the adapter's own call, reports per second, CPU per
-order). The pre-trade risk engine is measured in this process too (`benchmarks.risk_bench`: one
-order through every check against 1,000 open orders and 100 positions). Results go to
-benchmarks/results/<time>.json and benchmarks/results/latest.json.
+The front door is measured too: order-management (with market data and positions) but no
+router, so nothing is routed or filled behind the answers: the floor under the platform's
+figures. The execution router is measured with a network venue on loopback
+(`benchmarks.router_bench`: command to venue call p50/p99 against the adapter's own call,
+reports per second, CPU per order). The pre-trade risk engine is measured in this process too
+(`benchmarks.risk_bench`: one order through every check against 1,000 open orders and 100
+positions). Results go to benchmarks/results/<time>.json and benchmarks/results/latest.json.
 """
 
 from __future__ import annotations
@@ -201,16 +203,23 @@ def platform_config(directory: Path) -> tuple[Path, dict[str, str]]:
     return path, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
 
 
-def bench_platform() -> dict[str, dict[str, float]]:
+# Order-management with what it needs to answer, but no router: no order is routed or filled.
+FRONT_DOOR = ("order-management", "market-data", "position-management")
+
+
+def bench_platform(services: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+    """The whole embedded platform, or only `services` (then SubmitOrder alone is measured)."""
     with tempfile.TemporaryDirectory() as directory:
         config, addresses = platform_config(Path(directory))
+        chosen = [argument for name in services for argument in ("--service", name)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "tradectl", "serve", "--config", str(config)], cwd=ROOT
+            [sys.executable, "-m", "tradectl", "serve", "--config", str(config), *chosen],
+            cwd=ROOT,
         )
         try:
-            for address in addresses.values():
+            for address in [addresses["order_management"]] if services else addresses.values():
                 wait_healthy(address)
-            return measure_platform(addresses, process.pid)
+            return measure_platform(addresses, process.pid, with_positions=not services)
         finally:
             process.send_signal(signal.SIGTERM)
             exit_code = process.wait(timeout=60)
@@ -218,7 +227,9 @@ def bench_platform() -> dict[str, dict[str, float]]:
                 raise RuntimeError(f"the platform exited with {exit_code}")
 
 
-def measure_platform(addresses: dict[str, str], pid: int) -> dict[str, dict[str, float]]:
+def measure_platform(
+    addresses: dict[str, str], pid: int, *, with_positions: bool = True
+) -> dict[str, dict[str, float]]:
     with (
         grpc.insecure_channel(addresses["order_management"]) as channel,
         grpc.insecure_channel(addresses["position_management"]) as position_channel,
@@ -233,17 +244,19 @@ def measure_platform(addresses: dict[str, str], pid: int) -> dict[str, dict[str,
             if order.status != types_pb2.ORDER_STATUS_SUBMITTED:
                 raise RuntimeError(f"order not accepted: {order.status_message}")
 
-        return {
+        measured = {
             "submit_accepted_sequential": sequential(submit, SEQUENTIAL_CALLS),
             "submit_accepted_concurrent": concurrent(
                 lambda: orders.SubmitOrder.future(next(concurrent_requests), timeout=60),
                 CONCURRENT_CALLS,
                 pid,
             ),
-            "submit_to_position_updated": submit_to_position(
-                orders, positions_pb2_grpc.PositionServiceStub(position_channel)
-            ),
         }
+        if with_positions:
+            measured["submit_to_position_updated"] = submit_to_position(
+                orders, positions_pb2_grpc.PositionServiceStub(position_channel)
+            )
+        return measured
 
 
 def submit_to_position(
@@ -272,12 +285,18 @@ def submit_to_position(
 def one_round() -> dict[str, Any]:
     echo = bench_echo()
     trading = bench_platform()
+    front_door = bench_platform(FRONT_DOOR)
     echo_seq, echo_conc = echo["sequential"], echo["concurrent"]
     accepted = trading["submit_accepted_sequential"]
     throughput = trading["submit_accepted_concurrent"]
+    front_seq, front_conc = (
+        front_door["submit_accepted_sequential"],
+        front_door["submit_accepted_concurrent"],
+    )
     return {
         "echo": echo,
         "platform": trading,
+        "front_door": front_door,
         "ratios": {
             "submitted_p50_over_echo_p50": accepted["p50_us"] / echo_seq["p50_us"],
             "submitted_p99_over_echo_p99": accepted["p99_us"] / echo_seq["p99_us"],
@@ -285,6 +304,12 @@ def one_round() -> dict[str, Any]:
             "position_p50_over_echo_p50": trading["submit_to_position_updated"]["p50_us"]
             / echo_seq["p50_us"],
             "cpu_per_order_over_echo_call": throughput["server_cpu_us_per_call"]
+            / echo_conc["server_cpu_us_per_call"],
+            # The floor: order-management's durable answer with nothing routed behind it.
+            "front_door_p50_over_echo_p50": front_seq["p50_us"] / echo_seq["p50_us"],
+            "front_door_p99_over_echo_p99": front_seq["p99_us"] / echo_seq["p99_us"],
+            "front_door_throughput_over_echo": front_conc["calls_per_s"] / echo_conc["calls_per_s"],
+            "front_door_cpu_per_order_over_echo_call": front_conc["server_cpu_us_per_call"]
             / echo_conc["server_cpu_us_per_call"],
         },
     }
