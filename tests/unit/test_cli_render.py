@@ -295,16 +295,51 @@ def test_json_output_names_every_field_even_one_left_at_its_default() -> None:
     [
         (types_pb2.ORDER_STATUS_SUBMITTED, False),
         (types_pb2.ORDER_STATUS_ACCEPTED, True),
+        (types_pb2.ORDER_STATUS_PARTIALLY_FILLED, True),
         (types_pb2.ORDER_STATUS_FILLED, True),
         (types_pb2.ORDER_STATUS_REJECTED, True),
         (types_pb2.ORDER_STATUS_DENIED, True),
         (types_pb2.ORDER_STATUS_EXPIRED, True),
     ],
 )
-def test_submit_wait_ends_once_the_order_is_past_submitted(
+def test_submit_wait_of_a_resting_limit_order_ends_once_it_is_past_submitted(
     status: types_pb2.OrderStatus.ValueType, answered: bool
 ) -> None:
-    assert render.venue_has_answered(orders_pb2.Order(status=status)) is answered
+    order = orders_pb2.Order(
+        status=status,
+        order_type=types_pb2.ORDER_TYPE_LIMIT,
+        time_in_force=types_pb2.TIME_IN_FORCE_GTC,
+    )
+    assert render.venue_has_answered(order) is answered
+
+
+@pytest.mark.parametrize(
+    ("order_type", "time_in_force"),
+    [
+        (types_pb2.ORDER_TYPE_MARKET, types_pb2.TIME_IN_FORCE_GTC),
+        (types_pb2.ORDER_TYPE_LIMIT, types_pb2.TIME_IN_FORCE_IOC),
+        (types_pb2.ORDER_TYPE_LIMIT, types_pb2.TIME_IN_FORCE_FOK),
+    ],
+)
+def test_submit_wait_of_an_order_that_cannot_rest_ends_at_its_final_status(
+    order_type: types_pb2.OrderType.ValueType, time_in_force: types_pb2.TimeInForce.ValueType
+) -> None:
+    def order(status: types_pb2.OrderStatus.ValueType) -> orders_pb2.Order:
+        return orders_pb2.Order(status=status, order_type=order_type, time_in_force=time_in_force)
+
+    assert not render.venue_has_answered(order(types_pb2.ORDER_STATUS_ACCEPTED))
+    assert not render.venue_has_answered(order(types_pb2.ORDER_STATUS_PARTIALLY_FILLED))
+    assert render.venue_has_answered(order(types_pb2.ORDER_STATUS_FILLED))
+    assert render.venue_has_answered(order(types_pb2.ORDER_STATUS_CANCELED))
+
+
+def test_submit_wait_of_an_order_worked_by_an_algorithm_ends_once_the_router_accepts_it() -> None:
+    twap = orders_pb2.Order(
+        status=types_pb2.ORDER_STATUS_ACCEPTED,
+        order_type=types_pb2.ORDER_TYPE_MARKET,
+        execution=orders_pb2.ExecutionInstructions(algorithm=types_pb2.EXECUTION_ALGORITHM_TWAP),
+    )
+    assert render.venue_has_answered(twap)
 
 
 def test_order_detail_shows_the_denial_reason_and_message() -> None:

@@ -426,8 +426,9 @@ WaitOption = Annotated[
     bool,
     typer.Option(
         "--wait",
-        help="Follow the order until the venue answers (ACCEPTED or a final status), "
-        "at most --timeout seconds; exit 4 when it has not by then.",
+        help="Follow the order until the venue answers (ACCEPTED or a final status; for a "
+        "market, IOC or FOK order, its final status), at most --timeout seconds; exit 4 when "
+        "it has not by then.",
     ),
 ]
 OwnerOption = Annotated[str, typer.Option("--account", help="The account that owns the order.")]

@@ -189,10 +189,22 @@ STATUS_STYLES = {
 
 
 def venue_has_answered(order: orders_pb2.Order) -> bool:
-    """Whether the order is past SUBMITTED: the venue accepted it, or it reached a final status."""
-    return order.status not in (
-        types_pb2.ORDER_STATUS_SUBMITTED,
-        types_pb2.ORDER_STATUS_UNSPECIFIED,
+    """Whether the venue has answered the order: it is past SUBMITTED (accepted, or final); for
+    an order that cannot rest at the venue (a market, IOC or FOK order sent at once, not worked
+    by an algorithm), its answer is the fill or the end, so only a final status counts."""
+    if order.status in (types_pb2.ORDER_STATUS_SUBMITTED, types_pb2.ORDER_STATUS_UNSPECIFIED):
+        return False
+    return not (order.status in _WORKING and _cannot_rest(order))
+
+
+_WORKING = frozenset({types_pb2.ORDER_STATUS_ACCEPTED, types_pb2.ORDER_STATUS_PARTIALLY_FILLED})
+
+
+def _cannot_rest(order: orders_pb2.Order) -> bool:
+    worked = order.execution.algorithm != types_pb2.EXECUTION_ALGORITHM_UNSPECIFIED
+    return not worked and (
+        order.order_type == types_pb2.ORDER_TYPE_MARKET
+        or order.time_in_force in (types_pb2.TIME_IN_FORCE_IOC, types_pb2.TIME_IN_FORCE_FOK)
     )
 
 
