@@ -1,5 +1,7 @@
 """Execution through a QuantConnect live algorithm, over QuantConnect's REST API v2: the
-execution-client template (venues/base.py). Not yet chosen by config.
+execution-client template (venues/base.py), chosen by an `execution.venues.<name>` block of
+`kind: quantconnect` (its poll interval and lost-submit window are that block's
+`poll_interval_ms` and `lost_submit_window_ms`; the constructor's keywords below).
 
 The algorithm runs on QuantConnect's cloud; we never talk to its brokerage. An order goes to it
 as a live command, and what became of it is read back from its live orders.
