@@ -32,7 +32,7 @@ from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.config import SIMULATION_VENUE
 from trading_core.decimals import format_decimal
 from trading_core.errors import NotFound
-from trading_core.events import event_kind
+from trading_core.events import event_kind, timestamp
 from trading_core.journal import Transaction
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote, QuoteBook
@@ -108,7 +108,8 @@ class RoutedOrder:
     submit: events_pb2.SubmitOrder
     report_sequence: int = 0
     last: events_pb2.ExecutionReport | None = None
-    arrival_price: str = ""
+    # The quote the router had when the order reached it (its first report tells it).
+    arrival: Quote | None = None
     is_open: bool = True
     # The trade ids of its fills the router has published: a fill reported again (an
     # adapter after a restart, a venue's repeat) is applied once.
@@ -295,7 +296,7 @@ class ExecutionRouter(JournaledService):
             self._republish_after(transaction, order_id)
             return
         order = self.protected(VenueOrder.from_proto(command.submit_order.order))
-        routed = RoutedOrder(order, command.submit_order, arrival_price=self._touch(order))
+        routed = RoutedOrder(order, command.submit_order, arrival=self.quotes.get(order.instrument))
         self._open[order_id] = routed
         venue, refusal, shared = self._route(command.submit_order.order)
         routed.submit.order.venue = venue
@@ -511,8 +512,8 @@ class ExecutionRouter(JournaledService):
             report.cumulative_quantity = state.cumulative_quantity
             report.leaves_quantity = state.leaves_quantity
             report.average_price = state.average_price
-        if routed.report_sequence == 0:
-            report.arrival_price = routed.arrival_price
+        if routed.report_sequence == 0 and routed.arrival is not None:
+            _set_arrival(report, order.side, routed.arrival)
         routed.report_sequence += 1
         if not rejection:
             routed.last = report
@@ -866,12 +867,6 @@ class ExecutionRouter(JournaledService):
 
     # Prices -----------------------------------------------------------------------------------
 
-    def _touch(self, order: VenueOrder) -> str:
-        quote = self.quotes.get(order.instrument)
-        if quote is None:
-            return ""
-        return str(quote.ask if order.side == types_pb2.SIDE_BUY else quote.bid)
-
     def protected(self, order: VenueOrder) -> VenueOrder:
         """A market order gets a protection price: the touch when it reaches the router, moved
         by `order_defaults.max_slippage_bps` against the trader."""
@@ -923,3 +918,11 @@ class ExecutionRouter(JournaledService):
                 )
             if transaction:
                 self.commit(transaction)
+
+
+def _set_arrival(report: events_pb2.ExecutionReport, side: int, quote: Quote) -> None:
+    """The arrival of an order on its first report: the touch on its side and the quote's mid
+    (the benchmark of slippage), with the quote's time."""
+    report.arrival_price = str(quote.ask if side == types_pb2.SIDE_BUY else quote.bid)
+    report.arrival_mid = format_decimal(quote.mid)
+    report.arrival_quote_time.CopyFrom(timestamp(quote.time))

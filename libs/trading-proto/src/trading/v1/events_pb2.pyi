@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from trading.v1 import control_pb2 as _control_pb2
 from trading.v1 import market_data_pb2 as _market_data_pb2
 from trading.v1 import orders_pb2 as _orders_pb2
@@ -21,6 +22,62 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _VenueOperation:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VenueOperationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VenueOperation.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VENUE_OPERATION_UNSPECIFIED: _VenueOperation.ValueType  # 0
+    VENUE_OPERATION_SUBMIT: _VenueOperation.ValueType  # 1
+    VENUE_OPERATION_CANCEL: _VenueOperation.ValueType  # 2
+    VENUE_OPERATION_MODIFY: _VenueOperation.ValueType  # 3
+    VENUE_OPERATION_QUERY_ORDER: _VenueOperation.ValueType  # 4
+    VENUE_OPERATION_QUERY_OPEN_ORDERS: _VenueOperation.ValueType  # 5
+    VENUE_OPERATION_QUERY_FILLS: _VenueOperation.ValueType  # 6
+
+class VenueOperation(_VenueOperation, metaclass=_VenueOperationEnumTypeWrapper):
+    """What the router asked a venue."""
+
+VENUE_OPERATION_UNSPECIFIED: VenueOperation.ValueType  # 0
+VENUE_OPERATION_SUBMIT: VenueOperation.ValueType  # 1
+VENUE_OPERATION_CANCEL: VenueOperation.ValueType  # 2
+VENUE_OPERATION_MODIFY: VenueOperation.ValueType  # 3
+VENUE_OPERATION_QUERY_ORDER: VenueOperation.ValueType  # 4
+VENUE_OPERATION_QUERY_OPEN_ORDERS: VenueOperation.ValueType  # 5
+VENUE_OPERATION_QUERY_FILLS: VenueOperation.ValueType  # 6
+Global___VenueOperation: _TypeAlias = VenueOperation  # noqa: Y015
+
+class _VenueCallOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VenueCallOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VenueCallOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VENUE_CALL_OUTCOME_UNSPECIFIED: _VenueCallOutcome.ValueType  # 0
+    VENUE_CALL_OUTCOME_ANSWERED: _VenueCallOutcome.ValueType  # 1
+    """The venue did what was asked."""
+    VENUE_CALL_OUTCOME_REFUSED: _VenueCallOutcome.ValueType  # 2
+    """The venue answered with a refusal (an unknown order, a bad price)."""
+    VENUE_CALL_OUTCOME_FAILED: _VenueCallOutcome.ValueType  # 3
+    """No answer: a timeout, a dropped connection, a 5xx."""
+    VENUE_CALL_OUTCOME_NOT_SENT: _VenueCallOutcome.ValueType  # 4
+    """Not sent: the venue's circuit was open or its rate limit left no headroom."""
+
+class VenueCallOutcome(_VenueCallOutcome, metaclass=_VenueCallOutcomeEnumTypeWrapper):
+    """How a venue call ended."""
+
+VENUE_CALL_OUTCOME_UNSPECIFIED: VenueCallOutcome.ValueType  # 0
+VENUE_CALL_OUTCOME_ANSWERED: VenueCallOutcome.ValueType  # 1
+"""The venue did what was asked."""
+VENUE_CALL_OUTCOME_REFUSED: VenueCallOutcome.ValueType  # 2
+"""The venue answered with a refusal (an unknown order, a bad price)."""
+VENUE_CALL_OUTCOME_FAILED: VenueCallOutcome.ValueType  # 3
+"""No answer: a timeout, a dropped connection, a 5xx."""
+VENUE_CALL_OUTCOME_NOT_SENT: VenueCallOutcome.ValueType  # 4
+"""Not sent: the venue's circuit was open or its rate limit left no headroom."""
+Global___VenueCallOutcome: _TypeAlias = VenueCallOutcome  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):
@@ -56,6 +113,7 @@ class Event(_message.Message):
     ORDER_MODIFY_REQUESTED_FIELD_NUMBER: _builtins.int
     RISK_LIMITS_CHANGED_FIELD_NUMBER: _builtins.int
     INSTRUMENT_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
+    VENUE_CALLED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """A UUID."""
     sequence: _builtins.int
@@ -106,6 +164,8 @@ class Event(_message.Message):
     def risk_limits_changed(self) -> Global___RiskLimitsChanged: ...
     @_builtins.property
     def instrument_status_changed(self) -> Global___InstrumentStatusChanged: ...
+    @_builtins.property
+    def venue_called(self) -> Global___VenueCalled: ...
     def __init__(
         self,
         *,
@@ -134,12 +194,13 @@ class Event(_message.Message):
         order_modify_requested: Global___OrderModifyRequested | None = ...,
         risk_limits_changed: Global___RiskLimitsChanged | None = ...,
         instrument_status_changed: Global___InstrumentStatusChanged | None = ...,
+        venue_called: Global___VenueCalled | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn", "order_modify_requested", "risk_limits_changed", "instrument_status_changed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn", "order_modify_requested", "risk_limits_changed", "instrument_status_changed", "venue_called"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -456,6 +517,8 @@ class ExecutionReport(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ARRIVAL_PRICE_FIELD_NUMBER: _builtins.int
     LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    ARRIVAL_MID_FIELD_NUMBER: _builtins.int
+    ARRIVAL_QUOTE_TIME_FIELD_NUMBER: _builtins.int
     execution_type: _types_pb2.ExecutionType.ValueType
     order_id: _builtins.str
     venue: _builtins.str
@@ -480,6 +543,15 @@ class ExecutionReport(_message.Message):
     """
     limit_price: _builtins.str
     """MODIFIED: the order's limit price after the modify (empty for an order without one)."""
+    arrival_mid: _builtins.str
+    """The mid of the quote the router saw when it routed the order (its arrival mid: the
+    benchmark of slippage and implementation shortfall), on the first report of the order;
+    empty when it had no quote of the instrument.
+    """
+    @_builtins.property
+    def arrival_quote_time(self) -> _timestamp_pb2.Timestamp:
+        """The time of that quote."""
+
     def __init__(
         self,
         *,
@@ -499,14 +571,59 @@ class ExecutionReport(_message.Message):
         request_id: _builtins.str = ...,
         arrival_price: _builtins.str = ...,
         limit_price: _builtins.str = ...,
+        arrival_mid: _builtins.str = ...,
+        arrival_quote_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_quote_time", b"arrival_quote_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_price", b"arrival_price", "average_price", b"average_price", "cumulative_quantity", b"cumulative_quantity", "execution_type", b"execution_type", "fee", b"fee", "last_price", b"last_price", "last_quantity", b"last_quantity", "leaves_quantity", b"leaves_quantity", "limit_price", b"limit_price", "message", b"message", "order_id", b"order_id", "request_id", b"request_id", "side", b"side", "trade_id", b"trade_id", "venue", b"venue", "venue_order_id", b"venue_order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_mid", b"arrival_mid", "arrival_price", b"arrival_price", "arrival_quote_time", b"arrival_quote_time", "average_price", b"average_price", "cumulative_quantity", b"cumulative_quantity", "execution_type", b"execution_type", "fee", b"fee", "last_price", b"last_price", "last_quantity", b"last_quantity", "leaves_quantity", b"leaves_quantity", "limit_price", b"limit_price", "message", b"message", "order_id", b"order_id", "request_id", b"request_id", "side", b"side", "trade_id", b"trade_id", "venue", b"venue", "venue_order_id", b"venue_order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecutionReport: _TypeAlias = ExecutionReport  # noqa: Y015
+
+@_typing.final
+class VenueCalled(_message.Message):
+    """The execution router called a venue (kept for analysts: the warehouse's venue_calls)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VENUE_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    LATENCY_US_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    venue: _builtins.str
+    operation: Global___VenueOperation.ValueType
+    latency_us: _builtins.int
+    """Until the venue answered, or the call failed."""
+    outcome: Global___VenueCallOutcome.ValueType
+    attempts: _builtins.int
+    """1, or more when a repeatable call was retried."""
+    message: _builtins.str
+    """The venue's refusal or the failure, for people."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        venue: _builtins.str = ...,
+        operation: Global___VenueOperation.ValueType = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        latency_us: _builtins.int = ...,
+        outcome: Global___VenueCallOutcome.ValueType = ...,
+        attempts: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "latency_us", b"latency_us", "message", b"message", "operation", b"operation", "outcome", b"outcome", "start_time", b"start_time", "venue", b"venue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VenueCalled: _TypeAlias = VenueCalled  # noqa: Y015
 
 @_typing.final
 class TradingStateChanged(_message.Message):
