@@ -9,7 +9,7 @@ CONFIG ?= config/local.yaml
 DISTRIBUTED_CONFIG ?= config/local-pubsub.yaml
 export UV_PYTHON := 3.11
 
-.PHONY: help setup run run-distributed test test-unit chaos lint proto proto-check bench images clean
+.PHONY: help setup run run-distributed test test-unit chaos lint proto proto-check schema bench images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ proto-check: ## fail when the committed generated code is stale
 	@tmp=$$(mktemp -d) && PATH="$(CURDIR)/.venv/bin:$$PATH" scripts/gen_proto.sh $$tmp \
 	  && diff -r $$tmp/trading libs/trading-proto/src/trading -x __pycache__ \
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+
+schema: setup ## write Terraform's BigQuery tables (terraform/modules/bigquery/tables.json) from the warehouse schema
+	$(UV) run python -m trading_core.store > terraform/modules/bigquery/tables.json
 
 bench: setup ## benchmarks (not tests); JSON results under benchmarks/results/
 	$(UV) run python -m benchmarks.run

@@ -184,6 +184,55 @@ def test_each_producer_numbers_an_orders_events_consecutively_from_one(tmp_path:
     assert filled.version == 3  # the order counts every change applied to it
 
 
+def test_an_order_reaches_the_typed_tables_with_the_mid_of_the_quote_it_arrived_at(
+    tmp_path: Path,
+) -> None:
+    platform = start_embedded(write_config(tmp_path, embedded_overrides(tmp_path / "data")))
+    clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
+    try:
+        ready_for_market_orders(clients)
+        order = _submit(clients, "acct-typed", types_pb2.ORDER_TYPE_MARKET, "0.01")
+        order_status(clients, order, types_pb2.ORDER_STATUS_FILLED)
+    finally:
+        clients.close()
+        platform.stop()  # feeds the warehouses what is left
+    data = tmp_path / "data"
+    with duckdb.connect() as analyst:
+        for service in SERVICE_MODULES:
+            name = service.replace("-", "_")
+            analyst.execute(f"ATTACH '{data / service}.duckdb' AS {name} (READ_ONLY)")
+        statuses = analyst.execute(
+            "SELECT service, status FROM (SELECT * FROM order_management.orders"
+            " UNION ALL SELECT * FROM execution_router.orders) WHERE order_id = ?"
+            " ORDER BY event_time",
+            [order.order_id],
+        ).fetchall()
+        arrival = analyst.execute(
+            "SELECT e.arrival_mid, q.mid FROM execution_router.executions e"
+            " JOIN market_data.quotes q ON q.instrument = e.instrument"
+            " AND q.quote_time = e.arrival_quote_time WHERE e.order_id = ? AND e.sequence = 1",
+            [order.order_id],
+        ).fetchall()
+        fills = analyst.execute(
+            "SELECT quantity, price, notional FROM execution_router.fills WHERE order_id = ?",
+            [order.order_id],
+        ).fetchall()
+        positions = analyst.execute(
+            "SELECT quantity FROM position_management.positions WHERE order_id = ?",
+            [order.order_id],
+        ).fetchall()
+    assert statuses == [
+        ("order-management", "SUBMITTED"),
+        ("execution-router", "ACCEPTED"),
+        ("execution-router", "FILLED"),
+    ]
+    ((arrival_mid, quote_mid),) = arrival  # the router's quote, as market-data kept it
+    assert arrival_mid == quote_mid is not None
+    ((quantity, price, notional),) = fills
+    assert (quantity, notional) == (Decimal("0.01"), quantity * price)
+    assert positions == [(Decimal("0.01"),)]
+
+
 def test_order_management_counts_its_fills_in_its_risk_view(
     embedded: tuple[Clients, Platform],
 ) -> None:

@@ -1,11 +1,18 @@
 """The warehouse contract: every adapter passes the same suite, on real storage, fed from a real
-journal. (BigQuery joins with its adapter.)"""
+journal: each event stored once, raw and typed, in one transaction; additive migrations of
+files made by earlier versions; a feeder killed mid-feed loses and duplicates nothing.
+(BigQuery joins with its adapter.)"""
 
 from __future__ import annotations
 
+import gzip
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -15,11 +22,14 @@ from trading_core.events import new_id, timestamp
 from trading_core.journal import Journal, Record, Transaction
 from trading_core.service import JournaledService
 from trading_core.store import DuckDBWarehouse, WarehouseFeeder
-from trading_core.store.schema import EVENT_COLUMNS
+from trading_core.store.schema import EVENT_COLUMNS, TABLES, SchemaMismatch
 
 from tests.support import wait_until
+from tests.warehouse_support import expected_rows, keep, one_order
 
+SERVICE = "order-management"
 TABLE = "order_management_events"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 @pytest.fixture
@@ -32,7 +42,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 @pytest.fixture(params=["duckdb"])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> DuckDBWarehouse:
     assert request.param == "duckdb"
-    return DuckDBWarehouse(tmp_path / "order-management.duckdb", TABLE)
+    return DuckDBWarehouse(tmp_path / "order-management.duckdb", SERVICE)
 
 
 def stored(warehouse: DuckDBWarehouse) -> list[tuple[int, str]]:
@@ -83,7 +93,7 @@ def test_a_new_warehouse_object_resumes_where_the_file_says_it_stopped(
     feeder(journal, warehouse).feed_all()
     later = keep_events(journal, 3)
 
-    reopened = DuckDBWarehouse(warehouse.path, TABLE)
+    reopened = DuckDBWarehouse(warehouse.path, SERVICE)
     assert feeder(journal, reopened).feed_all() == 3
     assert [event_id for _, event_id in stored(warehouse)][-3:] == later
 
@@ -104,15 +114,20 @@ def test_an_analyst_session_holding_the_file_delays_the_feed_and_loses_nothing(
     assert [event_id for _, event_id in stored(warehouse)][-4:] == ids
 
 
-def test_the_table_describes_every_column(journal: Journal, warehouse: DuckDBWarehouse) -> None:
+def test_every_table_and_column_is_described(journal: Journal, warehouse: DuckDBWarehouse) -> None:
     keep_events(journal, 1)
     feeder(journal, warehouse).feed_all()
     with duckdb.connect(str(warehouse.path), read_only=True) as connection:
-        comments = connection.execute(
-            "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = ?", [TABLE]
-        ).fetchall()
-    assert [name for name, _ in comments] == [column.name for column in EVENT_COLUMNS]
-    assert all(comment for _, comment in comments)
+        for name, columns in ((TABLE, EVENT_COLUMNS), *((t.name, t.columns) for t in TABLES)):
+            comments = connection.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = ?", [name]
+            ).fetchall()
+            assert [column for column, _ in comments] == [c.name for c in columns], name
+            assert all(comment for _, comment in comments), name
+            ((table_comment,),) = connection.execute(
+                "SELECT comment FROM duckdb_tables() WHERE table_name = ?", [name]
+            ).fetchall()
+            assert table_comment, name
 
 
 def test_the_feeder_thread_feeds_on_its_interval(
@@ -158,3 +173,190 @@ def test_a_feed_stops_at_what_the_journal_held_when_it_began(
     assert len(before) + 5 <= first_feed < len(before) + len(meanwhile)
     the_rest = WarehouseFeeder(journal, warehouse, interval_s=3600, batch_size=cap).feed_all()
     assert first_feed + the_rest == len(before) + len(meanwhile)
+
+
+# Typed tables ----------------------------------------------------------------------------------
+
+
+def counts(path: Path) -> dict[str, int]:
+    """Rows per typed table, and the raw table's, read as an analyst reads them."""
+    with duckdb.connect(str(path), read_only=True) as connection:
+        found = {
+            table.name: int(connection.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0])  # type: ignore[index]
+            for table in TABLES
+        }
+        found["raw"] = int(connection.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])  # type: ignore[index]
+    return found
+
+
+def without_empty(found: dict[str, int]) -> dict[str, int]:
+    return {name: count for name, count in found.items() if count}
+
+
+def test_a_feed_stores_each_event_raw_and_typed_with_its_id_and_journal_position(
+    journal: Journal, warehouse: DuckDBWarehouse
+) -> None:
+    events = [event for number in range(3) for event in one_order(number)]
+    keep(journal, events)
+
+    assert feeder(journal, warehouse).feed_all() == len(events)
+
+    assert without_empty(counts(warehouse.path)) == {
+        "raw": len(events),
+        **without_empty(dict(expected_rows(events))),
+    }
+    with duckdb.connect(str(warehouse.path), read_only=True) as connection:
+        fill = connection.execute(
+            "SELECT f.event_id, f.service, f.journal_position, f.side, f.quantity, f.price,"
+            " f.notional, f.fee, r.store_sequence FROM fills f"
+            f" JOIN {TABLE} r ON r.event_id = f.event_id ORDER BY f.journal_position LIMIT 1"
+        ).fetchone()
+        statuses = connection.execute(
+            "SELECT status FROM orders WHERE order_id = ? ORDER BY journal_position",
+            [events[0].order_id],
+        ).fetchall()
+        arrival = connection.execute(
+            "SELECT arrival_mid, arrival_quote_time FROM executions WHERE sequence = 1 LIMIT 1"
+        ).fetchone()
+    assert fill is not None
+    event_id, service, position, side, quantity, price, notional, fee, sequence = fill
+    assert (service, side, position) == (SERVICE, "BUY", sequence)
+    assert event_id == events[2].event_id  # the order's FILLED report
+    assert (quantity, price, fee) == (Decimal("0.015"), Decimal("64121.7"), Decimal("0.961825"))
+    assert notional == Decimal("961.8255")  # exact: 0.015 x 64121.7
+    assert [status for (status,) in statuses] == ["SUBMITTED", "ACCEPTED", "FILLED"]
+    assert arrival == (Decimal("64121.2"), datetime(2026, 1, 5, 14, 30, tzinfo=UTC))
+
+
+def test_events_no_table_takes_or_this_version_does_not_know_are_kept_raw(
+    journal: Journal, warehouse: DuckDBWarehouse
+) -> None:
+    newer = events_pb2.Event(event_id=new_id()).SerializeToString() + b"\xba\x3e\x00"  # field 999
+    transaction = Transaction()
+    transaction.keep(Record(new_id(), "SomethingNew", True, newer, 1_700_000_000_000_000))
+    transaction.keep(Record(new_id(), "Garbled", True, b"\xff\xff\xff", 1_700_000_000_000_000))
+    journal.commit(transaction).wait()
+    keep(journal, one_order(0))
+
+    assert feeder(journal, warehouse).feed_all() == 2 + len(one_order(0))
+
+    with duckdb.connect(str(warehouse.path), read_only=True) as connection:
+        kinds = connection.execute(
+            f"SELECT event_type FROM {TABLE} ORDER BY store_sequence LIMIT 2"
+        ).fetchall()
+    assert kinds == [("SomethingNew",), ("Garbled",)]
+    assert counts(warehouse.path)["fills"] == 1  # and the events after them were typed
+
+
+def test_a_file_of_the_previous_version_gains_the_typed_tables_filled_from_its_events(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """order-management-v1.duckdb.gz was made by the feeder of 84aa334 (one events table):
+    3 orders' events (submitted, accepted, filled, position, quote) and a denial."""
+    path = tmp_path / "order-management.duckdb"
+    path.write_bytes(gzip.decompress((FIXTURES / "order-management-v1.duckdb.gz").read_bytes()))
+
+    migrated = DuckDBWarehouse(path, SERVICE)
+    assert migrated.fed_through() == 16
+
+    assert without_empty(counts(path)) == {
+        "raw": 16, "orders": 10, "executions": 6, "fills": 3, "positions": 3, "quotes": 3,
+        "denials": 1,
+    }  # fmt: skip
+    with duckdb.connect(str(path), read_only=True) as connection:
+        (reason,) = connection.execute("SELECT reason FROM denials").fetchone()  # type: ignore[misc]
+    assert reason == "QUOTE_STALE"
+    keep(journal, [event for number in range(4) for event in one_order(number)])  # 20 events
+    assert feeder(journal, migrated).feed_all() == 4  # positions 17..20: after the file's 16
+
+
+def test_a_column_missing_from_a_table_is_added_and_old_rows_read_null(
+    journal: Journal, warehouse: DuckDBWarehouse
+) -> None:
+    keep(journal, one_order(0))
+    feeder(journal, warehouse).feed_all()
+    with duckdb.connect(str(warehouse.path)) as connection:  # as an earlier version made it
+        connection.execute("ALTER TABLE executions DROP COLUMN arrival_mid")
+    keep(journal, one_order(1))
+
+    assert feeder(journal, DuckDBWarehouse(warehouse.path, SERVICE)).feed_all() == 5
+
+    with duckdb.connect(str(warehouse.path), read_only=True) as connection:
+        mids = connection.execute(
+            "SELECT arrival_mid FROM executions WHERE sequence = 1 ORDER BY journal_position"
+        ).fetchall()
+    assert mids == [(None,), (Decimal("64121.2"),)]
+
+
+def test_a_column_of_another_type_is_refused_and_nothing_is_stored(
+    journal: Journal, warehouse: DuckDBWarehouse
+) -> None:
+    keep(journal, one_order(0))
+    feeder(journal, warehouse).feed_all()
+    with duckdb.connect(str(warehouse.path)) as connection:
+        connection.execute("ALTER TABLE fills ALTER price TYPE DOUBLE")
+    keep(journal, one_order(1))
+    reopened = DuckDBWarehouse(warehouse.path, SERVICE)
+
+    with pytest.raises(SchemaMismatch, match="fills: price is DOUBLE, expected DECIMAL"):
+        reopened.fed_through()
+    assert feeder(journal, reopened).feed_all() == 0  # logged, not raised: the journal keeps them
+    assert counts(warehouse.path)["raw"] == 5
+
+
+_FEED_IN_A_CHILD = """
+import sys
+from pathlib import Path
+from trading_core.journal import Journal
+from trading_core.store import DuckDBWarehouse
+journal = Journal(Path(sys.argv[1]))
+warehouse = DuckDBWarehouse(Path(sys.argv[2]), "order-management")
+while (after := warehouse.fed_through()) < journal.last_seq:
+    warehouse.feed(journal.records_after(after, limit=7))
+    print(after, flush=True)
+"""
+
+
+def test_a_feeder_killed_mid_feed_loses_and_duplicates_nothing(
+    journal: Journal, warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    events = [event for number in range(60) for event in one_order(number)]
+    keep(journal, events)
+    journal.close()  # the child takes it (one process at a time)
+    for kill_after in (3, 15):  # feeds seen (of 43); then killed in whatever it is doing
+        child = subprocess.Popen(
+            [sys.executable, "-c", _FEED_IN_A_CHILD, str(journal.path), str(warehouse.path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        for _ in range(kill_after):
+            assert child.stdout.readline(), "the child stopped feeding"
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+
+        reopened = DuckDBWarehouse(warehouse.path, SERVICE)
+        through = reopened.fed_through()
+        reopened.close()
+        stored = counts(warehouse.path)
+        assert stored["raw"] == through > 0
+        assert without_empty(stored) == {
+            "raw": through,
+            **without_empty(dict(expected_rows(events[:through]))),
+        }
+    with duckdb.connect(str(warehouse.path), read_only=True) as connection:
+        ((rows, distinct),) = connection.execute(
+            "SELECT count(*), count(DISTINCT journal_position) FROM orders"
+        ).fetchall()
+    assert rows == distinct
+    resumed = Journal(journal.path)
+    try:
+        WarehouseFeeder(resumed, DuckDBWarehouse(warehouse.path, SERVICE), interval_s=3600,
+                        batch_size=500).feed_all()  # fmt: skip
+    finally:
+        resumed.close()
+    assert without_empty(counts(warehouse.path)) == {
+        "raw": len(events),
+        **without_empty(dict(expected_rows(events))),
+    }

@@ -5,13 +5,9 @@ from __future__ import annotations
 from trading_core.config import BigQueryDatabase, ConfigError, DuckDBDatabase
 from trading_core.store.base import Warehouse
 from trading_core.store.duckdb import DuckDBWarehouse, WarehouseFeeder
+from trading_core.store.schema import raw_table_name as table_name
 
 __all__ = ["DuckDBWarehouse", "Warehouse", "WarehouseFeeder", "create_warehouse", "table_name"]
-
-
-def table_name(service: str) -> str:
-    """The events table of a service: `order-management` keeps `order_management_events`."""
-    return f"{service.replace('-', '_')}_events"
 
 
 def create_warehouse(database: DuckDBDatabase | BigQueryDatabase, service: str) -> DuckDBWarehouse:
@@ -21,4 +17,4 @@ def create_warehouse(database: DuckDBDatabase | BigQueryDatabase, service: str) 
             "database.backend: 'bigquery' needs the BigQuery warehouse, which arrives in a "
             "later release; choose duckdb"
         )
-    return DuckDBWarehouse(database.path / f"{service}.duckdb", table_name(service))
+    return DuckDBWarehouse(database.path / f"{service}.duckdb", service)

@@ -1,92 +1,153 @@
-"""The DuckDB warehouse: one file per service, one table of events, fed from the journal.
+"""The DuckDB warehouse: one file per service, fed from its journal.
 
-The file is opened only while a batch is written (a few milliseconds a second by default):
+Each file holds the service's raw events table (`<service>_events`) and every typed table of
+the schema (orders, executions, fills, quotes, ...; see `schema.py`), empty where the service
+makes no such events: the same tables in every file, so an analyst can attach them all and
+union them. A feed writes the raw rows and the typed rows of a batch in one transaction; the
+highest `store_sequence` of the raw table (the journal position) is how far it was fed, so a
+crash anywhere leaves every event stored once, or not yet.
+
+The file is attached only while a batch is written (a few milliseconds a second by default):
 between feeds an analyst can open it, also read-only, while the platform runs. A feed that
 finds the file locked (an analyst's session is open) waits for the next interval; the journal
-keeps the events meanwhile. The highest `store_sequence` (the journal position) in the table
-is how far it was fed, in the same transaction as the rows: each event is stored once.
+keeps the events meanwhile.
+
+Opening a file made by an earlier version migrates it, additively, in one transaction: missing
+tables are created (and filled from the raw events, whose payloads hold every value), missing
+columns are added (NULL in the rows already stored).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
-from trading.v1 import events_pb2
 
 from trading_core.journal import Journal, KeptRecord
+from trading_core.store.rows import arrow_batches, parse, typed_batches
 from trading_core.store.schema import (
-    ARROW_SCHEMA,
     EVENT_COLUMNS,
-    EVENT_VALUE_COLUMNS,
-    duckdb_column_definitions,
-    event_values,
+    RAW_TABLE_DESCRIPTION,
+    TABLES,
+    Column,
+    SchemaMismatch,
+    Table,
+    missing_columns,
+    raw_table_name,
 )
 
 log = logging.getLogger(__name__)
 
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RECORD_TIME_TYPE = ARROW_SCHEMA.field("record_time").type
+_BACKFILL_ROWS = 5000
+_ALIAS = "warehouse"
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: Path, table: str) -> None:
-        # Checked so that SQL can quote it as an identifier (S608 below).
-        if not _TABLE_NAME.match(table):
-            raise ValueError(f"table name {table!r} must be letters, digits and underscores")
+    def __init__(self, path: Path, service: str) -> None:
         self.path = Path(path)
-        self.table = table
+        self.service = service
+        # Letters, digits and underscores (services are named so): SQL quotes it (S608 below).
+        self.table = raw_table_name(service)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fed_through: int | None = None
-        self._verified = False  # the table was found (or made) with the expected columns
-        self._lock = threading.Lock()  # one connection of this object at a time
+        self._verified = False  # the tables were found (or made) with the expected columns
+        self._lock = threading.Lock()  # one use of the connection at a time
+        self._connection: duckdb.DuckDBPyConnection | None = None
 
     def fed_through(self) -> int:
         with self._lock:
             if self._fed_through is None:
-                with self._open() as connection:
+                with self._attached() as connection:
                     self._fed_through = self._last_sequence(connection)
             return self._fed_through
 
     def feed(self, records: Sequence[KeptRecord]) -> int:
-        with self._lock, self._open() as connection:
+        with self._lock, self._attached() as connection:
             through = self._last_sequence(connection)
             fresh = [k for k in records if k.seq > through and k.record.is_event]
             if fresh:
-                connection.execute("BEGIN TRANSACTION")
-                connection.from_arrow(_arrow_batch(fresh)).insert_into(self.table)
-                connection.execute("COMMIT")
+                batches = arrow_batches(self.table, self.service, fresh)
+                _in_one_transaction(connection, lambda: _insert(connection, batches))
             self._fed_through = max([through, *(k.seq for k in records)])
         return len(fresh)
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        connection = duckdb.connect(str(self.path))
-        try:
-            if not self._verified:  # once: reading the catalog costs more than a feed
-                self._verify(connection)
-                self._verified = True
-        except BaseException:
-            connection.close()
-            raise
-        return connection
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
-    def _verify(self, connection: duckdb.DuckDBPyConnection) -> None:
-        found = _table_columns(connection, self.table)
-        if not found:
-            _create_table(connection, self.table)
-            found = _table_columns(connection, self.table)
-        expected = [column.name for column in EVENT_COLUMNS]
-        if found != expected:
-            raise ValueError(
-                f"{self.path}: table {self.table} has columns {found}, expected {expected}"
-            )
+    @contextmanager
+    def _attached(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file, attached to this object's in-memory DuckDB while the caller works, as the
+        current database; detached after (which checkpoints it and frees it for others).
+        Attaching costs well under a millisecond; a connection of its own costs ~20 ms of CPU
+        to make, whatever the file, and the feeder makes one use of the file a second."""
+        if self._connection is None:
+            # One thread: the feeder shares the services' process, and its batches are small.
+            self._connection = duckdb.connect(":memory:", config={"threads": 1})
+        connection = self._connection
+        location = str(self.path).replace("'", "''")
+        connection.execute(f"ATTACH '{location}' AS {_ALIAS}")
+        try:
+            connection.execute(f"USE {_ALIAS}")
+            if not self._verified:  # once: reading the catalog costs more than a feed
+                self._migrate(connection)
+                self._verified = True
+            yield connection
+        finally:
+            connection.execute("USE memory")
+            connection.execute(f"DETACH {_ALIAS}")
+
+    def _migrate(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Creates what is missing, additively; fills new typed tables from the raw events."""
+        found = _columns(connection)
+        statements: list[str] = []
+        new_tables: list[Table] = []
+        for name, columns, description in (
+            (self.table, EVENT_COLUMNS, RAW_TABLE_DESCRIPTION),
+            *((t.name, t.columns, t.description) for t in TABLES),
+        ):
+            if name not in found:
+                statements += _create_table(name, columns, description)
+                new_tables += [t for t in TABLES if t.name == name]
+                continue
+            for column in missing_columns(name, columns, found[name], _duckdb_type):
+                statements.append(
+                    f'ALTER TABLE "{name}" ADD COLUMN {column.name} {column.duckdb_type}'
+                )
+                statements.append(_comment(name, column))
+        if not statements:
+            return
+        backfill = new_tables if self.table in found else []
+
+        def migrate() -> None:
+            for statement in statements:
+                connection.execute(statement)
+            if backfill:
+                self._backfill(connection, backfill)
+
+        _in_one_transaction(connection, migrate)
+        log.info("warehouse %s: migrated (%d changes)", self.path, len(statements))
+
+    def _backfill(self, connection: duckdb.DuckDBPyConnection, tables: list[Table]) -> None:
+        after = 0
+        while True:
+            rows = connection.execute(
+                f'SELECT store_sequence, payload FROM "{self.table}"'  # noqa: S608
+                " WHERE store_sequence > ? ORDER BY store_sequence LIMIT ?",
+                [after, _BACKFILL_ROWS],
+            ).fetchall()
+            if not rows:
+                return
+            parsed = [(int(seq), parse(bytes(payload), str(seq))) for seq, payload in rows]
+            _insert(connection, typed_batches(self.service, parsed, set(tables)))
+            after = parsed[-1][0]
 
     def _last_sequence(self, connection: duckdb.DuckDBPyConnection) -> int:
         ((last,),) = connection.execute(
@@ -119,6 +180,7 @@ class WarehouseFeeder:
         if self._thread.is_alive():
             self._thread.join()
         self.feed_all()
+        self._warehouse.close()
 
     def feed_all(self) -> int:
         """Feeds what the journal held when called; returns how many events were stored.
@@ -133,7 +195,7 @@ class WarehouseFeeder:
                 if not batch:
                     break
                 stored += self._warehouse.feed(batch)
-        except (duckdb.Error, OSError) as error:
+        except (duckdb.Error, OSError, SchemaMismatch) as error:
             if not self._failing:
                 log.warning(
                     "warehouse %s: cannot write now (%s); will retry", self._warehouse.path, error
@@ -148,40 +210,55 @@ class WarehouseFeeder:
             self.feed_all()
 
 
-def _arrow_batch(records: Sequence[KeptRecord]) -> pa.Table:
-    rows = [
-        event_values(events_pb2.Event.FromString(k.record.payload), k.record.payload)
-        for k in records
-    ]
-    columns: dict[str, Any] = {"store_sequence": pa.array([k.seq for k in records], pa.int64())}
-    for column, values in zip(EVENT_VALUE_COLUMNS, zip(*rows, strict=True), strict=True):
-        columns[column.name] = pa.array(values, column.arrow_type)
-    record_time = time.time_ns() // 1_000
-    columns["record_time"] = pa.array([record_time] * len(records), _RECORD_TIME_TYPE)
-    return pa.Table.from_arrays([columns[name] for name in ARROW_SCHEMA.names], schema=ARROW_SCHEMA)
+def _insert(connection: duckdb.DuckDBPyConnection, batches: dict[str, pa.Table]) -> None:
+    """By column name: a migrated table may hold its columns in another order. The batch is
+    found by its variable's name (DuckDB's replacement scan): registering it as a view would
+    change the catalog, at twice the cost."""
+    for name, batch in batches.items():
+        assert batch.num_rows  # the variable the statement reads
+        connection.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM batch')  # noqa: S608
 
 
-def _create_table(connection: duckdb.DuckDBPyConnection, table: str) -> None:
-    # One transaction: the table never exists without its column descriptions.
-    statements = [f'CREATE TABLE "{table}" ({duckdb_column_definitions()})']
-    for column in EVENT_COLUMNS:
-        description = column.description.replace("'", "''")
-        statements.append(f"COMMENT ON COLUMN \"{table}\".{column.name} IS '{description}'")
+def _in_one_transaction(connection: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:
     connection.execute("BEGIN TRANSACTION")
     try:
-        for statement in statements:
-            connection.execute(statement)
+        work()
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
 
 
-def _table_columns(connection: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+def _create_table(name: str, columns: Sequence[Column], description: str) -> list[str]:
+    """The table and its descriptions (made in the caller's transaction: never one without)."""
+    escaped = description.replace("'", "''")
+    definitions = ", ".join(
+        f"{c.name} {c.duckdb_type}{' NOT NULL' if c.required else ''}" for c in columns
+    )
+    return [
+        f'CREATE TABLE "{name}" ({definitions})',
+        f"COMMENT ON TABLE \"{name}\" IS '{escaped}'",
+        *(_comment(name, column) for column in columns),
+    ]
+
+
+def _comment(table: str, column: Column) -> str:
+    description = column.description.replace("'", "''")
+    return f"COMMENT ON COLUMN \"{table}\".{column.name} IS '{description}'"
+
+
+def _duckdb_type(column: Column) -> str:
+    return column.duckdb_type
+
+
+def _columns(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Every table of the file's main schema: column name -> type as DuckDB reports it."""
     rows = connection.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?"
-        " AND database_name = current_database() AND schema_name = current_schema()"
-        " ORDER BY column_index",
-        [table],
+        "SELECT table_name, column_name, data_type FROM duckdb_columns()"
+        " WHERE database_name = current_database() AND schema_name = current_schema()"
+        " ORDER BY table_name, column_index"
     ).fetchall()
-    return [str(name) for (name,) in rows]
+    found: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        found.setdefault(str(table), {})[str(column)] = str(data_type)
+    return found
