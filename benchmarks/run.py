@@ -7,7 +7,8 @@ the platform; the ratios are the medians over `BENCH_ROUNDS` rounds (3), and eac
 phase reports the server process's CPU time per call (from /proc) beside its wall-clock rate.
 The front door is measured too: order-management (with market data and positions) but no
 router, so nothing is routed or filled behind the answers: the floor under the platform's
-figures. The execution router is measured with a network venue on loopback
+figures; once more without authentication, for what checking every call's API key costs. The
+execution router is measured with a network venue on loopback
 (`benchmarks.router_bench`: command to venue call p50/p99 against the adapter's own call,
 reports per second, CPU per order). The pre-trade risk engine is measured in this process too
 (`benchmarks.risk_bench`: one order through every check against 1,000 open orders and 100
@@ -36,6 +37,7 @@ from typing import Any
 import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tradectl.credentials import DEVELOPMENT_KEY, authorized
 from trading.v1 import orders_pb2, orders_pb2_grpc, positions_pb2, positions_pb2_grpc, types_pb2
 
 from benchmarks import risk_bench, router_bench
@@ -181,7 +183,9 @@ def bench_echo() -> dict[str, dict[str, float]]:
         process.wait(timeout=30)
 
 
-def platform_config(directory: Path) -> tuple[Path, dict[str, str]]:
+def platform_config(
+    directory: Path, authentication: str = "api_keys"
+) -> tuple[Path, dict[str, str]]:
     ports = {
         name: free_port()
         for name in ("order_management", "execution_router", "position_management", "market_data")
@@ -197,6 +201,7 @@ def platform_config(directory: Path) -> tuple[Path, dict[str, str]]:
         "account_limits": {"max_order_value": "1000000000", "max_daily_orders": 10_000_000},
         "order_defaults": {"rate_limit_orders": 10_000_000},
         "logging": {"level": "WARNING"},
+        "security": {"authentication": authentication},
     }
     path = directory / "bench.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -207,10 +212,13 @@ def platform_config(directory: Path) -> tuple[Path, dict[str, str]]:
 FRONT_DOOR = ("order-management", "market-data", "position-management")
 
 
-def bench_platform(services: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
-    """The whole embedded platform, or only `services` (then SubmitOrder alone is measured)."""
+def bench_platform(
+    services: tuple[str, ...] = (), authentication: str = "api_keys"
+) -> dict[str, dict[str, float]]:
+    """The whole embedded platform, or only `services` (then SubmitOrder alone is measured);
+    every call presents the development key (`authentication: none`: no key is checked)."""
     with tempfile.TemporaryDirectory() as directory:
-        config, addresses = platform_config(Path(directory))
+        config, addresses = platform_config(Path(directory), authentication)
         chosen = [argument for name in services for argument in ("--service", name)]
         process = subprocess.Popen(
             [sys.executable, "-m", "tradectl", "serve", "--config", str(config), *chosen],
@@ -234,7 +242,7 @@ def measure_platform(
         grpc.insecure_channel(addresses["order_management"]) as channel,
         grpc.insecure_channel(addresses["position_management"]) as position_channel,
     ):
-        orders = orders_pb2_grpc.OrderServiceStub(channel)
+        orders = orders_pb2_grpc.OrderServiceStub(authorized(channel, DEVELOPMENT_KEY))
 
         requests = iter([order_request() for _ in range(WARMUP + SEQUENTIAL_CALLS)])
         concurrent_requests = iter([order_request() for _ in range(CONCURRENT_CALLS)])
@@ -254,7 +262,10 @@ def measure_platform(
         }
         if with_positions:
             measured["submit_to_position_updated"] = submit_to_position(
-                orders, positions_pb2_grpc.PositionServiceStub(position_channel)
+                orders,
+                positions_pb2_grpc.PositionServiceStub(
+                    authorized(position_channel, DEVELOPMENT_KEY)
+                ),
             )
         return measured
 
@@ -286,6 +297,10 @@ def one_round() -> dict[str, Any]:
     echo = bench_echo()
     trading = bench_platform()
     front_door = bench_platform(FRONT_DOOR)
+    # The same without authentication: what checking every call's key costs.
+    unauthenticated = bench_platform(FRONT_DOOR, authentication="none")[
+        "submit_accepted_concurrent"
+    ]
     echo_seq, echo_conc = echo["sequential"], echo["concurrent"]
     accepted = trading["submit_accepted_sequential"]
     throughput = trading["submit_accepted_concurrent"]
@@ -297,6 +312,7 @@ def one_round() -> dict[str, Any]:
         "echo": echo,
         "platform": trading,
         "front_door": front_door,
+        "front_door_unauthenticated": unauthenticated,
         "ratios": {
             "submitted_p50_over_echo_p50": accepted["p50_us"] / echo_seq["p50_us"],
             "submitted_p99_over_echo_p99": accepted["p99_us"] / echo_seq["p99_us"],
@@ -311,6 +327,12 @@ def one_round() -> dict[str, Any]:
             "front_door_throughput_over_echo": front_conc["calls_per_s"] / echo_conc["calls_per_s"],
             "front_door_cpu_per_order_over_echo_call": front_conc["server_cpu_us_per_call"]
             / echo_conc["server_cpu_us_per_call"],
+            # Authentication's cost: the front door's throughput with keys checked over without
+            # (bar: >= 0.95), and its CPU per order with over without.
+            "authenticated_throughput_over_unauthenticated": front_conc["calls_per_s"]
+            / unauthenticated["calls_per_s"],
+            "authenticated_cpu_over_unauthenticated": front_conc["server_cpu_us_per_call"]
+            / unauthenticated["server_cpu_us_per_call"],
         },
     }
 
@@ -365,6 +387,7 @@ def main() -> None:
             "submitted_p50_over_echo_p50": "<= 2.0",
             "throughput_over_echo": ">= 0.35",
             "submitted_p99_over_echo_p99": "<= 4.0",
+            "authenticated_throughput_over_unauthenticated": ">= 0.95",
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from order_management.service import OrderManagement
+from tradectl.credentials import DEVELOPMENT_KEY, authorized
 from tradectl.serve import service_specs
 from trading.v1 import (
     control_pb2_grpc,
@@ -44,15 +45,17 @@ SERVICE_MODULES = {
 
 @dataclass
 class Clients:
-    """Stubs for the three services of one running platform."""
+    """Stubs for the services of one running platform, presenting `key` (the development key
+    that config/local.yaml accepts; None: no key at all)."""
 
     addresses: dict[str, str]
     channels: list[grpc.Channel] = field(default_factory=list)
+    key: str | None = DEVELOPMENT_KEY
 
     def channel(self, service: str) -> grpc.Channel:
         channel = grpc.insecure_channel(self.addresses[service])
         self.channels.append(channel)
-        return channel
+        return authorized(channel, self.key) if self.key else channel
 
     @property
     def orders(self) -> orders_pb2_grpc.OrderServiceStub:

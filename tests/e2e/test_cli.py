@@ -657,11 +657,13 @@ def test_a_twap_from_the_cli_fills_and_its_two_children_are_listed(
     wait_until(filled, 20, "the TWAP to fill")
     shown = tradectl(clients, "order", "get", order["orderId"], *account)
     assert re.search(r"^Execution\s+TWAP over 0:00:02, 2 slices\s*$", shown.stdout, re.MULTILINE)
-    children = tradectl(clients, "order", "children", order["orderId"])
+    children = tradectl(clients, "order", "children", order["orderId"], *account)
     assert children.exit_code == 0, children.output
     assert re.search(r"^Algorithm\s+TWAP\s*$", children.stdout, re.MULTILINE)
     assert re.search(r"^Filled\s+0\.02\s*$", children.stdout, re.MULTILINE)
-    as_data = as_json(tradectl(clients, "order", "children", order["orderId"], "-o", "json"))
+    as_data = as_json(
+        tradectl(clients, "order", "children", order["orderId"], *account, "-o", "json")
+    )
     listed = as_data["childOrders"]
     assert isinstance(listed, list) and [c["slice"] for c in listed] == [0, 1]
     for child in listed:  # each child whole in the table, with its venue's last word on it
@@ -670,7 +672,10 @@ def test_a_twap_from_the_cli_fills_and_its_two_children_are_listed(
 
     unknown = tradectl(clients, "order", "children", "no-such-order")
     assert unknown.exit_code == 1
-    assert unknown.stderr.startswith("NOT_FOUND: order 'no-such-order' is not one the router")
+    assert unknown.stderr.startswith("NOT_FOUND: account default has no order 'no-such-order'")
+    # Another account's order is not found either: the router does not say it exists.
+    elsewhere = tradectl(clients, "order", "children", order["orderId"], "--account", "other")
+    assert elsewhere.exit_code == 1 and elsewhere.stderr.startswith("NOT_FOUND: account other")
 
 
 @pytest.mark.parametrize("horizon", ["5 minutes", "2d", "25h", "0s", "1.5s", "-5m"])

@@ -39,7 +39,9 @@ def instructions(**fields: object) -> orders_pb2.ExecutionInstructions:
 
 
 def children(clients: Clients, order: orders_pb2.Order) -> execution_pb2.ListChildOrdersResponse:
-    request = execution_pb2.ListChildOrdersRequest(order_id=order.order_id)
+    request = execution_pb2.ListChildOrdersRequest(
+        order_id=order.order_id, account_id=order.account_id
+    )
     answer: execution_pb2.ListChildOrdersResponse = clients.router.ListChildOrders(
         request, timeout=TIMEOUT
     )

@@ -274,7 +274,9 @@ def test_smart_routing_shares_an_order_across_venues_on_the_best_price_net_of_fe
         order = submit_order(clients, quantity="0.05").order
         done = finished(clients, order)
         assert done.status == T.ORDER_STATUS_FILLED
-        request = execution_pb2.ListChildOrdersRequest(order_id=order.order_id)
+        request = execution_pb2.ListChildOrdersRequest(
+            order_id=order.order_id, account_id=order.account_id
+        )
         listed = clients.router.ListChildOrders(request, timeout=TIMEOUT).child_orders
         # Net of fees, the asks rank: venue-a 60010 (0.02), venue-b 60005 + 10 bps = 60065.005
         # (0.02), venue-b 60080.02 (1), venue-a 60100 (1): past its best level, venue-a is the

@@ -87,9 +87,19 @@ def test_local_pubsub_yaml_without_the_emulator_variable_names_it() -> None:
     assert "PUBSUB_EMULATOR_HOST" in message
 
 
+def cloud_environment(project: str = "p") -> dict[str, str]:
+    """What a cloud config needs from the environment (Secret Manager in the cloud)."""
+    return {
+        "GCP_PROJECT": project,
+        "TRADING_SERVICE_KEY": "tk.service",
+        "TRADING_SERVICE_KEY_SHA256": "a" * 64,
+        "TRADING_OPERATOR_KEY_SHA256": "b" * 64,
+    }
+
+
 @pytest.mark.parametrize("name", ["dev.yaml", "prod.yaml"])
 def test_cloud_config_loads_but_is_refused_for_its_bigquery_store(name: str) -> None:
-    config = load_config(CONFIG_DIR / name, {"GCP_PROJECT": "my-project"})
+    config = load_config(CONFIG_DIR / name, cloud_environment("my-project"))
     assert isinstance(config.database, BigQueryDatabase)
     assert config.database.project == "my-project"
     assert isinstance(config.messaging, PubSubMessaging)
@@ -142,7 +152,7 @@ def test_cloud_configs_inherit_nothing_local_and_name_their_venue_and_market_dat
     own = yaml.safe_load((CONFIG_DIR / name).read_text(encoding="utf-8"))
     assert set(own) >= OWN_SECTIONS
     assert own["execution"]["mode"] and own["market_data"]["source"]
-    config = load_config(CONFIG_DIR / name, {"GCP_PROJECT": "p"})
+    config = load_config(CONFIG_DIR / name, cloud_environment())
     # Set by the file, not filled in by the model's defaults.
     assert {"execution", "market_data"} <= config.model_fields_set
     assert {"simulation"} <= config.execution.model_fields_set
@@ -619,7 +629,7 @@ def test_serve_with_a_bad_config_exits_2_naming_the_problem(tmp_path: Path) -> N
 
 def test_serve_refuses_a_config_needing_an_adapter_not_yet_released() -> None:
     result = CliRunner().invoke(
-        app, ["serve", "--config", str(CONFIG_DIR / "dev.yaml")], env={"GCP_PROJECT": "p"}
+        app, ["serve", "--config", str(CONFIG_DIR / "dev.yaml")], env=cloud_environment()
     )
     assert result.exit_code == 2, result.output
     assert "database.backend" in result.stderr

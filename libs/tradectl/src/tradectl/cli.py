@@ -25,13 +25,14 @@ Exit codes:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -59,6 +60,7 @@ from trading.v1 import (
 )
 
 from tradectl import render
+from tradectl.credentials import DEVELOPMENT_KEY, authorized, new_key
 from tradectl.serve import serve
 
 # Output that is not a terminal (a file, a pipe) is not folded to any width unless COLUMNS
@@ -105,6 +107,8 @@ app.add_typer(position_app, name="position")
 app.add_typer(venue_app, name="venue")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(unresolved_app, name="unresolved")
+key_app = typer.Typer(help="API keys: every call presents one.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
 app.command()(serve)
 
 
@@ -130,6 +134,7 @@ class Settings:
     timeout: float
     output: OutputFormat
     market_data: str = "127.0.0.1:50054"
+    api_key: str = field(default=DEVELOPMENT_KEY, repr=False)
 
     def server(self, service: ServiceName) -> render.Server:
         """A service's server: its name, the global option that sets it, its address."""
@@ -183,9 +188,25 @@ def main(
         typer.Option(min=0.1, help="Seconds to wait for each answer (and for --wait)."),
     ] = 10.0,
     output: OutputOption = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TRADECTL_API_KEY",
+            show_default=False,
+            help="The API key every call presents (better from TRADECTL_API_KEY, out of the "
+            "shell's history); the public development key when unset, which only a local "
+            "platform (make run) accepts.",
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = Settings(
-        orders, positions, router, timeout, output or OutputFormat.TABLE, market_data
+        orders,
+        positions,
+        router,
+        timeout,
+        output or OutputFormat.TABLE,
+        market_data,
+        api_key or DEVELOPMENT_KEY,
     )
 
 
@@ -215,45 +236,47 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def _channel(server: render.Server, timeout: float) -> Iterator[grpc.Channel]:
-    """A channel to one server; a gRPC error inside becomes one red line and exit code 1."""
+def _channel(server: render.Server, settings: Settings) -> Iterator[grpc.Channel]:
+    """A channel to one server presenting the API key; a gRPC error inside becomes one red line
+    and exit code 1."""
     with grpc.insecure_channel(server.address) as channel:
         try:
-            yield channel
+            yield authorized(channel, settings.api_key)
         except grpc.RpcError as error:
-            _fail(render.format_rpc_error(error.code(), error.details() or "", server, timeout))
+            details = error.details() or ""
+            _fail(render.format_rpc_error(error.code(), details, server, settings.timeout))
 
 
 @contextmanager
 def _order_service(settings: Settings) -> Iterator[orders_pb2_grpc.OrderServiceStub]:
     server = render.Server("order-management", "--orders", settings.orders)
-    with _channel(server, settings.timeout) as channel:
+    with _channel(server, settings) as channel:
         yield orders_pb2_grpc.OrderServiceStub(channel)
 
 
 @contextmanager
 def _control_service(settings: Settings) -> Iterator[control_pb2_grpc.TradingControlServiceStub]:
-    with _channel(settings.server(ServiceName.ORDER_MANAGEMENT), settings.timeout) as channel:
+    with _channel(settings.server(ServiceName.ORDER_MANAGEMENT), settings) as channel:
         yield control_pb2_grpc.TradingControlServiceStub(channel)
 
 
 @contextmanager
 def _portfolio_service(settings: Settings) -> Iterator[portfolio_pb2_grpc.PortfolioServiceStub]:
-    with _channel(settings.server(ServiceName.ORDER_MANAGEMENT), settings.timeout) as channel:
+    with _channel(settings.server(ServiceName.ORDER_MANAGEMENT), settings) as channel:
         yield portfolio_pb2_grpc.PortfolioServiceStub(channel)
 
 
 @contextmanager
 def _position_service(settings: Settings) -> Iterator[positions_pb2_grpc.PositionServiceStub]:
     server = render.Server("position-management", "--positions", settings.positions)
-    with _channel(server, settings.timeout) as channel:
+    with _channel(server, settings) as channel:
         yield positions_pb2_grpc.PositionServiceStub(channel)
 
 
 @contextmanager
 def _execution_service(settings: Settings) -> Iterator[execution_pb2_grpc.ExecutionServiceStub]:
     server = render.Server("execution-router", "--router", settings.router)
-    with _channel(server, settings.timeout) as channel:
+    with _channel(server, settings) as channel:
         yield execution_pb2_grpc.ExecutionServiceStub(channel)
 
 
@@ -261,7 +284,7 @@ def _execution_service(settings: Settings) -> Iterator[execution_pb2_grpc.Execut
 def _admin_service(
     settings: Settings, service: ServiceName
 ) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
-    with _channel(settings.server(service), settings.timeout) as channel:
+    with _channel(settings.server(service), settings) as channel:
         yield admin_pb2_grpc.AdminServiceStub(channel)
 
 
@@ -912,14 +935,18 @@ def get_order(
 
 @order_app.command("children")
 def list_child_orders(
-    ctx: typer.Context, order_id: OrderIdArgument, output: OutputOption = None
+    ctx: typer.Context,
+    order_id: OrderIdArgument,
+    account: OwnerOption = "default",
+    output: OutputOption = None,
 ) -> None:
     """Show the child orders the router made of an order it works with an algorithm or splits:
     its algorithm, released and filled quantity, then each child (asks the router)."""
     settings = _settings(ctx, output)
     with _execution_service(settings) as execution:
         response = execution.ListChildOrders(
-            execution_pb2.ListChildOrdersRequest(order_id=order_id), timeout=settings.timeout
+            execution_pb2.ListChildOrdersRequest(order_id=order_id, account_id=account),
+            timeout=settings.timeout,
         )
     console = _text_console(settings, response)
     if console is None:
@@ -1352,6 +1379,33 @@ def get_quote(
     _show_listing(
         settings, [response.quote], lambda width: render.quote_table(response.quote, width), ""
     )
+
+
+@key_app.command("new")
+def new_api_key(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="Names the key in logs and audits.")],
+    account: Annotated[
+        list[str] | None,
+        typer.Option("--account", help="An account it trades and reads (repeatable; * for all)."),
+    ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="reader, trader, operator or service (repeatable)."),
+    ] = None,
+) -> None:
+    """Make a new API key: the key goes to its holder (once: it is not kept anywhere), the
+    printed entry to the platform's `security.api_keys` (it holds only the key's SHA-256)."""
+    key, digest = new_key()
+    entry = {
+        "id": key_id,
+        "sha256": digest,
+        "accounts": account or ["*"],
+        "roles": role or ["trader"],
+    }
+    _stderr().print("The key (give it to its holder; it is shown only now):")
+    typer.echo(key)
+    _stderr().print("Its entry in security.api_keys:")
+    typer.echo(f"- {json.dumps(entry)}")
 
 
 @venue_app.command("list")

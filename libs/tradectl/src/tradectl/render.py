@@ -151,6 +151,11 @@ def format_rpc_error(code: grpc.StatusCode, details: str, server: Server, timeou
             f"{status}: {server.name} at {server.address} did not answer within {timeout:g}s; "
             "raise --timeout or check that the platform is healthy."
         )
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return (
+            f"{status}: {details}; set TRADECTL_API_KEY (or --api-key) to a key that "
+            f"{server.name} at {server.address} accepts."
+        )
     return f"{status}: {details}" if details else status
 
 

@@ -789,6 +789,59 @@ class PlatformConfig(_Strict):
     execution: Execution = Execution()
     market_data: MarketData = MarketData()
     account_limits: AccountLimits
+# What a role may do (trading_core.auth). trader and operator and service may also read.
+Role = Literal["reader", "trader", "operator", "service"]
+EVERY_ACCOUNT = "*"
+# The local development key (README "Security"): public, so accepted only in `local`.
+DEVELOPMENT_KEY = "dev.local-only-not-a-secret"
+DEVELOPMENT_KEY_SHA256 = "49b6f33166d53244b8b6a989a8f69970283a906f7f871d00825b0aca752f2441"
+
+
+def _trader() -> list[Role]:
+    return ["trader"]
+
+
+class ApiKey(_Strict):
+    """A client's API key, known here only by its SHA-256: the key itself is never stored."""
+
+    id: Name = Field(description="names the key in logs and in the audit trail")
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="hex SHA-256 of the whole key (`tradectl key new` makes a key and its hash)"
+    )
+    accounts: list[Annotated[str, StringConstraints(pattern=r"^(\*|[A-Za-z0-9._-]+)$")]] = Field(
+        min_length=1, description="the accounts it trades and reads; * for every account"
+    )
+    roles: list[Role] = Field(
+        default_factory=_trader,
+        min_length=1,
+        description="reader, trader (also reads), operator (trading control, risk limits, "
+        "dead letters), service (the services' calls to each other)",
+    )
+
+
+class Security(_Strict):
+    """Who may call the platform's RPCs: every call but health and reflection presents an API
+    key (`authorization: Bearer <key>`), and is allowed by the key's roles and accounts."""
+
+    authentication: Literal["api_keys", "none"] = Field(
+        "api_keys", description="none: every call is allowed (environment local only)"
+    )
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    service_key: Secret | None = Field(
+        None,
+        description="${VAR}: the key this process presents to the platform's other services; "
+        "needed when they run in other processes (one with the service role in api_keys)",
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> Security:
+        for what in ("id", "sha256"):
+            values = [getattr(key, what) for key in self.api_keys]
+            if repeated := sorted({v for v in values if values.count(v) > 1}):
+                raise _broken(f"api_keys: each key's {what} must be unique, repeated: {repeated}")
+        return self
+
+
     risk: Risk = Risk()
     accounts: Accounts = Accounts()
     trading_control: TradingControl = TradingControl()
@@ -812,6 +865,7 @@ class PlatformConfig(_Strict):
         venues = self.execution.venues
         for name, venue in venues.items():
             unknown = sorted(set(venue.symbols) - configured)
+    security: Security = Security()
             if unknown:
                 raise _broken(
                     f"execution.venues.{name}.symbols: {', '.join(unknown)} are not among the "
@@ -822,6 +876,20 @@ class PlatformConfig(_Strict):
             if orphans := sorted(configured - mapped):
                 raise _broken(
                     f"instruments {', '.join(orphans)} trade on no venue: map each in "
+    @model_validator(mode="after")
+    def _development_access_stays_local(self) -> PlatformConfig:
+        if self.environment == "local":
+            return self
+        if self.security.authentication == "none":
+            raise _broken("security.authentication: none is for environment local only")
+        for key in self.security.api_keys:
+            if key.sha256 == DEVELOPMENT_KEY_SHA256:
+                raise _broken(
+                    f"security.api_keys: {key.id} is the public development key, accepted in "
+                    "environment local only; make a key of your own with `tradectl key new`"
+                )
+        return self
+
                     f"execution.venues.<name>.symbols"
                 )
         return self
@@ -924,6 +992,16 @@ def _require_secrets_from_environment(
 
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     resolved = path.resolve()
+    security = raw.get("security")
+    if (
+        isinstance(security, dict)
+        and "service_key" in security
+        and ("security", "service_key") not in from_environment
+    ):
+        raise ConfigError(
+            f"{path}: security.service_key: write ${{VARIABLE}} and set that environment "
+            "variable; a credential is never written in a config file"
+        )
     if resolved in seen:
         raise ConfigError(f"{path}: 'extends' forms a cycle through {resolved}")
     try:

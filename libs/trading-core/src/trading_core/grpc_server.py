@@ -29,11 +29,17 @@ class GrpcServer:
     """One service's gRPC server. Health says NOT_SERVING until `set_serving(True)`."""
 
     def __init__(
-        self, name: str, endpoint: ServiceEndpoint, max_workers: int, register: Registrar
+        self,
+        name: str,
+        endpoint: ServiceEndpoint,
+        max_workers: int,
+        register: Registrar,
+        interceptors: Sequence[grpc.ServerInterceptor] = (),
     ) -> None:
         self.name = name
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name),
+            interceptors=list(interceptors),
             options=_OPTIONS,
         )
         self._services = list(register(self._server))

@@ -18,6 +18,7 @@ from trading.v1 import (
     positions_pb2_grpc,
 )
 
+from trading_core.auth import bearer
 from trading_core.config import PlatformConfig
 from trading_core.events import micros_timestamp
 
@@ -30,13 +31,21 @@ _QUIET_FAILURES = 3
 log = logging.getLogger(__name__)
 
 
+# Which services call which others over gRPC (their clients below).
+CALLS = {
+    "order-management": ("execution-router", "position-management"),
+    "position-management": ("execution-router",),
+}
+
+
 class Peers:
     """The address of each service: where it is bound when this process hosts it (a port of 0
-    is chosen at start), else its configured endpoint."""
+    is chosen at start), else its configured endpoint; and the API key calls to them present."""
 
-    def __init__(self, config: PlatformConfig) -> None:
+    def __init__(self, config: PlatformConfig, key: str | None = None) -> None:
         self._config = config
         self._bound: dict[str, str] = {}
+        self.key = key
 
     def bind(self, service: str, address: str) -> None:
         self._bound[service] = address
@@ -78,7 +87,9 @@ class _PeerClient:
     def _call(self, method: str, request: object) -> Any:
         stub = self._connected()
         try:
-            answer = getattr(stub, method)(request, timeout=self._timeout_s)
+            answer = getattr(stub, method)(
+                request, timeout=self._timeout_s, metadata=bearer(self._peers.key)
+            )
         except grpc.RpcError as error:
             if error.code() in _UNREACHABLE:
                 self.close()

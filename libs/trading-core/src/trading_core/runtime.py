@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import secrets
 import signal
 import sys
 import threading
@@ -30,10 +31,13 @@ from typing import Any, Protocol
 import grpc
 
 from trading_core.admin import Administered, add_admin_servicer
+from trading_core.auth import AuthInterceptor, Caller, Keyring, key_sha256
 from trading_core.bus import create_bus
 from trading_core.bus.base import EventBus
 from trading_core.clock import Clock, SystemClock
 from trading_core.config import (
+    DEVELOPMENT_KEY,
+    EVERY_ACCOUNT,
     ConfigError,
     DuckDBDatabase,
     PlatformConfig,
@@ -43,7 +47,7 @@ from trading_core.config import (
 )
 from trading_core.grpc_server import GrpcServer
 from trading_core.journal import Journal
-from trading_core.peers import Peers
+from trading_core.peers import CALLS, Peers
 from trading_core.service import ServiceContext
 from trading_core.store import WarehouseFeeder, create_warehouse
 from trading_core.telemetry import configure_logging
@@ -108,12 +112,14 @@ class Platform:
         bus: EventBus,
         peers: Peers,
         *,
+        keyring: Keyring | None = None,
         max_workers: int = 32,
         shutdown_grace_s: float = 5.0,
     ) -> None:
         self._hosted = list(hosted)
         self._bus = bus
         self._peers = peers
+        self._interceptors = [AuthInterceptor(keyring)] if keyring and keyring.enabled else []
         self._max_workers = max_workers
         self._grace = shutdown_grace_s
         self.servers: dict[str, GrpcServer] = {}
@@ -135,6 +141,7 @@ class Platform:
                     *(w(svc, srv) if w else ()),
                     *add_admin_servicer(svc, srv),
                 ],
+                self._interceptors,
             )
             self.servers[name] = server
             service.start()
@@ -271,8 +278,10 @@ def build_platform(
 ) -> Platform:
     """The services of `specs`, each with its own journal and warehouse, sharing one bus."""
     require_available_adapters(config)
+    service_key, in_process = _service_key(config, [spec.name for spec in specs])
+    keyring = Keyring(config.security, in_process)
     bus = create_bus(config.messaging)
-    peers = Peers(config)
+    peers = Peers(config, service_key)
     hosted = []
     try:
         for spec in specs:
@@ -296,8 +305,37 @@ def build_platform(
         hosted,
         bus,
         peers,
+        keyring=keyring,
         max_workers=config.services.max_workers,
         shutdown_grace_s=config.services.shutdown_grace_s,
+    )
+
+
+def _service_key(
+    config: PlatformConfig, hosted: Sequence[str]
+) -> tuple[str | None, list[tuple[str, Caller]]]:
+    """The key this process's services present to their peers, and the callers it adds: a key
+    made at start for a process that hosts every peer its services call; else
+    `security.service_key` (in environment local, the development key when none is set)."""
+    security = config.security
+    if security.authentication != "api_keys":
+        return None, []
+    if security.service_key is not None:
+        return security.service_key, []
+    if all(peer in hosted for name in hosted for peer in CALLS.get(name, ())):
+        key = secrets.token_urlsafe(32)
+        return key, [
+            (
+                key_sha256(key),
+                Caller("in-process", frozenset({"service"}), frozenset({EVERY_ACCOUNT})),
+            )
+        ]
+    if config.environment == "local":
+        return DEVELOPMENT_KEY, []
+    calling = sorted({peer for name in hosted for peer in CALLS.get(name, ())} - set(hosted))
+    raise ConfigError(
+        f"security.service_key: {', '.join(hosted)} call {', '.join(calling)} in another "
+        "process: set it to ${VARIABLE} holding a key with the service role"
     )
 
 

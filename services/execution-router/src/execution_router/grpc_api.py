@@ -52,7 +52,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def ListChildOrders(  # noqa: N802
         self, request: execution_pb2.ListChildOrdersRequest, context: grpc.ServicerContext
     ) -> execution_pb2.ListChildOrdersResponse:
-        routed, children = self._router.child_orders(required_text(request.order_id, "order_id"))
+        routed, children = self._router.child_orders(
+            required_text(request.order_id, "order_id"),
+            required_text(request.account_id, "account_id"),
+        )
         filled = sum((child.filled for child in children), Decimal(0))
         released = sum((child.order.quantity for child in children), Decimal(0))
         return execution_pb2.ListChildOrdersResponse(

@@ -237,14 +237,15 @@ class ExecutionRouter(JournaledService):
             for name, venue in self.venues.items()
         ]
 
-    def child_orders(self, order_id: str) -> tuple[RoutedOrder, list[Child]]:
-        """A parent order and its children (ListChildOrders)."""
+    def child_orders(self, order_id: str, account_id: str) -> tuple[RoutedOrder, list[Child]]:
+        """A parent order of the account and its children (ListChildOrders); another account's
+        order is not found, as one that does not exist."""
         with self.lock:
             routed = self._open.get(order_id) or self._finished(order_id)
-            if routed is None or not routed.is_parent:
+            if routed is None or not routed.is_parent or routed.order.account_id != account_id:
                 raise NotFound(
-                    f"order {order_id!r} is not one the router works as child orders (it works "
-                    "those submitted with execution instructions)"
+                    f"account {account_id} has no order {order_id!r} the router works as child "
+                    "orders (it works those submitted with execution instructions)"
                 )
             return routed, self.desk.children_of(order_id)
 

@@ -29,49 +29,49 @@ from trading.v1 import market_data_pb2 as trading_dot_v1_dot_market__data__pb2
 from trading.v1 import types_pb2 as trading_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/execution.proto\x12\ntrading.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/events.proto\x1a\x1ctrading/v1/market_data.proto\x1a\x16trading/v1/types.proto\"%\n\x0fGetQuoteRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\"4\n\x10GetQuoteResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\"*\n\x16ListChildOrdersRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"\xc0\x01\n\x17ListChildOrdersResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x31\n\talgorithm\x18\x02 \x01(\x0e\x32\x1e.trading.v1.ExecutionAlgorithm\x12\x19\n\x11released_quantity\x18\x03 \x01(\t\x12\x17\n\x0f\x66illed_quantity\x18\x04 \x01(\t\x12,\n\x0c\x63hild_orders\x18\x05 \x03(\x0b\x32\x16.trading.v1.ChildOrder\"\xc4\x02\n\nChildOrder\x12\x16\n\x0e\x63hild_order_id\x18\x01 \x01(\t\x12\x17\n\x0fparent_order_id\x18\x02 \x01(\t\x12\r\n\x05slice\x18\x03 \x01(\x05\x12\r\n\x05venue\x18\x04 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\t\x12\x13\n\x0blimit_price\x18\x07 \x01(\t\x12\x36\n\x13last_execution_type\x18\x08 \x01(\x0e\x32\x19.trading.v1.ExecutionType\x12\x17\n\x0f\x66illed_quantity\x18\t \x01(\t\x12\x15\n\raverage_price\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x0c \x01(\t\"\x13\n\x11ListVenuesRequest\"=\n\x12ListVenuesResponse\x12\'\n\x06venues\x18\x01 \x03(\x0b\x32\x17.trading.v1.VenueStatus\"&\n\x15GetVenueStatusRequest\x12\r\n\x05venue\x18\x01 \x01(\t\"A\n\x16GetVenueStatusResponse\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.trading.v1.VenueStatus\"\xda\x03\n\x0bVenueStatus\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x11\n\tavailable\x18\x04 \x01(\x08\x12/\n\rcircuit_state\x18\x05 \x01(\x0e\x32\x18.trading.v1.CircuitState\x12\x1c\n\x14\x63onsecutive_failures\x18\x06 \x01(\x05\x12\x35\n\x11\x63ircuit_open_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12\x32\n\x0brate_limits\x18\t \x03(\x0b\x32\x1d.trading.v1.RateLimitHeadroom\x12.\n\x0blatency_p50\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p99\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ncall_count\x18\x0c \x01(\x03\x12\x15\n\rfailure_count\x18\r \x01(\x03\x12\x18\n\x10open_order_count\x18\x0e \x01(\x05\x12\x15\n\rproblem_count\x18\x0f \x01(\x03\"5\n\x11RateLimitHeadroom\x12\r\n\x05limit\x18\x01 \x01(\t\x12\x11\n\tremaining\x18\x02 \x01(\x03\"\x99\x01\n\x11QueryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61ncel_request_id\x18\x04 \x01(\t\x12/\n\x0epending_modify\x18\x05 \x01(\x0b\x32\x17.trading.v1.ModifyOrder\"8\n\x12QueryOrderResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\"s\n\x11\x43ountFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x12\x43ountFillsResponse\x12\x12\n\nfill_count\x18\x01 \x01(\x03\"\x99\x01\n\x10ListFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\x11ListFillsResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*|\n\x0c\x43ircuitState\x12\x1d\n\x19\x43IRCUIT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43IRCUIT_STATE_CLOSED\x10\x01\x12\x16\n\x12\x43IRCUIT_STATE_OPEN\x10\x02\x12\x1b\n\x17\x43IRCUIT_STATE_HALF_OPEN\x10\x03\x32\xbf\x04\n\x10\x45xecutionService\x12\x45\n\x08GetQuote\x12\x1b.trading.v1.GetQuoteRequest\x1a\x1c.trading.v1.GetQuoteResponse\x12K\n\nListVenues\x12\x1d.trading.v1.ListVenuesRequest\x1a\x1e.trading.v1.ListVenuesResponse\x12W\n\x0eGetVenueStatus\x12!.trading.v1.GetVenueStatusRequest\x1a\".trading.v1.GetVenueStatusResponse\x12Z\n\x0fListChildOrders\x12\".trading.v1.ListChildOrdersRequest\x1a#.trading.v1.ListChildOrdersResponse\x12K\n\nQueryOrder\x12\x1d.trading.v1.QueryOrderRequest\x1a\x1e.trading.v1.QueryOrderResponse\x12K\n\nCountFills\x12\x1d.trading.v1.CountFillsRequest\x1a\x1e.trading.v1.CountFillsResponse\x12H\n\tListFills\x12\x1c.trading.v1.ListFillsRequest\x1a\x1d.trading.v1.ListFillsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/execution.proto\x12\ntrading.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/events.proto\x1a\x1ctrading/v1/market_data.proto\x1a\x16trading/v1/types.proto\"%\n\x0fGetQuoteRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\"4\n\x10GetQuoteResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\">\n\x16ListChildOrdersRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"\xc0\x01\n\x17ListChildOrdersResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x31\n\talgorithm\x18\x02 \x01(\x0e\x32\x1e.trading.v1.ExecutionAlgorithm\x12\x19\n\x11released_quantity\x18\x03 \x01(\t\x12\x17\n\x0f\x66illed_quantity\x18\x04 \x01(\t\x12,\n\x0c\x63hild_orders\x18\x05 \x03(\x0b\x32\x16.trading.v1.ChildOrder\"\xc4\x02\n\nChildOrder\x12\x16\n\x0e\x63hild_order_id\x18\x01 \x01(\t\x12\x17\n\x0fparent_order_id\x18\x02 \x01(\t\x12\r\n\x05slice\x18\x03 \x01(\x05\x12\r\n\x05venue\x18\x04 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\t\x12\x13\n\x0blimit_price\x18\x07 \x01(\t\x12\x36\n\x13last_execution_type\x18\x08 \x01(\x0e\x32\x19.trading.v1.ExecutionType\x12\x17\n\x0f\x66illed_quantity\x18\t \x01(\t\x12\x15\n\raverage_price\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x0c \x01(\t\"\x13\n\x11ListVenuesRequest\"=\n\x12ListVenuesResponse\x12\'\n\x06venues\x18\x01 \x03(\x0b\x32\x17.trading.v1.VenueStatus\"&\n\x15GetVenueStatusRequest\x12\r\n\x05venue\x18\x01 \x01(\t\"A\n\x16GetVenueStatusResponse\x12\'\n\x06status\x18\x01 \x01(\x0b\x32\x17.trading.v1.VenueStatus\"\xda\x03\n\x0bVenueStatus\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x11\n\tavailable\x18\x04 \x01(\x08\x12/\n\rcircuit_state\x18\x05 \x01(\x0e\x32\x18.trading.v1.CircuitState\x12\x1c\n\x14\x63onsecutive_failures\x18\x06 \x01(\x05\x12\x35\n\x11\x63ircuit_open_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12\x32\n\x0brate_limits\x18\t \x03(\x0b\x32\x1d.trading.v1.RateLimitHeadroom\x12.\n\x0blatency_p50\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p99\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ncall_count\x18\x0c \x01(\x03\x12\x15\n\rfailure_count\x18\r \x01(\x03\x12\x18\n\x10open_order_count\x18\x0e \x01(\x05\x12\x15\n\rproblem_count\x18\x0f \x01(\x03\"5\n\x11RateLimitHeadroom\x12\r\n\x05limit\x18\x01 \x01(\t\x12\x11\n\tremaining\x18\x02 \x01(\x03\"\x99\x01\n\x11QueryOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ninstrument\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61ncel_request_id\x18\x04 \x01(\t\x12/\n\x0epending_modify\x18\x05 \x01(\x0b\x32\x17.trading.v1.ModifyOrder\"8\n\x12QueryOrderResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\"s\n\x11\x43ountFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x12\x43ountFillsResponse\x12\x12\n\nfill_count\x18\x01 \x01(\x03\"\x99\x01\n\x10ListFillsRequest\x12.\n\nsince_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nuntil_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\x11ListFillsResponse\x12\"\n\x07reports\x18\x01 \x03(\x0b\x32\x11.trading.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*|\n\x0c\x43ircuitState\x12\x1d\n\x19\x43IRCUIT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43IRCUIT_STATE_CLOSED\x10\x01\x12\x16\n\x12\x43IRCUIT_STATE_OPEN\x10\x02\x12\x1b\n\x17\x43IRCUIT_STATE_HALF_OPEN\x10\x03\x32\xbf\x04\n\x10\x45xecutionService\x12\x45\n\x08GetQuote\x12\x1b.trading.v1.GetQuoteRequest\x1a\x1c.trading.v1.GetQuoteResponse\x12K\n\nListVenues\x12\x1d.trading.v1.ListVenuesRequest\x1a\x1e.trading.v1.ListVenuesResponse\x12W\n\x0eGetVenueStatus\x12!.trading.v1.GetVenueStatusRequest\x1a\".trading.v1.GetVenueStatusResponse\x12Z\n\x0fListChildOrders\x12\".trading.v1.ListChildOrdersRequest\x1a#.trading.v1.ListChildOrdersResponse\x12K\n\nQueryOrder\x12\x1d.trading.v1.QueryOrderRequest\x1a\x1e.trading.v1.QueryOrderResponse\x12K\n\nCountFills\x12\x1d.trading.v1.CountFillsRequest\x1a\x1e.trading.v1.CountFillsResponse\x12H\n\tListFills\x12\x1c.trading.v1.ListFillsRequest\x1a\x1d.trading.v1.ListFillsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.execution_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CIRCUITSTATE']._serialized_start=2179
-  _globals['_CIRCUITSTATE']._serialized_end=2303
+  _globals['_CIRCUITSTATE']._serialized_start=2199
+  _globals['_CIRCUITSTATE']._serialized_end=2323
   _globals['_GETQUOTEREQUEST']._serialized_start=186
   _globals['_GETQUOTEREQUEST']._serialized_end=223
   _globals['_GETQUOTERESPONSE']._serialized_start=225
   _globals['_GETQUOTERESPONSE']._serialized_end=277
   _globals['_LISTCHILDORDERSREQUEST']._serialized_start=279
-  _globals['_LISTCHILDORDERSREQUEST']._serialized_end=321
-  _globals['_LISTCHILDORDERSRESPONSE']._serialized_start=324
-  _globals['_LISTCHILDORDERSRESPONSE']._serialized_end=516
-  _globals['_CHILDORDER']._serialized_start=519
-  _globals['_CHILDORDER']._serialized_end=843
-  _globals['_LISTVENUESREQUEST']._serialized_start=845
-  _globals['_LISTVENUESREQUEST']._serialized_end=864
-  _globals['_LISTVENUESRESPONSE']._serialized_start=866
-  _globals['_LISTVENUESRESPONSE']._serialized_end=927
-  _globals['_GETVENUESTATUSREQUEST']._serialized_start=929
-  _globals['_GETVENUESTATUSREQUEST']._serialized_end=967
-  _globals['_GETVENUESTATUSRESPONSE']._serialized_start=969
-  _globals['_GETVENUESTATUSRESPONSE']._serialized_end=1034
-  _globals['_VENUESTATUS']._serialized_start=1037
-  _globals['_VENUESTATUS']._serialized_end=1511
-  _globals['_RATELIMITHEADROOM']._serialized_start=1513
-  _globals['_RATELIMITHEADROOM']._serialized_end=1566
-  _globals['_QUERYORDERREQUEST']._serialized_start=1569
-  _globals['_QUERYORDERREQUEST']._serialized_end=1722
-  _globals['_QUERYORDERRESPONSE']._serialized_start=1724
-  _globals['_QUERYORDERRESPONSE']._serialized_end=1780
-  _globals['_COUNTFILLSREQUEST']._serialized_start=1782
-  _globals['_COUNTFILLSREQUEST']._serialized_end=1897
-  _globals['_COUNTFILLSRESPONSE']._serialized_start=1899
-  _globals['_COUNTFILLSRESPONSE']._serialized_end=1939
-  _globals['_LISTFILLSREQUEST']._serialized_start=1942
-  _globals['_LISTFILLSREQUEST']._serialized_end=2095
-  _globals['_LISTFILLSRESPONSE']._serialized_start=2097
-  _globals['_LISTFILLSRESPONSE']._serialized_end=2177
-  _globals['_EXECUTIONSERVICE']._serialized_start=2306
-  _globals['_EXECUTIONSERVICE']._serialized_end=2881
+  _globals['_LISTCHILDORDERSREQUEST']._serialized_end=341
+  _globals['_LISTCHILDORDERSRESPONSE']._serialized_start=344
+  _globals['_LISTCHILDORDERSRESPONSE']._serialized_end=536
+  _globals['_CHILDORDER']._serialized_start=539
+  _globals['_CHILDORDER']._serialized_end=863
+  _globals['_LISTVENUESREQUEST']._serialized_start=865
+  _globals['_LISTVENUESREQUEST']._serialized_end=884
+  _globals['_LISTVENUESRESPONSE']._serialized_start=886
+  _globals['_LISTVENUESRESPONSE']._serialized_end=947
+  _globals['_GETVENUESTATUSREQUEST']._serialized_start=949
+  _globals['_GETVENUESTATUSREQUEST']._serialized_end=987
+  _globals['_GETVENUESTATUSRESPONSE']._serialized_start=989
+  _globals['_GETVENUESTATUSRESPONSE']._serialized_end=1054
+  _globals['_VENUESTATUS']._serialized_start=1057
+  _globals['_VENUESTATUS']._serialized_end=1531
+  _globals['_RATELIMITHEADROOM']._serialized_start=1533
+  _globals['_RATELIMITHEADROOM']._serialized_end=1586
+  _globals['_QUERYORDERREQUEST']._serialized_start=1589
+  _globals['_QUERYORDERREQUEST']._serialized_end=1742
+  _globals['_QUERYORDERRESPONSE']._serialized_start=1744
+  _globals['_QUERYORDERRESPONSE']._serialized_end=1800
+  _globals['_COUNTFILLSREQUEST']._serialized_start=1802
+  _globals['_COUNTFILLSREQUEST']._serialized_end=1917
+  _globals['_COUNTFILLSRESPONSE']._serialized_start=1919
+  _globals['_COUNTFILLSRESPONSE']._serialized_end=1959
+  _globals['_LISTFILLSREQUEST']._serialized_start=1962
+  _globals['_LISTFILLSREQUEST']._serialized_end=2115
+  _globals['_LISTFILLSRESPONSE']._serialized_start=2117
+  _globals['_LISTFILLSRESPONSE']._serialized_end=2197
+  _globals['_EXECUTIONSERVICE']._serialized_start=2326
+  _globals['_EXECUTIONSERVICE']._serialized_end=2901
 # @@protoc_insertion_point(module_scope)
