@@ -773,22 +773,6 @@ class TradingControl(_Strict):
     )
 
 
-class Logging(_Strict):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    json_format: bool = Field(True, alias="json")
-
-
-class PlatformConfig(_Strict):
-    environment: Name
-    services: Services = Services()
-    journal: Journal = Journal()
-    state: State = State()
-    reconciliation: Reconciliation = Reconciliation()
-    database: DuckDBDatabase | BigQueryDatabase = Field(discriminator="backend")
-    messaging: MemoryMessaging | PubSubMessaging = Field(discriminator="backend")
-    execution: Execution = Execution()
-    market_data: MarketData = MarketData()
-    account_limits: AccountLimits
 # What a role may do (trading_core.auth). trader and operator and service may also read.
 Role = Literal["reader", "trader", "operator", "service"]
 EVERY_ACCOUNT = "*"
@@ -842,6 +826,22 @@ class Security(_Strict):
         return self
 
 
+class Logging(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(True, alias="json")
+
+
+class PlatformConfig(_Strict):
+    environment: Name
+    services: Services = Services()
+    journal: Journal = Journal()
+    state: State = State()
+    reconciliation: Reconciliation = Reconciliation()
+    database: DuckDBDatabase | BigQueryDatabase = Field(discriminator="backend")
+    messaging: MemoryMessaging | PubSubMessaging = Field(discriminator="backend")
+    execution: Execution = Execution()
+    market_data: MarketData = MarketData()
+    account_limits: AccountLimits
     risk: Risk = Risk()
     accounts: Accounts = Accounts()
     trading_control: TradingControl = TradingControl()
@@ -849,6 +849,7 @@ class Security(_Strict):
     signal_sizing: SignalSizing = SignalSizing(notional=Decimal("1000"))
     instruments: list[Instrument] = Field(min_length=1)
     logging: Logging = Logging()
+    security: Security = Security()
 
     @field_validator("instruments")
     @classmethod
@@ -859,23 +860,6 @@ class Security(_Strict):
             raise ValueError(f"instrument symbols must be unique, repeated: {duplicated}")
         return instruments
 
-    @model_validator(mode="after")
-    def _venues_know_the_instruments(self) -> PlatformConfig:
-        configured = {i.symbol for i in self.instruments}
-        venues = self.execution.venues
-        for name, venue in venues.items():
-            unknown = sorted(set(venue.symbols) - configured)
-    security: Security = Security()
-            if unknown:
-                raise _broken(
-                    f"execution.venues.{name}.symbols: {', '.join(unknown)} are not among the "
-                    f"instruments ({', '.join(sorted(configured))})"
-                )
-        if venues:
-            mapped = {symbol for venue in venues.values() for symbol in venue.symbols}
-            if orphans := sorted(configured - mapped):
-                raise _broken(
-                    f"instruments {', '.join(orphans)} trade on no venue: map each in "
     @model_validator(mode="after")
     def _development_access_stays_local(self) -> PlatformConfig:
         if self.environment == "local":
@@ -890,6 +874,22 @@ class Security(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _venues_know_the_instruments(self) -> PlatformConfig:
+        configured = {i.symbol for i in self.instruments}
+        venues = self.execution.venues
+        for name, venue in venues.items():
+            unknown = sorted(set(venue.symbols) - configured)
+            if unknown:
+                raise _broken(
+                    f"execution.venues.{name}.symbols: {', '.join(unknown)} are not among the "
+                    f"instruments ({', '.join(sorted(configured))})"
+                )
+        if venues:
+            mapped = {symbol for venue in venues.values() for symbol in venue.symbols}
+            if orphans := sorted(configured - mapped):
+                raise _broken(
+                    f"instruments {', '.join(orphans)} trade on no venue: map each in "
                     f"execution.venues.<name>.symbols"
                 )
         return self
@@ -976,6 +976,16 @@ def _require_secrets_from_environment(
 ) -> None:
     """A credential must come from `${VAR}` (Secret Manager in the cloud): one written in a
     file would sit in version control and in the config map."""
+    security = raw.get("security")
+    if (
+        isinstance(security, dict)
+        and "service_key" in security
+        and ("security", "service_key") not in from_environment
+    ):
+        raise ConfigError(
+            f"{path}: security.service_key: write ${{VARIABLE}} and set that environment "
+            "variable; a credential is never written in a config file"
+        )
     venues = (raw.get("execution") or {}).get("venues") or {}
     if not isinstance(venues, dict):
         return  # the model's validation says what is wrong
@@ -992,16 +1002,6 @@ def _require_secrets_from_environment(
 
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     resolved = path.resolve()
-    security = raw.get("security")
-    if (
-        isinstance(security, dict)
-        and "service_key" in security
-        and ("security", "service_key") not in from_environment
-    ):
-        raise ConfigError(
-            f"{path}: security.service_key: write ${{VARIABLE}} and set that environment "
-            "variable; a credential is never written in a config file"
-        )
     if resolved in seen:
         raise ConfigError(f"{path}: 'extends' forms a cycle through {resolved}")
     try:

@@ -364,7 +364,8 @@ class ParentDesk:
 
     def _shares(self, parent: Parent, quantity: Decimal) -> list[tuple[str, Decimal]]:
         """Where a release goes: the parent's venue, or with smart routing shared across the
-        venues of its route that are up, on their books' prices net of fees (none up: nothing now)."""
+        venues of its route that are up, on their books' prices net of fees (none up: nothing
+        now)."""
         routed = parent.routed
         if not routed.submit.order.execution.smart_routing:
             return [(routed.venue, quantity)]
