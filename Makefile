@@ -50,8 +50,9 @@ proto-check: ## fail when the committed generated code is stale
 	  && diff -r $$tmp/trading libs/trading-proto/src/trading -x __pycache__ \
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
 
-schema: setup ## write Terraform's BigQuery tables (terraform/modules/bigquery/tables.json) from the warehouse schema
+schema: setup ## write the warehouse schema's BigQuery tables for Terraform, and its tables into the README
 	$(UV) run python -m trading_core.store > terraform/modules/bigquery/tables.json
+	$(UV) run python -m trading_core.store readme README.md
 
 bench: setup ## benchmarks (not tests); JSON results under benchmarks/results/
 	$(UV) run python -m benchmarks.run

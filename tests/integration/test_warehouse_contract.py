@@ -360,3 +360,30 @@ def test_a_feeder_killed_mid_feed_loses_and_duplicates_nothing(
         "raw": len(events),
         **without_empty(dict(expected_rows(events))),
     }
+
+
+def test_the_readmes_example_queries_run_on_the_warehouse_files(
+    journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## For analysts: the warehouse", 1)[1]
+    sql = section.split("```sql\n", 1)[1].split("```", 1)[0]
+    events = one_order(0)  # all of them in the router's file, for the example
+    keep(journal, events)
+    monkeypatch.chdir(tmp_path)
+    for service in ("order-management", "execution-router", "position-management", "market-data"):
+        made = DuckDBWarehouse(Path("data") / f"{service}.duckdb", service)
+        if service == "execution-router":
+            feeder(journal, made).feed_all()
+        made.fed_through()  # creates the tables
+        made.close()
+
+    with duckdb.connect() as analyst:
+        statements = sql.replace("<order id>", events[0].order_id).split(";")
+        results = [analyst.execute(s).fetchall() for s in statements if s.strip()]
+
+    *_, life, slippage = results
+    assert [row[2] for row in life] == ["SUBMITTED", "ACCEPTED", "FILLED"]
+    ((venue, _, price, arrival_mid, bps),) = slippage
+    assert (venue, price, arrival_mid) == ("simulation", Decimal("64121.7"), Decimal("64121.2"))
+    assert bps == pytest.approx(0.5 / 64121.2 * 10_000)

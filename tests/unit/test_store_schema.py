@@ -23,6 +23,7 @@ from trading_core.store.schema import (
     duckdb_column_definitions,
     terraform_tables_json,
     to_decimal,
+    with_tables_markdown,
 )
 
 from tests.warehouse_support import one_order
@@ -244,3 +245,9 @@ def test_a_decimal_to_round_among_others_is_rounded_and_the_rest_kept() -> None:
     fill.execution_report.fee = "0.0000000000000000015"
     (row,) = rows(fill)["fills"]
     assert (row["fee"], row["price"]) == (Decimal("0.000000000000000002"), Decimal("64121.7"))
+
+
+def test_the_readme_lists_the_tables_of_the_schema() -> None:
+    """`make schema` after a schema change."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert with_tables_markdown(readme) == readme

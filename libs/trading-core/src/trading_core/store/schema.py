@@ -638,6 +638,44 @@ def terraform_tables_json() -> str:
     return json.dumps(bigquery_tables(), indent=2) + "\n"
 
 
+README_BEGIN = "<!-- warehouse tables: written by `make schema` from store/schema.py -->"
+README_END = "<!-- end of warehouse tables -->"
+
+
+def tables_markdown() -> str:
+    """The README's list of tables and columns (between README_BEGIN and README_END)."""
+    lines = [
+        f"`<service>_events` (one per service): {RAW_TABLE_DESCRIPTION} Columns: "
+        + ", ".join(f"`{c.name}`" for c in EVENT_COLUMNS)
+        + ".",
+    ]
+    for table in TABLES:
+        lines += [
+            "",
+            f"**`{table.name}`**: {table.description} BigQuery: partitioned by day on "
+            f"`{table.partition_column}`, clustered by "
+            + ", ".join(f"`{name}`" for name in table.clustering)
+            + ".",
+            "",
+            "| column | DuckDB | BigQuery | |",
+            "|---|---|---|---|",
+            *(
+                f"| `{c.name}` | {c.duckdb_type} | {c.bigquery_type}"
+                f"{'' if c.type.bigquery_precision is None else '(38, 18)'}"
+                f"{' REQUIRED' if c.required else ''} | {c.description} |"
+                for c in table.columns
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def with_tables_markdown(readme: str) -> str:
+    """The README with its list of tables written anew."""
+    head, rest = readme.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_BEGIN}\n{tables_markdown()}{README_END}{tail}"
+
+
 class SchemaMismatch(ValueError):
     """A table found in a store differs from the schema in a way no additive change mends."""
 
