@@ -16,9 +16,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradectl.cli import app
 from tradectl.credentials import new_key
-from trading.v1 import control_pb2, orders_pb2, positions_pb2, types_pb2
+from trading.v1 import control_pb2, events_pb2, orders_pb2, positions_pb2, types_pb2
 from trading_core.auth import key_sha256
 from trading_core.config import DEVELOPMENT_KEY, DEVELOPMENT_KEY_SHA256
+from trading_core.runtime import Platform
 from typer.testing import CliRunner
 
 from tests.e2e.conftest import (
@@ -28,7 +29,7 @@ from tests.e2e.conftest import (
     start_embedded,
     write_config,
 )
-from tests.e2e.test_trading_flow import TIMEOUT, ready_for_market_orders, submit
+from tests.e2e.test_trading_flow import TIMEOUT, order_status, ready_for_market_orders, submit
 
 TRADER_A, _ = new_key()
 READER_A, _ = new_key()
@@ -58,6 +59,14 @@ SECRETS = [TRADER_A, READER_A, OPERATOR, UNKNOWN, DEVELOPMENT_KEY]
 class Secured:
     clients: Clients  # the development key: every account, every role
     logs: list[str]
+    platform: Platform
+
+    def events(self, record_type: str, service: str = "order-management") -> list[events_pb2.Event]:
+        """A service's journaled events of one type, oldest first."""
+        rows = self.platform.service(service).journal.query(
+            "SELECT payload FROM journal WHERE record_type = ? ORDER BY seq", (record_type,)
+        )
+        return [events_pb2.Event.FromString(payload) for (payload,) in rows]
 
     def as_key(self, key: str | None) -> Clients:
         return Clients(self.clients.addresses, key=key)
@@ -84,7 +93,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     clients = Clients({name: platform.address(name) for name in SERVICE_MODULES})
     ready_for_market_orders(clients)
     try:
-        yield Secured(clients, handler.lines)
+        yield Secured(clients, handler.lines, platform)
     finally:
         clients.close()
         platform.stop()
@@ -200,6 +209,23 @@ def test_an_operator_sets_trading_state_for_any_account(secured: Secured) -> Non
     )
     record = operator.control.SetTradingState(reducing, timeout=TIMEOUT).trading_state
     assert record.state == types_pb2.TRADING_STATE_REDUCING
+    # The audit trail: the event of the change names the key that made it.
+    (changed,) = [e for e in secured.events("TradingStateChanged") if e.account_id == "acct-ops"]
+    assert changed.actor == "ops"
+
+
+def test_each_event_a_call_causes_names_the_key_that_made_it(secured: Secured) -> None:
+    order = submit(secured.as_key(TRADER_A), account_id="acct-a")
+    submitted = [e for e in secured.events("OrderSubmitted") if e.order_id == order.order_id]
+    assert [e.actor for e in submitted] == ["trader-a"]
+    # The router reports the venue's fill from a command it took off the bus, not a call: no key.
+    order_status(secured.clients, order, types_pb2.ORDER_STATUS_FILLED)
+    reports = [
+        e
+        for e in secured.events("ExecutionReport", "execution-router")
+        if e.order_id == order.order_id
+    ]
+    assert reports and all(e.actor == "" for e in reports)
 
 
 def test_health_and_reflection_answer_without_a_key(secured: Secured) -> None:

@@ -72,6 +72,12 @@ def caller() -> Caller:
     return _caller.get()
 
 
+def actor() -> str:
+    """The id of the key that made the call being handled; "" outside an authenticated call."""
+    who = _caller.get()
+    return "" if who is ANONYMOUS else who.key_id
+
+
 def key_sha256(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

@@ -28,6 +28,7 @@ from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2
 
+from trading_core.auth import actor
 from trading_core.bus.base import (
     PER_INSTANCE_TOPICS,
     Durable,
@@ -115,8 +116,11 @@ class JournaledService:
     # Building records -------------------------------------------------------------------------
 
     def new_event(self, **envelope: Any) -> events_pb2.Event:
-        """An event envelope with a fresh id, the current time and the caller's trace context."""
-        event = events_pb2.Event(event_id=new_id(), traceparent=current_traceparent(), **envelope)
+        """An event envelope with a fresh id, the current time, the caller's trace context and
+        the API key that made the call (none for what the platform does by itself)."""
+        event = events_pb2.Event(
+            event_id=new_id(), traceparent=current_traceparent(), actor=actor(), **envelope
+        )
         event.event_time.CopyFrom(timestamp(self.clock.now()))
         return event
 

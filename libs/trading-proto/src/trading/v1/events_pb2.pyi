@@ -97,6 +97,7 @@ class Event(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     INSTRUMENT_FIELD_NUMBER: _builtins.int
     TRACEPARENT_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     ORDER_SUBMITTED_FIELD_NUMBER: _builtins.int
     ORDER_DENIED_FIELD_NUMBER: _builtins.int
     ORDER_CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
@@ -130,6 +131,10 @@ class Event(_message.Message):
     instrument: _builtins.str
     traceparent: _builtins.str
     """W3C trace context of the request that caused the event."""
+    actor: _builtins.str
+    """The API key (its id) of the call that caused the event: who submitted, canceled, halted,
+    changed a limit (the audit trail). Empty for what the platform did by itself.
+    """
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -178,6 +183,7 @@ class Event(_message.Message):
         account_id: _builtins.str = ...,
         instrument: _builtins.str = ...,
         traceparent: _builtins.str = ...,
+        actor: _builtins.str = ...,
         order_submitted: Global___OrderSubmitted | None = ...,
         order_denied: Global___OrderDenied | None = ...,
         order_cancel_requested: Global___OrderCancelRequested | None = ...,
@@ -198,7 +204,7 @@ class Event(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn", "order_modify_requested", "risk_limits_changed", "instrument_status_changed", "venue_called"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
