@@ -5,11 +5,14 @@ UV_VERSION := 0.13.8
 BUF_VERSION := 1.75.0
 # uv from PATH, else the one `make setup` installs with pip (run as a module: no PATH changes).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# The deployment checks' tools (checkov, kubernetes-validate, helm-python-sdk): uv group deploy,
+# from the same uv.lock, in an environment of their own (see k8s/README.md "Checks").
+DEPLOY_VENV := .venv-deploy
 CONFIG ?= config/local.yaml
 DISTRIBUTED_CONFIG ?= config/local-pubsub.yaml
 export UV_PYTHON := 3.11
 
-.PHONY: help setup run run-distributed test test-unit chaos lint proto proto-check schema bench images clean
+.PHONY: help setup run run-distributed test test-unit chaos lint lint-k8s proto proto-check schema bench images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -25,7 +28,7 @@ run-distributed: setup ## run the Pub/Sub emulator and the three services as sep
 	scripts/run_distributed.sh $(DISTRIBUTED_CONFIG)
 
 test: setup ## unit, contract, integration and end-to-end tests (starts the Pub/Sub emulator)
-	$(UV) run pytest -n 2 --ignore=tests/crash
+	$(UV) run pytest -n 2 --ignore=tests/crash --ignore=tests/deploy
 	$(UV) run pytest tests/crash  # alone: it kills processes and times their recovery
 
 chaos: setup ## the crash suite as a longer soak: more orders, five kills per run
@@ -35,12 +38,17 @@ chaos: setup ## the crash suite as a longer soak: more orders, five kills per ru
 test-unit: setup ## the fast unit tests only
 	$(UV) run pytest tests/unit
 
-lint: setup ## ruff, formatting, mypy, buf lint, and generated code up to date
+lint: setup ## ruff, formatting, mypy, buf lint, generated code up to date, the deployment
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	npx --yes @bufbuild/buf@$(BUF_VERSION) lint proto
 	$(MAKE) --no-print-directory proto-check
+	$(MAKE) --no-print-directory lint-k8s
+
+lint-k8s: setup ## the deployment: every overlay and component validated, the chart against kustomize, checkov
+	UV_PROJECT_ENVIRONMENT=$(DEPLOY_VENV) $(UV) sync --frozen --only-group deploy
+	$(DEPLOY_VENV)/bin/python -m pytest tests/deploy
 
 proto: setup ## regenerate the Python code of proto/ into libs/trading-proto
 	PATH="$(CURDIR)/.venv/bin:$$PATH" scripts/gen_proto.sh
@@ -57,8 +65,8 @@ schema: setup ## write the warehouse schema's BigQuery tables for Terraform, and
 bench: setup ## benchmarks (not tests); JSON results under benchmarks/results/
 	$(UV) run python -m benchmarks.run
 
-images: ## build the three service images (needs a Docker engine)
-	for s in order-management execution-router position-management; do \
+images: ## build the four service images (needs a Docker engine)
+	for s in order-management execution-router position-management market-data; do \
 	  docker build -f services/$$s/Dockerfile -t trading/$$s:dev . || exit 1; done
 
 clean: ## remove local data and caches
