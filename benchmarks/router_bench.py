@@ -3,7 +3,7 @@ real HTTP server speaking Binance's REST) behind the CCXT adapter, all in this p
 in-memory bus and a real journal.
 
 - `venue_call_us`: the baseline, measured in the same run: the adapter alone sending an order
-  (CCXT, HTTP on loopback, the fake's answer), p50/p99.
+  (CCXT, HTTP on loopback, the fake's answer, until the adapter's first report), p50/p99.
 - `command_to_venue_us`: a SubmitOrder command published on `orders` until the fake receives
   the order: the router's own path (bus, journal commit before the send, the venue worker,
   the adapter's request), p50/p99, one order at a time.
@@ -141,9 +141,11 @@ def _quote_event() -> bytes:
 
 
 def _venue_call(fake: FakeBinanceSpot) -> dict[str, float]:
-    """The baseline: the adapter alone sending orders to the fake, one at a time."""
+    """The baseline: the adapter alone sending orders to the fake, one at a time (each from
+    the call until its first report: the adapter answers on its own event loop)."""
+    answered = threading.Event()
     client = CcxtBinanceSpotClient(
-        lambda report: None,
+        lambda report: answered.set(),
         api_key=KEY,
         secret=SECRET,
         symbols={"BTC-USD": "BTC/USDT"},
@@ -164,8 +166,10 @@ def _venue_call(fake: FakeBinanceSpot) -> dict[str, float]:
                 quantity=Decimal("0.001"),
                 limit_price=Decimal("60300"),
             )
+            answered.clear()
             started = time.perf_counter()
             client.submit_order(order)
+            answered.wait(10)
             samples.append(time.perf_counter() - started)
     finally:
         client.stop()

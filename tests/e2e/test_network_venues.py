@@ -81,7 +81,7 @@ def direct_config(tmp_path: Path, fake: FakeBinanceSpot, **venue: object) -> Pat
     overrides = embedded_overrides(tmp_path / "data")
     overrides["instruments"] = [BTC]
     overrides["reconciliation"] = {"interval_ms": 200}
-    block = {**direct_venue_block(), "base_url": fake.url, **venue}
+    block = {**direct_venue_block(), "base_url": fake.url, "stream_url": fake.stream_url, **venue}
     overrides["execution"] = {"mode": "direct", "venues": {"binance": block}}
     return write_config(tmp_path, overrides)
 

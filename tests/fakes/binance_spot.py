@@ -29,6 +29,13 @@ breaks these endpoints until `clear_market_faults()`: `silent` (the connection c
 an answer; with a symbol, bookTicker leaves that symbol out and its depth requests get no
 answer), `5xx` (503), `garbage` (200 with a body that is not JSON) and `missing` (200, but each
 entry lacks its bid price). `requests` lists every request, so a test can count polls.
+
+The user-data stream (`stream`, at `stream_url`: tests/fakes/stream.py) speaks the spot
+WebSocket API's subscription as CCXT 4.5 uses it: `userDataStream.subscribe.signature` with
+`apiKey`, `timestamp` and the HMAC-SHA256 `signature` of the other parameters sorted by name
+(refused with -1022 / -2015 otherwise), answered with a `subscriptionId`; then each order change
+as `{"subscriptionId", "event": {"e": "executionReport", ...}}` (NEW, TRADE, CANCELED, EXPIRED),
+in Binance's documented fields.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.server import FakeHandler, Fault, LoopbackFake, now_ms
+from tests.fakes.stream import Session, StreamServer
 
 COMMISSION_RATE = Decimal("0.001")
 _JSON = "application/json;charset=UTF-8"
@@ -126,7 +134,7 @@ class FakeBinanceSpot(LoopbackFake):
         symbols: list[SymbolRules],
         market_price: Decimal = Decimal("60000"),
     ) -> None:
-        super().__init__(_Handler)
+        super().__init__(_Handler, stream=StreamServer(_UserStream(self), "/ws-api/v3"))
         self.api_key = api_key
         self.secret = secret
         self.symbols = {s.symbol: s for s in symbols}
@@ -233,6 +241,51 @@ class FakeBinanceSpot(LoopbackFake):
         order.quote_executed += quote_qty
         order.status = "FILLED" if order.executed == order.quantity else "PARTIALLY_FILLED"
         order.updated_ms = now
+        self._publish(order, "TRADE", order.trades[-1])
+
+    def _publish(
+        self, order: FakeOrder, execution: str, trade: dict[str, Any] | None = None
+    ) -> None:
+        """The order's executionReport on the user-data stream."""
+        canceled = execution == "CANCELED"
+        self.stream.publish(
+            {
+                "e": "executionReport",
+                "E": now_ms(),
+                "s": order.symbol,
+                "c": f"cancel-{order.order_id}" if canceled else order.client_order_id,
+                "S": order.side,
+                "o": order.type,
+                "f": order.time_in_force or "GTC",
+                "q": _s(order.quantity),
+                "p": _s(order.price),
+                "P": "0.00000000",
+                "F": "0.00000000",
+                "g": -1,
+                "C": order.client_order_id if canceled else "",
+                "x": execution,
+                "X": order.status,
+                "r": "NONE",
+                "i": order.order_id,
+                "l": trade["qty"] if trade else "0.00000000",
+                "z": _s(order.executed),
+                "L": trade["price"] if trade else "0.00000000",
+                "n": trade["commission"] if trade else "0",
+                "N": trade["commissionAsset"] if trade else None,
+                "T": trade["time"] if trade else order.updated_ms,
+                "t": trade["id"] if trade else -1,
+                "I": next(self._update_ids),
+                "w": order.status == "NEW",
+                "m": bool(trade and trade["isMaker"]),
+                "M": False,
+                "O": order.created_ms,
+                "Z": _s(order.quote_executed),
+                "Y": trade["quoteQty"] if trade else "0.00000000",
+                "Q": "0.00000000",
+                "W": order.created_ms,
+                "V": "NONE",
+            }
+        )
 
     def _check_filters(self, rules: SymbolRules, quantity: Decimal, price: Decimal) -> None:
         if quantity < rules.min_qty or quantity > rules.max_qty or quantity % rules.step_size:
@@ -282,6 +335,7 @@ class FakeBinanceSpot(LoopbackFake):
                 updated_ms=now,
             )
             self.orders[client_id] = order
+            self._publish(order, "NEW")
             if kind == "MARKET":
                 self._trade(order, quantity, self.market_price, maker=False)
             elif tif in ("IOC", "FOK"):
@@ -295,6 +349,7 @@ class FakeBinanceSpot(LoopbackFake):
                     self._trade(order, quantity, self.market_price, maker=False)
                 else:
                     order.status = "EXPIRED"
+                    self._publish(order, "EXPIRED")
             answer = self._order_json(order) | {"transactTime": now, "workingTime": now}
             for key in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty"):
                 answer.pop(key)
@@ -324,6 +379,7 @@ class FakeBinanceSpot(LoopbackFake):
             if order.status not in ("NEW", "PARTIALLY_FILLED"):
                 raise BinanceError(400, -2011, "Unknown order sent.")
             order.status, order.updated_ms = "CANCELED", now_ms()
+            self._publish(order, "CANCELED")
             answer = self._order_json(order)
             for key in ("time", "updateTime", "isWorking", "stopPrice", "icebergQty"):
                 answer.pop(key)
@@ -516,6 +572,47 @@ def _symbol_json(s: SymbolRules) -> dict[str, Any]:
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
+
+
+class _UserStream:
+    """The spot WebSocket API's user-data subscription (see the module docstring)."""
+
+    def __init__(self, fake: FakeBinanceSpot) -> None:
+        self.fake = fake
+        self._ids = itertools.count(0)
+
+    def answer(self, session: Session, message: Any) -> list[dict[str, Any]]:
+        if not isinstance(message, dict) or "method" not in message:
+            return [_ws_error(None, 400, -1102, "Malformed request.")]
+        request_id = message.get("id")
+        if message["method"] != "userDataStream.subscribe.signature":
+            return [_ws_error(request_id, 400, -1102, f"Unknown method {message['method']}.")]
+        params = dict(message.get("params") or {})
+        signature = str(params.pop("signature", ""))
+        if params.get("apiKey") != self.fake.api_key:
+            return [_ws_error(request_id, 401, -2015, "Invalid API-key, IP, or permissions.")]
+        signed = "&".join(f"{k}={params[k]}" for k in sorted(params))
+        secret = self.fake.secret.encode()
+        expected = hmac.new(secret, signed.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return [_ws_error(request_id, 401, -1022, "Signature for this request is not valid.")]
+        session.subscription_id = next(self._ids)
+        return [
+            {
+                "id": request_id,
+                "status": 200,
+                "result": {"subscriptionId": session.subscription_id},
+            }
+        ]
+
+    def wrap(self, session: Session, event: Any) -> dict[str, Any] | None:
+        if session.subscription_id is None:
+            return None
+        return {"subscriptionId": session.subscription_id, "event": event}
+
+
+def _ws_error(request_id: Any, status: int, code: int, msg: str) -> dict[str, Any]:
+    return {"id": request_id, "status": status, "error": {"code": code, "msg": msg}}
 
 
 class _Handler(FakeHandler):

@@ -34,6 +34,14 @@ later, only while its timestamp is within its recv window), `unknown` (a query a
 the order did not exist), `malformed` (a truncated JSON body), `missing` (the answer's rows lack
 `field`), `status` (the answer's rows have an orderStatus Bybit never sent). `timeout`, `5xx`,
 `malformed`, `missing` and `status` take `apply` to say whether a write was applied.
+
+The private stream (`stream`, at `stream_url`: tests/fakes/stream.py) speaks Bybit v5's
+documented private websocket: `{"op": "auth", "args": [key, expires, signature]}` with the hex
+HMAC-SHA256 of `GET/realtime` + expires (an expiry in the past or a wrong signature is refused),
+`{"op": "subscribe", "args": [topics]}` for `order` and `execution` (only once authenticated),
+`{"op": "ping"}`; each change of an order is pushed as `{"id", "topic": "order",
+"creationTime", "data": [row]}` with the row of /v5/order/realtime, and each trade as
+`{"topic": "execution", ...}` with the row of /v5/execution/list (category spot).
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.server import FakeHandler, Fault, LoopbackFake, now_ms
+from tests.fakes.stream import Session, StreamServer
 
 FEE_RATE = Decimal("0.001")
 _OPEN = ("New", "PartiallyFilled")
@@ -129,7 +138,7 @@ class FakeBybitSpot(LoopbackFake):
         symbols: list[SpotRules],
         market_price: Decimal = Decimal("60000"),
     ) -> None:
-        super().__init__(_Handler)
+        super().__init__(_Handler, stream=StreamServer(_PrivateStream(self), "/v5/private"))
         self.api_key = api_key
         self.secret = secret
         self.symbols = {s.symbol: s for s in symbols}
@@ -138,6 +147,12 @@ class FakeBybitSpot(LoopbackFake):
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self._order_ids = itertools.count(1_800_000_000_000_000_001)
         self._exec_seq = itertools.count(1)
+
+    def _publish(self, order: FakeOrder, execution: dict[str, Any] | None = None) -> None:
+        """The order's change (and its trade) on the private stream."""
+        if execution is not None:
+            self.stream.publish(("execution", {"category": "spot"} | execution))
+        self.stream.publish(("order", {"category": "spot"} | self._order_json(order)))
 
     # -- the test's hands -------------------------------------------------------------------
 
@@ -220,6 +235,7 @@ class FakeBybitSpot(LoopbackFake):
                 "seq": seq,
             }
         )
+        self._publish(order, order.executions[-1])
 
     def _rules_for(self, p: dict[str, Any]) -> SpotRules:
         if p.get("category") != "spot":
@@ -297,6 +313,7 @@ class FakeBybitSpot(LoopbackFake):
                     self._execute(order, qty, self.market_price, maker=False)
                 else:
                     order.status, order.cancel_type = "Cancelled", "CancelByUser"
+            self._publish(order)
             return {"orderId": order.order_id, "orderLinkId": link_id}
 
     def _find(self, p: dict[str, Any]) -> FakeOrder | None:
@@ -312,6 +329,7 @@ class FakeBybitSpot(LoopbackFake):
                 raise BybitError(110001, "Order does not exist.")
             order.status = "PartiallyFilledCanceled" if order.cum_qty else "Cancelled"
             order.cancel_type, order.updated_ms = "CancelByUser", now_ms()
+            self._publish(order)
             return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
 
     def amend(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -330,6 +348,7 @@ class FakeBybitSpot(LoopbackFake):
                 raise BybitError(10001, "the new qty must be above the filled qty")
             self._check(rules, qty, price)
             order.qty, order.price, order.updated_ms = qty, price, now_ms()
+            self._publish(order)
             return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
 
     def _matching(self, p: dict[str, Any], wanted: Any) -> list[dict[str, Any]]:
@@ -619,6 +638,62 @@ class _Handler(FakeHandler):
             self._answer(200, json.dumps(answer)[: len(json.dumps(answer)) // 2])
         else:
             self._answer(200, _distort(answer, fault))
+
+
+class _PrivateStream:
+    """Bybit v5's private websocket (see the module docstring)."""
+
+    topics = frozenset({"order", "execution"})
+
+    def __init__(self, fake: FakeBybitSpot) -> None:
+        self.fake = fake
+        self._ids = itertools.count(1)
+
+    def answer(self, session: Session, message: Any) -> list[dict[str, Any]]:
+        if not isinstance(message, dict):
+            return [self._status(False, "error:invalid op", "", None)]
+        op, req_id = message.get("op", ""), message.get("req_id")
+        args = message.get("args") or []
+        if op == "ping":
+            return [self._status(True, "pong", "ping", req_id)]
+        if op == "auth":
+            session.authenticated = self._authentic(args)
+            why = "" if session.authenticated else "Request not authorized"
+            return [self._status(session.authenticated, why, "auth", req_id)]
+        if op == "subscribe":
+            if not session.authenticated:
+                return [self._status(False, "Request not authorized", op, req_id)]
+            unknown = [topic for topic in args if topic not in self.topics]
+            if unknown:
+                why = f"error:handler not found,topic:{unknown[0]}"
+                return [self._status(False, why, op, req_id)]
+            session.topics.update(args)
+            return [self._status(True, "", op, req_id)]
+        return [self._status(False, f"error:invalid op {op}", op, req_id)]
+
+    def _authentic(self, args: list[Any]) -> bool:
+        if len(args) != 3 or args[0] != self.fake.api_key or not str(args[1]).isdigit():
+            return False
+        if int(args[1]) < now_ms():
+            return False  # expired
+        auth = f"GET/realtime{args[1]}".encode()
+        expected = hmac.new(self.fake.secret.encode(), auth, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, str(args[2]))
+
+    def _status(self, success: bool, message: str, op: str, req_id: Any) -> dict[str, Any]:
+        answer = {"success": success, "ret_msg": message, "op": op, "conn_id": "fake-conn-1"}
+        return answer | ({"req_id": req_id} if req_id is not None else {})
+
+    def wrap(self, session: Session, event: Any) -> dict[str, Any] | None:
+        topic, row = event
+        if topic not in session.topics:
+            return None
+        return {
+            "id": f"fake-{next(self._ids)}",
+            "topic": topic,
+            "creationTime": now_ms(),
+            "data": [row],
+        }
 
 
 def _envelope(code: int, message: str, result: Any) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 
+from tests.fakes.stream import StreamServer
+
 # The credentials the tests give a fake and its adapter (made up: a leak would show in the logs).
 API_KEY = "test-api-key-0123456789abcdef"
 SECRET = "test-secret-fedcba9876543210-do-not-log"
@@ -54,8 +56,12 @@ class LoopbackFake:
     `sent` counts the orders received by the venue's own key (client order id, link id, tag),
     whatever became of them: the bar of the tests is that no order is sent twice."""
 
-    def __init__(self, handler: type[FakeHandler], path: str = "") -> None:
+    def __init__(
+        self, handler: type[FakeHandler], path: str = "", stream: StreamServer | None = None
+    ) -> None:
         self.sent: Counter[str] = Counter()
+        # The venue's private websocket, when it has one (tests/fakes/stream.py).
+        self._stream = stream
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
         self._path = path
@@ -69,13 +75,26 @@ class LoopbackFake:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}{self._path}"
 
+    @property
+    def stream(self) -> StreamServer:
+        assert self._stream is not None, "this fake has no stream"
+        return self._stream
+
+    @property
+    def stream_url(self) -> str:
+        return self.stream.url
+
     def start(self) -> Self:
+        if self._stream is not None:
+            self._stream.start()
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._stream is not None:
+            self._stream.stop()
 
     def count(self, key: str) -> int:
         """How many times the order with this key was received."""

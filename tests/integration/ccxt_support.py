@@ -43,6 +43,8 @@ class Exchange:
     limit: str  # the fake's type of a limit order
     type_of: Callable[[Any], str]  # a fake's order's type
     key_of: Callable[[Any], str]  # a fake's order's client order id
+    # The exchange cancels a resting order by itself (the test's hand on the fake).
+    cancel_at_venue: Callable[[Any, str], Any]
 
 
 BINANCE = Exchange(
@@ -58,6 +60,7 @@ BINANCE = Exchange(
     limit="LIMIT",
     type_of=lambda o: str(o.type),
     key_of=lambda o: str(o.client_order_id),
+    cancel_at_venue=lambda fake, key: fake.cancel({"symbol": "BTCUSDT", "origClientOrderId": key}),
 )
 BYBIT = Exchange(
     name="bybit",
@@ -72,6 +75,9 @@ BYBIT = Exchange(
     limit="Limit",
     type_of=lambda o: str(o.order_type),
     key_of=lambda o: str(o.order_link_id),
+    cancel_at_venue=lambda fake, key: fake.cancel(
+        {"category": "spot", "symbol": "BTCUSDT", "orderLinkId": key}
+    ),
 )
 
 
@@ -91,20 +97,25 @@ def client(
     reports: list[Report],
     secret: str = SECRET,
     recv_window_ms: int = 1000,  # a lost request may be executed up to 2 s after it was sent
+    **settings: Any,
 ) -> Any:
-    """The exchange's adapter against its fake, not started, quick to time out and poll."""
-    return exchange.adapter(
-        reports.append,
-        api_key=API_KEY,
-        secret=secret,
-        symbols={"BTC-USD": "BTC/USDT"},
-        base_url=fake.url,
-        timeout_s=1.0,
-        poll_interval_s=0.05,
-        lost_submit_grace_s=0.05,
-        max_retry_after_s=2.0,
-        recv_window_ms=recv_window_ms,
-    )
+    """The exchange's adapter against its fake (REST and user-data stream), not started, quick
+    to time out and poll while the stream is down (every 50 ms); while it is up, reports come
+    from the stream alone (a reconciling poll every minute)."""
+    defaults: dict[str, Any] = {
+        "api_key": API_KEY,
+        "secret": secret,
+        "symbols": {"BTC-USD": "BTC/USDT"},
+        "base_url": fake.url,
+        "stream_url": fake.stream_url,
+        "timeout_s": 1.0,
+        "poll_interval_s": 0.05,
+        "stream_poll_interval_s": 60.0,
+        "lost_submit_grace_s": 0.05,
+        "max_retry_after_s": 2.0,
+        "recv_window_ms": recv_window_ms,
+    }
+    return exchange.adapter(reports.append, **(defaults | settings))
 
 
 @dataclass
@@ -135,10 +146,10 @@ class Setup:
 
 
 @contextmanager
-def running(exchange: Exchange, fake: Fake) -> Iterator[Setup]:
+def running(exchange: Exchange, fake: Fake, **settings: Any) -> Iterator[Setup]:
     """The exchange's adapter started against its fake, and stopped at the end."""
     reports: list[Report] = []
-    adapter = client(exchange, fake, reports)
+    adapter = client(exchange, fake, reports, **settings)
     adapter.start()
     try:
         yield Setup(exchange, fake, adapter, reports)

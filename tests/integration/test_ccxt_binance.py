@@ -45,7 +45,9 @@ def test_an_order_the_exchange_refuses_is_rejected_with_its_reason(setup: Setup)
 
 
 def test_sandbox_mode_points_at_the_spot_testnet_and_a_base_url_overrides_it() -> None:
-    def urls(sandbox: bool = False, base_url: str | None = None) -> dict[str, str]:
+    def urls(
+        sandbox: bool = False, base_url: str | None = None, stream_url: str | None = None
+    ) -> dict[str, str]:
         client = CcxtBinanceSpotClient(
             lambda report: None,
             api_key="k",
@@ -53,14 +55,24 @@ def test_sandbox_mode_points_at_the_spot_testnet_and_a_base_url_overrides_it() -
             symbols={},
             sandbox=sandbox,
             base_url=base_url,
+            stream_url=stream_url,
         )
-        api: dict[str, str] = client._worker.urls["api"]
-        return api
+        api = client._exchange.urls["api"]
+        shown = {k: v for k, v in api.items() if isinstance(v, str)}
+        streaming = "on" if client.streaming else "off"
+        return shown | {"stream": api["ws"]["ws-api"]["spot"], "streaming": streaming}
 
-    assert urls()["private"] == "https://api.binance.com/api/v3"
-    assert urls(sandbox=True)["private"] == "https://testnet.binance.vision/api/v3"
+    live = urls()
+    assert live["private"] == "https://api.binance.com/api/v3"
+    assert (live["stream"], live["streaming"]) == ("wss://ws-api.binance.com:443/ws-api/v3", "on")
+    testnet = urls(sandbox=True)
+    assert testnet["private"] == "https://testnet.binance.vision/api/v3"
+    assert testnet["stream"] == "wss://ws-api.testnet.binance.vision/ws-api/v3"
     local = urls(sandbox=True, base_url="http://127.0.0.1:9")
     assert (local["public"], local["private"]) == ("http://127.0.0.1:9/api/v3",) * 2
+    assert local["streaming"] == "off"  # a REST fake and no stream URL: polling only
+    both = urls(base_url="http://127.0.0.1:9", stream_url="ws://127.0.0.1:8/ws-api/v3")
+    assert (both["stream"], both["streaming"]) == ("ws://127.0.0.1:8/ws-api/v3", "on")
 
 
 def test_a_post_only_order_goes_as_limit_maker(setup: Setup) -> None:

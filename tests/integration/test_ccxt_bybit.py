@@ -22,6 +22,7 @@ from trading_core.config import VenueResilience
 
 from tests.fakes.bybit_v5 import FakeBybitSpot
 from tests.integration.ccxt_support import BYBIT, Setup, client, order, running, serving
+from tests.support import wait_until
 
 T = types_pb2
 
@@ -157,12 +158,16 @@ def test_a_request_older_than_its_recv_window_is_refused_with_a_clear_reason(
 ) -> None:
     reports: list[Report] = []
     adapter = client(BYBIT, fake, reports)
-    adapter._worker.options["timeDifference"] = 5000  # our clock 5 s behind: past the 1 s window
+    adapter._exchange.options["timeDifference"] = 5000  # our clock 5 s behind: past the window
     adapter.start()
     try:
         new = order()
         adapter.submit_order(new)
-        [rejected] = [r for r in reports if r.execution_type == T.EXECUTION_TYPE_REJECTED]
+        [rejected] = wait_until(
+            lambda: [r for r in reports if r.execution_type == T.EXECUTION_TYPE_REJECTED],
+            10,
+            "the order rejected",
+        )
         assert "timestamp" in rejected.message and "10002" in rejected.message
         assert fake.orders == {} and fake.count(new.order_id) == 1
     finally:
@@ -179,11 +184,18 @@ def test_sandbox_mode_points_at_the_testnet_and_a_base_url_overrides_it() -> Non
             sandbox=sandbox,
             base_url=base_url,
         )
-        api: dict[str, str] = client._worker.urls["api"]
-        return {k: v.replace("{hostname}", client._worker.hostname) for k, v in api.items()}
+        exchange = client._exchange
+        api = exchange.urls["api"] | {"stream": exchange.urls["api"]["ws"]["private"]["contract"]}
+        return {
+            k: v.replace("{hostname}", exchange.hostname)
+            for k, v in api.items()
+            if isinstance(v, str)
+        }
 
     assert urls()["private"] == "https://api.bybit.com"
+    assert urls()["stream"] == "wss://stream.bybit.com/v5/private"
     assert urls(sandbox=True)["private"] == "https://api-testnet.bybit.com"
+    assert urls(sandbox=True)["stream"] == "wss://stream-testnet.bybit.com/v5/private"
     local = urls(sandbox=True, base_url="http://127.0.0.1:9")
     assert (local["public"], local["private"]) == ("http://127.0.0.1:9",) * 2
 
@@ -206,12 +218,20 @@ def test_the_fake_serves_bybit_market_data_for_spot(fake: FakeBybitSpot) -> None
     assert len(book["a"]) == 3 and book["s"] == "BTCUSDT"
 
 
+@pytest.fixture
+def quiet(fake: FakeBybitSpot) -> Iterator[Setup]:
+    """The adapter with no stream and no poll within a test: only the test's calls are made."""
+    with running(BYBIT, fake, stream=False, poll_interval_s=60) as made:
+        yield made
+
+
 def test_every_call_goes_through_the_venue_guard_and_what_it_holds_back_is_never_sent(
-    setup: Setup,
+    quiet: Setup,
 ) -> None:
     """With the real VenueGuard: a submit and a cancel pass through it; once its circuit is
     open, a submit raises VenueUnavailable (nothing sent: the router rejects it), a cancel is
     CANCEL_REJECTED and a modify MODIFY_REJECTED, each saying why, and nothing reaches Bybit."""
+    setup = quiet
     settings = VenueResilience(failure_threshold=1, reset_timeout_ms=60_000, retry_attempts=0)
     guard = VenueGuard("bybit", settings, (ccxt.NetworkError,))
     setup.client.guard = guard

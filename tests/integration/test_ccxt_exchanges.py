@@ -1,7 +1,8 @@
 """The CCXT spot adapters (Binance, Bybit v5) against their fake exchanges on loopback, in the
-scenarios every exchange shares: fills with exact decimals and fees, cancels, and the faults that
-make a submit's outcome unknown (none of which may place an order twice). What one exchange does
-its own way is tested in its file (test_ccxt_binance.py, test_ccxt_bybit.py)."""
+scenarios every exchange shares: fills with exact decimals and fees, cancels, the faults that
+make a submit's outcome unknown (none of which may place an order twice), and the user-data
+stream (reports from it, a dropped stream's gap polled, duplicate and out-of-order events). What
+one exchange does its own way is tested in its file (test_ccxt_binance.py, test_ccxt_bybit.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.integration.ccxt_support import (
     running,
     serving,
 )
+from tests.support import wait_until
 
 T = types_pb2
 
@@ -126,13 +128,17 @@ def test_a_cancel_is_answered_canceled_and_a_filled_orders_cancel_rejected(setup
     assert unknown.request_id == "cancel-3" and "does not know" in unknown.message
 
 
-def test_a_cancel_after_an_unseen_fill_reports_the_fill_first(setup: Setup) -> None:
-    new = order()
-    setup.client.submit_order(new)
-    setup.wait_for(new.order_id, T.EXECUTION_TYPE_ACCEPTED)
-    setup.client.stop()  # no poller: the cancel's answer is the first to show the fill
-    setup.fake.fill(new.order_id, Decimal("0.003"), Decimal("59000"))
-    setup.client.cancel_order(new.order_id, "cancel-1")
+def test_a_cancel_after_an_unseen_fill_reports_the_fill_first(
+    exchange: Exchange, fake: Any
+) -> None:
+    # No stream and no poll within the test: the cancel's answer is the first to show the fill.
+    with running(exchange, fake, stream=False, poll_interval_s=60) as setup:
+        new = order()
+        setup.client.submit_order(new)
+        setup.wait_for(new.order_id, T.EXECUTION_TYPE_ACCEPTED)
+        setup.fake.fill(new.order_id, Decimal("0.003"), Decimal("59000"))
+        setup.client.cancel_order(new.order_id, "cancel-1")
+        setup.wait_for(new.order_id, T.EXECUTION_TYPE_CANCELED)
     assert setup.kinds(new.order_id) == [
         T.EXECUTION_TYPE_ACCEPTED,
         T.EXECUTION_TYPE_PARTIALLY_FILLED,
@@ -167,6 +173,7 @@ def test_a_submit_the_exchange_already_has_is_adopted_not_rejected(
     restarted.start()
     try:
         restarted.submit_order(new)
+        wait_until(lambda: again, 10, "the restarted adapter's report")
         assert [r.execution_type for r in again] == [T.EXECUTION_TYPE_ACCEPTED]
         assert len(fake.orders) == 1 and fake.count(new.order_id) == 2
     finally:
@@ -296,7 +303,11 @@ def test_a_wrong_secret_gives_a_clear_error_no_order_and_no_secret_in_the_logs(
     try:
         new = order()
         adapter.submit_order(new)
-        [rejected] = [r for r in reports if r.execution_type == T.EXECUTION_TYPE_REJECTED]
+        [rejected] = wait_until(
+            lambda: [r for r in reports if r.execution_type == T.EXECUTION_TYPE_REJECTED],
+            10,
+            "the order rejected",
+        )
         assert "credentials" in rejected.message and exchange.auth_error in rejected.message
         assert fake.orders == {}
     finally:
@@ -321,3 +332,116 @@ def test_no_secret_or_signature_in_any_log_line_of_a_whole_order_life(
     for shown in setup.exchange.wire_log:  # the adapter's wire log was there, redacted
         assert shown in text
     assert API_KEY not in text and SECRET not in text
+
+
+# -- the user-data stream ---------------------------------------------------------------------
+
+_POLLS = {
+    ("GET", "/api/v3/openOrders"),
+    ("GET", "/api/v3/myTrades"),
+    ("GET", "/api/v3/order"),
+    ("GET", "/v5/order/realtime"),
+    ("GET", "/v5/order/history"),
+    ("GET", "/v5/execution/list"),
+}
+
+
+def _stream_up(setup: Setup) -> None:
+    wait_until(lambda: setup.client.stream_up, 10, "the user-data stream subscribed")
+
+
+def _resting_with_the_stream_up(setup: Setup) -> str:
+    """A resting buy of 0.01, accepted, with the stream subscribed: its order id."""
+    _stream_up(setup)
+    new = order()
+    setup.client.submit_order(new)
+    setup.wait_for(new.order_id, T.EXECUTION_TYPE_ACCEPTED)
+    return new.order_id
+
+
+def test_fills_and_cancels_are_reported_from_the_user_data_stream_without_polling(
+    setup: Setup,
+) -> None:
+    order_id = _resting_with_the_stream_up(setup)
+    asked = len(setup.fake.requests)
+    setup.fake.fill(order_id, Decimal("0.004"), Decimal("59000"))
+    [partial] = setup.wait_for(order_id, T.EXECUTION_TYPE_PARTIALLY_FILLED)
+    assert (partial.last_quantity, partial.cumulative_quantity) == (Decimal("0.004"),) * 2
+    assert partial.fee == Decimal("0.000004") * Decimal("59000")  # exact, from the event's JSON
+    setup.exchange.cancel_at_venue(setup.fake, order_id)  # the exchange ends it itself
+    [canceled] = setup.wait_for(order_id, T.EXECUTION_TYPE_CANCELED)
+    assert canceled.cumulative_quantity == Decimal("0.004") and canceled.leaves_quantity == 0
+    assert not _POLLS & set(setup.fake.requests[asked:])  # the stream told, no poll asked
+    assert setup.fake.stream.sent > 0
+
+
+def test_a_stream_dropped_mid_run_is_polled_meanwhile_and_reconnects_nothing_lost(
+    setup: Setup,
+) -> None:
+    order_id = _resting_with_the_stream_up(setup)
+    connections = setup.fake.stream.connections
+    setup.fake.stream.refuse(True)
+    setup.fake.stream.drop()
+    wait_until(lambda: not setup.client.stream_up, 10, "the adapter to see the stream down")
+    # Traded while the stream is down: the poller reports it.
+    setup.fake.fill(order_id, Decimal("0.004"), Decimal("59000"))
+    setup.wait_for(order_id, T.EXECUTION_TYPE_PARTIALLY_FILLED)
+
+    setup.fake.stream.refuse(False)
+    _stream_up(setup)
+    assert setup.fake.stream.connections > connections  # reconnected
+    # Traded just as it came back and later: the gap's poll and the stream report each once.
+    setup.fake.fill(order_id, Decimal("0.003"), Decimal("59000"))
+    setup.fake.stream.drop()
+    setup.fake.fill(order_id, Decimal("0.003"), Decimal("59000"))
+    [filled] = setup.wait_for(order_id, T.EXECUTION_TYPE_FILLED)
+    assert filled.cumulative_quantity == Decimal("0.01")
+    trades = [r.trade_id for r in setup.of(order_id) if r.trade_id]
+    assert len(trades) == len(set(trades)) == 3
+    assert setup.kinds(order_id) == [
+        T.EXECUTION_TYPE_ACCEPTED,
+        T.EXECUTION_TYPE_PARTIALLY_FILLED,
+        T.EXECUTION_TYPE_PARTIALLY_FILLED,
+        T.EXECUTION_TYPE_FILLED,
+    ]
+    assert setup.fake.count(order_id) == 1
+
+
+def test_duplicate_and_out_of_order_stream_events_report_each_state_once_in_order(
+    setup: Setup,
+) -> None:
+    order_id = _resting_with_the_stream_up(setup)
+    setup.fake.stream.hold()
+    setup.fake.stream.duplicate(100)
+    setup.fake.fill(order_id, Decimal("0.004"), Decimal("59000"))
+    setup.fake.fill(order_id, Decimal("0.002"), Decimal("59000.01"))
+    setup.exchange.cancel_at_venue(setup.fake, order_id)
+    setup.fake.stream.release(reverse=True)  # the end first, then the trades, each twice
+    [canceled] = setup.wait_for(order_id, T.EXECUTION_TYPE_CANCELED)
+    assert canceled.cumulative_quantity == Decimal("0.006")
+    assert setup.kinds(order_id) == [
+        T.EXECUTION_TYPE_ACCEPTED,
+        T.EXECUTION_TYPE_PARTIALLY_FILLED,
+        T.EXECUTION_TYPE_PARTIALLY_FILLED,
+        T.EXECUTION_TYPE_CANCELED,  # only once its trades were reported
+    ]
+    fills = [r for r in setup.of(order_id) if r.trade_id]
+    assert sorted(r.last_quantity or 0 for r in fills) == [Decimal("0.002"), Decimal("0.004")]
+    assert fills[-1].cumulative_quantity == Decimal("0.006")
+
+
+def test_calls_for_different_orders_run_concurrently_while_one_submit_is_being_resolved(
+    setup: Setup,
+) -> None:
+    """A submit whose answer is lost waits for its lookups (seconds: its recv window); an order
+    submitted after it is placed and accepted meanwhile, and each is placed once."""
+    setup.fake.fault("drop", apply=False)
+    lost, other = order(), order()
+    setup.client.submit_order(lost)
+    wait_until(lambda: setup.fake.count(lost.order_id), 10, "the first submit to arrive")
+    setup.client.submit_order(other)
+    setup.wait_for(other.order_id, T.EXECUTION_TYPE_ACCEPTED)
+    assert not setup.of(lost.order_id)  # still being resolved: its recv window has not passed
+    setup.wait_for(lost.order_id, T.EXECUTION_TYPE_ACCEPTED)
+    assert (setup.placed(lost.order_id), setup.placed(other.order_id)) == (1, 1)
+    assert setup.fake.count(other.order_id) == 1

@@ -1,9 +1,9 @@
 """The execution-client contract (venues/base.py), run against every venue adapter: what the
 router may count on, whatever the venue. Each adapter comes with a way for the test to make its
 market (a quote for the paper venue; a fake's hooks for an exchange) and its reports collected
-from `emit`. The adapters: the paper venue, and the CCXT Binance spot, CCXT Bybit v5 spot and
-QuantConnect adapters, each against its fake on loopback (a fake's resting buy fills when its
-market trades at the limit; its market is calm without help).
+from `emit`. The adapters: the paper venue, and the CCXT Binance spot, CCXT Bybit v5 spot (with
+their user-data streams) and QuantConnect adapters, each against its fake on loopback (a fake's
+resting buy fills when its market trades at the limit; its market is calm without help).
 
 - A new order is acknowledged (ACCEPTED) under its own order id, the client order id.
 - A marketable order fills: fill reports carry a trade id, exact decimals and a fee.
@@ -110,7 +110,9 @@ def _with_fake(
 def _binance() -> Venue:
     fake = FakeBinanceSpot(API_KEY, SECRET, [binance_spot.BTCUSDT]).start()
     reports: list[Report] = []
-    client = CcxtBinanceSpotClient(reports.append, base_url=fake.url, **_CCXT)
+    client = CcxtBinanceSpotClient(
+        reports.append, base_url=fake.url, stream_url=fake.stream_url, **_CCXT
+    )
     return _with_fake(fake, client, reports)
 
 
@@ -119,7 +121,9 @@ def _bybit() -> Venue:
     fake = FakeBybitSpot(API_KEY, SECRET, [bybit_v5.BTCUSDT], market_price=Decimal("60100"))
     fake.start()
     reports: list[Report] = []
-    client = CcxtBybitSpotClient(reports.append, base_url=fake.url, **_CCXT)
+    client = CcxtBybitSpotClient(
+        reports.append, base_url=fake.url, stream_url=fake.stream_url, **_CCXT
+    )
     return _with_fake(fake, client, reports)
 
 

@@ -281,7 +281,23 @@ class ExchangeVenue(_NetworkVenue):
     symbols: dict[Name, VenueSymbol] = Field(
         min_length=1, description="our instrument -> the exchange's symbol, BTC-USD: BTC/USDT"
     )
-    poll_interval_ms: int = Field(500, ge=10, le=60_000, description="how often fills are read")
+    poll_interval_ms: int = Field(
+        500, ge=10, le=60_000, description="how often orders are polled while the stream is down"
+    )
+    user_data_stream: bool = Field(
+        True, description="reports from the exchange's private websocket; off: polling only"
+    )
+    stream_url: str | None = Field(
+        None,
+        description="another host for the private websocket (a fake); with base_url and none, "
+        "no stream",
+    )
+    stream_poll_interval_ms: int = Field(
+        30_000,
+        ge=100,
+        le=3_600_000,
+        description="how often orders are reconciled by REST while the stream is up",
+    )
     recv_window_ms: int = Field(
         5000, ge=100, le=60_000, description="how long the exchange may still execute a request"
     )

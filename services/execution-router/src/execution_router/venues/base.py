@@ -39,7 +39,10 @@ request may have reached it, the adapter resolves the outcome itself (lookups, t
 
 Threads: every call of the router comes from one venue worker thread (never the bus
 dispatcher, never under a service lock), one call at a time. Reports are pushed back with
-`self.emit(report)`, from that thread or from the adapter's own threads.
+`self.emit(report)`, from that thread or from the adapter's own threads. `submit_order`,
+`cancel_order` and `modify_order` may return before the venue answers (an adapter with its own
+event loop runs them there, each order's calls in the order they came, different orders'
+concurrently) and report the outcome later; `open_orders` and `fills_since` return the answer.
 """
 
 from __future__ import annotations

@@ -15,13 +15,21 @@
 - **Rules.** PRICE_FILTER's tickSize, LOT_SIZE's stepSize, minQty and maxQty from exchangeInfo.
   The NOTIONAL filter is left to Binance: it values market orders at an average price we do not
   have, and its refusal names the filter.
+- **User-data stream.** CCXT 4.5 subscribes Binance spot's user data through the WebSocket API
+  (`ws-api/v3`): `userDataStream.subscribe.signature` (the API key, a timestamp and an HMAC
+  signature; no listenKey), answered `{"id", "status": 200, "result": {"subscriptionId"}}`,
+  then `{"subscriptionId", "event": {"e": "executionReport", ...}}` per order event. An
+  executionReport carries the order's state (`X`, cumulative `z` and `Z`) and, for `x` TRADE,
+  the trade (`t`, `l`, `L`, `n`, `N`); a cancel's event names the order in `C` (`c` is the
+  cancel's own id).
 - **Endpoints.** `sandbox=True`: the spot testnet (testnet.binance.vision); `base_url` replaces
-  `urls['api']['public'|'private'|'v1']`.
+  `urls['api']['public'|'private'|'v1']`, `stream_url` `urls['api']['ws']['ws-api']['spot']`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import ccxt  # type: ignore[import-untyped]
@@ -103,6 +111,9 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
         exchange.urls["api"]["private"] = f"{base_url}/api/v3"
         exchange.urls["api"]["v1"] = f"{base_url}/api/v1"
 
+    def _point_stream_at(self, exchange: Any, stream_url: str) -> None:
+        exchange.urls["api"]["ws"]["ws-api"]["spot"] = stream_url
+
     def _rules(self, market: dict[str, Any]) -> Rules:
         filters = {f["filterType"]: f for f in market["info"].get("filters", [])}
         lot = filters.get("LOT_SIZE", {})
@@ -115,13 +126,14 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
 
     # -- the wire -------------------------------------------------------------------------------
 
-    def _place(
-        self, exchange: Any, symbol: str, order: VenueOrder
+    async def _place(
+        self, symbol: str, order: VenueOrder
     ) -> tuple[OrderView, list[TradeView] | None]:
         kind, price, params = _wire_form(order)
         amount = format_decimal(order.quantity)
         side = SIDES[order.side]
-        answer = self._request(
+        exchange = self._exchange
+        answer = await self._request(
             lambda: exchange.create_order(symbol, kind, side, amount, price, params), orders=1
         )
         info = answer["info"]
@@ -131,10 +143,11 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
             return view, None
         return view, [_trade_from_fill(f, info) for f in fills]
 
-    def _query(self, exchange: Any, symbol: str, order_id: str) -> OrderView | None:
+    async def _query(self, symbol: str, order_id: str) -> OrderView | None:
         params = {"origClientOrderId": order_id}
+        exchange = self._exchange
         try:
-            answer = self._request(
+            answer = await self._request(
                 lambda: exchange.fetch_order(None, symbol, params),
                 weight=_WEIGHT_ORDER_QUERY,
                 repeatable=True,
@@ -143,51 +156,55 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
             return None
         return _view(answer["info"])
 
-    def _query_venue_id(self, exchange: Any, symbol: str, venue_order_id: str) -> OrderView:
-        answer = self._request(
+    async def _query_venue_id(self, symbol: str, venue_order_id: str) -> OrderView:
+        exchange = self._exchange
+        answer = await self._request(
             lambda: exchange.fetch_order(venue_order_id, symbol),
             weight=_WEIGHT_ORDER_QUERY,
             repeatable=True,
         )
         return _view(answer["info"])
 
-    def _cancel_on_venue(self, exchange: Any, symbol: str, order_id: str) -> OrderView:
+    async def _cancel_on_venue(self, symbol: str, order_id: str) -> OrderView:
         params = {"origClientOrderId": order_id}
-        answer = self._request(lambda: exchange.cancel_order(None, symbol, params))
+        exchange = self._exchange
+        answer = await self._request(lambda: exchange.cancel_order(None, symbol, params))
         info = dict(answer["info"])
         # A cancel's answer names the cancel's own client id; the order's is origClientOrderId.
         info["clientOrderId"] = info.get("origClientOrderId", order_id)
         return _view(info)
 
-    def _open_on_venue(self, exchange: Any, symbol: str) -> list[OrderView]:
-        orders = self._request(
+    async def _open_on_venue(self, symbol: str) -> list[OrderView]:
+        exchange = self._exchange
+        orders = await self._request(
             lambda: exchange.fetch_open_orders(symbol),
             weight=_WEIGHT_OPEN_ORDERS,
             repeatable=True,
         )
         return [_view(o["info"]) for o in orders]
 
-    def _order_trades(
-        self, exchange: Any, symbol: str, venue_order_id: str, order_id: str
+    async def _order_trades(
+        self, symbol: str, venue_order_id: str, order_id: str
     ) -> list[TradeView]:
         params = {"orderId": venue_order_id}
-        trades = self._request(
+        exchange = self._exchange
+        trades = await self._request(
             lambda: exchange.fetch_my_trades(symbol, None, None, params),
             weight=_WEIGHT_MY_TRADES_BY_ORDER,
             repeatable=True,
         )
         return [_trade(t["info"]) for t in trades]
 
-    def _trades_since(self, exchange: Any, symbol: str, since_ms: int) -> list[TradeView]:
-        trades = self._request(
+    async def _trades_since(self, symbol: str, since_ms: int) -> list[TradeView]:
+        exchange = self._exchange
+        trades = await self._request(
             lambda: exchange.fetch_my_trades(symbol, since_ms),
             weight=_WEIGHT_MY_TRADES,
             repeatable=True,
         )
         return [_trade(t["info"]) for t in trades]
 
-    def _retry_hint(self, exchange: Any) -> float | None:
-        headers = exchange.last_response_headers or {}
+    def _retry_hint(self, headers: Mapping[str, str]) -> float | None:
         value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
         try:
             return float(value) if value is not None else None
@@ -196,6 +213,50 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
 
     def _is_duplicate(self, error: Exception) -> bool:
         return isinstance(error, ccxt.InvalidOrder) and "Duplicate order" in str(error)
+
+    # -- the user-data stream -------------------------------------------------------------------
+
+    async def _subscribe(self) -> None:
+        # Spot: the WebSocket API's signature subscription, acknowledged before it returns.
+        await self._exchange.authenticate({"type": "spot"})
+
+    def _tap(self, exchange: Any) -> None:
+        handle = exchange.handle_order_update
+
+        def tapped(client: Any, message: Any) -> Any:
+            self._taken(self._on_order, message)
+            self._taken(self._on_trade, message)
+            return handle(client, message)
+
+        exchange.handle_order_update = tapped
+
+    def _stream_order(self, info: dict[str, Any]) -> OrderView | None:
+        if info.get("e") != "executionReport" or info.get("s") not in self._ids():
+            return None
+        return _view(_order_of_event(info))
+
+    def _stream_trade(self, info: dict[str, Any]) -> tuple[str, TradeView] | None:
+        if info.get("x") != "TRADE" or info.get("s") not in self._ids():
+            return None
+        order = _order_of_event(info)
+        trade = _trade(
+            {
+                "id": need(info, "t"),
+                "symbol": info.get("s"),
+                "orderId": info.get("i"),
+                "price": info.get("L"),
+                "qty": info.get("l"),
+                "commission": info.get("n"),
+                "commissionAsset": info.get("N"),
+                "time": info.get("T"),
+            }
+        )
+        return str(order["clientOrderId"]), trade
+
+    def _ids(self) -> set[str]:
+        """Binance's ids of our symbols (BTCUSDT)."""
+        markets = self._exchange.markets or {}
+        return {str(markets[s]["id"]) for s in self._symbols if s in markets}
 
 
 def _wire_form(order: VenueOrder) -> tuple[str, str | None, dict[str, Any]]:
@@ -240,6 +301,26 @@ def _view(info: dict[str, Any]) -> OrderView:
         ended=_ENDED.get(status),
         updated=from_ms(info.get("updateTime") or info.get("transactTime")),
     )
+
+
+def _order_of_event(info: dict[str, Any]) -> dict[str, Any]:
+    """An executionReport as the order JSON of the REST API."""
+    # A cancel's event carries the cancel's own client id in `c` and the order's in `C`.
+    client_order_id = info.get("C") or need(info, "c")
+    return {
+        "clientOrderId": client_order_id,
+        "orderId": need(info, "i"),
+        "side": info.get("S"),
+        "type": info.get("o"),
+        "timeInForce": info.get("f"),
+        "origQty": need(info, "q"),
+        "price": info.get("p", "0"),
+        "executedQty": need(info, "z"),
+        "cummulativeQuoteQty": info.get("Z", "0"),
+        "status": need(info, "X"),
+        "updateTime": info.get("E"),
+        "rejectReason": info.get("r"),
+    }
 
 
 def _trade(info: dict[str, Any]) -> TradeView:

@@ -31,18 +31,24 @@ CCXT spot adapter (venues/ccxt_client.py holds the rest and explains the choices
   the adapter waits until then (at most `max_retry_after_s`). A 5xx, a timeout, a dropped
   connection, an answer that is not Bybit's JSON and 10016 (system error) leave a submit's outcome
   unknown; 10002 (timestamp outside the recv window) refused it.
+- **User-data stream.** Bybit v5's private websocket (`/v5/private`): the `auth` op (the API
+  key, an expiry and the HMAC of `GET/realtime` + expiry), then CCXT's `watch_orders` and
+  `watch_my_trades` subscribe to the `order` and `execution` topics, whose rows are those of
+  /v5/order/realtime and /v5/execution/list (rows of other categories than spot are ignored).
 - **Endpoints.** `sandbox=True`: Bybit's testnet (api-testnet.bybit.com); `base_url` replaces
-  `urls['api']['public'|'private']`. Keys: an API key with spot trade permission on a unified
-  trading account.
+  `urls['api']['public'|'private']`, `stream_url` `urls['api']['ws']['private']['contract']`
+  (CCXT's private URL of a unified account). Keys: an API key with spot trade permission on a
+  unified trading account.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from functools import partial
@@ -77,6 +83,7 @@ _OPEN = ("Created", "New", "PartiallyFilled", "Untriggered")
 _FILLED = "Filled"
 _ENDED = ("Cancelled", "PartiallyFilledCanceled", "Deactivated", "Rejected")
 _PAGE = {"realtime": 50, "executions": 100}
+_TOPICS = 2  # the private stream's topics we subscribe to: order and execution
 
 
 class CcxtBybitSpotClient(CcxtSpotClient):
@@ -91,6 +98,8 @@ class CcxtBybitSpotClient(CcxtSpotClient):
     # Bybit v5's published limits: requests per IP, spot orders per account (UTA default).
     default_rate_limits = ("600/5 seconds",)
     default_order_rate_limits = ("20/second",)
+    # Set once the private stream's subscriptions are acknowledged (made anew per connection).
+    _acknowledged: asyncio.Event
 
     def _settings(
         self, api_key: str, secret: str, timeout_s: float, recv_window_ms: int
@@ -119,6 +128,9 @@ class CcxtBybitSpotClient(CcxtSpotClient):
         exchange.urls["api"]["public"] = base_url
         exchange.urls["api"]["private"] = base_url
 
+    def _point_stream_at(self, exchange: Any, stream_url: str) -> None:
+        exchange.urls["api"]["ws"]["private"]["contract"] = stream_url
+
     def _rules(self, market: dict[str, Any]) -> Rules:
         info = market["info"]
         lot = need(info, "lotSizeFilter")
@@ -132,9 +144,10 @@ class CcxtBybitSpotClient(CcxtSpotClient):
 
     # -- the wire -------------------------------------------------------------------------------
 
-    def _place(
-        self, exchange: Any, symbol: str, order: VenueOrder
+    async def _place(
+        self, symbol: str, order: VenueOrder
     ) -> tuple[OrderView, list[TradeView] | None]:
+        exchange = self._exchange
         request = {
             "category": "spot",
             "symbol": _market_id(exchange, symbol),
@@ -142,7 +155,9 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             "qty": format_decimal(order.quantity),
             "orderLinkId": order.order_id,
         } | _wire_form(order)
-        answer = self._request(lambda: exchange.private_post_v5_order_create(request), orders=1)
+        answer = await self._request(
+            lambda: exchange.private_post_v5_order_create(request), orders=1
+        )
         result = _result(answer)
         if result.get("orderLinkId") not in (None, order.order_id):
             raise MalformedAnswer(f"bybit answered for another order: {result!r}")
@@ -162,18 +177,19 @@ class CcxtBybitSpotClient(CcxtSpotClient):
         )
         return view, None
 
-    def _query(self, exchange: Any, symbol: str, order_id: str) -> OrderView | None:
-        return self._lookup(exchange, symbol, "orderLinkId", order_id)
+    async def _query(self, symbol: str, order_id: str) -> OrderView | None:
+        return await self._lookup(symbol, "orderLinkId", order_id)
 
-    def _query_venue_id(self, exchange: Any, symbol: str, venue_order_id: str) -> OrderView:
-        view = self._lookup(exchange, symbol, "orderId", venue_order_id)
+    async def _query_venue_id(self, symbol: str, venue_order_id: str) -> OrderView:
+        view = await self._lookup(symbol, "orderId", venue_order_id)
         if view is None:
             raise ccxt.OrderNotFound(f"bybit has no order {venue_order_id}")
         return view
 
-    def _lookup(self, exchange: Any, symbol: str, key: str, value: str) -> OrderView | None:
+    async def _lookup(self, symbol: str, key: str, value: str) -> OrderView | None:
         """The order from the open ones, the recently closed ones, then the history (where a
         closed order stays after Bybit restarts)."""
+        exchange = self._exchange
         asked = {"category": "spot", "symbol": _market_id(exchange, symbol), key: value}
         calls: list[Callable[[], Any]] = [
             lambda: exchange.private_get_v5_order_realtime(asked | {"openOnly": 0}),
@@ -181,19 +197,21 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             lambda: exchange.private_get_v5_order_history(asked),
         ]
         for call in calls:
-            rows = [r for r in _rows(self._request(call, repeatable=True)) if r.get(key) == value]
+            answer = await self._request(call, repeatable=True)
+            rows = [r for r in _rows(answer) if r.get(key) == value]
             if rows:
                 return self._view(rows[0])
         return None
 
-    def _cancel_on_venue(self, exchange: Any, symbol: str, order_id: str) -> OrderView:
+    async def _cancel_on_venue(self, symbol: str, order_id: str) -> OrderView:
+        exchange = self._exchange
         request = {
             "category": "spot",
             "symbol": _market_id(exchange, symbol),
             "orderLinkId": order_id,
         }
-        _result(self._request(lambda: exchange.private_post_v5_order_cancel(request)))
-        view = self._query(exchange, symbol, order_id)
+        _result(await self._request(lambda: exchange.private_post_v5_order_cancel(request)))
+        view = await self._query(symbol, order_id)
         if view is None:
             raise ccxt.ExchangeNotAvailable(
                 f"bybit acknowledged the cancel of {order_id} but does not show the order"
@@ -202,19 +220,21 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             view = replace(view, is_open=False, ended=T.EXECUTION_TYPE_CANCELED, status="Cancelled")
         return view
 
-    def _open_on_venue(self, exchange: Any, symbol: str) -> list[OrderView]:
+    async def _open_on_venue(self, symbol: str) -> list[OrderView]:
+        exchange = self._exchange
         asked = {
             "category": "spot",
             "symbol": _market_id(exchange, symbol),
             "openOnly": 0,
             "limit": _PAGE["realtime"],
         }
-        rows = self._pages(lambda page: exchange.private_get_v5_order_realtime(asked | page))
+        rows = await self._pages(lambda page: exchange.private_get_v5_order_realtime(asked | page))
         return [self._view(row) for row in rows]
 
-    def _order_trades(
-        self, exchange: Any, symbol: str, venue_order_id: str, order_id: str
+    async def _order_trades(
+        self, symbol: str, venue_order_id: str, order_id: str
     ) -> list[TradeView]:
+        exchange = self._exchange
         asked = {
             "category": "spot",
             "symbol": _market_id(exchange, symbol),
@@ -222,10 +242,11 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             "execType": "Trade",
             "limit": _PAGE["executions"],
         }
-        rows = self._pages(lambda page: exchange.private_get_v5_execution_list(asked | page))
+        rows = await self._pages(lambda page: exchange.private_get_v5_execution_list(asked | page))
         return [self._trade(row, symbol) for row in rows if row.get("execType", "Trade") == "Trade"]
 
-    def _trades_since(self, exchange: Any, symbol: str, since_ms: int) -> list[TradeView]:
+    async def _trades_since(self, symbol: str, since_ms: int) -> list[TradeView]:
+        exchange = self._exchange
         asked = {
             "category": "spot",
             "symbol": _market_id(exchange, symbol),
@@ -233,15 +254,17 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             "execType": "Trade",
             "limit": _PAGE["executions"],
         }
-        rows = self._pages(lambda page: exchange.private_get_v5_execution_list(asked | page))
+        rows = await self._pages(lambda page: exchange.private_get_v5_execution_list(asked | page))
         return [self._trade(row, symbol) for row in rows if row.get("execType", "Trade") == "Trade"]
 
-    def _pages(self, call: Callable[[dict[str, Any]], Any], most: int = 20) -> list[dict[str, Any]]:
+    async def _pages(
+        self, call: Callable[[dict[str, Any]], Any], most: int = 20
+    ) -> list[dict[str, Any]]:
         """Every row of a cursor-paged list (at most `most` pages)."""
         rows: list[dict[str, Any]] = []
         page: dict[str, Any] = {}
         for _ in range(most):
-            answer = self._request(partial(call, page), repeatable=True)
+            answer = await self._request(partial(call, page), repeatable=True)
             rows += _rows(answer)
             cursor = _result(answer).get("nextPageCursor") or ""
             if not cursor:
@@ -249,8 +272,7 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             page = {"cursor": cursor}
         return rows
 
-    def _retry_hint(self, exchange: Any) -> float | None:
-        headers = exchange.last_response_headers or {}
+    def _retry_hint(self, headers: Mapping[str, str]) -> float | None:
         value = next(
             (v for k, v in headers.items() if k.lower() == "x-bapi-limit-reset-timestamp"), None
         )
@@ -284,7 +306,17 @@ class CcxtBybitSpotClient(CcxtSpotClient):
         quantity: Decimal | None,
         limit_price: Decimal | None,
     ) -> None:
-        """Amends a working limit order's total quantity and/or limit (/v5/order/amend)."""
+        """Amends a working limit order's total quantity and/or limit (/v5/order/amend); returns
+        at once (after the order's earlier calls, on the loop)."""
+        self._schedule(order_id, lambda: self._modify(order_id, request_id, quantity, limit_price))
+
+    async def _modify(
+        self,
+        order_id: str,
+        request_id: str,
+        quantity: Decimal | None,
+        limit_price: Decimal | None,
+    ) -> None:
         with self._lock:
             working = self._orders.get(order_id)
             done = working is None or working.done
@@ -294,13 +326,13 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             return
         wanted = modified(working.order, quantity, limit_price)
         problem = "" if wanted.order_type == T.ORDER_TYPE_LIMIT else "only a limit order can"
-        problem = problem or self._problem(wanted)
+        problem = problem or await self._problem(wanted)
         if problem:
             self._modify_rejected(order_id, request_id, problem)
             return
         request: dict[str, Any] = {
             "category": "spot",
-            "symbol": _market_id(self._worker, working.symbol),
+            "symbol": _market_id(self._exchange, working.symbol),
             "orderLinkId": order_id,
         }
         if quantity is not None:
@@ -308,14 +340,14 @@ class CcxtBybitSpotClient(CcxtSpotClient):
         if limit_price is not None:
             request["price"] = format_decimal(limit_price)
         try:
-            _result(self._request(lambda: self._worker.private_post_v5_order_amend(request)))
+            amend = self._exchange.private_post_v5_order_amend
+            _result(await self._request(lambda: amend(request)))
         except ccxt.OrderNotFound:
-            self._modify_rejected(
-                order_id, request_id, self._why_not_cancelable(order_id, working.symbol, working)
-            )
+            why = await self._why_not_cancelable(order_id, working.symbol, working)
+            self._modify_rejected(order_id, request_id, why)
             return
         except (ccxt.NetworkError, ccxt.BadResponse) as error:
-            self._modify_outcome_unknown(order_id, request_id, wanted, error)
+            await self._modify_outcome_unknown(order_id, request_id, wanted, error)
             return
         except ccxt.BaseError as error:
             self._modify_rejected(order_id, request_id, f"bybit refused it: {self._reason(error)}")
@@ -323,9 +355,9 @@ class CcxtBybitSpotClient(CcxtSpotClient):
         except HELD_BACK as error:
             self._modify_rejected(order_id, request_id, f"it was not sent: {error}")
             return
-        self._modified(order_id, request_id, wanted)
+        await self._modified(order_id, request_id, wanted)
 
-    def _modified(self, order_id: str, request_id: str, wanted: VenueOrder) -> None:
+    async def _modified(self, order_id: str, request_id: str, wanted: VenueOrder) -> None:
         """Reports fills first, then the order as Bybit now holds it."""
         with self._lock:
             working = self._orders[order_id]
@@ -333,34 +365,34 @@ class CcxtBybitSpotClient(CcxtSpotClient):
                 working.order, quantity=wanted.quantity, limit_price=wanted.limit_price
             )
         try:
-            view = self._query(self._worker, working.symbol, order_id)
+            view = await self._query(working.symbol, order_id)
         except ccxt.BaseError:
             view = None  # the amend was acknowledged: the poller reports later fills
         if view is not None:
-            self._apply(self._worker, working, view)
+            await self._apply(working, view)
         with self._lock:
             if working.done:  # filled (or ended) before the amend took effect
                 self._modify_rejected(order_id, request_id, "it has finished")
                 return
             self.emit(working.report(T.EXECUTION_TYPE_MODIFIED, "", request_id))
 
-    def _modify_outcome_unknown(
+    async def _modify_outcome_unknown(
         self, order_id: str, request_id: str, wanted: VenueOrder, error: Exception
     ) -> None:
         with self._lock:
             working = self._orders[order_id]
         try:
-            view = self._query(self._worker, working.symbol, order_id)
+            view = await self._query(working.symbol, order_id)
         except ccxt.BaseError:
             view = None
         if view is not None and (view.quantity, view.price) == (
             wanted.quantity,
             wanted.limit_price,
         ):
-            self._modified(order_id, request_id, wanted)
+            await self._modified(order_id, request_id, wanted)
             return
         if view is not None:
-            self._apply(self._worker, working, view)
+            await self._apply(working, view)
         why = f"the amend's answer was lost ({type(error).__name__}); the order is unchanged"
         self._modify_rejected(order_id, request_id, why)
 
@@ -375,6 +407,64 @@ class CcxtBybitSpotClient(CcxtSpotClient):
         self.emit(
             Report.nothing_filled(rejected, order_id, T.SIDE_UNSPECIFIED, message, request_id)
         )
+
+    # -- the user-data stream -------------------------------------------------------------------
+
+    async def _subscribe(self) -> None:
+        # The auth op on the private URL (CCXT's choice for a unified account), acknowledged;
+        # watch_orders and watch_my_trades then subscribe to the order and execution topics.
+        exchange = self._exchange
+        url = exchange.implode_hostname(exchange.urls["api"]["ws"]["private"]["contract"])
+        self._acknowledged = asyncio.Event()
+        acks = 0
+        handle = type(exchange).handle_subscription_status
+
+        def counted(client: Any, message: dict[str, Any]) -> Any:
+            nonlocal acks
+            if message.get("op") == "subscribe" and message.get("success"):
+                acks += 1
+                if acks >= _TOPICS:
+                    self._acknowledged.set()
+            return handle(exchange, client, message)
+
+        exchange.handle_subscription_status = counted
+        await exchange.authenticate(url)
+
+    async def _subscribed(self) -> None:
+        """Both topics acknowledged: from now on no event of ours is missed."""
+        await self._acknowledged.wait()
+
+    def _tap(self, exchange: Any) -> None:
+        def tap(handle: Callable[[Any, Any], Any], take: Callable[[dict[str, Any]], None]) -> Any:
+            def tapped(client: Any, message: Any) -> Any:
+                rows = message.get("data") if isinstance(message, dict) else None
+                for row in rows if isinstance(rows, list) else [rows]:
+                    self._taken(take, row)
+                return handle(client, message)
+
+            return tapped
+
+        exchange.handle_order = tap(exchange.handle_order, self._on_order)
+        exchange.handle_my_trades = tap(exchange.handle_my_trades, self._on_trade)
+
+    def _stream_order(self, info: dict[str, Any]) -> OrderView | None:
+        if info.get("category", "spot") != "spot" or self._symbol_of(info) is None:
+            return None
+        return self._view(info)
+
+    def _stream_trade(self, info: dict[str, Any]) -> tuple[str, TradeView] | None:
+        symbol = self._symbol_of(info)
+        if info.get("category", "spot") != "spot" or symbol is None:
+            return None
+        if info.get("execType", "Trade") != "Trade":
+            return None
+        return str(need(info, "orderLinkId")), self._trade(info, symbol)
+
+    def _symbol_of(self, info: dict[str, Any]) -> str | None:
+        """CCXT's symbol of a row's Bybit symbol, when it is one of ours."""
+        markets = self._exchange.markets or {}
+        wanted = info.get("symbol")
+        return next((s for s in self._symbols if markets.get(s, {}).get("id") == wanted), None)
 
     # -- Bybit's JSON ---------------------------------------------------------------------------
 
@@ -416,7 +506,7 @@ class CcxtBybitSpotClient(CcxtSpotClient):
 
     def _trade(self, row: dict[str, Any], symbol: str) -> TradeView:
         """A row of /v5/execution/list."""
-        market = self._worker.markets.get(symbol, {}) if self._worker.markets else {}
+        market = (self._exchange.markets or {}).get(symbol, {})
         # Spot: a buy pays its fee in the base coin, a sell in the quote coin.
         charged = market.get("baseId") if row.get("side") == "Buy" else market.get("quoteId")
         exec_id = str(need(row, "execId"))

@@ -1,31 +1,45 @@
 """Direct execution on spot exchanges through CCXT: what every exchange shares, in one base class
 (`CcxtSpotClient`) of the execution-client template (venues/base.py). Each exchange is a small
 subclass that speaks its wire format: venues/binance.py (`CcxtBinanceSpotClient`) and
-venues/bybit.py (`CcxtBybitSpotClient`). Not yet chosen by config for Bybit.
+venues/bybit.py (`CcxtBybitSpotClient`).
 
 Choices, and why:
-- **CCXT's synchronous class.** The template calls the adapter from one venue worker thread, one
-  call at a time, and the adapter may run threads of its own. The sync class fits that without an
-  event loop to own, start and stop; CCXT's async class would need a loop thread and a
-  cross-thread future on every call for no gain at one call at a time. A CCXT exchange object is
-  not thread-safe (its session, rate limiter, nonce), so each thread owns one: the worker's
-  (`_worker`) for the template's calls, the poller's (`_poller`) for fills.
+- **CCXT's async classes on one event loop per adapter.** The adapter owns an asyncio loop on
+  its own thread and one `ccxt.pro` exchange object (CCXT's async class plus its websockets;
+  one HTTP session, used concurrently by the loop's tasks). The template's calls stay
+  synchronous for the router: `submit_order`, `cancel_order` and `modify_order` schedule a
+  coroutine and return at once (their outcome comes as reports); `open_orders` and
+  `fills_since` wait for theirs. Calls for one order run one after another, in the order they
+  were asked (a lock per order id, taken before any await); calls for different orders run
+  concurrently, so a lost submit being looked up holds back only its own order.
 - **One door to the exchange.** Every REST call goes through `_request(fn, weight=, orders=,
   repeatable=)`: the venue's guard (venues/resilience.py: rate limit by weight, circuit breaker,
   timeout, retries of repeatable calls) when one is set, else the call itself. Queries are
-  repeatable; a submit, a cancel and an amend are not (the adapter resolves their outcome).
+  repeatable; a submit, a cancel and an amend are not (the adapter resolves their outcome). The
+  status and headers of an answer are kept per task (a context variable), so concurrent calls
+  never read each other's.
 - **Exact decimals from the raw answer.** CCXT's unified order and trade fields are floats
-  (`parse_number`). Every number in a report is read from the exchange's own JSON, where both
-  exchanges send decimal strings, into an `OrderView` or a `TradeView` of `Decimal`s; a float
-  there is refused. What we send is checked against the symbol's tick and step (read as strings
-  from the exchange's instrument rules) before the exchange sees it, so no rounding ever changes
-  an order.
-- **Fills are polled.** Both exchanges push fills on private websockets only; this slice polls
-  REST instead: every `poll_interval_s` the poller lists the open orders of each symbol we have
+  (`parse_number`). Every number in a report is read from the exchange's own JSON (a REST
+  answer, or a stream event's `info`), where both exchanges send decimal strings, into an
+  `OrderView` or a `TradeView` of `Decimal`s; a float there is refused. What we send is checked
+  against the symbol's tick and step (read as strings from the exchange's instrument rules)
+  before the exchange sees it, so no rounding ever changes an order.
+- **Reports from the user-data stream, polling as the fallback.** With `stream` on, the adapter
+  subscribes to the exchange's private stream (`_subscribe`, then CCXT's `watch_orders` and
+  `watch_my_trades`: Binance's WebSocket API `userDataStream.subscribe.signature` with its
+  `executionReport` events, Bybit v5's private `order` and `execution` topics after its `auth`
+  op) and reports from its events, each taken as it arrives from the handler CCXT calls for it
+  (`_tap`): CCXT's own cache keeps only the latest state per order between two reads, which an
+  older event (out of order) would hide. While the stream is down (dropped, refused) the poller
+  reads REST every `poll_interval_s` and the stream reconnects with a growing backoff; each
+  (re)subscription is followed at once by a poll for the gap. While it is up the poller still
+  reconciles every `stream_poll_interval_s`. Every path (the stream, a poll, a call's answer)
+  feeds one `_settle`: a trade is reported once by its trade id, an end (canceled, expired) only
+  once the trades before it are reported and only once, so duplicate and out-of-order events
+  never report a state twice or against another. The stream's news of an order whose submit is
+  not yet answered waits for the answer. The poller lists the open orders of each symbol we have
   working orders in, and for an order that traded more (or left the book) reads its trades by
-  order id. Fill reports carry the exchange's trade id, so the worker (an answer, a cancel) and
-  the poller never report one trade twice; an order ends only once its trades add up to what
-  the exchange says executed (a trade list may lag the order's status).
+  order id. An order ends only once its trades add up to what the exchange says executed.
 - **The client order id is our order id.** A second submit of an order the adapter knows is not
   sent, and a submit whose answer was lost (a timeout, a 5xx, a dropped connection, an answer
   that is not the exchange's JSON) is first looked up by client order id and sent again only
@@ -45,29 +59,33 @@ Choices, and why:
 - **Order forms.** LIMIT (GTC, IOC, FOK), post-only LIMIT, MARKET, and a MARKET order with a
   protection price as a LIMIT IOC at that price (neither exchange's spot market orders have a
   worst price). Stops, trailing stops, DAY/GTD and icebergs are refused with a reason.
-- **Not yet:** private websockets instead of polling; paging beyond one page of trades or
-  orders per symbol.
+- **Not yet:** paging beyond one page of trades or orders per symbol.
 - **Endpoints and keys.** `sandbox=True` calls CCXT's `set_sandbox_mode(True)` (the exchange's
-  testnet); `base_url` then points the REST API at another host, the tests' fakes
-  (`sandbox=False` and no `base_url`: the live exchange). Keys come from the constructor (the
-  caller reads them from `${VAR}`); CCXT's own wire log is routed through a logger that blanks
-  the key, the secret and signatures.
+  testnet, REST and websockets); `base_url` then points the REST API at another host, and
+  `stream_url` the private websocket, the tests' fakes (`sandbox=False` and neither: the live
+  exchange). Keys come from the constructor (the caller reads them from `${VAR}`); CCXT's own
+  wire log is routed through a logger that blanks the key, the secret and signatures.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import ccxt  # type: ignore[import-untyped]
+import ccxt.pro  # type: ignore[import-untyped]
 from trading.v1 import types_pb2
 from trading_core.config import ConfigError
 from trading_core.decimals import ZERO, format_decimal, is_multiple, multiply
@@ -105,6 +123,12 @@ def transport_failure(error: BaseException) -> bool:
 HELD_BACK = (VenueBusy, VenueUnavailable)
 
 ExchangeFactory = Callable[[dict[str, Any]], Any]
+
+# The HTTP status and headers of the last REST answer of the running task (see _new_exchange).
+_NO_ANSWER: tuple[int | None, dict[str, str]] = (None, {})
+_answer: ContextVar[tuple[int | None, dict[str, str]]] = ContextVar(
+    "ccxt_last_answer", default=_NO_ANSWER
+)
 
 
 class MalformedAnswer(ccxt.BadResponse):  # type: ignore[misc]
@@ -179,6 +203,8 @@ class _Working:
     done: bool = False
     # A cancel of ours is on its way: its answer, not the poller, reports the order CANCELED.
     canceling: bool = False
+    # The exchange's first view of the order ended, reported once its trades add up.
+    end: OrderView | None = None
 
     @property
     def average_price(self) -> Decimal | None:
@@ -262,8 +288,11 @@ class CcxtSpotClient(ExecutionClient):
         symbols: Mapping[str, str],
         sandbox: bool = False,
         base_url: str | None = None,
+        stream: bool = True,
+        stream_url: str | None = None,
         timeout_s: float = 10.0,
         poll_interval_s: float = 1.0,
+        stream_poll_interval_s: float = 30.0,
         lost_submit_grace_s: float = 1.0,
         resolve_attempts: int = 3,
         unresolved_timeout_s: float = 60.0,
@@ -273,12 +302,15 @@ class CcxtSpotClient(ExecutionClient):
         exchange_factory: ExchangeFactory | None = None,
         guard: VenueGuard | None = None,
     ) -> None:
-        """`symbols` maps our instruments to CCXT's symbols, e.g. {"BTC-USD": "BTC/USDT"}."""
+        """`symbols` maps our instruments to CCXT's symbols, e.g. {"BTC-USD": "BTC/USDT"}.
+        `stream`: reports from the exchange's user-data stream (at `stream_url` when the REST
+        API is at `base_url`; with a `base_url` and no `stream_url` there is no stream)."""
         super().__init__(emit, guard)
         self.symbols = dict(symbols)
         self._symbols = {ccxt_symbol: ours for ours, ccxt_symbol in symbols.items()}
         self._timeout_s = timeout_s
         self._poll_interval_s = poll_interval_s
+        self._stream_poll_interval_s = stream_poll_interval_s
         self._grace_s = lost_submit_grace_s
         self._resolve_attempts = resolve_attempts
         self._unresolved_timeout_s = unresolved_timeout_s
@@ -289,17 +321,28 @@ class CcxtSpotClient(ExecutionClient):
         self._in_flight_s = recv_window_ms / 1000 + 1.0
         if unresolved_timeout_s <= self._in_flight_s:
             raise ValueError("unresolved_timeout_s must be longer than recv_window_ms + 1 s")
-        factory = exchange_factory or getattr(ccxt, self.kind)
-        settings = self._settings(api_key, secret, timeout_s, recv_window_ms)
-        redacting = _RedactingLog([api_key, secret])
-        self._worker = self._configure(factory(settings), redacting, sandbox, base_url)
-        self._poller = self._configure(factory(settings), redacting, sandbox, base_url)
+        self._factory = exchange_factory or getattr(ccxt.pro, self.kind)
+        self._exchange_settings = self._settings(api_key, secret, timeout_s, recv_window_ms)
+        self._redacting = _RedactingLog([api_key, secret])
+        self._sandbox, self._base_url = sandbox, base_url
+        self._stream_url = stream_url
+        self.streaming = stream and (base_url is None or stream_url is not None)
+        self._exchange = self._new_exchange()
         self._lock = threading.RLock()
         self._orders: dict[str, _Working] = {}
         # Submits whose answer was lost: the order and when it was first sent.
         self._unresolved: dict[str, tuple[VenueOrder, float]] = {}
-        self._stopping = threading.Event()
-        self._poll_thread: threading.Thread | None = None
+        # Orders being sent now, and the stream's news of them that came before their answer.
+        self._sending: set[str] = set()
+        self._early: dict[str, list[Callable[[], None]]] = {}
+        # The event loop (its thread), the calls asked of it, and its background tasks.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._in_order: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._poll_now: asyncio.Event | None = None
+        self._stream_up = False
 
     # -- what an exchange's subclass implements ------------------------------------------------
 
@@ -312,6 +355,10 @@ class CcxtSpotClient(ExecutionClient):
     @abc.abstractmethod
     def _point_at(self, exchange: Any, base_url: str) -> None:
         """Points the exchange object's REST URLs at `base_url`."""
+
+    @abc.abstractmethod
+    def _point_stream_at(self, exchange: Any, stream_url: str) -> None:
+        """Points the exchange object's private websocket at `stream_url`."""
 
     @abc.abstractmethod
     def _rules(self, market: dict[str, Any]) -> Rules:
@@ -330,56 +377,79 @@ class CcxtSpotClient(ExecutionClient):
         return ""
 
     @abc.abstractmethod
-    def _place(
-        self, exchange: Any, symbol: str, order: VenueOrder
+    async def _place(
+        self, symbol: str, order: VenueOrder
     ) -> tuple[OrderView, list[TradeView] | None]:
         """Sends the order: the exchange's view of it, with its trades when the answer has
         them (None: read them when the order has executed)."""
 
     @abc.abstractmethod
-    def _query(self, exchange: Any, symbol: str, order_id: str) -> OrderView | None:
+    async def _query(self, symbol: str, order_id: str) -> OrderView | None:
         """The order by client order id; None when the exchange answers it has none. Raises
         ccxt.BaseError when it cannot tell."""
 
     @abc.abstractmethod
-    def _query_venue_id(self, exchange: Any, symbol: str, venue_order_id: str) -> OrderView:
+    async def _query_venue_id(self, symbol: str, venue_order_id: str) -> OrderView:
         """The order by the exchange's id."""
 
     @abc.abstractmethod
-    def _cancel_on_venue(self, exchange: Any, symbol: str, order_id: str) -> OrderView:
+    async def _cancel_on_venue(self, symbol: str, order_id: str) -> OrderView:
         """Cancels by client order id: the order as it is now. Raises ccxt.OrderNotFound when
         the exchange has no open order of that id."""
 
     @abc.abstractmethod
-    def _open_on_venue(self, exchange: Any, symbol: str) -> list[OrderView]:
+    async def _open_on_venue(self, symbol: str) -> list[OrderView]:
         """The open orders of the symbol."""
 
     @abc.abstractmethod
-    def _order_trades(
-        self, exchange: Any, symbol: str, venue_order_id: str, order_id: str
+    async def _order_trades(
+        self, symbol: str, venue_order_id: str, order_id: str
     ) -> list[TradeView]:
         """Every trade of one order."""
 
     @abc.abstractmethod
-    def _trades_since(self, exchange: Any, symbol: str, since_ms: int) -> list[TradeView]:
+    async def _trades_since(self, symbol: str, since_ms: int) -> list[TradeView]:
         """The symbol's trades since `since_ms`."""
 
     @abc.abstractmethod
-    def _retry_hint(self, exchange: Any) -> float | None:
-        """Seconds the exchange's last (rate-limited) answer asks us to wait, when it says."""
+    def _retry_hint(self, headers: Mapping[str, str]) -> float | None:
+        """Seconds a rate-limited answer (its headers) asks us to wait, when it says."""
 
     @abc.abstractmethod
     def _is_duplicate(self, error: Exception) -> bool:
         """Whether the error refuses a client order id the exchange already has."""
+
+    @abc.abstractmethod
+    async def _subscribe(self) -> None:
+        """Opens the private stream and subscribes to our orders and trades; returns once the
+        exchange has acknowledged it (raises when it refuses or cannot be reached)."""
+
+    async def _subscribed(self) -> None:
+        """Returns once the watchers' own subscriptions (if any) are acknowledged."""
+        return None
+
+    @abc.abstractmethod
+    def _tap(self, exchange: Any) -> None:
+        """Wraps the exchange object's handlers of our order and trade events so that each
+        event, as it arrives, also goes to `self._taken(self._on_order | self._on_trade, info)`
+        (then to CCXT's own handler)."""
+
+    @abc.abstractmethod
+    def _stream_order(self, info: dict[str, Any]) -> OrderView | None:
+        """An order event of the stream (the exchange's own JSON); None: not one of ours."""
+
+    @abc.abstractmethod
+    def _stream_trade(self, info: dict[str, Any]) -> tuple[str, TradeView] | None:
+        """A trade event of the stream: our order id and the trade; None: not one of ours."""
 
     # Fragments of an error's text saying the exchange does not know whether it executed.
     unknown_outcome_codes: tuple[str, ...] = ()
 
     # -- the one door to the exchange ----------------------------------------------------------
 
-    def _request(
+    async def _request(
         self,
-        fn: Callable[[], R],
+        fn: Callable[[], Awaitable[R]],
         *,
         weight: int = 1,
         orders: int = 0,
@@ -388,9 +458,11 @@ class CcxtSpotClient(ExecutionClient):
         """Makes one REST call, through the venue's guard when one is set (rate limit by
         `weight`, `orders` placed, circuit breaker, timeout, retries when `repeatable`)."""
         if self.guard is None:
-            return fn()
+            return await fn()
         try:
-            result: R = self.guard.call(fn, weight=weight, orders=orders, repeatable=repeatable)
+            result: R = await self.guard.call_async(
+                fn, weight=weight, orders=orders, repeatable=repeatable
+            )
         except HELD_BACK as error:
             if not repeatable:
                 raise  # a submit, cancel or amend not sent: its caller says why
@@ -398,31 +470,96 @@ class CcxtSpotClient(ExecutionClient):
             raise ccxt.ExchangeNotAvailable(f"{self.kind}: {error}") from error
         return result
 
+    # -- the event loop -------------------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """The adapter's event loop, started on its own thread when it is not running."""
+        if self._loop is not None:
+            return self._loop
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        self._loop_thread = threading.Thread(target=run, name=f"venue-{self.kind}", daemon=True)
+        self._loop_thread.start()
+        ready.wait()
+        self._loop = loop
+        if self._exchange.closed_by_user:  # stopped before: a new session, the same markets
+            markets = self._exchange.markets
+            self._exchange = self._new_exchange()
+            if markets:
+                self._exchange.set_markets(markets)
+        return loop
+
+    def _run(self, coroutine: Coroutine[Any, Any, R]) -> R:
+        """Runs a coroutine on the loop and waits for its result (a caller's thread only)."""
+        loop = self._ensure_loop()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    def _schedule(self, key: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Runs `make()` on the loop after the calls scheduled before it for the same order,
+        concurrently with those of other orders; returns at once."""
+        loop = self._ensure_loop()
+        future = asyncio.run_coroutine_threadsafe(self._one_by_one(key, make), loop)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            error = future.exception()
+            log.error("%s: a call failed", self.kind, exc_info=error)
+
+    async def _one_by_one(self, key: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        # Taken before any await: calls of one order run in the order they were asked.
+        lock, users = self._in_order.get(key) or (asyncio.Lock(), 0)
+        self._in_order[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await make()
+        finally:
+            lock, users = self._in_order[key]
+            if users == 1:
+                del self._in_order[key]
+            else:
+                self._in_order[key] = (lock, users - 1)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Loads the spot markets (an unlisted instrument stops start-up; an exchange that does
-        not answer now is asked again by the first order), then starts the fill poller."""
-        self._stopping.clear()
+        not answer now is asked again by the first order), then starts the poller and the
+        user-data stream."""
+        self._ensure_loop()
         try:
-            self._load_markets()
+            self._run(self._load_markets())
         except ConfigError:
+            self.stop()  # start-up stops: the session closed, the loop ended
             raise
         except Exception as error:
             log.warning("%s: markets not loaded (%s); the first order loads them", self.kind, error)
-        self._poll_thread = threading.Thread(
-            target=self._poll_loop, name=f"venue-{self.kind}-poller", daemon=True
-        )
-        self._poll_thread.start()
+        self._run(self._start_tasks())
 
-    def _load_markets(self) -> None:
+    async def _start_tasks(self) -> None:
+        self._poll_now = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._poll_loop(), name=f"{self.kind}-poller")]
+        if self.streaming:
+            self._tasks.append(asyncio.create_task(self._stream_loop(), name=f"{self.kind}-stream"))
+
+    async def _load_markets(self) -> None:
         """Loads the exchange's markets; an instrument mapped to a symbol the exchange does not
         list raises ConfigError naming its key (start-up stops)."""
-        self._request(self._worker.load_markets, weight=20, repeatable=True)
-        self._poller.set_markets(self._worker.markets)
+        await self._request(self._exchange.load_markets, weight=20, repeatable=True)
+        markets = self._exchange.markets
         for ours, symbol in sorted(self.symbols.items()):
-            if symbol not in self._worker.markets:
-                spot = sorted(m for m, v in self._worker.markets.items() if v.get("spot"))
+            if symbol not in markets:
+                spot = sorted(m for m, v in markets.items() if v.get("spot"))
                 raise ConfigError(
                     f"execution.venues.{self.name}.symbols.{ours}: {self.kind} lists no spot "
                     f"market {symbol!r}; expected one it lists, such as "
@@ -430,10 +567,43 @@ class CcxtSpotClient(ExecutionClient):
                 )
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._poll_thread is not None:
-            self._poll_thread.join(timeout=self._timeout_s + self._poll_interval_s + 1)
-            self._poll_thread = None
+        """Lets the calls already asked finish (each bounded by its timeouts), then stops the
+        poller and the stream and closes the session."""
+        loop = self._loop
+        if loop is None:
+            return
+        with self._lock:
+            pending = list(self._pending)
+        longest = self._timeout_s * (self._resolve_attempts + 2) + self._in_flight_s
+        concurrent.futures.wait(pending, timeout=longest)
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=longest)
+        except Exception:
+            log.exception("%s: closing the session failed", self.kind)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._loop_thread is not None:
+            self._loop_thread.join(timeout=longest)
+        loop.close()
+        self._loop, self._loop_thread = None, None
+
+    async def _close(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._stream_up = False
+        try:
+            await asyncio.wait_for(self._exchange.close(), self._timeout_s)
+        except TimeoutError:
+            log.warning("%s: the session did not close within %ss", self.kind, self._timeout_s)
+
+    def connected(self) -> bool:
+        return True
+
+    @property
+    def stream_up(self) -> bool:
+        """Whether the user-data stream is subscribed now (polling is the fallback)."""
+        return self._stream_up
 
     def restore(self, orders: Sequence[tuple[VenueOrder, Report]]) -> None:
         """After a restart: the orders the router had at the exchange, so that the poller
@@ -457,22 +627,50 @@ class CcxtSpotClient(ExecutionClient):
     # -- the template -------------------------------------------------------------------------
 
     def submit_order(self, order: VenueOrder) -> None:
+        """Returns at once; the outcome comes as reports. Raises VenueUnavailable (nothing
+        sent) while the venue's circuit is open."""
+        if self.guard is not None and not self.guard.available:
+            raise VenueUnavailable(self.guard.why_unavailable())
+        self._schedule(order.order_id, lambda: self._submit(order))
+
+    def cancel_order(self, order_id: str, request_id: str) -> None:
+        self._schedule(order_id, lambda: self._cancel_order(order_id, request_id))
+
+    def open_orders(self) -> list[Report]:
+        return self._run(self._open_orders())
+
+    def fills_since(self, moment: datetime) -> list[Report]:
+        """Every fill since `moment`, read from the exchange (its trades, then each order's
+        trades from its first, for the cumulative quantity each fill left)."""
+        return self._run(self._fills_since(moment))
+
+    async def _submit(self, order: VenueOrder) -> None:
         with self._lock:
             known = order.order_id in self._orders
             lost = order.order_id in self._unresolved
         if known:
             log.info("%s: order %s was already sent: not sent again", self.kind, order.order_id)
             return
-        if lost:
-            self._resolve_lost_submit(order)
-            return
-        problem = self._problem(order)
-        if problem:
-            self._emit_rejected(order, problem)
-            return
-        self._send(order)
+        with self._lock:
+            self._sending.add(order.order_id)
+        try:
+            if lost:
+                await self._resolve_lost_submit(order)
+                return
+            problem = await self._problem(order)
+            if problem:
+                self._emit_rejected(order, problem)
+                return
+            await self._send(order)
+        except HELD_BACK as error:  # nothing of it was sent
+            self._emit_rejected(order, str(error))
+        finally:
+            with self._lock:
+                self._sending.discard(order.order_id)
+                if order.order_id not in self._unresolved:
+                    self._early.pop(order.order_id, None)
 
-    def cancel_order(self, order_id: str, request_id: str) -> None:
+    async def _cancel_order(self, order_id: str, request_id: str) -> None:
         with self._lock:
             working = self._orders.get(order_id)
         symbols = [working.symbol] if working else list(self._symbols)
@@ -484,13 +682,13 @@ class CcxtSpotClient(ExecutionClient):
             with self._lock:
                 working.canceling = True
         try:
-            self._cancel(order_id, request_id, symbols, working, last_error)
+            await self._cancel(order_id, request_id, symbols, working, last_error)
         finally:
             if working is not None:
                 with self._lock:
                     working.canceling = False
 
-    def _cancel(
+    async def _cancel(
         self,
         order_id: str,
         request_id: str,
@@ -500,12 +698,12 @@ class CcxtSpotClient(ExecutionClient):
     ) -> None:
         for symbol in symbols:
             try:
-                view = self._cancel_on_venue(self._worker, symbol, order_id)
+                view = await self._cancel_on_venue(symbol, order_id)
             except ccxt.OrderNotFound:
-                last_error = self._why_not_cancelable(order_id, symbol, working)
+                last_error = await self._why_not_cancelable(order_id, symbol, working)
                 continue
             except (ccxt.NetworkError, ccxt.BadResponse) as error:
-                self._cancel_outcome_unknown(order_id, request_id, symbol, working, error)
+                await self._cancel_outcome_unknown(order_id, request_id, symbol, working, error)
                 return
             except ccxt.BaseError as error:
                 last_error = f"{self.kind} refused the cancel: {self._reason(error)}"
@@ -514,14 +712,14 @@ class CcxtSpotClient(ExecutionClient):
                 last_error = f"it was not sent: {error}"
                 break
             adopted = working or self._adopt(order_id, symbol, view)
-            self._apply(self._worker, adopted, view, request_id=request_id)
+            await self._apply(adopted, view, request_id=request_id)
             return
         self._cancel_rejected(order_id, request_id, working, last_error)
 
-    def open_orders(self) -> list[Report]:
+    async def _open_orders(self) -> list[Report]:
         reports = []
         for symbol in self._symbols:
-            for view in self._open_on_venue(self._worker, symbol):
+            for view in await self._open_on_venue(symbol):
                 self._known_or_adopted(view, symbol)  # the poller follows it from now on
                 kind = (
                     T.EXECUTION_TYPE_PARTIALLY_FILLED
@@ -543,18 +741,16 @@ class CcxtSpotClient(ExecutionClient):
                 )
         return reports
 
-    def fills_since(self, moment: datetime) -> list[Report]:
-        """Every fill since `moment`, read from the exchange (its trades, then each order's
-        trades from its first, for the cumulative quantity each fill left)."""
+    async def _fills_since(self, moment: datetime) -> list[Report]:
         since_ms = int(moment.timestamp() * 1000)
         reports: list[Report] = []
         for symbol, instrument in self._symbols.items():
-            trades = self._trades_since(self._worker, symbol, since_ms)
+            trades = await self._trades_since(symbol, since_ms)
             for venue_order_id in sorted({t.venue_order_id for t in trades}, key=_id_order):
-                view = self._query_venue_id(self._worker, symbol, venue_order_id)
+                view = await self._query_venue_id(symbol, venue_order_id)
                 order = _venue_order(view, instrument)
                 replay = _Working(order, symbol, venue_order_id, time.monotonic())
-                every = self._order_trades(self._worker, symbol, venue_order_id, view.order_id)
+                every = await self._order_trades(symbol, venue_order_id, view.order_id)
                 for trade in sorted(every, key=lambda t: t.sequence):
                     report = self._fill(replay, trade)
                     if report.time is not None and report.time >= moment:
@@ -563,7 +759,7 @@ class CcxtSpotClient(ExecutionClient):
 
     # -- submitting ---------------------------------------------------------------------------
 
-    def _problem(self, order: VenueOrder) -> str:
+    async def _problem(self, order: VenueOrder) -> str:
         """Why the order cannot go to the exchange as it is, or ""."""
         symbol = self.symbols.get(order.instrument)
         if symbol is None:
@@ -581,12 +777,12 @@ class CcxtSpotClient(ExecutionClient):
             return problem
         if order.display_quantity is not None:
             return f"iceberg orders are not supported on {self.kind} yet"
-        if not self._worker.markets:
+        if not self._exchange.markets:
             try:
-                self._load_markets()
+                await self._load_markets()
             except ccxt.BaseError as error:
                 return f"{self.kind}'s markets could not be loaded: {self._reason(error)}"
-        market = self._worker.markets.get(symbol)
+        market = self._exchange.markets.get(symbol)
         if market is None:
             return f"{self.kind} does not list {symbol}"
         try:
@@ -595,26 +791,26 @@ class CcxtSpotClient(ExecutionClient):
             return f"{self.kind}'s rules for {symbol} cannot be read: {error}"
         return _rules_problem(order, symbol, rules)
 
-    def _send(self, order: VenueOrder) -> None:
+    async def _send(self, order: VenueOrder) -> None:
         """Sends the order; on a lost answer, finds out whether the exchange has it before
         anything else."""
         symbol = self.symbols[order.instrument]
         for attempt in range(1, self._rate_limit_attempts + 1):
-            self._worker.last_http_status = None
+            _answer.set(_NO_ANSWER)
             try:
-                view, trades = self._place(self._worker, symbol, order)
+                view, trades = await self._place(symbol, order)
             except RATE_LIMITED as error:  # not applied
-                wait = self._retry_after(self._worker)
+                wait = self._retry_after()
                 if attempt == self._rate_limit_attempts:
                     self._emit_rejected(order, f"{self.kind} rate limit: {self._reason(error)}")
                     return
                 log.warning(
                     "%s: rate limited; order %s again in %ss", self.kind, order.order_id, wait
                 )
-                time.sleep(wait)
+                await asyncio.sleep(wait)
                 continue
             except ccxt.BaseError as error:
-                self._not_placed(order, error)
+                await self._not_placed(order, error)
                 return
             if view.quantity != order.quantity:
                 log.error(
@@ -624,12 +820,12 @@ class CcxtSpotClient(ExecutionClient):
                     format_decimal(view.quantity),
                     format_decimal(order.quantity),
                 )
-            self._adopt_and_apply(order, symbol, view, trades)
+            await self._adopt_and_apply(order, symbol, view, trades)
             return
 
-    def _not_placed(self, order: VenueOrder, error: Exception) -> None:
+    async def _not_placed(self, order: VenueOrder, error: Exception) -> None:
         """A submit that raised: looked up when it may have been applied, else rejected."""
-        if self._outcome_unknown(error, self._worker):  # timeout, 5xx, dropped, garbled
+        if self._outcome_unknown(error):  # timeout, 5xx, dropped, garbled
             log.warning(
                 "%s: the answer to order %s was lost (%s): looking it up",
                 self.kind,
@@ -638,11 +834,11 @@ class CcxtSpotClient(ExecutionClient):
             )
             with self._lock:
                 self._unresolved.setdefault(order.order_id, (order, time.monotonic()))
-            self._resolve_lost_submit(order)
+            await self._resolve_lost_submit(order)
         elif self._is_duplicate(error):
             log.warning("%s: order %s is already there: adopting it", self.kind, order.order_id)
             try:
-                found = self._look_up(order)
+                found = await self._look_up(order)
             except ccxt.BaseError:
                 found = False
             if not found:  # refused as a duplicate, yet not shown: the poller adopts it
@@ -661,13 +857,14 @@ class CcxtSpotClient(ExecutionClient):
         else:
             self._emit_rejected(order, f"{self.kind} rejected the order: {self._reason(error)}")
 
-    def _resolve_lost_submit(self, order: VenueOrder) -> None:
+    async def _resolve_lost_submit(self, order: VenueOrder) -> None:
         """Looks the order up by client order id; sends it again only when the exchange answers
-        that it has no such order. Left to the poller when that stays unknown."""
+        that it has no such order. Left to the poller when that stays unknown. Only this
+        order waits meanwhile: the others' calls go on."""
         for attempt in range(self._resolve_attempts):
-            time.sleep(self._grace_s * (attempt + 1))
+            await asyncio.sleep(self._grace_s * (attempt + 1))
             try:
-                if self._look_up(order):
+                if await self._look_up(order):
                     return
             except ccxt.BaseError as error:  # cannot tell: ask again
                 log.warning("%s: looking up order %s failed: %s", self.kind, order.order_id, error)
@@ -676,12 +873,12 @@ class CcxtSpotClient(ExecutionClient):
                 lost = self._unresolved.get(order.order_id)
             still_in_flight = self._in_flight_s - (time.monotonic() - lost[1]) if lost else 0.0
             if still_in_flight > 0:  # it may yet be placed: look again once it cannot
-                time.sleep(still_in_flight)
+                await asyncio.sleep(still_in_flight)
                 continue
             with self._lock:
                 self._unresolved.pop(order.order_id, None)
             log.info("%s: order %s is not at the exchange: sending it", self.kind, order.order_id)
-            self._send(order)
+            await self._send(order)
             return
         log.error(
             "%s: whether order %s was placed is still unknown: the poller goes on asking",
@@ -689,32 +886,38 @@ class CcxtSpotClient(ExecutionClient):
             order.order_id,
         )
 
-    def _look_up(self, order: VenueOrder) -> bool:
+    async def _look_up(self, order: VenueOrder) -> bool:
         """Adopts the order when the exchange has it (True); False when it has none.
         Raises ccxt.BaseError when it cannot tell."""
         symbol = self.symbols[order.instrument]
-        view = self._query(self._worker, symbol, order.order_id)
+        view = await self._query(symbol, order.order_id)
         if view is None:
             return False
         with self._lock:
             self._unresolved.pop(order.order_id, None)
-        self._adopt_and_apply(order, symbol, view, None)
+        await self._adopt_and_apply(order, symbol, view, None)
         return True
 
-    def _adopt_and_apply(
+    async def _adopt_and_apply(
         self,
         order: VenueOrder,
         symbol: str,
         view: OrderView,
         trades: list[TradeView] | None,
     ) -> None:
+        working = self._register(order, symbol, view)
+        await self._apply(working, view, trades=trades)
+        self._replay_early(order.order_id)
+
+    def _register(self, order: VenueOrder, symbol: str, view: OrderView) -> _Working:
+        """The order the exchange has: ACCEPTED when we did not know it yet."""
         with self._lock:
             working = self._orders.get(order.order_id)
             if working is None:
                 working = _Working(order, symbol, view.venue_order_id, time.monotonic())
                 self._orders[order.order_id] = working
                 self.emit(working.report(T.EXECUTION_TYPE_ACCEPTED))
-        self._apply(self._worker, working, view, trades=trades)
+        return working
 
     def _adopt(self, order_id: str, symbol: str, view: OrderView) -> _Working:
         """An order we did not know (sent before a restart), from the exchange's view of it."""
@@ -732,9 +935,8 @@ class CcxtSpotClient(ExecutionClient):
 
     # -- what the exchange did with an order ---------------------------------------------------
 
-    def _apply(
+    async def _apply(
         self,
-        exchange: Any,
         working: _Working,
         view: OrderView,
         *,
@@ -746,31 +948,51 @@ class CcxtSpotClient(ExecutionClient):
         with self._lock:
             behind = view.executed > working.cumulative_quantity
         if behind and trades is None:
-            trades = self._order_trades(
-                exchange, working.symbol, working.venue_order_id, working.order.order_id
+            trades = await self._order_trades(
+                working.symbol, working.venue_order_id, working.order.order_id
             )
+        self._settle(working, view, trades or [], request_id)
+
+    def _settle(
+        self,
+        working: _Working,
+        view: OrderView | None,
+        trades: Iterable[TradeView],
+        request_id: str = "",
+    ) -> None:
+        """Reports the trades not reported yet, then the order's end once its trades add up to
+        what the exchange executed: the first end seen is kept until they do, so that news in
+        any order (a stream's, a poll's, an answer's) reports each state once, in order."""
         with self._lock:
-            for trade in sorted(trades or [], key=lambda t: t.sequence):
+            for trade in sorted(trades, key=lambda t: t.sequence):
                 if trade.trade_id not in working.trade_ids:
                     self.emit(self._fill(working, trade))
-            caught_up = working.cumulative_quantity >= view.executed
-            if working.cumulative_quantity == working.order.quantity or (view.filled and caught_up):
+            if view is not None and view.ended is not None and working.end is None:
+                working.end = view
+            end = view if view is not None and view.ended is not None else working.end
+            executed = view.executed if view is not None else working.cumulative_quantity
+            caught_up = working.cumulative_quantity >= executed
+            filled = view is not None and view.filled and caught_up
+            if working.cumulative_quantity == working.order.quantity or filled:
                 working.done = True
-            ended = view.ended
+            if end is None or end.ended is None:
+                return
+            ended = end.ended
             if ended == T.EXECUTION_TYPE_CANCELED and working.canceling and not request_id:
                 return
-            # An end waits for the trades before it (the poller asks again), unless a cancel
-            # of ours is answered now.
-            if ended is not None and not working.done and (caught_up or request_id):
+            # An end waits for the trades before it (the poller or the stream brings them),
+            # unless a cancel of ours is answered now.
+            end_caught_up = working.cumulative_quantity >= end.executed
+            if not working.done and (end_caught_up or request_id):
                 working.done = True
-                message = "" if request_id else self._end_message(view)
+                message = "" if request_id else self._end_message(end)
                 if ended == T.EXECUTION_TYPE_REJECTED:
                     # Reported ACCEPTED already (it is working): an exchange that rejects it
                     # now has ended it unfilled, which is what CANCELED says of an accepted
                     # order; REJECTED is for an order never accepted.
                     ended = T.EXECUTION_TYPE_CANCELED
                 self.emit(working.report(ended, message, request_id))
-            elif request_id and ended == T.EXECUTION_TYPE_CANCELED:
+            elif request_id and view is not None and view.ended == T.EXECUTION_TYPE_CANCELED:
                 self.emit(working.report(ended, "", request_id))
 
     def _end_message(self, view: OrderView) -> str:
@@ -804,7 +1026,8 @@ class CcxtSpotClient(ExecutionClient):
     def _fee(self, trade: TradeView, symbol: str) -> tuple[Decimal, str]:
         """The commission in the quote currency, and a note when it was not paid in it."""
         commission, asset = trade.commission, trade.commission_asset
-        market = self._worker.markets.get(symbol, {}) if self._worker.markets else {}
+        markets = self._exchange.markets or {}
+        market = markets.get(symbol, {})
         if asset == market.get("quoteId") or not commission:
             return commission, ""
         note = f"commission {format_decimal(commission)} {asset}"
@@ -814,18 +1037,20 @@ class CcxtSpotClient(ExecutionClient):
 
     # -- cancels ------------------------------------------------------------------------------
 
-    def _why_not_cancelable(self, order_id: str, symbol: str, working: _Working | None) -> str:
+    async def _why_not_cancelable(
+        self, order_id: str, symbol: str, working: _Working | None
+    ) -> str:
         try:
-            view = self._query(self._worker, symbol, order_id)
+            view = await self._query(symbol, order_id)
         except ccxt.BaseError:
             view = None
         if view is None:
             return f"{self.kind} does not know order {order_id}"
         known = working or self._adopt(order_id, symbol, view)
-        self._apply(self._worker, known, view)  # reports fills we had not seen
+        await self._apply(known, view)  # reports fills we had not seen
         return f"the order has already finished ({view.status.lower()})"
 
-    def _cancel_outcome_unknown(
+    async def _cancel_outcome_unknown(
         self,
         order_id: str,
         request_id: str,
@@ -834,16 +1059,16 @@ class CcxtSpotClient(ExecutionClient):
         error: Exception,
     ) -> None:
         try:
-            view = self._query(self._worker, symbol, order_id)
+            view = await self._query(symbol, order_id)
         except ccxt.BaseError:
             view = None
         if view is not None and view.ended == T.EXECUTION_TYPE_CANCELED:
             known = working or self._adopt(order_id, symbol, view)
-            self._apply(self._worker, known, view, request_id=request_id)
+            await self._apply(known, view, request_id=request_id)
             return
         if view is not None:
             known = working or self._adopt(order_id, symbol, view)
-            self._apply(self._worker, known, view)
+            await self._apply(known, view)
         status = view.status.lower() if view else "unknown"
         message = f"the cancel's answer was lost ({type(error).__name__}); the order is {status}"
         self._cancel_rejected(order_id, request_id, working, message)
@@ -861,49 +1086,151 @@ class CcxtSpotClient(ExecutionClient):
         side = T.SIDE_UNSPECIFIED
         self.emit(Report.nothing_filled(rejected, order_id, side, message, request_id))
 
+    # -- the user-data stream ------------------------------------------------------------------
+
+    async def _stream_loop(self) -> None:
+        """Keeps the private stream subscribed. While it is down the poller reads every
+        `poll_interval_s`; each (re)connection is followed by a poll for the gap."""
+        backoff = 0.05
+        while True:
+            watchers: list[asyncio.Task[None]] = []
+            try:
+                await self._subscribe()
+                watchers = [
+                    asyncio.create_task(self._watch(self._exchange.watch_orders)),
+                    asyncio.create_task(self._watch(self._exchange.watch_my_trades)),
+                ]
+                await asyncio.wait_for(self._subscribed(), self._timeout_s)
+                self._stream_changed(up=True)
+                backoff = 0.05
+                done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    task.result()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning(
+                    "%s: the user-data stream is down (%s: %s); polling until it is back",
+                    self.kind,
+                    type(error).__name__,
+                    str(error)[:200],
+                )
+            finally:
+                for task in watchers:
+                    task.cancel()
+            self._stream_changed(up=False)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _stream_changed(self, up: bool) -> None:
+        if up != self._stream_up:
+            log.info("%s: user-data stream %s", self.kind, "subscribed" if up else "down")
+        self._stream_up = up
+        if self._poll_now is not None:
+            self._poll_now.set()  # the gap (or the outage) is polled at once
+
+    async def _watch(self, watch: Callable[[], Awaitable[Any]]) -> None:
+        """Keeps one of CCXT's subscriptions (and raises when its connection drops). The events
+        themselves are taken as they arrive (`_tap`), not from CCXT's cache, which keeps one
+        state per order between two reads."""
+        while True:
+            await watch()
+
+    def _taken(self, handle: Callable[[dict[str, Any]], None], info: Any) -> None:
+        """One event of the stream, as the exchange sent it (from the handler `_tap` wraps)."""
+        if not isinstance(info, dict):
+            self.count_problem(f"a stream event that is not an object: {str(info)[:200]}")
+            return
+        try:
+            handle(info)
+        except MalformedAnswer as error:
+            self.count_problem(f"a stream event: {error}")
+
+    def _on_order(self, info: dict[str, Any]) -> None:
+        view = self._stream_order(info)
+        if view is not None:
+            self._on_news(view.order_id, lambda working: self._settle(working, view, ()))
+
+    def _on_trade(self, info: dict[str, Any]) -> None:
+        found = self._stream_trade(info)
+        if found is not None:
+            order_id, trade = found
+            self._on_news(order_id, lambda working: self._settle(working, None, (trade,)))
+
+    def _on_news(self, order_id: str, apply: Callable[[_Working], None]) -> None:
+        """Applies the stream's news of an order; news of an order whose submit is not yet
+        answered waits for the answer (then applied after it)."""
+        with self._lock:
+            working = self._orders.get(order_id)
+            if working is None:
+                if order_id in self._sending or order_id in self._unresolved:
+                    self._early.setdefault(order_id, []).append(
+                        lambda: self._on_news(order_id, apply)
+                    )
+                if order_id in self._unresolved and self._poll_now is not None:
+                    self._poll_now.set()  # the exchange has it: the poller adopts it now
+                return  # not ours, or finished before a restart: polling knows the rest
+            if working.done:
+                return  # reported to its end: later news (a duplicate, a late one) is old
+        apply(working)
+
+    def _replay_early(self, order_id: str) -> None:
+        with self._lock:
+            early = self._early.pop(order_id, [])
+        for news in early:
+            news()
+
     # -- the poller ---------------------------------------------------------------------------
 
-    def _poll_loop(self) -> None:
-        while not self._stopping.wait(self._poll_interval_s):
+    async def _poll_loop(self) -> None:
+        assert self._poll_now is not None
+        while True:
+            with self._lock:
+                urgent = bool(self._unresolved)  # a lost submit: resolved as soon as can be
+            quiet = self._stream_up and not urgent
+            interval = self._stream_poll_interval_s if quiet else self._poll_interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poll_now.wait(), interval)
+            self._poll_now.clear()
             try:
-                self._poll_once()
+                await self._poll_once()
             except RATE_LIMITED:
-                self._stopping.wait(self._retry_after(self._poller))
+                await asyncio.sleep(self._retry_after())
             except ccxt.BadResponse as error:  # garbage: counted, the next poll reads again
                 self.count_problem(f"polling for fills: {error}")
             except Exception:
                 log.exception("%s: polling for fills failed", self.kind)
 
-    def _poll_once(self) -> None:
+    async def _poll_once(self) -> None:
         with self._lock:
             working = [w for w in self._orders.values() if not w.done]
             unresolved = list(self._unresolved.values())
         for order, since in unresolved:
-            self._poll_unresolved(order, since)
+            await self._poll_unresolved(order, since)
         by_symbol: dict[str, list[_Working]] = {}
         for w in working:
             by_symbol.setdefault(w.symbol, []).append(w)
         for symbol, orders in by_symbol.items():
             asked = time.monotonic()
-            listed = {v.order_id: v for v in self._open_on_venue(self._poller, symbol)}
+            listed = {v.order_id: v for v in await self._open_on_venue(symbol)}
             for w in orders:
                 view = listed.get(w.order.order_id)
                 if view is None:
                     if w.registered >= asked:
                         continue  # registered after the list was asked for
-                    view = self._query(self._poller, symbol, w.order.order_id)
+                    view = await self._query(symbol, w.order.order_id)
                     if view is None:  # not shown yet (an exchange's lists may lag)
                         log.warning("%s: order %s not found yet", self.kind, w.order.order_id)
                         continue
                 with self._lock:
                     behind = view.executed > w.cumulative_quantity
                 if behind or not view.is_open:
-                    self._apply(self._poller, w, view)
+                    await self._apply(w, view)
 
-    def _poll_unresolved(self, order: VenueOrder, since: float) -> None:
+    async def _poll_unresolved(self, order: VenueOrder, since: float) -> None:
         symbol = self.symbols[order.instrument]
         try:
-            view = self._query(self._poller, symbol, order.order_id)
+            view = await self._query(symbol, order.order_id)
         except ccxt.BaseError as error:  # cannot tell yet: the next poll asks again
             log.warning("%s: looking up order %s failed: %s", self.kind, order.order_id, error)
             return
@@ -922,21 +1249,17 @@ class CcxtSpotClient(ExecutionClient):
         with self._lock:
             if self._unresolved.pop(order.order_id, None) is None:
                 return
-            working = self._orders.get(order.order_id)
-            if working is None:
-                working = _Working(order, symbol, view.venue_order_id, time.monotonic())
-                self._orders[order.order_id] = working
-                self.emit(working.report(T.EXECUTION_TYPE_ACCEPTED))
-        self._apply(self._poller, working, view)
+        await self._adopt_and_apply(order, symbol, view, None)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _retry_after(self, exchange: Any) -> float:
-        hint = self._retry_hint(exchange)
+    def _retry_after(self) -> float:
+        """How long the last (rate-limited) answer of this task asks us to wait."""
+        hint = self._retry_hint(_answer.get()[1])
         wait = 1.0 if hint is None else hint
         return min(max(wait, 0.0), self._max_retry_after_s)
 
-    def _outcome_unknown(self, error: Exception, exchange: Any) -> bool:
+    def _outcome_unknown(self, error: Exception) -> bool:
         """Whether a failed call may still have been applied: the answer never came (timeout,
         dropped connection), came as a 5xx or garbled, or said that the execution status is
         unknown."""
@@ -947,7 +1270,7 @@ class CcxtSpotClient(ExecutionClient):
             return True
         if isinstance(error, ccxt.NetworkError):
             return True
-        status = getattr(exchange, "last_http_status", None)
+        status = _answer.get()[0]
         if isinstance(status, int) and status >= 500:
             return True
         text = str(error).replace(" ", "")
@@ -961,27 +1284,33 @@ class CcxtSpotClient(ExecutionClient):
     def _emit_rejected(self, order: VenueOrder, message: str) -> None:
         with self._lock:
             self._unresolved.pop(order.order_id, None)
+            self._early.pop(order.order_id, None)
         rejected = T.EXECUTION_TYPE_REJECTED
         self.emit(Report.nothing_filled(rejected, order.order_id, order.side, message))
 
-    def _configure(
-        self, exchange: Any, logger: _RedactingLog, sandbox: bool, base_url: str | None
-    ) -> Any:
-        exchange.logger = logger
-        # The HTTP status of the last answer: a 5xx leaves a submit's outcome unknown, whatever
-        # exception CCXT makes of its body.
-        exchange.last_http_status = None
+    def _new_exchange(self) -> Any:
+        """CCXT's async exchange object (ccxt.pro: REST and websockets), configured."""
+        exchange = self._factory(self._exchange_settings)
+        exchange.logger = self._redacting
         answered = exchange.on_rest_response
 
-        def remember_status(code: int, *rest: Any) -> Any:
-            exchange.last_http_status = code
-            return answered(code, *rest)
+        def remember(
+            code: int, reason: Any, url: Any, method: Any, headers: Any, *rest: Any
+        ) -> Any:
+            # The status and headers of this task's last answer: a 5xx leaves a submit's outcome
+            # unknown, whatever exception CCXT makes of its body; a 429's headers say how long
+            # to wait. Concurrent calls each see their own (a context variable per task).
+            _answer.set((code, dict(headers or {})))
+            return answered(code, reason, url, method, headers, *rest)
 
-        exchange.on_rest_response = remember_status
-        if sandbox:
+        exchange.on_rest_response = remember
+        self._tap(exchange)
+        if self._sandbox:
             exchange.set_sandbox_mode(True)
-        if base_url is not None:
-            self._point_at(exchange, base_url.rstrip("/"))
+        if self._base_url is not None:
+            self._point_at(exchange, self._base_url.rstrip("/"))
+        if self._stream_url is not None:
+            self._point_stream_at(exchange, self._stream_url.rstrip("/"))
         return exchange
 
 

@@ -63,8 +63,11 @@ def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionCli
         symbols=venue.symbols,
         sandbox=venue.environment == "testnet",
         base_url=venue.base_url,
+        stream=venue.user_data_stream,
+        stream_url=venue.stream_url,
         timeout_s=venue.execution_timeout_ms / 1000,
         poll_interval_s=venue.poll_interval_ms / 1000,
+        stream_poll_interval_s=venue.stream_poll_interval_ms / 1000,
         recv_window_ms=venue.recv_window_ms,
         guard=VenueGuard(name, _with_limits(venue, adapter), transient=transport_failure),
     )

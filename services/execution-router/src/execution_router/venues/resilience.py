@@ -16,18 +16,22 @@
   query shows the venue does not have the order.
 - **Latency** of each call, kept for `GetVenueStatus` (p50 and p99 of the last calls).
 
+`call` guards a blocking call; `call_async` the same for a coroutine on an adapter's event loop
+(its waits for headroom and between retries are `asyncio.sleep`, never blocking the loop).
+
 Connection pooling is the HTTP session's (CCXT and requests keep one per exchange object).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pybreaker
 import tenacity
@@ -70,7 +74,7 @@ class GuardStatus:
 
 class VenueGuard:
     """Rate limits, circuit breaker, retries and latency of one venue; see the module docstring.
-    Thread-safe: an adapter's worker and poller threads share one guard."""
+    Thread-safe: an adapter's threads (or its loop and a caller) share one guard."""
 
     def __init__(
         self,
@@ -125,18 +129,37 @@ class VenueGuard:
         """Runs `function` (one request to the venue) under the guard. `weight` is its request
         weight, `orders` the new orders it places; `repeatable` lets transport failures be
         retried. Raises VenueUnavailable or VenueBusy (nothing sent), or the call's own error."""
-        attempts = self.settings.retry_attempts + 1 if repeatable else 1
-        delay_s = self.settings.retry_delay_ms / 1000
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(attempts),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=delay_s, max=self.timeout_s, jitter=delay_s
-            ),
-            retry=tenacity.retry_if_exception(self._transient),
-            reraise=True,
-        )
+        retrying = tenacity.Retrying(**self._retries(repeatable))
         result: T = retrying(self._once, function, weight, orders)
         return result
+
+    async def call_async(
+        self,
+        function: Callable[[], Awaitable[T]],
+        *,
+        weight: int = 1,
+        orders: int = 0,
+        repeatable: bool = False,
+    ) -> T:
+        """`call` for a coroutine (made anew by `function` for each attempt), on the caller's
+        event loop."""
+        retrying = tenacity.AsyncRetrying(**self._retries(repeatable))
+        result: T = await retrying(self._once_async, function, weight, orders)
+        return result
+
+    def _retries(self, repeatable: bool) -> dict[str, Any]:
+        """Tenacity's settings: transport failures of a repeatable call are tried again, with
+        exponential backoff and jitter."""
+        attempts = self.settings.retry_attempts + 1 if repeatable else 1
+        delay_s = self.settings.retry_delay_ms / 1000
+        return {
+            "stop": tenacity.stop_after_attempt(attempts),
+            "wait": tenacity.wait_exponential_jitter(
+                multiplier=delay_s, max=self.timeout_s, jitter=delay_s
+            ),
+            "retry": tenacity.retry_if_exception(self._transient),
+            "reraise": True,
+        }
 
     def status(self) -> GuardStatus:
         with self._lock:
@@ -161,49 +184,76 @@ class VenueGuard:
     def _once(self, function: Callable[[], T], weight: int, orders: int) -> T:
         if not self.available:
             raise VenueUnavailable(self.why_unavailable())
-        self._take(weight, orders)
+        deadline = time.monotonic() + self.timeout_s
+        while (wait := self._take(weight, orders, deadline)) is not None:
+            time.sleep(wait)
         started = time.monotonic()
         try:
             result = self._breaker.call(function)
         except pybreaker.CircuitBreakerError:
             raise VenueUnavailable(self.why_unavailable()) from None
         except BaseException as error:
-            with self._lock:
-                self._calls += 1
-                if self._transient(error):
-                    self._failures += 1
-                    self._last_error = f"{type(error).__name__}: {str(error)[:200]}"
+            self._failed(error)
             raise
+        self._answered(started)
+        return result
+
+    async def _once_async(
+        self, function: Callable[[], Awaitable[T]], weight: int, orders: int
+    ) -> T:
+        if not self.available:
+            raise VenueUnavailable(self.why_unavailable())
+        deadline = time.monotonic() + self.timeout_s
+        while (wait := self._take(weight, orders, deadline)) is not None:
+            await asyncio.sleep(wait)
+        started = time.monotonic()
+        try:
+            with self._breaker.calling():
+                result = await function()
+        except pybreaker.CircuitBreakerError:
+            raise VenueUnavailable(self.why_unavailable()) from None
+        except BaseException as error:
+            self._failed(error)
+            raise
+        self._answered(started)
+        return result
+
+    def _failed(self, error: BaseException) -> None:
+        with self._lock:
+            self._calls += 1
+            if self._transient(error):
+                self._failures += 1
+                self._last_error = f"{type(error).__name__}: {str(error)[:200]}"
+
+    def _answered(self, started: float) -> None:
         with self._lock:
             self._calls += 1
             self._latencies.append((time.monotonic() - started) * 1000)
-        return result
 
-    def _take(self, weight: int, orders: int) -> None:
-        """Takes the call's weight from every limit, waiting for headroom up to the timeout."""
+    def _take(self, weight: int, orders: int, deadline: float) -> float | None:
+        """Takes the call's weight from every limit (None), or says how long to wait for
+        headroom; VenueBusy once that would pass the deadline."""
         wanted = [(limit, weight) for limit in self._request_limits]
         wanted += [(limit, orders) for limit in self._order_limits if orders]
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            with self._lock:
-                short = [
-                    limit
-                    for limit, cost in wanted
-                    if not self._limiter.test(limit, self.venue, cost=cost)
-                ]
-                if not short:
-                    for limit, cost in wanted:
-                        self._limiter.hit(limit, self.venue, cost=cost)
-                    return
-                free_at = max(self._window(limit).reset_time for limit in short)
-            wait = min(max(free_at - time.time(), 0.001), deadline - time.monotonic())
-            if wait <= 0:
-                names = ", ".join(str(limit) for limit in short)
-                raise VenueBusy(
-                    f"venue {self.venue}: rate limit {names} leaves no headroom within "
-                    f"{self.settings.execution_timeout_ms} ms; nothing was sent"
-                )
-            time.sleep(wait)
+        with self._lock:
+            short = [
+                limit
+                for limit, cost in wanted
+                if not self._limiter.test(limit, self.venue, cost=cost)
+            ]
+            if not short:
+                for limit, cost in wanted:
+                    self._limiter.hit(limit, self.venue, cost=cost)
+                return None
+            free_at = max(self._window(limit).reset_time for limit in short)
+        wait = min(max(free_at - time.time(), 0.001), deadline - time.monotonic())
+        if wait <= 0:
+            names = ", ".join(str(limit) for limit in short)
+            raise VenueBusy(
+                f"venue {self.venue}: rate limit {names} leaves no headroom within "
+                f"{self.settings.execution_timeout_ms} ms; nothing was sent"
+            )
+        return wait
 
     def _window(self, limit: RateLimitItem) -> WindowStats:
         return self._limiter.get_window_stats(limit, self.venue)
