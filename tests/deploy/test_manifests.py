@@ -52,59 +52,46 @@ def ids(variant: Variant) -> str:
 
 # The Secrets Store CSI driver's SecretProviderClass (secrets-store.csi.x-k8s.io/v1), strict:
 # the fields its CRD defines, no others. kubernetes-validate knows only the built-in kinds.
-_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
-SECRET_PROVIDER_CLASS = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
+def _strict(properties: dict[str, Any], *required: str) -> dict[str, Any]:
+    """An object with these properties and no others."""
+    schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    return {**schema, "required": list(required)} if required else schema
+
+
+_STRING = {"type": "string"}
+_STRINGS = {"type": "object", "additionalProperties": _STRING}
+_LABELLED = {"labels": _STRINGS, "annotations": _STRINGS}
+SECRET_PROVIDER_CLASS = _strict(
+    {
         "apiVersion": {"const": "secrets-store.csi.x-k8s.io/v1"},
         "kind": {"const": "SecretProviderClass"},
-        "metadata": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["name"],
-            "properties": {
-                "name": {"type": "string"},
-                "namespace": {"type": "string"},
-                "labels": _STRINGS,
-                "annotations": _STRINGS,
-            },
-        },
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "provider": {"type": "string"},
+        "metadata": _strict({"name": _STRING, "namespace": _STRING, **_LABELLED}, "name"),
+        "spec": _strict(
+            {
+                "provider": _STRING,
                 "parameters": _STRINGS,
                 "secretObjects": {
                     "type": "array",
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "secretName": {"type": "string"},
-                            "type": {"type": "string"},
-                            "labels": _STRINGS,
-                            "annotations": _STRINGS,
+                    "items": _strict(
+                        {
+                            "secretName": _STRING,
+                            "type": _STRING,
+                            **_LABELLED,
                             "data": {
                                 "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "objectName": {"type": "string"},
-                                        "key": {"type": "string"},
-                                    },
-                                },
+                                "items": _strict({"objectName": _STRING, "key": _STRING}),
                             },
-                        },
-                    },
+                        }
+                    ),
                 },
-            },
-        },
+            }
+        ),
     },
-}
+    "apiVersion",
+    "kind",
+    "metadata",
+    "spec",
+)
 
 
 def validate_strictly(manifest: Manifest) -> None:
@@ -285,6 +272,22 @@ def config_files(manifests: list[Manifest]) -> dict[str, str]:
     return dict(one(manifests, "ConfigMap", "trading-config-")["data"])
 
 
+def config_path(manifests: list[Manifest], statefulset: Manifest) -> str:
+    """The config file the pod's container is started with, as the kubelet expands it."""
+    environment = one(manifests, "ConfigMap", "trading-environment-")["data"]
+    return expand(containers(statefulset)[0]["args"][1], environment)
+
+
+def extends_chain(files: dict[str, str], name: str) -> list[str]:
+    """The file and every file it extends, each of which must be in the map."""
+    chain = []
+    while name:
+        assert name in files, name
+        chain.append(name)
+        name = yaml.safe_load(files[name]).get("extends", "")
+    return chain
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=ids)
 def test_the_config_map_holds_the_config_files_themselves_and_each_pod_finds_its_file(
     variant: Variant, rendered: dict[Variant, list[Manifest]]
@@ -293,15 +296,11 @@ def test_the_config_map_holds_the_config_files_themselves_and_each_pod_finds_its
     files = config_files(manifests)
     for name, text in files.items():
         assert text == (ROOT / "config" / name).read_text(encoding="utf-8"), name
-    environment = one(manifests, "ConfigMap", "trading-environment-")["data"]
-    chosen = expand(containers(next(of_kind(manifests, "StatefulSet")))[0]["args"][1], environment)
     expected = "-k8s" if "bigquery" in variant.components else "-k8s-duckdb"
-    assert chosen == f"/app/config/{variant.environment}{expected}.yaml"
-    # The file and every file it extends are in the map.
-    name = Path(chosen).name
-    while name:
-        assert name in files, name
-        name = yaml.safe_load(files[name]).get("extends", "")
+    for statefulset in of_kind(manifests, "StatefulSet"):
+        chosen = config_path(manifests, statefulset)
+        assert chosen == f"/app/config/{variant.environment}{expected}.yaml"
+        assert extends_chain(files, Path(chosen).name)[-1] == "base.yaml"
 
 
 def expand(argument: str, environment: dict[str, str]) -> str:
@@ -402,12 +401,9 @@ def test_every_variable_the_pods_config_reads_is_set_by_the_manifests(
     manifests = rendered[variant]
     files = config_files(manifests)
     for statefulset in of_kind(manifests, "StatefulSet"):
-        environment = one(manifests, "ConfigMap", "trading-environment-")["data"]
-        name = Path(expand(containers(statefulset)[0]["args"][1], environment)).name
         needed: set[str] = set()
-        while name:
+        for name in extends_chain(files, Path(config_path(manifests, statefulset)).name):
             needed |= set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", files[name]))
-            name = yaml.safe_load(files[name]).get("extends", "")
         missing = needed - provided_variables(manifests, statefulset)
         assert not missing, f"{statefulset['metadata']['name']} lacks {sorted(missing)}"
 
