@@ -1,17 +1,20 @@
 """A fake Binance spot REST server on loopback, for the CCXT venue adapter's tests.
 
 It speaks the documented spot wire format (api/v3) for what CCXT's `binance` class calls:
-exchangeInfo, time, order (POST new, DELETE cancel, GET query, by client order id), openOrders
-and myTrades. Signed endpoints check the X-MBX-APIKEY header and the HMAC-SHA256 signature of
-the query string (the body for a POST) with the test's secret, and answer Binance's errors
-(-2015, -1022) when they do not match. Numbers are decimal strings, as Binance sends them.
+exchangeInfo, time, avgPrice, order (POST new, DELETE cancel, GET query, by client order id),
+openOrders and myTrades. Signed endpoints check the X-MBX-APIKEY header and the HMAC-SHA256
+signature of the query string (the body for a POST) with the test's secret, and answer
+Binance's errors (-2015, -1022) when they do not match. Numbers are decimal strings, as
+Binance sends them.
 
 Orders are kept by client order id. A second order with a client order id the fake has seen is
 refused (-2010 "Duplicate order sent."); real Binance only refuses one among *open* orders,
 which is stricter here on purpose: the adapter must never rely on it. Every POST of an order is
 counted by its newClientOrderId (`sent`), whatever became of it: the bar of the tests is that no
 order is submitted twice. A MARKET order fills at once at `market_price`; a LIMIT order rests
-until the test calls `fill(client_order_id, quantity, price)`.
+until the test calls `fill(client_order_id, quantity, price)`. Orders are checked against
+LOT_SIZE, PRICE_FILTER (tick, minPrice, maxPrice), PERCENT_PRICE_BY_SIDE (around `market_price`
+as the average price, which avgPrice answers) and NOTIONAL, each refusal (-1013) naming it.
 
 Fault hooks, each for the next matching request (`fault(kind, path=..., method=...)`):
 `timeout` (the answer comes after `sleep_s`, beyond the client's timeout), `5xx` (503),
@@ -68,6 +71,12 @@ class SymbolRules:
     min_qty: Decimal
     max_qty: Decimal
     min_notional: Decimal
+    # PRICE_FILTER's bounds, and PERCENT_PRICE_BY_SIDE's multipliers (the same for both sides
+    # here) around the average price (`market_price` in the fake).
+    min_price: Decimal = Decimal("0.01")
+    max_price: Decimal = Decimal("1000000")
+    multiplier_down: Decimal = Decimal("0.8")
+    multiplier_up: Decimal = Decimal("1.2")
 
 
 # The tests' usual symbol.
@@ -290,8 +299,11 @@ class FakeBinanceSpot(LoopbackFake):
     def _check_filters(self, rules: SymbolRules, quantity: Decimal, price: Decimal) -> None:
         if quantity < rules.min_qty or quantity > rules.max_qty or quantity % rules.step_size:
             raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
-        if price % rules.tick_size:
+        if price % rules.tick_size or not rules.min_price <= price <= rules.max_price:
             raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
+        average = self.market_price
+        if not average * rules.multiplier_down <= price <= average * rules.multiplier_up:
+            raise BinanceError(400, -1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
         if quantity * price < rules.min_notional:
             raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
 
@@ -364,6 +376,12 @@ class FakeBinanceSpot(LoopbackFake):
                 for t in order.trades
             ]
             return answer
+
+    def avg_price(self, p: dict[str, str]) -> dict[str, Any]:
+        """The symbol's weighted average price over 5 minutes: the market price here."""
+        if p.get("symbol") not in self.symbols:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return {"mins": 5, "price": _s(self.market_price), "closeTime": now_ms()}
 
     def _find(self, p: dict[str, str], missing: BinanceError) -> FakeOrder:
         order = self.orders.get(p.get("origClientOrderId", ""))
@@ -548,9 +566,17 @@ def _symbol_json(s: SymbolRules) -> dict[str, Any]:
         "filters": [
             {
                 "filterType": "PRICE_FILTER",
-                "minPrice": _s(s.tick_size),
-                "maxPrice": "1000000.00000000",
+                "minPrice": _s(s.min_price),
+                "maxPrice": _s(s.max_price),
                 "tickSize": _s(s.tick_size),
+            },
+            {
+                "filterType": "PERCENT_PRICE_BY_SIDE",
+                "bidMultiplierUp": _s(s.multiplier_up),
+                "bidMultiplierDown": _s(s.multiplier_down),
+                "askMultiplierUp": _s(s.multiplier_up),
+                "askMultiplierDown": _s(s.multiplier_down),
+                "avgPriceMins": 5,
             },
             {
                 "filterType": "LOT_SIZE",
@@ -692,6 +718,8 @@ class _Handler(FakeHandler):
             return {"serverTime": now_ms()}
         if (method, path) == ("GET", "/api/v3/ping"):
             return {}
+        if (method, path) == ("GET", "/api/v3/avgPrice"):
+            return fake.avg_price(dict(parse_qsl(payload)))
         public = {
             ("GET", "/api/v3/ticker/bookTicker"): fake.book_ticker,
             ("GET", "/api/v3/depth"): fake.depth,

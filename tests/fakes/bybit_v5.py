@@ -20,7 +20,9 @@ Orders are kept by orderLinkId. A second order with an orderLinkId the fake has 
 orderLinkId (`sent`), whatever became of it: the bar of the tests is that no order is submitted
 twice. A Market order fills at once at `market_price` (its qty in base coin with
 marketUnit=baseCoin, else a buy's qty is in quote coin, as Bybit's unified account does); an IOC
-or FOK Limit fills at `market_price` when it crosses it, else is cancelled; a PostOnly that would
+or FOK Limit fills at `market_price` when it crosses it, else is cancelled (a Limit beyond the
+spot price limit of riskParameters, around `market_price` as the index, is refused: 170193,
+170194); a PostOnly that would
 cross is cancelled (rejectReason EC_PostOnlyWillTakeLiquidity); other Limits rest until the test
 calls `fill(order_link_id, qty, price)` or `cross(price)`. A buy pays its fee in the base coin,
 a sell in the quote coin (spot).
@@ -78,6 +80,9 @@ class SpotRules:
     max_qty: Decimal
     min_amount: Decimal  # the least order value, in quote
     max_amount: Decimal = Decimal("2000000")
+    # The spot price limit (riskParameters), fractions around the index price.
+    limit_ratio_x: Decimal = Decimal("0.05")
+    limit_ratio_y: Decimal = Decimal("0.1")
 
 
 # The tests' usual symbol.
@@ -245,6 +250,20 @@ class FakeBybitSpot(LoopbackFake):
             raise BybitError(10001, "params error: symbol invalid")
         return rules
 
+    def _check_price_limit(self, rules: SpotRules, side: str, price: Decimal) -> None:
+        """Bybit's spot price limit for a limit order, with the index at the market price and
+        no premium: a buy at most Min[Max(I, I(1 + x)), I(1 + y)], a sell at least
+        Max[Min(I, I(1 - x)), I(1 - y)]."""
+        index, x, y = self.market_price, rules.limit_ratio_x, rules.limit_ratio_y
+        if side == "Buy":
+            most = min(max(index, index * (1 + x)), index * (1 + y))
+            if price > most:
+                raise BybitError(170193, f"Buy order price cannot be higher than {_s(most)}.")
+        else:
+            least = max(min(index, index * (1 - x)), index * (1 - y))
+            if price < least:
+                raise BybitError(170194, f"Sell order price cannot be lower than {_s(least)}.")
+
     def _check(self, rules: SpotRules, qty: Decimal, price: Decimal | None) -> None:
         if qty % rules.base_precision:
             raise BybitError(170137, "Order quantity has too many decimals.")
@@ -286,6 +305,8 @@ class FakeBybitSpot(LoopbackFake):
             else:
                 raise BybitError(10001, "params error: orderType invalid")
             self._check(rules, qty, price)
+            if price is not None:
+                self._check_price_limit(rules, str(side), price)
             now = now_ms()
             order = FakeOrder(
                 str(next(self._order_ids)),
@@ -347,6 +368,7 @@ class FakeBybitSpot(LoopbackFake):
             if qty <= order.cum_qty:
                 raise BybitError(10001, "the new qty must be above the filled qty")
             self._check(rules, qty, price)
+            self._check_price_limit(rules, order.side, price)
             order.qty, order.price, order.updated_ms = qty, price, now_ms()
             self._publish(order)
             return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
@@ -531,7 +553,10 @@ def _instrument_json(s: SpotRules) -> dict[str, Any]:
             "maxOrderAmt": _s(s.max_amount),
         },
         "priceFilter": {"tickSize": _s(s.tick_size)},
-        "riskParameters": {"priceLimitRatioX": "0.05", "priceLimitRatioY": "0.05"},
+        "riskParameters": {
+            "priceLimitRatioX": _s(s.limit_ratio_x),
+            "priceLimitRatioY": _s(s.limit_ratio_y),
+        },
     }
 
 

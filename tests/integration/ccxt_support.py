@@ -45,6 +45,8 @@ class Exchange:
     key_of: Callable[[Any], str]  # a fake's order's client order id
     # The exchange cancels a resting order by itself (the test's hand on the fake).
     cancel_at_venue: Callable[[Any, str], Any]
+    # The price band around 60000 the adapter checks: the highest buy, the lowest sell.
+    band: tuple[str, str]
 
 
 BINANCE = Exchange(
@@ -61,6 +63,7 @@ BINANCE = Exchange(
     type_of=lambda o: str(o.type),
     key_of=lambda o: str(o.client_order_id),
     cancel_at_venue=lambda fake, key: fake.cancel({"symbol": "BTCUSDT", "origClientOrderId": key}),
+    band=("72000", "48000"),  # PERCENT_PRICE_BY_SIDE: 0.8 to 1.2 x the average price
 )
 BYBIT = Exchange(
     name="bybit",
@@ -78,6 +81,7 @@ BYBIT = Exchange(
     cancel_at_venue=lambda fake, key: fake.cancel(
         {"category": "spot", "symbol": "BTCUSDT", "orderLinkId": key}
     ),
+    band=("66000", "54000"),  # the spot price limit's outer bound: 1 -+ 0.1 x the index
 )
 
 

@@ -6,12 +6,16 @@ are in test_ccxt_exchanges.py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 from execution_router.venues.ccxt_client import CcxtBinanceSpotClient
 from trading.v1 import types_pb2
 
+from tests.fakes import binance_spot
 from tests.fakes.binance_spot import FakeBinanceSpot
+from tests.fakes.server import API_KEY, SECRET
 from tests.integration.ccxt_support import BINANCE, Setup, order, running, serving
 
 T = types_pb2
@@ -80,3 +84,21 @@ def test_a_post_only_order_goes_as_limit_maker(setup: Setup) -> None:
     setup.client.submit_order(maker)
     setup.wait_for(maker.order_id, T.EXECUTION_TYPE_ACCEPTED)
     assert setup.fake.orders[maker.order_id].type == "LIMIT_MAKER"
+
+
+def test_price_filter_bounds_are_checked_before_sending() -> None:
+    rules = replace(binance_spot.BTCUSDT, max_price=Decimal("61000"), min_price=Decimal("59000"))
+    fake = FakeBinanceSpot(API_KEY, SECRET, [rules]).start()
+    try:
+        with running(BINANCE, fake) as setup:
+            high = order(price="61000.01")
+            setup.client.submit_order(high)
+            [refused] = setup.wait_for(high.order_id, T.EXECUTION_TYPE_REJECTED)
+            assert "above BTC/USDT's maximum price 61000" in refused.message
+            low = order(side=T.SIDE_SELL, price="58999.99")
+            setup.client.submit_order(low)
+            [below] = setup.wait_for(low.order_id, T.EXECUTION_TYPE_REJECTED)
+            assert "below BTC/USDT's minimum price 59000" in below.message
+            assert fake.count(high.order_id) == fake.count(low.order_id) == 0
+    finally:
+        fake.stop()

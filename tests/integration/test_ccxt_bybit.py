@@ -269,3 +269,16 @@ def test_a_malformed_answer_is_counted_as_a_venue_problem_and_nothing_is_guessed
     setup.wait_for(new.order_id, T.EXECUTION_TYPE_ACCEPTED)
     assert setup.client.problems == 1  # shown as VenueStatus.problem_count
     assert setup.placed(new.order_id) == 1  # looked up, then sent once more: never two orders
+
+
+def test_a_price_inside_the_outer_limit_but_beyond_the_inner_is_left_to_bybit(
+    setup: Setup,
+) -> None:
+    """Bybit's spot price limit depends on a premium we cannot know: the adapter refuses what is
+    beyond the outer bound (y) before sending; between the inner bound (x, with no premium) and
+    y it sends, and Bybit's refusal comes back with its reason."""
+    between = order(price="64000.00")  # above 60000 x 1.05, below 60000 x 1.1
+    setup.client.submit_order(between)
+    [rejected] = setup.wait_for(between.order_id, T.EXECUTION_TYPE_REJECTED)
+    assert "Buy order price cannot be higher than 63000. (retCode 170193)" in rejected.message
+    assert setup.fake.count(between.order_id) == 1

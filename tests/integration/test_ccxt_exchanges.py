@@ -334,6 +334,40 @@ def test_no_secret_or_signature_in_any_log_line_of_a_whole_order_life(
     assert API_KEY not in text and SECRET not in text
 
 
+# -- price bands ------------------------------------------------------------------------------
+
+
+def test_an_order_outside_the_price_band_is_refused_before_it_is_sent_naming_the_bound(
+    exchange: Exchange, fake: Any
+) -> None:
+    highest, lowest = (Decimal(p) for p in exchange.band)
+    with running(exchange, fake, band_reference_ttl_s=0) as setup:
+        above = order(price=str(highest + Decimal("0.01")))
+        setup.client.submit_order(above)
+        [refused] = setup.wait_for(above.order_id, T.EXECUTION_TYPE_REJECTED)
+        assert f"above BTC/USDT's price band: at most {highest}" in refused.message
+        below = order(side=T.SIDE_SELL, price=str(lowest - Decimal("0.01")))
+        setup.client.submit_order(below)
+        [low] = setup.wait_for(below.order_id, T.EXECUTION_TYPE_REJECTED)
+        assert f"below BTC/USDT's price band: at least {lowest}" in low.message
+        protected = order(
+            T.ORDER_TYPE_MARKET, price=None, protection_price=highest + Decimal("0.01")
+        )
+        setup.client.submit_order(protected)  # sent as a limit IOC at its protection price
+        setup.wait_for(protected.order_id, T.EXECUTION_TYPE_REJECTED)
+        never = (above.order_id, below.order_id, protected.order_id)
+        assert [fake.count(order_id) for order_id in never] == [0, 0, 0]
+        at_edge = order(price=str(highest))
+        setup.client.submit_order(at_edge)  # sent: the exchange decides (Bybit: see its file)
+        wait_until(lambda: setup.of(at_edge.order_id), 10, "the exchange's answer")
+        assert fake.count(at_edge.order_id) == 1
+        # The band follows the exchange's reference price, read when an order is checked.
+        fake.market_price = Decimal("65000")
+        again = order(price=str(highest + Decimal("0.01")))
+        setup.client.submit_order(again)
+        setup.wait_for(again.order_id, T.EXECUTION_TYPE_ACCEPTED)
+
+
 # -- the user-data stream ---------------------------------------------------------------------
 
 _POLLS = {

@@ -12,9 +12,12 @@
 - **Order forms.** LIMIT (GTC, IOC, FOK); post-only as LIMIT_MAKER (no timeInForce); MARKET; a
   MARKET order with a protection price as LIMIT IOC at it. Modifies: the template's default
   MODIFY_REJECTED (Binance's cancel-replace comes later).
-- **Rules.** PRICE_FILTER's tickSize, LOT_SIZE's stepSize, minQty and maxQty from exchangeInfo.
-  The NOTIONAL filter is left to Binance: it values market orders at an average price we do not
-  have, and its refusal names the filter.
+- **Rules.** PRICE_FILTER's tickSize, minPrice and maxPrice, LOT_SIZE's stepSize, minQty and
+  maxQty from exchangeInfo; the price band of PERCENT_PRICE_BY_SIDE (bid multipliers for a buy,
+  ask multipliers for a sell) or else PERCENT_PRICE, around the weighted average price read
+  from /api/v3/avgPrice when an order is checked (kept a second): a priced order outside it is
+  refused before it is sent, naming the bound. The NOTIONAL filter is left to Binance: it
+  values market orders at an average price we do not have, and its refusal names the filter.
 - **User-data stream.** CCXT 4.5 subscribes Binance spot's user data through the WebSocket API
   (`ws-api/v3`): `userDataStream.subscribe.signature` (the API key, a timestamp and an HMAC
   signature; no listenKey), answered `{"id", "status": 200, "result": {"subscriptionId"}}`,
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import ccxt  # type: ignore[import-untyped]
@@ -40,6 +44,7 @@ from execution_router.venues.ccxt_client import (
     SIDES,
     CcxtSpotClient,
     OrderView,
+    PriceBand,
     Rules,
     T,
     TradeView,
@@ -69,6 +74,7 @@ _WEIGHT_ORDER_QUERY = 4
 _WEIGHT_OPEN_ORDERS = 6
 _WEIGHT_MY_TRADES = 20
 _WEIGHT_MY_TRADES_BY_ORDER = 5
+_WEIGHT_AVG_PRICE = 2
 
 
 class CcxtBinanceSpotClient(CcxtSpotClient):
@@ -117,12 +123,27 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
     def _rules(self, market: dict[str, Any]) -> Rules:
         filters = {f["filterType"]: f for f in market["info"].get("filters", [])}
         lot = filters.get("LOT_SIZE", {})
+        prices = filters.get("PRICE_FILTER", {})
         return Rules(
-            tick=dec(filters.get("PRICE_FILTER", {}).get("tickSize", "0"), "tickSize"),
+            tick=dec(prices.get("tickSize", "0"), "tickSize"),
             step=dec(lot.get("stepSize", "0"), "stepSize"),
             min_quantity=dec(lot["minQty"], "minQty") if "minQty" in lot else None,
             max_quantity=dec(lot["maxQty"], "maxQty") if "maxQty" in lot else None,
+            # 0 disables a PRICE_FILTER bound.
+            min_price=_nonzero(prices, "minPrice"),
+            max_price=_nonzero(prices, "maxPrice"),
+            band=_band(filters),
         )
+
+    async def _band_reference(self, symbol: str) -> Decimal | None:
+        """The symbol's weighted average price (GET /api/v3/avgPrice): the reference of
+        PERCENT_PRICE_BY_SIDE and PERCENT_PRICE."""
+        exchange = self._exchange
+        asked = {"symbol": exchange.market(symbol)["id"]}
+        answer = await self._request(
+            lambda: exchange.public_get_avgprice(asked), weight=_WEIGHT_AVG_PRICE, repeatable=True
+        )
+        return dec(need(answer, "price"), "avgPrice")
 
     # -- the wire -------------------------------------------------------------------------------
 
@@ -257,6 +278,27 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
         """Binance's ids of our symbols (BTCUSDT)."""
         markets = self._exchange.markets or {}
         return {str(markets[s]["id"]) for s in self._symbols if s in markets}
+
+
+def _nonzero(fields: dict[str, Any], key: str) -> Decimal | None:
+    value = dec(fields[key], key) if key in fields else None
+    return value or None
+
+
+def _band(filters: dict[str, dict[str, Any]]) -> PriceBand | None:
+    """PERCENT_PRICE_BY_SIDE (a buy's bounds from its bid multipliers, a sell's from its ask
+    multipliers), else PERCENT_PRICE (one pair for both), around the average price."""
+    by_side, both = filters.get("PERCENT_PRICE_BY_SIDE"), filters.get("PERCENT_PRICE")
+    chosen = by_side or both
+    if chosen is None:
+        return None
+    reference = f"the {chosen.get('avgPriceMins', 5)}-minute average price"
+    if by_side is not None:
+        keys = ("bidMultiplierDown", "bidMultiplierUp", "askMultiplierDown", "askMultiplierUp")
+    else:
+        keys = ("multiplierDown", "multiplierUp", "multiplierDown", "multiplierUp")
+    buy_down, buy_up, sell_down, sell_up = (dec(need(chosen, key), key) for key in keys)
+    return PriceBand(reference, buy_down, buy_up, sell_down, sell_up)
 
 
 def _wire_form(order: VenueOrder) -> tuple[str, str | None, dict[str, Any]]:

@@ -24,7 +24,9 @@ CCXT spot adapter (venues/ccxt_client.py holds the rest and explains the choices
   limit; the answer is MODIFIED with what Bybit accepted, or MODIFY_REJECTED with its reason.
 - **Rules.** priceFilter.tickSize; lotSizeFilter.basePrecision (the quantity step), minOrderQty,
   maxOrderQty and minOrderAmt (the least order value, checked for priced orders; a market
-  order's value Bybit checks).
+  order's value Bybit checks); the spot price limit of riskParameters (see `_band`: the outer
+  bound, priceLimitRatioY around the index price read from the ticker when an order is
+  checked, refused before it is sent; the inner one, with x and the premium, Bybit decides).
 - **Fees.** Bybit spot charges a buy in the base coin and a sell in the quote coin
   (`feeCurrency`); a base-coin fee is reported in quote at the trade's price.
 - **Rate limits and faults.** "Too many visits!" (10006) carries X-Bapi-Limit-Reset-Timestamp:
@@ -63,6 +65,7 @@ from execution_router.venues.ccxt_client import (
     CcxtSpotClient,
     MalformedAnswer,
     OrderView,
+    PriceBand,
     Rules,
     T,
     TradeView,
@@ -140,7 +143,20 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             min_quantity=dec(need(lot, "minOrderQty"), "minOrderQty"),
             max_quantity=dec(need(lot, "maxOrderQty"), "maxOrderQty"),
             min_notional=dec(lot["minOrderAmt"], "minOrderAmt") if lot.get("minOrderAmt") else None,
+            band=_band(info.get("riskParameters")),
         )
+
+    async def _band_reference(self, symbol: str) -> Decimal | None:
+        """The index price of the symbol's base coin (the spot ticker's usdIndexPrice), the
+        reference of Bybit's spot price limit; None when the ticker has none."""
+        exchange = self._exchange
+        asked = {"category": "spot", "symbol": _market_id(exchange, symbol)}
+        answer = await self._request(
+            lambda: exchange.public_get_v5_market_tickers(asked), repeatable=True
+        )
+        rows = _rows(answer)
+        index = rows[0].get("usdIndexPrice") if rows else None
+        return dec(index, "usdIndexPrice") if index else None
 
     # -- the wire -------------------------------------------------------------------------------
 
@@ -521,6 +537,17 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             time=from_ms(moment),
             sequence=(int(moment), exec_id),
         )
+
+
+def _band(risk: Any) -> PriceBand | None:
+    """Bybit's spot price limit from riskParameters: a buy at most Min[Max(I, I(1 + x) + P),
+    I(1 + y)], a sell at least Max[Min(I, I(1 - x) + P), I(1 - y)], with I the index price and
+    P the 2-minute average premium, which we cannot know. The bound we can check exactly is the
+    outer one, y (priceLimitRatioY, a fraction); what lies between x and y Bybit decides."""
+    if not isinstance(risk, dict) or not risk.get("priceLimitRatioY"):
+        return None
+    y = dec(risk["priceLimitRatioY"], "priceLimitRatioY")
+    return PriceBand("the index price", None, 1 + y, 1 - y, None)
 
 
 def _wire_form(order: VenueOrder) -> dict[str, str]:

@@ -58,8 +58,14 @@ Choices, and why:
   commission and asset in the report's message.
 - **Order forms.** LIMIT (GTC, IOC, FOK), post-only LIMIT, MARKET, and a MARKET order with a
   protection price as a LIMIT IOC at that price (neither exchange's spot market orders have a
-  worst price). Stops, trailing stops, DAY/GTD and icebergs are refused with a reason.
-- **Not yet:** paging beyond one page of trades or orders per symbol.
+  worst price). Stops, trailing stops, DAY/GTD and icebergs are refused with a reason
+  (order-management's emulator holds stops and releases them as market or limit orders).
+- **Price limits.** Besides tick, step, quantity and value, a symbol's `Rules` carry its fixed
+  price bounds and its `PriceBand` around a reference price the exchange publishes
+  (`_band_reference`, read when an order is checked and kept `band_reference_ttl_s`): a priced
+  order outside them is refused before it is sent, naming the bound. When the reference cannot
+  be read the exchange decides (its refusal comes back as the rejection's reason).
+- **Not yet:** paging beyond one page of trades or orders per symbol; native stop orders.
 - **Endpoints and keys.** `sandbox=True` calls CCXT's `set_sandbox_mode(True)` (the exchange's
   testnet, REST and websockets); `base_url` then points the REST API at another host, and
   `stream_url` the private websocket, the tests' fakes (`sandbox=False` and neither: the live
@@ -97,7 +103,14 @@ from execution_router.venues.resilience import VenueBusy, VenueGuard, VenueUnava
 if TYPE_CHECKING:  # the old import path of the Binance adapter (see __getattr__ below)
     from execution_router.venues.binance import CcxtBinanceSpotClient
 
-__all__ = ["CcxtBinanceSpotClient", "CcxtSpotClient", "OrderView", "Rules", "TradeView"]
+__all__ = [
+    "CcxtBinanceSpotClient",
+    "CcxtSpotClient",
+    "OrderView",
+    "PriceBand",
+    "Rules",
+    "TradeView",
+]
 
 log = logging.getLogger(__name__)
 _wire_log = logging.getLogger(__name__ + ".wire")
@@ -136,6 +149,19 @@ class MalformedAnswer(ccxt.BadResponse):  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
+class PriceBand:
+    """How far from the exchange's reference price (`reference`, in words) a priced order may
+    be: a buy's price within [buy_down, buy_up] times it, a sell's within [sell_down, sell_up]
+    (None: no bound that way)."""
+
+    reference: str
+    buy_down: Decimal | None
+    buy_up: Decimal | None
+    sell_down: Decimal | None
+    sell_up: Decimal | None
+
+
+@dataclass(frozen=True)
 class Rules:
     """A symbol's trading rules, as the exchange sends them (None: not checked here)."""
 
@@ -144,6 +170,10 @@ class Rules:
     min_quantity: Decimal | None = None
     max_quantity: Decimal | None = None
     min_notional: Decimal | None = None
+    # Fixed price limits, and a band around a reference price read when an order is checked.
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    band: PriceBand | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +328,7 @@ class CcxtSpotClient(ExecutionClient):
         unresolved_timeout_s: float = 60.0,
         max_retry_after_s: float = 10.0,
         rate_limit_attempts: int = 3,
+        band_reference_ttl_s: float = 1.0,
         recv_window_ms: int = 5000,
         exchange_factory: ExchangeFactory | None = None,
         guard: VenueGuard | None = None,
@@ -316,6 +347,9 @@ class CcxtSpotClient(ExecutionClient):
         self._unresolved_timeout_s = unresolved_timeout_s
         self._max_retry_after_s = max_retry_after_s
         self._rate_limit_attempts = rate_limit_attempts
+        # Price bands: each symbol's reference price, and when it was read (time.monotonic()).
+        self._band_reference_ttl_s = band_reference_ttl_s
+        self._references: dict[str, tuple[float, Decimal]] = {}
         # How long a lost request may still be executed: its receive window, and a second of
         # clock difference between us and the exchange.
         self._in_flight_s = recv_window_ms / 1000 + 1.0
@@ -410,6 +444,10 @@ class CcxtSpotClient(ExecutionClient):
     @abc.abstractmethod
     async def _trades_since(self, symbol: str, since_ms: int) -> list[TradeView]:
         """The symbol's trades since `since_ms`."""
+
+    async def _band_reference(self, symbol: str) -> Decimal | None:
+        """The reference price of the symbol's price band (None: not known now)."""
+        return None
 
     @abc.abstractmethod
     def _retry_hint(self, headers: Mapping[str, str]) -> float | None:
@@ -789,7 +827,46 @@ class CcxtSpotClient(ExecutionClient):
             rules = self._rules(market)
         except (KeyError, TypeError, ValueError) as error:
             return f"{self.kind}'s rules for {symbol} cannot be read: {error}"
-        return _rules_problem(order, symbol, rules)
+        return _rules_problem(order, symbol, rules) or await self._band_problem(
+            order, symbol, rules.band
+        )
+
+    async def _band_problem(self, order: VenueOrder, symbol: str, band: PriceBand | None) -> str:
+        """Why the order's price is outside the symbol's price band around its reference price
+        now, or "" (also when the reference cannot be read: the exchange decides then)."""
+        price = _priced(order)
+        if band is None or price is None:
+            return ""
+        cached = self._references.get(symbol)
+        if cached is not None and time.monotonic() - cached[0] < self._band_reference_ttl_s:
+            reference: Decimal | None = cached[1]
+        else:
+            try:
+                reference = await self._band_reference(symbol)
+            except (ccxt.BaseError, *HELD_BACK) as error:
+                log.warning("%s: %s's band reference not read: %s", self.kind, symbol, error)
+                return ""
+            if reference is not None:
+                self._references[symbol] = (time.monotonic(), reference)
+        if reference is None or reference <= 0:
+            return ""
+        buy = order.side == T.SIDE_BUY
+        down, up = (band.buy_down, band.buy_up) if buy else (band.sell_down, band.sell_up)
+        shown = format_decimal(price)
+        where = f"{band.reference} {format_decimal(reference)}"
+        if up is not None and price > multiply(reference, up):
+            most = format_decimal(multiply(reference, up))
+            return (
+                f"limit price {shown} is above {symbol}'s price band: at most {most} "
+                f"({format_decimal(up)} x {where})"
+            )
+        if down is not None and price < multiply(reference, down):
+            least = format_decimal(multiply(reference, down))
+            return (
+                f"limit price {shown} is below {symbol}'s price band: at least {least} "
+                f"({format_decimal(down)} x {where})"
+            )
+        return ""
 
     async def _send(self, order: VenueOrder) -> None:
         """Sends the order; on a lost answer, finds out whether the exchange has it before
@@ -1325,16 +1402,20 @@ def _rules_problem(order: VenueOrder, symbol: str, rules: Rules) -> str:
     if rules.max_quantity is not None and order.quantity > rules.max_quantity:
         most = format_decimal(rules.max_quantity)
         return f"quantity {quantity} is above {symbol}'s maximum quantity {most}"
-    price = order.limit_price
-    limit = order.order_type == T.ORDER_TYPE_LIMIT
-    if not limit and order.protection_price is not None:
-        price, limit = order.protection_price, True
+    limit = order.order_type == T.ORDER_TYPE_LIMIT or order.protection_price is not None
     if not limit:
         return ""
+    price = _priced(order)
     tick = rules.tick
     if price is None or price <= 0 or (tick and not is_multiple(price, tick)):
         shown = format_decimal(price)
         return f"limit price {shown} is not a positive multiple of {symbol}'s tick {tick}"
+    if rules.min_price is not None and price < rules.min_price:
+        least = format_decimal(rules.min_price)
+        return f"limit price {format_decimal(price)} is below {symbol}'s minimum price {least}"
+    if rules.max_price is not None and price > rules.max_price:
+        most = format_decimal(rules.max_price)
+        return f"limit price {format_decimal(price)} is above {symbol}'s maximum price {most}"
     notional = multiply(order.quantity, price)
     if rules.min_notional is not None and notional < rules.min_notional:
         least = format_decimal(rules.min_notional)
@@ -1343,6 +1424,14 @@ def _rules_problem(order: VenueOrder, symbol: str, rules: Rules) -> str:
             f"{least}"
         )
     return ""
+
+
+def _priced(order: VenueOrder) -> Decimal | None:
+    """The price an order is sent at: its limit, or a market order's protection price (sent as
+    a limit IOC); None for a plain market order."""
+    if order.order_type == T.ORDER_TYPE_LIMIT:
+        return order.limit_price
+    return order.protection_price
 
 
 def _venue_order(view: OrderView, instrument: str) -> VenueOrder:
