@@ -21,7 +21,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 from trading.v1 import events_pb2
 
-from trading_core.events import stamp_micros
+from trading_core.events import event_type, stamp_micros
 from trading_core.journal import KeptRecord
 from trading_core.store.schema import (
     ARROW_SCHEMA,
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 _PAYLOAD_TYPES: dict[str, Descriptor | None] = {
     f.name: f.message_type for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
 }
+_PAYLOAD_NAMES = {kind: message.name for kind, message in _PAYLOAD_TYPES.items() if message}
 _ENVELOPE = events_pb2.Event.DESCRIPTOR
 _RECORD_TIME_TYPE = ARROW_SCHEMA.field("record_time").type
 _EVENT_TYPE = [c.name for c in EVENT_VALUE_COLUMNS].index("event_type")
@@ -182,6 +183,9 @@ def _plan(table: Table, kind: str) -> _Plan:
     for column in event_columns(table):
         where = f"{table.name}.{column.name} ({kind})"
         spec = column.read
+        if spec is event_type:  # the same for every event of the kind
+            layout.append((_CONSTANT, _PAYLOAD_NAMES[kind], _as_is(column.arrow_type)))
+            continue
         if not isinstance(spec, Read):
             reader = spec
             assert reader is not None  # event_columns: read from the event

@@ -71,12 +71,23 @@ def to_decimal(text: str) -> Decimal | None:
     if _FITS(text):
         return Decimal(text)
     try:
-        value: Decimal | None = Decimal(text).quantize(_QUANTUM, context=_CONTEXT)
-    except InvalidOperation:  # not a decimal, or too large to quantize
+        value = Decimal(text)
+    except InvalidOperation:
+        value = None
+    return held(value, text)
+
+
+def held(value: Decimal | None, text: str = "") -> Decimal | None:
+    """A value as the warehouse holds it, by the rule of `to_decimal`."""
+    try:
+        if value is not None and value.is_finite():
+            value = value.quantize(_QUANTUM, context=_CONTEXT)
+    except InvalidOperation:  # too large to quantize
         value = None
     # copy_abs: exact (abs() would round to the default context's 28 digits).
     if value is None or not value.is_finite() or value.copy_abs() >= _LIMIT:
-        log.warning("warehouse: %r is not a decimal below 10^20; stored as NULL", text[:40])
+        shown = text[:40] if text else str(value)[:40]
+        log.warning("warehouse: %r is not a decimal below 10^20; stored as NULL", shown)
         return None
     return value
 
@@ -278,14 +289,14 @@ def _fill_notional(_event: events_pb2.Event, report: Any) -> Decimal | None:
     quantity, price = to_decimal(report.last_quantity), to_decimal(report.last_price)
     if quantity is None or price is None:
         return None
-    return to_decimal(str(_CONTEXT.multiply(quantity, price)))
+    return held(_CONTEXT.multiply(quantity, price))
 
 
 def _quote_mid(_event: events_pb2.Event, payload: Any) -> Decimal | None:
     bid, ask = to_decimal(payload.quote.bid_price), to_decimal(payload.quote.ask_price)
     if bid is None or ask is None:
         return None
-    return to_decimal(str(_CONTEXT.divide(_CONTEXT.add(bid, ask), 2)))
+    return held(_CONTEXT.divide(_CONTEXT.add(bid, ask), 2))
 
 
 def _id(name: str, description: str) -> Column:
