@@ -1,0 +1,54 @@
+-- Markouts: how the market moved after each fill, 1 s, 5 s and 60 s later, per venue (and day).
+-- @day_start TIMESTAMP: the period's first instant (UTC); fills in [@day_start, @day_end)
+-- @day_end TIMESTAMP: the first instant after the period
+-- @account STRING NULL: one account, or NULL for every account
+-- @per_day BOOL: a row per venue, day and horizon (TRUE), or per venue and horizon (FALSE)
+--
+-- A fill's markout at horizon h: the mid of the instrument's last quote at or before the fill's
+-- time + h, against the fill's price, in basis points of the price, signed so that positive is
+-- in the fill's favour (for a buy, the mid rose above the price paid; for a sell, it fell below
+-- the price received). markout_bps is the mean over the fills that have such a quote (marked).
+WITH fills AS (
+  SELECT venue, instrument, price, event_time, IF(side = 'BUY', 1, -1) AS sign
+  FROM trading.fills
+  WHERE event_time >= @day_start AND event_time < @day_end
+    AND (@account IS NULL OR account_id = @account)
+),
+targets AS (
+  SELECT
+    ROW_NUMBER() OVER () AS target_id,
+    f.venue, f.instrument, f.price, f.sign, horizon_s,
+    IF(@per_day, DATE(f.event_time), NULL) AS day,
+    TIMESTAMP_ADD(f.event_time, INTERVAL horizon_s SECOND) AS at
+  FROM fills AS f
+  CROSS JOIN UNNEST([1, 5, 60]) AS horizon_s
+),
+marked AS (
+  SELECT
+    target_id,
+    LAST_VALUE(mid IGNORE NULLS) OVER (
+      PARTITION BY instrument ORDER BY at, is_target
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS mid
+  FROM (
+    SELECT instrument, event_time AS at, 0 AS is_target, mid, CAST(NULL AS INT64) AS target_id
+    FROM trading.quotes
+    WHERE event_time >= TIMESTAMP_SUB(@day_start, INTERVAL 1 DAY)
+      AND event_time < TIMESTAMP_ADD(@day_end, INTERVAL 61 SECOND)
+      AND instrument IN (SELECT instrument FROM fills)
+    UNION ALL
+    SELECT instrument, at, 1, NULL, target_id FROM targets
+  )
+)
+SELECT
+  t.venue,
+  t.day,
+  t.horizon_s,
+  COUNT(*) AS fills,
+  COUNT(m.mid) AS marked,
+  AVG(t.sign * (CAST(m.mid AS FLOAT64) - CAST(t.price AS FLOAT64)) / CAST(t.price AS FLOAT64))
+    * 10000 AS markout_bps
+FROM targets AS t
+JOIN marked AS m USING (target_id)
+GROUP BY t.venue, t.day, t.horizon_s
+ORDER BY venue, day, horizon_s

@@ -1,0 +1,191 @@
+"""Runs the analytics queries on the DuckDB warehouse: the four services' files as one dataset.
+
+Each run attaches the files that exist (`<folder>/<service>.duckdb`) READ_ONLY to an in-memory
+DuckDB, makes the schema `trading` in it with a view per table (the union, by column name, of
+that table in every file: each file has every typed table, empty where its service makes no
+such rows), runs the query's DuckDB text, and detaches them: between runs the feeders can write.
+A table no file has yet (a fresh platform: no file at all) is an empty table of the schema's
+columns, so a query over it answers no rows. A file its feeder holds at that moment is tried
+again, briefly (`busy_timeout_s`), then `WarehouseBusy` says so.
+
+`run_query(folder, name, parameters)` is the whole API for one-off use; `DuckDBAnalytics` keeps
+one in-memory DuckDB for many runs (a service answering RPCs).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from trading_core.analytics.queries import (
+    DATASET,
+    AnalyticsError,
+    composed,
+    duckdb_sql,
+    load,
+)
+from trading_core.store.schema import SERVICES, TABLES, duckdb_column_definitions, raw_table_name
+
+_LOCKED = re.compile(r"lock", re.IGNORECASE)
+_FIRST_WAIT_S = 0.02
+
+
+class WarehouseBusy(AnalyticsError):
+    """A feeder held a file for longer than the runner waits."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """A query's answer: column names, and rows of Python values (Decimal for amounts)."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def bind(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The query's parameters from `given`: NULL-able ones default to None; a missing one or one
+    the query does not take is an AnalyticsError naming it."""
+    query = load(name)
+    known = {p.name: p for p in query.parameters}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise AnalyticsError(
+            f"query {name} takes no parameter {', '.join(unknown)}; it takes "
+            + ", ".join(f"@{p}" for p in known)
+        )
+    missing = [p for p in known.values() if not p.nullable and given.get(p.name) is None]
+    if missing:
+        raise AnalyticsError(
+            f"query {name} needs "
+            + "; ".join(f"@{p.name} ({p.type}: {p.description})" for p in missing)
+        )
+    used = {p.name for p in composed(name).find_all(exp.Parameter)}
+    return {key: given.get(key) for key in known if key in used}
+
+
+class DuckDBAnalytics:
+    def __init__(self, folder: Path, *, busy_timeout_s: float = 5.0) -> None:
+        self.folder = Path(folder)
+        self.busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    def run(self, name: str, parameters: Mapping[str, Any] | None = None) -> Result:
+        """Runs the named query with its parameters (Python values: datetime, str, bool)."""
+        values = bind(name, parameters or {})
+        text = duckdb_sql(name)
+        with self._lock, self._dataset() as connection:
+            try:
+                cursor = connection.execute(text, values)
+                rows = cursor.fetchall()
+            except duckdb.Error as error:
+                raise AnalyticsError(f"query {name} failed on DuckDB: {error}") from None
+            columns = tuple(str(column[0]) for column in cursor.description or ())
+        return Result(columns, rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> DuckDBAnalytics:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def files(self) -> list[tuple[str, Path]]:
+        """The services' files that exist, with the alias each is attached as."""
+        return [
+            (f"file_{raw_table_name(service)}", path)
+            for service in SERVICES
+            if (path := self.folder / f"{service}.duckdb").is_file()
+        ]
+
+    @contextmanager
+    def _dataset(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._connection is None:
+            self._connection = duckdb.connect(":memory:")
+            self._connection.execute("SET TimeZone = 'UTC'")  # DATE(timestamp) is UTC's day
+        connection = self._connection
+        attached: list[str] = []
+        try:
+            for alias, path in self.files():
+                self._attach(connection, alias, path)
+                attached.append(alias)
+            _make_views(connection, attached)
+            yield connection
+        finally:
+            connection.execute(f"DROP SCHEMA IF EXISTS {DATASET} CASCADE")
+            for alias in attached:
+                connection.execute(f"DETACH {alias}")
+
+    def _attach(self, connection: duckdb.DuckDBPyConnection, alias: str, path: Path) -> None:
+        location = str(path).replace("'", "''")
+        deadline = time.monotonic() + self.busy_timeout_s
+        wait = _FIRST_WAIT_S
+        while True:
+            try:
+                connection.execute(f"ATTACH '{location}' AS {alias} (READ_ONLY)")
+                return
+            except duckdb.IOException as error:
+                if not _LOCKED.search(str(error)):
+                    raise AnalyticsError(f"cannot open {path}: {error}") from None
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(
+                        f"{path} is held by its writer (a feeder, or another session opened "
+                        f"it read-write) for over {self.busy_timeout_s:g} s; try again"
+                    ) from None
+                time.sleep(wait)  # the feeder holds a file for milliseconds at a time
+                wait = min(wait * 2, 0.5)
+            except duckdb.Error as error:
+                raise AnalyticsError(f"cannot open {path}: {error}") from None
+
+
+def _make_views(connection: duckdb.DuckDBPyConnection, aliases: Sequence[str]) -> None:
+    """`trading.<table>`: each typed table, and each raw events table, over the attached files."""
+    found: dict[str, list[str]] = {}
+    for database, table in connection.execute(
+        "SELECT database_name, table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+    ).fetchall():
+        if database in aliases:
+            found.setdefault(str(table), []).append(str(database))
+    connection.execute(f"CREATE SCHEMA {DATASET}")
+    for table in TABLES:
+        if table.name not in found:
+            connection.execute(
+                f"CREATE TABLE {DATASET}.{table.name} ({duckdb_column_definitions(table.columns)})"
+            )
+    typed = {table.name for table in TABLES}
+    raw = {raw_table_name(service) for service in SERVICES}
+    for name, databases in found.items():
+        if name in typed or name in raw:
+            union = " UNION ALL BY NAME ".join(
+                f'SELECT * FROM {database}.main."{name}"'  # noqa: S608 (schema's names)
+                for database in databases
+            )
+            connection.execute(f'CREATE VIEW {DATASET}."{name}" AS {union}')
+
+
+def run_query(
+    folder: Path, name: str, parameters: Mapping[str, Any] | None = None, **options: float
+) -> Result:
+    """One query on the DuckDB files under `folder` (`database.path`)."""
+    with DuckDBAnalytics(folder, **options) as analytics:
+        return analytics.run(name, parameters)
