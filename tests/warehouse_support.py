@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from trading.v1 import events_pb2, market_data_pb2, orders_pb2, positions_pb2, types_pb2
 from trading_core.events import new_id, timestamp
@@ -66,7 +67,7 @@ def one_order(number: int) -> list[events_pb2.Event]:
     position = positions_pb2.Position(
         account_id="ACC-1",
         instrument="BTC-USD",
-        quantity=f"{number * 0.015:.3f}",
+        quantity=str(Decimal("0.015") * number),
         average_price="64000.25",
         realized_pnl="12.5",
         unrealized_pnl="-3.25",

@@ -265,7 +265,9 @@ def test_a_file_of_the_previous_version_gains_the_typed_tables_filled_from_its_e
     }  # fmt: skip
     with duckdb.connect(str(path), read_only=True) as connection:
         (reason,) = connection.execute("SELECT reason FROM denials").fetchone()  # type: ignore[misc]
+        actors = connection.execute(f"SELECT DISTINCT actor FROM {TABLE}").fetchall()
     assert reason == "QUOTE_STALE"
+    assert actors == [(None,)]  # the raw table gained the envelope's later field
     keep(journal, [event for number in range(4) for event in one_order(number)])  # 20 events
     assert feeder(journal, migrated).feed_all() == 4  # positions 17..20: after the file's 16
 

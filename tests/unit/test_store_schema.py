@@ -153,7 +153,10 @@ def test_a_fill_makes_an_order_row_an_execution_row_and_a_fill_row() -> None:
 
 
 def test_a_submitted_order_reads_its_values_from_the_order_it_carries() -> None:
-    (order,) = rows(one_order(0)[0])["orders"]
+    submitted = one_order(0)[0]
+    submitted.actor = "desk-7"
+    (order,) = rows(submitted)["orders"]
+    assert order["actor"] == "desk-7"
     assert (order["status"], order["order_type"], order["time_in_force"]) == (
         "SUBMITTED", "LIMIT", "GTC",
     )  # fmt: skip

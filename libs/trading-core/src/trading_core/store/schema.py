@@ -209,6 +209,8 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("instrument", TEXT, "The instrument symbol.", _text("instrument")),
     Column("traceparent", TEXT, "W3C trace context of the request that caused the event.",
            _text("traceparent")),
+    Column("actor", TEXT, "The API key id of the call that caused the event (NULL: the "
+           "platform itself).", _text("actor")),
     Column("payload", BYTES, "The serialized trading.v1.Event protobuf.",
            lambda event: event.SerializeToString(), required=True),
     Column("record_time", TIME, "When the store wrote the event.", required=True),
@@ -325,6 +327,7 @@ def _common(*, order: bool = False) -> tuple[Column, ...]:
 
 
 _ACCOUNT = _id("account_id", "The trading account.")
+_ACTOR = _id("actor", "The API key id of the call that caused it (NULL: the platform itself).")
 _INSTRUMENT = _id("instrument", "The instrument symbol.")
 _EVENT_TYPE = Column("event_type", TEXT, "The payload message name, such as OrderSubmitted.",
                      event_type, required=True)  # fmt: skip
@@ -392,6 +395,7 @@ ORDERS = Table(
         _text_column("message", "Why, for people.", "message", "order.status_message"),
         _text_column("request_id", "The request (submit, cancel, modify) behind the event.",
                      "request_id", "change.request_id", "order.request_id"),
+        _ACTOR,
     ),
 )  # fmt: skip
 
@@ -513,6 +517,7 @@ DENIALS = Table(
         _text_column("reason", "The reason code, such as QUOTE_STALE.", "reason"),
         _text_column("message", "Why, for people.", "message"),
         _text_column("request_id", "The submit request.", "order.request_id"),
+        _ACTOR,
     ),
 )  # fmt: skip
 
@@ -542,6 +547,7 @@ RISK_EVENTS = Table(
         _text_column("reason", "Why, as the operator gave it.", "record.reason"),
         Column("version", INTEGER, "Counts every change of any scope.", read("record.version")),
         _text_column("request_id", "The request that made it.", "request_id"),
+        _ACTOR,
     ),
 )  # fmt: skip
 
@@ -564,6 +570,7 @@ TRADING_STATE_EVENTS = Table(
                read("trading_state.version", "record.version")),
         _text_column("request_id", "The request that set it (NULL: the platform did).",
                      "request_id"),
+        _ACTOR,
     ),
 )  # fmt: skip
 
