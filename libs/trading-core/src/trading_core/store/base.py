@@ -2,7 +2,8 @@
 
 The warehouse is never on the order path: a feeder copies the journal's new events into it in
 batches, exactly once (the warehouse itself records how far it has been fed), and keeps trying
-while it cannot write. DuckDB locally; BigQuery in the cloud (a later release).
+while it cannot write. Each batch goes in raw and as the typed tables of `schema.py` (read by
+`rows.py`), in one transaction. DuckDB locally; BigQuery in the cloud (a later release).
 """
 
 from __future__ import annotations
@@ -18,5 +19,9 @@ class Warehouse(Protocol):
         """The journal position up to which events are stored."""
 
     def feed(self, records: Sequence[KeptRecord]) -> int:
-        """Stores the events among `records` after `fed_through`, in one transaction; returns
-        how many it stored. Raises when it cannot write (nothing is then stored)."""
+        """Stores the events among `records` after `fed_through`, raw and typed, in one
+        transaction; returns how many it stored. Raises when it cannot write (nothing is then
+        stored)."""
+
+    def close(self) -> None:
+        """Lets go of what it holds; a later call opens it again."""
