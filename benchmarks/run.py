@@ -12,7 +12,8 @@ execution router is measured with a network venue on loopback
 (`benchmarks.router_bench`: command to venue call p50/p99 against the adapter's own call,
 reports per second, CPU per order). The pre-trade risk engine is measured in this process too
 (`benchmarks.risk_bench`: one order through every check against 1,000 open orders and 100
-positions). Results go to benchmarks/results/<time>.json and benchmarks/results/latest.json.
+positions). The analytics queries run over a million fills on DuckDB (`benchmarks.analytics_bench`).
+Results go to benchmarks/results/<time>.json and benchmarks/results/latest.json.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradectl.credentials import DEVELOPMENT_KEY, authorized
 from trading.v1 import orders_pb2, orders_pb2_grpc, positions_pb2, positions_pb2_grpc, types_pb2
 
-from benchmarks import risk_bench, router_bench
+from benchmarks import analytics_bench, risk_bench, router_bench
 from benchmarks.echo_server import SERVICE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -382,12 +383,15 @@ def main() -> None:
         # The router with a network venue on loopback (Binance's fake behind CCXT), medians of
         # the rounds' figures; its baseline is the adapter's own call, measured in the same run.
         "router": _router_medians([router_bench.measure() for _ in range(ROUNDS)]),
+        # The analytics queries over one million fills on DuckDB (bar: each under 5 s).
+        "analytics": analytics_bench.measure(),
         "bars": {
             "risk_check_p99_us": "<= 50",
             "submitted_p50_over_echo_p50": "<= 2.0",
             "throughput_over_echo": ">= 0.35",
             "submitted_p99_over_echo_p99": "<= 4.0",
             "authenticated_throughput_over_unauthenticated": ">= 0.95",
+            "analytics_slowest_query_s": "< 5",
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -14,41 +14,40 @@ WITH fills AS (
   WHERE event_time >= @day_start AND event_time < @day_end
     AND (@account IS NULL OR account_id = @account)
 ),
-targets AS (
-  SELECT
-    ROW_NUMBER() OVER () AS target_id,
-    f.venue, f.instrument, f.price, f.sign, horizon_s,
-    IF(@per_day, DATE(f.event_time), NULL) AS day,
-    TIMESTAMP_ADD(f.event_time, INTERVAL horizon_s SECOND) AS at
-  FROM fills AS f
+-- Each fill three times, at its time + each horizon, among the quotes of its instrument in time
+-- order: the last mid before a target row (a quote at the same time first) is its mark.
+timeline AS (
+  SELECT instrument, event_time AS at, 0 AS is_target, mid,
+    CAST(NULL AS STRING) AS venue, CAST(NULL AS DATE) AS day, CAST(NULL AS INT64) AS horizon_s,
+    CAST(NULL AS INT64) AS sign, CAST(NULL AS FLOAT64) AS price
+  FROM trading.quotes
+  WHERE event_time >= TIMESTAMP_SUB(@day_start, INTERVAL 1 DAY)
+    AND event_time < TIMESTAMP_ADD(@day_end, INTERVAL 61 SECOND)
+    AND instrument IN (SELECT instrument FROM fills)
+  UNION ALL
+  SELECT instrument, TIMESTAMP_ADD(event_time, INTERVAL horizon_s SECOND), 1, NULL,
+    venue, IF(@per_day, DATE(event_time), NULL), horizon_s, sign, CAST(price AS FLOAT64)
+  FROM fills
   CROSS JOIN UNNEST([1, 5, 60]) AS horizon_s
 ),
 marked AS (
   SELECT
-    target_id,
+    venue, day, horizon_s, sign, price,
     LAST_VALUE(mid IGNORE NULLS) OVER (
       PARTITION BY instrument ORDER BY at, is_target
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-    ) AS mid
-  FROM (
-    SELECT instrument, event_time AS at, 0 AS is_target, mid, CAST(NULL AS INT64) AS target_id
-    FROM trading.quotes
-    WHERE event_time >= TIMESTAMP_SUB(@day_start, INTERVAL 1 DAY)
-      AND event_time < TIMESTAMP_ADD(@day_end, INTERVAL 61 SECOND)
-      AND instrument IN (SELECT instrument FROM fills)
-    UNION ALL
-    SELECT instrument, at, 1, NULL, target_id FROM targets
-  )
+    ) AS mid,
+    is_target
+  FROM timeline
 )
 SELECT
-  t.venue,
-  t.day,
-  t.horizon_s,
+  venue,
+  day,
+  horizon_s,
   COUNT(*) AS fills,
-  COUNT(m.mid) AS marked,
-  AVG(t.sign * (CAST(m.mid AS FLOAT64) - CAST(t.price AS FLOAT64)) / CAST(t.price AS FLOAT64))
-    * 10000 AS markout_bps
-FROM targets AS t
-JOIN marked AS m USING (target_id)
-GROUP BY t.venue, t.day, t.horizon_s
+  COUNT(mid) AS marked,
+  AVG(sign * (CAST(mid AS FLOAT64) - price) / price) * 10000 AS markout_bps
+FROM marked
+WHERE is_target = 1
+GROUP BY venue, day, horizon_s
 ORDER BY venue, day, horizon_s
