@@ -7,7 +7,7 @@ union them. A feed writes the raw rows and the typed rows of a batch in one tran
 highest `store_sequence` of the raw table (the journal position) is how far it was fed, so a
 crash anywhere leaves every event stored once, or not yet.
 
-The file is attached only while a batch is written (a few milliseconds a second by default):
+The file is attached only while a batch is written (milliseconds every feed interval):
 between feeds an analyst can open it, also read-only, while the platform runs. A feed that
 finds the file locked (an analyst's session is open) waits for the next interval; the journal
 keeps the events meanwhile.
@@ -87,7 +87,7 @@ class DuckDBWarehouse:
         """The file, attached to this object's in-memory DuckDB while the caller works, as the
         current database; detached after (which checkpoints it and frees it for others).
         Attaching costs well under a millisecond; a connection of its own costs ~20 ms of CPU
-        to make, whatever the file, and the feeder makes one use of the file a second."""
+        to make, whatever the file, and the feeder uses the file every feed interval."""
         if self._connection is None:
             # One thread: the feeder shares the services' process, and its batches are small.
             self._connection = duckdb.connect(":memory:", config={"threads": 1})
