@@ -4,7 +4,9 @@ out here, in plain Python, from the generator's own records."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import empyrical  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 import sqlglot
+from tradectl.cli import app
 from trading_core.analytics import (
     AnalyticsError,
     DuckDBAnalytics,
@@ -31,6 +34,7 @@ from trading_core.analytics import (
     run_query,
 )
 from trading_core.analytics.performance import DailyPnl, daily_returns, performance
+from typer.testing import CliRunner, Result
 
 from tests.analytics_support import (
     DAYS,
@@ -389,3 +393,73 @@ def test_a_file_its_writer_holds_is_waited_for_then_reported_busy(warehouse: Pat
         holder.stdin.close()
         holder.wait(timeout=30)
     assert run_query(warehouse, "markouts", _parameters("markouts")).rows
+
+
+# tradectl report and tradectl sql, and the README's examples through them ------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+_EXAMPLE = re.compile(r"```sql\n(-- example: .*?)```", re.DOTALL)
+_DAYS = ["--start", "2026-01-05", "--end", "2026-01-10"]
+
+
+def _tradectl(*arguments: str) -> Result:
+    return CliRunner().invoke(app, list(arguments), env={"COLUMNS": "250"})
+
+
+def test_the_readmes_analytics_examples_run_on_duckdb_through_the_cli(warehouse: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    guide = readme.split("### Analytics: execution quality and performance", 1)[1]
+    examples = _EXAMPLE.findall(guide.split("\n## ", 1)[0])
+    assert len(examples) >= 3
+    period = [f"day_start={FIRST_DAY.isoformat()}", f"day_end={PERIOD['day_end'].isoformat()}"]
+    for example in examples:
+        sqlglot.parse_one(example, read="bigquery")
+        answer = run_query_text(warehouse, example)
+        assert answer.rows, example
+        shown = _tradectl("-o", "json", "sql", "--data", str(warehouse),
+                          "-p", period[0], "-p", period[1], "--", example)  # fmt: skip
+        assert shown.exit_code == 0, shown.output
+        assert len(json.loads(shown.output)) == len(answer.rows)
+
+
+def run_query_text(folder: Path, text: str) -> Any:
+    with DuckDBAnalytics(folder) as analytics:
+        return analytics.run_sql(text, PERIOD)
+
+
+def test_tradectl_report_shows_the_venues_side_by_side_and_each_books_performance(
+    warehouse: Path, trading: Trading
+) -> None:
+    shown = _tradectl("report", "--data", str(warehouse), *_DAYS)
+    assert shown.exit_code == 0, shown.output
+    for text in ("Execution quality by venue", "Markouts", "Requests per account and day",
+                 "Performance", "ACC-1 / momentum", "Daily P&L", *VENUES_SHOWN):  # fmt: skip
+        assert text in shown.output
+    as_json = _tradectl("-o", "json", "report", "--data", str(warehouse), *_DAYS)
+    body = json.loads(as_json.output)
+    submitted = [o for o in trading.submitted() if o.submit_time < FIRST_DAY + timedelta(days=6)]
+    assert sum(venue["orders"] for venue in body["venues"]) == len(submitted)
+    last = body["daily_pnl"][-1]
+    assert Decimal(last["cumulative_pnl"]) == sum(
+        (Decimal(row["pnl"]) for row in body["daily_pnl"]
+         if (row["account_id"], row["strategy_id"]) == (last["account_id"], last["strategy_id"])),
+        ZERO,
+    )  # fmt: skip
+    assert set(body["performance"]) >= {"ACC-1", "ACC-1 / mean-revert", "ACC-2 / carry"}
+
+
+VENUES_SHOWN = ("binance", "bybit", "simulation")
+
+
+def test_tradectl_report_on_no_files_or_an_empty_period_says_there_was_no_trading(
+    tmp_path: Path, warehouse: Path
+) -> None:
+    shown = _tradectl("report", "--data", str(tmp_path), *_DAYS)
+    assert shown.exit_code == 0 and "No trading in 2026-01-05 to 2026-01-10" in shown.output
+    early = _tradectl("report", "--data", str(warehouse), "--end", "2025-12-31")
+    assert early.exit_code == 0 and "No trading in 2025-12-25 to 2025-12-31" in early.output
+    backwards = _tradectl("report", "--data", str(warehouse), "--start", "2026-01-09",
+                          "--end", "2026-01-05")  # fmt: skip
+    assert backwards.exit_code == 2
+    bad = _tradectl("sql", "--data", str(warehouse), "SELECT venue FROM trading.fills WHERE x = @x")
+    assert bad.exit_code == 1 and "the query needs @x" in bad.output

@@ -33,10 +33,12 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, NoReturn, TypeVar
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import grpc
 import typer
@@ -110,6 +112,149 @@ app.add_typer(unresolved_app, name="unresolved")
 key_app = typer.Typer(help="API keys: every call presents one.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
 app.command()(serve)
+
+
+@app.command("report")
+def report_command(
+    ctx: typer.Context,
+    *,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="The platform's config: database.path, and each "
+            "account's starting cash (else ./data and the default cash).",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="The folder of the DuckDB files (over the config's).")
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="One account (default: every one).")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="One strategy: its performance only.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="First day (UTC).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="Last day (UTC); default today.")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="Days up to --end without --start.")] = 7,
+    output: OutputOption = None,
+) -> None:
+    """Execution quality per venue and performance per account and strategy over a period.
+
+    Reads the warehouse's DuckDB files READ_ONLY (while the platform runs, too) with the
+    analytics SQL that runs unchanged on BigQuery. Needs trading-core
+    (`pip install 'tradectl[analytics]'`).
+    """
+    settings = _settings(ctx, output)
+    report, _ = _analytics()
+    last = _parse(_parse_day, end, "--end") if end else datetime.now(UTC).date()
+    first = _parse(_parse_day, start, "--start") if start else last - timedelta(days=days - 1)
+    if first > last:
+        raise typer.BadParameter(f"{first} is after {last}", param_hint="--start")
+
+    def gather() -> Any:
+        folder, accounts = report.warehouse_of(config)
+        return report.gather(
+            data or folder,
+            report.Period(first, last),
+            account=account,
+            strategy=strategy,
+            starting_cash_of=accounts.starting_cash_of,
+        )
+
+    _show_analytics(settings, "report", gather, report.as_json, report.render)
+
+
+@app.command("sql")
+def sql_command(
+    ctx: typer.Context,
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL in BigQuery's dialect on the dataset `trading` (trading.fills, "
+            "...), a .sql file, or a stored query's name (order_execution, ...)."
+        ),
+    ],
+    *,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="NAME=VALUE",
+            help="A query parameter (@NAME): true/false, null, an ISO time, or text.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="The config: its database.path.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="The folder of the DuckDB files (over the config's).")
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Run a query written for BigQuery on the warehouse's DuckDB files (transpiled by sqlglot).
+
+    Needs trading-core (`pip install 'tradectl[analytics]'`).
+    """
+    settings = _settings(ctx, output)
+    report, _ = _analytics()
+    parameters: dict[str, object] = {}
+    for given in param or []:
+        name, equals, value = given.partition("=")
+        if not equals:
+            raise typer.BadParameter(f"{given!r} is not NAME=VALUE", param_hint="--param")
+        parameters[name.lstrip("@")] = report.parameter_value(value)
+
+    def run() -> Any:
+        folder, _ = report.warehouse_of(config)
+        return report.run_sql(data or folder, query, parameters)
+
+    _show_analytics(settings, "sql", run, report.result_json, report.render_result)
+
+
+def _show_analytics(
+    settings: Settings,
+    command: str,
+    work: Callable[[], Any],
+    as_json: Callable[[Any], str],
+    show: Callable[[Any, Console], None],
+) -> None:
+    """Runs `work` (queries on the warehouse), shows its answer as a table or JSON; a query that
+    cannot run is one red line and exit 1."""
+    _, analytics_error = _analytics()
+    try:
+        answer = work()
+    except (analytics_error, ValueError) as error:
+        _fail(f"tradectl {command}: {error}")
+    if settings.output is OutputFormat.JSON:
+        typer.echo(as_json(answer))
+    else:
+        show(answer, _stdout())
+
+
+def _analytics() -> tuple[ModuleType, type[Exception]]:
+    """tradectl.report and the analytics' error class: imported only by the commands that
+    read the warehouse (trading-core is an extra of tradectl)."""
+    try:
+        from trading_core.analytics import AnalyticsError
+
+        from tradectl import report
+    except ModuleNotFoundError as error:
+        _fail(
+            f"tradectl: the analytics are not installed (no module {error.name!r}); install "
+            "them with `pip install 'tradectl[analytics]'` (in the repository: `make setup`)",
+            2,
+        )
+    return report, AnalyticsError
+
+
+def _parse_day(text: str) -> date:
+    return date.fromisoformat(text)
 
 
 class OutputFormat(StrEnum):

@@ -21,7 +21,7 @@ from importlib import resources
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel
+from sqlglot.errors import ErrorLevel, SqlglotError
 
 DATASET = "trading"
 _PARAMETER = re.compile(r"^-- @(\w+) ([A-Z0-9]+)( NULL)?: (.+)$", re.MULTILINE)
@@ -113,5 +113,23 @@ def bigquery_sql(name: str, dataset: str = DATASET) -> str:
 @cache
 def duckdb_sql(name: str) -> str:
     """The query transpiled to DuckDB's dialect (named parameters become `$name`)."""
+    return _duckdb(composed(name))
+
+
+def _duckdb(tree: exp.Expr) -> str:
     # Raises on a construct sqlglot cannot say in DuckDB's dialect, rather than guess.
-    return composed(name).sql(dialect="duckdb", pretty=True, unsupported_level=ErrorLevel.RAISE)
+    return tree.sql(dialect="duckdb", pretty=True, unsupported_level=ErrorLevel.RAISE)
+
+
+def parameters_of(tree: exp.Expr) -> set[str]:
+    return {parameter.name for parameter in tree.find_all(exp.Parameter)}
+
+
+def transpiled(text: str) -> tuple[str, set[str]]:
+    """Any query in BigQuery's dialect (an analyst's own): its DuckDB text, its parameters."""
+    try:
+        tree = sqlglot.parse_one(text, read="bigquery")
+        return _duckdb(tree), parameters_of(tree)
+    except SqlglotError as error:
+        message = f"not a query in BigQuery's dialect that DuckDB can run: {error}"
+        raise AnalyticsError(message) from None

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
-from sqlglot import exp
 
 from trading_core.analytics.queries import (
     DATASET,
@@ -33,6 +32,8 @@ from trading_core.analytics.queries import (
     composed,
     duckdb_sql,
     load,
+    parameters_of,
+    transpiled,
 )
 from trading_core.store.schema import SERVICES, TABLES, duckdb_column_definitions, raw_table_name
 
@@ -77,7 +78,7 @@ def bind(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
             f"query {name} needs "
             + "; ".join(f"@{p.name} ({p.type}: {p.description})" for p in missing)
         )
-    used = {p.name for p in composed(name).find_all(exp.Parameter)}
+    used = parameters_of(composed(name))
     return {key: given.get(key) for key in known if key in used}
 
 
@@ -90,13 +91,18 @@ class DuckDBAnalytics:
 
     def run(self, name: str, parameters: Mapping[str, Any] | None = None) -> Result:
         """Runs the named query with its parameters (Python values: datetime, str, bool)."""
+        return self._execute(name, *_named(name, parameters), _rows)
 
-        def rows(connection: duckdb.DuckDBPyConnection, text: str, values: Values) -> Result:
-            cursor = connection.execute(text, values)
-            fetched = cursor.fetchall()
-            return Result(tuple(str(c[0]) for c in cursor.description or ()), fetched)
-
-        return self._execute(name, parameters, rows)
+    def run_sql(self, text: str, parameters: Mapping[str, Any] | None = None) -> Result:
+        """Any query in BigQuery's dialect on the `trading` dataset (an analyst's own), with
+        its parameters (every `@name` it uses)."""
+        duckdb_text, names = transpiled(text)
+        given = dict(parameters or {})
+        missing = sorted(names - set(given))
+        if missing:
+            raise AnalyticsError("the query needs " + ", ".join(f"@{m}" for m in missing))
+        values = {name: given[name] for name in names}
+        return self._execute("", duckdb_text, values, _rows)
 
     def arrow(self, name: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
         """The same answer as an Arrow table: for many rows (a per-order query over a busy
@@ -106,21 +112,21 @@ class DuckDBAnalytics:
             answer: pa.Table = connection.sql(text, params=values).to_arrow_table()
             return answer
 
-        return self._execute(name, parameters, table)
+        return self._execute(name, *_named(name, parameters), table)
 
     def _execute(
         self,
         name: str,
-        parameters: Mapping[str, Any] | None,
+        text: str,
+        values: Values,
         fetch: Callable[[duckdb.DuckDBPyConnection, str, Values], Answer],
     ) -> Answer:
-        values = bind(name, parameters or {})
-        text = duckdb_sql(name)
         with self._lock, self._dataset() as connection:
             try:
                 return fetch(connection, text, values)
             except duckdb.Error as error:
-                raise AnalyticsError(f"query {name} failed on DuckDB: {error}") from None
+                what = f"query {name}" if name else "the query"
+                raise AnalyticsError(f"{what} failed on DuckDB: {error}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -180,6 +186,16 @@ class DuckDBAnalytics:
                 wait = min(wait * 2, 0.5)
             except duckdb.Error as error:
                 raise AnalyticsError(f"cannot open {path}: {error}") from None
+
+
+def _named(name: str, parameters: Mapping[str, Any] | None) -> tuple[str, Values]:
+    return duckdb_sql(name), bind(name, parameters or {})
+
+
+def _rows(connection: duckdb.DuckDBPyConnection, text: str, values: Values) -> Result:
+    cursor = connection.execute(text, values)
+    fetched = cursor.fetchall()
+    return Result(tuple(str(c[0]) for c in cursor.description or ()), fetched)
 
 
 def _make_views(connection: duckdb.DuckDBPyConnection, aliases: Sequence[str]) -> None:
