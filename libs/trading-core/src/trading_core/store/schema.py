@@ -343,6 +343,15 @@ def _text_column(name: str, description: str, *paths: str, **kinds: Getter | str
     return Column(name, TEXT, description, read(*paths, **kinds))
 
 
+# Whose order: the signal, the client's id, the strategy, the account, the instrument.
+_WHOSE = (
+    _id("signal_id", "The signal the order was sized from."),
+    _text_column("client_order_id", "The client's id of the order.", "order.client_order_id"),
+    _text_column("strategy_id", "The strategy that sent the order.", "order.strategy_id"),
+    _ACCOUNT,
+    _INSTRUMENT,
+)
+
 ORDERS = Table(
     "orders",
     "Each state change of an order: order-management's events about it and the venue's "
@@ -353,11 +362,7 @@ ORDERS = Table(
         _EVENT_TYPE,
         Column("sequence", INTEGER, "Per order and producing service, from 1.",
                read("@sequence")),
-        _id("signal_id", "The signal the order was sized from."),
-        _text_column("client_order_id", "The client's id of the order.", "order.client_order_id"),
-        _text_column("strategy_id", "The strategy that sent the order.", "order.strategy_id"),
-        _ACCOUNT,
-        _INSTRUMENT,
+        *_WHOSE,
         _text_column(
             "status", "The order's status after the event (NULL: back to its status before a "
             "cancel or modify the venue could not apply).",
@@ -505,11 +510,7 @@ DENIALS = Table(
     ("order_denied",),
     (
         *_common(order=True),
-        _id("signal_id", "The signal the order was sized from."),
-        _text_column("client_order_id", "The client's id of the order.", "order.client_order_id"),
-        _text_column("strategy_id", "The strategy that sent the order.", "order.strategy_id"),
-        _ACCOUNT,
-        _INSTRUMENT,
+        *_WHOSE,
         _SIDE,
         _text_column("order_type", "MARKET, LIMIT, ...", "order.order_type"),
         _amount("quantity", "The quantity asked.", "order.quantity"),
