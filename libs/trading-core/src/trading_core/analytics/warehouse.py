@@ -6,7 +6,8 @@ that table in every file: each file has every typed table, empty where its servi
 such rows), runs the query's DuckDB text, and detaches them: between runs the feeders can write.
 A table no file has yet (a fresh platform: no file at all) is an empty table of the schema's
 columns, so a query over it answers no rows. A file its feeder holds at that moment is tried
-again, briefly (`busy_timeout_s`), then `WarehouseBusy` says so.
+again, briefly (`busy_timeout_s`), then `WarehouseBusy` says so; in the platform's own process
+(a service answering from its warehouse, embedded) a feeder's attachment is waited for alike.
 
 `run_query(folder, name, parameters)` is the whole API for one-off use; `DuckDBAnalytics` keeps
 one in-memory DuckDB for many runs (a service answering RPCs).
@@ -37,7 +38,9 @@ from trading_core.analytics.queries import (
 )
 from trading_core.store.schema import SERVICES, TABLES, duckdb_column_definitions, raw_table_name
 
-_LOCKED = re.compile(r"lock", re.IGNORECASE)
+# Another process holds the file's lock, or (in the platform's own process, embedded) its feeder
+# has it attached this very moment.
+_HELD = re.compile(r"lock|already attached", re.IGNORECASE)
 _FIRST_WAIT_S = 0.02
 Answer = TypeVar("Answer")
 Values = dict[str, Any]
@@ -174,8 +177,8 @@ class DuckDBAnalytics:
             try:
                 connection.execute(f"ATTACH '{location}' AS {alias} (READ_ONLY)")
                 return
-            except duckdb.IOException as error:
-                if not _LOCKED.search(str(error)):
+            except duckdb.Error as error:
+                if not _HELD.search(str(error)):
                     raise AnalyticsError(f"cannot open {path}: {error}") from None
                 if time.monotonic() >= deadline:
                     raise WarehouseBusy(
@@ -184,8 +187,6 @@ class DuckDBAnalytics:
                     ) from None
                 time.sleep(wait)  # the feeder holds a file for milliseconds at a time
                 wait = min(wait * 2, 0.5)
-            except duckdb.Error as error:
-                raise AnalyticsError(f"cannot open {path}: {error}") from None
 
 
 def _named(name: str, parameters: Mapping[str, Any] | None) -> tuple[str, Values]:
