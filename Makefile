@@ -8,6 +8,9 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 # The deployment checks' tools (checkov, kubernetes-validate, helm-python-sdk): uv group deploy,
 # from the same uv.lock, in an environment of their own (see k8s/README.md "Checks").
 DEPLOY_VENV := .venv-deploy
+# The BigQuery emulator (bqemulator) the warehouse contract suite starts: uv group bqemulator,
+# from the same uv.lock, in an environment of its own (it pins grpcio below the platform's).
+BQEMULATOR_VENV := .venv-bqemulator
 CONFIG ?= config/local.yaml
 DISTRIBUTED_CONFIG ?= config/local-pubsub.yaml
 export UV_PYTHON := 3.11
@@ -27,7 +30,8 @@ run: setup ## run the platform embedded: one process, in-memory bus, DuckDB, pap
 run-distributed: setup ## run the Pub/Sub emulator and the three services as separate processes
 	scripts/run_distributed.sh $(DISTRIBUTED_CONFIG)
 
-test: setup ## unit, contract, integration and end-to-end tests (starts the Pub/Sub emulator)
+test: setup ## unit, contract, integration and end-to-end tests (starts the Pub/Sub and BigQuery emulators)
+	UV_PROJECT_ENVIRONMENT=$(BQEMULATOR_VENV) $(UV) sync --frozen --only-group bqemulator
 	$(UV) run pytest -n 2 --ignore=tests/crash --ignore=tests/deploy
 	$(UV) run pytest tests/crash  # alone: it kills processes and times their recovery
 
