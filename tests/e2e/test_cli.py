@@ -450,6 +450,12 @@ def test_tradectl_installed_alone_has_no_server_stack_and_serve_says_how_to_get_
     )  # fmt: skip
     assert usage.returncode == 2  # the client commands work without the server stack
 
+    report = subprocess.run(
+        [str(environment / "bin" / "tradectl"), "report"], capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert report.returncode == 2 and "tradectl[analytics]" in report.stderr
+
 
 def test_an_operator_halts_the_platform_stops_an_account_with_flatten_and_resumes(
     embedded: tuple[Clients, Platform],
