@@ -137,6 +137,36 @@ def test_direct_mode_sends_the_order_to_the_exchange_once_and_its_fill_reaches_t
         assert venue_health(clients, "binance") == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_a_last_trade_stop_goes_to_an_exchange_that_holds_stops_and_others_are_emulated(
+    tmp_path: Path, binance: FakeBinanceSpot
+) -> None:
+    """With native_stops, order-management sends a plain stop that triggers on the last trade
+    on to the exchange (Binance STOP_LOSS, untriggered there) instead of holding it; a stop on
+    the bid/ask stays HELD by the emulator."""
+    with running_embedded(direct_config(tmp_path, binance, native_stops=True)) as clients:
+        ready_for_market_orders(clients)
+        native = submit_order(
+            clients,
+            order_type=T.ORDER_TYPE_STOP_MARKET,
+            trigger_price="61000",
+            trigger_type=T.TRIGGER_TYPE_LAST,
+        ).order
+        accepted = order_status(clients, native, T.ORDER_STATUS_ACCEPTED)
+        assert accepted.venue == "binance"
+        sent = binance.orders[native.order_id]
+        assert (sent.type, sent.stop_price, sent.working) == ("STOP_LOSS", Decimal("61000"), False)
+        emulated = submit_order(
+            clients, order_type=T.ORDER_TYPE_STOP_MARKET, trigger_price="61000"
+        ).order
+        assert emulated.status == T.ORDER_STATUS_HELD
+        assert binance.count(emulated.order_id) == 0
+
+        binance.cross(Decimal("61000.50"))  # the last trade reaches the stop: Binance fills it
+        done = finished(clients, native)
+        assert (done.status, done.average_fill_price) == (T.ORDER_STATUS_FILLED, "61000.5")
+        assert binance.count(native.order_id) == 1
+
+
 def test_quantconnect_mode_sends_a_live_command_once_and_its_fill_reaches_the_order(
     tmp_path: Path, quantconnect: FakeQuantConnect, monkeypatch: pytest.MonkeyPatch
 ) -> None:

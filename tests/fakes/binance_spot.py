@@ -15,6 +15,8 @@ order is submitted twice. A MARKET order fills at once at `market_price`; a LIMI
 until the test calls `fill(client_order_id, quantity, price)`. Orders are checked against
 LOT_SIZE, PRICE_FILTER (tick, minPrice, maxPrice), PERCENT_PRICE_BY_SIDE (around `market_price`
 as the average price, which avgPrice answers) and NOTIONAL, each refusal (-1013) naming it.
+STOP_LOSS and STOP_LOSS_LIMIT orders (stopPrice, also checked by PRICE_FILTER) wait untriggered
+(isWorking false) until `cross(price)` reaches their stopPrice.
 
 Fault hooks, each for the next matching request (`fault(kind, path=..., method=...)`):
 `timeout` (the answer comes after `sleep_s`, beyond the client's timeout), `5xx` (503),
@@ -120,6 +122,9 @@ class FakeOrder:
     quote_executed: Decimal = Decimal(0)
     updated_ms: int = 0
     trades: list[dict[str, Any]] = field(default_factory=list)
+    # A STOP_LOSS or STOP_LOSS_LIMIT: its stopPrice, and whether it has triggered.
+    stop_price: Decimal = Decimal(0)
+    working: bool = True
 
 
 class BinanceError(Exception):
@@ -180,11 +185,23 @@ class FakeBinanceSpot(LoopbackFake):
             self._trade(order, quantity, price, maker=True)
 
     def cross(self, price: Decimal) -> None:
-        """The market trades at `price`: every resting buy at or above it, and every resting
-        sell at or below it, fills whole at its own limit."""
+        """The market trades at `price`: stops whose stopPrice it reaches trigger (a buy's at
+        or below it, a sell's at or above: a STOP_LOSS fills whole at `price`, a
+        STOP_LOSS_LIMIT starts working at its limit); then every working limit buy at or above
+        it, and every working limit sell at or below it, fills whole at its own limit."""
         with self._lock:
             for order in self.orders.values():
-                if order.status not in ("NEW", "PARTIALLY_FILLED") or order.type != "LIMIT":
+                if order.status != "NEW" or order.working:
+                    continue
+                up = order.side == "BUY"
+                if (price >= order.stop_price) if up else (price <= order.stop_price):
+                    order.working, order.updated_ms = True, now_ms()
+                    if order.type == "STOP_LOSS":
+                        self._trade(order, order.quantity, price, maker=False)
+            for order in self.orders.values():
+                if order.status not in ("NEW", "PARTIALLY_FILLED") or not order.working:
+                    continue
+                if order.type not in ("LIMIT", "STOP_LOSS_LIMIT"):
                     continue
                 crossed = order.price >= price if order.side == "BUY" else order.price <= price
                 if crossed:
@@ -268,7 +285,7 @@ class FakeBinanceSpot(LoopbackFake):
                 "f": order.time_in_force or "GTC",
                 "q": _s(order.quantity),
                 "p": _s(order.price),
-                "P": "0.00000000",
+                "P": _s(order.stop_price),
                 "F": "0.00000000",
                 "g": -1,
                 "C": order.client_order_id if canceled else "",
@@ -284,7 +301,7 @@ class FakeBinanceSpot(LoopbackFake):
                 "T": trade["time"] if trade else order.updated_ms,
                 "t": trade["id"] if trade else -1,
                 "I": next(self._update_ids),
-                "w": order.status == "NEW",
+                "w": order.status == "NEW" and order.working,
                 "m": bool(trade and trade["isMaker"]),
                 "M": False,
                 "O": order.created_ms,
@@ -330,9 +347,19 @@ class FakeBinanceSpot(LoopbackFake):
                     )
             elif kind == "MARKET":
                 price, tif = Decimal(0), ""
+            elif kind in ("STOP_LOSS", "STOP_LOSS_LIMIT"):
+                if "stopPrice" not in p:
+                    raise BinanceError(400, -1102, "Mandatory parameter 'stopPrice' was not sent.")
+                limited = kind == "STOP_LOSS_LIMIT"
+                price = Decimal(p["price"]) if limited else Decimal(0)
+                tif = p.get("timeInForce", "") if limited else ""
+                if limited and tif not in ("GTC", "IOC", "FOK"):
+                    raise BinanceError(400, -1102, "Mandatory parameter 'timeInForce' missing.")
+                self._check_filters(rules, quantity, Decimal(p["stopPrice"]))
             else:
                 raise BinanceError(400, -1116, "Invalid orderType.")
-            self._check_filters(rules, quantity, price if kind != "MARKET" else self.market_price)
+            priced = kind not in ("MARKET", "STOP_LOSS")
+            self._check_filters(rules, quantity, price if priced else self.market_price)
             now = now_ms()
             order = FakeOrder(
                 next(self._order_ids),
@@ -346,6 +373,8 @@ class FakeBinanceSpot(LoopbackFake):
                 now,
                 updated_ms=now,
             )
+            if kind.startswith("STOP_LOSS"):
+                order.stop_price, order.working = Decimal(p["stopPrice"]), False
             self.orders[client_id] = order
             self._publish(order, "NEW")
             if kind == "MARKET":
@@ -518,11 +547,11 @@ class FakeBinanceSpot(LoopbackFake):
             "timeInForce": o.time_in_force or "GTC",
             "type": o.type,
             "side": o.side,
-            "stopPrice": "0.00000000",
+            "stopPrice": _s(o.stop_price),
             "icebergQty": "0.00000000",
             "time": o.created_ms,
             "updateTime": o.updated_ms,
-            "isWorking": True,
+            "isWorking": o.working,
             "workingTime": o.created_ms,
             "origQuoteOrderQty": "0.00000000",
             "selfTradePreventionMode": "NONE",
@@ -555,7 +584,15 @@ def _symbol_json(s: SymbolRules) -> dict[str, Any]:
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
         "icebergAllowed": True,
         "ocoAllowed": True,
         "quoteOrderQtyMarketAllowed": True,

@@ -282,3 +282,8 @@ def test_a_price_inside_the_outer_limit_but_beyond_the_inner_is_left_to_bybit(
     [rejected] = setup.wait_for(between.order_id, T.EXECUTION_TYPE_REJECTED)
     assert "Buy order price cannot be higher than 63000. (retCode 170193)" in rejected.message
     assert setup.fake.count(between.order_id) == 1
+
+
+def test_bybit_does_not_hold_stops_natively_yet(fake: FakeBybitSpot) -> None:
+    with pytest.raises(ValueError, match="native stop orders are not supported"):
+        client(BYBIT, fake, [], native_stops=True)

@@ -284,6 +284,24 @@ def test_routing_rules_match_account_strategy_and_instrument_first_rule_winning(
     assert execution.route("acct-1", "trend", "BTC-USD") == (["binance", "bybit"], False)
 
 
+def test_stops_go_to_the_venue_only_when_every_venue_of_the_route_holds_them(
+    tmp_path: Path,
+) -> None:
+    document = _direct(native_stops=True)
+    second = {**document["execution"]["venues"]["binance"], "native_stops": False}
+    document["execution"]["venues"]["other"] = second
+    document["execution"]["routing"] = [
+        {"account": "acct-native", "venues": ["binance"]},
+        {"account": "acct-smart", "venues": ["binance"], "smart": True},
+    ]
+    execution = load_config(write(tmp_path, document), _KEYS).execution
+    assert execution.holds_stops("acct-native", "", "BTC-USD")
+    assert not execution.holds_stops("acct-smart", "", "BTC-USD")  # shared: children, no stops
+    assert not execution.holds_stops("acct-1", "", "BTC-USD")  # binance, then other: no
+    message = refusal(write(tmp_path, _direct(kind="bybit", native_stops=True)), _KEYS)
+    assert "native_stops: bybit spot stop orders are not supported yet" in message
+
+
 # Unknown keys and wrong types ----------------------------------------------------------------
 
 

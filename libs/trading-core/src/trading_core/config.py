@@ -301,6 +301,20 @@ class ExchangeVenue(_NetworkVenue):
     recv_window_ms: int = Field(
         5000, ge=100, le=60_000, description="how long the exchange may still execute a request"
     )
+    native_stops: bool = Field(
+        False,
+        description="stop-market and stop-limit orders triggered by the last trade are held by "
+        "the exchange (binance: STOP_LOSS, STOP_LOSS_LIMIT); false: order-management's emulator",
+    )
+
+    @model_validator(mode="after")
+    def _native_stops_where_supported(self) -> ExchangeVenue:
+        if self.native_stops and self.kind != "binance":
+            raise _broken(
+                f"native_stops: {self.kind} spot stop orders are not supported yet; expected "
+                "false (order-management's emulator holds stops)"
+            )
+        return self
 
 
 class QuantConnectVenue(_NetworkVenue):
@@ -430,6 +444,15 @@ class Execution(_Strict):
     def venue_names(self) -> list[str]:
         """Every venue orders can go to, in config order."""
         return list(self.venues) if self.venues else [SIMULATION_VENUE]
+
+    def holds_stops(self, account: str, strategy: str, instrument: str) -> bool:
+        """Whether every venue an order may go to holds stop orders natively (so that
+        order-management sends such a stop on instead of holding it)."""
+        names, smart = self.route(account, strategy, instrument)
+        venues = [self.venues.get(name) for name in names]
+        return not smart and all(
+            isinstance(venue, ExchangeVenue) and venue.native_stops for venue in venues
+        )
 
     def route(self, account: str, strategy: str, instrument: str) -> tuple[list[str], bool]:
         """The venues an order may go to, in order of preference; and whether it is shared

@@ -1412,10 +1412,26 @@ class OrderManagement(JournaledService):
         return replace(request, expire_time=session_end(self.clock.now(), instrument.session_end))
 
     def _new(self, request: OrderRequest) -> Order:
-        """A checked order: HELD when it is a stop (the emulator triggers it), else SUBMITTED."""
-        make = Order.held if request.order_type in STOP_TYPES else Order.accepted
+        """A checked order: HELD when it is a stop (the emulator triggers it), else SUBMITTED;
+        also a stop the venues of its route hold natively (`_venue_holds`)."""
+        held = request.order_type in STOP_TYPES and not self._venue_holds(request)
+        make = Order.held if held else Order.accepted
         return make(
             request, new_id(), self.clock.now(), precision=self._precision(request.instrument)
+        )
+
+    def _venue_holds(self, request: OrderRequest) -> bool:
+        """Whether a stop goes to the venue as it is: a plain stop-market or stop-limit that
+        triggers on the last trade (as exchanges' stops do), routed only to venues whose config
+        says they hold stops (`native_stops`). Trailing stops, other triggers and the exits of
+        brackets, OTOs and OCOs (held, for one-cancels-the-other) stay with the emulator."""
+        return (
+            request.order_type not in TRAILING_TYPES
+            and request.trigger_type == types_pb2.TRIGGER_TYPE_LAST
+            and request.exits is None
+            and self.config.execution.holds_stops(
+                request.account_id, request.strategy_id, request.instrument
+            )
         )
 
     def _exits(self, request: OrderRequest, entry: Order) -> list[Order]:

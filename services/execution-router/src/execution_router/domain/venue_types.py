@@ -9,6 +9,10 @@ from decimal import Decimal
 from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.decimals import ZERO, format_decimal
 
+# What a venue that holds stops natively gets as it is (a released stop comes as the market or
+# limit order it became, its trigger kept in the message only for the record).
+_STOPS = (types_pb2.ORDER_TYPE_STOP_MARKET, types_pb2.ORDER_TYPE_STOP_LIMIT)
+
 
 @dataclass(frozen=True)
 class VenueOrder:
@@ -32,11 +36,14 @@ class VenueOrder:
     post_only: bool = False
     # An iceberg: the most of a resting order that fills on one quote; None for the whole.
     display_quantity: Decimal | None = None
+    # A stop the venue holds natively (a venue whose config says it does): its trigger.
+    trigger_price: Decimal | None = None
 
     @classmethod
     def from_proto(cls, order: orders_pb2.Order) -> VenueOrder:
         """The order as the venue sees it: order-management sends it in venue form (market,
-        limit or market-to-limit; a DAY order with its expire time already set)."""
+        limit or market-to-limit, or a stop to a venue that holds stops natively; a DAY order
+        with its expire time already set)."""
         return cls(
             order_id=order.order_id,
             account_id=order.account_id,
@@ -51,6 +58,9 @@ class VenueOrder:
             ),
             post_only=order.post_only,
             display_quantity=Decimal(order.display_quantity) if order.display_quantity else None,
+            trigger_price=Decimal(order.trigger_price)
+            if order.trigger_price and order.order_type in _STOPS
+            else None,
         )
 
 

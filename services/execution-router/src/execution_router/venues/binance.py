@@ -10,8 +10,10 @@
   order's state. A 429/418 carries Retry-After; -1000, -1001, -1006 and -1007 mean Binance does
   not know whether it executed.
 - **Order forms.** LIMIT (GTC, IOC, FOK); post-only as LIMIT_MAKER (no timeInForce); MARKET; a
-  MARKET order with a protection price as LIMIT IOC at it. Modifies: the template's default
-  MODIFY_REJECTED (Binance's cancel-replace comes later).
+  MARKET order with a protection price as LIMIT IOC at it; with `native_stops`, a stop-market as
+  STOP_LOSS and a stop-limit as STOP_LOSS_LIMIT, each with its trigger as stopPrice (Binance
+  triggers them on the last trade: a buy at or above it, a sell at or below). Modifies: the
+  template's default MODIFY_REJECTED (Binance's cancel-replace comes later).
 - **Rules.** PRICE_FILTER's tickSize, minPrice and maxPrice, LOT_SIZE's stepSize, minQty and
   maxQty from exchangeInfo; the price band of PERCENT_PRICE_BY_SIDE (bid multipliers for a buy,
   ask multipliers for a sell) or else PERCENT_PRICE, around the weighted average price read
@@ -60,6 +62,8 @@ _KINDS = {
     "LIMIT": T.ORDER_TYPE_LIMIT,
     "LIMIT_MAKER": T.ORDER_TYPE_LIMIT,
     "MARKET": T.ORDER_TYPE_MARKET,
+    "STOP_LOSS": T.ORDER_TYPE_STOP_MARKET,
+    "STOP_LOSS_LIMIT": T.ORDER_TYPE_STOP_LIMIT,
 }
 _OPEN = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
 # Binance's end states other than FILLED, as our execution types.
@@ -90,6 +94,7 @@ class CcxtBinanceSpotClient(CcxtSpotClient):
     # Binance spot's published limits: request weight per IP, orders per account.
     default_rate_limits = ("6000/minute",)
     default_order_rate_limits = ("100/10 seconds", "200000/day")
+    can_hold_stops = True  # STOP_LOSS and STOP_LOSS_LIMIT with stopPrice
 
     def _settings(
         self, api_key: str, secret: str, timeout_s: float, recv_window_ms: int
@@ -305,6 +310,15 @@ def _wire_form(order: VenueOrder) -> tuple[str, str | None, dict[str, Any]]:
     """CCXT's order type, price and params for the order (checked by `_problem`)."""
     params: dict[str, Any] = {"newClientOrderId": order.order_id}
     price: str | None
+    if order.order_type == T.ORDER_TYPE_STOP_MARKET:
+        # Binance's STOP_LOSS triggers on the last trade at stopPrice (a buy at or above it, a
+        # sell at or below), as our stops do, and then trades as a market order.
+        params["stopPrice"] = format_decimal(order.trigger_price)
+        return "STOP_LOSS", None, params
+    if order.order_type == T.ORDER_TYPE_STOP_LIMIT:
+        params["stopPrice"] = format_decimal(order.trigger_price)
+        params["timeInForce"] = _TIFS[order.time_in_force]
+        return "STOP_LOSS_LIMIT", format_decimal(order.limit_price), params
     if order.order_type == T.ORDER_TYPE_LIMIT and order.post_only:
         kind, price = "limit", format_decimal(order.limit_price)
         params["postOnly"] = True  # LIMIT_MAKER: Binance takes no timeInForce with it

@@ -119,6 +119,7 @@ T = types_pb2
 R = TypeVar("R")
 SIDES = {T.SIDE_BUY: "buy", T.SIDE_SELL: "sell"}
 LIMIT_TIFS = (T.TIME_IN_FORCE_GTC, T.TIME_IN_FORCE_IOC, T.TIME_IN_FORCE_FOK)
+STOPS = (T.ORDER_TYPE_STOP_MARKET, T.ORDER_TYPE_STOP_LIMIT)
 # A rate limit refused the request: nothing was applied.
 RATE_LIMITED = (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
 
@@ -308,6 +309,9 @@ class CcxtSpotClient(ExecutionClient):
     # The client order ids the exchange takes, and the rule in words for a refusal.
     client_order_id = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
     client_order_id_rule = "at most 36 characters of letters, digits, _ and -"
+    # Whether the adapter can send stop orders as the exchange's own (a subclass that can sets
+    # it; the config's native_stops turns it on).
+    can_hold_stops = False
 
     def __init__(
         self,
@@ -329,6 +333,7 @@ class CcxtSpotClient(ExecutionClient):
         max_retry_after_s: float = 10.0,
         rate_limit_attempts: int = 3,
         band_reference_ttl_s: float = 1.0,
+        native_stops: bool = False,
         recv_window_ms: int = 5000,
         exchange_factory: ExchangeFactory | None = None,
         guard: VenueGuard | None = None,
@@ -347,6 +352,9 @@ class CcxtSpotClient(ExecutionClient):
         self._unresolved_timeout_s = unresolved_timeout_s
         self._max_retry_after_s = max_retry_after_s
         self._rate_limit_attempts = rate_limit_attempts
+        if native_stops and not self.can_hold_stops:
+            raise ValueError(f"{self.kind}: native stop orders are not supported")
+        self.native_stops = native_stops
         # Price bands: each symbol's reference price, and when it was read (time.monotonic()).
         self._band_reference_ttl_s = band_reference_ttl_s
         self._references: dict[str, tuple[float, Decimal]] = {}
@@ -400,7 +408,21 @@ class CcxtSpotClient(ExecutionClient):
 
     def _form_problem(self, order: VenueOrder) -> str:
         """Why the exchange cannot take the order's form (type, time in force), or "": spot
-        limit (GTC, IOC, FOK, post-only) and market orders."""
+        limit (GTC, IOC, FOK, post-only) and market orders, and stop-market and stop-limit
+        orders when the venue holds stops natively (`native_stops`)."""
+        if order.order_type in STOPS:
+            if not self.native_stops:
+                return (
+                    f"venue {self.name} is not configured to hold stop orders (native_stops): "
+                    "order-management's emulator holds them"
+                )
+            if order.trigger_price is None:
+                return "a stop order needs its trigger price"
+            limit = order.order_type == T.ORDER_TYPE_STOP_LIMIT
+            if limit and order.time_in_force not in LIMIT_TIFS:
+                name = T.TimeInForce.Name(order.time_in_force)
+                return f"{self.kind} spot takes GTC, IOC and FOK stop-limit orders, not {name}"
+            return ""
         if order.order_type not in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_MARKET):
             name = T.OrderType.Name(order.order_type)
             return f"{self.kind} spot takes LIMIT and MARKET orders here, not {name}"
@@ -628,12 +650,20 @@ class CcxtSpotClient(ExecutionClient):
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._timeout_s)
         self._stream_up = False
         try:
             await asyncio.wait_for(self._exchange.close(), self._timeout_s)
         except TimeoutError:
             log.warning("%s: the session did not close within %ss", self.kind, self._timeout_s)
+        # Whatever else still runs on the loop (a call that outlived stop's wait, CCXT's own
+        # tasks) ends here, before the loop is closed.
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=self._timeout_s)
 
     def connected(self) -> bool:
         return True
@@ -909,8 +939,7 @@ class CcxtSpotClient(ExecutionClient):
                 order.order_id,
                 type(error).__name__,
             )
-            with self._lock:
-                self._unresolved.setdefault(order.order_id, (order, time.monotonic()))
+            self._lost(order)
             await self._resolve_lost_submit(order)
         elif self._is_duplicate(error):
             log.warning("%s: order %s is already there: adopting it", self.kind, order.order_id)
@@ -919,8 +948,7 @@ class CcxtSpotClient(ExecutionClient):
             except ccxt.BaseError:
                 found = False
             if not found:  # refused as a duplicate, yet not shown: the poller adopts it
-                with self._lock:
-                    self._unresolved.setdefault(order.order_id, (order, time.monotonic()))
+                self._lost(order)
         elif isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied):
             message = f"{self.kind} refused our API credentials: {self._reason(error)}"
             log.error("%s: order %s not placed: %s", self.kind, order.order_id, message)
@@ -933,6 +961,14 @@ class CcxtSpotClient(ExecutionClient):
             self._emit_rejected(order, message)
         else:
             self._emit_rejected(order, f"{self.kind} rejected the order: {self._reason(error)}")
+
+    def _lost(self, order: VenueOrder) -> None:
+        """A submit whose outcome is unknown: the poller looks it up from now on, at its quick
+        interval (woken now: it may be waiting out its quiet one)."""
+        with self._lock:
+            self._unresolved.setdefault(order.order_id, (order, time.monotonic()))
+        if self._poll_now is not None:
+            self._poll_now.set()
 
     async def _resolve_lost_submit(self, order: VenueOrder) -> None:
         """Looks the order up by client order id; sends it again only when the exchange answers
@@ -1186,6 +1222,7 @@ class CcxtSpotClient(ExecutionClient):
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                _raise_if_cancelled()  # CCXT may turn a cancel into one of its errors
                 log.warning(
                     "%s: the user-data stream is down (%s: %s); polling until it is back",
                     self.kind,
@@ -1276,6 +1313,7 @@ class CcxtSpotClient(ExecutionClient):
             except ccxt.BadResponse as error:  # garbage: counted, the next poll reads again
                 self.count_problem(f"polling for fills: {error}")
             except Exception:
+                _raise_if_cancelled()
                 log.exception("%s: polling for fills failed", self.kind)
 
     async def _poll_once(self) -> None:
@@ -1391,6 +1429,14 @@ class CcxtSpotClient(ExecutionClient):
         return exchange
 
 
+def _raise_if_cancelled() -> None:
+    """Raises CancelledError when the running task is being cancelled (an error caught instead
+    of the cancel must not keep a loop that is being stopped going)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _rules_problem(order: VenueOrder, symbol: str, rules: Rules) -> str:
     """Why the order breaks the symbol's rules, or ""."""
     quantity = format_decimal(order.quantity)
@@ -1402,20 +1448,17 @@ def _rules_problem(order: VenueOrder, symbol: str, rules: Rules) -> str:
     if rules.max_quantity is not None and order.quantity > rules.max_quantity:
         most = format_decimal(rules.max_quantity)
         return f"quantity {quantity} is above {symbol}'s maximum quantity {most}"
-    limit = order.order_type == T.ORDER_TYPE_LIMIT or order.protection_price is not None
-    if not limit:
+    if order.trigger_price is not None:
+        problem = _price_problem("trigger price", order.trigger_price, symbol, rules)
+        if problem:
+            return problem
+    priced = order.order_type in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_STOP_LIMIT)
+    if not priced and order.protection_price is None:
         return ""
     price = _priced(order)
-    tick = rules.tick
-    if price is None or price <= 0 or (tick and not is_multiple(price, tick)):
-        shown = format_decimal(price)
-        return f"limit price {shown} is not a positive multiple of {symbol}'s tick {tick}"
-    if rules.min_price is not None and price < rules.min_price:
-        least = format_decimal(rules.min_price)
-        return f"limit price {format_decimal(price)} is below {symbol}'s minimum price {least}"
-    if rules.max_price is not None and price > rules.max_price:
-        most = format_decimal(rules.max_price)
-        return f"limit price {format_decimal(price)} is above {symbol}'s maximum price {most}"
+    problem = _price_problem("limit price", price, symbol, rules)
+    if problem or price is None:
+        return problem
     notional = multiply(order.quantity, price)
     if rules.min_notional is not None and notional < rules.min_notional:
         least = format_decimal(rules.min_notional)
@@ -1426,12 +1469,29 @@ def _rules_problem(order: VenueOrder, symbol: str, rules: Rules) -> str:
     return ""
 
 
+def _price_problem(what: str, price: Decimal | None, symbol: str, rules: Rules) -> str:
+    """Why a price breaks the symbol's tick or fixed bounds, or ""."""
+    tick = rules.tick
+    if price is None or price <= 0 or (tick and not is_multiple(price, tick)):
+        shown = format_decimal(price)
+        return f"{what} {shown} is not a positive multiple of {symbol}'s tick {tick}"
+    if rules.min_price is not None and price < rules.min_price:
+        least = format_decimal(rules.min_price)
+        return f"{what} {format_decimal(price)} is below {symbol}'s minimum price {least}"
+    if rules.max_price is not None and price > rules.max_price:
+        most = format_decimal(rules.max_price)
+        return f"{what} {format_decimal(price)} is above {symbol}'s maximum price {most}"
+    return ""
+
+
 def _priced(order: VenueOrder) -> Decimal | None:
-    """The price an order is sent at: its limit, or a market order's protection price (sent as
-    a limit IOC); None for a plain market order."""
-    if order.order_type == T.ORDER_TYPE_LIMIT:
+    """The price an order is sent at: its limit (also a stop-limit's), or a market order's
+    protection price (sent as a limit IOC); None for a plain market or stop-market order."""
+    if order.order_type in (T.ORDER_TYPE_LIMIT, T.ORDER_TYPE_STOP_LIMIT):
         return order.limit_price
-    return order.protection_price
+    if order.order_type == T.ORDER_TYPE_MARKET:
+        return order.protection_price
+    return None
 
 
 def _venue_order(view: OrderView, instrument: str) -> VenueOrder:

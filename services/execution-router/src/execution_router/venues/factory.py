@@ -69,6 +69,7 @@ def _exchange(name: str, venue: ExchangeVenue, sink: ReportSink) -> ExecutionCli
         poll_interval_s=venue.poll_interval_ms / 1000,
         stream_poll_interval_s=venue.stream_poll_interval_ms / 1000,
         recv_window_ms=venue.recv_window_ms,
+        native_stops=venue.native_stops,
         guard=VenueGuard(name, _with_limits(venue, adapter), transient=transport_failure),
     )
 

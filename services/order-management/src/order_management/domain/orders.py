@@ -332,8 +332,15 @@ class Order:
 
     @property
     def is_stop(self) -> bool:
-        """Whether it has a trigger (a stop or trailing stop, emulated by order-management)."""
+        """Whether it has a trigger (a stop or trailing stop, emulated by order-management, or
+        held by a venue that holds stops natively)."""
         return self.order_type in STOP_TYPES
+
+    @property
+    def stop_at_venue(self) -> bool:
+        """A stop sent on untriggered, for a venue to hold natively: never HELD here, so never
+        triggered here (an emulated stop is released only once triggered)."""
+        return self.is_stop and not self.is_held and self.trigger_time is None
 
     @property
     def is_finished(self) -> bool:
@@ -719,8 +726,9 @@ class Order:
 
     @property
     def venue_order_type(self) -> OrderType:
-        """What the venue holds: a stop-market becomes a market order, a stop-limit a limit."""
-        if not self.is_stop:
+        """What the venue holds: a stop-market becomes a market order, a stop-limit a limit
+        (a stop the venue holds natively stays what it is)."""
+        if not self.is_stop or self.stop_at_venue:
             return self.order_type
         limited = self.order_type in (
             types_pb2.ORDER_TYPE_STOP_LIMIT,
@@ -730,7 +738,8 @@ class Order:
 
     def venue_proto(self) -> orders_pb2.Order:
         """The order as the venue holds it, for the SubmitOrder command: a stop is sent as the
-        market order (stop-market) or limit order (stop-limit) it becomes once triggered."""
+        market order (stop-market) or limit order (stop-limit) it becomes once triggered, or
+        with its trigger price to a venue that holds stops natively."""
         order = self.to_proto()
         order.order_type = self.venue_order_type
         order.ClearField("trigger_type")
