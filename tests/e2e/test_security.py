@@ -182,14 +182,17 @@ def test_a_reader_reads_but_cannot_trade(secured: Secured) -> None:
     assert "needs the trader role" in (denied.details() or "")
 
 
+def set_state(
+    account: str, state: types_pb2.TradingState.ValueType, reason: str
+) -> control_pb2.SetTradingStateRequest:
+    return control_pb2.SetTradingStateRequest(
+        request_id=str(uuid.uuid4()), account_id=account, state=state, reason=reason
+    )
+
+
 def test_an_operator_action_by_a_trader_is_denied_and_the_state_stays(secured: Secured) -> None:
     trader = secured.as_key(TRADER_A)
-    halt = control_pb2.SetTradingStateRequest(
-        request_id=str(uuid.uuid4()),
-        account_id="acct-a",
-        state=types_pb2.TRADING_STATE_HALTED,
-        reason="not mine to halt",
-    )
+    halt = set_state("acct-a", types_pb2.TRADING_STATE_HALTED, "not mine to halt")
     denied = refusal(lambda: trader.control.SetTradingState(halt, timeout=TIMEOUT))
     assert denied.code() is grpc.StatusCode.PERMISSION_DENIED
     assert "needs the operator role" in (denied.details() or "")
@@ -201,12 +204,7 @@ def test_an_operator_action_by_a_trader_is_denied_and_the_state_stays(secured: S
 
 def test_an_operator_sets_trading_state_for_any_account(secured: Secured) -> None:
     operator = secured.as_key(OPERATOR)
-    reducing = control_pb2.SetTradingStateRequest(
-        request_id=str(uuid.uuid4()),
-        account_id="acct-ops",
-        state=types_pb2.TRADING_STATE_REDUCING,
-        reason="incident 42",
-    )
+    reducing = set_state("acct-ops", types_pb2.TRADING_STATE_REDUCING, "incident 42")
     record = operator.control.SetTradingState(reducing, timeout=TIMEOUT).trading_state
     assert record.state == types_pb2.TRADING_STATE_REDUCING
     # The audit trail: the event of the change names the key that made it.
