@@ -113,9 +113,31 @@ class DuckDBDatabase(_Strict):
 
 
 class BigQueryDatabase(_Strict):
+    """The analytical store in BigQuery (store/bigquery.py), fed from the journals through the
+    Storage Write API; never on the order path. Terraform owns the dataset's tables in the
+    cloud; the store creates what is missing and adds missing columns."""
+
     backend: Literal["bigquery"]
     project: Name
     dataset: Name
+    location: str = Field("US", min_length=1, description="the dataset's location")
+    flush_interval_ms: int = Field(
+        5000, ge=1, le=60_000, description="how often the journal's new events are fed in"
+    )
+    batch_size: int = Field(
+        5000, ge=1, le=20_000, description="events per feed at most (an append is <= 10 MB)"
+    )
+    state_path: Path = Field(
+        Path("data"),
+        description="folder of one <service>.bigquery.json each (write streams and offsets): "
+        "keep it with the journals",
+    )
+    endpoint: str | None = Field(
+        None, description="REST endpoint of an emulator (http://host:port); unset: Google"
+    )
+    write_endpoint: str | None = Field(
+        None, description="Storage Write API endpoint of an emulator (host:port); unset: Google"
+    )
 
 
 _ATTEMPTS = Field(
@@ -972,9 +994,7 @@ class PlatformConfig(_Strict):
 
 
 # Modes whose adapters a later release brings: refused at start-up, never silently replaced.
-_NOT_YET_AVAILABLE = {
-    ("database", "bigquery"): "the BigQuery event store",
-}
+_NOT_YET_AVAILABLE: dict[tuple[str, str], str] = {}
 
 
 def require_available_adapters(config: PlatformConfig) -> None:

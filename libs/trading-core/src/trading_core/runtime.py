@@ -39,7 +39,6 @@ from trading_core.config import (
     DEVELOPMENT_KEY,
     EVERY_ACCOUNT,
     ConfigError,
-    DuckDBDatabase,
     PlatformConfig,
     ServiceEndpoint,
     load_config,
@@ -341,8 +340,6 @@ def _service_key(
 
 def _feeder(config: PlatformConfig, journal: Journal, service: str) -> WarehouseFeeder | None:
     database = config.database
-    if not isinstance(database, DuckDBDatabase):
-        return None
     return WarehouseFeeder(
         journal,
         create_warehouse(database, service),

@@ -3,7 +3,8 @@
 The warehouse is never on the order path: a feeder copies the journal's new events into it in
 batches, exactly once (the warehouse itself records how far it has been fed), and keeps trying
 while it cannot write. Each batch goes in raw and as the typed tables of `schema.py` (read by
-`rows.py`), in one transaction. DuckDB locally; BigQuery in the cloud (a later release).
+`rows.py`), in one transaction (BigQuery: each table's rows once, see store/bigquery.py).
+DuckDB locally; BigQuery in the cloud.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from trading_core.journal import KeptRecord
 
 
 class Warehouse(Protocol):
+    service: str
+
     def fed_through(self) -> int:
         """The journal position up to which events are stored."""
 

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from google.api_core.exceptions import GoogleAPIError
 
 from trading_core.journal import Journal, KeptRecord
+from trading_core.store.base import Warehouse
 from trading_core.store.rows import arrow_batches, parse, typed_batches
 from trading_core.store.schema import (
     EVENT_COLUMNS,
@@ -160,7 +162,7 @@ class WarehouseFeeder:
     """Copies a journal's new events into a warehouse every interval, on its own thread."""
 
     def __init__(
-        self, journal: Journal, warehouse: DuckDBWarehouse, *, interval_s: float, batch_size: int
+        self, journal: Journal, warehouse: Warehouse, *, interval_s: float, batch_size: int
     ) -> None:
         self._journal = journal
         self._warehouse = warehouse
@@ -169,7 +171,7 @@ class WarehouseFeeder:
         self._stopping = threading.Event()
         self._failing = False
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.name = f"warehouse-{warehouse.table}"
+        self._thread.name = f"warehouse-{warehouse.service}"
 
     def start(self) -> None:
         self._thread.start()
@@ -195,10 +197,11 @@ class WarehouseFeeder:
                 if not batch:
                     break
                 stored += self._warehouse.feed(batch)
-        except (duckdb.Error, OSError, SchemaMismatch) as error:
+        except (duckdb.Error, OSError, SchemaMismatch, GoogleAPIError, RuntimeError) as error:
+            # RuntimeError: BigQuery's refusals (store/bigquery.py WarehouseWriteError).
             if not self._failing:
                 log.warning(
-                    "warehouse %s: cannot write now (%s); will retry", self._warehouse.path, error
+                    "warehouse %s: cannot write now (%s); will retry", self._warehouse, error
                 )
             self._failing = True
             return stored
