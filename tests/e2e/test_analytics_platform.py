@@ -45,6 +45,8 @@ def test_a_filled_order_is_read_from_the_warehouse_while_the_platform_runs(
                 return found[0] if found else None
 
             row = wait_until(filled, timeout=30, message="the order's fill in the warehouse")
+            horizons = analytics.run("markouts", {**period, "account": ACCOUNT, "per_day": False})
+            marked = {r["horizon_s"]: r["marked"] for r in horizons.records()}
         shown = CliRunner().invoke(app, ["report", "--data", str(data), "--account", ACCOUNT])
     finally:
         clients.close()
@@ -55,5 +57,7 @@ def test_a_filled_order_is_read_from_the_warehouse_while_the_platform_runs(
     average = row["notional"] / row["filled_quantity"]
     arrival = row["arrival_mid"]
     assert row["slippage_bps"] == pytest.approx(float((average - arrival) / arrival) * 1e4)
+    # A minute has not passed since the fill: its 60 s markout is not marked by a stale quote.
+    assert marked[60] == 0
     assert shown.exit_code == 0, shown.output
     assert "simulation" in shown.output and ACCOUNT in shown.output

@@ -8,6 +8,8 @@
 -- time + h, against the fill's price, in basis points of the price, signed so that positive is
 -- in the fill's favour (for a buy, the mid rose above the price paid; for a sell, it fell below
 -- the price received). markout_bps is the mean over the fills that have such a quote (marked).
+-- A horizon the quotes have not reached yet (no quote of the instrument at or after the fill's
+-- time + h: just filled, or the feed stopped) leaves the fill unmarked, not marked stale.
 WITH fills AS (
   SELECT venue, instrument, price, event_time, IF(side = 'BUY', 1, -1) AS sign
   FROM trading.fills
@@ -30,9 +32,12 @@ timeline AS (
   FROM fills
   CROSS JOIN UNNEST([1, 5, 60]) AS horizon_s
 ),
+reached AS (
+  SELECT instrument, MAX(event_time) AS last_quote FROM trading.quotes GROUP BY instrument
+),
 marked AS (
   SELECT
-    venue, day, horizon_s, sign, price,
+    venue, day, horizon_s, sign, price, at, instrument,
     LAST_VALUE(mid IGNORE NULLS) OVER (
       PARTITION BY instrument ORDER BY at, is_target
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
@@ -45,9 +50,11 @@ SELECT
   day,
   horizon_s,
   COUNT(*) AS fills,
-  COUNT(mid) AS marked,
-  AVG(sign * (CAST(mid AS FLOAT64) - price) / price) * 10000 AS markout_bps
+  COUNT(IF(at <= last_quote, mid, NULL)) AS marked,
+  AVG(IF(at <= last_quote, sign * (CAST(mid AS FLOAT64) - price) / price, NULL)) * 10000
+    AS markout_bps
 FROM marked
+LEFT JOIN reached USING (instrument)
 WHERE is_target = 1
 GROUP BY venue, day, horizon_s
 ORDER BY venue, day, horizon_s
