@@ -622,6 +622,8 @@ def test_venue_list_shows_the_paper_venue_available_with_its_circuit_closed(
     shown = tradectl(clients, "venue", "status", "simulation")
     assert shown.exit_code == 0, shown.output
     assert re.search(r"^Circuit\s+CLOSED\s*$", shown.stdout, re.MULTILINE)
+    assert re.search(r"^Reports\s+pushed\s*$", shown.stdout, re.MULTILINE)
+    assert venue["reportChannel"] == "REPORT_CHANNEL_PUSHED"
 
 
 def test_venue_status_of_an_unknown_venue_exits_1_naming_the_configured_ones(

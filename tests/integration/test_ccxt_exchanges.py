@@ -413,10 +413,12 @@ def test_a_stream_dropped_mid_run_is_polled_meanwhile_and_reconnects_nothing_los
     setup: Setup,
 ) -> None:
     order_id = _resting_with_the_stream_up(setup)
+    assert setup.client.report_channel() == "pushed"  # GetVenueStatus.report_channel
     connections = setup.fake.stream.connections
     setup.fake.stream.refuse(True)
     setup.fake.stream.drop()
     wait_until(lambda: not setup.client.stream_up, 10, "the adapter to see the stream down")
+    assert setup.client.report_channel() == "polled_stream_down"
     # Traded while the stream is down: the poller reports it.
     setup.fake.fill(order_id, Decimal("0.004"), Decimal("59000"))
     setup.wait_for(order_id, T.EXECUTION_TYPE_PARTIALLY_FILLED)

@@ -628,10 +628,21 @@ def venue_detail(status: execution_pb2.VenueStatus) -> Table:
         ("Calls", str(status.call_count)),
         ("Failed calls", str(status.failure_count)),
         ("Open orders", str(status.open_order_count)),
+        ("Reports", report_channel_text(status.report_channel)),
     ]
     for label, value in rows:
         table.add_row(label, value)
     return table
+
+
+def report_channel_text(channel: execution_pb2.ReportChannel.ValueType) -> Cell:
+    """How the router learns what the venue did: pushed, or polled (red while a stream is down)."""
+    if channel == execution_pb2.REPORT_CHANNEL_POLLED_STREAM_DOWN:
+        return Text("polled (stream down)", style="red")
+    return {
+        execution_pb2.REPORT_CHANNEL_PUSHED: "pushed",
+        execution_pb2.REPORT_CHANNEL_POLLED: "polled",
+    }.get(channel, "-")
 
 
 def algorithm_text(algorithm: types_pb2.ExecutionAlgorithm.ValueType) -> str:

@@ -105,6 +105,13 @@ _CIRCUITS = {
 }
 
 
+_CHANNELS = {
+    "pushed": execution_pb2.REPORT_CHANNEL_PUSHED,
+    "polled": execution_pb2.REPORT_CHANNEL_POLLED,
+    "polled_stream_down": execution_pb2.REPORT_CHANNEL_POLLED_STREAM_DOWN,
+}
+
+
 def venue_status(state: VenueState) -> execution_pb2.VenueStatus:
     status = execution_pb2.VenueStatus(
         venue=state.name,
@@ -114,6 +121,7 @@ def venue_status(state: VenueState) -> execution_pb2.VenueStatus:
         open_order_count=state.open_orders,
         problem_count=state.problems,
         circuit_state=execution_pb2.CIRCUIT_STATE_CLOSED,
+        report_channel=_CHANNELS[state.report_channel],
     )
     guard = state.guard
     if guard is None:

@@ -42,7 +42,7 @@ from execution_router.domain.smart_routing import VenueBook
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.parents import SCHEMA as PARENT_SCHEMA
 from execution_router.parents import Child, ParentDesk
-from execution_router.venues.base import ExecutionClient, VenueWorker
+from execution_router.venues.base import ExecutionClient, ReportChannel, VenueWorker
 from execution_router.venues.factory import build_clients
 from execution_router.venues.resilience import GuardStatus, VenueBusy, VenueUnavailable
 
@@ -150,6 +150,7 @@ class VenueState:
     open_orders: int
     problems: int
     guard: GuardStatus | None
+    report_channel: ReportChannel = "pushed"
 
 
 class ExecutionRouter(JournaledService):
@@ -233,6 +234,7 @@ class ExecutionRouter(JournaledService):
                 problems=venue.client.problems,
                 open_orders=counts.get(name, 0),
                 guard=venue.client.guard.status() if venue.client.guard else None,
+                report_channel=venue.client.report_channel(),
             )
             for name, venue in self.venues.items()
         ]

@@ -46,6 +46,31 @@ CIRCUIT_STATE_OPEN: CircuitState.ValueType  # 2
 CIRCUIT_STATE_HALF_OPEN: CircuitState.ValueType  # 3
 Global___CircuitState: _TypeAlias = CircuitState  # noqa: Y015
 
+class _ReportChannel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportChannel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_CHANNEL_UNSPECIFIED: _ReportChannel.ValueType  # 0
+    REPORT_CHANNEL_PUSHED: _ReportChannel.ValueType  # 1
+    """The venue pushes its reports: an exchange's user-data stream, the paper venue in process."""
+    REPORT_CHANNEL_POLLED: _ReportChannel.ValueType  # 2
+    """The router polls for them (QuantConnect's live orders, an exchange with its stream off)."""
+    REPORT_CHANNEL_POLLED_STREAM_DOWN: _ReportChannel.ValueType  # 3
+    """An exchange's user-data stream is down: the router polls until it is back."""
+
+class ReportChannel(_ReportChannel, metaclass=_ReportChannelEnumTypeWrapper): ...
+
+REPORT_CHANNEL_UNSPECIFIED: ReportChannel.ValueType  # 0
+REPORT_CHANNEL_PUSHED: ReportChannel.ValueType  # 1
+"""The venue pushes its reports: an exchange's user-data stream, the paper venue in process."""
+REPORT_CHANNEL_POLLED: ReportChannel.ValueType  # 2
+"""The router polls for them (QuantConnect's live orders, an exchange with its stream off)."""
+REPORT_CHANNEL_POLLED_STREAM_DOWN: ReportChannel.ValueType  # 3
+"""An exchange's user-data stream is down: the router polls until it is back."""
+Global___ReportChannel: _TypeAlias = ReportChannel  # noqa: Y015
+
 @_typing.final
 class GetQuoteRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -299,6 +324,7 @@ class VenueStatus(_message.Message):
     FAILURE_COUNT_FIELD_NUMBER: _builtins.int
     OPEN_ORDER_COUNT_FIELD_NUMBER: _builtins.int
     PROBLEM_COUNT_FIELD_NUMBER: _builtins.int
+    REPORT_CHANNEL_FIELD_NUMBER: _builtins.int
     venue: _builtins.str
     kind: _builtins.str
     """simulation, binance, bybit or quantconnect."""
@@ -320,6 +346,8 @@ class VenueStatus(_message.Message):
     """Answers of the venue that were not its documented format (malformed, a field missing, an
     unknown status): each logged, and the order it concerned left as it was, never guessed.
     """
+    report_channel: Global___ReportChannel.ValueType
+    """How the router learns what the venue does with its orders, now."""
     @_builtins.property
     def circuit_open_time(self) -> _timestamp_pb2.Timestamp:
         """When the circuit last opened; unset while closed."""
@@ -352,10 +380,11 @@ class VenueStatus(_message.Message):
         failure_count: _builtins.int = ...,
         open_order_count: _builtins.int = ...,
         problem_count: _builtins.int = ...,
+        report_channel: Global___ReportChannel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["circuit_open_time", b"circuit_open_time", "latency_p50", b"latency_p50", "latency_p99", b"latency_p99"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "call_count", b"call_count", "circuit_open_time", b"circuit_open_time", "circuit_state", b"circuit_state", "connected", b"connected", "consecutive_failures", b"consecutive_failures", "failure_count", b"failure_count", "kind", b"kind", "last_error", b"last_error", "latency_p50", b"latency_p50", "latency_p99", b"latency_p99", "open_order_count", b"open_order_count", "problem_count", b"problem_count", "rate_limits", b"rate_limits", "venue", b"venue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "call_count", b"call_count", "circuit_open_time", b"circuit_open_time", "circuit_state", b"circuit_state", "connected", b"connected", "consecutive_failures", b"consecutive_failures", "failure_count", b"failure_count", "kind", b"kind", "last_error", b"last_error", "latency_p50", b"latency_p50", "latency_p99", b"latency_p99", "open_order_count", b"open_order_count", "problem_count", b"problem_count", "rate_limits", b"rate_limits", "report_channel", b"report_channel", "venue", b"venue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -54,6 +54,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 from trading.v1 import types_pb2
 from trading_core.config import ConfigError
@@ -63,6 +64,9 @@ from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.venues.resilience import VenueGuard
 
 log = logging.getLogger(__name__)
+
+# How a venue's reports reach the router (GetVenueStatus.report_channel).
+ReportChannel = Literal["pushed", "polled", "polled_stream_down"]
 
 
 ReportSink = Callable[[Report], None]
@@ -93,6 +97,11 @@ class ExecutionClient(abc.ABC):
 
     def connected(self) -> bool:
         return True
+
+    def report_channel(self) -> ReportChannel:
+        """How reports reach the router now: pushed by the venue (the paper venue, in process),
+        or polled; an adapter that polls, or may, says so."""
+        return "pushed"
 
     @property
     def problems(self) -> int:

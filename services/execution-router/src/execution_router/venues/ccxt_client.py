@@ -97,7 +97,7 @@ from trading_core.config import ConfigError
 from trading_core.decimals import ZERO, format_decimal, is_multiple, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
-from execution_router.venues.base import ExecutionClient, ReportSink
+from execution_router.venues.base import ExecutionClient, ReportChannel, ReportSink
 from execution_router.venues.resilience import VenueBusy, VenueGuard, VenueUnavailable
 
 if TYPE_CHECKING:  # the old import path of the Binance adapter (see __getattr__ below)
@@ -672,6 +672,11 @@ class CcxtSpotClient(ExecutionClient):
     def stream_up(self) -> bool:
         """Whether the user-data stream is subscribed now (polling is the fallback)."""
         return self._stream_up
+
+    def report_channel(self) -> ReportChannel:
+        if not self.streaming:
+            return "polled"
+        return "pushed" if self._stream_up else "polled_stream_down"
 
     def restore(self, orders: Sequence[tuple[VenueOrder, Report]]) -> None:
         """After a restart: the orders the router had at the exchange, so that the poller

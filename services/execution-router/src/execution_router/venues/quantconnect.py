@@ -80,7 +80,7 @@ from trading.v1 import types_pb2
 from trading_core.decimals import ZERO, format_decimal, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
-from execution_router.venues.base import ExecutionClient, ReportSink
+from execution_router.venues.base import ExecutionClient, ReportChannel, ReportSink
 from execution_router.venues.resilience import VenueBusy, VenueGuard, VenueUnavailable
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,9 @@ class QuantConnectClient(ExecutionClient):
         self._poll_thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def report_channel(self) -> ReportChannel:
+        return "polled"  # the live orders' snapshot, read every poll interval
 
     def start(self) -> None:
         """Starts the poller and checks the credentials (a refusal is logged, not raised: the
