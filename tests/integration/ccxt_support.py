@@ -20,7 +20,7 @@ from tests.fakes import binance_spot, bybit_v5
 from tests.fakes.binance_spot import FakeBinanceSpot
 from tests.fakes.bybit_v5 import FakeBybitSpot
 from tests.fakes.server import API_KEY, SECRET
-from tests.support import wait_until
+from tests.integration.reports_seen import ReportsSeen
 
 T = types_pb2
 Fake = FakeBinanceSpot | FakeBybitSpot
@@ -123,25 +123,11 @@ def client(
 
 
 @dataclass
-class Setup:
+class Setup(ReportsSeen):
     exchange: Exchange
     fake: Any  # the exchange's fake: FakeBinanceSpot or FakeBybitSpot
     client: Any  # its adapter: CcxtBinanceSpotClient or CcxtBybitSpotClient
     reports: list[Report]
-
-    def of(self, order_id: str) -> list[Report]:
-        return [r for r in list(self.reports) if r.order_id == order_id]
-
-    def kinds(self, order_id: str) -> list[int]:
-        return [r.execution_type for r in self.of(order_id)]
-
-    def wait_for(self, order_id: str, kind: int, count: int = 1) -> list[Report]:
-        def arrived() -> list[Report] | None:
-            found = [r for r in self.of(order_id) if r.execution_type == kind]
-            return found if len(found) >= count else None
-
-        name = T.ExecutionType.Name(T.ExecutionType.ValueType(kind))
-        return wait_until(arrived, 10, f"{count} {name} report(s) of {order_id}")
 
     def placed(self, order_id: str) -> int:
         """How many orders the fake holds under the id (never more than one)."""

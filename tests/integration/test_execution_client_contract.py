@@ -42,6 +42,7 @@ from tests.fakes.binance_spot import FakeBinanceSpot
 from tests.fakes.bybit_v5 import FakeBybitSpot
 from tests.fakes.quantconnect import FakeQuantConnect
 from tests.fakes.server import API_KEY, SECRET
+from tests.integration.reports_seen import ReportsSeen
 from tests.support import wait_until
 
 T = types_pb2
@@ -56,7 +57,7 @@ _ids = (f"contract-{n}" for n in itertools.count(1))
 
 
 @dataclass
-class Venue:
+class Venue(ReportsSeen):
     """An adapter under test, its reports, and the test's hand on its market."""
 
     client: ExecutionClient
@@ -66,17 +67,6 @@ class Venue:
     # Sets a market where nothing near `price` trades (a buy at it rests).
     calm: Callable[[Decimal], None]
     closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def of(self, order_id: str) -> list[Report]:
-        return [r for r in list(self.reports) if r.order_id == order_id]
-
-    def wait_for(self, order_id: str, kind: int, count: int = 1) -> list[Report]:
-        def arrived() -> list[Report] | None:
-            found = [r for r in self.of(order_id) if r.execution_type == kind]
-            return found if len(found) >= count else None
-
-        name = T.ExecutionType.Name(T.ExecutionType.ValueType(kind))
-        return wait_until(arrived, 10, f"{count} {name} report(s) of {order_id}")
 
 
 def _simulation() -> Venue:

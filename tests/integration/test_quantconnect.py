@@ -27,6 +27,7 @@ from trading.v1 import types_pb2
 from trading_core.config import VenueResilience
 
 from tests.fakes.quantconnect import FakeQuantConnect
+from tests.integration.reports_seen import ReportsSeen
 from tests.support import wait_until
 
 T = types_pb2
@@ -38,24 +39,10 @@ _ids = (f"qc-{n}" for n in itertools.count(1))
 
 
 @dataclass
-class Setup:
+class Setup(ReportsSeen):
     fake: FakeQuantConnect
     client: QuantConnectClient
     reports: list[Report]
-
-    def of(self, order_id: str) -> list[Report]:
-        return [r for r in list(self.reports) if r.order_id == order_id]
-
-    def kinds(self, order_id: str) -> list[int]:
-        return [r.execution_type for r in self.of(order_id)]
-
-    def wait_for(self, order_id: str, kind: int, count: int = 1) -> list[Report]:
-        def arrived() -> list[Report] | None:
-            found = [r for r in self.of(order_id) if r.execution_type == kind]
-            return found if len(found) >= count else None
-
-        name = T.ExecutionType.Name(T.ExecutionType.ValueType(kind))
-        return wait_until(arrived, 10, f"{count} {name} report(s) of {order_id}")
 
     def made(self, tag: str) -> int:
         """How many orders the algorithm holds under `tag`."""
