@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tradectl.cli import app
 from tradectl.credentials import new_key
 from trading.v1 import control_pb2, events_pb2, orders_pb2, positions_pb2, types_pb2
@@ -233,6 +234,10 @@ def test_health_and_reflection_answer_without_a_key(secured: Secured) -> None:
                 health_pb2.HealthCheckRequest(), timeout=TIMEOUT
             )
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+            ask = reflection_pb2.ServerReflectionRequest(list_services="")
+            [listed] = list(reflection.ServerReflectionInfo(iter([ask]), timeout=TIMEOUT))
+            assert listed.list_services_response.service  # the API, to anyone
 
 
 def test_tradectl_presents_its_key_and_says_what_to_do_when_refused(secured: Secured) -> None:

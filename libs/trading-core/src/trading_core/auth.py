@@ -15,7 +15,7 @@ refused: a new RPC is closed until it is given one. trader, operator and service
 read; only operator keys change trading state, risk limits and instrument statuses, and list or
 replay dead letters; service keys make the services' calls to each other.
 
-The caller (`caller()`) is known to the handler while it runs, for the audit trail: operator
+The key's id (`actor()`) is known to the handler while it runs, for the audit trail: operator
 actions are events that name the key. No key, nor its hash, is ever logged.
 """
 
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from trading.v1 import control_pb2
 
 from trading_core.config import EVERY_ACCOUNT, Role, Security
 
@@ -62,20 +63,13 @@ class Caller:
         return EVERY_ACCOUNT in self.accounts or (bool(account) and account in self.accounts)
 
 
-# Before authentication (authentication: none), calls are made by nobody in particular.
-ANONYMOUS = Caller("anonymous", frozenset(_READERS), frozenset({EVERY_ACCOUNT}))
-_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller", default=ANONYMOUS)
-
-
-def caller() -> Caller:
-    """Who made the call being handled (ANONYMOUS outside a call or without authentication)."""
-    return _caller.get()
+# The id of the key whose call is being handled, on the handler's thread.
+_actor: contextvars.ContextVar[str] = contextvars.ContextVar("actor", default="")
 
 
 def actor() -> str:
     """The id of the key that made the call being handled; "" outside an authenticated call."""
-    who = _caller.get()
-    return "" if who is ANONYMOUS else who.key_id
+    return _actor.get()
 
 
 def key_sha256(key: str) -> str:
@@ -103,8 +97,6 @@ def _account_id(request: Any) -> str:
 
 def _risk_scope_account(request: Any) -> str:
     """SetRiskLimits: the account it changes, or "" (every account) for any other scope."""
-    from trading.v1 import control_pb2
-
     return str(request.name) if request.scope == control_pb2.RISK_SCOPE_ACCOUNT else ""
 
 
@@ -237,8 +229,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
         method = details.method
         if handler is None or method.startswith(_OPEN):
             return handler
-        if not self._keyring.enabled:
-            return handler
         found = self._keyring.caller_of(details.invocation_metadata)
         if isinstance(found, str):
             log.warning("refused %s: %s", method, found)
@@ -254,12 +244,12 @@ def _refusing(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
 
 
 def _guarded(handler: Handler, method: str, who: Caller, rule: Rule | None) -> Handler:
-    def allowed(request: Any, context: grpc.ServicerContext) -> contextvars.Token[Caller]:
+    def allowed(request: Any, context: grpc.ServicerContext) -> contextvars.Token[str]:
         why = denial(rule, method, who, request)
         if why is not None:
             log.warning("denied %s to API key %s: %s", method, who.key_id, why)
             context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
-        return _caller.set(who)
+        return _actor.set(who.key_id)
 
     answer, answers = handler.unary_unary, handler.unary_stream
 
@@ -269,7 +259,7 @@ def _guarded(handler: Handler, method: str, who: Caller, rule: Rule | None) -> H
         try:
             return answer(request, context)
         finally:
-            _caller.reset(token)
+            _actor.reset(token)
 
     def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         assert answers is not None
@@ -277,7 +267,7 @@ def _guarded(handler: Handler, method: str, who: Caller, rule: Rule | None) -> H
         try:
             yield from answers(request, context)
         finally:
-            _caller.reset(token)
+            _actor.reset(token)
 
     return _replaced(handler, unary, stream)
 
