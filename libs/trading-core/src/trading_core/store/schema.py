@@ -577,7 +577,8 @@ TRADING_STATE_EVENTS = Table(
 
 VENUE_CALLS = Table(
     "venue_calls",
-    "Each call the router made to a venue: what, how long, and how it ended.",
+    "Each call the router made to a venue: what, how long, and how it ended. Empty in this "
+    "version: the router does not record its venue calls yet.",
     ("venue_called",),
     (
         *_common(order=True),

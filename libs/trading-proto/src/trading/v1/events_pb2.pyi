@@ -590,7 +590,9 @@ Global___ExecutionReport: _TypeAlias = ExecutionReport  # noqa: Y015
 
 @_typing.final
 class VenueCalled(_message.Message):
-    """The execution router called a venue (kept for analysts: the warehouse's venue_calls)."""
+    """The execution router called a venue (for analysts: the warehouse's venue_calls). Defined,
+    not emitted yet: the router does not record its venue calls in this version.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
