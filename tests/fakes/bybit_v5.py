@@ -27,6 +27,14 @@ cross is cancelled (rejectReason EC_PostOnlyWillTakeLiquidity); other Limits res
 calls `fill(order_link_id, qty, price)` or `cross(price)`. A buy pays its fee in the base coin,
 a sell in the quote coin (spot).
 
+A conditional order (a `triggerPrice`, with orderFilter StopOrder) waits Untriggered, to trigger
+on a rise to its trigger when the trigger is above the last price (`market_price`) when it is
+placed, else on a fall, as Bybit spot decides (it takes no triggerDirection). `cross(price)`
+triggers it (Triggered, then New: a Market one fills whole at `price`, a Limit one works at its
+limit). As Bybit documents, a cancel names the kind of order it cancels (orderFilter, Order by
+default): an untriggered conditional order is found only with StopOrder (and ends Deactivated),
+a triggered one only as an Order; else 110001.
+
 Fault hooks, each for the next matching request (`fault(kind, path=..., method=...)`):
 `timeout` (the answer comes after `sleep_s`), `5xx` (a 503 with an HTML body), `429` (retCode
 10006 "Too many visits!" with X-Bapi-Limit-Reset-Timestamp `retry_after_s` ahead, nothing
@@ -65,6 +73,7 @@ from tests.fakes.stream import Session, StreamServer
 
 FEE_RATE = Decimal("0.001")
 _OPEN = ("New", "PartiallyFilled")
+_UNTRIGGERED = "Untriggered"  # a conditional order waiting for its trigger
 _LINK_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -118,6 +127,18 @@ class FakeOrder:
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
     executions: list[dict[str, Any]] = field(default_factory=list)
+    # A conditional order (orderFilter StopOrder): its trigger, and 1 when it triggers on a rise
+    # to it, 2 on a fall (Bybit spot decides from the last price when the order is placed).
+    trigger_price: Decimal = Decimal(0)
+    trigger_direction: int = 0
+
+    @property
+    def waiting(self) -> bool:
+        return self.status == _UNTRIGGERED
+
+    @property
+    def working(self) -> bool:
+        return self.status in _OPEN or self.waiting
 
 
 class BybitError(Exception):
@@ -183,9 +204,16 @@ class FakeBybitSpot(LoopbackFake):
             self._execute(order, qty, price, maker=True)
 
     def cross(self, price: Decimal) -> None:
-        """The market trades at `price`: every resting buy at or above it and every resting
-        sell at or below it fills whole at its own limit."""
+        """The market trades at `price`: conditional orders whose trigger it reaches trigger
+        (a Market one fills whole at `price`); then every resting buy at or above it and every
+        resting sell at or below it fills whole at its own limit."""
         with self._lock:
+            for order in self.orders.values():
+                rise = order.trigger_direction == 1
+                if order.waiting and (
+                    price >= order.trigger_price if rise else price <= order.trigger_price
+                ):
+                    self._trigger(order, price)
             for order in self.orders.values():
                 if order.status not in _OPEN or order.order_type != "Limit":
                     continue
@@ -194,6 +222,19 @@ class FakeBybitSpot(LoopbackFake):
                     self._execute(order, order.qty - order.cum_qty, order.price, maker=True)
 
     # -- the exchange -----------------------------------------------------------------------
+
+    def _trigger(self, order: FakeOrder, price: Decimal) -> None:
+        order.status, order.updated_ms = "Triggered", now_ms()
+        self._publish(order)
+        order.status = "New"
+        crosses = order.price >= price if order.side == "Buy" else order.price <= price
+        if order.order_type == "Market":
+            self._execute(order, order.qty, price, maker=False)
+        elif order.time_in_force in ("IOC", "FOK") and not crosses:
+            order.status, order.cancel_type = "Cancelled", "CancelByUser"
+            self._publish(order)
+        else:
+            self._publish(order)  # a crossing limit fills at its limit in `cross`
 
     def _execute(self, order: FakeOrder, qty: Decimal, price: Decimal, maker: bool) -> None:
         now = now_ms()
@@ -219,7 +260,7 @@ class FakeBybitSpot(LoopbackFake):
                 "leavesQty": _s(order.qty - order.cum_qty),
                 "createType": "CreateByUser",
                 "orderType": order.order_type,
-                "stopOrderType": "",
+                "stopOrderType": "Stop" if order.trigger_direction else "",
                 "execFee": _s(fee),
                 "execId": f"{seq:08d}-0000-4000-8000-{order.order_id[-12:]}",
                 "execPrice": _s(price),
@@ -291,6 +332,7 @@ class FakeBybitSpot(LoopbackFake):
             try:
                 qty = Decimal(str(p["qty"]))
                 price = Decimal(str(p["price"])) if kind == "Limit" else None
+                trigger = Decimal(str(p["triggerPrice"])) if p.get("triggerPrice") else None
             except (KeyError, ArithmeticError) as error:
                 raise BybitError(10001, f"params error: {error}") from error
             if kind == "Limit":
@@ -304,8 +346,10 @@ class FakeBybitSpot(LoopbackFake):
                     qty -= qty % rules.base_precision
             else:
                 raise BybitError(10001, "params error: orderType invalid")
-            self._check(rules, qty, price)
-            if price is not None:
+            self._check(rules, qty, price if price is not None else trigger)
+            if trigger is not None and trigger % rules.tick_size:
+                raise BybitError(170134, "Order price has too many decimals.")
+            if price is not None and trigger is None:
                 self._check_price_limit(rules, str(side), price)
             now = now_ms()
             order = FakeOrder(
@@ -321,6 +365,11 @@ class FakeBybitSpot(LoopbackFake):
                 updated_ms=now,
             )
             self.orders[link_id] = order
+            if trigger is not None:
+                order.status, order.trigger_price = _UNTRIGGERED, trigger
+                order.trigger_direction = 1 if trigger > self.market_price else 2
+                self._publish(order)
+                return {"orderId": order.order_id, "orderLinkId": link_id}
             crosses = kind == "Market" or (
                 order.price >= self.market_price
                 if side == "Buy"
@@ -346,9 +395,14 @@ class FakeBybitSpot(LoopbackFake):
         with self._lock:
             rules = self._rules_for(p)
             order = self._find(p)
-            if order is None or order.symbol != rules.symbol or order.status not in _OPEN:
+            if order is None or order.symbol != rules.symbol or not order.working:
                 raise BybitError(110001, "Order does not exist.")
-            order.status = "PartiallyFilledCanceled" if order.cum_qty else "Cancelled"
+            if order.waiting != (p.get("orderFilter", "Order") == "StopOrder"):
+                raise BybitError(110001, "Order does not exist.")  # looked for another kind
+            if order.waiting:
+                order.status = "Deactivated"
+            else:
+                order.status = "PartiallyFilledCanceled" if order.cum_qty else "Cancelled"
             order.cancel_type, order.updated_ms = "CancelByUser", now_ms()
             self._publish(order)
             return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
@@ -390,7 +444,7 @@ class FakeBybitSpot(LoopbackFake):
     def realtime(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             closed = str(p.get("openOnly", "0")) == "1"
-            rows = self._matching(p, lambda o: (o.status not in _OPEN) == closed)
+            rows = self._matching(p, lambda o: (not o.working) == closed)
             return {"category": "spot", "list": rows, "nextPageCursor": ""}
 
     def history(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -465,7 +519,7 @@ class FakeBybitSpot(LoopbackFake):
 
     def _order_json(self, o: FakeOrder) -> dict[str, Any]:
         average = o.cum_value / o.cum_qty if o.cum_qty else Decimal(0)
-        leaves = Decimal(0) if o.status not in _OPEN else o.qty - o.cum_qty
+        leaves = o.qty - o.cum_qty if o.working else Decimal(0)
         return {
             "orderId": o.order_id,
             "orderLinkId": o.order_link_id,
@@ -488,10 +542,10 @@ class FakeBybitSpot(LoopbackFake):
             "cumExecFee": _s(o.cum_fee),
             "timeInForce": o.time_in_force,
             "orderType": o.order_type,
-            "stopOrderType": "",
+            "stopOrderType": "Stop" if o.trigger_direction else "",
             "orderIv": "",
             "marketUnit": "baseCoin" if o.order_type == "Market" else "",
-            "triggerPrice": "",
+            "triggerPrice": _s(o.trigger_price) if o.trigger_direction else "",
             "takeProfit": "",
             "stopLoss": "",
             "tpslMode": "",
@@ -500,8 +554,8 @@ class FakeBybitSpot(LoopbackFake):
             "slLimitPrice": "",
             "tpTriggerBy": "",
             "slTriggerBy": "",
-            "triggerDirection": 0,
-            "triggerBy": "",
+            "triggerDirection": o.trigger_direction,
+            "triggerBy": "LastPrice" if o.trigger_direction else "",
             "lastPriceOnCreated": _s(self.market_price),
             "reduceOnly": False,
             "closeOnTrigger": False,

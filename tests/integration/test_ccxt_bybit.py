@@ -284,6 +284,87 @@ def test_a_price_inside_the_outer_limit_but_beyond_the_inner_is_left_to_bybit(
     assert setup.fake.count(between.order_id) == 1
 
 
-def test_bybit_does_not_hold_stops_natively_yet(fake: FakeBybitSpot) -> None:
-    with pytest.raises(ValueError, match="native stop orders are not supported"):
-        client(BYBIT, fake, [], native_stops=True)
+def test_native_stops_wait_at_bybit_untriggered_and_trade_when_the_market_reaches_them(
+    fake: FakeBybitSpot,
+) -> None:
+    with running(BYBIT, fake, native_stops=True) as setup:
+        trigger = Decimal("58000.00")
+        stop = order(T.ORDER_TYPE_STOP_MARKET, T.SIDE_SELL, "0.0100", None, trigger_price=trigger)
+        setup.client.submit_order(stop)
+        setup.wait_for(stop.order_id, T.EXECUTION_TYPE_ACCEPTED)
+        sent = fake.orders[stop.order_id]
+        # A spot conditional order, to trigger on a fall: the trigger is below the last price.
+        assert (sent.order_type, sent.status, sent.trigger_price) == (
+            "Market",
+            "Untriggered",
+            trigger,
+        )
+        assert sent.trigger_direction == 2
+        limit = order(
+            T.ORDER_TYPE_STOP_LIMIT, T.SIDE_SELL, "0.0100", "57900.00", trigger_price=trigger
+        )
+        setup.client.submit_order(limit)
+        setup.wait_for(limit.order_id, T.EXECUTION_TYPE_ACCEPTED)
+        assert (fake.orders[limit.order_id].order_type, fake.orders[limit.order_id].price) == (
+            "Limit",
+            Decimal("57900.00"),
+        )
+        resting = {r.order_id for r in setup.client.open_orders()}
+        assert {stop.order_id, limit.order_id} <= resting
+
+        fake.cross(Decimal("58000.01"))  # not reached: both wait
+        assert fake.orders[stop.order_id].status == "Untriggered"
+        fake.cross(Decimal("57990.00"))  # reached: the stop trades at the market, the limit
+        [filled] = setup.wait_for(stop.order_id, T.EXECUTION_TYPE_FILLED)
+        assert filled.last_price == Decimal("57990")
+        [limited] = setup.wait_for(limit.order_id, T.EXECUTION_TYPE_FILLED)
+        assert limited.last_price == Decimal("57900")
+        assert fake.count(stop.order_id) == fake.count(limit.order_id) == 1
+
+
+def test_a_stop_the_last_price_has_already_reached_is_refused_before_it_is_sent(
+    fake: FakeBybitSpot,
+) -> None:
+    """Bybit spot would take a buy stop below the last price as one that waits for a fall: the
+    adapter refuses it rather than let it wait for the wrong move."""
+    with running(BYBIT, fake, native_stops=True) as setup:
+        below = order(
+            T.ORDER_TYPE_STOP_MARKET, T.SIDE_BUY, "0.0100", None, trigger_price=Decimal("59000.00")
+        )
+        setup.client.submit_order(below)
+        [rejected] = setup.wait_for(below.order_id, T.EXECUTION_TYPE_REJECTED)
+        assert "buy stop's trigger 59000 is at or below the last price 60000" in rejected.message
+        assert fake.count(below.order_id) == 0
+
+
+def test_a_waiting_stop_is_cancelled_as_a_conditional_order_and_a_triggered_one_as_an_order(
+    fake: FakeBybitSpot,
+) -> None:
+    """Bybit's cancel looks among one kind of spot order (orderFilter): the adapter names the
+    conditional kind for a stop it has not seen trade, and the other kind when the stop has
+    triggered in between."""
+    with running(BYBIT, fake, native_stops=True) as setup:
+        trigger = Decimal("61000.00")
+        waiting = order(
+            T.ORDER_TYPE_STOP_LIMIT, T.SIDE_BUY, "0.0100", "61100.00", trigger_price=trigger
+        )
+        triggered = order(
+            T.ORDER_TYPE_STOP_LIMIT, T.SIDE_BUY, "0.0100", "61100.00", trigger_price=trigger
+        )
+        for stop in (waiting, triggered):
+            setup.client.submit_order(stop)
+            setup.wait_for(stop.order_id, T.EXECUTION_TYPE_ACCEPTED)
+
+        setup.client.cancel_order(waiting.order_id, "cancel-1")
+        [canceled] = setup.wait_for(waiting.order_id, T.EXECUTION_TYPE_CANCELED)
+        assert canceled.request_id == "cancel-1"
+        assert fake.orders[waiting.order_id].status == "Deactivated"
+
+        fake.market_price = Decimal("61200")  # above the limit: it rests once triggered
+        fake.cross(Decimal("61200"))
+        assert fake.orders[triggered.order_id].status == "New"
+        setup.client.cancel_order(triggered.order_id, "cancel-2")
+        [canceled] = setup.wait_for(triggered.order_id, T.EXECUTION_TYPE_CANCELED)
+        assert canceled.request_id == "cancel-2"
+        assert fake.orders[triggered.order_id].status == "Cancelled"
+        assert fake.count(waiting.order_id) == fake.count(triggered.order_id) == 1

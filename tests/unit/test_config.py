@@ -296,8 +296,8 @@ def test_stops_go_to_the_venue_only_when_every_venue_of_the_route_holds_them(
     assert execution.holds_stops("acct-native", "", "BTC-USD")
     assert not execution.holds_stops("acct-smart", "", "BTC-USD")  # shared: children, no stops
     assert not execution.holds_stops("acct-1", "", "BTC-USD")  # binance, then other: no
-    message = refusal(write(tmp_path, _direct(kind="bybit", native_stops=True)), _KEYS)
-    assert "native_stops: bybit spot stop orders are not supported yet" in message
+    bybit = load_config(write(tmp_path, _direct(kind="bybit", native_stops=True)), _KEYS)
+    assert bybit.execution.holds_stops("acct-1", "", "BTC-USD")  # spot conditional orders
 
 
 # Unknown keys and wrong types ----------------------------------------------------------------

@@ -326,17 +326,9 @@ class ExchangeVenue(_NetworkVenue):
     native_stops: bool = Field(
         False,
         description="stop-market and stop-limit orders triggered by the last trade are held by "
-        "the exchange (binance: STOP_LOSS, STOP_LOSS_LIMIT); false: order-management's emulator",
+        "the exchange (binance: STOP_LOSS, STOP_LOSS_LIMIT; bybit: spot conditional orders); "
+        "false: order-management's emulator",
     )
-
-    @model_validator(mode="after")
-    def _native_stops_where_supported(self) -> ExchangeVenue:
-        if self.native_stops and self.kind != "binance":
-            raise _broken(
-                f"native_stops: {self.kind} spot stop orders are not supported yet; expected "
-                "false (order-management's emulator holds stops)"
-            )
-        return self
 
 
 class QuantConnectVenue(_NetworkVenue):

@@ -21,7 +21,17 @@ CCXT spot adapter (venues/ccxt_client.py holds the rest and explains the choices
 - **Order forms.** Limit (GTC, IOC, FOK), PostOnly, Market with marketUnit=baseCoin (our quantity
   is in the base coin, whatever the side), and a Market order with a protection price as a Limit
   IOC at it. Modifies through /v5/order/amend (spot supports it): the new total quantity and/or
-  limit; the answer is MODIFIED with what Bybit accepted, or MODIFY_REJECTED with its reason.
+  limit of a limit order; the answer is MODIFIED with what Bybit accepted, or MODIFY_REJECTED
+  with its reason.
+- **Native stops** (`native_stops`): a stop-market or stop-limit goes as a spot conditional
+  order (orderFilter StopOrder, triggerPrice; Market or Limit), Untriggered until the last trade
+  reaches its trigger. Bybit spot takes no trigger direction: it triggers on a rise when the
+  trigger is above the last price when the order is placed, else on a fall. So a stop whose
+  trigger the last price has already reached (a buy's at or below it, a sell's at or above)
+  would wait for the wrong move; it is refused before it is sent, as Binance refuses a stop that
+  would trigger at once, and so is a stop when the last price cannot be read. A cancel names the
+  order's kind (orderFilter StopOrder while it waits, Order once triggered): the adapter tries
+  the kind it last saw, then the other, since a trigger can come between.
 - **Rules.** priceFilter.tickSize; lotSizeFilter.basePrecision (the quantity step), minOrderQty,
   maxOrderQty and minOrderAmt (the least order value, checked for priced orders; a market
   order's value Bybit checks); the spot price limit of riskParameters (see `_band`: the outer
@@ -82,7 +92,11 @@ _SIDE_OF = {v: k for k, v in _SIDES.items()}
 _TIFS = {T.TIME_IN_FORCE_GTC: "GTC", T.TIME_IN_FORCE_IOC: "IOC", T.TIME_IN_FORCE_FOK: "FOK"}
 _TIF_OF = {v: k for k, v in _TIFS.items()} | {"PostOnly": T.TIME_IN_FORCE_GTC}
 _KINDS = {"Limit": T.ORDER_TYPE_LIMIT, "Market": T.ORDER_TYPE_MARKET}
-_OPEN = ("Created", "New", "PartiallyFilled", "Untriggered")
+_OPEN = ("Created", "New", "PartiallyFilled", "Untriggered", "Triggered")
+_STOP_KINDS = {"Limit": T.ORDER_TYPE_STOP_LIMIT, "Market": T.ORDER_TYPE_STOP_MARKET}
+# Bybit's cancel looks among one kind of spot order: a waiting conditional one, or the others.
+_CONDITIONAL, _ACTIVE = "StopOrder", "Order"
+_UNCHECKED = "the stop's trigger cannot be checked against it"
 _FILLED = "Filled"
 _ENDED = ("Cancelled", "PartiallyFilledCanceled", "Deactivated", "Rejected")
 _PAGE = {"realtime": 50, "executions": 100}
@@ -101,6 +115,7 @@ class CcxtBybitSpotClient(CcxtSpotClient):
     # Bybit v5's published limits: requests per IP, spot orders per account (UTA default).
     default_rate_limits = ("600/5 seconds",)
     default_order_rate_limits = ("20/second",)
+    can_hold_stops = True  # spot conditional orders (orderFilter StopOrder, triggerPrice)
     # Set once the private stream's subscriptions are acknowledged (made anew per connection).
     _acknowledged: asyncio.Event
 
@@ -149,14 +164,44 @@ class CcxtBybitSpotClient(CcxtSpotClient):
     async def _band_reference(self, symbol: str) -> Decimal | None:
         """The index price of the symbol's base coin (the spot ticker's usdIndexPrice), the
         reference of Bybit's spot price limit; None when the ticker has none."""
+        return await self._ticker_price(symbol, "usdIndexPrice")
+
+    async def _ticker_price(self, symbol: str, key: str) -> Decimal | None:
+        """One price of the symbol's spot ticker (/v5/market/tickers), None when it has none."""
         exchange = self._exchange
         asked = {"category": "spot", "symbol": _market_id(exchange, symbol)}
         answer = await self._request(
             lambda: exchange.public_get_v5_market_tickers(asked), repeatable=True
         )
         rows = _rows(answer)
-        index = rows[0].get("usdIndexPrice") if rows else None
-        return dec(index, "usdIndexPrice") if index else None
+        value = rows[0].get(key) if rows else None
+        return dec(value, key) if value else None
+
+    async def _problem(self, order: VenueOrder) -> str:
+        return await super()._problem(order) or await self._trigger_problem(order)
+
+    async def _trigger_problem(self, order: VenueOrder) -> str:
+        """Why a stop cannot wait at Bybit for the move it is for (see the module docstring):
+        its trigger is already reached by the last price, or the last price is unknown."""
+        if order.order_type not in _STOP_KINDS.values() or order.trigger_price is None:
+            return ""
+        symbol = self.symbols[order.instrument]
+        try:
+            last = await self._ticker_price(symbol, "lastPrice")
+        except (ccxt.BaseError, MalformedAnswer, *HELD_BACK) as error:
+            return f"bybit's last price of {symbol} cannot be read ({error}): {_UNCHECKED}"
+        if last is None:
+            return f"bybit's ticker of {symbol} has no last price: {_UNCHECKED}"
+        buy = order.side == T.SIDE_BUY
+        if (order.trigger_price <= last) if buy else (order.trigger_price >= last):
+            side = "buy" if buy else "sell"
+            where = "at or below" if buy else "at or above"
+            return (
+                f"a {side} stop's trigger {format_decimal(order.trigger_price)} is {where} the "
+                f"last price {format_decimal(last)} of {symbol}: it would trigger at once "
+                "(Bybit spot would wait for the opposite move)"
+            )
+        return ""
 
     # -- the wire -------------------------------------------------------------------------------
 
@@ -182,13 +227,13 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             order_id=order.order_id,
             venue_order_id=str(need(result, "orderId")),
             side=order.side,
-            order_type=T.ORDER_TYPE_LIMIT if "price" in request else T.ORDER_TYPE_MARKET,
+            order_type=_sent_type(order, request),
             time_in_force=order.time_in_force,
             quantity=order.quantity,
             price=Decimal(request["price"]) if "price" in request else None,
             executed=ZERO,
             executed_notional=ZERO,
-            status="New",
+            status="Untriggered" if "triggerPrice" in request else "New",
             is_open=True,
         )
         return view, None
@@ -226,7 +271,13 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             "symbol": _market_id(exchange, symbol),
             "orderLinkId": order_id,
         }
-        _result(await self._request(lambda: exchange.private_post_v5_order_cancel(request)))
+        first, then = self._cancel_kinds(order_id)
+        try:
+            cancel = request | {"orderFilter": first}
+            _result(await self._request(lambda: exchange.private_post_v5_order_cancel(cancel)))
+        except ccxt.OrderNotFound:  # the other kind: a stop triggered, or one we did not send
+            cancel = request | {"orderFilter": then}
+            _result(await self._request(lambda: exchange.private_post_v5_order_cancel(cancel)))
         view = await self._query(symbol, order_id)
         if view is None:
             raise ccxt.ExchangeNotAvailable(
@@ -235,6 +286,18 @@ class CcxtBybitSpotClient(CcxtSpotClient):
         if view.is_open:  # acknowledged: Bybit's lists may not show it canceled yet
             view = replace(view, is_open=False, ended=T.EXECUTION_TYPE_CANCELED, status="Cancelled")
         return view
+
+    def _cancel_kinds(self, order_id: str) -> tuple[str, str]:
+        """The orderFilter to cancel the order with first (a stop with nothing filled yet:
+        StopOrder), and the other."""
+        with self._lock:
+            working = self._orders.get(order_id)
+        waiting = (
+            working is not None
+            and working.order.order_type in _STOP_KINDS.values()
+            and not working.cumulative_quantity
+        )
+        return (_CONDITIONAL, _ACTIVE) if waiting else (_ACTIVE, _CONDITIONAL)
 
     async def _open_on_venue(self, symbol: str) -> list[OrderView]:
         exchange = self._exchange
@@ -487,7 +550,8 @@ class CcxtBybitSpotClient(CcxtSpotClient):
     def _view(self, row: dict[str, Any]) -> OrderView:
         """A row of /v5/order/realtime or /v5/order/history."""
         status = str(need(row, "orderStatus"))
-        kind = _KINDS.get(row.get("orderType", ""), T.ORDER_TYPE_UNSPECIFIED)
+        kinds = _STOP_KINDS if row.get("stopOrderType") == "Stop" else _KINDS
+        kind = kinds.get(row.get("orderType", ""), T.ORDER_TYPE_UNSPECIFIED)
         tif = row.get("timeInForce", "")
         ended = None
         if status in _ENDED:
@@ -552,6 +616,11 @@ def _band(risk: Any) -> PriceBand | None:
 
 def _wire_form(order: VenueOrder) -> dict[str, str]:
     """The order's type, price and time in force on Bybit's wire (checked by `_problem`)."""
+    if order.order_type in _STOP_KINDS.values():
+        limited = order.order_type == T.ORDER_TYPE_STOP_LIMIT
+        plain = replace(order, order_type=T.ORDER_TYPE_LIMIT if limited else T.ORDER_TYPE_MARKET)
+        trigger = format_decimal(order.trigger_price)
+        return _wire_form(plain) | {"triggerPrice": trigger, "orderFilter": _CONDITIONAL}
     if order.order_type == T.ORDER_TYPE_LIMIT and order.post_only:
         price = format_decimal(order.limit_price)
         return {"orderType": "Limit", "price": price, "timeInForce": "PostOnly"}
@@ -565,6 +634,13 @@ def _wire_form(order: VenueOrder) -> dict[str, str]:
         return {"orderType": "Limit", "price": price, "timeInForce": "IOC"}
     # Our quantity is in the base coin; a unified account's market buy is in quote by default.
     return {"orderType": "Market", "marketUnit": "baseCoin"}
+
+
+def _sent_type(order: VenueOrder, request: dict[str, Any]) -> T.OrderType.ValueType:
+    """The type of the order as sent (a market order with a protection price goes as a limit)."""
+    if "triggerPrice" in request:
+        return order.order_type
+    return T.ORDER_TYPE_LIMIT if "price" in request else T.ORDER_TYPE_MARKET
 
 
 def _market_id(exchange: Any, symbol: str) -> str:
