@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from trading_core.config import BigQueryDatabase, DuckDBDatabase
 from trading_core.store.base import Warehouse
-from trading_core.store.bigquery import BigQueryWarehouse
 from trading_core.store.duckdb import DuckDBWarehouse, WarehouseFeeder
 from trading_core.store.schema import raw_table_name as table_name
 
+if TYPE_CHECKING:
+    from trading_core.store.bigquery import BigQueryWarehouse
+
 __all__ = [
-    "BigQueryWarehouse",
     "DuckDBWarehouse",
     "Warehouse",
     "WarehouseFeeder",
@@ -25,6 +28,10 @@ def create_warehouse(
     for BigQuery, the dataset, with its write streams' offsets in `<state_path>/<service>.
     bigquery.json`."""
     if isinstance(database, BigQueryDatabase):
+        # Imported here: its clients (pyarrow, google-cloud) take a second to import, which
+        # every process started on DuckDB would pay.
+        from trading_core.store.bigquery import BigQueryWarehouse
+
         return BigQueryWarehouse(
             service,
             project=database.project,
