@@ -50,7 +50,7 @@ lint: setup ## ruff, formatting, mypy, buf lint, generated code up to date, the 
 	$(MAKE) --no-print-directory proto-check
 	$(MAKE) --no-print-directory lint-k8s
 
-lint-k8s: setup ## the deployment: every overlay and component validated, the chart against kustomize, checkov
+lint-k8s: setup ## the deployment: overlays, components and chart validated, Terraform formatted and tied to the code, checkov on both
 	UV_PROJECT_ENVIRONMENT=$(DEPLOY_VENV) $(UV) sync --frozen --only-group deploy
 	$(DEPLOY_VENV)/bin/python -m pytest tests/deploy
 

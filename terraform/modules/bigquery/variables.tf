@@ -31,3 +31,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "kms_key" {
+  description = "The Cloud KMS key (in the dataset's location) that encrypts the tables."
+  type        = string
+}
+
+variable "writers" {
+  description = "Service => its Google service account, as an IAM member: the services that feed the warehouse."
+  type        = map(string)
+  default     = {}
+}
