@@ -36,7 +36,11 @@ from tests.support import wait_until
 SERVICE_NAMES = {
     "order-management": ("trading.v1.OrderService", "trading.v1.AdminService"),
     "execution-router": ("trading.v1.ExecutionService", "trading.v1.AdminService"),
-    "position-management": ("trading.v1.PositionService", "trading.v1.AdminService"),
+    "position-management": (
+        "trading.v1.PositionService",
+        "trading.v1.AnalyticsService",
+        "trading.v1.AdminService",
+    ),
     "market-data": ("trading.v1.AdminService",),
 }
 

@@ -1,6 +1,7 @@
 """The analytics queries on a seeded week of trading (tests/analytics_support.py) written through
-the journals and the real feeder into the four DuckDB files; every expected figure is worked
-out here, in plain Python, from the generator's own records."""
+the journals and the real feeder into the four DuckDB files (the fixtures `trading` and
+`warehouse`, conftest.py); every expected figure is worked out here, in plain Python, from the
+generator's own records."""
 
 from __future__ import annotations
 
@@ -42,25 +43,11 @@ from tests.analytics_support import (
     FIRST_DAY,
     Order,
     Trading,
-    generate,
-    write_warehouse,
 )
 
 PERIOD = {"day_start": FIRST_DAY, "day_end": FIRST_DAY + timedelta(days=DAYS)}
 HORIZONS = (1, 5, 60)
 ZERO = Decimal(0)
-
-
-@pytest.fixture(scope="module")
-def trading() -> Trading:
-    return generate()
-
-
-@pytest.fixture(scope="module")
-def warehouse(trading: Trading, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("analytics")
-    write_warehouse(folder, trading)
-    return folder
 
 
 @pytest.fixture(scope="module")

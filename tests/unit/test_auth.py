@@ -16,6 +16,7 @@ from tradectl.credentials import new_key
 from tradectl.serve import service_specs
 from trading.v1 import (
     admin_pb2,
+    analytics_pb2,
     control_pb2,
     execution_pb2,
     orders_pb2,
@@ -31,7 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def served_methods() -> dict[str, Any]:
     """Each RPC the platform serves, with the class of its request."""
-    modules = [admin_pb2, control_pb2, execution_pb2, orders_pb2, portfolio_pb2, positions_pb2]
+    modules = [
+        admin_pb2, analytics_pb2, control_pb2, execution_pb2, orders_pb2, portfolio_pb2,
+        positions_pb2,
+    ]  # fmt: skip
     return {
         f"/{service.full_name}/{method.name}": GetMessageClass(method.input_type)
         for module in modules

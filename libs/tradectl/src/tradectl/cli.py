@@ -123,8 +123,8 @@ def report_command(
         typer.Option(
             "--config",
             "-c",
-            help="The platform's config: database.path, and each "
-            "account's starting cash (else ./data and the default cash).",
+            help="The platform's config: its warehouse (database: the DuckDB files or "
+            "BigQuery) and each account's starting cash (else ./data and the default cash).",
         ),
     ] = None,
     data: Annotated[
@@ -134,6 +134,9 @@ def report_command(
     strategy: Annotated[
         str | None, typer.Option(help="One strategy: its performance only.")
     ] = None,
+    venue: Annotated[
+        str | None, typer.Option(help="One venue's execution quality (default: every one).")
+    ] = None,
     start: Annotated[
         str | None, typer.Option(metavar="YYYY-MM-DD", help="First day (UTC).")
     ] = None,
@@ -141,13 +144,20 @@ def report_command(
         str | None, typer.Option(metavar="YYYY-MM-DD", help="Last day (UTC); default today.")
     ] = None,
     days: Annotated[int, typer.Option(min=1, help="Days up to --end without --start.")] = 7,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also write the report as one self-contained HTML file with charts (equity "
+            "curve, drawdown, slippage and latency distributions): open it in any browser.",
+        ),
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Execution quality per venue and performance per account and strategy over a period.
 
-    Reads the warehouse's DuckDB files READ_ONLY (while the platform runs, too) with the
-    analytics SQL that runs unchanged on BigQuery. Needs trading-core
-    (`pip install 'tradectl[analytics]'`).
+    Runs the analytics SQL on the config's warehouse: the DuckDB files READ_ONLY (while the
+    platform runs, too), or BigQuery. Needs trading-core (`pip install 'tradectl[analytics]'`).
     """
     settings = _settings(ctx, output)
     report, _ = _analytics()
@@ -157,14 +167,16 @@ def report_command(
         raise typer.BadParameter(f"{first} is after {last}", param_hint="--start")
 
     def gather() -> Any:
-        folder, accounts = report.warehouse_of(config)
-        return report.gather(
-            data or folder,
-            report.Period(first, last),
-            account=account,
-            strategy=strategy,
-            starting_cash_of=accounts.starting_cash_of,
-        )
+        answer = report.report_of(
+            config, data, report.Period(first, last), account=account, strategy=strategy,
+            venue=venue, orders=html is not None,
+        )  # fmt: skip
+        if html is not None:
+            from tradectl.html import write_html
+
+            write_html(answer, html)
+            typer.echo(f"HTML report written to {html}", err=True)
+        return answer
 
     _show_analytics(settings, "report", gather, report.as_json, report.render)
 
@@ -211,8 +223,8 @@ def sql_command(
         parameters[name.lstrip("@")] = report.parameter_value(value)
 
     def run() -> Any:
-        folder, _ = report.warehouse_of(config)
-        return report.run_sql(data or folder, query, parameters)
+        analytics, _ = report.warehouse_of(config, data)
+        return report.run_sql(analytics, query, parameters)
 
     _show_analytics(settings, "sql", run, report.result_json, report.render_result)
 

@@ -124,6 +124,7 @@ def _rules() -> dict[str, Rule]:
     )
     service("PortfolioService", GetPortfolio=read)
     service("PositionService", GetPosition=read, ListPositions=read, StreamPositionEvents=read)
+    service("AnalyticsService", GetExecutionQuality=read, GetPerformance=read)
     service(
         "ExecutionService",
         GetQuote=Rule("reader"),

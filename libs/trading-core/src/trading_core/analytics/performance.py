@@ -60,6 +60,35 @@ class Performance:
     returns: tuple[float, ...]
 
 
+@dataclass(frozen=True)
+class EquityPoint:
+    """The equity at a day's end, the running peak (the starting cash is the first), and how
+    far below it the equity is (<= 0)."""
+
+    day: date
+    equity: Decimal
+    peak: Decimal
+
+    @property
+    def drawdown(self) -> Decimal:
+        return self.equity - self.peak
+
+    @property
+    def drawdown_ratio(self) -> float:
+        return float(self.drawdown / self.peak) if self.peak > 0 else 0.0
+
+
+def equity_curve(series: Sequence[DailyPnl], starting_cash: Decimal) -> list[EquityPoint]:
+    """The equity after each day of the series (the equity curve and its drawdown)."""
+    points = []
+    equity = peak = starting_cash
+    for day in series:
+        equity += day.pnl
+        peak = max(peak, equity)
+        points.append(EquityPoint(day.day, equity, peak))
+    return points
+
+
 def daily_returns(series: Sequence[DailyPnl], starting_cash: Decimal) -> list[float]:
     """Each day's P&L over the equity at its start."""
     returns = []
@@ -76,7 +105,9 @@ def performance(series: Sequence[DailyPnl], starting_cash: Decimal) -> Performan
     wins = [pnl for pnl in pnls if pnl > 0]
     losses = [pnl for pnl in pnls if pnl < 0]
     returns = daily_returns(series, starting_cash)
-    drawdown, drawdown_ratio = _max_drawdown(pnls, starting_cash)
+    curve = equity_curve(series, starting_cash)
+    drawdown = min((point.drawdown for point in curve), default=ZERO)
+    drawdown_ratio = min((point.drawdown_ratio for point in curve), default=0.0)
     ending = starting_cash + sum(pnls, ZERO)
     annual = _annual_return(starting_cash, ending, len(pnls))
     return Performance(
@@ -100,18 +131,6 @@ def performance(series: Sequence[DailyPnl], starting_cash: Decimal) -> Performan
         calmar=annual / -drawdown_ratio if annual is not None and drawdown_ratio < 0 else None,
         returns=tuple(returns),
     )
-
-
-def _max_drawdown(pnls: Sequence[Decimal], starting_cash: Decimal) -> tuple[Decimal, float]:
-    equity = peak = starting_cash
-    worst, worst_ratio = ZERO, 0.0
-    for pnl in pnls:
-        equity += pnl
-        peak = max(peak, equity)
-        worst = min(worst, equity - peak)
-        if peak > 0:
-            worst_ratio = min(worst_ratio, float((equity - peak) / peak))
-    return worst, worst_ratio
 
 
 def _annual_return(starting: Decimal, ending: Decimal, days: int) -> float | None:

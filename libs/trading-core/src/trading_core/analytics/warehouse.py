@@ -92,6 +92,9 @@ class DuckDBAnalytics:
         self._lock = threading.Lock()
         self._connection: duckdb.DuckDBPyConnection | None = None
 
+    def describe(self) -> str:
+        return str(self.folder)
+
     def run(self, name: str, parameters: Mapping[str, Any] | None = None) -> Result:
         """Runs the named query with its parameters (Python values: datetime, str, bool)."""
         return self._execute(name, *_named(name, parameters), _rows)
