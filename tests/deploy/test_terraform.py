@@ -181,46 +181,28 @@ def shipped() -> dict[str, list[Manifest]]:
 
 
 def test_terraform_is_formatted_as_terraform_fmt_wants() -> None:
-    terraform = shutil.which("terraform")
-    if terraform is not None:
-        command = [terraform, "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)]
-    else:
-        command = [_hcl_format_check(), *map(str, sorted(TERRAFORM.rglob("*.tf")))]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = subprocess.run(format_check(TERRAFORM), capture_output=True, text=True, check=False)
     assert result.returncode == 0, (
         f"run `terraform fmt -recursive terraform`:\n{result.stdout}{result.stderr}"
     )
 
 
-def _hcl_format_check() -> str:
-    """hclwrite.Format from npm, installed once into .venv-deploy; the checking script."""
-    prefix = ROOT / ".venv-deploy" / "hcl-tools"
-    if not (prefix / "node_modules" / "@cdktf" / "hcl-tools").exists():
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--silent",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(prefix),
-                HCL_TOOLS,
-            ],
-            check=True,
-        )
-    return str(FORMAT_CHECK)
-
-
 def test_a_misformatted_file_fails_the_format_check(tmp_path: Path) -> None:
     (tmp_path / "main.tf").write_text('variable "a" {\ntype= string\n}\n', encoding="utf-8")
+    assert subprocess.run(format_check(tmp_path), capture_output=True, check=False).returncode
+
+
+def format_check(folder: Path) -> list[str]:
+    """`terraform fmt -check` of every file below `folder`; without a terraform binary,
+    hclwrite.Format from npm (installed once into .venv-deploy) through hcl_format_check.js."""
     terraform = shutil.which("terraform")
-    command = (
-        [terraform, "fmt", "-check", str(tmp_path)]
-        if terraform is not None
-        else [_hcl_format_check(), str(tmp_path / "main.tf")]
-    )
-    assert subprocess.run(command, capture_output=True, check=False).returncode != 0
+    if terraform is not None:
+        return [terraform, "fmt", "-check", "-recursive", "-diff", str(folder)]
+    prefix = ROOT / ".venv-deploy" / "hcl-tools"
+    if not (prefix / "node_modules" / "@cdktf" / "hcl-tools").exists():
+        install = ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix"]
+        subprocess.run([*install, str(prefix), HCL_TOOLS], check=True)
+    return [str(FORMAT_CHECK), *map(str, sorted(folder.rglob("*.tf")))]
 
 
 def test_checkov_finds_no_failed_check_in_terraform() -> None:
@@ -378,12 +360,13 @@ def test_terraform_makes_the_secrets_the_pods_mount_and_lets_only_those_pods_rea
         )
         assert sorted(readers[name]) == mounted, name
         names = re.findall(r"resourceName:\s*(\S+)", spc["spec"]["parameters"]["secrets"])
-        ids = [re.fullmatch(rf"projects/{project}/secrets/([^/]+)/versions/\w+", n) for n in names]
+        pattern = rf"projects/{project}/secrets/([^/]+)/versions/\w+"
+        ids = [re.fullmatch(pattern, n) for n in names]
         assert all(ids), names
-        secrets = sets[name]
-        # The venues' secrets are named per deployment (the component's patch, var.venue_secrets).
-        expected = "${var.venue_secrets}" if not ids else sorted(m[1] for m in ids if m)
-        assert (secrets if not ids else sorted(secrets)) == expected, name
+        if names:
+            assert sorted(sets[name]) == sorted(m[1] for m in ids if m), name
+        else:  # the venues' secrets: named per deployment (the component's patch)
+            assert sets[name] == "${var.venue_secrets}", name
     # The secrets only: a value never goes through Terraform (nor its state).
     for path in TERRAFORM.rglob("*.tf"):
         text = path.read_text(encoding="utf-8")
