@@ -14,6 +14,11 @@ BQEMULATOR_VENV := .venv-bqemulator
 CONFIG ?= config/local.yaml
 DISTRIBUTED_CONFIG ?= config/local-pubsub.yaml
 export UV_PYTHON := 3.11
+# Bytecode compiled once at install, and our own modules' kept in __pycache__: where the
+# environment sets PYTHONDONTWRITEBYTECODE (these machines do), every process would compile
+# every module it imports again (3.7 s instead of 0.8 s to start a service).
+export UV_COMPILE_BYTECODE := 1
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help setup run run-distributed test test-unit chaos lint lint-k8s proto proto-check schema bench images clean
 
