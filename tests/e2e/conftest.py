@@ -241,8 +241,12 @@ def serving(address: str) -> bool:
     return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-@pytest.fixture
-def distributed(tmp_path: Path, pubsub_emulator: str) -> Iterator[tuple[Clients, ServiceProcesses]]:
+@contextlib.contextmanager
+def running_distributed(
+    tmp_path: Path, pubsub_emulator: str, extra: dict[str, object] | None = None
+) -> Iterator[tuple[Clients, ServiceProcesses]]:
+    """One process per service over the emulator (a project of their own), with `extra`
+    overrides of the config, running until the block ends."""
     ports = {name: free_port() for name in SERVICE_MODULES}
     overrides = embedded_overrides(tmp_path / "data")
     overrides["services"] = {n.replace("-", "_"): {"port": p} for n, p in ports.items()}
@@ -252,7 +256,7 @@ def distributed(tmp_path: Path, pubsub_emulator: str) -> Iterator[tuple[Clients,
         "topic_prefix": "trading-",
         "emulator_host": pubsub_emulator,
     }
-    config_path = write_config(tmp_path, overrides)
+    config_path = write_config(tmp_path, {**overrides, **(extra or {})})
     services = start_processes(config_path, tmp_path, pubsub_emulator)
     addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     clients = Clients(addresses)
@@ -264,6 +268,12 @@ def distributed(tmp_path: Path, pubsub_emulator: str) -> Iterator[tuple[Clients,
         services.stop()
     if services.stuck:
         pytest.fail(f"services did not stop on SIGTERM: {services.stuck}")
+
+
+@pytest.fixture
+def distributed(tmp_path: Path, pubsub_emulator: str) -> Iterator[tuple[Clients, ServiceProcesses]]:
+    with running_distributed(tmp_path, pubsub_emulator) as running:
+        yield running
 
 
 @pytest.fixture(params=["embedded", "distributed"])

@@ -1,5 +1,5 @@
 """Log lines name the service that wrote them, also when one process hosts all three, and carry
-the trace id of the request or event they belong to."""
+the trace of the request or event they belong to (Cloud Logging's fields)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from trading_core.telemetry import (
-    configure_logging,
-    current_service,
-    new_traceparent,
-    service_scope,
-    trace_id,
-    trace_scope,
-)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from trading_core import tracing
+from trading_core.config import Tracing
+from trading_core.telemetry import configure_logging, current_service, service_scope
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +25,7 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
 
 
@@ -109,17 +106,45 @@ def test_a_service_process_names_itself_on_lines_of_no_one_service(
     assert line["service"] == "execution-router"
 
 
-def test_json_lines_carry_the_trace_id_of_the_request_they_belong_to(
-    capsys: pytest.CaptureFixture[str],
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tracing.configure_tracing(Tracing(), "order-management", exporter)
+    yield exporter
+    tracing.shutdown_tracing()
+
+
+def test_json_lines_carry_the_trace_of_the_span_they_belong_to_in_cloud_loggings_fields(
+    capsys: pytest.CaptureFixture[str], spans: InMemorySpanExporter
 ) -> None:
-    configure_logging("tradectl")
-    caller = new_traceparent()
-    with trace_scope(caller):
+    configure_logging("tradectl", project="trading-platform-dev")
+    with tracing.span("SubmitOrder"):
         logging.getLogger("order_management.service").info("in the request")
     logging.getLogger("order_management.service").info("outside any request")
     inside, outside = lines(capsys)
-    assert inside["trace_id"] == trace_id(caller) != ""
+    tracing.shutdown_tracing()  # exports what the batch holds
+    (span,) = spans.get_finished_spans()
+    assert span.context is not None
+    trace_id, span_id = f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"
+    assert inside["trace_id"] == trace_id
+    assert (
+        inside["logging.googleapis.com/trace"] == f"projects/trading-platform-dev/traces/{trace_id}"
+    )
+    assert inside["logging.googleapis.com/spanId"] == span_id
+    assert inside["logging.googleapis.com/trace_sampled"] is True
+    assert inside["severity"] == "INFO"
+    assert inside["time"].endswith("+00:00")  # RFC 3339, as Cloud Logging reads it
     assert outside["trace_id"] == ""
+    assert "logging.googleapis.com/trace" not in outside
+
+
+def test_without_tracing_lines_carry_no_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("tradectl", project="trading-platform-dev")
+    with tracing.span("SubmitOrder"):
+        logging.getLogger("order_management.service").info("in the request")
+    (line,) = lines(capsys)
+    assert line["trace_id"] == ""
+    assert "logging.googleapis.com/trace" not in line
 
 
 def test_plain_text_lines_name_the_service_too(capsys: pytest.CaptureFixture[str]) -> None:

@@ -884,6 +884,41 @@ class Logging(_Strict):
     json_format: bool = Field(True, alias="json")
 
 
+class Tracing(_Strict):
+    """OpenTelemetry traces: spans of each order's stages, across gRPC and the bus."""
+
+    exporter: Literal["none", "otlp", "console"] = Field(
+        "none",
+        description="none: no spans at all (near zero cost); otlp: OTLP over gRPC to a "
+        "collector (which forwards to Cloud Trace); console: JSON spans on stdout",
+    )
+    endpoint: str | None = Field(
+        None,
+        description="the collector, such as http://otel-collector:4317; none: the exporter's "
+        "OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317",
+    )
+    sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="share of new traces kept; a caller's decision is followed"
+    )
+
+
+class Metrics(_Strict):
+    """Metrics in Prometheus' format, on an HTTP port of each process (`/metrics`)."""
+
+    port: Port | None = Field(None, description="the /metrics port; none: no metrics")
+    host: str = Field("127.0.0.1", description="the address it binds (0.0.0.0 in a pod)")
+
+
+class Telemetry(_Strict):
+    tracing: Tracing = Tracing()
+    metrics: Metrics = Metrics()
+    project: str | None = Field(
+        None,
+        description="the Google Cloud project of the traces: log lines then carry Cloud "
+        "Logging's logging.googleapis.com/trace (projects/<project>/traces/<trace id>)",
+    )
+
+
 class PlatformConfig(_Strict):
     environment: Name
     services: Services = Services()
@@ -902,6 +937,7 @@ class PlatformConfig(_Strict):
     signal_sizing: SignalSizing = SignalSizing(notional=Decimal("1000"))
     instruments: list[Instrument] = Field(min_length=1)
     logging: Logging = Logging()
+    telemetry: Telemetry = Telemetry()
     security: Security = Security()
 
     @field_validator("instruments")

@@ -9,8 +9,6 @@ from typing import Any, TypeVar
 
 import grpc
 
-from trading_core.telemetry import trace_scope
-
 log = logging.getLogger(__name__)
 
 
@@ -42,8 +40,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def grpc_errors(mapping: dict[type[Exception], grpc.StatusCode] | None = None) -> Callable[[F], F]:
-    """Runs a unary method in the caller's trace and turns known exceptions into gRPC statuses;
-    anything else is INTERNAL, logged, without details.
+    """Turns known exceptions of a unary method into gRPC statuses; anything else is INTERNAL,
+    logged, without details. (The caller's trace is continued by the tracing interceptor.)
 
     Works for unary methods; streaming methods check their request before yielding.
     """
@@ -53,8 +51,7 @@ def grpc_errors(mapping: dict[type[Exception], grpc.StatusCode] | None = None) -
         @functools.wraps(method)
         def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                with trace_scope(_caller_traceparent(context)):
-                    return method(self, request, context)
+                return method(self, request, context)
             except RequestError as error:
                 context.abort(error.code, str(error))
             except tuple(extra) as error:
@@ -66,13 +63,6 @@ def grpc_errors(mapping: dict[type[Exception], grpc.StatusCode] | None = None) -
         return wrapper  # type: ignore[return-value]
 
     return decorate
-
-
-def _caller_traceparent(context: grpc.ServicerContext) -> str:
-    for key, value in context.invocation_metadata():
-        if key == "traceparent":
-            return str(value)
-    return ""
 
 
 def _code_for(error: Exception, mapping: dict[type[Exception], grpc.StatusCode]) -> grpc.StatusCode:

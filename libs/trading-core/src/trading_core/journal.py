@@ -98,6 +98,9 @@ class Record:
     instrument: str = ""
     topic: str = ""
     ordering_key: str = ""
+    # The trace context the payload keeps, for the message's attributes (not a column: a
+    # record read back from the journal is published without it).
+    traceparent: str = ""
 
 
 @dataclass(frozen=True, slots=True)

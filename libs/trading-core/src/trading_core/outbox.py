@@ -6,6 +6,9 @@ acknowledged it). The highest log position up to which everything is taken is sa
 next commit (`published_through`); a restart publishes again what follows it, so a crash loses
 nothing (consumers skip what they have applied).
 
+With tracing on, each publish is a PRODUCER span continuing the trace its record keeps, and the
+message's attributes carry that span's context (`trading_core.tracing.publishing`).
+
 Memory stays bounded when the bus is slow or down: at most `max_in_flight` messages are handed
 to the bus and not yet taken. Beyond that, records wait in the journal and a catch-up thread
 reads them back in order once the bus takes messages again.
@@ -15,11 +18,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
+from trading_core import metrics
 from trading_core.bus.base import EventBus
 from trading_core.journal import Journal, KeptRecord, Statement, set_progress
+from trading_core.tracing import publishing
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +90,16 @@ class Outbox:
     def _publish(self, kept: Iterable[KeptRecord]) -> None:
         for item in kept:
             record = item.record
+            attributes = {"record_id": record.record_id, "record_type": record.record_type}
             try:
-                self._bus.publish(
-                    record.topic,
-                    record.payload,
-                    ordering_key=record.ordering_key,
-                    attributes={"record_id": record.record_id, "record_type": record.record_type},
-                    on_taken=self._taker(item.seq),
-                )
+                with publishing(record.topic, record.traceparent, attributes):
+                    self._bus.publish(
+                        record.topic,
+                        record.payload,
+                        ordering_key=record.ordering_key,
+                        attributes=attributes,
+                        on_taken=self._taker(item.seq),
+                    )
             except RuntimeError:
                 if self._bus.healthy():
                     raise
@@ -104,7 +112,12 @@ class Outbox:
                 return
 
     def _taker(self, seq: int) -> Callable[[], None]:
+        # The publish stage: from the hand-over to the bus taking it for good.
+        handed = time.perf_counter() if metrics.enabled() else None
+
         def taken() -> None:
+            if handed is not None:
+                metrics.stage_took("publish", time.perf_counter() - handed)
             with self._lock:
                 self._taken.add(seq)
                 while self._in_flight and self._in_flight[0] in self._taken:

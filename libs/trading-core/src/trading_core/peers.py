@@ -21,6 +21,7 @@ from trading.v1 import (
 from trading_core.auth import bearer
 from trading_core.config import PlatformConfig
 from trading_core.events import micros_timestamp
+from trading_core.tracing import traced
 
 # A reconciliation call that takes longer is abandoned and asked again next round.
 CALL_TIMEOUT_S = 5.0
@@ -102,7 +103,7 @@ class _PeerClient:
         with self._lock:
             if self._stub is None:
                 self._channel = grpc.insecure_channel(self._peers.address(self.service))
-                self._stub = self._new_stub(self._channel)
+                self._stub = self._new_stub(traced(self._channel))
             return self._stub
 
 

@@ -9,7 +9,9 @@ process exits 0.
 
 This module is the one place that wires services to transports: a `ServiceSpec` names a
 service's class, its journal tables and its gRPC servicers; a service never registers itself.
-Every server also serves the admin API (`trading_core.admin`) of its service.
+Every server also serves the admin API (`trading_core.admin`) of its service. Telemetry is the
+process's: tracing (`trading_core.tracing`) and the metrics server (`trading_core.metrics`) start
+before the services and stop after them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 
 import grpc
 
+from trading_core import tracing
 from trading_core.admin import Administered, add_admin_servicer
 from trading_core.auth import AuthInterceptor, Caller, Keyring, key_sha256
 from trading_core.bus import create_bus
@@ -41,11 +44,13 @@ from trading_core.config import (
     ConfigError,
     PlatformConfig,
     ServiceEndpoint,
+    Telemetry,
     load_config,
     require_available_adapters,
 )
 from trading_core.grpc_server import GrpcServer
 from trading_core.journal import Journal
+from trading_core.metrics import MetricsServer, start_metrics
 from trading_core.peers import CALLS, Peers
 from trading_core.service import ServiceContext
 from trading_core.store import WarehouseFeeder, create_warehouse
@@ -114,11 +119,17 @@ class Platform:
         keyring: Keyring | None = None,
         max_workers: int = 32,
         shutdown_grace_s: float = 5.0,
+        telemetry: Telemetry | None = None,
+        process: str = "trading-platform",
     ) -> None:
+        """`process`: this process's name in traces and metrics (the service it hosts, alone)."""
         self._hosted = list(hosted)
         self._bus = bus
         self._peers = peers
-        self._interceptors = [AuthInterceptor(keyring)] if keyring and keyring.enabled else []
+        self._auth = [AuthInterceptor(keyring)] if keyring and keyring.enabled else []
+        self._telemetry = telemetry or Telemetry()
+        self._process = process
+        self.metrics: MetricsServer | None = None
         self._max_workers = max_workers
         self._grace = shutdown_grace_s
         self.servers: dict[str, GrpcServer] = {}
@@ -128,6 +139,10 @@ class Platform:
         self._watchdog = threading.Thread(target=self._watch_health, name="health", daemon=True)
 
     def start(self) -> None:
+        self.metrics = start_metrics(self._telemetry.metrics, self._process)
+        tracing.configure_tracing(self._telemetry.tracing, self._process)
+        # Tracing first: a call refused by authentication is traced too.
+        interceptors = [*tracing.server_interceptors(), *self._auth]
         for item in self._hosted:
             name = item.service.name
             wiring = item.servicers
@@ -140,7 +155,7 @@ class Platform:
                     *(w(svc, srv) if w else ()),
                     *add_admin_servicer(svc, srv),
                 ],
-                self._interceptors,
+                interceptors,
             )
             self.servers[name] = server
             service.start()
@@ -194,6 +209,9 @@ class Platform:
             item.service.journal.close()
             if item.feeder is not None:
                 item.feeder.stop()
+        tracing.shutdown_tracing()
+        if self.metrics is not None:
+            self.metrics.stop()
         log.info("stopped cleanly")
 
     def _watch_health(self) -> None:
@@ -307,6 +325,8 @@ def build_platform(
         keyring=keyring,
         max_workers=config.services.max_workers,
         shutdown_grace_s=config.services.shutdown_grace_s,
+        telemetry=config.telemetry,
+        process=specs[0].name if len(specs) == 1 else "trading-platform",
     )
 
 
@@ -356,7 +376,9 @@ def load_or_exit(path: Path, service: str) -> PlatformConfig:
     except ConfigError as error:
         print(f"{service}: cannot start: {error}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None
-    configure_logging(service, config.logging.level, config.logging.json_format)
+    configure_logging(
+        service, config.logging.level, config.logging.json_format, config.telemetry.project
+    )
     return config
 
 

@@ -28,6 +28,7 @@ from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2
 
+from trading_core import metrics
 from trading_core.auth import actor
 from trading_core.bus.base import (
     PER_INSTANCE_TOPICS,
@@ -39,11 +40,12 @@ from trading_core.bus.base import (
 from trading_core.clock import Clock
 from trading_core.config import PlatformConfig
 from trading_core.errors import FailedPrecondition, NotFound
-from trading_core.events import event_type, new_id, stamp_micros, timestamp
+from trading_core.events import event_type, micros, new_id, stamp_micros, timestamp
 from trading_core.journal import Journal, Record, Ticket, Transaction, now_us
 from trading_core.outbox import Outbox
 from trading_core.peers import Peers
-from trading_core.telemetry import current_traceparent, trace_scope
+from trading_core.telemetry import observed_commit
+from trading_core.tracing import consuming, current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ class JournaledService:
 
     def commit(self, transaction: Transaction, *, waited: bool = False) -> Ticket:
         """See `Journal.commit`; `waited` when the caller waits on the ticket."""
-        return self.journal.commit(transaction, waited=waited)
+        return observed_commit(self.name, lambda: self.journal.commit(transaction, waited=waited))
 
     # Consuming --------------------------------------------------------------------------------
 
@@ -172,8 +174,10 @@ class JournaledService:
         def applied(message: Message) -> Transaction:
             parsed = parsed_from(message)
             transaction = Transaction()
-            with trace_scope(getattr(parsed, "traceparent", "")), self.lock:
+            with self.lock:
                 apply(parsed, transaction)
+            if metrics.enabled():
+                metrics.consumed(subscription, self._lag_seconds(parsed))
             return transaction
 
         def parked(message: Message, transaction: Transaction) -> None:
@@ -183,20 +187,28 @@ class JournaledService:
                 parsed = parsed_from(message)
             except ValueError:
                 return  # nothing to move past: it never was one of ours
-            with trace_scope(getattr(parsed, "traceparent", "")), self.lock:
+            with self.lock:
                 on_dead_letter(parsed, transaction)
 
         def on_message(message: Message) -> Durable | None:
-            try:
-                transaction = applied(message)
-            except Exception as error:
-                if message.delivery_attempt < self._max_attempts:
-                    raise
-                return self._dead_letter(subscription, message, error, parked)
-            return self.commit(transaction) if transaction else None
+            with consuming(topic, message.attributes):
+                try:
+                    transaction = applied(message)
+                except Exception as error:
+                    if message.delivery_attempt < self._max_attempts:
+                        raise
+                    return self._dead_letter(subscription, message, error, parked)
+                return self.commit(transaction) if transaction else None
 
         self._consumers[subscription] = applied
         self.bus.subscribe(topic, subscription, on_message)
+
+    def _lag_seconds(self, consumed: ProtoMessage) -> float:
+        """From the time an event (or command) was made to now."""
+        stamp = getattr(consumed, "event_time", None) or getattr(consumed, "command_time", None)
+        if stamp is None:
+            return 0.0
+        return (micros(self.clock.now()) - stamp_micros(stamp)) / 1_000_000
 
     def _dead_letter(
         self,
@@ -244,6 +256,7 @@ class JournaledService:
                 now_us(),
             ),
         )
+        transaction.then(lambda: metrics.dead_letters_changed(self.name, subscription, 1))
         return self.commit(transaction)
 
     def dead_letters(
@@ -304,6 +317,9 @@ class JournaledService:
             finally:
                 self._replaying = False
             transaction.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+            transaction.then(
+                lambda: metrics.dead_letters_changed(self.name, letter.subscription, -1)
+            )
             self._replayed.add(letter_id)
             ticket = self.commit(transaction, waited=True)
         log.info("replayed dead letter %d of %s", letter_id, letter.subscription)
@@ -344,6 +360,10 @@ class JournaledService:
     def start(self) -> None:
         """Rebuilds state from the journal, subscribes, starts background work."""
         self.outbox.start()
+        for subscription, parked in self.journal.query(
+            "SELECT subscription, count(*) FROM dead_letters GROUP BY subscription"
+        ):
+            metrics.dead_letters_changed(self.name, subscription, parked)
 
     def stop(self) -> None:
         """Stops background producers; the bus may still deliver."""
@@ -371,6 +391,7 @@ def _record(
     """`routing`: the topic and ordering key, when the record is published."""
     topic, key = routing
     return Record(
+        traceparent=message.traceparent,
         record_id=record_id,
         record_type=record_type,
         is_event=isinstance(message, events_pb2.Event),

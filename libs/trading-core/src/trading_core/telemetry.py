@@ -1,6 +1,5 @@
-"""Logging and trace context: JSON log lines that carry the service that wrote them and the trace
-id of the request or event they belong to, and W3C trace context (`traceparent`) carried from
-request to event to event.
+"""Logging and telemetry: JSON log lines that carry the service that wrote them and the trace
+they belong to (Cloud Logging's fields), and the stages of an order as spans and latencies.
 
 The service of a log line, in embedded mode too, where one process hosts all three: the
 service package whose logger wrote it (`order_management.*` is order-management); else the
@@ -8,65 +7,76 @@ service whose request or event is being handled (`service_scope`, for code share
 as `trading_core.*`); else the service a thread belongs to by its name (gRPC workers, store
 flushers, bus threads carry it); else the process's own name given to `configure_logging`.
 
-A gRPC call continues the caller's `traceparent` metadata or starts a new trace; every event it
-causes carries that trace, and a consumer continues the trace of the event it applies. Spans
-and exporters (OpenTelemetry) come with the deployment issue; the ids are already in place.
+The trace of a line is the current OpenTelemetry span's (`trading_core.tracing`): a gRPC call
+continues its caller's trace, every event it causes carries it, and a consumer continues the
+trace of the message it applies. Without tracing (`telemetry.tracing.exporter: none`) lines
+carry no trace.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
-import re
 import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
-_current: ContextVar[str] = ContextVar("traceparent", default="")
-# Trace ids must be unique, not secret; see trading_core.events.new_id.
-_ids = random.Random(os.urandom(32))
+from trading_core import metrics, tracing
+from trading_core.bus.base import Durable
+
+_NOTHING: AbstractContextManager[None] = nullcontext()
 
 
-def new_traceparent(trace_id: str = "") -> str:
-    """A traceparent with a new span id, in the given trace or a new one."""
-    trace_id = trace_id or f"{_ids.getrandbits(128):032x}"
-    return f"00-{trace_id}-{_ids.getrandbits(64):016x}-01"
+def stage(name: str) -> AbstractContextManager[Any]:
+    """Runs the block as a stage of an order: a span, and its time in
+    trading_stage_duration_seconds. Nothing at all when neither is on."""
+    if not (tracing.enabled() or metrics.enabled()):
+        return _NOTHING
+    return _Stage(name)
 
 
-def current_traceparent() -> str:
-    return _current.get()
+class _Stage:
+    __slots__ = ("_name", "_span", "_started")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._span = tracing.span(name)
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._span.__enter__()
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exception: Any) -> None:
+        metrics.stage_took(self._name, time.perf_counter() - self._started)
+        self._span.__exit__(*exception)
 
 
-def trace_id(traceparent: str) -> str:
-    """The trace id of a well-formed traceparent, else ""."""
-    if len(traceparent) != 55:  # cheap refusal first: this runs for every event consumed
-        return ""
-    match = _TRACEPARENT.match(traceparent)
-    return match.group(1) if match else ""
+D = TypeVar("D", bound=Durable)
 
 
-class trace_scope:  # noqa: N801 - used like the function it replaces: `with trace_scope(...)`
-    """Runs the block as a new span of the given trace (a new trace when there is none).
+def observed_commit(service: str, commit: Callable[[], D]) -> D:
+    """Runs `commit` (a journal commit) as the span `journal.commit`, ended once it is durable,
+    and records that time in trading_journal_commit_duration_seconds."""
+    if not (tracing.enabled() or metrics.enabled()):
+        return commit()
+    span = tracing.start_span("journal.commit")
+    started = time.perf_counter()
+    ticket = commit()
 
-    A class rather than a generator context manager: it runs once per request and per consumed
-    event, and this costs a fraction of that.
-    """
+    def durable() -> None:
+        metrics.commit_took(service, time.perf_counter() - started)
+        if span is not None:
+            span.end()
 
-    __slots__ = ("_token", "traceparent")
-    _token: Token[str]
-
-    def __init__(self, traceparent: str) -> None:
-        self.traceparent = new_traceparent(trace_id(traceparent))
-
-    def __enter__(self) -> str:
-        self._token = _current.set(self.traceparent)
-        return self.traceparent
-
-    def __exit__(self, *_exception: object) -> None:
-        _current.reset(self._token)
+    ticket.add_done_callback(durable)
+    return ticket
 
 
 # The platform's services; the package of each is its name with underscores.
@@ -98,12 +108,13 @@ def current_service() -> str:
 
 
 class _ServiceAndTraceFilter(logging.Filter):
-    """Adds the service that wrote the line and the current trace id, so a log line links to
-    its service and its trace."""
+    """Adds the service that wrote the line and its trace (Cloud Logging's trace and span
+    fields when the project of the traces is known), so a log line links to its trace."""
 
-    def __init__(self, process: str) -> None:
+    def __init__(self, process: str, project: str | None = None) -> None:
         super().__init__()
         self._process = process
+        self._trace_prefix = f"projects/{project}/traces/" if project else ""
         self._by_thread: dict[str, str] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -112,8 +123,21 @@ class _ServiceAndTraceFilter(logging.Filter):
             or _current_service.get()
             or self._service_of_thread(record.threadName or "")
         )
-        record.trace_id = trace_id(_current.get())
+        record.trace_id = ""
+        if tracing.enabled():
+            self._add_trace(record)
         return True
+
+    def _add_trace(self, record: logging.LogRecord) -> None:
+        context = trace.get_current_span().get_span_context()
+        if not context.is_valid:
+            return
+        trace_id = record.trace_id = f"{context.trace_id:032x}"
+        if self._trace_prefix:
+            fields = record.__dict__
+            fields["logging.googleapis.com/trace"] = self._trace_prefix + trace_id
+            fields["logging.googleapis.com/spanId"] = f"{context.span_id:016x}"
+            fields["logging.googleapis.com/trace_sampled"] = context.trace_flags.sampled
 
     def _service_of_thread(self, thread: str) -> str:
         """The service named in a thread's name (`order-management_3`, `event-store-
@@ -127,16 +151,26 @@ class _ServiceAndTraceFilter(logging.Filter):
         return known
 
 
-def configure_logging(service: str, level: str = "INFO", json_format: bool = True) -> None:
+class _CloudJsonFormatter(JsonFormatter):
+    """Times in RFC 3339, UTC, as Cloud Logging reads its `time` field."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="microseconds")
+
+
+def configure_logging(
+    service: str, level: str = "INFO", json_format: bool = True, project: str | None = None
+) -> None:
     """Log lines to stderr, JSON by default, each with its service and trace id.
 
-    `service` names the process: the service of lines that belong to no one service.
+    `service` names the process: the service of lines that belong to no one service. `project`:
+    the Google Cloud project of the traces, for Cloud Logging's trace field.
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ServiceAndTraceFilter(service))
+    handler.addFilter(_ServiceAndTraceFilter(service, project))
     if json_format:
         handler.setFormatter(
-            JsonFormatter(
+            _CloudJsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(trace_id)s",
                 rename_fields={"levelname": "severity", "asctime": "time"},
             )

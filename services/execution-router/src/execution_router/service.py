@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+from opentelemetry.context import Context
 from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.config import SIMULATION_VENUE
 from trading_core.decimals import format_decimal
@@ -37,6 +38,8 @@ from trading_core.journal import Transaction
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote, QuoteBook
 from trading_core.service import JournaledService, ServiceContext
+from trading_core.telemetry import stage
+from trading_core.tracing import current_context, within
 
 from execution_router.domain.smart_routing import VenueBook
 from execution_router.domain.venue_types import Report, VenueOrder
@@ -114,6 +117,9 @@ class RoutedOrder:
     # The trade ids of its fills the router has published: a fill reported again (an
     # adapter after a restart, a venue's repeat) is applied once.
     trade_ids: set[str] = field(default_factory=set)
+    # The trace of the command that brought it (none after a restart, or with tracing off):
+    # its venue's reports continue it.
+    trace: Context | None = None
 
     @property
     def is_parent(self) -> bool:
@@ -299,9 +305,15 @@ class ExecutionRouter(JournaledService):
             self._republish_after(transaction, order_id)
             return
         order = self.protected(VenueOrder.from_proto(command.submit_order.order))
-        routed = RoutedOrder(order, command.submit_order, arrival=self.quotes.get(order.instrument))
+        routed = RoutedOrder(
+            order,
+            command.submit_order,
+            arrival=self.quotes.get(order.instrument),
+            trace=current_context(),
+        )
         self._open[order_id] = routed
-        venue, refusal, shared = self._route(command.submit_order.order)
+        with stage("route"):
+            venue, refusal, shared = self._route(command.submit_order.order)
         routed.submit.order.venue = venue
         if shared:  # smart routing: its children go where the price is best
             routed.submit.order.execution.smart_routing = True
@@ -313,7 +325,7 @@ class ExecutionRouter(JournaledService):
         if routed.is_parent:
             self.desk.accept(routed, transaction)
         else:
-            transaction.then(lambda: self.send(venue, order))
+            transaction.then(lambda: self.send(venue, order, routed.trace))
 
     def _route(self, order: orders_pb2.Order) -> tuple[str, str, bool]:
         """The venue an order goes to: the first of its route (routing rules) that lists the
@@ -478,7 +490,8 @@ class ExecutionRouter(JournaledService):
             else:
                 proto = report.to_proto(venue)
                 proto.trade_id = self.trade_id(venue, report.trade_id)
-                self.publish_report(routed, proto, transaction)
+                with within(routed.trace):
+                    self.publish_report(routed, proto, transaction)
             self.commit(transaction)
 
     def _repeated(self, routed: RoutedOrder, venue: str, report: Report) -> bool:
@@ -744,13 +757,15 @@ class ExecutionRouter(JournaledService):
                 return
         self.send(venue_name, order)
 
-    def send(self, venue_name: str, order: VenueOrder) -> None:
-        """Sends an order to its venue (its worker thread); once it is durable."""
+    def send(self, venue_name: str, order: VenueOrder, trace: Context | None = None) -> None:
+        """Sends an order to its venue (its worker thread); once it is durable. `trace`: the
+        trace the call continues."""
         venue = self.venues[venue_name]
 
         def submit() -> None:
             try:
-                venue.client.submit_order(order)
+                with within(trace), stage("venue.submit"):
+                    venue.client.submit_order(order)
             except (VenueUnavailable, VenueBusy) as error:  # nothing was sent: see base.py
                 venue.client.emit(
                     Report.nothing_filled(

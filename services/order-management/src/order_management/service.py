@@ -32,6 +32,7 @@ from decimal import Decimal
 
 import grpc
 from trading.v1 import control_pb2, events_pb2, orders_pb2, portfolio_pb2, types_pb2
+from trading_core import metrics
 from trading_core.config import RiskLimits
 from trading_core.decimals import DEFAULT_PRECISION, ZERO, Precision, format_decimal
 from trading_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -42,6 +43,7 @@ from trading_core.peers import PeerUnavailable, PositionClient, RouterClient
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 from trading_core.streams import Broadcaster
+from trading_core.telemetry import stage
 
 from order_management.domain.account import Account, limit_uses
 from order_management.domain.emulator import (
@@ -88,6 +90,7 @@ from order_management.domain.trading_state import (
     resume_problems,
     state_name,
     stricter,
+    strictness,
 )
 from order_management.domain.validation import (
     STOP_TYPES,
@@ -305,6 +308,7 @@ class _Tracked:
     binds_ids: bool = True
     asked_at: datetime | None = None  # when the router was last asked about it
     gap: bool = False  # a report came before one it follows: ask the router
+    counted_status: int = 0  # the status trading_orders_total last counted it in
 
 
 class OrderManagement(JournaledService):
@@ -474,6 +478,7 @@ class OrderManagement(JournaledService):
             "SELECT account_id, state, reason, update_time_us, version FROM trading_states"
         ):
             self.trading.load(StateRecord(account, state, reason, from_micros(updated), version))
+            metrics.trading_state(account or "platform", strictness(state))
         self._control_requests = {
             str(r[0]) for r in self.journal.query("SELECT request_id FROM control_requests")
         }
@@ -1070,6 +1075,7 @@ class OrderManagement(JournaledService):
         transaction: Transaction,
     ) -> None:
         before, after = self.trading.set(account_id, state, reason, self.clock.now())
+        metrics.trading_state(account_id or "platform", strictness(state))
         changed = events_pb2.TradingStateChanged(
             trading_state=after.to_proto(), previous_state=before.state, request_id=request_id
         )
@@ -1353,9 +1359,10 @@ class OrderManagement(JournaledService):
         """Checks a new order and adds it to `transaction`: submitted, held (a stop, the exits
         of a bracket) or denied. `sizing`: why a signal's order sized to nothing."""
         request = self._with_day_expiry(request)
-        denial = self._check(request, sizing=sizing)
-        if denial is None and request.exits is not None:
-            denial = exit_price_problem(request, self.quotes.get(request.instrument))
+        with stage("validate"):
+            denial = self._check(request, sizing=sizing)
+            if denial is None and request.exits is not None:
+                denial = exit_price_problem(request, self.quotes.get(request.instrument))
         if denial is not None:
             return self._denied(request, denial, transaction)
         order = self._new(request)
@@ -1586,6 +1593,9 @@ class OrderManagement(JournaledService):
         Returns the order's snapshot (`snapshot` when the caller has one already)."""
         if snapshot is None:
             snapshot = tracked.order.to_proto()
+        if snapshot.status != tracked.counted_status:
+            tracked.counted_status = snapshot.status
+            _count(snapshot)
         transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
         self._track(tracked.order)
         if self.updates.has_subscribers:
@@ -2080,6 +2090,14 @@ def _split(joined: object) -> list[str]:
 
 def _derived_id(*parts: str) -> str:
     return str(uuid.uuid5(_DERIVED_IDS, "|".join(parts)))
+
+
+def _count(order: orders_pb2.Order) -> None:
+    """An order's new status in trading_orders_total (and a denial's reason)."""
+    metrics.order_status(types_pb2.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_"))
+    if order.status == types_pb2.ORDER_STATUS_DENIED:
+        reason = types_pb2.DenialReason.Name(order.denial_reason).removeprefix("DENIAL_REASON_")
+        metrics.order_denied(reason)
 
 
 def _scope_name(account_id: str) -> str:

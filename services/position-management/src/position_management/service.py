@@ -22,6 +22,7 @@ from trading_core.peers import PeerUnavailable, RouterClient
 from trading_core.quotes import QuoteBook
 from trading_core.service import JournaledService, ServiceContext
 from trading_core.streams import Broadcaster
+from trading_core.telemetry import stage
 
 from position_management.domain.positions import Fill, Position, PositionBook
 
@@ -142,7 +143,8 @@ class PositionManagement(JournaledService):
         fill = fill_of(event)
         if fill is None or self._applied(fill.trade_id):
             return
-        position = self._book.apply_fill(fill)
+        with stage("apply_fill"):
+            position = self._book.apply_fill(fill)
         if position is None:
             return
         transaction.execute(_SAVE_FILL, _fill_row(fill))

@@ -38,6 +38,7 @@ import tenacity
 from limits import RateLimitItem, WindowStats, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from trading_core import metrics
 from trading_core.config import VenueResilience
 
 T = TypeVar("T")
@@ -105,6 +106,7 @@ class VenueGuard:
         self._failures = 0
         self._last_error = ""
         self._opened_at: datetime | None = None
+        metrics.circuit(venue, is_open=False)
 
     @property
     def available(self) -> bool:
@@ -219,6 +221,7 @@ class VenueGuard:
         return result
 
     def _failed(self, error: BaseException) -> None:
+        metrics.venue_error(self.venue, error)
         with self._lock:
             self._calls += 1
             if self._transient(error):
@@ -268,6 +271,7 @@ class VenueGuard:
 
     def circuit_changed(self, opened: bool) -> None:
         self._opened_at = datetime.now(UTC) if opened else None
+        metrics.circuit(self.venue, is_open=opened)
 
 
 class _Listener(pybreaker.CircuitBreakerListener):

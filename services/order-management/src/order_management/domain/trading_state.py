@@ -33,6 +33,11 @@ def state_name(state: TradingState) -> str:
     return types_pb2.TradingState.Name(state).removeprefix("TRADING_STATE_")
 
 
+def strictness(state: TradingState) -> int:
+    """0 ACTIVE, 1 REDUCING, 2 HALTED."""
+    return _STRICTNESS[state]
+
+
 def stricter(first: TradingState, second: TradingState) -> TradingState:
     return first if _STRICTNESS[first] >= _STRICTNESS[second] else second
 
