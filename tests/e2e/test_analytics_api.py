@@ -1,12 +1,14 @@
-"""The AnalyticsService as the platform serves it (position-management's server, embedded), with
-API keys on (test_security's platform): a call without a key is UNAUTHENTICATED; a reader reads
-its own account's figures; another account, or every account with a key for one, is
-PERMISSION_DENIED; a filled order shows in the answers once the feeder has written it."""
+"""The AnalyticsService as the platform serves it (position-management's server): with API keys
+on (test_security's embedded platform), a call without a key is UNAUTHENTICATED, a reader or a
+trader reads its own account's figures, another account, or every account with a key for one,
+is PERMISSION_DENIED; embedded and distributed, a filled order shows in both answers once the
+feeder has written it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -14,8 +16,9 @@ import pytest
 from trading.v1 import analytics_pb2, analytics_pb2_grpc, types_pb2
 
 from tests.e2e import test_security
+from tests.e2e.conftest import Clients
 from tests.e2e.test_security import READER_A, TRADER_A, UNKNOWN, Secured, refusal
-from tests.e2e.test_trading_flow import TIMEOUT, order_status, submit
+from tests.e2e.test_trading_flow import TIMEOUT, order_status, ready_for_market_orders, submit
 from tests.support import wait_until
 
 secured = test_security.secured  # the fixture: the embedded platform with API keys on
@@ -49,10 +52,11 @@ def test_analytics_without_a_known_key_are_unauthenticated(
 def test_a_reader_gets_its_own_accounts_analytics_and_no_other_accounts(
     secured: Secured,
 ) -> None:
+    for key in (READER_A, TRADER_A):  # a trader reads too
+        performance, quality = (call() for call in calls(analytics(secured, key), "acct-a"))
+        assert isinstance(performance, analytics_pb2.GetPerformanceResponse)
+        assert isinstance(quality, analytics_pb2.GetExecutionQualityResponse)
     reader = analytics(secured, READER_A)
-    performance, quality = (call() for call in calls(reader, "acct-a"))
-    assert isinstance(performance, analytics_pb2.GetPerformanceResponse)
-    assert isinstance(quality, analytics_pb2.GetExecutionQualityResponse)
     for call in calls(reader, "acct-b"):
         error = refusal(call)
         assert error.code() is grpc.StatusCode.PERMISSION_DENIED
@@ -63,33 +67,35 @@ def test_a_reader_gets_its_own_accounts_analytics_and_no_other_accounts(
         assert "covers every account" in (error.details() or "")
 
 
-def test_a_filled_order_shows_in_the_traders_execution_quality_and_performance(
-    secured: Secured,
+def test_a_filled_order_shows_in_its_accounts_analytics_embedded_and_distributed(
+    platform_clients: Clients,
 ) -> None:
-    trader = secured.as_key(TRADER_A)
-    order = submit(trader, account_id="acct-a", strategy_id="analytics-e2e")
-    order_status(secured.clients, order, types_pb2.ORDER_STATUS_FILLED)
-    stub = analytics(secured, TRADER_A)  # a trader reads too
-    quality_request = analytics_pb2.GetExecutionQualityRequest(
-        date_range=TODAY, account_id="acct-a", venue="simulation"
+    """position-management serves the API in both modes; in distributed mode it reads the
+    other processes' DuckDB files between their feeds."""
+    clients = platform_clients
+    ready_for_market_orders(clients)
+    order = submit(clients, account_id="acct-analytics", strategy_id="analytics-e2e")
+    order_status(clients, order, types_pb2.ORDER_STATUS_FILLED)
+    stub = analytics_pb2_grpc.AnalyticsServiceStub(clients.channel("position-management"))
+    quality = analytics_pb2.GetExecutionQualityRequest(
+        date_range=TODAY, account_id="acct-analytics", venue="simulation"
     )
 
     def fed() -> analytics_pb2.VenueExecution | None:
-        venues = stub.GetExecutionQuality(quality_request, timeout=TIMEOUT).venues
+        venues = stub.GetExecutionQuality(quality, timeout=TIMEOUT).venues
         return venues[0] if venues and venues[0].fills else None
 
     venue = wait_until(fed, 30, "the fill in the warehouse, through GetExecutionQuality")
-    assert venue.venue == "simulation" and venue.filled_orders >= 1
-    assert venue.fill_rate > 0 and venue.accept_latency.HasField("p50_ms")
+    assert (venue.venue, venue.orders, venue.filled_orders, venue.fill_rate) == (
+        "simulation", 1, 1, 1.0,
+    )  # fmt: skip
+    assert venue.accept_latency.HasField("p50_ms") and Decimal(venue.notional) > 0
     performance = stub.GetPerformance(
-        analytics_pb2.GetPerformanceRequest(
-            date_range=TODAY, account_id="acct-a", strategy_id="analytics-e2e"
-        ),
+        analytics_pb2.GetPerformanceRequest(date_range=TODAY, account_id="acct-analytics"),
         timeout=TIMEOUT,
     )
     assert [(p.account_id, p.strategy_id) for p in performance.performances] == [
-        ("acct-a", ""),
-        ("acct-a", "analytics-e2e"),
-    ]
+        ("acct-analytics", ""), ("acct-analytics", "analytics-e2e"),
+    ]  # fmt: skip
     [day] = performance.daily_pnls
-    assert day.fills == 1 and day.notional and day.date == TODAY.start_date
+    assert (day.fills, day.date, day.strategy_id) == (1, TODAY.start_date, "analytics-e2e")
