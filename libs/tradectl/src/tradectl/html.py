@@ -83,15 +83,20 @@ def html_of(answer: Answer) -> str:
 def charts_of(report: Report) -> list[Chart]:
     books = [book for book in report.performance.books if book.strategy_id is None]
     orders = report.execution.orders
+    if report.strategy:
+        no_slippage = no_latency = "Execution quality is per account: not shown for a strategy."
+    else:
+        no_slippage = "No filled order in the period."
+        no_latency = "No order reached a venue in the period."
     return [
         Chart("equity-curve", "Equity curve (each account, at each day's end)",
               _equity(books), "No daily P&L in the period."),
         Chart("drawdown", "Drawdown from the running peak (%)", _drawdown(books),
               "No daily P&L in the period."),
         Chart("slippage-distribution", "Slippage against the arrival mid (bps; positive is "
-              "a cost), orders per venue", _slippage(orders), "No filled order in the period."),
+              "a cost), orders per venue", _slippage(orders), no_slippage),
         Chart("latency-histogram", "Latency from submit (ms), orders", _latency(orders),
-              "No order reached a venue in the period."),
+              no_latency),
     ]  # fmt: skip
 
 

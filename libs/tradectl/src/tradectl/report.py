@@ -44,7 +44,7 @@ def warehouse_of(config: Path | None, data: Path | None) -> tuple[Analytics, Acc
         try:
             loaded = load_config(config)
         except ConfigError as error:
-            raise ValueError(f"{config}: {error}") from None
+            raise ValueError(str(error)) from None
         accounts = loaded.accounts
         if data is None:
             return open_analytics(loaded.database), accounts

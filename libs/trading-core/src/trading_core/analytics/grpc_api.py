@@ -130,7 +130,7 @@ def _venue(row: Row, markouts: list[analytics_pb2.Markout]) -> analytics_pb2.Ven
         orders=row["orders"],
         rejected_orders=row["rejected"],
         filled_orders=row["filled_orders"],
-        fills=row["fills"] or 0,
+        fills=row["fills"],
         accept_latency=_latency(row, "accept"),
         first_fill_latency=_latency(row, "first_fill"),
         last_fill_latency=_latency(row, "last_fill"),

@@ -1,0 +1,154 @@
+"""The warehouse feed under load (issue 8's bar): SubmitOrder sustained for `BENCH_FEED_SECONDS`
+(60) with `IN_FLIGHT` calls outstanding against the embedded platform on DuckDB, its warehouse
+fed on the default `database.flush_interval_ms` (or `BENCH_FEED_INTERVAL_MS`); then, the platform
+stopped, every service's journal is compared with its DuckDB file.
+
+- Lag: each stored event's `record_time` (when its feed built the batch, just before the
+  batch's transaction commits) minus its `event_time` (when the service made it, just before
+  its journal commit): the time an event waits to reach the analysts. p50, p99 and max over the
+  events made while the load ran (the feed at shutdown is left out: nothing waits for it).
+- Lost and duplicated: journal events missing from the file, and event ids stored twice.
+
+Run: `uv run python -m benchmarks.feed_lag_bench`; prints JSON (`make bench` runs it too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import grpc
+from tradectl.credentials import DEVELOPMENT_KEY, authorized
+from trading.v1 import orders_pb2_grpc
+from trading_core.journal import Journal
+
+from benchmarks.run import (
+    IN_FLIGHT,
+    ROOT,
+    cpu_seconds,
+    order_request,
+    platform_config,
+    wait_healthy,
+)
+
+SECONDS = float(os.environ.get("BENCH_FEED_SECONDS", "60"))
+# Unset: the platform's default (database.flush_interval_ms).
+INTERVAL_MS = int(os.environ.get("BENCH_FEED_INTERVAL_MS", "0")) or None
+SERVICES = ("order-management", "execution-router", "position-management", "market-data")
+LAG_BAR_S = 2.0
+
+
+def sustain(address: str, seconds: float, pid: int) -> dict[str, float]:
+    """SubmitOrder with IN_FLIGHT outstanding for `seconds`; the rate and server CPU per order."""
+    with grpc.insecure_channel(address) as channel:
+        orders = orders_pb2_grpc.OrderServiceStub(authorized(channel, DEVELOPMENT_KEY))
+        slots = threading.Semaphore(IN_FLIGHT)
+        failures: list[BaseException] = []
+        cpu_before, started = cpu_seconds(pid), time.perf_counter()
+        sent = 0
+
+        def on_done(future: grpc.Future[Any]) -> None:
+            slots.release()
+            if future.exception() is not None:
+                failures.append(future.exception())  # type: ignore[arg-type]
+
+        while time.perf_counter() - started < seconds:
+            slots.acquire()
+            orders.SubmitOrder.future(order_request(), timeout=60).add_done_callback(on_done)
+            sent += 1
+        for _ in range(IN_FLIGHT):
+            slots.acquire()
+        elapsed = time.perf_counter() - started
+        if failures:
+            raise RuntimeError(f"{len(failures)} orders failed, the first: {failures[0]}")
+        return {
+            "orders": sent,
+            "orders_per_s": round(sent / elapsed, 1),
+            "server_cpu_us_per_order": round((cpu_seconds(pid) - cpu_before) / sent * 1e6, 1),
+            "load_end_us": time.time_ns() // 1000,
+        }
+
+
+def compare(data: Path, service: str, load_end_us: int) -> dict[str, Any]:
+    """One service's journal against its warehouse file (the platform stopped)."""
+    journal = Journal(data / f"{service}.journal")
+    try:
+        events = journal.query("SELECT count(*) FROM journal WHERE is_event = 1")[0][0]
+    finally:
+        journal.close()
+    table = f"{service.replace('-', '_')}_events"
+    with duckdb.connect(str(data / f"{service}.duckdb"), read_only=True) as connection:
+        stored, distinct = connection.execute(
+            f"SELECT count(*), count(DISTINCT event_id) FROM {table}"
+        ).fetchone() or (0, 0)
+        lags = [
+            float(lag)
+            for (lag,) in connection.execute(
+                "SELECT epoch_us(record_time) - epoch_us(event_time) FROM "
+                f"{table} WHERE epoch_us(event_time) <= ?",
+                [load_end_us],
+            ).fetchall()
+        ]
+    return {
+        "journal_events": events,
+        "lost": events - distinct,
+        "duplicated": stored - distinct,
+        "lag_s": _lag_percentiles(lags),
+    }
+
+
+def _lag_percentiles(lags_us: list[float]) -> dict[str, float]:
+    if not lags_us:
+        return {}
+    ordered = sorted(lags_us)
+    return {
+        "p50": round(statistics.median(ordered) / 1e6, 3),
+        "p99": round(ordered[int(len(ordered) * 0.99) - 1] / 1e6, 3),
+        "max": round(ordered[-1] / 1e6, 3),
+    }
+
+
+def measure(seconds: float = SECONDS, interval_ms: int | None = INTERVAL_MS) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        chosen = {"flush_interval_ms": interval_ms} if interval_ms else {}
+        config, addresses = platform_config(Path(directory), database=chosen)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tradectl", "serve", "--config", str(config)], cwd=ROOT
+        )
+        try:
+            for address in addresses.values():
+                wait_healthy(address)
+            load = sustain(addresses["order_management"], seconds, process.pid)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            if process.wait(timeout=120) != 0:
+                raise RuntimeError(f"the platform exited with {process.returncode}")
+        load_end_us = load.pop("load_end_us")
+        data = Path(directory) / "data"
+        services = {name: compare(data, name, int(load_end_us)) for name in SERVICES}
+    worst = max(s["lag_s"].get("max", 0.0) for s in services.values())
+    return {
+        "seconds": seconds,
+        "flush_interval_ms": interval_ms or "default",
+        "load": load,
+        "services": services,
+        "worst_lag_s": worst,
+        "lost": sum(s["lost"] for s in services.values()),
+        "duplicated": sum(s["duplicated"] for s in services.values()),
+        "bar_met": worst < LAG_BAR_S
+        and not any(s["lost"] or s["duplicated"] for s in services.values()),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(), indent=2))
