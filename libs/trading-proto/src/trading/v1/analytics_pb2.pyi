@@ -362,7 +362,9 @@ class GetPerformanceResponse(_message.Message):
     DAILY_PNLS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def performances(self) -> _containers.RepeatedCompositeFieldContainer[Global___BookPerformance]:
-        """Each account (strategy_id unset), then each of its strategies."""
+        """Each account (strategy_id unset), then each of its strategies. With a strategy_id in the
+        request, the account's figures are that strategy's.
+        """
 
     @_builtins.property
     def daily_pnls(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyPnl]: ...
