@@ -158,6 +158,11 @@ class PubSubMessaging(_Strict):
     project: Name
     topic_prefix: str = Field("trading-", pattern=r"^[A-Za-z0-9._-]*$")
     emulator_host: str | None = Field(None, description="host:port of the Pub/Sub emulator")
+    create_topology: bool = Field(
+        True,
+        description="create missing topics and subscriptions at start; false where Terraform "
+        "owns them and the services may not create any (per-instance subscriptions excepted)",
+    )
 
 
 # The longest latency the paper venue holds an order back (a lognormal tail is cut here).

@@ -35,6 +35,7 @@ def create_bus(messaging: MemoryMessaging | PubSubMessaging) -> EventBus:
         messaging.project,
         topic_prefix=messaging.topic_prefix,
         emulator_host=messaging.emulator_host,
+        create_topology=messaging.create_topology,
     )
     try:
         bus.ensure_topology()

@@ -1,7 +1,10 @@
 """The event bus over Google Cloud Pub/Sub (or its emulator).
 
 Topic and subscription ids are the logical names with `topic_prefix` in front. `ensure_topology`
-creates whatever `TOPICS` names that is missing, with message ordering enabled.
+creates whatever `TOPICS` names that is missing, with message ordering enabled; with
+`create_topology` false (the cloud, where Terraform owns them and the services hold no right to
+create them: Pub/Sub checks that right before it looks whether the resource exists) it creates
+nothing but the per-instance subscriptions, which only a running process can name.
 
 Pub/Sub itself keeps going with later messages of an ordering key after one was nacked (the
 client library hands them over as soon as the failed one is nacked). To give the contract of
@@ -196,11 +199,13 @@ class PubSubBus:
         emulator_host: str | None = None,
         topics: Mapping[str, tuple[str, ...]] = TOPICS,
         min_retry_delay_s: float = 0.0,
+        create_topology: bool = True,
     ) -> None:
         """`min_retry_delay_s`: the least time between a failed publish and its retry."""
         self._project = project
         self._prefix = topic_prefix
         self._topics = topics
+        self._create_topology = create_topology
         self._publisher = pubsub_v1.PublisherClient(
             batch_settings=pubsub_v1.types.BatchSettings(max_latency=_BATCH_MAX_LATENCY_S),
             publisher_options=pubsub_v1.types.PublisherOptions(
@@ -220,7 +225,10 @@ class PubSubBus:
         self._sender = _OrderedSender(self._publisher, self._closing, min_retry_delay_s)
 
     def ensure_topology(self) -> None:
-        """Creates every topic and subscription of `topics` that does not exist yet."""
+        """Creates every topic and subscription of `topics` that does not exist yet (nothing
+        when Terraform owns them: `create_topology` false)."""
+        if not self._create_topology:
+            return
         for topic, services in self._topics.items():
             with contextlib.suppress(AlreadyExists):
                 self._publisher.create_topic(name=self._topic_path(topic), timeout=_ADMIN_TIMEOUT_S)
@@ -359,12 +367,14 @@ class PubSubBus:
             "enable_message_ordering": True,
             "ack_deadline_seconds": _ACK_DEADLINE_S,
         }
-        if topic in PER_INSTANCE_TOPICS:
+        per_instance = topic in PER_INSTANCE_TOPICS
+        if per_instance:
             # Deleted at close; one a crashed process leaves behind expires (a day at least).
             request["expiration_policy"] = {"ttl": {"seconds": 86_400}}
             self._per_instance.add(path)
-        with contextlib.suppress(AlreadyExists):
-            self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
+        if per_instance or self._create_topology:
+            with contextlib.suppress(AlreadyExists):
+                self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
         with self._lock:
             self._created_subscriptions.add(path)
         return path

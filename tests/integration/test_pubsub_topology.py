@@ -1,0 +1,63 @@
+"""Who makes the topics and subscriptions, against the real emulator: the bus itself by default
+(the emulator, a project without Terraform), or Terraform (`messaging.create_topology: false`),
+where a service creates only the per-instance subscriptions that only a running process can
+name: Pub/Sub refuses a create to a service without the right even when the resource exists."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from google.cloud import pubsub_v1
+from trading_core.bus import PubSubBus
+from trading_core.bus.base import PER_INSTANCE_TOPICS
+
+pytestmark = pytest.mark.emulator
+
+
+@pytest.fixture
+def admin(pubsub_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh project on the emulator, with the admin clients pointed at it."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator)
+    yield f"topology-{uuid.uuid4().hex[:12]}"
+
+
+def existing(project: str) -> tuple[set[str], set[str]]:
+    """The topic and subscription ids of the project."""
+    topics = pubsub_v1.PublisherClient().list_topics(project=f"projects/{project}")
+    subscriptions = pubsub_v1.SubscriberClient().list_subscriptions(project=f"projects/{project}")
+    return (
+        {t.name.rsplit("/", 1)[1] for t in topics},
+        {s.name.rsplit("/", 1)[1] for s in subscriptions},
+    )
+
+
+def test_the_bus_creates_every_topic_and_subscription_by_default(
+    admin: str, pubsub_emulator: str
+) -> None:
+    bus = PubSubBus(admin, topic_prefix="t-", emulator_host=pubsub_emulator)
+    try:
+        bus.ensure_topology()
+        topics, subscriptions = existing(admin)
+        assert {"t-orders", "t-executions", "t-positions", "t-market-data"} <= topics
+        assert "t-orders.execution-router" in subscriptions
+    finally:
+        bus.close(timeout=5)
+
+
+def test_where_terraform_owns_them_only_a_per_instance_subscription_is_created(
+    admin: str, pubsub_emulator: str
+) -> None:
+    # What Terraform would have made: the topic of the per-instance subscription.
+    [topic] = PER_INSTANCE_TOPICS
+    pubsub_v1.PublisherClient().create_topic(name=f"projects/{admin}/topics/t-{topic}")
+    bus = PubSubBus(admin, topic_prefix="t-", emulator_host=pubsub_emulator, create_topology=False)
+    try:
+        bus.ensure_topology()
+        assert existing(admin) == ({f"t-{topic}"}, set())
+        bus.subscribe(topic, f"{topic}.order-management.instance-1", lambda message: None)
+        _, subscriptions = existing(admin)
+        assert subscriptions == {f"t-{topic}.order-management.instance-1"}
+    finally:
+        bus.close(timeout=5)
