@@ -47,6 +47,11 @@ class Exchange:
     cancel_at_venue: Callable[[Any, str], Any]
     # The price band around 60000 the adapter checks: the highest buy, the lowest sell.
     band: tuple[str, str]
+    # Native stops: the fake's types of a stop-market and a stop-limit, an order's trigger, and
+    # whether it waits untriggered.
+    stops: tuple[str, str]
+    trigger_of: Callable[[Any], Decimal]
+    untriggered: Callable[[Any], bool]
 
 
 BINANCE = Exchange(
@@ -64,6 +69,9 @@ BINANCE = Exchange(
     key_of=lambda o: str(o.client_order_id),
     cancel_at_venue=lambda fake, key: fake.cancel({"symbol": "BTCUSDT", "origClientOrderId": key}),
     band=("72000", "48000"),  # PERCENT_PRICE_BY_SIDE: 0.8 to 1.2 x the average price
+    stops=("STOP_LOSS", "STOP_LOSS_LIMIT"),
+    trigger_of=lambda o: Decimal(o.stop_price),
+    untriggered=lambda o: not o.working,
 )
 BYBIT = Exchange(
     name="bybit",
@@ -82,6 +90,9 @@ BYBIT = Exchange(
         {"category": "spot", "symbol": "BTCUSDT", "orderLinkId": key}
     ),
     band=("66000", "54000"),  # the spot price limit's outer bound: 1 -+ 0.1 x the index
+    stops=("Market", "Limit"),  # conditional orders (orderFilter StopOrder)
+    trigger_of=lambda o: Decimal(o.trigger_price),
+    untriggered=lambda o: o.status == "Untriggered",
 )
 
 

@@ -104,34 +104,6 @@ def test_price_filter_bounds_are_checked_before_sending() -> None:
         fake.stop()
 
 
-def test_native_stops_wait_at_binance_untriggered_and_trade_when_the_market_reaches_them(
-    fake: FakeBinanceSpot,
-) -> None:
-    with running(BINANCE, fake, native_stops=True) as setup:
-        trigger = Decimal("58000.00")
-        stop = order(T.ORDER_TYPE_STOP_MARKET, T.SIDE_SELL, "0.0100", None, trigger_price=trigger)
-        setup.client.submit_order(stop)
-        setup.wait_for(stop.order_id, T.EXECUTION_TYPE_ACCEPTED)
-        sent = fake.orders[stop.order_id]
-        assert (sent.type, sent.stop_price, sent.working) == ("STOP_LOSS", trigger, False)
-        limit = order(
-            T.ORDER_TYPE_STOP_LIMIT, T.SIDE_SELL, "0.0100", "57900.00", trigger_price=trigger
-        )
-        setup.client.submit_order(limit)
-        setup.wait_for(limit.order_id, T.EXECUTION_TYPE_ACCEPTED)
-        assert fake.orders[limit.order_id].type == "STOP_LOSS_LIMIT"
-        resting = {r.order_id for r in setup.client.open_orders()}
-        assert {stop.order_id, limit.order_id} <= resting
-
-        fake.cross(Decimal("58000.01"))  # not reached: both wait
-        fake.cross(Decimal("57990.00"))  # reached: the stop trades at the market, the limit
-        [filled] = setup.wait_for(stop.order_id, T.EXECUTION_TYPE_FILLED)
-        assert filled.last_price == Decimal("57990")
-        [limited] = setup.wait_for(limit.order_id, T.EXECUTION_TYPE_FILLED)
-        assert limited.last_price == Decimal("57900")
-        assert fake.count(stop.order_id) == fake.count(limit.order_id) == 1
-
-
 def test_a_stop_to_a_venue_not_holding_stops_is_rejected_naming_the_emulator(
     setup: Setup,
 ) -> None:

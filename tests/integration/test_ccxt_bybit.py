@@ -284,44 +284,6 @@ def test_a_price_inside_the_outer_limit_but_beyond_the_inner_is_left_to_bybit(
     assert setup.fake.count(between.order_id) == 1
 
 
-def test_native_stops_wait_at_bybit_untriggered_and_trade_when_the_market_reaches_them(
-    fake: FakeBybitSpot,
-) -> None:
-    with running(BYBIT, fake, native_stops=True) as setup:
-        trigger = Decimal("58000.00")
-        stop = order(T.ORDER_TYPE_STOP_MARKET, T.SIDE_SELL, "0.0100", None, trigger_price=trigger)
-        setup.client.submit_order(stop)
-        setup.wait_for(stop.order_id, T.EXECUTION_TYPE_ACCEPTED)
-        sent = fake.orders[stop.order_id]
-        # A spot conditional order, to trigger on a fall: the trigger is below the last price.
-        assert (sent.order_type, sent.status, sent.trigger_price) == (
-            "Market",
-            "Untriggered",
-            trigger,
-        )
-        assert sent.trigger_direction == 2
-        limit = order(
-            T.ORDER_TYPE_STOP_LIMIT, T.SIDE_SELL, "0.0100", "57900.00", trigger_price=trigger
-        )
-        setup.client.submit_order(limit)
-        setup.wait_for(limit.order_id, T.EXECUTION_TYPE_ACCEPTED)
-        assert (fake.orders[limit.order_id].order_type, fake.orders[limit.order_id].price) == (
-            "Limit",
-            Decimal("57900.00"),
-        )
-        resting = {r.order_id for r in setup.client.open_orders()}
-        assert {stop.order_id, limit.order_id} <= resting
-
-        fake.cross(Decimal("58000.01"))  # not reached: both wait
-        assert fake.orders[stop.order_id].status == "Untriggered"
-        fake.cross(Decimal("57990.00"))  # reached: the stop trades at the market, the limit
-        [filled] = setup.wait_for(stop.order_id, T.EXECUTION_TYPE_FILLED)
-        assert filled.last_price == Decimal("57990")
-        [limited] = setup.wait_for(limit.order_id, T.EXECUTION_TYPE_FILLED)
-        assert limited.last_price == Decimal("57900")
-        assert fake.count(stop.order_id) == fake.count(limit.order_id) == 1
-
-
 def test_a_stop_the_last_price_has_already_reached_is_refused_before_it_is_sent(
     fake: FakeBybitSpot,
 ) -> None:

@@ -481,3 +481,31 @@ def test_calls_for_different_orders_run_concurrently_while_one_submit_is_being_r
     setup.wait_for(lost.order_id, T.EXECUTION_TYPE_ACCEPTED)
     assert (setup.placed(lost.order_id), setup.placed(other.order_id)) == (1, 1)
     assert setup.fake.count(other.order_id) == 1
+
+
+def test_native_stops_wait_at_the_exchange_untriggered_and_trade_when_the_market_reaches_them(
+    exchange: Exchange, fake: Any
+) -> None:
+    with running(exchange, fake, native_stops=True) as setup:
+        trigger = Decimal("58000.00")
+        stop = order(T.ORDER_TYPE_STOP_MARKET, T.SIDE_SELL, "0.0100", None, trigger_price=trigger)
+        limit = order(
+            T.ORDER_TYPE_STOP_LIMIT, T.SIDE_SELL, "0.0100", "57900.00", trigger_price=trigger
+        )
+        for sent in (stop, limit):
+            setup.client.submit_order(sent)
+            setup.wait_for(sent.order_id, T.EXECUTION_TYPE_ACCEPTED)
+        held = [fake.orders[stop.order_id], fake.orders[limit.order_id]]
+        assert tuple(exchange.type_of(o) for o in held) == exchange.stops
+        assert [exchange.trigger_of(o) for o in held] == [trigger, trigger]
+        resting = {r.order_id for r in setup.client.open_orders()}
+        assert {stop.order_id, limit.order_id} <= resting
+
+        fake.cross(Decimal("58000.01"))  # not reached: both wait (a sell stop waits for a fall)
+        assert all(exchange.untriggered(o) for o in held)
+        fake.cross(Decimal("57990.00"))  # reached: the stop trades at the market, the limit
+        [filled] = setup.wait_for(stop.order_id, T.EXECUTION_TYPE_FILLED)  # at its limit
+        assert filled.last_price == Decimal("57990")
+        [limited] = setup.wait_for(limit.order_id, T.EXECUTION_TYPE_FILLED)
+        assert limited.last_price == Decimal("57900")
+        assert fake.count(stop.order_id) == fake.count(limit.order_id) == 1
