@@ -22,11 +22,12 @@ K8S = ROOT / "k8s"
 CHART = K8S / "helm" / "trading-platform"
 ENVIRONMENTS = ("dev", "prod")
 # The optional components, by folder, and the chart's value that switches each on. The
-# overlays include network-policies already: the other three combine on top of them.
+# overlays include network-policies already: the others combine on top of them.
 COMPONENTS = {
     "tracing": "tracing",
     "bigquery": "bigquery",
     "venue-credentials": "venueCredentials",
+    "monitoring": "monitoring",
 }
 SERVICES = {
     "order-management": 50051,
@@ -34,6 +35,8 @@ SERVICES = {
     "position-management": 50053,
     "market-data": 50054,
 }
+# Each pod's /metrics: telemetry.metrics.port of the cloud configs (tests/deploy/test_monitoring).
+METRICS_PORT = 9464
 
 Manifest = dict[str, Any]
 

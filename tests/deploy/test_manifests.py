@@ -22,6 +22,7 @@ from tests.deploy.render import (
     CHART,
     ENVIRONMENTS,
     K8S,
+    METRICS_PORT,
     ROOT,
     SERVICES,
     Manifest,
@@ -94,10 +95,92 @@ SECRET_PROVIDER_CLASS = _strict(
 )
 
 
+def _custom(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A custom resource of this kind with this spec, strictly."""
+    metadata = _strict({"name": _STRING, "namespace": _STRING, **_LABELLED}, "name")
+    return _strict(
+        {
+            "apiVersion": {"const": api_version},
+            "kind": {"const": kind},
+            "metadata": metadata,
+            "spec": spec,
+        },
+        "apiVersion",
+        "kind",
+        "metadata",
+        "spec",
+    )
+
+
+_SELECTOR = _strict({"matchLabels": _STRINGS})
+# Google Managed Prometheus (monitoring.googleapis.com/v1): the fields of its CRDs we use.
+POD_MONITORING = _custom(
+    "monitoring.googleapis.com/v1",
+    "PodMonitoring",
+    _strict(
+        {
+            "selector": _SELECTOR,
+            "endpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": _strict(
+                    {
+                        "port": {"type": ["string", "integer"]},
+                        "path": _STRING,
+                        "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                    },
+                    "port",
+                ),
+            },
+        },
+        "selector",
+        "endpoints",
+    ),
+)
+_RULE = _strict(
+    {
+        "alert": _STRING,
+        "record": _STRING,
+        "expr": _STRING,
+        "for": {"type": "string", "pattern": "^[0-9]+(s|m|h)$"},
+        "labels": _STRINGS,
+        "annotations": _STRINGS,
+    },
+    "expr",
+)
+RULES = _custom(
+    "monitoring.googleapis.com/v1",
+    "Rules",
+    _strict(
+        {
+            "groups": {
+                "type": "array",
+                "minItems": 1,
+                "items": _strict(
+                    {
+                        "name": _STRING,
+                        "interval": _STRING,
+                        "rules": {"type": "array", "minItems": 1, "items": _RULE},
+                    },
+                    "name",
+                    "rules",
+                ),
+            }
+        },
+        "groups",
+    ),
+)
+CUSTOM_RESOURCES = {
+    "SecretProviderClass": SECRET_PROVIDER_CLASS,
+    "PodMonitoring": POD_MONITORING,
+    "Rules": RULES,
+}
+
+
 def validate_strictly(manifest: Manifest) -> None:
-    """kubernetes-validate --strict for the target version; our own schema for the CRD."""
-    if manifest["kind"] == "SecretProviderClass":
-        jsonschema.validate(manifest, SECRET_PROVIDER_CLASS)
+    """kubernetes-validate --strict for the target version; our own schemas for the CRDs."""
+    if manifest["kind"] in CUSTOM_RESOURCES:
+        jsonschema.validate(manifest, CUSTOM_RESOURCES[manifest["kind"]])
         return
     kubernetes_validate.validate(manifest, kubernetes_version(), strict=True)
 
@@ -223,7 +306,10 @@ def test_every_pod_is_hardened_and_runs_as_its_own_workload_identity(
         for amount in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(container["resources"][amount])
         port = SERVICES[name]
-        assert container["ports"] == [{"name": "grpc", "containerPort": port, "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": "grpc", "containerPort": port, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ]
         # Native gRPC probes against grpc.health.v1; the startup probe covers a long replay.
         for probe in ("startupProbe", "readinessProbe"):
             assert container[probe]["grpc"] == {"port": port}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from trading_core import tracing
-from trading_core.config import Tracing
+from trading_core.config import ConfigError, Tracing
 from trading_core.telemetry import configure_logging, current_service, service_scope
 
 
@@ -152,3 +152,19 @@ def test_plain_text_lines_name_the_service_too(capsys: pytest.CaptureFixture[str
     logging.getLogger("execution_router.service").warning("feed stopped")
     line = capsys.readouterr().err
     assert " WARNING execution-router execution_router.service feed stopped" in line
+
+
+def test_the_exporter_env_follows_otel_traces_exporter_and_refuses_what_it_does_not_know(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    assert tracing.configure_tracing(Tracing(exporter="env"), "order-management") is None
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    try:
+        assert tracing.configure_tracing(Tracing(exporter="env"), "order-management")
+        assert tracing.enabled()
+    finally:
+        tracing.shutdown_tracing()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
+    with pytest.raises(ConfigError, match="OTEL_TRACES_EXPORTER is 'jaeger'; set it to none"):
+        tracing.configure_tracing(Tracing(exporter="env"), "order-management")

@@ -42,7 +42,6 @@ Argument: (list name data).
 {{- $_ := set $data "OTEL_TRACES_EXPORTER" "otlp" -}}
 {{- $_ := set $data "OTEL_EXPORTER_OTLP_PROTOCOL" "grpc" -}}
 {{- $_ := set $data "OTEL_EXPORTER_OTLP_ENDPOINT" .Values.tracing.endpoint -}}
-{{- $_ := set $data "OTEL_TRACES_SAMPLER" "parentbased_always_on" -}}
 {{- end -}}
 {{- toJson $data -}}
 {{- end -}}

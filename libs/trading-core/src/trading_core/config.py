@@ -894,10 +894,11 @@ class Logging(_Strict):
 class Tracing(_Strict):
     """OpenTelemetry traces: spans of each order's stages, across gRPC and the bus."""
 
-    exporter: Literal["none", "otlp", "console"] = Field(
+    exporter: Literal["none", "otlp", "console", "env"] = Field(
         "none",
         description="none: no spans at all (near zero cost); otlp: OTLP over gRPC to a "
-        "collector (which forwards to Cloud Trace); console: JSON spans on stdout",
+        "collector (which forwards to Cloud Trace); console: JSON spans on stdout; env: as "
+        "the OpenTelemetry variable OTEL_TRACES_EXPORTER says (none when unset)",
     )
     endpoint: str | None = Field(
         None,

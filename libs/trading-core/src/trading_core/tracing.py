@@ -19,6 +19,7 @@ none: no interceptor is installed and every function here returns at once.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -35,7 +36,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from trading_core.config import Tracing
+from trading_core.config import ConfigError, Tracing
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,20 @@ def configure_tracing(
 
 
 def _exporter(settings: Tracing) -> SpanExporter | None:
-    if settings.exporter == "console":
+    name: str = settings.exporter
+    if name == "env":  # the OpenTelemetry SDK's own variable (the k8s tracing component sets it)
+        name = os.environ.get("OTEL_TRACES_EXPORTER", "none")
+    if name == "console":
         return ConsoleSpanExporter()
-    if settings.exporter == "otlp":
+    if name == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter(endpoint=settings.endpoint)
+    if name != "none":
+        raise ConfigError(
+            f"telemetry.tracing.exporter env: OTEL_TRACES_EXPORTER is {name!r}; "
+            "set it to none, otlp or console"
+        )
     return None
 
 

@@ -1593,7 +1593,7 @@ class OrderManagement(JournaledService):
         Returns the order's snapshot (`snapshot` when the caller has one already)."""
         if snapshot is None:
             snapshot = tracked.order.to_proto()
-        if snapshot.status != tracked.counted_status:
+        if snapshot.status != tracked.counted_status and metrics.enabled():
             tracked.counted_status = snapshot.status
             _count(snapshot)
         transaction.execute(_SAVE_ORDER, _order_row(tracked, snapshot))
