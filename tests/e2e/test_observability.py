@@ -142,38 +142,40 @@ def test_one_orders_spans_across_the_three_services_share_its_trace_in_distribut
         trace = wait_until(whole_trace, 20, "the order's spans from every service")
 
     by_id = {span.span_id: span for span in trace}
+    listing = "\n".join(f"{s.service} {s.name} {s.span_id} <- {s.parent_id}" for s in trace)
 
-    def one(service: str, name: str) -> Span:
-        (found,) = [s for s in trace if (s.service, s.name) == (service, name)]
+    def named(service: str, name: str) -> list[Span]:
+        found = [s for s in trace if (s.service, s.name) == (service, name)]
+        assert found, f"no {name} of {service} in:\n{listing}"
         return found
 
-    def parent(span: Span) -> Span:
-        return by_id[span.parent_id]
+    def parents(spans: list[Span]) -> set[Span]:
+        return {by_id[span.parent_id] for span in spans}
 
-    # order-management: the call (the trace's root), its checks, its commit, its publish.
-    submit = one("order-management", "/trading.v1.OrderService/SubmitOrder")
-    assert submit.parent_id == ""
+    # order-management: the call (the trace's root), its checks, its commit, its publish. (A
+    # message delivered twice, as Pub/Sub may, adds a span: no count is asserted beyond one.)
+    (submit,) = named("order-management", "/trading.v1.OrderService/SubmitOrder")
+    assert submit.parent_id == "", listing
     assert submit.kind == trace_pb2.Span.SPAN_KIND_SERVER
-    assert parent(one("order-management", "validate")) == submit
-    assert submit in {parent(s) for s in trace if s.name == "journal.commit"}
-    publish = one("order-management", "orders publish")
-    assert publish.kind == trace_pb2.Span.SPAN_KIND_PRODUCER
-    assert parent(publish) == submit
+    assert parents(named("order-management", "validate")) == {submit}, listing
+    assert submit in parents(named("order-management", "journal.commit")), listing
+    publishes = named("order-management", "orders publish")
+    assert {s.kind for s in publishes} == {trace_pb2.Span.SPAN_KIND_PRODUCER}
+    assert parents(publishes) == {submit}, listing
     # execution-router: consumes the command the message's attributes link to, routes it, calls
     # the venue, and publishes its reports in the same trace.
-    routed = one("execution-router", "orders process")
-    assert routed.kind == trace_pb2.Span.SPAN_KIND_CONSUMER
-    assert parent(routed) == publish
-    assert parent(one("execution-router", "route")) == routed
-    assert parent(one("execution-router", "venue.submit")) == routed
-    reports = [s for s in trace if s.name == "executions publish"]
-    assert reports and all(s.service == "execution-router" for s in reports)
+    routed = named("execution-router", "orders process")
+    assert {s.kind for s in routed} == {trace_pb2.Span.SPAN_KIND_CONSUMER}
+    assert parents(routed) <= set(publishes), listing
+    assert parents(named("execution-router", "route")) <= set(routed), listing
+    assert parents(named("execution-router", "venue.submit")) <= set(routed), listing
+    reports = named("execution-router", "executions publish")
     # position-management and order-management apply the fill, each under a report's publish.
-    applied = one("position-management", "apply_fill")
-    assert parent(parent(applied)).name == "executions publish"
-    assert parent(applied).service == "position-management"
-    for span in (s for s in trace if s.name == "executions process"):
-        assert parent(span) in reports
+    applied = named("position-management", "apply_fill")
+    consumed = parents(applied)
+    assert {s.service for s in consumed} == {"position-management"}, listing
+    assert parents(list(consumed)) <= set(reports), listing
+    assert parents(named("order-management", "executions process")) <= set(reports), listing
     assert {s.service for s in trace} == {
         "order-management",
         "execution-router",

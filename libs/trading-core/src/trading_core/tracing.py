@@ -112,9 +112,11 @@ def span(
 
 
 def start_span(name: str) -> trace.Span | None:
-    """A span that the caller ends, perhaps on another thread (a journal commit); None when
-    off."""
-    return None if _tracer is None else _tracer.start_span(name)
+    """A span in the current trace that the caller ends, perhaps on another thread (a journal
+    commit); None when off or outside any trace (background work starts no trace of its own)."""
+    if _tracer is None or not trace.get_current_span().get_span_context().is_valid:
+        return None
+    return _tracer.start_span(name)
 
 
 def current_traceparent() -> str:
@@ -159,16 +161,21 @@ def publishing(
     topic: str, traceparent: str, attributes: MutableMapping[str, str]
 ) -> AbstractContextManager[Any]:
     """Runs a publish to `topic` as a PRODUCER span continuing the record's `traceparent`, and
-    adds its context to the message's `attributes`; nothing when off."""
-    return _NOTHING if _tracer is None else _publishing(topic, traceparent, attributes)
+    adds its context to the message's `attributes`; nothing when off, or for a record of no
+    trace (quotes, background work: a trace per quote would bury the orders')."""
+    if _tracer is None or not traceparent:
+        return _NOTHING
+    return _publishing(topic, traceparent, attributes)
 
 
 def consuming(topic: str, attributes: Mapping[str, str]) -> AbstractContextManager[Any]:
     """Runs the handling of a message of `topic` as a CONSUMER span that continues the trace
-    context in its attributes; nothing when off."""
+    context in its attributes; nothing when off or when the message carries none."""
     if _tracer is None:
         return _NOTHING
     parent = propagate.extract(attributes)
+    if not trace.get_current_span(parent).get_span_context().is_valid:
+        return _NOTHING
     return span(f"{topic} process", kind=SpanKind.CONSUMER, parent=parent, attributes=_on(topic))
 
 
