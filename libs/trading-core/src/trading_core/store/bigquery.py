@@ -6,7 +6,9 @@ on `event_time` and clustered as `schema.bigquery_tables()` says. In the cloud T
 them (terraform/modules/bigquery/tables.json, written from the same schema); the store checks
 them when it starts and creates what is missing, adds missing columns (NULL in the rows
 already stored) and refuses a column of another type (`SchemaMismatch`), as for DuckDB. A
-typed table added later is not filled from the raw events here (DuckDB's files are).
+typed table added later is not filled from the raw events here (DuckDB's files are). A table
+that gained columns is written through a new stream: a stream keeps its table's schema as it
+was when the stream was made.
 
 Writes. Rows go through the Storage Write API as Arrow record batches: one COMMITTED write
 stream per table of the service, each append at an explicit offset. A stream's offsets are
@@ -150,6 +152,7 @@ class BigQueryWarehouse:
         self._state: _State | None = None  # as the file holds it, between feeds
         self._inherited = False  # the intent standing was left by an earlier process
         self._verified = False
+        self._widened: set[str] = set()  # tables that gained columns: their streams renewed
         self._client: Any = None
         self._writer: Any = None
 
@@ -195,7 +198,7 @@ class BigQueryWarehouse:
     def _loaded(self) -> _State:
         """The state, read once; the tables checked (and made) once per object."""
         if not self._verified:
-            self._prepare_tables()
+            self._widened = self._prepare_tables()
             self._verified = True
         if self._state is None:
             state = _State.read(self.path)
@@ -205,7 +208,20 @@ class BigQueryWarehouse:
                 state = _State(self.dataset_id, fed_through=self._last_sequence())
             self._inherited = state.pending_through is not None
             self._state = state
+        if self._widened and self._state.pending_through is None:
+            self._renew_streams(self._state)
         return self._state
+
+    def _renew_streams(self, state: _State) -> None:
+        """Forgets the streams of the tables that gained columns: a write stream keeps the
+        schema its table had when it was made (WriteStream.table_schema "could go out of
+        date"), and may refuse rows with the new columns. Once no batch's intent stands (its
+        appends must land on the streams it began with), the next append makes new ones."""
+        for table in self._widened:
+            state.streams.pop(table, None)
+            state.offsets.pop(table, None)
+        self._widened = set()
+        state.write(self.path)
 
     def _bigquery(self) -> Any:
         if self._client is None:
@@ -224,7 +240,9 @@ class BigQueryWarehouse:
                 )
         return self._client
 
-    def _prepare_tables(self) -> None:
+    def _prepare_tables(self) -> set[str]:
+        """Makes the dataset and the tables that are missing, adds missing columns; returns
+        the tables that gained columns."""
         bigquery = _module("google.cloud.bigquery")
         client = self._bigquery()
         dataset = bigquery.Dataset(self.dataset_id)
@@ -235,6 +253,7 @@ class BigQueryWarehouse:
             self.table: EVENT_COLUMNS,
             **{t.name: t.columns for t in TABLES},
         }
+        widened = set()
         for name, spec in wanted.items():
             reference = f"{self.dataset_id}.{name}"
             try:
@@ -261,12 +280,14 @@ class BigQueryWarehouse:
                     *(bigquery.SchemaField.from_api_repr(fields[c.name]) for c in added),
                 ]
                 client.update_table(found, ["schema"], retry=_retry(), timeout=_TIMEOUT_S)
+                widened.add(name)
                 log.info(
                     "warehouse %s: %s gained %s",
                     self.dataset_id,
                     name,
                     ", ".join(c.name for c in added),
                 )
+        return widened
 
     def _last_sequence(self) -> int:
         rows = (
