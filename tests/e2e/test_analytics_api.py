@@ -40,7 +40,7 @@ def calls(stub: analytics_pb2_grpc.AnalyticsServiceStub, account: str) -> list[C
     ]
 
 
-@pytest.mark.parametrize("key", [None, UNKNOWN])
+@pytest.mark.parametrize("key", [None, UNKNOWN], ids=["no-key", "unknown-key"])
 def test_analytics_without_a_known_key_are_unauthenticated(
     secured: Secured, key: str | None
 ) -> None:
