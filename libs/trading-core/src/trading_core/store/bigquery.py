@@ -245,9 +245,14 @@ class BigQueryWarehouse:
         the tables that gained columns."""
         bigquery = _module("google.cloud.bigquery")
         client = self._bigquery()
-        dataset = bigquery.Dataset(self.dataset_id)
-        dataset.location = self.location
-        client.create_dataset(dataset, exists_ok=True, retry=_retry(), timeout=_TIMEOUT_S)
+        try:
+            # Looked for first: where Terraform made it, the service may read it but not create
+            # datasets, and BigQuery checks that right before it looks whether one exists.
+            client.get_dataset(self.dataset_id, retry=_retry(), timeout=_TIMEOUT_S)
+        except google_errors.NotFound:
+            dataset = bigquery.Dataset(self.dataset_id)
+            dataset.location = self.location
+            client.create_dataset(dataset, exists_ok=True, retry=_retry(), timeout=_TIMEOUT_S)
         wanted = bigquery_tables([self.service])
         columns: dict[str, Sequence[Column]] = {
             self.table: EVENT_COLUMNS,
