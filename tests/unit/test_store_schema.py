@@ -69,7 +69,7 @@ def test_every_bigquery_table_is_partitioned_by_day_and_clustered_on_its_own_col
     assert set(tables) == {
         "order_management_events", "execution_router_events", "position_management_events",
         "market_data_events", "orders", "executions", "fills", "quotes", "positions", "denials",
-        "risk_events", "trading_state_events", "venue_calls",
+        "risk_events", "trading_state_events", "venue_calls", "shadow_executions",
     }  # fmt: skip
     for name, table in tables.items():
         columns = {field["name"]: field for field in table["schema"]}
@@ -241,6 +241,40 @@ def test_a_venue_call_makes_a_venue_call_row() -> None:
         "binance", "SUBMIT", "ANSWERED", 1830,
     )  # fmt: skip
     assert call["start_time"] == datetime(2026, 1, 5, tzinfo=UTC)
+    assert call["error_class"] is None
+
+
+def test_a_timed_out_venue_call_names_its_outcome_and_error_class() -> None:
+    called = events_pb2.Event(event_id=new_id(), order_id="o-1")
+    called.venue_called.outcome = events_pb2.VENUE_CALL_OUTCOME_TIMED_OUT
+    called.venue_called.error_class = "RequestTimeout"
+    (call,) = rows(called)["venue_calls"]
+    assert (call["outcome"], call["error_class"]) == ("TIMED_OUT", "RequestTimeout")
+
+
+def test_a_shadow_fill_makes_a_shadow_execution_row_with_exact_amounts() -> None:
+    event = events_pb2.Event(event_id=new_id(), order_id="o-1", account_id="ACC-1")
+    shadow = event.shadow_execution
+    shadow.venue = "binance"
+    shadow.execution_type = types_pb2.EXECUTION_TYPE_FILLED
+    shadow.side = types_pb2.SIDE_SELL
+    shadow.order_type = types_pb2.ORDER_TYPE_MARKET
+    shadow.order_quantity = shadow.last_quantity = shadow.cumulative_quantity = "0.5"
+    shadow.last_price = "59982.00"
+    shadow.fee = "29.991"
+    shadow.arrival_mid = "60000"
+    sent = datetime(2026, 1, 5, tzinfo=UTC)
+    shadow.send_time.CopyFrom(timestamp(sent))
+    shadow.model_time.CopyFrom(timestamp(sent.replace(microsecond=40_000)))
+    (row,) = rows(event)["shadow_executions"]
+    assert (row["venue"], row["execution_type"], row["side"], row["order_type"]) == (
+        "binance", "FILLED", "SELL", "MARKET",
+    )  # fmt: skip
+    assert (row["quantity"], row["price"], row["fee"]) == (
+        Decimal("0.5"), Decimal("59982.00"), Decimal("29.991"),
+    )  # fmt: skip
+    assert (row["model_time"] - row["send_time"]).total_seconds() == 0.04
+    assert row["account_id"] == "ACC-1"
 
 
 def test_a_decimal_to_round_among_others_is_rounded_and_the_rest_kept() -> None:

@@ -422,9 +422,21 @@ class Algorithms(_Strict):
         return profile
 
 
+class ShadowSimulation(_Strict):
+    """Shadow simulation (README "Shadow simulation"): every order the router sends to a network
+    venue is also run through a paper venue model of its own, configured as `simulation`."""
+
+    enabled: bool = Field(
+        False,
+        description="model every order sent to a network venue on the paper venue too, to "
+        "compare the model with the venue (direct and quantconnect modes)",
+    )
+
+
 class Execution(_Strict):
     mode: Literal["simulation", "quantconnect", "direct"] = "simulation"
     simulation: SimulationVenue = SimulationVenue()
+    shadow: ShadowSimulation = ShadowSimulation()
     algorithms: Algorithms = Algorithms()
     venues: dict[Name, NetworkVenue] = Field(
         default_factory=dict, description="the network venues by name (direct, quantconnect)"
@@ -441,6 +453,11 @@ class Execution(_Strict):
                 raise _broken(
                     "venues: the simulation mode trades on the paper venue only; "
                     "set mode: direct or quantconnect to use them"
+                )
+            if self.shadow.enabled:
+                raise _broken(
+                    "shadow.enabled: the simulation mode trades on the paper venue itself, "
+                    "there is nothing to shadow; it is for the direct and quantconnect modes"
                 )
         else:
             allowed = MODE_KINDS[self.mode]
@@ -927,6 +944,71 @@ class Telemetry(_Strict):
     )
 
 
+# -- sharding (README "Sharding by account") ---------------------------------------------------
+
+ShardNumber = Annotated[int, Field(ge=0, le=999)]
+Address = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+:[0-9]{1,5}$")]
+AccountId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class ShardEndpoints(_Strict):
+    """Where one shard's services are reached (host:port): by clients sent there, and by the
+    shard's own services calling each other."""
+
+    order_management: Address | None = None
+    execution_router: Address | None = None
+    position_management: Address | None = None
+
+
+class Sharding(_Strict):
+    """Accounts split over shards: each shard's order-management, execution-router and
+    position-management own the accounts mapped to it, and refuse calls for any other.
+
+    An account not in `accounts` belongs to shard 0, so adding a shard never moves an existing
+    account: a new shard takes only the accounts mapped to it (new ones). No hash of the account
+    decides, because a hash over N shards moves accounts whenever N changes, and an account's
+    orders and positions live in its shard's journals."""
+
+    shards: int = Field(1, ge=1, le=1000, description="how many shards the platform has")
+    shard: ShardNumber = Field(0, description="the shard this process serves")
+    accounts: dict[AccountId, ShardNumber] = Field(
+        default_factory=dict, description="account -> its shard; any other account: shard 0"
+    )
+    endpoints: dict[ShardNumber, ShardEndpoints] = Field(
+        default_factory=dict,
+        description="shard -> where its services are reached; unset: `services` (shard 0)",
+    )
+
+    @model_validator(mode="after")
+    def _shards_exist(self) -> Sharding:
+        if self.shard >= self.shards:
+            raise _broken(f"shard: {self.shard} is not one of the {self.shards} shard(s) (0 on)")
+        beyond = sorted(a for a, shard in self.accounts.items() if shard >= self.shards)
+        if beyond:
+            raise _broken(f"accounts: {', '.join(beyond)} map to a shard beyond {self.shards - 1}")
+        if unknown := sorted(shard for shard in self.endpoints if shard >= self.shards):
+            raise _broken(f"endpoints: shards {unknown} are beyond {self.shards - 1}")
+        return self
+
+    def shard_of(self, account_id: str) -> int:
+        return self.accounts.get(account_id, 0)
+
+    def owns(self, account_id: str) -> bool:
+        """Whether this process's shard owns the account ("": every account, always)."""
+        return not account_id or self.shard_of(account_id) == self.shard
+
+    @property
+    def subscription_shard(self) -> int | None:
+        """The shard the bus subscriptions filter on; None with one shard (names unchanged)."""
+        return self.shard if self.shards > 1 else None
+
+    def endpoint(self, shard: int, service: str) -> str | None:
+        """Where `service` of `shard` is reached, when `endpoints` says."""
+        endpoints = self.endpoints.get(shard)
+        found = getattr(endpoints, service.replace("-", "_"), None) if endpoints else None
+        return str(found) if found else None
+
+
 class PlatformConfig(_Strict):
     environment: Name
     services: Services = Services()
@@ -947,6 +1029,7 @@ class PlatformConfig(_Strict):
     logging: Logging = Logging()
     telemetry: Telemetry = Telemetry()
     security: Security = Security()
+    sharding: Sharding = Sharding()
 
     @field_validator("instruments")
     @classmethod

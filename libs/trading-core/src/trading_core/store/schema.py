@@ -577,28 +577,74 @@ TRADING_STATE_EVENTS = Table(
 
 VENUE_CALLS = Table(
     "venue_calls",
-    "Each call the router made to a venue: what, how long, and how it ended. Empty in this "
-    "version: the router does not record its venue calls yet.",
+    "Each call the router made to a network venue (an order's submit, cancel, modify and "
+    "look-ups; reconciliation's queries of open orders and fills): what, how long, and how it "
+    "ended. The paper venue makes none: it runs in the router's process. Journaled in batches: a "
+    "router killed loses at most its last batch's calls, and never records one twice.",
     ("venue_called",),
     (
         *_common(order=True),
         _ACCOUNT,
         _INSTRUMENT,
         _text_column("venue", "The venue called.", "venue"),
-        _text_column("operation", "SUBMIT, CANCEL, MODIFY, QUERY_ORDER, ...", "operation"),
+        _text_column("operation", "SUBMIT, CANCEL, MODIFY, QUERY_ORDER, QUERY_OPEN_ORDERS, "
+                     "QUERY_FILLS.", "operation"),
         Column("start_time", TIME, "When the call was made.", read("start_time")),
-        Column("latency_us", INTEGER, "How long the venue took to answer, in microseconds.",
+        Column("latency_us", INTEGER, "Until the venue answered or the call failed, in "
+               "microseconds (waits for rate-limit headroom and retries included).",
                read("latency_us")),
-        _text_column("outcome", "ANSWERED, REFUSED, FAILED, NOT_SENT.", "outcome"),
-        Column("attempts", INTEGER, "Attempts made (retries of repeatable calls).",
-               read("attempts")),
+        _text_column("outcome", "ANSWERED, REFUSED (the venue said no), FAILED (no answer: a "
+                     "dropped connection, a 5xx), TIMED_OUT, RATE_LIMITED (by the venue, or our "
+                     "limit of its rate left no headroom), NOT_SENT (its circuit was open).",
+                     "outcome"),
+        Column("attempts", INTEGER, "Attempts made: 1, more when a repeatable call was retried, "
+               "0 when nothing was sent.", read("attempts")),
         _text_column("message", "The venue's refusal or the failure.", "message"),
+        _text_column("error_class", "The failure's class, such as RequestTimeout (NULL: "
+                     "answered).", "error_class"),
+    ),
+)  # fmt: skip
+
+SHADOW_EXECUTIONS = Table(
+    "shadow_executions",
+    "Shadow simulation (execution.shadow): what the paper venue's model did with each order the "
+    "router sent to a network venue, from the same arrival quote: one row per would-be fill, "
+    "and one when the model's order ended with part unfilled (EXPIRED, REJECTED, or CANCELED "
+    "when the real order finished first). order_id is the real order's.",
+    ("shadow_execution",),
+    (
+        *_common(order=True),
+        _ACCOUNT,
+        _INSTRUMENT,
+        _text_column("venue", "The network venue the real order went to.", "venue"),
+        _text_column("execution_type", "FILLED, PARTIALLY_FILLED (a would-be fill), EXPIRED, "
+                     "REJECTED, CANCELED.", "execution_type"),
+        _text_column("side", "BUY or SELL.", "side"),
+        _text_column("order_type", "MARKET, LIMIT, MARKET_TO_LIMIT.", "order_type"),
+        _amount("order_quantity", "The order's quantity.", "order_quantity"),
+        _amount("quantity", "A would-be fill's quantity.", "last_quantity"),
+        _amount("price", "A would-be fill's price.", "last_price"),
+        _amount("fee", "A would-be fill's fee.", "fee"),
+        _amount("cumulative_quantity", "The model's filled quantity after it.",
+                "cumulative_quantity"),
+        Column("send_time", TIME, "When the router sent the real order (the model's start).",
+               read("send_time")),
+        Column("model_time", TIME, "The model's time of it: a fill's, when the model's order "
+               "reached its book after the latency drawn for it (or the quote that filled it "
+               "resting).", read("model_time")),
+        _amount("arrival_price", "The arrival quote's touch on the order's side.",
+                "arrival_price"),
+        _amount("arrival_mid", "The arrival quote's mid.", "arrival_mid"),
+        Column("arrival_quote_time", TIME, "The arrival quote's time.",
+               read("arrival_quote_time")),
+        _text_column("trade_id", "The model's id of a would-be fill.", "trade_id"),
+        _text_column("message", "Why the model ended the order.", "message"),
     ),
 )  # fmt: skip
 
 TABLES: tuple[Table, ...] = (
     ORDERS, EXECUTIONS, FILLS, QUOTES, POSITIONS, DENIALS, RISK_EVENTS, TRADING_STATE_EVENTS,
-    VENUE_CALLS,
+    VENUE_CALLS, SHADOW_EXECUTIONS,
 )  # fmt: skip
 
 

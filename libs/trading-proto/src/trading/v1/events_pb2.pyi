@@ -61,9 +61,15 @@ class _VenueCallOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Venu
     VENUE_CALL_OUTCOME_REFUSED: _VenueCallOutcome.ValueType  # 2
     """The venue answered with a refusal (an unknown order, a bad price)."""
     VENUE_CALL_OUTCOME_FAILED: _VenueCallOutcome.ValueType  # 3
-    """No answer: a timeout, a dropped connection, a 5xx."""
+    """No answer: a dropped connection, a 5xx, an answer not in the venue's format."""
     VENUE_CALL_OUTCOME_NOT_SENT: _VenueCallOutcome.ValueType  # 4
-    """Not sent: the venue's circuit was open or its rate limit left no headroom."""
+    """Not sent: the venue's circuit was open."""
+    VENUE_CALL_OUTCOME_TIMED_OUT: _VenueCallOutcome.ValueType  # 5
+    """No answer within the call's timeout."""
+    VENUE_CALL_OUTCOME_RATE_LIMITED: _VenueCallOutcome.ValueType  # 6
+    """Rate limited: by the venue (HTTP 429, 418), or not sent because our own limit of its rate
+    left no headroom within the call's timeout.
+    """
 
 class VenueCallOutcome(_VenueCallOutcome, metaclass=_VenueCallOutcomeEnumTypeWrapper):
     """How a venue call ended."""
@@ -74,9 +80,15 @@ VENUE_CALL_OUTCOME_ANSWERED: VenueCallOutcome.ValueType  # 1
 VENUE_CALL_OUTCOME_REFUSED: VenueCallOutcome.ValueType  # 2
 """The venue answered with a refusal (an unknown order, a bad price)."""
 VENUE_CALL_OUTCOME_FAILED: VenueCallOutcome.ValueType  # 3
-"""No answer: a timeout, a dropped connection, a 5xx."""
+"""No answer: a dropped connection, a 5xx, an answer not in the venue's format."""
 VENUE_CALL_OUTCOME_NOT_SENT: VenueCallOutcome.ValueType  # 4
-"""Not sent: the venue's circuit was open or its rate limit left no headroom."""
+"""Not sent: the venue's circuit was open."""
+VENUE_CALL_OUTCOME_TIMED_OUT: VenueCallOutcome.ValueType  # 5
+"""No answer within the call's timeout."""
+VENUE_CALL_OUTCOME_RATE_LIMITED: VenueCallOutcome.ValueType  # 6
+"""Rate limited: by the venue (HTTP 429, 418), or not sent because our own limit of its rate
+left no headroom within the call's timeout.
+"""
 Global___VenueCallOutcome: _TypeAlias = VenueCallOutcome  # noqa: Y015
 
 @_typing.final
@@ -115,6 +127,7 @@ class Event(_message.Message):
     RISK_LIMITS_CHANGED_FIELD_NUMBER: _builtins.int
     INSTRUMENT_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
     VENUE_CALLED_FIELD_NUMBER: _builtins.int
+    SHADOW_EXECUTION_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """A UUID."""
     sequence: _builtins.int
@@ -171,6 +184,8 @@ class Event(_message.Message):
     def instrument_status_changed(self) -> Global___InstrumentStatusChanged: ...
     @_builtins.property
     def venue_called(self) -> Global___VenueCalled: ...
+    @_builtins.property
+    def shadow_execution(self) -> Global___ShadowExecution: ...
     def __init__(
         self,
         *,
@@ -201,12 +216,13 @@ class Event(_message.Message):
         risk_limits_changed: Global___RiskLimitsChanged | None = ...,
         instrument_status_changed: Global___InstrumentStatusChanged | None = ...,
         venue_called: Global___VenueCalled | None = ...,
+        shadow_execution: Global___ShadowExecution | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "execution_report", b"execution_report", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "shadow_execution", b"shadow_execution", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "sequence", b"sequence", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "event_id", b"event_id", "event_time", b"event_time", "execution_report", b"execution_report", "instrument", b"instrument", "instrument_status_changed", b"instrument_status_changed", "order_amended", b"order_amended", "order_cancel_requested", b"order_cancel_requested", "order_denied", b"order_denied", "order_held", b"order_held", "order_id", b"order_id", "order_modify_requested", b"order_modify_requested", "order_released", b"order_released", "order_submitted", b"order_submitted", "order_triggered", b"order_triggered", "order_withdrawn", b"order_withdrawn", "parent_order_id", b"parent_order_id", "payload", b"payload", "position_close_requested", b"position_close_requested", "position_updated", b"position_updated", "quote_updated", b"quote_updated", "risk_limits_changed", b"risk_limits_changed", "sequence", b"sequence", "shadow_execution", b"shadow_execution", "signal_id", b"signal_id", "traceparent", b"traceparent", "trading_state_changed", b"trading_state_changed", "venue_called", b"venue_called"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn", "order_modify_requested", "risk_limits_changed", "instrument_status_changed", "venue_called"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "order_denied", "order_cancel_requested", "execution_report", "position_updated", "quote_updated", "trading_state_changed", "position_close_requested", "order_held", "order_amended", "order_triggered", "order_released", "order_withdrawn", "order_modify_requested", "risk_limits_changed", "instrument_status_changed", "venue_called", "shadow_execution"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -590,8 +606,12 @@ Global___ExecutionReport: _TypeAlias = ExecutionReport  # noqa: Y015
 
 @_typing.final
 class VenueCalled(_message.Message):
-    """The execution router called a venue (for analysts: the warehouse's venue_calls). Defined,
-    not emitted yet: the router does not record its venue calls in this version.
+    """The execution router called a network venue (for analysts: the warehouse's venue_calls): an
+    order's submit, cancel, modify and look-ups, and reconciliation's queries of open orders and
+    fills (not the polling that follows orders while a venue pushes no reports). The paper venue
+    makes none: it runs in the router's process. Journaled in batches, so a process killed loses
+    at most the calls of its last batch (never records one twice). The envelope's order_id is the
+    order the call was about (empty for reconciliation's queries).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -603,15 +623,22 @@ class VenueCalled(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    ERROR_CLASS_FIELD_NUMBER: _builtins.int
     venue: _builtins.str
     operation: Global___VenueOperation.ValueType
     latency_us: _builtins.int
-    """Until the venue answered, or the call failed."""
+    """Until the venue answered, or the call failed (waits for rate-limit headroom and retries
+    included).
+    """
     outcome: Global___VenueCallOutcome.ValueType
     attempts: _builtins.int
     """1, or more when a repeatable call was retried."""
     message: _builtins.str
     """The venue's refusal or the failure, for people."""
+    error_class: _builtins.str
+    """The failure's class (its exception's name, such as RequestTimeout or InvalidOrder); empty
+    when the venue answered.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -624,14 +651,106 @@ class VenueCalled(_message.Message):
         outcome: Global___VenueCallOutcome.ValueType = ...,
         attempts: _builtins.int = ...,
         message: _builtins.str = ...,
+        error_class: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "latency_us", b"latency_us", "message", b"message", "operation", b"operation", "outcome", b"outcome", "start_time", b"start_time", "venue", b"venue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error_class", b"error_class", "latency_us", b"latency_us", "message", b"message", "operation", b"operation", "outcome", b"outcome", "start_time", b"start_time", "venue", b"venue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VenueCalled: _TypeAlias = VenueCalled  # noqa: Y015
+
+@_typing.final
+class ShadowExecution(_message.Message):
+    """Shadow simulation (execution.shadow): what the paper venue's model did with an order the
+    router sent to a network venue, run in the router's process from the same arrival quote on a
+    model of its own (it never touches real orders or positions). One event per would-be fill,
+    and one when the model's order ended with part unfilled: EXPIRED or REJECTED by the model, or
+    CANCELED when the real order finished first (or was canceled). The envelope's order_id is the
+    real order's; every decimal is a string.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VENUE_FIELD_NUMBER: _builtins.int
+    EXECUTION_TYPE_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    ORDER_TYPE_FIELD_NUMBER: _builtins.int
+    ORDER_QUANTITY_FIELD_NUMBER: _builtins.int
+    LAST_QUANTITY_FIELD_NUMBER: _builtins.int
+    LAST_PRICE_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
+    CUMULATIVE_QUANTITY_FIELD_NUMBER: _builtins.int
+    SEND_TIME_FIELD_NUMBER: _builtins.int
+    MODEL_TIME_FIELD_NUMBER: _builtins.int
+    ARRIVAL_PRICE_FIELD_NUMBER: _builtins.int
+    ARRIVAL_MID_FIELD_NUMBER: _builtins.int
+    ARRIVAL_QUOTE_TIME_FIELD_NUMBER: _builtins.int
+    TRADE_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    venue: _builtins.str
+    """The network venue the real order went to."""
+    execution_type: _types_pb2.ExecutionType.ValueType
+    """FILLED, PARTIALLY_FILLED (a would-be fill), EXPIRED, REJECTED, CANCELED."""
+    side: _types_pb2.Side.ValueType
+    order_type: _types_pb2.OrderType.ValueType
+    order_quantity: _builtins.str
+    """The order's quantity."""
+    last_quantity: _builtins.str
+    """A would-be fill's quantity, price and fee (empty otherwise)."""
+    last_price: _builtins.str
+    fee: _builtins.str
+    cumulative_quantity: _builtins.str
+    """The model's filled quantity after this event."""
+    arrival_price: _builtins.str
+    """The arrival quote both the real order and the model started from: the touch on the
+    order's side, the mid and the quote's time.
+    """
+    arrival_mid: _builtins.str
+    trade_id: _builtins.str
+    """The model's id of a would-be fill."""
+    message: _builtins.str
+    """Why the model ended the order, for people."""
+    @_builtins.property
+    def send_time(self) -> _timestamp_pb2.Timestamp:
+        """When the router sent the real order: where the model's clock starts."""
+
+    @_builtins.property
+    def model_time(self) -> _timestamp_pb2.Timestamp:
+        """The model's time of this event (a fill: when the model's order reached its book, after
+        the latency drawn for it, or the quote that filled it while resting).
+        """
+
+    @_builtins.property
+    def arrival_quote_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        venue: _builtins.str = ...,
+        execution_type: _types_pb2.ExecutionType.ValueType = ...,
+        side: _types_pb2.Side.ValueType = ...,
+        order_type: _types_pb2.OrderType.ValueType = ...,
+        order_quantity: _builtins.str = ...,
+        last_quantity: _builtins.str = ...,
+        last_price: _builtins.str = ...,
+        fee: _builtins.str = ...,
+        cumulative_quantity: _builtins.str = ...,
+        send_time: _timestamp_pb2.Timestamp | None = ...,
+        model_time: _timestamp_pb2.Timestamp | None = ...,
+        arrival_price: _builtins.str = ...,
+        arrival_mid: _builtins.str = ...,
+        arrival_quote_time: _timestamp_pb2.Timestamp | None = ...,
+        trade_id: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_quote_time", b"arrival_quote_time", "model_time", b"model_time", "send_time", b"send_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_mid", b"arrival_mid", "arrival_price", b"arrival_price", "arrival_quote_time", b"arrival_quote_time", "cumulative_quantity", b"cumulative_quantity", "execution_type", b"execution_type", "fee", b"fee", "last_price", b"last_price", "last_quantity", b"last_quantity", "message", b"message", "model_time", b"model_time", "order_quantity", b"order_quantity", "order_type", b"order_type", "send_time", b"send_time", "side", b"side", "trade_id", b"trade_id", "venue", b"venue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShadowExecution: _TypeAlias = ShadowExecution  # noqa: Y015
 
 @_typing.final
 class TradingStateChanged(_message.Message):
