@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from trading_core.bus import EventBus, Message, create_bus, subscription_name
+from trading_core.bus import SHARD_ATTRIBUTE, EventBus, Message, create_bus, subscription_name
 from trading_core.config import MemoryMessaging, PubSubMessaging
 
 from tests.support import wait_until
@@ -43,8 +43,21 @@ class Recorder:
             return [m.data for m in self.deliveries]
 
 
-@pytest.fixture(params=["memory", pytest.param("pubsub", marks=pytest.mark.emulator)])
+BUSES = ["memory", pytest.param("pubsub", marks=pytest.mark.emulator)]
+
+
+@pytest.fixture(params=BUSES)
 def bus(request: pytest.FixtureRequest) -> Iterator[EventBus]:
+    yield from _bus(request)
+
+
+@pytest.fixture(params=BUSES)
+def sharded_bus(request: pytest.FixtureRequest) -> Iterator[EventBus]:
+    """A bus of shard 1 of a sharded platform."""
+    yield from _bus(request, shard=1)
+
+
+def _bus(request: pytest.FixtureRequest, shard: int | None = None) -> Iterator[EventBus]:
     messaging: MemoryMessaging | PubSubMessaging
     if request.param == "memory":
         messaging = MemoryMessaging(backend="memory")
@@ -56,7 +69,7 @@ def bus(request: pytest.FixtureRequest) -> Iterator[EventBus]:
             topic_prefix=f"t{unique}-",
             emulator_host=request.getfixturevalue("pubsub_emulator"),
         )
-    event_bus = create_bus(messaging)
+    event_bus = create_bus(messaging, shard)
     yield event_bus
     event_bus.close()
 
@@ -140,6 +153,39 @@ def test_every_subscription_of_a_topic_gets_every_message(bus: EventBus) -> None
         10,
         "every fill handled by both subscriptions",
     )
+
+
+def test_a_shards_subscription_gets_only_the_messages_of_its_shard(bus: EventBus) -> None:
+    shard_0, shard_1 = Recorder(), Recorder()
+    for shard, recorder in ((0, shard_0), (1, shard_1)):
+        name = subscription_name("orders", "execution-router", shard=shard)
+        bus.subscribe("orders", name, recorder, shard=shard)
+    # One ordering key: each subscription sees them in this order, so once its last message
+    # arrived, nothing of another shard can follow.
+    for data, shard in [(b"a", "1"), (b"b", "0"), (b"c", "1"), (b"unsharded", None), (b"d", "0")]:
+        attributes = {} if shard is None else {SHARD_ATTRIBUTE: shard}
+        bus.publish("orders", data, ordering_key="k", attributes=attributes)
+    bus.publish("orders", b"last-1", ordering_key="k", attributes={SHARD_ATTRIBUTE: "1"})
+
+    wait_until(lambda: b"d" in shard_0.handled_data(), 10, "shard 0's messages handled")
+    wait_until(lambda: b"last-1" in shard_1.handled_data(), 10, "shard 1's messages handled")
+    assert shard_0.delivered_data() == [b"b", b"d"]
+    assert shard_1.delivered_data() == [b"a", b"c", b"last-1"]
+
+
+def test_a_shards_subscriptions_exist_from_the_start_with_their_filter(
+    sharded_bus: EventBus,
+) -> None:
+    sharded_bus.publish("orders", b"other", ordering_key="k", attributes={SHARD_ATTRIBUTE: "0"})
+    sharded_bus.publish("orders", b"mine", ordering_key="k", attributes={SHARD_ATTRIBUTE: "1"})
+    sharded_bus.flush()
+    recorder = Recorder()
+    name = subscription_name("orders", "execution-router", shard=1)
+    assert name == "orders.execution-router.shard-1"
+    sharded_bus.subscribe("orders", name, recorder, shard=1)
+
+    wait_until(lambda: recorder.handled_data() == [b"mine"], 10, "shard 1's message handled")
+    assert recorder.delivered_data() == [b"mine"]
 
 
 def test_messages_published_before_subscribing_wait_in_the_subscription(bus: EventBus) -> None:

@@ -61,3 +61,20 @@ def test_where_terraform_owns_them_only_a_per_instance_subscription_is_created(
         assert subscriptions == {f"t-{topic}.order-management.instance-1"}
     finally:
         bus.close(timeout=5)
+
+
+def test_a_shards_bus_creates_its_subscriptions_with_the_shards_filter(
+    admin: str, pubsub_emulator: str
+) -> None:
+    bus = PubSubBus(admin, topic_prefix="t-", emulator_host=pubsub_emulator, shard=2)
+    try:
+        bus.ensure_topology()
+        _, subscriptions = existing(admin)
+        assert "t-orders.execution-router.shard-2" in subscriptions
+        assert "t-orders.execution-router" not in subscriptions
+        made = pubsub_v1.SubscriberClient().get_subscription(
+            subscription=f"projects/{admin}/subscriptions/t-orders.execution-router.shard-2"
+        )
+        assert made.filter == 'attributes.shard = "2"'
+    finally:
+        bus.close(timeout=5)

@@ -6,8 +6,11 @@ acknowledged it). The highest log position up to which everything is taken is sa
 next commit (`published_through`); a restart publishes again what follows it, so a crash loses
 nothing (consumers skip what they have applied).
 
-With tracing on, each publish is a PRODUCER span continuing the trace its record keeps, and the
-message's attributes carry that span's context (`trading_core.tracing.publishing`).
+Each message carries its record's id and type and the publishing shard (`shard`: a shard's
+services handle only their own accounts, so the shard of the message's account; broadcast
+topics carry none). With tracing on, each publish is a PRODUCER span continuing the trace its
+record keeps, and the message's attributes carry that span's context
+(`trading_core.tracing.publishing`).
 
 Memory stays bounded when the bus is slow or down: at most `max_in_flight` messages are handed
 to the bus and not yet taken. Beyond that, records wait in the journal and a catch-up thread
@@ -23,8 +26,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from trading_core import metrics
-from trading_core.bus.base import EventBus
-from trading_core.journal import Journal, KeptRecord, Statement, set_progress
+from trading_core.bus.base import PER_INSTANCE_TOPICS, SHARD_ATTRIBUTE, EventBus
+from trading_core.journal import Journal, KeptRecord, Record, Statement, set_progress
 from trading_core.tracing import publishing
 
 log = logging.getLogger(__name__)
@@ -34,9 +37,12 @@ _PAGE = 500
 
 
 class Outbox:
-    def __init__(self, journal: Journal, bus: EventBus, *, max_in_flight: int = 5_000) -> None:
+    def __init__(
+        self, journal: Journal, bus: EventBus, *, max_in_flight: int = 5_000, shard: int = 0
+    ) -> None:
         self._journal = journal
         self._bus = bus
+        self._shard = str(shard)
         self._max_in_flight = max_in_flight
         self._lock = threading.Condition()
         self._in_flight: deque[int] = deque()  # log positions handed to the bus, in order
@@ -90,7 +96,7 @@ class Outbox:
     def _publish(self, kept: Iterable[KeptRecord]) -> None:
         for item in kept:
             record = item.record
-            attributes = {"record_id": record.record_id, "record_type": record.record_type}
+            attributes = self.attributes(record)
             try:
                 with publishing(record.topic, record.traceparent, attributes):
                     self._bus.publish(
@@ -110,6 +116,13 @@ class Outbox:
                     "outbox: the bus is closed; position %d on is published on start", item.seq
                 )
                 return
+
+    def attributes(self, record: Record) -> dict[str, str]:
+        """The attributes a message of this record carries (a republish gives them again)."""
+        attributes = {"record_id": record.record_id, "record_type": record.record_type}
+        if record.topic not in PER_INSTANCE_TOPICS:
+            attributes[SHARD_ATTRIBUTE] = self._shard
+        return attributes
 
     def _taker(self, seq: int) -> Callable[[], None]:
         # The publish stage: from the hand-over to the bus taking it for good.

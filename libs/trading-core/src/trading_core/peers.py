@@ -40,8 +40,10 @@ CALLS = {
 
 
 class Peers:
-    """The address of each service: where it is bound when this process hosts it (a port of 0
-    is chosen at start), else its configured endpoint; and the API key calls to them present."""
+    """The address of each service of this process's shard: where it is bound when this
+    process hosts it (a port of 0 is chosen at start), else the shard's endpoint
+    (`sharding.endpoints`), else its configured endpoint (`services`); and the API key calls to
+    them present."""
 
     def __init__(self, config: PlatformConfig, key: str | None = None) -> None:
         self._config = config
@@ -54,6 +56,9 @@ class Peers:
     def address(self, service: str) -> str:
         if service in self._bound:
             return self._bound[service]
+        sharding = self._config.sharding
+        if shard_endpoint := sharding.endpoint(sharding.shard, service):
+            return shard_endpoint
         endpoint = getattr(self._config.services, service.replace("-", "_"))
         return f"{endpoint.host}:{endpoint.port}"
 

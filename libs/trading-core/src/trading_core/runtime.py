@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from trading_core import tracing
+from trading_core import sharding, tracing
 from trading_core.admin import Administered, add_admin_servicer
 from trading_core.auth import AuthInterceptor, Caller, Keyring, key_sha256
 from trading_core.bus import create_bus
@@ -44,6 +44,7 @@ from trading_core.config import (
     ConfigError,
     PlatformConfig,
     ServiceEndpoint,
+    Sharding,
     Telemetry,
     load_config,
     require_available_adapters,
@@ -121,13 +122,16 @@ class Platform:
         shutdown_grace_s: float = 5.0,
         telemetry: Telemetry | None = None,
         process: str = "trading-platform",
+        shards: Sharding | None = None,
     ) -> None:
-        """`process`: this process's name in traces and metrics (the service it hosts, alone)."""
+        """`process`: this process's name in traces and metrics (the service it hosts, alone);
+        `shards`: the accounts its services own (README "Sharding by account")."""
         self._hosted = list(hosted)
         self._bus = bus
         self._peers = peers
         self._auth = [AuthInterceptor(keyring)] if keyring and keyring.enabled else []
         self._telemetry = telemetry or Telemetry()
+        self._shards = shards or Sharding()
         self._process = process
         self.metrics: MetricsServer | None = None
         self._max_workers = max_workers
@@ -155,9 +159,10 @@ class Platform:
                     *(w(svc, srv) if w else ()),
                     *add_admin_servicer(svc, srv),
                 ],
-                interceptors,
+                [*interceptors, *sharding.interceptors(self._shards, name)],
             )
             self.servers[name] = server
+            sharding.refuse_foreign_accounts(service.journal, self._shards, name)
             service.start()
             if item.feeder is not None:
                 item.feeder.start()
@@ -297,7 +302,7 @@ def build_platform(
     require_available_adapters(config)
     service_key, in_process = _service_key(config, [spec.name for spec in specs])
     keyring = Keyring(config.security, in_process)
-    bus = create_bus(config.messaging)
+    bus = create_bus(config.messaging, config.sharding.subscription_shard)
     peers = Peers(config, service_key)
     hosted = []
     try:
@@ -327,6 +332,7 @@ def build_platform(
         shutdown_grace_s=config.services.shutdown_grace_s,
         telemetry=config.telemetry,
         process=specs[0].name if len(specs) == 1 else "trading-platform",
+        shards=config.sharding,
     )
 
 

@@ -108,7 +108,7 @@ class JournaledService:
         self.journal = context.journal
         self.clock = context.clock
         self.lock = threading.RLock()
-        self.outbox = Outbox(context.journal, context.bus)
+        self.outbox = Outbox(context.journal, context.bus, shard=context.config.sharding.shard)
         self._max_attempts = context.config.messaging.max_delivery_attempts
         # subscription -> what applies its messages, for dead-letter replay
         self._consumers: dict[str, Callable[[Message], Transaction]] = {}
@@ -162,8 +162,11 @@ class JournaledService:
         what it changed is durable; one that keeps failing is dead-lettered. `on_dead_letter`
         runs under the lock in the transaction that parks a message (when it parses), so that a
         consumer that numbers what it applies can move past it."""
-        instance = new_id()[:8] if topic in PER_INSTANCE_TOPICS else ""
-        subscription = subscription_name(topic, self.name, instance)
+        per_instance = topic in PER_INSTANCE_TOPICS
+        instance = new_id()[:8] if per_instance else ""
+        # Broadcast topics are read whole by every shard; the others only for its own accounts.
+        shard = None if per_instance else self.config.sharding.subscription_shard
+        subscription = subscription_name(topic, self.name, instance, shard)
 
         def parsed_from(message: Message) -> M:
             try:
@@ -201,7 +204,7 @@ class JournaledService:
                 return self.commit(transaction) if transaction else None
 
         self._consumers[subscription] = applied
-        self.bus.subscribe(topic, subscription, on_message)
+        self.bus.subscribe(topic, subscription, on_message, shard=shard)
 
     def _lag_seconds(self, consumed: ProtoMessage) -> float:
         """From the time an event (or command) was made to now."""

@@ -742,7 +742,10 @@ class ExecutionRouter(JournaledService):
         # (nor can the emulator, which strands a restarted subscriber's keys: review F1).
         replay_key = f"{order_id}/replay-{next(self._replays)}"
         for kept in self.journal.records_of_order(order_id, "ExecutionReport"):
-            self.bus.publish("executions", kept.record.payload, ordering_key=replay_key)
+            attributes = self.outbox.attributes(kept.record)  # the shard's subscriptions want it
+            self.bus.publish(
+                "executions", kept.record.payload, ordering_key=replay_key, attributes=attributes
+            )
 
     def _send_when_priced(self, venue_name: str, order: VenueOrder) -> None:
         """After a restart: an order never sent goes to its venue at once, or, for a simulated

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trading_core.bus.base import TOPICS, EventBus, Handler, Message, subscription_name
+from trading_core.bus.base import (
+    SHARD_ATTRIBUTE,
+    TOPICS,
+    EventBus,
+    Handler,
+    Message,
+    subscription_name,
+)
 from trading_core.bus.memory import InMemoryBus
 from trading_core.config import MemoryMessaging, PubSubMessaging
 
@@ -12,6 +19,7 @@ if TYPE_CHECKING:
     from trading_core.bus.pubsub import PubSubBus
 
 __all__ = [
+    "SHARD_ATTRIBUTE",
     "TOPICS",
     "EventBus",
     "Handler",
@@ -23,10 +31,11 @@ __all__ = [
 ]
 
 
-def create_bus(messaging: MemoryMessaging | PubSubMessaging) -> EventBus:
-    """The bus the config asks for; a Pub/Sub bus has its topics and subscriptions created."""
+def create_bus(messaging: MemoryMessaging | PubSubMessaging, shard: int | None = None) -> EventBus:
+    """The bus the config asks for; a Pub/Sub bus has its topics and subscriptions created
+    (those of `shard`, filtered on it, when the platform has several shards)."""
     if isinstance(messaging, MemoryMessaging):
-        return InMemoryBus()
+        return InMemoryBus(shard=shard)
     # Imported here: the Pub/Sub client library takes a second to import, which the embedded
     # mode and the CLI should not pay.
     from trading_core.bus.pubsub import PubSubBus
@@ -36,6 +45,7 @@ def create_bus(messaging: MemoryMessaging | PubSubMessaging) -> EventBus:
         topic_prefix=messaging.topic_prefix,
         emulator_host=messaging.emulator_host,
         create_topology=messaging.create_topology,
+        shard=shard,
     )
     try:
         bus.ensure_topology()

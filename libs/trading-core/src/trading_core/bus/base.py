@@ -10,6 +10,11 @@
   once that is durable; a handler that raises gets the message again later (at-least-once), and
   later messages with the same ordering key wait for it.
 - Consumers must tolerate duplicates and apply each fact once.
+- Sharding by account: a message carries the `shard` attribute of the shard whose services
+  published it, and a shard's subscription (`subscribe(..., shard=K)`) delivers only the messages
+  whose `shard` attribute is K, as a Pub/Sub subscription filter `attributes.shard = "K"` does.
+  Broadcast topics (`PER_INSTANCE_TOPICS`) carry no shard: every instance of every shard reads
+  them.
 """
 
 from __future__ import annotations
@@ -32,9 +37,30 @@ TOPICS: Mapping[str, tuple[str, ...]] = {
 PER_INSTANCE_TOPICS = frozenset({"market-data"})
 
 
-def subscription_name(topic: str, service: str, instance: str = "") -> str:
-    """The subscription of one service (one instance of it, for per-instance topics) to a topic."""
-    return f"{topic}.{service}.{instance}" if instance else f"{topic}.{service}"
+# The message attribute that names the shard of the account a message is about.
+SHARD_ATTRIBUTE = "shard"
+
+
+def subscription_name(
+    topic: str, service: str, instance: str = "", shard: int | None = None
+) -> str:
+    """The subscription of one service (one instance of it, for per-instance topics) to a topic;
+    of one shard's service when the platform has several shards (`shard` given): a single shard
+    keeps the unsharded name, so that nothing moves for a deployment that does not shard."""
+    if instance:
+        return f"{topic}.{service}.{instance}"
+    return f"{topic}.{service}" if shard is None else f"{topic}.{service}.shard-{shard}"
+
+
+def shard_filter(shard: int) -> str:
+    """The Pub/Sub subscription filter that keeps the messages of one shard."""
+    return f'attributes.{SHARD_ATTRIBUTE} = "{shard}"'
+
+
+def of_shard(attributes: Mapping[str, str], shard: int | None) -> bool:
+    """Whether a subscription filtered on `shard` (None: unfiltered) delivers the message; one
+    without the attribute matches no filter, as in Pub/Sub."""
+    return shard is None or attributes.get(SHARD_ATTRIBUTE) == str(shard)
 
 
 @dataclass(frozen=True)
@@ -69,8 +95,11 @@ class EventBus(Protocol):
         """Queues a message for delivery; raises only when the bus is closed. A publish that
         fails is retried, in order with the later messages of its key, until taken."""
 
-    def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
-        """Starts delivering the subscription's messages to the handler."""
+    def subscribe(
+        self, topic: str, subscription: str, handler: Handler, *, shard: int | None = None
+    ) -> None:
+        """Starts delivering the subscription's messages to the handler; with `shard`, only
+        those of that shard (a subscription's filter is fixed when it is created)."""
 
     def flush(self, timeout: float = 10.0) -> None:
         """Waits until every message published so far has been accepted by the bus."""

@@ -10,8 +10,10 @@ A message is taken (its publisher's `on_taken` runs) once every subscription ack
 after its handler returned and what the handler made durable is durable. A failed message is
 held back with every later message of its ordering key and retried after a short, growing
 delay, while messages of other keys go on. The subscriptions named in `TOPICS`
-exist from the start, so messages published before a service subscribes wait for it, as they
-would in Pub/Sub. Nothing outlives the process, so `close` first drains what is queued.
+exist from the start (those of the bus's shard, filtered on it, when there are several), so
+messages published before a service subscribes wait for it, as they would in Pub/Sub. A
+subscription filtered on a shard gets only the messages of that shard. Nothing outlives the
+process, so `close` first drains what is queued.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
-from trading_core.bus.base import TOPICS, Handler, Message, subscription_name
+from trading_core.bus.base import TOPICS, Handler, Message, of_shard, subscription_name
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +78,16 @@ class _Subscription:
     `lock` and `work` are the bus's, shared by every subscription."""
 
     def __init__(
-        self, topic: str, name: str, lock: threading.Lock, work: threading.Condition
+        self,
+        topic: str,
+        name: str,
+        shard: int | None,
+        lock: threading.Lock,
+        work: threading.Condition,
     ) -> None:
         self.topic = topic
         self.name = name
+        self.shard = shard  # the filter: only messages of this shard (None: all)
         self._lock = lock
         self._work = work
         self._idle = threading.Condition(self._lock)
@@ -205,7 +213,10 @@ class _Subscription:
 class InMemoryBus:
     """An `EventBus` within one process; see the module docstring."""
 
-    def __init__(self, topics: Mapping[str, tuple[str, ...]] = TOPICS) -> None:
+    def __init__(
+        self, topics: Mapping[str, tuple[str, ...]] = TOPICS, shard: int | None = None
+    ) -> None:
+        """`shard`: the shard whose subscriptions exist from the start (None: unsharded)."""
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._stopping = False
@@ -217,7 +228,7 @@ class InMemoryBus:
         self._by_topic: dict[str, tuple[_Subscription, ...]] = {topic: () for topic in topics}
         for topic, services in topics.items():
             for service in services:
-                self._subscription(topic, subscription_name(topic, service))
+                self._subscription(topic, subscription_name(topic, service, shard=shard), shard)
         self._dispatcher = threading.Thread(
             target=self._dispatch, name="bus-dispatcher", daemon=True
         )
@@ -244,6 +255,7 @@ class InMemoryBus:
             message_id=str(next(self._ids)),
         )
         key: Hashable = ordering_key or object()
+        subscriptions = tuple(s for s in subscriptions if of_shard(message.attributes, s.shard))
         if not subscriptions:
             if on_taken is not None:
                 on_taken()
@@ -252,10 +264,12 @@ class InMemoryBus:
         for subscription in subscriptions:
             subscription.put(_Delivery(message, key, publication))
 
-    def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
+    def subscribe(
+        self, topic: str, subscription: str, handler: Handler, *, shard: int | None = None
+    ) -> None:
         if self._closed:
             raise RuntimeError("the event bus is closed")
-        self._subscription(topic, subscription).start(handler)
+        self._subscription(topic, subscription, shard).start(handler)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Nothing to wait for: `publish` hands messages to their subscriptions at once."""
@@ -325,7 +339,7 @@ class InMemoryBus:
             if left := subscription.undelivered():
                 log.warning("closing with %d undelivered messages on %s", left, subscription.name)
 
-    def _subscription(self, topic: str, name: str) -> _Subscription:
+    def _subscription(self, topic: str, name: str, shard: int | None) -> _Subscription:
         with self._lock:
             if topic not in self._by_topic:
                 raise ValueError(f"unknown topic {topic!r}; known: {sorted(self._by_topic)}")
@@ -333,8 +347,12 @@ class InMemoryBus:
             if existing is not None:
                 if existing.topic != topic:
                     raise ValueError(f"subscription {name} belongs to topic {existing.topic}")
+                if existing.shard != shard:
+                    raise ValueError(
+                        f"subscription {name} is filtered on shard {existing.shard}, not {shard}"
+                    )
                 return existing
-            created = _Subscription(topic, name, self._lock, self._work)
+            created = _Subscription(topic, name, shard, self._lock, self._work)
             self._subscriptions[name] = created
             self._by_topic[topic] = (*self._by_topic[topic], created)
             return created

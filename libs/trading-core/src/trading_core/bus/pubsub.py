@@ -6,6 +6,12 @@ creates whatever `TOPICS` names that is missing, with message ordering enabled; 
 create them: Pub/Sub checks that right before it looks whether the resource exists) it creates
 nothing but the per-instance subscriptions, which only a running process can name.
 
+A bus of one shard (`shard`, when the platform has several) creates its shard's subscriptions
+with the filter `attributes.shard = "K"`: Pub/Sub then never delivers them another shard's
+messages. The Pub/Sub emulator keeps the filter but does not apply it, so the consumer checks the
+attribute too and acknowledges, without handling, a message of another shard (in Google's
+Pub/Sub that never happens).
+
 Pub/Sub itself keeps going with later messages of an ordering key after one was nacked (the
 client library hands them over as soon as the failed one is nacked). To give the contract of
 `base` (later messages of the key wait), a subscription remembers the failed message of each
@@ -37,6 +43,8 @@ from trading_core.bus.base import (
     TOPICS,
     Handler,
     Message,
+    of_shard,
+    shard_filter,
     subscription_name,
 )
 from trading_core.bus.memory import redelivery_delay
@@ -200,12 +208,15 @@ class PubSubBus:
         topics: Mapping[str, tuple[str, ...]] = TOPICS,
         min_retry_delay_s: float = 0.0,
         create_topology: bool = True,
+        shard: int | None = None,
     ) -> None:
-        """`min_retry_delay_s`: the least time between a failed publish and its retry."""
+        """`min_retry_delay_s`: the least time between a failed publish and its retry; `shard`:
+        the shard whose subscriptions `ensure_topology` creates (None: unsharded)."""
         self._project = project
         self._prefix = topic_prefix
         self._topics = topics
         self._create_topology = create_topology
+        self._shard = shard
         self._publisher = pubsub_v1.PublisherClient(
             batch_settings=pubsub_v1.types.BatchSettings(max_latency=_BATCH_MAX_LATENCY_S),
             publisher_options=pubsub_v1.types.PublisherOptions(
@@ -233,7 +244,8 @@ class PubSubBus:
             with contextlib.suppress(AlreadyExists):
                 self._publisher.create_topic(name=self._topic_path(topic), timeout=_ADMIN_TIMEOUT_S)
             for service in services:
-                self._ensure_subscription(topic, subscription_name(topic, service))
+                name = subscription_name(topic, service, shard=self._shard)
+                self._ensure_subscription(topic, name, self._shard)
 
     def publish(
         self,
@@ -250,14 +262,17 @@ class PubSubBus:
         )
         self._sender.send(outgoing)
 
-    def subscribe(self, topic: str, subscription: str, handler: Handler) -> None:
+    def subscribe(
+        self, topic: str, subscription: str, handler: Handler, *, shard: int | None = None
+    ) -> None:
         if self._closing.is_set():
             raise RuntimeError("the event bus is closed")
         with self._lock:
             if subscription in self._consumers:
                 raise ValueError(f"subscription {subscription} already has a handler")
-        self._ensure_subscription(topic, subscription)
-        self._open_pull(topic, _Consumer(subscription, handler, self._closing), failures=0)
+        self._ensure_subscription(topic, subscription, shard)
+        consumer = _Consumer(subscription, handler, self._closing, shard)
+        self._open_pull(topic, consumer, failures=0)
 
     def _open_pull(self, topic: str, consumer: _Consumer, failures: int) -> None:
         """Starts the streaming pull of `consumer`'s subscription, and opens it again whenever
@@ -267,7 +282,9 @@ class PubSubBus:
         subscription = consumer.subscription
         try:
             # Again on a reopen: the subscription may have been deleted (it is created anew).
-            path = self._ensure_subscription(topic, subscription, again=failures > 0)
+            path = self._ensure_subscription(
+                topic, subscription, consumer.shard, again=failures > 0
+            )
         except Exception as error:
             self._reopen_later(topic, consumer, failures + 1, error)
             return
@@ -355,7 +372,9 @@ class PubSubBus:
         path: str = self._publisher.topic_path(self._project, resource_id(self._prefix + topic))
         return path
 
-    def _ensure_subscription(self, topic: str, subscription: str, *, again: bool = False) -> str:
+    def _ensure_subscription(
+        self, topic: str, subscription: str, shard: int | None, *, again: bool = False
+    ) -> str:
         path: str = self._subscriber.subscription_path(
             self._project, resource_id(self._prefix + subscription)
         )
@@ -367,6 +386,8 @@ class PubSubBus:
             "enable_message_ordering": True,
             "ack_deadline_seconds": _ACK_DEADLINE_S,
         }
+        if shard is not None:
+            request["filter"] = shard_filter(shard)
         per_instance = topic in PER_INSTANCE_TOPICS
         if per_instance:
             # Deleted at close; one a crashed process leaves behind expires (a day at least).
@@ -386,8 +407,15 @@ class _Consumer:
     a failed key waiting. A key whose failed message is not delivered again within
     `_BLOCK_EXPIRY_S` (it was acknowledged by another process, or dead-lettered) moves on."""
 
-    def __init__(self, subscription: str, handler: Handler, closing: threading.Event) -> None:
+    def __init__(
+        self,
+        subscription: str,
+        handler: Handler,
+        closing: threading.Event,
+        shard: int | None = None,
+    ) -> None:
         self.subscription = subscription
+        self.shard = shard
         self._handler = handler
         self._closing = closing
         self._lock = threading.Lock()
@@ -399,6 +427,9 @@ class _Consumer:
     def __call__(self, received: Any) -> None:
         if self._closing.is_set():
             received.nack()
+            return
+        if not of_shard(received.attributes, self.shard):
+            received.ack()  # another shard's: its filter is not applied (the emulator)
             return
         message_id: str = received.message_id
         key: str = received.ordering_key
