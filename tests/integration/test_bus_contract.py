@@ -162,8 +162,8 @@ def test_a_shards_subscription_gets_only_the_messages_of_its_shard(bus: EventBus
         bus.subscribe("orders", name, recorder, shard=shard)
     # One ordering key: each subscription sees them in this order, so once its last message
     # arrived, nothing of another shard can follow.
-    for data, shard in [(b"a", "1"), (b"b", "0"), (b"c", "1"), (b"unsharded", None), (b"d", "0")]:
-        attributes = {} if shard is None else {SHARD_ATTRIBUTE: shard}
+    for data, tag in [(b"a", "1"), (b"b", "0"), (b"c", "1"), (b"unsharded", None), (b"d", "0")]:
+        attributes = {} if tag is None else {SHARD_ATTRIBUTE: tag}
         bus.publish("orders", data, ordering_key="k", attributes=attributes)
     bus.publish("orders", b"last-1", ordering_key="k", attributes={SHARD_ATTRIBUTE: "1"})
 

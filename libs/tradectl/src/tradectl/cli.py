@@ -63,6 +63,7 @@ from trading.v1 import (
 
 from tradectl import render
 from tradectl.credentials import DEVELOPMENT_KEY, authorized, new_key
+from tradectl.routing import ShardRoutedChannel
 from tradectl.serve import serve
 
 # Output that is not a terminal (a file, a pipe) is not folded to any width unless COLUMNS
@@ -394,11 +395,14 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 @contextmanager
 def _channel(server: render.Server, settings: Settings) -> Iterator[grpc.Channel]:
-    """A channel to one server presenting the API key; a gRPC error inside becomes one red line
-    and exit code 1."""
-    with grpc.insecure_channel(server.address) as channel:
+    """A channel to one server presenting the API key, sent on to an account's shard when the
+    server says it is another's (`routing`); a gRPC error inside becomes one red line and exit
+    code 1."""
+    with ShardRoutedChannel(
+        server.address, lambda raw: authorized(raw, settings.api_key)
+    ) as channel:
         try:
-            yield authorized(channel, settings.api_key)
+            yield channel
         except grpc.RpcError as error:
             details = error.details() or ""
             _fail(render.format_rpc_error(error.code(), details, server, settings.timeout))
