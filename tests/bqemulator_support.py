@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import bigquery
 from trading_core.config import BigQueryDatabase
+from trading_core.store.bigquery import bigquery_client
 
 from tests.support import wait_until
 
@@ -51,11 +49,7 @@ class BQEmulator:
 
     def client(self) -> Any:
         """A google-cloud-bigquery client of the emulator (bigquery.Client: untyped)."""
-        return bigquery.Client(
-            project=PROJECT,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options=ClientOptions(api_endpoint=self.rest_endpoint),
-        )
+        return bigquery_client(PROJECT, "US", self.rest_endpoint)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ session holding it, a file of the previous version) run on DuckDB only."""
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 import signal
 import subprocess
@@ -23,7 +24,6 @@ from typing import Any
 
 import duckdb
 import pytest
-from google.cloud import bigquery
 from trading.v1 import events_pb2
 from trading_core.config import BigQueryDatabase, DuckDBDatabase
 from trading_core.events import new_id, timestamp
@@ -35,6 +35,9 @@ from trading_core.store.schema import EVENT_COLUMNS, TABLES, SchemaMismatch
 from tests.bqemulator_support import BQEmulator, bqemulator  # noqa: F401 (the fixture)
 from tests.support import wait_until
 from tests.warehouse_support import expected_rows, keep, one_order
+
+# As Any: its partial type information would hide google.cloud.pubsub_v1 from mypy.
+bigquery: Any = importlib.import_module("google.cloud.bigquery")
 
 SERVICE = "order-management"
 TABLE = "order_management_events"

@@ -11,6 +11,7 @@ from typing import Any
 
 from trading_core.analytics.queries import AnalyticsError, bigquery_sql, load
 from trading_core.analytics.warehouse import Result, bind
+from trading_core.store.bigquery import bigquery_client
 
 # How long a query may run before the runner gives up on it.
 QUERY_TIMEOUT_S = 120.0
@@ -69,23 +70,6 @@ class BigQueryAnalytics:
         if self._client is None:
             self._client = bigquery_client(self.project, self.location, self._endpoint)
         return self._client
-
-
-def bigquery_client(project: str, location: str, endpoint: str | None) -> Any:
-    """A BigQuery client: Google's with the application default credentials, or an emulator's
-    at `endpoint` with anonymous ones."""
-    bigquery = _bigquery()
-    if endpoint is None:
-        return bigquery.Client(project=project, location=location)
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
-
-    return bigquery.Client(
-        project=project,
-        location=location,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options=ClientOptions(api_endpoint=endpoint),
-    )
 
 
 def _bigquery() -> Any:

@@ -225,19 +225,7 @@ class BigQueryWarehouse:
 
     def _bigquery(self) -> Any:
         if self._client is None:
-            bigquery = _module("google.cloud.bigquery")
-            if self._endpoint is None:
-                self._client = bigquery.Client(project=self.project, location=self.location)
-            else:
-                from google.api_core.client_options import ClientOptions
-                from google.auth.credentials import AnonymousCredentials
-
-                self._client = bigquery.Client(
-                    project=self.project,
-                    location=self.location,
-                    credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-                    client_options=ClientOptions(api_endpoint=self._endpoint),
-                )
+            self._client = bigquery_client(self.project, self.location, self._endpoint)
         return self._client
 
     def _prepare_tables(self) -> set[str]:
@@ -406,6 +394,23 @@ class BigQueryWarehouse:
         state.streams[table] = self._new_stream(table)
         state.offsets[table] = 0
         state.write(self.path)
+
+
+def bigquery_client(project: str, location: str, endpoint: str | None) -> Any:
+    """A BigQuery client: Google's with the application default credentials, or an emulator's
+    at `endpoint` with anonymous ones."""
+    bigquery = _module("google.cloud.bigquery")
+    if endpoint is None:
+        return bigquery.Client(project=project, location=location)
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+
+    return bigquery.Client(
+        project=project,
+        location=location,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options=ClientOptions(api_endpoint=endpoint),
+    )
 
 
 def _module(name: str) -> Any:
