@@ -45,6 +45,7 @@ from execution_router.domain.smart_routing import VenueBook
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.parents import SCHEMA as PARENT_SCHEMA
 from execution_router.parents import Child, ParentDesk
+from execution_router.recorder import CallJournal, ShadowDesk
 from execution_router.venues.base import ExecutionClient, ReportChannel, VenueWorker
 from execution_router.venues.factory import build_clients
 from execution_router.venues.resilience import GuardStatus, VenueBusy, VenueUnavailable
@@ -168,6 +169,11 @@ class ExecutionRouter(JournaledService):
         self.quotes = QuoteBook()
         clients = build_clients(config, self._report_sink, clock)
         self.venues = {name: Venue(name, c, VenueWorker(c)) for name, c in clients.items()}
+        # For analysts, beside the order path: the network venues' calls, the shadow model.
+        self.calls = CallJournal(self)
+        for client in clients.values():
+            client.record_call = self.calls.record
+        self.shadow = ShadowDesk(self, config, clock) if config.execution.shadow.enabled else None
         self._open: dict[str, RoutedOrder] = {}
         # What changed in memory but is not durable yet, which the journal cannot show: a command
         # delivered in that window must find it all the same (a finished order must not be
@@ -191,6 +197,9 @@ class ExecutionRouter(JournaledService):
         unsent = self._restore()
         unanswered = self._unanswered()
         super().start()
+        self.calls.start()
+        if self.shadow is not None:
+            self.shadow.start()
         for venue in self.venues.values():
             venue.worker.start()
         self.consume("market-data", events_pb2.Event, self._on_quote)
@@ -209,6 +218,9 @@ class ExecutionRouter(JournaledService):
             self._reconciler.join()
         for venue in self.venues.values():
             venue.worker.stop()
+        if self.shadow is not None:
+            self.shadow.stop()
+        self.calls.stop()
 
     def ready(self) -> bool:
         """Also needs its venue workers, and a quote for every instrument (a simulated venue
@@ -285,6 +297,8 @@ class ExecutionRouter(JournaledService):
                     venue.worker.call(lambda client=client: client.on_quote(quote))  # type: ignore[misc]
             for venue_name, order in self._unpriced.pop(quote.instrument, ()):
                 self.send(venue_name, order)
+            if self.shadow is not None:
+                self.shadow.on_quote(quote)
 
     def _on_command(self, command: events_pb2.Command, transaction: Transaction) -> None:
         kind = command.WhichOneof("command")
@@ -326,6 +340,21 @@ class ExecutionRouter(JournaledService):
             self.desk.accept(routed, transaction)
         else:
             transaction.then(lambda: self.send(venue, order, routed.trace))
+            self._shadow_after(transaction, venue, routed)
+
+    def _shadow_after(self, transaction: Transaction, venue: str, routed: RoutedOrder) -> None:
+        """Shadow simulation: an order sent to a network venue goes to the model too, from the
+        same arrival quote, once its routing is durable (after the real order's send)."""
+        shadow, arrival = self.shadow, routed.arrival
+        if shadow is None or arrival is None or venue == SIMULATION_VENUE:
+            return
+        transaction.then(lambda: shadow.submit(routed.order, venue, arrival, self.clock.now()))
+
+    def order_owner(self, order_id: str) -> tuple[str, str]:
+        """The account and instrument of an open order (any thread: one dict read), empty
+        for another id (a child order, a reconciliation query)."""
+        routed = self._open.get(order_id)
+        return (routed.order.account_id, routed.order.instrument) if routed else ("", "")
 
     def _route(self, order: orders_pb2.Order) -> tuple[str, str, bool]:
         """The venue an order goes to: the first of its route (routing rules) that lists the
@@ -551,6 +580,8 @@ class ExecutionRouter(JournaledService):
         if report.execution_type in _FINISHED:
             routed.is_open = False
             self._open.pop(order.order_id, None)
+            if self.shadow is not None:
+                self.shadow.close(order.order_id)
         self._save(transaction, routed)
         if not routed.is_open:
             self._hold_until_durable(transaction, order.order_id, routed)

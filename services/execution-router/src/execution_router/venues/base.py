@@ -31,6 +31,12 @@ May implement:
   before may be reported again: the router applies each trade id once, so a trade id must be
   unique at its venue).
 
+Venue calls: a network adapter makes each call of an order (submit, cancel, modify, look-ups)
+and reconciliation's queries through `recorded` (or `recorded_async`), which times it, tells how
+it ended and hands a `VenueCall` to `record_call` (the router journals them: the warehouse's
+venue_calls); its one door to the venue counts attempts with `count_attempt`. The polling that
+follows orders while a venue pushes nothing is not recorded. The paper venue records nothing.
+
 Resilience: a network venue sets `guard` (venues/resilience.py) and makes every request
 through it. `submit_order` may raise `VenueUnavailable` or `VenueBusy` only when nothing of
 that order reached the venue (the router then reports it REJECTED with the reason); once a
@@ -51,17 +57,20 @@ import abc
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
-from datetime import datetime
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeAlias, TypeVar
 
-from trading.v1 import types_pb2
+from trading.v1 import events_pb2, types_pb2
 from trading_core.config import ConfigError
 from trading_core.quotes import Quote
 
 from execution_router.domain.venue_types import Report, VenueOrder
-from execution_router.venues.resilience import VenueGuard
+from execution_router.venues.resilience import VenueBusy, VenueGuard, VenueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,45 @@ ReportChannel = Literal["pushed", "polled", "polled_stream_down"]
 
 
 ReportSink = Callable[[Report], None]
+R = TypeVar("R")
+E = events_pb2
+Operation: TypeAlias = events_pb2.VenueOperation.ValueType
+Outcome: TypeAlias = events_pb2.VenueCallOutcome.ValueType
+
+
+@dataclass(frozen=True)
+class VenueCall:
+    """One call to a venue as it went: the VenueCalled event's values."""
+
+    venue: str
+    operation: Operation
+    order_id: str  # "" for reconciliation's queries
+    start_time: datetime
+    latency_us: int
+    outcome: Outcome
+    attempts: int
+    message: str = ""
+    error_class: str = ""
+
+
+CallSink = Callable[[VenueCall], None]
+# The attempts of the recorded call running in this thread or task (None: none is recorded).
+_attempts: ContextVar[list[int] | None] = ContextVar("venue_call_attempts", default=None)
+
+
+def count_attempt() -> None:
+    """Counts one request of the recorded call in progress (an adapter's door to its venue)."""
+    counter = _attempts.get()
+    if counter is not None:
+        counter[0] += 1
+
+
+# When a recorded call started (wall clock, monotonic) and its attempts so far.
+_Started = tuple[datetime, float, list[int]]
+
+
+def _ignore_call(_call: VenueCall) -> None:
+    return None
 
 
 class ExecutionClient(abc.ABC):
@@ -91,6 +139,8 @@ class ExecutionClient(abc.ABC):
         self._problems_lock = threading.Lock()
         # Our instruments -> the venue's symbols; a network adapter fills it.
         self.symbols: dict[str, str] = {}
+        # Where recorded calls go (the router sets it).
+        self.record_call: CallSink = _ignore_call
 
     def lists(self, instrument: str) -> bool:
         return instrument in self.symbols
@@ -117,6 +167,79 @@ class ExecutionClient(abc.ABC):
 
     def available(self) -> bool:
         return self.connected() and (self.guard is None or self.guard.available)
+
+    def recorded(self, operation: Operation, order_id: str, function: Callable[[], R]) -> R:
+        """Makes a venue call (`function`), recording it."""
+        started, token = self._call_started()
+        try:
+            result = function()
+        except Exception as error:
+            self._call_ended(operation, order_id, started, token, error)
+            raise
+        self._call_ended(operation, order_id, started, token, None)
+        return result
+
+    async def recorded_async(
+        self, operation: Operation, order_id: str, make: Callable[[], Awaitable[R]]
+    ) -> R:
+        """`recorded` for a coroutine (made by `make`), on the adapter's event loop."""
+        started, token = self._call_started()
+        try:
+            result = await make()
+        except Exception as error:
+            self._call_ended(operation, order_id, started, token, error)
+            raise
+        self._call_ended(operation, order_id, started, token, None)
+        return result
+
+    def call_outcome(self, error: Exception) -> Outcome:
+        """How a call that raised `error` ended; an adapter names its own timeouts and rate
+        limits (`timeouts`, `rate_limits`) and what is a transport failure (its guard's)."""
+        if isinstance(error, VenueUnavailable):
+            return E.VENUE_CALL_OUTCOME_NOT_SENT
+        if isinstance(error, (VenueBusy, *self.rate_limits)):
+            return E.VENUE_CALL_OUTCOME_RATE_LIMITED
+        if isinstance(error, (TimeoutError, *self.timeouts)):
+            return E.VENUE_CALL_OUTCOME_TIMED_OUT
+        if self.guard is not None and self.guard.is_transient(error):
+            return E.VENUE_CALL_OUTCOME_FAILED
+        return E.VENUE_CALL_OUTCOME_REFUSED
+
+    # The adapter's exception classes of a timeout and of a venue's rate limiting.
+    timeouts: tuple[type[BaseException], ...] = ()
+    rate_limits: tuple[type[BaseException], ...] = ()
+
+    @staticmethod
+    def _call_started() -> tuple[_Started, Token[list[int] | None]]:
+        counter = [0]
+        return (datetime.now(UTC), time.monotonic(), counter), _attempts.set(counter)
+
+    def _call_ended(
+        self,
+        operation: Operation,
+        order_id: str,
+        started: _Started,
+        token: Token[list[int] | None],
+        error: Exception | None,
+    ) -> None:
+        start_time, monotonic, counter = started
+        _attempts.reset(token)
+        outcome = E.VENUE_CALL_OUTCOME_ANSWERED if error is None else self.call_outcome(error)
+        call = VenueCall(
+            venue=self.name,
+            operation=operation,
+            order_id=order_id,
+            start_time=start_time,
+            latency_us=int((time.monotonic() - monotonic) * 1_000_000),
+            outcome=outcome,
+            attempts=counter[0] if error is not None or counter[0] else 1,
+            message="" if error is None else str(error)[:500],
+            error_class="" if error is None else type(error).__name__,
+        )
+        try:
+            self.record_call(call)
+        except Exception:  # a record is for analysts: never in the way of the call
+            log.exception("venue %s: recording a call failed", self.name)
 
     def start(self) -> None:
         """Connects to the venue."""

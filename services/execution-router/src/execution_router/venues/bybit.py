@@ -67,6 +67,7 @@ from functools import partial
 from typing import Any
 
 import ccxt  # type: ignore[import-untyped]
+from trading.v1 import events_pb2
 from trading_core.decimals import ZERO, format_decimal
 
 from execution_router.domain.venue_types import Report, VenueOrder
@@ -420,7 +421,12 @@ class CcxtBybitSpotClient(CcxtSpotClient):
             request["price"] = format_decimal(limit_price)
         try:
             amend = self._exchange.private_post_v5_order_amend
-            _result(await self._request(lambda: amend(request)))
+            answer = await self.recorded_async(
+                events_pb2.VENUE_OPERATION_MODIFY,
+                order_id,
+                lambda: self._request(lambda: amend(request)),
+            )
+            _result(answer)
         except ccxt.OrderNotFound:
             why = await self._why_not_cancelable(order_id, working.symbol, working)
             self._modify_rejected(order_id, request_id, why)
@@ -444,7 +450,7 @@ class CcxtBybitSpotClient(CcxtSpotClient):
                 working.order, quantity=wanted.quantity, limit_price=wanted.limit_price
             )
         try:
-            view = await self._query(working.symbol, order_id)
+            view = await self._query_recorded(working.symbol, order_id)
         except ccxt.BaseError:
             view = None  # the amend was acknowledged: the poller reports later fills
         if view is not None:
@@ -461,7 +467,7 @@ class CcxtBybitSpotClient(CcxtSpotClient):
         with self._lock:
             working = self._orders[order_id]
         try:
-            view = await self._query(working.symbol, order_id)
+            view = await self._query_recorded(working.symbol, order_id)
         except ccxt.BaseError:
             view = None
         if view is not None and (view.quantity, view.price) == (

@@ -88,16 +88,22 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import ccxt  # type: ignore[import-untyped]
 import ccxt.pro  # type: ignore[import-untyped]
-from trading.v1 import types_pb2
+from trading.v1 import events_pb2, types_pb2
 from trading_core.config import ConfigError
 from trading_core.decimals import ZERO, format_decimal, is_multiple, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
-from execution_router.venues.base import ExecutionClient, ReportChannel, ReportSink
+from execution_router.venues.base import (
+    ExecutionClient,
+    ReportChannel,
+    ReportSink,
+    count_attempt,
+)
 from execution_router.venues.resilience import VenueBusy, VenueGuard, VenueUnavailable
 
 if TYPE_CHECKING:  # the old import path of the Binance adapter (see __getattr__ below)
@@ -137,6 +143,11 @@ def transport_failure(error: BaseException) -> bool:
 HELD_BACK = (VenueBusy, VenueUnavailable)
 
 ExchangeFactory = Callable[[dict[str, Any]], Any]
+_SUBMIT = events_pb2.VENUE_OPERATION_SUBMIT
+_CANCEL = events_pb2.VENUE_OPERATION_CANCEL
+_QUERY_ORDER = events_pb2.VENUE_OPERATION_QUERY_ORDER
+_QUERY_OPEN_ORDERS = events_pb2.VENUE_OPERATION_QUERY_OPEN_ORDERS
+_QUERY_FILLS = events_pb2.VENUE_OPERATION_QUERY_FILLS
 
 # The HTTP status and headers of the last REST answer of the running task (see _new_exchange).
 _NO_ANSWER: tuple[int | None, dict[str, str]] = (None, {})
@@ -312,6 +323,8 @@ class CcxtSpotClient(ExecutionClient):
     # Whether the adapter can send stop orders as the exchange's own (a subclass that can sets
     # it; the config's native_stops turns it on).
     can_hold_stops = False
+    timeouts = (ccxt.RequestTimeout,)
+    rate_limits = RATE_LIMITED
 
     def __init__(
         self,
@@ -517,11 +530,16 @@ class CcxtSpotClient(ExecutionClient):
     ) -> R:
         """Makes one REST call, through the venue's guard when one is set (rate limit by
         `weight`, `orders` placed, circuit breaker, timeout, retries when `repeatable`)."""
+
+        def attempt() -> Awaitable[R]:
+            count_attempt()
+            return fn()
+
         if self.guard is None:
-            return await fn()
+            return await attempt()
         try:
             result: R = await self.guard.call_async(
-                fn, weight=weight, orders=orders, repeatable=repeatable
+                attempt, weight=weight, orders=orders, repeatable=repeatable
             )
         except HELD_BACK as error:
             if not repeatable:
@@ -771,7 +789,9 @@ class CcxtSpotClient(ExecutionClient):
     ) -> None:
         for symbol in symbols:
             try:
-                view = await self._cancel_on_venue(symbol, order_id)
+                view = await self.recorded_async(
+                    _CANCEL, order_id, partial(self._cancel_on_venue, symbol, order_id)
+                )
             except ccxt.OrderNotFound:
                 last_error = await self._why_not_cancelable(order_id, symbol, working)
                 continue
@@ -792,7 +812,10 @@ class CcxtSpotClient(ExecutionClient):
     async def _open_orders(self) -> list[Report]:
         reports = []
         for symbol in self._symbols:
-            for view in await self._open_on_venue(symbol):
+            listed = await self.recorded_async(
+                _QUERY_OPEN_ORDERS, "", partial(self._open_on_venue, symbol)
+            )
+            for view in listed:
                 self._known_or_adopted(view, symbol)  # the poller follows it from now on
                 kind = (
                     T.EXECUTION_TYPE_PARTIALLY_FILLED
@@ -818,7 +841,9 @@ class CcxtSpotClient(ExecutionClient):
         since_ms = int(moment.timestamp() * 1000)
         reports: list[Report] = []
         for symbol, instrument in self._symbols.items():
-            trades = await self._trades_since(symbol, since_ms)
+            trades = await self.recorded_async(
+                _QUERY_FILLS, "", partial(self._trades_since, symbol, since_ms)
+            )
             for venue_order_id in sorted({t.venue_order_id for t in trades}, key=_id_order):
                 view = await self._query_venue_id(symbol, venue_order_id)
                 order = _venue_order(view, instrument)
@@ -910,7 +935,9 @@ class CcxtSpotClient(ExecutionClient):
         for attempt in range(1, self._rate_limit_attempts + 1):
             _answer.set(_NO_ANSWER)
             try:
-                view, trades = await self._place(symbol, order)
+                view, trades = await self.recorded_async(
+                    _SUBMIT, order.order_id, lambda: self._place(symbol, order)
+                )
             except RATE_LIMITED as error:  # not applied
                 wait = self._retry_after()
                 if attempt == self._rate_limit_attempts:
@@ -1008,7 +1035,7 @@ class CcxtSpotClient(ExecutionClient):
         """Adopts the order when the exchange has it (True); False when it has none.
         Raises ccxt.BaseError when it cannot tell."""
         symbol = self.symbols[order.instrument]
-        view = await self._query(symbol, order.order_id)
+        view = await self._query_recorded(symbol, order.order_id)
         if view is None:
             return False
         with self._lock:
@@ -1159,7 +1186,7 @@ class CcxtSpotClient(ExecutionClient):
         self, order_id: str, symbol: str, working: _Working | None
     ) -> str:
         try:
-            view = await self._query(symbol, order_id)
+            view = await self._query_recorded(symbol, order_id)
         except ccxt.BaseError:
             view = None
         if view is None:
@@ -1177,7 +1204,7 @@ class CcxtSpotClient(ExecutionClient):
         error: Exception,
     ) -> None:
         try:
-            view = await self._query(symbol, order_id)
+            view = await self._query_recorded(symbol, order_id)
         except ccxt.BaseError:
             view = None
         if view is not None and view.ended == T.EXECUTION_TYPE_CANCELED:
@@ -1372,6 +1399,12 @@ class CcxtSpotClient(ExecutionClient):
         await self._adopt_and_apply(order, symbol, view, None)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    async def _query_recorded(self, symbol: str, order_id: str) -> OrderView | None:
+        """An order's look-up by client order id, recorded as a venue call of the order."""
+        return await self.recorded_async(
+            _QUERY_ORDER, order_id, lambda: self._query(symbol, order_id)
+        )
 
     def _retry_after(self) -> float:
         """How long the last (rate-limited) answer of this task asks us to wait."""

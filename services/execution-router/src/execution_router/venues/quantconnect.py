@@ -76,11 +76,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import requests
-from trading.v1 import types_pb2
+from trading.v1 import events_pb2, types_pb2
 from trading_core.decimals import ZERO, format_decimal, multiply
 
 from execution_router.domain.venue_types import Report, VenueOrder
-from execution_router.venues.base import ExecutionClient, ReportChannel, ReportSink
+from execution_router.venues.base import (
+    ExecutionClient,
+    ReportChannel,
+    ReportSink,
+    count_attempt,
+)
 from execution_router.venues.resilience import VenueBusy, VenueGuard, VenueUnavailable
 
 log = logging.getLogger(__name__)
@@ -118,6 +123,10 @@ class AnswerLost(Exception):
     """No usable answer (timeout, dropped connection, 5xx): the request may have been applied."""
 
 
+class AnswerTimedOut(AnswerLost):
+    """No answer within the call's timeout (a lost answer)."""
+
+
 class RateLimited(Exception):
     """A 429: not applied; may be sent again after `retry_after_s`."""
 
@@ -130,6 +139,11 @@ class GarbageAnswer(Exception):
     """An answer that is not the documented JSON (malformed, a field missing, an unknown
     status); for a command, whether it was applied is unknown."""
 
+
+_SUBMIT = events_pb2.VENUE_OPERATION_SUBMIT
+_CANCEL = events_pb2.VENUE_OPERATION_CANCEL
+_QUERY_OPEN_ORDERS = events_pb2.VENUE_OPERATION_QUERY_OPEN_ORDERS
+_QUERY_FILLS = events_pb2.VENUE_OPERATION_QUERY_FILLS
 
 # What a venue guard should count as a transport failure (its circuit breaker, its retries).
 TRANSIENT: tuple[type[BaseException], ...] = (AnswerLost,)
@@ -218,6 +232,8 @@ class QuantConnectClient(ExecutionClient):
 
     name = "quantconnect"
     kind = "quantconnect"
+    timeouts = (AnswerTimedOut,)
+    rate_limits = (RateLimited,)
 
     def __init__(
         self,
@@ -381,7 +397,7 @@ class QuantConnectClient(ExecutionClient):
 
     def open_orders(self) -> list[Report]:
         reports = []
-        for live in self._read_orders():
+        for live in self.recorded(_QUERY_OPEN_ORDERS, "", self._read_orders):
             if live.status not in _OPEN or not live.tag or live.status == "none":
                 continue
             self._follow(live)
@@ -410,7 +426,7 @@ class QuantConnectClient(ExecutionClient):
         """Every fill since `moment` of the orders with a tag, replayed from each order's first
         fill (for the cumulative quantity each left)."""
         reports: list[Report] = []
-        for live in self._read_orders():
+        for live in self.recorded(_QUERY_FILLS, "", self._read_orders):
             if not live.tag:
                 continue
             replay = _Working(_venue_order(live, self._instruments.get(live.ticker, "")), 0.0)
@@ -468,7 +484,13 @@ class QuantConnectClient(ExecutionClient):
         for attempt in range(1, self._rate_limit_attempts + 1):
             sent_at = time.monotonic()
             try:
-                self._request("/live/commands/create", body, repeatable=False, orders=1)
+                self.recorded(
+                    _SUBMIT,
+                    order.order_id,
+                    lambda: self._request(
+                        "/live/commands/create", body, repeatable=False, orders=1
+                    ),
+                )
             except RateLimited as error:  # refused, not applied: safe to send again
                 if attempt == self._rate_limit_attempts:
                     self._reject(order, f"quantconnect rate limit: {error}; not sent")
@@ -528,7 +550,11 @@ class QuantConnectClient(ExecutionClient):
         }
         try:
             # Repeatable: a second cancel of one LEAN order changes nothing.
-            self._request("/live/commands/create", body, repeatable=True)
+            self.recorded(
+                _CANCEL,
+                working.order.order_id,
+                lambda: self._request("/live/commands/create", body, repeatable=True),
+            )
         except Exception as error:
             with self._lock:
                 working.cancel_request = None
@@ -769,9 +795,14 @@ class QuantConnectClient(ExecutionClient):
     ) -> dict[str, Any]:
         """POSTs `body` to `path` (through the guard when there is one); the answer's JSON, its
         numbers as Decimal. Raises QuantConnectError, RateLimited, AnswerLost or GarbageAnswer."""
-        if self.guard is None:
+
+        def attempt() -> dict[str, Any]:
+            count_attempt()
             return self._post(path, body)
-        return self.guard.call(lambda: self._post(path, body), orders=orders, repeatable=repeatable)
+
+        if self.guard is None:
+            return attempt()
+        return self.guard.call(attempt, orders=orders, repeatable=repeatable)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -782,7 +813,7 @@ class QuantConnectClient(ExecutionClient):
                 timeout=self._timeouts,
             )
         except requests.Timeout as error:
-            raise AnswerLost(f"{path}: no answer within {self._timeouts[1]:g}s") from error
+            raise AnswerTimedOut(f"{path}: no answer within {self._timeouts[1]:g}s") from error
         except requests.RequestException as error:
             raise AnswerLost(f"{path}: {type(error).__name__}") from error
         status = response.status_code

@@ -120,6 +120,10 @@ class VenueGuard:
             and (datetime.now(UTC) - opened).total_seconds() >= self._breaker.reset_timeout
         )
 
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether the error is a transport failure (counts against the circuit)."""
+        return self._transient(error)
+
     def call(
         self,
         function: Callable[[], T],
