@@ -151,6 +151,9 @@ def tables(report: Report) -> list[Tabled]:
             _venues(report.execution.venues),
             _markouts(report.execution.markouts),
             _requests(report.execution.requests),
+            _shadow(report.execution.shadow),
+            _shadow_fit(report.execution.shadow_fit),
+            _venue_calls(report.execution.venue_calls),
             _performance(report.performance.books),
             _daily(report.performance.daily_pnl),
         )
@@ -195,6 +198,47 @@ def _requests(rows: Sequence[dict[str, Any]]) -> Tabled:
     ), [(
         row["account_id"], str(row["day"]), str(row["requests"]), str(row["denied"]),
         str(row["rejected"]), str(row["filled"]), _percent(row["success_rate"]),
+    ) for row in rows])  # fmt: skip
+
+
+def _shadow(rows: Sequence[dict[str, Any]]) -> Tabled:
+    return Tabled(
+        "Shadow simulation: the paper venue's model against each venue (price error in bps, "
+        "positive: the venue cost more; time error in ms, positive: the venue was slower)", (
+        "venue", "day", "orders", "both filled", "price err mean", "price err median",
+        "time err mean", "time err median", "fill rate", "model fill rate", "fill rate diff",
+    ), [(
+        row["venue"], str(row["day"]), str(row["orders"]), str(row["both_filled"]),
+        _shown(row["mean_price_error_bps"]), _shown(row["median_price_error_bps"]),
+        _shown(row["mean_time_error_ms"], 1), _shown(row["median_time_error_ms"], 1),
+        _percent(row["real_fill_rate"]), _percent(row["model_fill_rate"]),
+        _percent(row["fill_rate_difference"]),
+    ) for row in rows])  # fmt: skip
+
+
+def _shadow_fit(rows: Sequence[dict[str, Any]]) -> Tabled:
+    return Tabled(
+        "Paper venue fitted to each venue's market orders (execution.simulation.slippage_bps, "
+        "latency.mean_ms)", (
+        "venue", "market orders", "slippage_bps", "latency mean_ms", "slippage vs mid (bps)",
+        "price err mean (bps)",
+    ), [(
+        row["venue"], str(row["market_orders"]), _shown(row["slippage_bps"]),
+        _shown(row["latency_mean_ms"], 1), _shown(row["median_slippage_mid_bps"]),
+        _shown(row["mean_price_error_bps"]),
+    ) for row in rows])  # fmt: skip
+
+
+def _venue_calls(rows: Sequence[dict[str, Any]]) -> Tabled:
+    return Tabled("Venue calls (latency of the answered calls, in ms)", (
+        "venue", "operation", "day", "calls", "error rate", "refused", "failed", "timed out",
+        "rate limited", "not sent", "p50", "p95", "p99",
+    ), [(
+        row["venue"], row["operation"], str(row["day"]), str(row["calls"]),
+        _percent(row["error_rate"]), str(row["refused"]), str(row["failed"]),
+        str(row["timed_out"]), str(row["rate_limited"]), str(row["not_sent"]),
+        _shown(row["latency_p50_ms"], 1), _shown(row["latency_p95_ms"], 1),
+        _shown(row["latency_p99_ms"], 1),
     ) for row in rows])  # fmt: skip
 
 
@@ -263,6 +307,9 @@ def as_json(answer: Answer) -> str:
         "venues": report.execution.venues,
         "markouts": report.execution.markouts,
         "requests": report.execution.requests,
+        "shadow": report.execution.shadow,
+        "shadow_fit": report.execution.shadow_fit,
+        "venue_calls": report.execution.venue_calls,
         "daily_pnl": report.performance.daily_pnl,
         "performance": {book.name: asdict(book.figures) for book in report.performance.books},
     }

@@ -60,6 +60,11 @@ class ExecutionQuality:
     markouts: list[Row] = field(default_factory=list)  # per venue and horizon
     requests: list[Row] = field(default_factory=list)  # success_rates: per account and day
     orders: list[Row] = field(default_factory=list)  # order_execution, when asked for
+    # Shadow simulation (execution.shadow): the model against each network venue, per day, and
+    # the paper venue's parameters fitted to it; the venues' call outcomes and latency.
+    shadow: list[Row] = field(default_factory=list)  # shadow_comparison
+    shadow_fit: list[Row] = field(default_factory=list)  # shadow_fit
+    venue_calls: list[Row] = field(default_factory=list)  # venue_calls
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,9 @@ def execution_quality(
         markouts=rows("markouts", per_day=False),
         requests=analytics.run("success_rates", given).records(),
         orders=rows("order_execution") if orders else [],
+        shadow=rows("shadow_comparison"),
+        shadow_fit=rows("shadow_fit"),
+        venue_calls=rows("venue_calls"),
     )
 
 
