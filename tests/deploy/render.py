@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ SERVICES = {
     "position-management": 50053,
     "market-data": 50054,
 }
+# The services that run once per shard; market-data runs once, shared by every shard.
+SHARDED = ("order-management", "execution-router", "position-management")
 # Each pod's /metrics: telemetry.metrics.port of the cloud configs (tests/deploy/test_monitoring).
 METRICS_PORT = 9464
 
@@ -48,23 +51,32 @@ def kubernetes_version() -> str:
 
 @dataclass(frozen=True)
 class Variant:
-    """An environment with a set of optional components switched on."""
+    """An environment with a set of optional components switched on, and its shards."""
 
     environment: str
     components: tuple[str, ...] = ()
+    shards: int = 1
 
     @property
     def name(self) -> str:
-        return "+".join((self.environment, *self.components))
+        shards = (f"{self.shards}-shards",) if self.shards > 1 else ()
+        return "+".join((self.environment, *self.components, *shards))
+
+
+# The shards an overlay can add: k8s/shards/<N>.
+SHARD_FOLDERS = K8S / "shards"
 
 
 def variants() -> list[Variant]:
-    """Every overlay with every combination of the optional components."""
+    """Every overlay with every combination of the optional components; and each overlay with
+    every shard k8s/shards holds, alone and with every component."""
     found = []
     for environment in ENVIRONMENTS:
         for count in range(len(COMPONENTS) + 1):
             for chosen in itertools.combinations(COMPONENTS, count):
                 found.append(Variant(environment, chosen))
+        shards = 1 + len(list(SHARD_FOLDERS.iterdir()))
+        found += [Variant(environment, (), shards), Variant(environment, tuple(COMPONENTS), shards)]
     return found
 
 
@@ -76,10 +88,32 @@ def kubectl() -> str:
 
 
 def kustomize(variant: Variant) -> list[Manifest]:
-    """`kubectl kustomize` of the overlay, with the variant's components added by a throwaway
-    kustomization that names them by relative path (kustomize refuses absolute ones) and sets
-    the namespace, as an overlay including them would."""
+    """`kubectl kustomize` of the overlay (with its shards, as an operator adds them), with the
+    variant's components added by a throwaway kustomization that names them by relative path
+    (kustomize refuses absolute ones) and sets the namespace, as an overlay including them
+    would."""
+    with _overlay(variant) as overlay:
+        return _kustomize_with_components(overlay, variant)
+
+
+@contextmanager
+def _overlay(variant: Variant) -> Iterator[Path]:
+    """The environment's overlay; with more shards, a copy beside it (so that its relative paths
+    still hold) that lists k8s/shards/1 .. N-1 among its resources, as k8s/README.md says."""
     overlay = K8S / "overlays" / variant.environment
+    if variant.shards == 1:
+        yield overlay
+        return
+    with tempfile.TemporaryDirectory(prefix=".shards-", dir=overlay.parent) as scratch:
+        copy = Path(scratch)
+        shutil.copytree(overlay, copy, dirs_exist_ok=True)
+        kustomization = yaml.safe_load((copy / "kustomization.yaml").read_text())
+        kustomization["resources"] += [f"../../shards/{n}" for n in range(1, variant.shards)]
+        (copy / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        yield copy
+
+
+def _kustomize_with_components(overlay: Path, variant: Variant) -> list[Manifest]:
     if not variant.components:
         return _kustomize_folder(overlay)
     with tempfile.TemporaryDirectory(prefix="kustomize-") as scratch:
@@ -111,6 +145,8 @@ def values_of(variant: Variant) -> dict[str, Any]:
     values = yaml.safe_load((CHART / f"values-{variant.environment}.yaml").read_text())
     for component in variant.components:
         values[COMPONENTS[component]] = {"enabled": True}
+    if variant.shards > 1:
+        values["shards"] = variant.shards
     return dict(values)
 
 

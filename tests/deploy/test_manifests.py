@@ -25,6 +25,7 @@ from tests.deploy.render import (
     METRICS_PORT,
     ROOT,
     SERVICES,
+    SHARDED,
     Manifest,
     Variant,
     by_key,
@@ -349,9 +350,44 @@ def test_one_pod_owns_each_journal_through_a_rollout_and_drains_within_its_grace
         # image's WORKDIR /app.
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         assert mounts["/app/data"] == claim["metadata"]["name"]
-        assert spec["selector"]["matchLabels"]["shard"] == "0"
+        assert spec["selector"]["matchLabels"]["shard"] == shard_of(name)
         assert spec["template"]["spec"]["terminationGracePeriodSeconds"] > STOP_BUDGET_S
-        assert budgets[name]["spec"]["maxUnavailable"] == 1
+        service = spec["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        assert budgets[service]["spec"]["maxUnavailable"] == 1
+
+
+def shard_of(name: str) -> str:
+    """The shard an object's name says: <service>-shard-N, or the service's own name (0)."""
+    return name.rsplit("-shard-", 1)[1] if "-shard-" in name else "0"
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.shards > 1], ids=ids)
+def test_each_shard_has_its_own_pod_service_and_journal_and_tells_its_config_its_number(
+    variant: Variant, rendered: dict[Variant, list[Manifest]]
+) -> None:
+    manifests = rendered[variant]
+    statefulsets = {m["metadata"]["name"]: m for m in of_kind(manifests, "StatefulSet")}
+    services = {m["metadata"]["name"]: m for m in of_kind(manifests, "Service")}
+    expected = {"market-data"} | {
+        f"{name}{suffix}"
+        for name in SHARDED
+        for suffix in ["", *(f"-shard-{n}" for n in range(1, variant.shards))]
+    }
+    assert set(statefulsets) == set(services) == expected
+    for name, statefulset in statefulsets.items():
+        spec = statefulset["spec"]
+        pod_labels = spec["template"]["metadata"]["labels"]
+        assert pod_labels["shard"] == shard_of(name)
+        # Its Service reaches its pod and no other shard's.
+        assert services[name]["spec"]["selector"].items() <= pod_labels.items()
+        assert services[name]["spec"]["selector"]["shard"] == shard_of(name)
+        assert spec["serviceName"] == name
+        # The config reads its shard from the pod's own label.
+        (variable,) = [v for v in containers(statefulset)[0]["env"] if v["name"] == "TRADING_SHARD"]
+        assert variable["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['shard']"
+        # The zone spread counts every shard of the service, not this shard's pod alone.
+        for constraint in spec["template"]["spec"]["topologySpreadConstraints"]:
+            assert "shard" not in constraint["labelSelector"]["matchLabels"]
 
 
 def config_files(manifests: list[Manifest]) -> dict[str, str]:
@@ -416,7 +452,7 @@ def test_the_config_each_pod_loads_validates_with_the_platforms_loader() -> None
     """config/<env>-k8s-duckdb.yaml and <env>-k8s.yaml (BigQuery mode) load and their adapters
     are available. Run with the
     platform's own environment (.venv); each ${VARIABLE} gets a placeholder (a hex digest,
-    which fits the keys' hashes too), GCP_PROJECT the project's form."""
+    which fits the keys' hashes too), GCP_PROJECT the project's form, TRADING_SHARD a shard."""
     python = ROOT / ".venv" / "bin" / "python"
     assert python.exists(), f"{python}: run `make setup` first"
     script = """
@@ -428,6 +464,7 @@ text = "".join(p.read_text() for p in Path(sys.argv[1]).parent.glob("*.yaml"))
 names = re.findall(r"\\$\\{([A-Za-z0-9_]+)\\}", text)
 environ = {n: hashlib.sha256(n.encode()).hexdigest() for n in names}
 environ["GCP_PROJECT"] = "trading-platform-dev"
+environ["TRADING_SHARD"] = "0"  # the shard label of shard 0's pods
 for path in sys.argv[1:]:
     config = load_config(path, environ)
     try:
@@ -469,6 +506,12 @@ def provided_variables(manifests: list[Manifest], statefulset: Manifest) -> set[
         for synced in spc["spec"]["secretObjects"]
     }
     variables: set[str] = set()
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    for variable in containers(statefulset)[0].get("env", []):
+        field = variable.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath", "")
+        label = re.fullmatch(r"metadata\.labels\['(.+)'\]", field)
+        if label is None or label.group(1) in labels:  # a label the pod does not have is ""
+            variables.add(variable["name"])
     for source in containers(statefulset)[0]["envFrom"]:
         if "configMapRef" in source:
             variables |= set(maps[source["configMapRef"]["name"]]["data"])

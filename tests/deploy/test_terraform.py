@@ -99,7 +99,7 @@ PLATFORM = {name: value[0] for name, value in locals_of(MODULES / "platform" / "
 _FACTS_SCRIPT = """
 import hashlib, json, re, sys
 from pathlib import Path
-from trading_core.bus.base import PER_INSTANCE_TOPICS, TOPICS
+from trading_core.bus.base import PER_INSTANCE_TOPICS, TOPICS, shard_filter, subscription_name
 from trading_core.bus.pubsub import _ACK_DEADLINE_S, resource_id
 from trading_core.config import load_config
 from trading_core.store.schema import SERVICES, bigquery_tables
@@ -122,6 +122,10 @@ print(json.dumps({
     "topics": {topic: list(services) for topic, services in TOPICS.items()},
     "per_instance_topics": sorted(PER_INSTANCE_TOPICS),
     "ack_deadline_s": _ACK_DEADLINE_S,
+    "shard_7": {
+        "subscription": subscription_name("orders", "execution-router", shard=7),
+        "filter": shard_filter(7),
+    },
     "resource_ids": {
         prefix + name: resource_id(prefix + name)
         for prefix in {c["topic_prefix"] for c in configs.values()} for name in names
@@ -272,6 +276,27 @@ def test_topic_and_subscription_ids_are_the_ones_the_bus_derives(code: dict[str,
         assert attribute(body, "name") == "${var.topic_prefix}${each.key}"
     subscriptions = attribute(locals_of(main), "subscriptions")
     assert '"${topic}.${service}"' in subscriptions  # trading_core.bus.base.subscription_name
+
+
+def test_with_shards_each_shard_has_its_subscriptions_filtered_as_the_bus_makes_them(
+    code: dict[str, Any],
+) -> None:
+    """`shards` above 1: `<topic>.<service>.shard-<N>` with the filter on the `shard` attribute,
+    as the bus names and filters them (shard 7 of the router's `orders`); one shard: neither."""
+    main = MODULES / "pubsub" / "main.tf"
+    sharded_name = '"${topic}.${service}.shard-${shard}"'
+    assert sharded_name in attribute(locals_of(main), "subscriptions")
+    expected = code["shard_7"]
+    as_terraform = {"topic": "orders", "service": "execution-router", "shard": "7"}
+    name = re.sub(r"\$\{(\w+)\}", lambda m: as_terraform[m.group(1)], sharded_name.strip('"'))
+    assert name == expected["subscription"]
+    subscription = block(main, "resource", "google_pubsub_subscription", "subscriptions")
+    (template,) = re.findall(r'"(attributes[^"]*?\\"[^"]*\\")"', attribute(subscription, "filter"))
+    as_filter = template.replace('\\"', '"').replace("${each.value.shard}", "7")
+    assert as_filter == expected["filter"]
+    assert variable_default("pubsub", "shards") == variable_default("platform", "shards") == 1
+    pubsub = block(MODULES / "platform" / "main.tf", "module", "pubsub")
+    assert attribute(pubsub, "shards") == "${var.shards}"
 
 
 def test_subscriptions_are_ordered_and_dead_letter_only_after_the_service_gave_up(

@@ -154,6 +154,7 @@ module "pubsub" {
   region         = var.region
   topic_prefix   = var.topic_prefix
   topics         = local.topics
+  shards         = var.shards
   members        = module.iam.members
   kms_key        = module.kms.key_ids["pubsub"]
   labels         = local.labels

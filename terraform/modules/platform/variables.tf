@@ -63,3 +63,9 @@ variable "venue_secrets" {
   type        = list(string)
   default     = []
 }
+
+variable "shards" {
+  description = "Shards of the platform (config sharding.shards; k8s/README.md \"Adding a shard\")."
+  type        = number
+  default     = 1
+}

@@ -6,17 +6,31 @@
 # subscriptions (market-data: one per running process, deleted at its stop) are made by the
 # services themselves; this module grants what that takes.
 #
+# Shards (README "Sharding by account"): with `shards` above 1, each durable subscription is one
+# per shard, `<prefix><topic>.<service>.shard-<N>`, filtered on the message attribute the
+# publishers set (`attributes.shard = "N"`); with one shard the names have no shard and no filter
+# (as trading_core.bus.base.subscription_name). A filter cannot change once a subscription
+# exists: going from one shard to more makes new subscriptions (k8s/README.md "Adding a shard").
+#
 # Roles, per service and resource: pubsub.publisher on the topics it publishes to,
 # pubsub.subscriber on its subscriptions, and for per-instance topics pubsub.subscriber on the
 # topic (to attach a subscription) with a project role limited to creating, consuming and
 # deleting subscriptions (their names are not known in advance).
 
 locals {
-  subscriptions = merge([
-    for topic, spec in var.topics : {
-      for service in spec.subscribers : "${topic}.${service}" => { topic = topic, service = service }
-    }
-  ]...)
+  sharded = var.shards > 1
+  subscriptions = merge(flatten([
+    for topic, spec in var.topics : [
+      for service in spec.subscribers : {
+        for shard in range(var.shards) :
+        (local.sharded ? "${topic}.${service}.shard-${shard}" : "${topic}.${service}") => {
+          topic   = topic
+          service = service
+          shard   = local.sharded ? shard : null
+        }
+      }
+    ]
+  ])...)
   publishers = merge([
     for topic, spec in var.topics : {
       for service in spec.publishers : "${topic}/${service}" => { topic = topic, service = service }
@@ -54,6 +68,8 @@ resource "google_pubsub_subscription" "subscriptions" {
   ack_deadline_seconds       = var.ack_deadline_seconds
   message_retention_duration = var.message_retention
   labels                     = var.labels
+  # One shard's messages only (the publishers' `shard` attribute); none with a single shard.
+  filter = each.value.shard == null ? "" : "attributes.shard = \"${each.value.shard}\""
 
   # A durable subscription never expires, however long its service is down.
   expiration_policy {

@@ -82,3 +82,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "shards" {
+  description = "Shards of the platform (config sharding.shards): above 1, one filtered subscription per shard."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.shards >= 1 && floor(var.shards) == var.shards
+    error_message = "shards is a whole number, at least 1."
+  }
+}

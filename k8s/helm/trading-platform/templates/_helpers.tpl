@@ -1,13 +1,14 @@
 {{/*
 The services, their gRPC ports and who calls them (trading_core.peers: order-management and
 position-management call execution-router; order-management calls position-management).
-Clients (strategy authors) reach order-management and position-management.
+Clients (strategy authors) reach order-management and position-management. Sharded services
+run once per shard (`shards`); market-data once, shared by every shard.
 */}}
 {{- define "trading-platform.services" -}}
-order-management: {port: 50051, callers: [], clients: true}
-execution-router: {port: 50052, callers: [order-management, position-management], clients: false}
-position-management: {port: 50053, callers: [order-management], clients: true}
-market-data: {port: 50054, callers: [], clients: false}
+order-management: {port: 50051, callers: [], clients: true, sharded: true}
+execution-router: {port: 50052, callers: [order-management, position-management], clients: false, sharded: true}
+position-management: {port: 50053, callers: [order-management], clients: true, sharded: true}
+market-data: {port: 50054, callers: [], clients: false, sharded: false}
 {{- end -}}
 
 {{/* The config files in trading-config, as config/kustomization.yaml lists them. */}}
