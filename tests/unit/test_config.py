@@ -537,6 +537,16 @@ def test_extends_with_another_backend_replaces_the_base_mapping(tmp_path: Path) 
     assert isinstance(config.messaging, PubSubMessaging)
 
 
+def test_bigquery_with_more_than_one_shard_is_refused_naming_why(tmp_path: Path) -> None:
+    document = minimal()
+    document["database"] = {"backend": "bigquery", "project": "p", "dataset": "d"}
+    document["sharding"] = {"shards": 2}
+    message = refusal(write(tmp_path, document))
+    assert "database.backend: bigquery takes one shard for now (sharding.shards is 2)" in message
+    document["sharding"] = {"shards": 1}
+    assert isinstance(load_config(write(tmp_path, document), {}).database, BigQueryDatabase)
+
+
 def test_extends_resolves_the_base_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "nested").mkdir()
     write(tmp_path, minimal(), "base.yaml")

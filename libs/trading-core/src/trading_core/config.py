@@ -1055,6 +1055,19 @@ class PlatformConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _one_warehouse_writer_per_table(self) -> PlatformConfig:
+        # Shards of a service would feed the same BigQuery raw table with journal positions
+        # that overlap (each shard's journal counts from 1), and a store that lost its offsets
+        # file resumes from that table's highest position: another shard's.
+        if self.sharding.shards > 1 and isinstance(self.database, BigQueryDatabase):
+            raise _broken(
+                "database.backend: bigquery takes one shard for now (sharding.shards is "
+                f"{self.sharding.shards}): shards would share its tables' journal positions; "
+                "use duckdb (a file per shard) or one shard"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _venues_know_the_instruments(self) -> PlatformConfig:
         configured = {i.symbol for i in self.instruments}
         venues = self.execution.venues
