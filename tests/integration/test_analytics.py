@@ -175,7 +175,7 @@ def test_venue_execution_compares_the_venues_side_by_side_and_per_day(
             "rejection_rate": sum(o["last_report"] == "REJECTED" for o in orders) / len(orders),
             "filled_orders": sum(o["fills"] > 0 for o in orders),
             "fill_rate": _ratio(*(sum((o[k] for o in orders), ZERO)
-                                  for k in ("filled_quantity", "quantity"))),
+                                  for k in ("filled_at_arrival", "ordered_at_arrival"))),
             "notional": sum((o["notional"] for o in orders), ZERO),
             "fees": sum((o["fees"] for o in orders), ZERO),
             "shortfall": sum((o["shortfall"] for o in orders), ZERO),

@@ -8,8 +8,9 @@
 --
 -- Latency percentiles are continuous (interpolated) over the orders that reached that point.
 -- rejection_rate: orders whose last report is REJECTED over the orders sent to the venue.
--- fill_rate: filled over ordered quantity. slippage_bps, fee_bps and shortfall_bps are ratios of
--- the sums (so weighted by size), defined as in order_execution.
+-- fill_rate: filled over ordered value, both at the arrival mid (quantities of different
+-- instruments do not add up). slippage_bps, fee_bps and shortfall_bps are ratios of the sums (so
+-- weighted by size), defined as in order_execution.
 WITH per_order AS (
   SELECT *, IF(@per_day, day, NULL) AS period_day
   FROM order_execution
@@ -35,7 +36,8 @@ SELECT
   SAFE_DIVIDE(COUNTIF(last_report = 'REJECTED'), COUNT(*)) AS rejection_rate,
   COUNTIF(fills > 0) AS filled_orders,
   SUM(fills) AS fills,
-  SAFE_DIVIDE(CAST(SUM(filled_quantity) AS FLOAT64), CAST(SUM(quantity) AS FLOAT64)) AS fill_rate,
+  SAFE_DIVIDE(CAST(SUM(filled_at_arrival) AS FLOAT64), CAST(SUM(ordered_at_arrival) AS FLOAT64))
+    AS fill_rate,
   ANY_VALUE(accept_p50_ms) AS accept_p50_ms,
   ANY_VALUE(accept_p95_ms) AS accept_p95_ms,
   ANY_VALUE(first_fill_p50_ms) AS first_fill_p50_ms,
