@@ -12,8 +12,9 @@ Neither may slow or endanger a real order. Each has a thread of its own:
   each order it sends to a network venue, once that order's routing is durable, every quote,
   and each real order that finished. What the model does is journaled as it happens. An order is
   shadowed once: when the router first sends it (after a restart the model starts empty, and
-  orders open before it are not followed further). A failure of the model is logged and counted
-  (`failures`), never raised into the router.
+  orders open at it are not followed further; a process killed loses the reports not journaled
+  yet). A failure of the model is logged and counted (`failures`), never raised into the
+  router.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ class ShadowDesk:
 def shadow_execution(shadow: ShadowReport) -> events_pb2.ShadowExecution:
     """The event payload of one model report; decimals as exact strings."""
     shadowed, report = shadow.shadowed, shadow.report
-    order, arrival = shadowed.order, shadowed.arrival
+    order = shadowed.order
     message = events_pb2.ShadowExecution(
         venue=shadowed.venue,
         execution_type=report.execution_type,
@@ -187,17 +188,23 @@ def shadow_execution(shadow: ShadowReport) -> events_pb2.ShadowExecution:
         last_price=_text(report.last_price),
         fee=format_decimal(report.fee) if report.trade_id else "",
         cumulative_quantity=format_decimal(report.cumulative_quantity),
-        arrival_price=format_decimal(
-            arrival.ask if order.side == types_pb2.SIDE_BUY else arrival.bid
-        ),
-        arrival_mid=format_decimal(arrival.mid),
         trade_id=report.trade_id,
         message=report.message,
     )
     message.send_time.CopyFrom(timestamp(shadowed.send_time))
     message.model_time.CopyFrom(timestamp(shadow.model_time))
-    message.arrival_quote_time.CopyFrom(timestamp(arrival.time))
+    set_arrival(message, order.side, shadowed.arrival)
     return message
+
+
+def set_arrival(
+    message: events_pb2.ExecutionReport | events_pb2.ShadowExecution, side: int, quote: Quote
+) -> None:
+    """An order's arrival, as its first execution report and the model's reports carry it: the
+    touch on its side and the quote's mid (the benchmark of slippage), with the quote's time."""
+    message.arrival_price = format_decimal(quote.ask if side == types_pb2.SIDE_BUY else quote.bid)
+    message.arrival_mid = format_decimal(quote.mid)
+    message.arrival_quote_time.CopyFrom(timestamp(quote.time))
 
 
 def _text(value: Decimal | None) -> str:

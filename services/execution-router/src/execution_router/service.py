@@ -14,9 +14,11 @@ it received before the venue hears of it, and the venue's reports before anyone 
 
 Venue calls run on the venue worker thread, never on the bus dispatcher or under the lock.
 On start the router restores its open orders, puts the resting ones back into a simulated
-venue, sends the venue what it received but never sent (orders, and the cancels and modifies
-of open orders whose answer it had not journaled: their request ids are known, so neither the
-redelivered command nor reconciliation would send them), then reconciles with the venue.
+venue, sends the venue what it received but had no answer of (orders, and the cancels and
+modifies of open orders whose answer it had not journaled: their request ids are known, so
+neither the redelivered command nor reconciliation would send them), then reconciles with the
+venue. Such an order may have reached a network venue before the stop: its adapter looks it up
+before it ever sends it (`submit_after_restart`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from trading.v1 import events_pb2, orders_pb2, types_pb2
 from trading_core.config import SIMULATION_VENUE
 from trading_core.decimals import format_decimal
 from trading_core.errors import NotFound
-from trading_core.events import event_kind, timestamp
+from trading_core.events import event_kind
 from trading_core.journal import Transaction
 from trading_core.prices import ceil_to_tick, floor_to_tick
 from trading_core.quotes import Quote, QuoteBook
@@ -45,7 +47,7 @@ from execution_router.domain.smart_routing import VenueBook
 from execution_router.domain.venue_types import Report, VenueOrder
 from execution_router.parents import SCHEMA as PARENT_SCHEMA
 from execution_router.parents import Child, ParentDesk
-from execution_router.recorder import CallJournal, ShadowDesk
+from execution_router.recorder import CallJournal, ShadowDesk, set_arrival
 from execution_router.venues.base import ExecutionClient, ReportChannel, VenueWorker
 from execution_router.venues.factory import build_clients
 from execution_router.venues.resilience import GuardStatus, VenueBusy, VenueUnavailable
@@ -296,7 +298,7 @@ class ExecutionRouter(JournaledService):
                     client = venue.client
                     venue.worker.call(lambda client=client: client.on_quote(quote))  # type: ignore[misc]
             for venue_name, order in self._unpriced.pop(quote.instrument, ()):
-                self.send(venue_name, order)
+                self.send(venue_name, order, restarted=True)
             if self.shadow is not None:
                 self.shadow.on_quote(quote)
 
@@ -558,7 +560,7 @@ class ExecutionRouter(JournaledService):
             report.leaves_quantity = state.leaves_quantity
             report.average_price = state.average_price
         if routed.report_sequence == 0 and routed.arrival is not None:
-            _set_arrival(report, order.side, routed.arrival)
+            set_arrival(report, order.side, routed.arrival)
         routed.report_sequence += 1
         if not rejection:
             routed.last = report
@@ -779,27 +781,36 @@ class ExecutionRouter(JournaledService):
             )
 
     def _send_when_priced(self, venue_name: str, order: VenueOrder) -> None:
-        """After a restart: an order never sent goes to its venue at once, or, for a simulated
-        venue (which prices orders on quotes), once the instrument's first quote is on its
-        way to it, not to be rejected for want of one."""
+        """After a restart: an order with no answer (maybe sent) goes to its venue at once,
+        or, for a simulated venue (which prices orders on quotes), once the instrument's first
+        quote is on its way to it, not to be rejected for want of one."""
         if not self.venues[venue_name].client.wants_quotes:
-            self.send(venue_name, order)
+            self.send(venue_name, order, restarted=True)
             return
         with self.lock:
             if self.quotes.get(order.instrument) is None:
                 self._unpriced.setdefault(order.instrument, []).append((venue_name, order))
                 return
-        self.send(venue_name, order)
+        self.send(venue_name, order, restarted=True)
 
-    def send(self, venue_name: str, order: VenueOrder, trace: Context | None = None) -> None:
+    def send(
+        self,
+        venue_name: str,
+        order: VenueOrder,
+        trace: Context | None = None,
+        *,
+        restarted: bool = False,
+    ) -> None:
         """Sends an order to its venue (its worker thread); once it is durable. `trace`: the
-        trace the call continues."""
+        trace the call continues; `restarted`: taken before a restart, maybe sent then."""
         venue = self.venues[venue_name]
+        client = venue.client
+        submit_order = client.submit_after_restart if restarted else client.submit_order
 
         def submit() -> None:
             try:
                 with within(trace), stage("venue.submit"):
-                    venue.client.submit_order(order)
+                    submit_order(order)
             except (VenueUnavailable, VenueBusy) as error:  # nothing was sent: see base.py
                 venue.client.emit(
                     Report.nothing_filled(
@@ -970,11 +981,3 @@ class ExecutionRouter(JournaledService):
                 )
             if transaction:
                 self.commit(transaction)
-
-
-def _set_arrival(report: events_pb2.ExecutionReport, side: int, quote: Quote) -> None:
-    """The arrival of an order on its first report: the touch on its side and the quote's mid
-    (the benchmark of slippage), with the quote's time."""
-    report.arrival_price = str(quote.ask if side == types_pb2.SIDE_BUY else quote.bid)
-    report.arrival_mid = format_decimal(quote.mid)
-    report.arrival_quote_time.CopyFrom(timestamp(quote.time))

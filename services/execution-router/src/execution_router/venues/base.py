@@ -30,6 +30,11 @@ May implement:
   follows them again and reports what they did while the router was down (fills it reported
   before may be reported again: the router applies each trade id once, so a trade id must be
   unique at its venue).
+- `submit_after_restart(order)`: on start, an order the router had taken but had no answer of
+  when it stopped: it may have been sent. A network venue must not get it twice (an exchange
+  takes a client order id again once its first order has finished): its adapter looks it up
+  first, as a submit whose answer was lost. By default `submit_order` (a simulated venue, whose
+  book lives in the router's journal, never had it).
 
 Venue calls: a network adapter makes each call of an order (submit, cancel, modify, look-ups)
 and reconciliation's queries through `recorded` (or `recorded_async`), which times it, tells how
@@ -286,6 +291,11 @@ class ExecutionClient(abc.ABC):
     def restore(self, orders: Sequence[tuple[VenueOrder, Report]]) -> None:
         """The orders the venue had when the router stopped; see the module docstring."""
         return None
+
+    def submit_after_restart(self, order: VenueOrder) -> None:
+        """An order that may have been sent before the router stopped; see the module
+        docstring."""
+        self.submit_order(order)
 
 
 class VenueWorker:

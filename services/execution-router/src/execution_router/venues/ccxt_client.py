@@ -42,11 +42,12 @@ Choices, and why:
   order id. An order ends only once its trades add up to what the exchange says executed.
 - **The client order id is our order id.** A second submit of an order the adapter knows is not
   sent, and a submit whose answer was lost (a timeout, a 5xx, a dropped connection, an answer
-  that is not the exchange's JSON) is first looked up by client order id and sent again only
-  when the exchange answers that it has no such order *and* the lost request can no longer be
-  executed: both exchanges refuse a request whose timestamp is older than its receive window
-  (sent with every request, `recv_window_ms`), so until that window (and a second for the
-  clocks) has passed since it was sent, an order not shown yet may still be placed, and it is
+  that is not the exchange's JSON), or that the router may have made before a restart, is
+  first looked up by client order id and sent again only when the exchange answers that it has
+  no such order *and* the lost request can no longer be executed: both exchanges refuse a
+  request whose timestamp is older than its receive window (sent with every request,
+  `recv_window_ms`), so until that window (and a second for the clocks) has passed since it was
+  sent, an order not shown yet may still be placed, and it is
   looked up again rather than sent twice. A rate-limited request was not applied: the adapter
   waits the exchange's hint (at most `max_retry_after_s`) and sends again. An outcome still
   unknown after `resolve_attempts` lookups is left to the poller, which adopts the order when
@@ -724,6 +725,19 @@ class CcxtSpotClient(ExecutionClient):
             raise VenueUnavailable(self.guard.why_unavailable())
         self._schedule(order.order_id, lambda: self._submit(order))
 
+    def submit_after_restart(self, order: VenueOrder) -> None:
+        """A submit whose answer was lost (in the router's restart): looked up by client order
+        id, sent only when the exchange has no such order and can no longer get the first; the
+        poller asks meanwhile, also while the circuit is open."""
+        sending = self.guard is None or self.guard.available
+
+        async def resolve() -> None:
+            self._lost(order)  # on the loop: it wakes the poller
+            if sending:
+                await self._submit(order)
+
+        self._schedule(order.order_id, resolve)
+
     def cancel_order(self, order_id: str, request_id: str) -> None:
         self._schedule(order_id, lambda: self._cancel_order(order_id, request_id))
 
@@ -1011,7 +1025,8 @@ class CcxtSpotClient(ExecutionClient):
             try:
                 if await self._look_up(order):
                     return
-            except ccxt.BaseError as error:  # cannot tell: ask again
+            except (ccxt.BaseError, *HELD_BACK) as error:  # cannot tell (our limit or circuit
+                # held the look-up back: the order may be there all the same): ask again
                 log.warning("%s: looking up order %s failed: %s", self.kind, order.order_id, error)
                 continue
             with self._lock:

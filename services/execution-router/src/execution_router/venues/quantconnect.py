@@ -25,10 +25,10 @@ Choices, and why:
   with `parse_float=Decimal`). The trade id is `<LEAN order id>-<event id>`. A fee in another
   currency than the fill price's is reported as 0, the fee and its currency in the message.
 - **No order is sent twice.** A second submit of an order id we sent is not sent. A submit
-  whose answer was lost (a timeout, a dropped connection, a 5xx, an answer we cannot read) may
-  have been delivered: it is looked up by tag in the live orders, and sent again only when a
-  listing read once `lost_submit_window_s` had passed since it was sent still has no such
-  order (set it to the snapshot's period plus the command's delivery: 900 s by default). At
+  whose answer was lost (a timeout, a dropped connection, a 5xx, an answer we cannot read), or
+  that the router may have made before a restart, may have been delivered: it is looked up by
+  tag in the live orders, and sent again only when a listing read once `lost_submit_window_s`
+  had passed since it was sent still has no such order (set it to the snapshot's period plus the command's delivery: 900 s by default). At
   most `max_submit_attempts` sends; then it is reported REJECTED, not sent again. A 429 was not
   applied: the adapter waits its Retry-After (at most `max_retry_after_s`) and sends again.
   Two orders with one tag (which this rule should never make) are counted and logged.
@@ -367,6 +367,13 @@ class QuantConnectClient(ExecutionClient):
             self._reject(order, problem)
             return
         self._send(order, attempts=0)
+
+    def submit_after_restart(self, order: VenueOrder) -> None:
+        """A command whose answer was lost (in the router's restart): looked up by tag in the
+        live orders, sent only when they still have none `lost_submit_window_s` on."""
+        with self._lock:
+            if order.order_id not in self._orders:
+                self._lost.setdefault(order.order_id, _Lost(order, time.monotonic(), attempts=1))
 
     def cancel_order(self, order_id: str, request_id: str) -> None:
         rejected = T.EXECUTION_TYPE_CANCEL_REJECTED
