@@ -24,14 +24,14 @@ Choices, and why:
   `fillQuantity`, `fillPrice` and `orderFeeAmount` read as exact decimals: the JSON is parsed
   with `parse_float=Decimal`). The trade id is `<LEAN order id>-<event id>`. A fee in another
   currency than the fill price's is reported as 0, the fee and its currency in the message.
-- **No order is sent twice.** A second submit of an order id we sent is not sent. A submit
-  whose answer was lost (a timeout, a dropped connection, a 5xx, an answer we cannot read), or
-  that the router may have made before a restart, may have been delivered: it is looked up by
-  tag in the live orders, and sent again only when a listing read once `lost_submit_window_s`
-  had passed since it was sent still has no such order (set it to the snapshot's period plus the command's delivery: 900 s by default). At
-  most `max_submit_attempts` sends; then it is reported REJECTED, not sent again. A 429 was not
-  applied: the adapter waits its Retry-After (at most `max_retry_after_s`) and sends again.
-  Two orders with one tag (which this rule should never make) are counted and logged.
+- **No order is sent twice.** A second submit of an order id we sent is not sent. A submit whose
+  answer was lost (a timeout, a dropped connection, a 5xx, an answer we cannot read), or that the
+  router may have made before a restart, may have been delivered: it is looked up by tag in the live
+  orders, and sent again only when a listing read once `lost_submit_window_s` had passed since it
+  was sent still has no such order (set it to the snapshot's period plus the command's delivery: 900
+  s by default). At most `max_submit_attempts` sends; then it is reported REJECTED, not sent again.
+  A 429 was not applied: the adapter waits its Retry-After (at most `max_retry_after_s`) and sends
+  again. Two orders with one tag (which this rule should never make) are counted and logged.
 - **Cancels** are LEAN's `CancelOrderCommand` by LEAN order id, which we learn from the live
   orders: a cancel of an order not shown yet waits until it is. The answer again only says
   "delivered": CANCELED (with the request id) is reported when the live orders show the order
