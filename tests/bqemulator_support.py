@@ -7,7 +7,6 @@ A test module uses it by importing the fixture `bqemulator` (or asking for it by
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import urllib.request
 import uuid
@@ -20,7 +19,7 @@ import pytest
 from trading_core.config import BigQueryDatabase
 from trading_core.store.bigquery import bigquery_client
 
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).parents[1]
 PYTHON = ROOT / ".venv-bqemulator" / "bin" / "python"
@@ -56,7 +55,7 @@ class BQEmulator:
 def bqemulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BQEmulator]:
     """A running bqemulator (in memory: each test makes a dataset of its own)."""
     output = tmp_path_factory.mktemp("bqemulator") / "output.log"
-    rest_port, grpc_port = _free_port(), _free_port()
+    rest_port, grpc_port = free_port(), free_port()
     command = [
         str(PYTHON), str(LAUNCHER), "start", "--rest-host=127.0.0.1", f"--rest-port={rest_port}",
         "--grpc-host=127.0.0.1", f"--grpc-port={grpc_port}", f"--project={PROJECT}",
@@ -72,13 +71,6 @@ def bqemulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BQEmulator]
         yield emulator
     finally:
         _stop(process)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], endpoint: str, output: Path) -> None:

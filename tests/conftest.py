@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -12,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_port
 
 EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 EMULATOR_START_TIMEOUT_S = 60.0
@@ -30,7 +31,7 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def start_emulator(output: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A Pub/Sub emulator of its own, serving; fails the test when it cannot start."""
-    host = f"127.0.0.1:{_free_port()}"
+    host = f"127.0.0.1:{free_port()}"
     with output.open("wb") as log:
         try:
             process = subprocess.Popen(
@@ -51,13 +52,6 @@ def start_emulator(output: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def stop_emulator(process: subprocess.Popen[bytes]) -> None:
     _stop(process)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_until_serving(process: subprocess.Popen[bytes], host: str, output: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -21,3 +22,11 @@ def wait_until(
             raise AssertionError(f"timed out after {timeout}s waiting for: {message}")
         time.sleep(_POLL_INTERVAL_S)
     return value
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -32,7 +31,7 @@ from trading.v1 import (
 from trading_core.config import load_config
 from trading_core.runtime import Platform, build_platform
 
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_MODULES = {
@@ -88,12 +87,6 @@ def write_config(directory: Path, overrides: dict[str, object]) -> Path:
     document = {"extends": str(ROOT / "config" / "local.yaml"), **overrides}
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def embedded_overrides(data: Path) -> dict[str, object]:
