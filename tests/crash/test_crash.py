@@ -32,12 +32,11 @@ from tests.e2e.conftest import (
     SERVICE_MODULES,
     Clients,
     embedded_overrides,
-    free_port,
     wait_serving_at,
     write_config,
 )
 from tests.e2e.test_trading_flow import position_quantity, ready_for_market_orders, wait_for_quote
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 CENT = Decimal("0.01")
 ORDERS_PER_KILL = int(os.environ.get("CRASH_ORDERS", "150"))

@@ -27,11 +27,11 @@ from tests.e2e.conftest import (
     SERVICE_MODULES,
     Clients,
     embedded_overrides,
-    free_port,
     wait_serving_at,
     write_config,
 )
 from tests.e2e.test_trading_flow import order_status, ready_for_market_orders, submit
+from tests.support import free_port
 
 RACERS = 8
 

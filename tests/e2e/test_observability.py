@@ -21,12 +21,11 @@ from trading.v1 import control_pb2, orders_pb2, types_pb2
 from tests.e2e.conftest import (
     Clients,
     embedded_overrides,
-    free_port,
     running_distributed,
     running_embedded,
     write_config,
 )
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 TIMEOUT = 10
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, SERVICE_MODULES, free_port, serving
-from tests.support import wait_until
+from tests.e2e.conftest import ROOT, SERVICE_MODULES, serving
+from tests.support import free_port, wait_until
 
 SCRIPT = ROOT / "scripts" / "run_distributed.sh"
 

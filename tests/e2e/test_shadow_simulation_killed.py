@@ -36,14 +36,14 @@ import yaml
 from trading.v1 import orders_pb2, types_pb2
 
 from tests.crash.test_crash import Process, processes_alive
-from tests.e2e.conftest import SERVICE_MODULES, Clients, free_port, wait_serving_at
+from tests.e2e.conftest import SERVICE_MODULES, Clients, wait_serving_at
 from tests.e2e.test_network_venues import credentials  # noqa: F401
 from tests.e2e.test_order_types import finished
 from tests.e2e.test_shadow_simulation import rows, shadow_config
 from tests.e2e.test_trading_flow import TIMEOUT, ready_for_market_orders
 from tests.fakes.binance_spot import BTCUSDT, FakeBinanceSpot
 from tests.fakes.server import API_KEY, SECRET
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 T = types_pb2
 ACCOUNT = "acct-shadow-kill"

@@ -22,16 +22,9 @@ from trading.v1 import orders_pb2, positions_pb2, types_pb2
 from trading_core.sharding import ADDRESS_METADATA, SHARD_METADATA
 from typer.testing import CliRunner
 
-from tests.e2e.conftest import (
-    ROOT,
-    Clients,
-    embedded_overrides,
-    free_port,
-    wait_serving_at,
-    write_config,
-)
+from tests.e2e.conftest import ROOT, Clients, embedded_overrides, wait_serving_at, write_config
 from tests.e2e.test_trading_flow import order_status, position_quantity, submit, wait_for_quote
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 SHARDED = ("order-management", "execution-router", "position-management")
 # acct-east and its warm-up account are mapped to shard 1; every other account is shard 0's.

@@ -31,19 +31,12 @@ from trading_core.config import ConfigError, load_config
 from trading_core.quotes import Quote
 from trading_core.runtime import Platform, build_platform
 
-from tests.e2e.conftest import (
-    ROOT,
-    Clients,
-    embedded_overrides,
-    free_port,
-    running_embedded,
-    write_config,
-)
+from tests.e2e.conftest import ROOT, Clients, embedded_overrides, running_embedded, write_config
 from tests.e2e.test_trading_flow import submit
 from tests.fakes import binance_spot, bybit_v5
 from tests.fakes.binance_spot import FakeBinanceSpot, SymbolRules
 from tests.fakes.bybit_v5 import FakeBybitSpot, SpotRules
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 T = types_pb2
 
