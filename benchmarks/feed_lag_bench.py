@@ -4,9 +4,10 @@ fed on the default `database.flush_interval_ms` (or `BENCH_FEED_INTERVAL_MS`); t
 stopped, every service's journal is compared with its DuckDB file.
 
 - Lag: each stored event's `record_time` (when its feed built the batch, just before the
-  batch's transaction commits) minus its `event_time` (when the service made it, just before
-  its journal commit): the time an event waits to reach the analysts. p50, p99 and max over the
-  events made while the load ran (the feed at shutdown is left out: nothing waits for it).
+  batch's transaction commits) minus the time its journal record was made (`time_us`, just
+  before its journal commit): the time from journal to table, the bar's measure; p50, p99 and
+  max over the events journaled while the load ran (the feed at shutdown is left out: nothing
+  waits for it). Beside it, `since_event_s` counts from the event's own `event_time`.
 - Lost and duplicated: journal events missing from the file, and event ids stored twice.
 
 Run: `uv run python -m benchmarks.feed_lag_bench`; prints JSON (`make bench` runs it too).
@@ -32,14 +33,8 @@ from tradectl.credentials import DEVELOPMENT_KEY, authorized
 from trading.v1 import orders_pb2_grpc
 from trading_core.journal import Journal
 
-from benchmarks.run import (
-    IN_FLIGHT,
-    ROOT,
-    cpu_seconds,
-    order_request,
-    platform_config,
-    wait_healthy,
-)
+# As a module, not its names: benchmarks.run imports this one (make bench runs both).
+from benchmarks import run as platform_bench
 
 SECONDS = float(os.environ.get("BENCH_FEED_SECONDS", "60"))
 # Unset: the platform's default (database.flush_interval_ms).
@@ -52,9 +47,9 @@ def sustain(address: str, seconds: float, pid: int) -> dict[str, float]:
     """SubmitOrder with IN_FLIGHT outstanding for `seconds`; the rate and server CPU per order."""
     with grpc.insecure_channel(address) as channel:
         orders = orders_pb2_grpc.OrderServiceStub(authorized(channel, DEVELOPMENT_KEY))
-        slots = threading.Semaphore(IN_FLIGHT)
+        slots = threading.Semaphore(platform_bench.IN_FLIGHT)
         failures: list[BaseException] = []
-        cpu_before, started = cpu_seconds(pid), time.perf_counter()
+        cpu_before, started = platform_bench.cpu_seconds(pid), time.perf_counter()
         sent = 0
 
         def on_done(future: grpc.Future[Any]) -> None:
@@ -64,9 +59,11 @@ def sustain(address: str, seconds: float, pid: int) -> dict[str, float]:
 
         while time.perf_counter() - started < seconds:
             slots.acquire()
-            orders.SubmitOrder.future(order_request(), timeout=60).add_done_callback(on_done)
+            orders.SubmitOrder.future(platform_bench.order_request(), timeout=60).add_done_callback(
+                on_done
+            )
             sent += 1
-        for _ in range(IN_FLIGHT):
+        for _ in range(platform_bench.IN_FLIGHT):
             slots.acquire()
         elapsed = time.perf_counter() - started
         if failures:
@@ -74,7 +71,9 @@ def sustain(address: str, seconds: float, pid: int) -> dict[str, float]:
         return {
             "orders": sent,
             "orders_per_s": round(sent / elapsed, 1),
-            "server_cpu_us_per_order": round((cpu_seconds(pid) - cpu_before) / sent * 1e6, 1),
+            "server_cpu_us_per_order": round(
+                (platform_bench.cpu_seconds(pid) - cpu_before) / sent * 1e6, 1
+            ),
             "load_end_us": time.time_ns() // 1000,
         }
 
@@ -83,7 +82,8 @@ def compare(data: Path, service: str, load_end_us: int) -> dict[str, Any]:
     """One service's journal against its warehouse file (the platform stopped)."""
     journal = Journal(data / f"{service}.journal")
     try:
-        events = journal.query("SELECT count(*) FROM journal WHERE is_event = 1")[0][0]
+        # When the service made each event's record, by journal position: the feed's start.
+        made = dict(journal.query("SELECT seq, time_us FROM journal WHERE is_event = 1"))
     finally:
         journal.close()
     table = f"{service.replace('-', '_')}_events"
@@ -91,19 +91,17 @@ def compare(data: Path, service: str, load_end_us: int) -> dict[str, Any]:
         stored, distinct = connection.execute(
             f"SELECT count(*), count(DISTINCT event_id) FROM {table}"
         ).fetchone() or (0, 0)
-        lags = [
-            float(lag)
-            for (lag,) in connection.execute(
-                "SELECT epoch_us(record_time) - epoch_us(event_time) FROM "
-                f"{table} WHERE epoch_us(event_time) <= ?",
-                [load_end_us],
-            ).fetchall()
-        ]
+        rows = connection.execute(
+            "SELECT store_sequence, epoch_us(record_time), epoch_us(event_time) FROM " + table
+        ).fetchall()
+    during_load = [(seq, fed, at) for seq, fed, at in rows if made.get(seq, 0) <= load_end_us]
     return {
-        "journal_events": events,
-        "lost": events - distinct,
+        "journal_events": len(made),
+        "lost": len(made) - distinct,
         "duplicated": stored - distinct,
-        "lag_s": _lag_percentiles(lags),
+        "lag_s": _lag_percentiles([fed - made[seq] for seq, fed, _ in during_load if seq in made]),
+        # From the event's own time (a quote's is when the feed priced it), for comparison.
+        "since_event_s": _lag_percentiles([fed - at for _, fed, at in during_load if at]),
     }
 
 
@@ -121,13 +119,14 @@ def _lag_percentiles(lags_us: list[float]) -> dict[str, float]:
 def measure(seconds: float = SECONDS, interval_ms: int | None = INTERVAL_MS) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         chosen = {"flush_interval_ms": interval_ms} if interval_ms else {}
-        config, addresses = platform_config(Path(directory), database=chosen)
+        config, addresses = platform_bench.platform_config(Path(directory), database=chosen)
         process = subprocess.Popen(
-            [sys.executable, "-m", "tradectl", "serve", "--config", str(config)], cwd=ROOT
+            [sys.executable, "-m", "tradectl", "serve", "--config", str(config)],
+            cwd=platform_bench.ROOT,
         )
         try:
             for address in addresses.values():
-                wait_healthy(address)
+                platform_bench.wait_healthy(address)
             load = sustain(addresses["order_management"], seconds, process.pid)
         finally:
             process.send_signal(signal.SIGTERM)
