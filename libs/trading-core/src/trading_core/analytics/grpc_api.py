@@ -64,6 +64,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             period,
             account=optional_text(request.account_id, "account_id") or None,
             venue=optional_text(request.venue, "venue") or None,
+            shadow=False,  # not in the response
         )
         markouts: dict[str, list[analytics_pb2.Markout]] = defaultdict(list)
         for row in found.markouts:

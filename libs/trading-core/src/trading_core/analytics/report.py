@@ -111,9 +111,11 @@ def execution_quality(
     account: str | None = None,
     venue: str | None = None,
     orders: bool = False,
+    shadow: bool = True,
 ) -> ExecutionQuality:
     """Per venue (one venue, or every one) over the period; `orders`: each order's row too (for
-    distributions). Requests are per account: a denied order never reached a venue."""
+    distributions); `shadow`: the shadow simulation's and venue calls' rows too (three more
+    queries). Requests are per account: a denied order never reached a venue."""
     given = {**period.parameters, "account": account}
 
     def rows(name: str, **more: object) -> list[Row]:
@@ -125,9 +127,9 @@ def execution_quality(
         markouts=rows("markouts", per_day=False),
         requests=analytics.run("success_rates", given).records(),
         orders=rows("order_execution") if orders else [],
-        shadow=rows("shadow_comparison"),
-        shadow_fit=rows("shadow_fit"),
-        venue_calls=rows("venue_calls"),
+        shadow=rows("shadow_comparison") if shadow else [],
+        shadow_fit=rows("shadow_fit") if shadow else [],
+        venue_calls=rows("venue_calls") if shadow else [],
     )
 
 
