@@ -171,10 +171,14 @@ class ExecutionRouter(JournaledService):
         self.quotes = QuoteBook()
         clients = build_clients(config, self._report_sink, clock)
         self.venues = {name: Venue(name, c, VenueWorker(c)) for name, c in clients.items()}
-        # For analysts, beside the order path: the network venues' calls, the shadow model.
-        self.calls = CallJournal(self)
-        for client in clients.values():
-            client.record_call = self.calls.record
+        # For analysts, beside the order path: the network venues' calls (none in the simulation
+        # mode: the paper venue records nothing, so no thread waits for its calls), the shadow
+        # model.
+        self.calls: CallJournal | None = None
+        if SIMULATION_VENUE not in clients:
+            calls = self.calls = CallJournal(self)
+            for client in clients.values():
+                client.record_call = calls.record
         self.shadow = ShadowDesk(self, config, clock) if config.execution.shadow.enabled else None
         self._open: dict[str, RoutedOrder] = {}
         # What changed in memory but is not durable yet, which the journal cannot show: a command
@@ -199,7 +203,8 @@ class ExecutionRouter(JournaledService):
         unsent = self._restore()
         unanswered = self._unanswered()
         super().start()
-        self.calls.start()
+        if self.calls is not None:
+            self.calls.start()
         if self.shadow is not None:
             self.shadow.start()
         for venue in self.venues.values():
@@ -222,7 +227,8 @@ class ExecutionRouter(JournaledService):
             venue.worker.stop()
         if self.shadow is not None:
             self.shadow.stop()
-        self.calls.stop()
+        if self.calls is not None:
+            self.calls.stop()
 
     def ready(self) -> bool:
         """Also needs its venue workers, and a quote for every instrument (a simulated venue
