@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import sqlglot
 from tradectl.cli import app
+from tradectl.report import result_json
 from trading_core.analytics import (
     AnalyticsError,
     DuckDBAnalytics,
@@ -34,6 +35,7 @@ from trading_core.analytics import (
     query_names,
     run_query,
 )
+from trading_core.analytics import Result as QueryResult
 from trading_core.analytics.performance import DailyPnl, daily_returns, performance
 from typer.testing import CliRunner, Result
 
@@ -407,6 +409,13 @@ def test_the_readmes_analytics_examples_run_on_duckdb_through_the_cli(warehouse:
                           "-p", period[0], "-p", period[1], "--", example)  # fmt: skip
         assert shown.exit_code == 0, shown.output
         assert len(json.loads(shown.output)) == len(answer.rows)
+
+
+def test_json_output_keeps_every_digit_of_a_warehouse_decimal() -> None:
+    # DECIMAL(38, 18) holds 38 digits: more than Decimal's default context (28) keeps.
+    value = Decimal("12345678901234567890.123456789012345678")
+    answer = QueryResult(("amount",), [(value,), (Decimal("0E-18"),)])
+    assert json.loads(result_json(answer)) == [{"amount": str(value)}, {"amount": "0"}]
 
 
 def run_query_text(folder: Path, text: str) -> Any:

@@ -25,6 +25,7 @@ from trading_core.analytics import DuckDBAnalytics, Result, query_names
 from trading_core.analytics.report import BookPerformance, Period, Report, gather
 from trading_core.analytics.runner import Analytics, open_analytics
 from trading_core.config import Accounts, ConfigError, load_config
+from trading_core.decimals import format_decimal
 
 PERFORMANCE_FIELDS = (
     ("days", "days"), ("total_pnl", "P&L"), ("win_rate", "win rate"),
@@ -123,9 +124,7 @@ def result_json(result: Result) -> str:
 def _shown(value: Any, places: int = 2) -> str:
     if value is None:
         return "-"
-    if isinstance(value, Decimal):
-        return f"{value:,.{places}f}"
-    if isinstance(value, float):
+    if isinstance(value, Decimal | float):
         return f"{value:,.{places}f}"
     return str(value)
 
@@ -318,7 +317,7 @@ def as_json(answer: Answer) -> str:
 
 def _json_value(value: object) -> object:
     if isinstance(value, Decimal):
-        return f"{value.normalize():f}"
+        return format_decimal(value)  # exact: normalize() would round to 28 digits
     if isinstance(value, date | datetime):
         return value.isoformat()
     raise TypeError(f"cannot show {type(value).__name__}")
