@@ -226,6 +226,9 @@ class InMemoryBus:
         self._subscriptions: dict[str, _Subscription] = {}
         # Replaced, never mutated, so `publish` reads it without the lock.
         self._by_topic: dict[str, tuple[_Subscription, ...]] = {topic: () for topic in topics}
+        # Whether any subscription is filtered on a shard: else `publish` filters nothing (one
+        # shard costs nothing). Set before the subscription is published in `_by_topic`.
+        self._filtered = False
         for topic, services in topics.items():
             for service in services:
                 self._subscription(topic, subscription_name(topic, service, shard=shard), shard)
@@ -255,7 +258,8 @@ class InMemoryBus:
             message_id=str(next(self._ids)),
         )
         key: Hashable = ordering_key or object()
-        subscriptions = tuple(s for s in subscriptions if of_shard(message.attributes, s.shard))
+        if self._filtered:
+            subscriptions = tuple(s for s in subscriptions if of_shard(message.attributes, s.shard))
         if not subscriptions:
             if on_taken is not None:
                 on_taken()
@@ -353,6 +357,7 @@ class InMemoryBus:
                     )
                 return existing
             created = _Subscription(topic, name, shard, self._lock, self._work)
+            self._filtered = self._filtered or shard is not None
             self._subscriptions[name] = created
             self._by_topic[topic] = (*self._by_topic[topic], created)
             return created
