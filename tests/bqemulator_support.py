@@ -8,7 +8,6 @@ A test module uses it by importing the fixture `bqemulator` (or asking for it by
 from __future__ import annotations
 
 import subprocess
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import pytest
 from trading_core.config import BigQueryDatabase
 from trading_core.store.bigquery import bigquery_client
 
-from tests.support import free_port, wait_until
+from tests.support import free_port, wait_answering
 
 ROOT = Path(__file__).parents[1]
 PYTHON = ROOT / ".venv-bqemulator" / "bin" / "python"
@@ -67,26 +66,11 @@ def bqemulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BQEmulator]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         emulator = BQEmulator(f"http://127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}")
-        _wait_until_ready(process, emulator.rest_endpoint, output)
+        readiness = f"{emulator.rest_endpoint}/readyz"
+        wait_answering(process, readiness, START_TIMEOUT_S, "bqemulator", output)
         yield emulator
     finally:
         _stop(process)
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], endpoint: str, output: Path) -> None:
-    def ready() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"bqemulator exited with {process.returncode}:\n{output.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{endpoint}/readyz", timeout=1.0) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    try:
-        wait_until(ready, START_TIMEOUT_S, f"bqemulator to be ready on {endpoint}")
-    except AssertionError as error:
-        pytest.fail(f"{error}; its output:\n{output.read_text()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, wait_answering
 
 EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 EMULATOR_START_TIMEOUT_S = 60.0
@@ -43,7 +41,9 @@ def start_emulator(output: Path) -> tuple[subprocess.Popen[bytes], str]:
         except OSError as error:
             pytest.fail(f"cannot start the Pub/Sub emulator {EMULATOR}: {error}")
     try:
-        _wait_until_serving(process, host, output)
+        wait_answering(
+            process, f"http://{host}/", EMULATOR_START_TIMEOUT_S, "the Pub/Sub emulator", output
+        )
     except BaseException:
         stop_emulator(process)
         raise
@@ -52,30 +52,6 @@ def start_emulator(output: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def stop_emulator(process: subprocess.Popen[bytes]) -> None:
     _stop(process)
-
-
-def _wait_until_serving(process: subprocess.Popen[bytes], host: str, output: Path) -> None:
-    deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
-    while not _answers(host):
-        if process.poll() is not None:
-            pytest.fail(
-                f"the Pub/Sub emulator exited with {process.returncode}:\n{output.read_text()}"
-            )
-        if time.monotonic() >= deadline:
-            pytest.fail(
-                f"the Pub/Sub emulator did not answer on {host} within "
-                f"{EMULATOR_START_TIMEOUT_S}s:\n{output.read_text()}"
-            )
-        time.sleep(0.1)
-
-
-def _answers(host: str) -> bool:
-    """True once the emulator serves requests (its HTTP root answers "Ok")."""
-    try:
-        with urllib.request.urlopen(f"http://{host}/", timeout=1.0) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
