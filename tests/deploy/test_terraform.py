@@ -193,7 +193,10 @@ def test_terraform_is_formatted_as_terraform_fmt_wants() -> None:
 
 def test_a_misformatted_file_fails_the_format_check(tmp_path: Path) -> None:
     (tmp_path / "main.tf").write_text('variable "a" {\ntype= string\n}\n', encoding="utf-8")
-    assert subprocess.run(format_check(tmp_path), capture_output=True, check=False).returncode
+    result = subprocess.run(format_check(tmp_path), capture_output=True, text=True, check=False)
+    # Refused for that file, not for a checker that could not run at all.
+    assert result.returncode == 3, result.stderr
+    assert "main.tf" in result.stdout
 
 
 def format_check(folder: Path) -> list[str]:
