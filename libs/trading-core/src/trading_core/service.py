@@ -363,10 +363,11 @@ class JournaledService:
     def start(self) -> None:
         """Rebuilds state from the journal, subscribes, starts background work."""
         self.outbox.start()
-        for subscription, parked in self.journal.query(
-            "SELECT subscription, count(*) FROM dead_letters GROUP BY subscription"
-        ):
-            metrics.dead_letters_changed(self.name, subscription, parked)
+        if metrics.enabled():  # started before the services: the letters parked until now
+            for subscription, parked in self.journal.query(
+                "SELECT subscription, count(*) FROM dead_letters GROUP BY subscription"
+            ):
+                metrics.dead_letters_changed(self.name, subscription, parked)
 
     def stop(self) -> None:
         """Stops background producers; the bus may still deliver."""
