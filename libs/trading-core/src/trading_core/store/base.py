@@ -15,6 +15,11 @@ from typing import Protocol
 from trading_core.journal import KeptRecord
 
 
+class WarehouseWriteError(RuntimeError):
+    """The warehouse refused a write (BigQuery: an append other than as a duplicate); nothing
+    of it is stored, and the feeder tries again next interval."""
+
+
 class Warehouse(Protocol):
     service: str
 

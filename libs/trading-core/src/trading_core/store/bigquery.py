@@ -60,6 +60,7 @@ import pyarrow as pa
 from google.api_core import exceptions as google_errors
 
 from trading_core.journal import KeptRecord
+from trading_core.store.base import WarehouseWriteError
 from trading_core.store.rows import arrow_batches
 from trading_core.store.schema import (
     DECIMAL,
@@ -80,10 +81,6 @@ _STANDARD_TYPES = {"INTEGER": "INT64", "BOOLEAN": "BOOL", "FLOAT": "FLOAT64"}
 _GRPC_ALREADY_EXISTS = 6
 _GRPC_NOT_FOUND = 5
 _TIMEOUT_S = 30.0  # per call: a feed that cannot write fails and is tried again next interval
-
-
-class WarehouseWriteError(RuntimeError):
-    """BigQuery refused an append (other than as a duplicate); nothing of it is stored."""
 
 
 class StreamLost(WarehouseWriteError):

@@ -30,7 +30,7 @@ import pyarrow as pa
 from google.api_core.exceptions import GoogleAPIError
 
 from trading_core.journal import Journal, KeptRecord
-from trading_core.store.base import Warehouse
+from trading_core.store.base import Warehouse, WarehouseWriteError
 from trading_core.store.rows import arrow_batches, parse, typed_batches
 from trading_core.store.schema import (
     EVENT_COLUMNS,
@@ -197,8 +197,13 @@ class WarehouseFeeder:
                 if not batch:
                     break
                 stored += self._warehouse.feed(batch)
-        except (duckdb.Error, OSError, SchemaMismatch, GoogleAPIError, RuntimeError) as error:
-            # RuntimeError: BigQuery's refusals (store/bigquery.py WarehouseWriteError).
+        except (
+            duckdb.Error,
+            OSError,
+            SchemaMismatch,
+            GoogleAPIError,
+            WarehouseWriteError,
+        ) as error:
             if not self._failing:
                 log.warning(
                     "warehouse %s: cannot write now (%s); will retry", self._warehouse, error
