@@ -167,6 +167,30 @@ def test_a_journal_that_cannot_write_stops_instead_of_serving_unsaved_state(
     assert not journal.healthy()
 
 
+def test_a_wait_that_begins_after_the_journal_failed_raises_at_once(tmp_path: Path) -> None:
+    """The background writer failed first; a later waiter must not take the free commit lock
+    and go round for ever over a queue nothing writes again."""
+    failures: list[BaseException] = []
+    journal = Journal(tmp_path / "svc.journal", SCHEMA, on_failure=failures.append)
+    transaction = Transaction()
+    transaction.execute("INSERT INTO missing_table VALUES (1)")
+    ticket = journal.commit(transaction)  # the background writer commits it, and fails
+    wait_until(lambda: failures, 5, "the failure to be reported")
+    raised: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            ticket.wait()
+        except RuntimeError as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "the wait went on after the journal failed"
+    assert len(raised) == 1 and "missing_table" in str(raised[0])
+
+
 def test_a_record_committed_after_the_bus_closed_is_published_on_the_next_start(
     tmp_path: Path,
 ) -> None:

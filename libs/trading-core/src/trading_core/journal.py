@@ -226,6 +226,10 @@ class Journal:
 
     def wait(self, ticket: Ticket) -> None:
         while not ticket.done:
+            # Checked first: once a write failed, the queue is never written again, and a waiter
+            # that takes the free commit lock would otherwise go round for ever.
+            if self._failed is not None:
+                raise RuntimeError(f"the journal failed: {self._failed!r}") from self._failed
             if self._commit_lock.acquire(blocking=False):
                 try:
                     self._commit_queued()
@@ -235,8 +239,6 @@ class Journal:
             with self.queue_lock:
                 if not ticket.done:
                     self._committed.wait(0.05)
-            if self._failed is not None:
-                raise RuntimeError(f"the journal failed: {self._failed!r}") from self._failed
 
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
