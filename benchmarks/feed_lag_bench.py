@@ -50,6 +50,7 @@ def sustain(address: str, seconds: float, pid: int) -> dict[str, float]:
         slots = threading.Semaphore(platform_bench.IN_FLIGHT)
         failures: list[BaseException] = []
         cpu_before, started = platform_bench.cpu_seconds(pid), time.perf_counter()
+        load_start_us = time.time_ns() // 1000
         sent = 0
 
         def on_done(future: grpc.Future[Any]) -> None:
@@ -74,11 +75,12 @@ def sustain(address: str, seconds: float, pid: int) -> dict[str, float]:
             "server_cpu_us_per_order": round(
                 (platform_bench.cpu_seconds(pid) - cpu_before) / sent * 1e6, 1
             ),
+            "load_start_us": load_start_us,
             "load_end_us": time.time_ns() // 1000,
         }
 
 
-def compare(data: Path, service: str, load_end_us: int) -> dict[str, Any]:
+def compare(data: Path, service: str, load_start_us: int, load_end_us: int) -> dict[str, Any]:
     """One service's journal against its warehouse file (the platform stopped)."""
     journal = Journal(data / f"{service}.journal")
     try:
@@ -95,11 +97,14 @@ def compare(data: Path, service: str, load_end_us: int) -> dict[str, Any]:
             "SELECT store_sequence, epoch_us(record_time), epoch_us(event_time) FROM " + table
         ).fetchall()
     during_load = [(seq, fed, at) for seq, fed, at in rows if made.get(seq, 0) <= load_end_us]
+    lags = [(fed - made[seq], made[seq]) for seq, fed, _ in during_load if seq in made]
     return {
         "journal_events": len(made),
         "lost": len(made) - distinct,
         "duplicated": stored - distinct,
-        "lag_s": _lag_percentiles([fed - made[seq] for seq, fed, _ in during_load if seq in made]),
+        "lag_s": _lag_percentiles([lag for lag, _ in lags]),
+        # When, from the load's start, the worst-waiting event was journaled.
+        "worst_at_s": round((max(lags)[1] - load_start_us) / 1e6, 2) if lags else None,
         # From the event's own time (a quote's is when the feed priced it), for comparison.
         "since_event_s": _lag_percentiles([fed - at for _, fed, at in during_load if at]),
     }
@@ -132,9 +137,11 @@ def measure(seconds: float = SECONDS, interval_ms: int | None = INTERVAL_MS) -> 
             process.send_signal(signal.SIGTERM)
             if process.wait(timeout=120) != 0:
                 raise RuntimeError(f"the platform exited with {process.returncode}")
-        load_end_us = load.pop("load_end_us")
+        load_start_us, load_end_us = load.pop("load_start_us"), load.pop("load_end_us")
         data = Path(directory) / "data"
-        services = {name: compare(data, name, int(load_end_us)) for name in SERVICES}
+        services = {
+            name: compare(data, name, int(load_start_us), int(load_end_us)) for name in SERVICES
+        }
     worst = max(s["lag_s"].get("max", 0.0) for s in services.values())
     return {
         "seconds": seconds,

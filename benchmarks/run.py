@@ -59,9 +59,20 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+    """User and system CPU time a process and its live children (the platform's warehouse feed
+    process) have used, from /proc."""
+    proc = Path(f"/proc/{pid}")
+    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+    children = {child for task in proc.glob("task/*") for child in _children(task)}
+    return own + sum(cpu_seconds(child) for child in children)
+
+
+def _children(task: Path) -> list[int]:
+    try:
+        return [int(child) for child in (task / "children").read_text().split()]
+    except FileNotFoundError:  # the thread ended
+        return []
 
 
 def free_port() -> int:

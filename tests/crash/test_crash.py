@@ -152,7 +152,7 @@ def _counts(by_name: dict[str, int]) -> str:
     return f"{sum(by_name.values())}" + (f" ({named})" if named else "")
 
 
-def _embedded_process(tmp_path: Path) -> tuple[Process, dict[str, str]]:
+def embedded_process(tmp_path: Path) -> tuple[Process, dict[str, str]]:
     """The one process of `tradectl serve` on its own ports, and their addresses."""
     ports = {name: free_port() for name in SERVICE_MODULES}
     overrides = embedded_overrides(tmp_path / "data")
@@ -171,7 +171,7 @@ def _embedded_process(tmp_path: Path) -> tuple[Process, dict[str, str]]:
 def test_embedded_process_killed_mid_stream_loses_duplicates_and_strands_nothing(
     tmp_path: Path,
 ) -> None:
-    process, addresses = _embedded_process(tmp_path)
+    process, addresses = embedded_process(tmp_path)
     process.start()
     clients = Clients(addresses)
     try:
@@ -192,7 +192,7 @@ def test_an_emergency_stop_killed_in_flight_halts_cancels_and_closes_each_positi
     after the restart the halt holds, nothing is lost, duplicated or stuck, every position is
     flat with at most one closing order per instrument, and the resume's checks pass (the risk
     view equals position-management's positions, no close pending)."""
-    process, addresses = _embedded_process(tmp_path)
+    process, addresses = embedded_process(tmp_path)
     process.start()
     clients = Clients(addresses)
     account = "acct-stop-crash"
@@ -240,7 +240,7 @@ def test_brackets_killed_in_flight_each_end_with_exactly_one_exit_and_a_flat_pos
     """SIGKILL while brackets' exits are held, triggering and working: after the restart every
     bracket's entry is filled once and exactly one of its exits fills (the other canceled), no
     order is duplicated or stuck, and the account is flat."""
-    process, addresses = _embedded_process(tmp_path)
+    process, addresses = embedded_process(tmp_path)
     process.start()
     clients = Clients(addresses)
     account = "acct-bracket-crash"

@@ -12,7 +12,7 @@ import pytest
 from trading.v1 import control_pb2, types_pb2
 from trading_core.runtime import Platform
 
-from tests.crash.test_crash import _embedded_process, processes_alive
+from tests.crash.test_crash import embedded_process, processes_alive
 from tests.e2e.conftest import Clients, wait_serving_at
 from tests.e2e.test_cli import as_json, tradectl
 from tests.e2e.test_trading_flow import ready_for_market_orders, submit
@@ -119,7 +119,7 @@ def test_tradectl_sets_and_shows_the_limits(embedded: tuple[Clients, Platform]) 
 
 
 def test_a_change_survives_a_sigkill_right_after_it_was_answered(tmp_path: Path) -> None:
-    process, addresses = _embedded_process(tmp_path)
+    process, addresses = embedded_process(tmp_path)
     process.start()
     clients = Clients(addresses)
     try:

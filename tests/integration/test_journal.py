@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 from trading_core import journal as journal_module
 from trading_core.bus.memory import InMemoryBus
-from trading_core.journal import Journal, JournalInUse, Record, Statement, Transaction
+from trading_core.journal import (
+    Journal,
+    JournalInUse,
+    JournalReader,
+    Record,
+    Statement,
+    Transaction,
+)
 from trading_core.outbox import Outbox
 
 from tests.support import wait_until
@@ -147,6 +154,41 @@ def test_every_answered_commit_survives_a_sigkill(tmp_path: Path) -> None:
     journal.close()
     assert len(kept) >= answered  # nothing answered is lost
     assert [k.record.record_id for k in kept] == [f"r-{n}" for n in range(1, len(kept) + 1)]
+
+
+def test_a_reader_in_another_process_sees_each_commit_in_order_while_the_writer_goes_on(
+    tmp_path: Path,
+) -> None:
+    """What the warehouse feed process does: it reads a journal that a service is writing,
+    without its lock, and never holds the writer up."""
+    path = tmp_path / "svc.journal"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None
+    try:
+        assert writer.stdout.readline(), "the writer did not start"
+        reader = JournalReader(path)
+        seen = wait_until(lambda: reader.records_after(0, limit=100_000), 10, "records")
+        answered = int(wait_until(writer.stdout.readline, 10, "the writer to go on"))
+        while answered < len(seen) + 100:  # the writer commits on while the reader reads
+            assert reader.last_seq >= len(seen)
+            answered = int(writer.stdout.readline())
+        kept = reader.records_after(0, limit=100_000)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert len(kept) >= answered
+    assert [k.seq for k in kept] == list(range(1, len(kept) + 1))
+    assert [k.record.record_id for k in kept] == [f"r-{k.seq}" for k in kept]
+
+
+def test_a_reader_of_a_journal_that_is_not_there_says_so_and_makes_no_file(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no journal at .*svc\.journal"):
+        JournalReader(tmp_path / "svc.journal")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_journal_that_cannot_write_stops_instead_of_serving_unsaved_state(

@@ -268,6 +268,44 @@ def test_an_analyst_session_holding_the_file_delays_the_feed_and_loses_nothing(
     assert [str(event_id) for (event_id,) in rows][-4:] == ids
 
 
+_MAKE_FILES = """
+import sys
+from pathlib import Path
+from trading_core.store import DuckDBWarehouse
+for number in range(1000):
+    path = Path(sys.argv[1]) / f"{number}.duckdb"
+    print(path, flush=True)  # it begins making this file
+    DuckDBWarehouse(path, "order-management").fed_through()
+"""
+
+
+def test_a_file_killed_while_it_was_made_is_not_there_or_whole_and_made_again(
+    tmp_path: Path,
+) -> None:
+    """An analyst never finds a file DuckDB cannot read (or one without its tables): a new
+    file is made under another name, then renamed into place."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _MAKE_FILES, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    for _ in range(4):
+        being_made = Path(child.stdout.readline().strip())
+    # Killed as soon as the file appears under its own name: made in place, that is while it
+    # is being made.
+    wait_until(being_made.exists, 30, "the file to appear")
+    kill(child)
+    made = sorted(tmp_path.glob("*.duckdb"), key=lambda path: int(path.stem))
+    assert len(made) >= 4
+    for path in made:
+        with duckdb.connect(str(path), read_only=True) as analyst:
+            tables = {name for (name,) in analyst.execute("SHOW TABLES").fetchall()}
+        assert tables == {TABLE, *(table.name for table in TABLES)}, path
+    last = tmp_path / f"{len(made)}.duckdb"  # being made when killed, or not begun
+    assert not last.exists()
+    assert DuckDBWarehouse(last, SERVICE).fed_through() == 0  # made again, from the start
+    assert [path.name for path in tmp_path.iterdir() if "making" in path.name] == []
+
+
 def test_every_table_and_column_is_described(
     journal: Journal, store: Store, warehouse: Warehouse
 ) -> None:

@@ -17,7 +17,8 @@ A commit that fails leaves memory ahead of the disk. Nothing of it became visibl
 process cannot go on serving that state, so it stops (fail-stop, like a database whose fsync
 failed); on restart it rebuilds from what is durable.
 
-Readers (queries, start-up) use connections of their own and see only committed data.
+Readers (queries, start-up) use connections of their own and see only committed data; a
+`JournalReader` reads the same from another process (the warehouse feed), without the lock.
 """
 
 from __future__ import annotations
@@ -167,7 +168,75 @@ CommitListener = Callable[[Sequence[KeptRecord]], None]
 StatementSource = Callable[[], Iterable[Statement]]
 
 
-class Journal:
+class JournalReader:
+    """Reads a journal's committed data, on a connection per calling thread; never writes, and
+    takes no lock: a process of its own may read the journal a service is writing (the
+    warehouse feed does, `trading_core.store.feeding`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():  # connecting would make an empty one
+            raise FileNotFoundError(f"no journal at {self.path}")
+        self._readers = threading.local()
+
+    @property
+    def last_seq(self) -> int:
+        """The position of the last committed record (0: none)."""
+        ((last,),) = self.query("SELECT coalesce(max(seq), 0) FROM journal")
+        return int(last)
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of committed data, read on a connection of the calling thread."""
+        return self._reader().execute(sql, parameters).fetchall()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """The calling thread's queries inside see one committed state of the journal."""
+        reader = self._reader()
+        reader.execute("BEGIN")
+        try:
+            yield
+        finally:
+            reader.execute("COMMIT")
+
+    def records_after(
+        self, seq: int, *, limit: int, to_publish: bool = False, events_only: bool = False
+    ) -> list[KeptRecord]:
+        """Kept records after `seq`, in log order."""
+        where = ["seq > ?"]
+        if to_publish:
+            where.append("topic IS NOT NULL")
+        if events_only:
+            where.append("is_event = 1")
+        rows = self.query(
+            f"SELECT {_RECORD_COLUMNS} FROM journal WHERE {' AND '.join(where)} "  # noqa: S608
+            "ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [_kept(row) for row in rows]
+
+    def records_of_order(self, order_id: str, record_type: str) -> list[KeptRecord]:
+        rows = self.query(
+            f"SELECT {_RECORD_COLUMNS} FROM journal "  # noqa: S608
+            "WHERE order_id = ? AND record_type = ? ORDER BY seq",
+            (order_id, record_type),
+        )
+        return [_kept(row) for row in rows]
+
+    def progress(self, name: str) -> int:
+        rows = self.query("SELECT value FROM progress WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0
+
+    def _reader(self) -> sqlite3.Connection:
+        reader: sqlite3.Connection | None = getattr(self._readers, "connection", None)
+        if reader is None:
+            reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            reader.execute("PRAGMA query_only = ON")
+            self._readers.connection = reader
+        return reader
+
+
+class Journal(JournalReader):
     """One service's SQLite journal; see the module docstring."""
 
     def __init__(
@@ -177,10 +246,11 @@ class Journal:
         *,
         on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _lock_exclusively(self.path.with_name(self.path.name + ".lock"))
-        self._connection = _connect(self.path)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_exclusively(path.with_name(path.name + ".lock"))
+        self._connection = _connect(path)  # makes the file: the reader's connections need it
+        super().__init__(path)
         with self._connection:
             for statement in (*_BASE_SCHEMA, *schema):
                 self._connection.execute(statement)
@@ -196,7 +266,6 @@ class Journal:
         self._commit_lock = threading.Lock()  # one commit at a time, after-actions in order
         self._listeners: list[CommitListener] = []
         self._statement_sources: list[StatementSource] = []
-        self._readers = threading.local()
         self._failed: BaseException | None = None
         self._closed = False
         self._writer = threading.Thread(target=self._write_in_background, daemon=True)
@@ -245,6 +314,10 @@ class Journal:
 
     def add_statement_source(self, source: StatementSource) -> None:
         self._statement_sources.append(source)
+
+    @property
+    def last_seq(self) -> int:
+        return self._next_seq - 1
 
     def healthy(self) -> bool:
         return not self._closed and self._failed is None and self._writer.is_alive()
@@ -326,62 +399,6 @@ class Journal:
             raise
         self._next_seq = seq
         return kept
-
-    # Reading ----------------------------------------------------------------------------------
-
-    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of committed data, read on a connection of the calling thread."""
-        return self._reader().execute(sql, parameters).fetchall()
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """The calling thread's queries inside see one committed state of the journal."""
-        reader = self._reader()
-        reader.execute("BEGIN")
-        try:
-            yield
-        finally:
-            reader.execute("COMMIT")
-
-    def records_after(
-        self, seq: int, *, limit: int, to_publish: bool = False, events_only: bool = False
-    ) -> list[KeptRecord]:
-        """Kept records after `seq`, in log order."""
-        where = ["seq > ?"]
-        if to_publish:
-            where.append("topic IS NOT NULL")
-        if events_only:
-            where.append("is_event = 1")
-        rows = self.query(
-            f"SELECT {_RECORD_COLUMNS} FROM journal WHERE {' AND '.join(where)} "  # noqa: S608
-            "ORDER BY seq LIMIT ?",
-            (seq, limit),
-        )
-        return [_kept(row) for row in rows]
-
-    def records_of_order(self, order_id: str, record_type: str) -> list[KeptRecord]:
-        rows = self.query(
-            f"SELECT {_RECORD_COLUMNS} FROM journal "  # noqa: S608
-            "WHERE order_id = ? AND record_type = ? ORDER BY seq",
-            (order_id, record_type),
-        )
-        return [_kept(row) for row in rows]
-
-    def progress(self, name: str) -> int:
-        rows = self.query("SELECT value FROM progress WHERE name = ?", (name,))
-        return int(rows[0][0]) if rows else 0
-
-    @property
-    def last_seq(self) -> int:
-        return self._next_seq - 1
-
-    def _reader(self) -> sqlite3.Connection:
-        reader: sqlite3.Connection | None = getattr(self._readers, "connection", None)
-        if reader is None:
-            reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            reader.execute("PRAGMA query_only = ON")
-            self._readers.connection = reader
-        return reader
 
 
 # Rows of one multi-row INSERT at most (SQLite allows 250,000 parameters here; 500 rows of the

@@ -1,11 +1,11 @@
 """Starting and stopping services: one process may host one service or all three.
 
-Start: each service opens its journal, loads its state and subscribes, then its gRPC server
-starts; health turns SERVING once the service is ready (journal, bus, market data). Stop
-(Ctrl-C or SIGTERM): health turns NOT_SERVING, background producers stop and streams end, the
-servers refuse new calls while running ones finish (intake stopped), the bus delivers what it
-holds (drain), the journals commit what is queued, the warehouses are fed the rest, and the
-process exits 0.
+Start: the warehouse feed process starts (`trading_core.store.feeding`), each service opens its
+journal, loads its state and subscribes, then its gRPC server starts; health turns SERVING once
+the service is ready (journal, bus, market data). Stop (Ctrl-C or SIGTERM): health turns
+NOT_SERVING, background producers stop and streams end, the servers refuse new calls while
+running ones finish (intake stopped), the bus delivers what it holds (drain), the journals
+commit what is queued, the feed process feeds the rest, and the process exits 0.
 
 This module is the one place that wires services to transports: a `ServiceSpec` names a
 service's class, its journal tables and its gRPC servicers; a service never registers itself.
@@ -54,7 +54,7 @@ from trading_core.journal import Journal
 from trading_core.metrics import MetricsServer, start_metrics
 from trading_core.peers import CALLS, Peers
 from trading_core.service import ServiceContext
-from trading_core.store import WarehouseFeeder, create_warehouse
+from trading_core.store import FeedProcess, FeedSpec
 from trading_core.telemetry import configure_logging
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,6 @@ class Hosted:
     service: Service
     endpoint: ServiceEndpoint
     servicers: ServicerWiring | None
-    feeder: WarehouseFeeder | None
 
 
 class Platform:
@@ -123,10 +122,13 @@ class Platform:
         telemetry: Telemetry | None = None,
         process: str = "trading-platform",
         shards: Sharding | None = None,
+        feed: FeedProcess | None = None,
     ) -> None:
         """`process`: this process's name in traces and metrics (the service it hosts, alone);
-        `shards`: the accounts its services own (README "Sharding by account")."""
+        `shards`: the accounts its services own (README "Sharding by account"); `feed`: the
+        process feeding the services' warehouse from their journals."""
         self._hosted = list(hosted)
+        self.feed = feed
         self._bus = bus
         self._peers = peers
         self._auth = [AuthInterceptor(keyring)] if keyring and keyring.enabled else []
@@ -145,6 +147,8 @@ class Platform:
     def start(self) -> None:
         self.metrics = start_metrics(self._telemetry.metrics, self._process)
         tracing.configure_tracing(self._telemetry.tracing, self._process)
+        if self.feed is not None:  # first: its start-up overlaps the services'
+            self.feed.start()
         # Tracing first: a call refused by authentication is traced too.
         interceptors = [*tracing.server_interceptors(), *self._auth]
         for item in self._hosted:
@@ -164,8 +168,6 @@ class Platform:
             self.servers[name] = server
             sharding.refuse_foreign_accounts(service.journal, self._shards, name)
             service.start()
-            if item.feeder is not None:
-                item.feeder.start()
             server.start()
             self._peers.bind(name, server.address)
             self._serving[name] = False
@@ -212,8 +214,8 @@ class Platform:
         for item in self._hosted:
             item.service.close()
             item.service.journal.close()
-            if item.feeder is not None:
-                item.feeder.stop()
+        if self.feed is not None:  # after the journals' last commits: it feeds them all
+            self.feed.stop()
         tracing.shutdown_tracing()
         if self.metrics is not None:
             self.metrics.stop()
@@ -223,6 +225,8 @@ class Platform:
         """Keeps each server's health equal to its service's readiness."""
         while not self._stopping.wait(HEALTH_INTERVAL_S):
             self._update_health()
+            if self.feed is not None:
+                self.feed.watch()
 
     def _update_health(self) -> None:
         for item in self._hosted:
@@ -310,14 +314,7 @@ def build_platform(
             journal = Journal(config.journal.path / f"{spec.name}.journal", spec.schema)
             context = ServiceContext(config, bus, journal, clock or SystemClock(), peers)
             service = spec.factory(context)
-            hosted.append(
-                Hosted(
-                    service,
-                    endpoint_of(config, spec.name),
-                    spec.servicers,
-                    _feeder(config, journal, spec.name),
-                )
-            )
+            hosted.append(Hosted(service, endpoint_of(config, spec.name), spec.servicers))
     except BaseException:
         for item in hosted:
             item.service.journal.close()
@@ -333,6 +330,14 @@ def build_platform(
         telemetry=config.telemetry,
         process=specs[0].name if len(specs) == 1 else "trading-platform",
         shards=config.sharding,
+        feed=FeedProcess(
+            FeedSpec(
+                database=config.database,
+                journals={item.service.name: item.service.journal.path for item in hosted},
+                logging=config.logging,
+                project=config.telemetry.project,
+            )
+        ),
     )
 
 
@@ -361,16 +366,6 @@ def _service_key(
     raise ConfigError(
         f"security.service_key: {', '.join(hosted)} call {', '.join(calling)} in another "
         "process: set it to ${VARIABLE} holding a key with the service role"
-    )
-
-
-def _feeder(config: PlatformConfig, journal: Journal, service: str) -> WarehouseFeeder | None:
-    database = config.database
-    return WarehouseFeeder(
-        journal,
-        create_warehouse(database, service),
-        interval_s=database.flush_interval_ms / 1000,
-        batch_size=database.batch_size,
     )
 
 

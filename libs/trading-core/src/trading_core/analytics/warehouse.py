@@ -6,8 +6,7 @@ that table in every file: each file has every typed table, empty where its servi
 such rows), runs the query's DuckDB text, and detaches them: between runs the feeders can write.
 A table no file has yet (a fresh platform: no file at all) is an empty table of the schema's
 columns, so a query over it answers no rows. A file its feeder holds at that moment is tried
-again, briefly (`busy_timeout_s`), then `WarehouseBusy` says so; in the platform's own process
-(a service answering from its warehouse, embedded) a feeder's attachment is waited for alike.
+again, briefly (`busy_timeout_s`), then `WarehouseBusy` says so.
 
 `run_query(folder, name, parameters)` is the whole API for one-off use; `DuckDBAnalytics` keeps
 one in-memory DuckDB for many runs (a service answering RPCs).
@@ -38,8 +37,8 @@ from trading_core.analytics.queries import (
 )
 from trading_core.store.schema import SERVICES, TABLES, duckdb_column_definitions, raw_table_name
 
-# Another process holds the file's lock, or (in the platform's own process, embedded) its feeder
-# has it attached this very moment.
+# Another process holds the file's lock (the feed process), or a writer in this process has it
+# attached this very moment.
 _HELD = re.compile(r"lock|already attached", re.IGNORECASE)
 _FIRST_WAIT_S = 0.02
 Answer = TypeVar("Answer")

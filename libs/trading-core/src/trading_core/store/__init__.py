@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from trading_core.config import BigQueryDatabase, DuckDBDatabase
 from trading_core.store.base import Warehouse
-from trading_core.store.duckdb import DuckDBWarehouse, WarehouseFeeder
+from trading_core.store.duckdb import DuckDBWarehouse
+from trading_core.store.feeding import FeedProcess, FeedSpec, WarehouseFeeder
 from trading_core.store.schema import raw_table_name as table_name
 
 if TYPE_CHECKING:
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DuckDBWarehouse",
+    "FeedProcess",
+    "FeedSpec",
     "Warehouse",
     "WarehouseFeeder",
     "create_warehouse",

@@ -22,6 +22,9 @@ class WarehouseWriteError(RuntimeError):
 
 class Warehouse(Protocol):
     service: str
+    # What its writes raise when it cannot write now (nothing stored; the feeder tries again
+    # next interval); anything else is a bug, and stops the feed.
+    transient_errors: tuple[type[Exception], ...]
 
     def fed_through(self) -> int:
         """The journal position up to which events are stored."""

@@ -67,6 +67,7 @@ from trading_core.store.schema import (
     EVENT_COLUMNS,
     TABLES,
     Column,
+    SchemaMismatch,
     bigquery_tables,
     missing_columns,
     raw_table_name,
@@ -122,6 +123,13 @@ class _State:
 
 class BigQueryWarehouse:
     """One service's events in a BigQuery dataset, written through the Storage Write API."""
+
+    # An API call refused or unanswered, the progress file not writable, a table of another type.
+    transient_errors: tuple[type[Exception], ...] = (
+        google_errors.GoogleAPIError,
+        OSError,
+        SchemaMismatch,
+    )
 
     def __init__(
         self,

@@ -27,10 +27,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from google.api_core.exceptions import GoogleAPIError
 
-from trading_core.journal import Journal, KeptRecord
-from trading_core.store.base import Warehouse, WarehouseWriteError
+from trading_core.journal import KeptRecord
 from trading_core.store.rows import arrow_batches, parse, typed_batches
 from trading_core.store.schema import (
     EVENT_COLUMNS,
@@ -50,6 +48,9 @@ _ALIAS = "warehouse"
 
 
 class DuckDBWarehouse:
+    # A file locked by an analyst's session, a disk full, a table of another type.
+    transient_errors: tuple[type[Exception], ...] = (duckdb.Error, OSError, SchemaMismatch)
+
     def __init__(self, path: Path, service: str) -> None:
         self.path = Path(path)
         self.service = service
@@ -91,20 +92,27 @@ class DuckDBWarehouse:
         Attaching costs well under a millisecond; a connection of its own costs ~20 ms of CPU
         to make, whatever the file, and the feeder uses the file every feed interval."""
         if self._connection is None:
-            # One thread: the feeder shares the services' process, and its batches are small.
+            # One thread: the feed shares the machine with the services; its batches are small.
             self._connection = duckdb.connect(":memory:", config={"threads": 1})
         connection = self._connection
-        location = str(self.path).replace("'", "''")
-        connection.execute(f"ATTACH '{location}' AS {_ALIAS}")
-        try:
-            connection.execute(f"USE {_ALIAS}")
+        if not self.path.exists():
+            self._make(connection)
+        with _using(connection, self.path):
             if not self._verified:  # once: reading the catalog costs more than a feed
                 self._migrate(connection)
                 self._verified = True
             yield connection
-        finally:
-            connection.execute("USE memory")
-            connection.execute(f"DETACH {_ALIAS}")
+
+    def _make(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """A new file, with its tables, made under another name and renamed into place: an
+        analyst who opens it meanwhile finds no file, rather than one DuckDB cannot read yet."""
+        making = self.path.with_name(self.path.name + ".making")
+        making.unlink(missing_ok=True)  # what a process killed while making it left
+        making.with_name(making.name + ".wal").unlink(missing_ok=True)
+        with _using(connection, making):
+            self._migrate(connection)
+        making.replace(self.path)  # detached: checkpointed, whole, no write-ahead log
+        self._verified = True
 
     def _migrate(self, connection: duckdb.DuckDBPyConnection) -> None:
         """Creates what is missing, additively; fills new typed tables from the raw events."""
@@ -158,64 +166,17 @@ class DuckDBWarehouse:
         return int(last)
 
 
-class WarehouseFeeder:
-    """Copies a journal's new events into a warehouse every interval, on its own thread."""
-
-    def __init__(
-        self, journal: Journal, warehouse: Warehouse, *, interval_s: float, batch_size: int
-    ) -> None:
-        self._journal = journal
-        self._warehouse = warehouse
-        self._interval_s = interval_s
-        self._batch_size = batch_size
-        self._stopping = threading.Event()
-        self._failing = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.name = f"warehouse-{warehouse.service}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Feeds what is left, then stops."""
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.feed_all()
-        self._warehouse.close()
-
-    def feed_all(self) -> int:
-        """Feeds what the journal held when called; returns how many events were stored.
-
-        Not "until caught up": on a busy journal that target moves while a feed runs, and the
-        feeder would open the file again and again (each open and close costs tens of ms)."""
-        stored = 0
-        target = self._journal.last_seq
-        try:
-            while (after := self._warehouse.fed_through()) < target:
-                batch = self._journal.records_after(after, limit=self._batch_size)
-                if not batch:
-                    break
-                stored += self._warehouse.feed(batch)
-        except (
-            duckdb.Error,
-            OSError,
-            SchemaMismatch,
-            GoogleAPIError,
-            WarehouseWriteError,
-        ) as error:
-            if not self._failing:
-                log.warning(
-                    "warehouse %s: cannot write now (%s); will retry", self._warehouse, error
-                )
-            self._failing = True
-            return stored
-        self._failing = False
-        return stored
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval_s):
-            self.feed_all()
+@contextmanager
+def _using(connection: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
+    """The file attached as the current database while the caller works; detached after."""
+    location = str(path).replace("'", "''")
+    connection.execute(f"ATTACH '{location}' AS {_ALIAS}")
+    try:
+        connection.execute(f"USE {_ALIAS}")
+        yield
+    finally:
+        connection.execute("USE memory")
+        connection.execute(f"DETACH {_ALIAS}")
 
 
 def _insert(connection: duckdb.DuckDBPyConnection, batches: dict[str, pa.Table]) -> None:

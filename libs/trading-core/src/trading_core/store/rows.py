@@ -1,7 +1,7 @@
 """Events into the warehouse's rows, as Arrow tables: what every store writes (DuckDB now,
 BigQuery next), read as `schema.py` says.
 
-The feeder runs in the services' process, so reading is compiled once per payload kind and
+The feed shares the machine with the services, so reading is compiled once per payload kind and
 table (`_Plan`): one C-level getter for the envelope's fields and one for the payload's, then
 each column converted as a whole list. A payload kind no table takes, or one this version does
 not know, makes only its raw row.
