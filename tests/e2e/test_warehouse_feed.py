@@ -15,8 +15,10 @@ from pathlib import Path
 import duckdb
 import grpc
 import pytest
-from trading_core.config import DuckDBDatabase, Logging
+from tradectl.serve import service_specs
+from trading_core.config import DuckDBDatabase, Logging, load_config
 from trading_core.journal import Journal, JournalReader
+from trading_core.runtime import build_platform
 from trading_core.store import FeedProcess, FeedSpec
 
 from tests.crash.test_crash import embedded_process, processes_alive
@@ -97,6 +99,21 @@ class OrderStream:
             except grpc.RpcError:  # the platform was killed
                 return
             self.sent += 1
+
+
+def test_the_warehouse_is_open_before_the_services_start(tmp_path: Path) -> None:
+    """The platform waits for its feed process to make the warehouse's files, so the services'
+    first events are fed at once, not behind the feed process's start-up."""
+    data = tmp_path / "data"
+    platform = build_platform(
+        load_config(write_config(tmp_path, embedded_overrides(data))), service_specs()
+    )
+    try:
+        platform.start()
+        made = {path.name for path in data.glob("*.duckdb")}
+    finally:
+        platform.stop()
+    assert made == {f"{service}.duckdb" for service in SERVICE_MODULES}
 
 
 def test_a_feed_process_killed_is_started_again_and_the_warehouse_loses_and_duplicates_nothing(

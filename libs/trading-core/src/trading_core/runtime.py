@@ -1,8 +1,9 @@
 """Starting and stopping services: one process may host one service or all three.
 
 Start: the warehouse feed process starts (`trading_core.store.feeding`), each service opens its
-journal, loads its state and subscribes, then its gRPC server starts; health turns SERVING once
-the service is ready (journal, bus, market data). Stop (Ctrl-C or SIGTERM): health turns
+journal, loads its state and subscribes, then its gRPC server starts; once the feed process has
+opened the warehouse (10 s at most), health turns SERVING for each service that is ready
+(journal, bus, market data). Stop (Ctrl-C or SIGTERM): health turns
 NOT_SERVING, background producers stop and streams end, the servers refuse new calls while
 running ones finish (intake stopped), the bus delivers what it holds (drain), the journals
 commit what is queued, the feed process feeds the rest, and the process exits 0.
@@ -61,6 +62,10 @@ log = logging.getLogger(__name__)
 
 # How often health follows the services' readiness (store writing, bus delivering, feed).
 HEALTH_INTERVAL_S = 0.5
+# How long start waits for the warehouse feed process to open the warehouse before the services
+# turn SERVING: the first orders' events are then not fed behind its start-up. Bounded: the
+# warehouse is never on the order path.
+FEED_READY_TIMEOUT_S = 10.0
 
 
 class Service(Administered, Protocol):
@@ -147,8 +152,9 @@ class Platform:
     def start(self) -> None:
         self.metrics = start_metrics(self._telemetry.metrics, self._process)
         tracing.configure_tracing(self._telemetry.tracing, self._process)
-        if self.feed is not None:  # first: its start-up overlaps the services'
+        if self.feed is not None:  # first: the services' first events are fed at once
             self.feed.start()
+            self.feed.wait_ready(FEED_READY_TIMEOUT_S)
         # Tracing first: a call refused by authentication is traced too.
         interceptors = [*tracing.server_interceptors(), *self._auth]
         for item in self._hosted:

@@ -24,11 +24,13 @@ import contextlib
 import fcntl
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 FINAL_FEED_TIMEOUT_S = 60.0
 # A feed process that died is started again after this wait, doubled while it keeps dying.
 RESTART_BACKOFF_S = (1.0, 60.0)
+# What the feed process says once its warehouses are open (made, migrated).
+READY = "ready"
 
 
 class WarehouseFeeder:
@@ -78,32 +82,45 @@ class WarehouseFeeder:
         self.feed_all()
         self._warehouse.close()
 
+    def open(self) -> None:
+        """Opens the warehouse ahead of the first feed: makes or migrates its tables."""
+        self._trying(self._warehouse.fed_through)
+
     def feed_all(self) -> int:
         """Feeds what the journal held when called; returns how many events were stored.
 
         Not "until caught up": on a busy journal that target moves while a feed runs, and the
         feeder would open the file again and again (each open and close costs tens of ms)."""
         stored = 0
-        try:
+
+        def feed() -> None:
+            nonlocal stored
             target = self._journal.last_seq
             while (after := self._warehouse.fed_through()) < target:
                 batch = self._journal.records_after(after, limit=self._batch_size)
                 if not batch:
                     break
                 stored += self._warehouse.feed(batch)
+
+        self._trying(feed)
+        return stored
+
+    def _trying(self, work: Callable[[], object]) -> None:
+        """Runs `work`; a transient error is logged (once while it lasts) and left to the next
+        interval: nothing of the failed batch is stored, and the journal keeps it."""
+        try:
+            work()
         except self._transient as error:
             if not self._failing:
                 log.warning(
                     "warehouse %s: cannot write now (%s); will retry", self._warehouse, error
                 )
             self._failing = True
-            return stored
+            return
         self._failing = False
-        return stored
 
     def _run(self) -> None:
-        # At once, then every interval: the first feed makes (or migrates) the warehouse's
-        # tables, which under load would hold up the first events it feeds.
+        # At once, then every interval: what the journal gained while it started.
         self.feed_all()
         while not self._stopping.wait(self._interval_s):
             self.feed_all()
@@ -164,6 +181,22 @@ class FeedProcess:
                 self._restart_at = 0.0
                 self._spawn()
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Waits until the process has opened its warehouses, up to `timeout` seconds: the
+        platform's first events are then not fed behind its start-up."""
+        with self._lock:
+            process = self._process
+        assert process is not None and process.stdout is not None
+        answered, _, _ = select.select([process.stdout], [], [], timeout)
+        if answered and process.stdout.readline().strip() == READY:
+            return True
+        log.warning(
+            "the warehouse feed process is not ready after %.0f s; serving without waiting "
+            "(it feeds the journals' events once it is)",
+            timeout,
+        )
+        return False
+
     def stop(self, timeout: float = FINAL_FEED_TIMEOUT_S) -> None:
         """Ends its input, so it feeds what the journals hold and exits; waits for that."""
         with self._lock:
@@ -191,6 +224,7 @@ class FeedProcess:
         process = subprocess.Popen(  # noqa: S603 (this interpreter, this module)
             [sys.executable, "-c", f"from {__name__} import main; main()"],
             stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
         )
@@ -204,9 +238,10 @@ class FeedProcess:
         self._started_at = time.monotonic()
 
 
-def feed_until_input_ends(spec: FeedSpec, stdin: IO[str]) -> None:
-    """The feed process: feeds every journal of `spec` on its interval until `stdin` ends
-    (or SIGTERM), then feeds what the journals hold and returns."""
+def feed_until_input_ends(spec: FeedSpec, stdin: IO[str], stdout: IO[str]) -> None:
+    """The feed process: opens every warehouse of `spec` and says so on `stdout`, feeds each
+    journal on its interval until `stdin` ends (or SIGTERM), then feeds what the journals hold
+    and returns."""
     locks = [_lock_feed(path) for path in spec.journals.values()]
     database = spec.database
     from trading_core.store import create_warehouse  # here: the package imports this module
@@ -220,6 +255,10 @@ def feed_until_input_ends(spec: FeedSpec, stdin: IO[str]) -> None:
         )
         for service, path in spec.journals.items()
     ]
+    for feeder in feeders:
+        feeder.open()
+    stdout.write(READY + "\n")
+    stdout.flush()
     for feeder in feeders:
         feeder.start()
     signal.signal(signal.SIGTERM, _on_signal)
@@ -272,7 +311,7 @@ def main() -> None:
     spec = FeedSpec.model_validate_json(sys.stdin.readline())
     configure_logging("warehouse-feed", spec.logging.level, spec.logging.json_format, spec.project)
     threading.excepthook = _exit_on_failure
-    feed_until_input_ends(spec, sys.stdin)
+    feed_until_input_ends(spec, sys.stdin, sys.stdout)
 
 
 if __name__ == "__main__":
