@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -255,8 +256,8 @@ def feed_until_input_ends(spec: FeedSpec, stdin: IO[str], stdout: IO[str]) -> No
         )
         for service, path in spec.journals.items()
     ]
-    for feeder in feeders:
-        feeder.open()
+    with ThreadPoolExecutor(len(feeders)) as opening:  # each waits on its file's syncs
+        list(opening.map(WarehouseFeeder.open, feeders))
     stdout.write(READY + "\n")
     stdout.flush()
     for feeder in feeders:
