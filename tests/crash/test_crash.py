@@ -155,7 +155,7 @@ def _counts(by_name: dict[str, int]) -> str:
 def embedded_process(tmp_path: Path) -> tuple[Process, dict[str, str]]:
     """The one process of `tradectl serve` on its own ports, and their addresses."""
     ports = {name: free_port() for name in SERVICE_MODULES}
-    overrides = embedded_overrides(tmp_path / "data")
+    overrides = embedded_overrides(tmp_path / "data", feed="process")
     overrides["services"] = {n.replace("-", "_"): {"port": p} for n, p in ports.items()}
     overrides["reconciliation"] = {"interval_ms": 500, "order_age_ms": 1000}
     config = write_config(tmp_path, overrides)
@@ -337,7 +337,7 @@ def test_distributed_service_killed_mid_stream_loses_duplicates_and_strands_noth
 ) -> None:
     emulator, host = start_emulator(tmp_path / "emulator.log")
     ports = {name: free_port() for name in SERVICE_MODULES}
-    overrides = embedded_overrides(tmp_path / "data")
+    overrides = embedded_overrides(tmp_path / "data", feed="process")
     overrides["services"] = {n.replace("-", "_"): {"port": p} for n, p in ports.items()}
     overrides["reconciliation"] = {"interval_ms": 500, "order_age_ms": 1000}
     # Quotes at the default pace: four processes and the emulator share two cores here.

@@ -89,10 +89,14 @@ def write_config(directory: Path, overrides: dict[str, object]) -> Path:
     return path
 
 
-def embedded_overrides(data: Path) -> dict[str, object]:
+def embedded_overrides(data: Path, feed: str = "thread") -> dict[str, object]:
+    """`feed`: the trading scenarios feed the warehouse on a thread (`database.feed: thread`):
+    the feed process's start-up (a second of CPU per platform) would add two minutes to `make
+    test`. The feed process, the default, is tested in test_warehouse_feed.py and the crash
+    suite, and measured by `make bench`."""
     return {
         "services": {name.replace("-", "_"): {"port": 0} for name in SERVICE_MODULES},
-        "database": {"backend": "duckdb", "path": str(data)},
+        "database": {"backend": "duckdb", "path": str(data), "feed": feed},
         "journal": {"path": str(data)},
         "market_data": {"interval_ms": 20},
         "logging": {"level": "WARNING", "json": False},

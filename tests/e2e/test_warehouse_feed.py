@@ -105,9 +105,8 @@ def test_the_warehouse_is_open_before_the_services_start(tmp_path: Path) -> None
     """The platform waits for its feed process to make the warehouse's files, so the services'
     first events are fed at once, not behind the feed process's start-up."""
     data = tmp_path / "data"
-    platform = build_platform(
-        load_config(write_config(tmp_path, embedded_overrides(data))), service_specs()
-    )
+    config = load_config(write_config(tmp_path, embedded_overrides(data, feed="process")))
+    platform = build_platform(config, service_specs())
     try:
         platform.start()
         made = {path.name for path in data.glob("*.duckdb")}
@@ -119,7 +118,7 @@ def test_the_warehouse_is_open_before_the_services_start(tmp_path: Path) -> None
 def test_a_feed_process_killed_is_started_again_and_the_warehouse_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
-    overrides = embedded_overrides(tmp_path / "data")
+    overrides = embedded_overrides(tmp_path / "data", feed="process")
     overrides["database"] = {**overrides["database"], "flush_interval_ms": 50}  # type: ignore[dict-item]
     platform = start_embedded(write_config(tmp_path, overrides))
     feed = platform.feed

@@ -101,7 +101,16 @@ class Journal(_Strict):
     path: Path = Field(Path("data"), description="folder of one <service>.journal file each")
 
 
-class DuckDBDatabase(_Strict):
+class _Warehouse(_Strict):
+    feed: Literal["process", "thread"] = Field(
+        "process",
+        description="where the warehouse is fed from the journals: process, one of its own "
+        "beside the services (its own interpreter lock: it keeps up under load); thread, in "
+        "the services' process (one process fewer, but under load it falls behind)",
+    )
+
+
+class DuckDBDatabase(_Warehouse):
     """The analytical store, fed from the journals; never on the order path."""
 
     backend: Literal["duckdb"]
@@ -114,7 +123,7 @@ class DuckDBDatabase(_Strict):
     batch_size: int = Field(5000, ge=1, le=1_000_000, description="events per feed at most")
 
 
-class BigQueryDatabase(_Strict):
+class BigQueryDatabase(_Warehouse):
     """The analytical store in BigQuery (store/bigquery.py), fed from the journals through the
     Storage Write API; never on the order path. Terraform owns the dataset's tables in the
     cloud; the store creates what is missing and adds missing columns."""

@@ -55,7 +55,7 @@ from trading_core.journal import Journal
 from trading_core.metrics import MetricsServer, start_metrics
 from trading_core.peers import CALLS, Peers
 from trading_core.service import ServiceContext
-from trading_core.store import FeedProcess, FeedSpec
+from trading_core.store import Feed, FeedSpec, create_feed
 from trading_core.telemetry import configure_logging
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Platform:
         telemetry: Telemetry | None = None,
         process: str = "trading-platform",
         shards: Sharding | None = None,
-        feed: FeedProcess | None = None,
+        feed: Feed | None = None,
     ) -> None:
         """`process`: this process's name in traces and metrics (the service it hosts, alone);
         `shards`: the accounts its services own (README "Sharding by account"); `feed`: the
@@ -336,7 +336,7 @@ def build_platform(
         telemetry=config.telemetry,
         process=specs[0].name if len(specs) == 1 else "trading-platform",
         shards=config.sharding,
-        feed=FeedProcess(
+        feed=create_feed(
             FeedSpec(
                 database=config.database,
                 journals={item.service.name: item.service.journal.path for item in hosted},

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 from trading_core.config import BigQueryDatabase, DuckDBDatabase
 from trading_core.store.base import Warehouse
 from trading_core.store.duckdb import DuckDBWarehouse
-from trading_core.store.feeding import FeedProcess, FeedSpec, WarehouseFeeder
+from trading_core.store.feeding import (
+    Feed,
+    FeedProcess,
+    FeedSpec,
+    FeedThreads,
+    WarehouseFeeder,
+    create_feed,
+)
 from trading_core.store.schema import raw_table_name as table_name
 
 if TYPE_CHECKING:
@@ -15,10 +22,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DuckDBWarehouse",
+    "Feed",
     "FeedProcess",
     "FeedSpec",
+    "FeedThreads",
     "Warehouse",
     "WarehouseFeeder",
+    "create_feed",
     "create_warehouse",
     "table_name",
 ]

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -138,6 +138,30 @@ class FeedSpec(BaseModel):
     project: str | None = None  # the traces' project, for the log lines (telemetry.project)
 
 
+class Feed(Protocol):
+    """The platform's warehouse feed: `FeedProcess`, or `FeedThreads` (`database.feed`)."""
+
+    @property
+    def pid(self) -> int | None:
+        """Its process, when it has one of its own."""
+
+    def start(self) -> None: ...
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether it opened the warehouse within `timeout` seconds."""
+
+    def watch(self) -> None:
+        """Mends what died (the platform's health loop calls it)."""
+
+    def stop(self) -> None:
+        """Feeds what the journals hold, then stops."""
+
+
+def create_feed(spec: FeedSpec) -> Feed:
+    """The feed `database.feed` names."""
+    return FeedProcess(spec) if spec.database.feed == "process" else FeedThreads(spec)
+
+
 class FeedProcess:
     """The platform's side of the feed process: starts it, starts it again when it died (the
     platform's health loop calls `watch`), and stops it after the journals closed."""
@@ -239,29 +263,60 @@ class FeedProcess:
         self._started_at = time.monotonic()
 
 
+class FeedThreads:
+    """Every journal's feeder of `spec` on a thread of this process, each journal's feed lock
+    held meanwhile: the feed process's work, and the platform's feed itself with
+    `database.feed: thread`. The same interface as `FeedProcess`."""
+
+    pid = None
+
+    def __init__(self, spec: FeedSpec) -> None:
+        self._spec = spec
+        self._locks: list[Any] = []
+        self._feeders: list[WarehouseFeeder] = []
+
+    def start(self) -> None:
+        """Opens every warehouse (made, migrated), then starts feeding."""
+        from trading_core.store import create_warehouse  # here: the package imports this module
+
+        database = self._spec.database
+        self._locks = [_lock_feed(path) for path in self._spec.journals.values()]
+        self._feeders = [
+            WarehouseFeeder(
+                JournalReader(path),
+                create_warehouse(database, service),
+                interval_s=database.flush_interval_ms / 1000,
+                batch_size=database.batch_size,
+            )
+            for service, path in self._spec.journals.items()
+        ]
+        with ThreadPoolExecutor(len(self._feeders)) as opening:  # each waits on its file's syncs
+            list(opening.map(WarehouseFeeder.open, self._feeders))
+        for feeder in self._feeders:
+            feeder.start()
+
+    def wait_ready(self, _timeout: float) -> bool:
+        return True  # `start` returned: open
+
+    def watch(self) -> None:
+        pass  # a thread that fails ends the feed process (`main`); here it is logged
+
+    def stop(self) -> None:
+        """Feeds what the journals hold, then lets go of them."""
+        for feeder in self._feeders:
+            feeder.stop()
+        for lock in self._locks:
+            lock.close()
+
+
 def feed_until_input_ends(spec: FeedSpec, stdin: IO[str], stdout: IO[str]) -> None:
     """The feed process: opens every warehouse of `spec` and says so on `stdout`, feeds each
     journal on its interval until `stdin` ends (or SIGTERM), then feeds what the journals hold
     and returns."""
-    locks = [_lock_feed(path) for path in spec.journals.values()]
-    database = spec.database
-    from trading_core.store import create_warehouse  # here: the package imports this module
-
-    feeders = [
-        WarehouseFeeder(
-            JournalReader(path),
-            create_warehouse(database, service),
-            interval_s=database.flush_interval_ms / 1000,
-            batch_size=database.batch_size,
-        )
-        for service, path in spec.journals.items()
-    ]
-    with ThreadPoolExecutor(len(feeders)) as opening:  # each waits on its file's syncs
-        list(opening.map(WarehouseFeeder.open, feeders))
+    feed = FeedThreads(spec)
+    feed.start()
     stdout.write(READY + "\n")
     stdout.flush()
-    for feeder in feeders:
-        feeder.start()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
@@ -269,10 +324,7 @@ def feed_until_input_ends(spec: FeedSpec, stdin: IO[str], stdout: IO[str]) -> No
     except _Terminated:
         log.info("signalled to stop")
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the last feed at once
-    for feeder in feeders:
-        feeder.stop()
-    for lock in locks:
-        lock.close()
+    feed.stop()
 
 
 class _Terminated(Exception):  # SIGTERM or SIGINT
