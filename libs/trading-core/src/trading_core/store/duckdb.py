@@ -110,12 +110,13 @@ class DuckDBWarehouse:
         making.unlink(missing_ok=True)  # what a process killed while making it left
         making.with_name(making.name + ".wal").unlink(missing_ok=True)
         with _using(connection, making):
-            self._migrate(connection)
+            self._migrate(connection, made=True)
         making.replace(self.path)  # detached: checkpointed, whole, no write-ahead log
         self._verified = True
 
-    def _migrate(self, connection: duckdb.DuckDBPyConnection) -> None:
-        """Creates what is missing, additively; fills new typed tables from the raw events."""
+    def _migrate(self, connection: duckdb.DuckDBPyConnection, *, made: bool = False) -> None:
+        """Creates what is missing, additively; fills new typed tables from the raw events.
+        `made`: the file is new (said so in the log)."""
         found = _columns(connection)
         statements: list[str] = []
         new_tables: list[Table] = []
@@ -143,7 +144,10 @@ class DuckDBWarehouse:
                 self._backfill(connection, backfill)
 
         _in_one_transaction(connection, migrate)
-        log.info("warehouse %s: migrated (%d changes)", self.path, len(statements))
+        if made:
+            log.info("warehouse %s: made (%d tables)", self.path, 1 + len(TABLES))
+        else:
+            log.info("warehouse %s: migrated (%d changes)", self.path, len(statements))
 
     def _backfill(self, connection: duckdb.DuckDBPyConnection, tables: list[Table]) -> None:
         after = 0
