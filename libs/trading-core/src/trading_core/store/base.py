@@ -17,7 +17,8 @@ from trading_core.journal import KeptRecord
 
 class WarehouseWriteError(RuntimeError):
     """The warehouse refused a write (BigQuery: an append other than as a duplicate); nothing
-    of it is stored, and the feeder tries again next interval."""
+    of it is stored, and the feeder tries again next interval (one of BigQuery's
+    `transient_errors`)."""
 
 
 class Warehouse(Protocol):

@@ -124,9 +124,11 @@ class _State:
 class BigQueryWarehouse:
     """One service's events in a BigQuery dataset, written through the Storage Write API."""
 
-    # An API call refused or unanswered, the progress file not writable, a table of another type.
+    # An API call refused or unanswered, an append refused, the progress file not writable, a
+    # table of another type.
     transient_errors: tuple[type[Exception], ...] = (
         google_errors.GoogleAPIError,
+        WarehouseWriteError,
         OSError,
         SchemaMismatch,
     )

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trading_core.config import BigQueryDatabase, DuckDBDatabase, Logging
 from trading_core.journal import JournalReader
-from trading_core.store.base import Warehouse, WarehouseWriteError
+from trading_core.store.base import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ class WarehouseFeeder:
         self._warehouse = warehouse
         self._interval_s = interval_s
         self._batch_size = batch_size
-        self._transient: tuple[type[Exception], ...] = (
-            *warehouse.transient_errors,
-            WarehouseWriteError,
-        )
         self._stopping = threading.Event()
         self._failing = False
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -111,7 +107,7 @@ class WarehouseFeeder:
         interval: nothing of the failed batch is stored, and the journal keeps it."""
         try:
             work()
-        except self._transient as error:
+        except self._warehouse.transient_errors as error:
             if not self._failing:
                 log.warning(
                     "warehouse %s: cannot write now (%s); will retry", self._warehouse, error
