@@ -18,7 +18,6 @@ its venue frees its unfilled quantity for later slices. A modify of a parent is 
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from trading.v1 import events_pb2, execution_pb2, orders_pb2, types_pb2
 from trading_core.decimals import ZERO, format_decimal
 from trading_core.events import timestamp
 from trading_core.journal import Transaction
+from trading_core.periodic import Periodic
 
 from execution_router.domain.algorithms import Plan, plan
 from execution_router.domain.smart_routing import allocate
@@ -142,8 +142,8 @@ class ParentDesk:
         self._router = router
         self._parents: dict[str, Parent] = {}
         self._children: dict[str, Child] = {}
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="parents", daemon=True)
+        interval_s = router.config.execution.algorithms.check_interval_ms / 1000
+        self._loop = Periodic("parents", self._release_due_logged, interval_s)
 
     # Life cycle -------------------------------------------------------------------------------
 
@@ -171,12 +171,10 @@ class ParentDesk:
         return by_venue
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._loop.stop()
 
     # Parents ----------------------------------------------------------------------------------
 
@@ -325,13 +323,11 @@ class ParentDesk:
 
     # Releasing --------------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        interval = self._router.config.execution.algorithms.check_interval_ms / 1000
-        while not self._stopping.wait(interval):
-            try:
-                self.release_due()
-            except Exception:
-                log.exception("releasing the slices that are due failed")
+    def _release_due_logged(self) -> None:
+        try:
+            self.release_due()
+        except Exception:
+            log.exception("releasing the slices that are due failed")
 
     def release_due(self) -> None:
         """Releases what is due of every parent, and ends those whose time is up."""

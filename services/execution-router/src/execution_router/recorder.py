@@ -33,6 +33,7 @@ from trading_core.config import PlatformConfig
 from trading_core.decimals import format_decimal
 from trading_core.events import timestamp
 from trading_core.journal import Transaction
+from trading_core.periodic import Periodic
 from trading_core.quotes import Quote
 
 from execution_router.domain.shadow import ShadowModel, ShadowReport
@@ -50,28 +51,20 @@ class CallJournal:
 
     def __init__(self, router: ExecutionRouter, interval_s: float = 0.2) -> None:
         self._router = router
-        self._interval_s = interval_s
         # Each call with its order's account and instrument, looked up when it is taken.
         self._calls: queue.SimpleQueue[tuple[VenueCall, tuple[str, str]]] = queue.SimpleQueue()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="venue-calls", daemon=True)
+        self._loop = Periodic("venue-calls", self._flush, interval_s)
 
     def record(self, call: VenueCall) -> None:
         """Takes one call (any thread; the order is still open when its call returns)."""
         self._calls.put((call, self._router.order_owner(call.order_id)))
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
         """Journals what is left, once the venues have stopped calling."""
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval_s):
-            self._flush()
+        self._loop.stop()
         self._flush()
 
     def _flush(self) -> None:

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trading_core.config import BigQueryDatabase, DuckDBDatabase, Logging
 from trading_core.journal import JournalReader
+from trading_core.periodic import Periodic
 from trading_core.store.base import Warehouse
 
 log = logging.getLogger(__name__)
@@ -61,21 +62,20 @@ class WarehouseFeeder:
     ) -> None:
         self._journal = journal
         self._warehouse = warehouse
-        self._interval_s = interval_s
         self._batch_size = batch_size
-        self._stopping = threading.Event()
         self._failing = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.name = f"warehouse-{warehouse.service}"
+        # At once, then every interval: the first feed takes what the journal gained while the
+        # feed started.
+        self._loop = Periodic(
+            f"warehouse-{warehouse.service}", self.feed_all, interval_s, at_once=True
+        )
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
         """Feeds what is left, then stops."""
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._loop.stop()
         self.feed_all()
         self._warehouse.close()
 
@@ -115,12 +115,6 @@ class WarehouseFeeder:
             self._failing = True
             return
         self._failing = False
-
-    def _run(self) -> None:
-        # At once, then every interval: what the journal gained while it started.
-        self.feed_all()
-        while not self._stopping.wait(self._interval_s):
-            self.feed_all()
 
 
 class FeedSpec(BaseModel):
