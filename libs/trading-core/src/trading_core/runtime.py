@@ -1,12 +1,12 @@
 """Starting and stopping services: one process may host one service or all three.
 
-Start: the warehouse feed process starts (`trading_core.store.feeding`), each service opens its
-journal, loads its state and subscribes, then its gRPC server starts; once the feed process has
-opened the warehouse (10 s at most), health turns SERVING for each service that is ready
-(journal, bus, market data). Stop (Ctrl-C or SIGTERM): health turns
-NOT_SERVING, background producers stop and streams end, the servers refuse new calls while
-running ones finish (intake stopped), the bus delivers what it holds (drain), the journals
-commit what is queued, the feed process feeds the rest, and the process exits 0.
+Start: the warehouse feed (`trading_core.store.feeding`, a process of its own by default) starts
+and opens the warehouse (waited for 10 s at most); each service opens its journal, loads its
+state and subscribes, then its gRPC server starts; health turns SERVING once the service is
+ready (journal, bus, market data). Stop (Ctrl-C or SIGTERM): health turns NOT_SERVING,
+background producers stop and streams end, the servers refuse new calls while running ones
+finish (intake stopped), the bus delivers what it holds (drain), the journals commit what is
+queued, the feed feeds the rest, and the process exits 0.
 
 This module is the one place that wires services to transports: a `ServiceSpec` names a
 service's class, its journal tables and its gRPC servicers; a service never registers itself.
@@ -62,9 +62,9 @@ log = logging.getLogger(__name__)
 
 # How often health follows the services' readiness (store writing, bus delivering, feed).
 HEALTH_INTERVAL_S = 0.5
-# How long start waits for the warehouse feed process to open the warehouse before the services
-# turn SERVING: the first orders' events are then not fed behind its start-up. Bounded: the
-# warehouse is never on the order path.
+# How long start waits for the warehouse feed to open the warehouse before the services start:
+# their first events are then not fed behind its start-up. Bounded: the warehouse is never on
+# the order path.
 FEED_READY_TIMEOUT_S = 10.0
 
 
@@ -127,11 +127,11 @@ class Platform:
         telemetry: Telemetry | None = None,
         process: str = "trading-platform",
         shards: Sharding | None = None,
-        feed: Feed | None = None,
+        feed: Feed,
     ) -> None:
         """`process`: this process's name in traces and metrics (the service it hosts, alone);
-        `shards`: the accounts its services own (README "Sharding by account"); `feed`: the
-        process feeding the services' warehouse from their journals."""
+        `shards`: the accounts its services own (README "Sharding by account"); `feed`: what
+        feeds the services' warehouse from their journals."""
         self._hosted = list(hosted)
         self.feed = feed
         self._bus = bus
@@ -152,9 +152,8 @@ class Platform:
     def start(self) -> None:
         self.metrics = start_metrics(self._telemetry.metrics, self._process)
         tracing.configure_tracing(self._telemetry.tracing, self._process)
-        if self.feed is not None:  # first: the services' first events are fed at once
-            self.feed.start()
-            self.feed.wait_ready(FEED_READY_TIMEOUT_S)
+        self.feed.start()  # first: the services' first events are fed at once
+        self.feed.wait_ready(FEED_READY_TIMEOUT_S)
         # Tracing first: a call refused by authentication is traced too.
         interceptors = [*tracing.server_interceptors(), *self._auth]
         for item in self._hosted:
@@ -220,8 +219,7 @@ class Platform:
         for item in self._hosted:
             item.service.close()
             item.service.journal.close()
-        if self.feed is not None:  # after the journals' last commits: it feeds them all
-            self.feed.stop()
+        self.feed.stop()  # after the journals' last commits: it feeds them all
         tracing.shutdown_tracing()
         if self.metrics is not None:
             self.metrics.stop()
@@ -231,8 +229,7 @@ class Platform:
         """Keeps each server's health equal to its service's readiness."""
         while not self._stopping.wait(HEALTH_INTERVAL_S):
             self._update_health()
-            if self.feed is not None:
-                self.feed.watch()
+            self.feed.watch()
 
     def _update_health(self) -> None:
         for item in self._hosted:
