@@ -5,13 +5,21 @@ name: Pub/Sub refuses a create to a service without the right even when the reso
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from google.cloud import pubsub_v1
 from trading_core.bus import PubSubBus
 from trading_core.bus.base import PER_INSTANCE_TOPICS
+
+from tests.conftest import start_emulator, stop_emulator
+from tests.support import wait_until
 
 pytestmark = pytest.mark.emulator
 
@@ -78,3 +86,43 @@ def test_a_shards_bus_creates_its_subscriptions_with_the_shards_filter(
         assert made.filter == 'attributes.shard = "2"'
     finally:
         bus.close(timeout=5)
+
+
+def test_a_bus_started_while_pub_sub_does_not_answer_waits_for_it_and_creates_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restarted service once exited because the emulator left a create unanswered for 30 s;
+    here an emulator of the test's own is frozen (SIGSTOP) while the bus creates its topology."""
+    emulator, host = start_emulator(tmp_path / "emulator.log")
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
+    project = f"stalled-{uuid.uuid4().hex[:12]}"
+    bus = PubSubBus(project, topic_prefix="t-", emulator_host=host, admin_timeout_s=1.0)
+    failures: list[BaseException] = []
+
+    def ensure() -> None:
+        try:
+            bus.ensure_topology()
+        except BaseException as error:
+            failures.append(error)
+
+    creating = threading.Thread(target=ensure)
+    try:
+        os.killpg(emulator.pid, signal.SIGSTOP)
+        with caplog.at_level(logging.WARNING, logger="trading_core.bus.pubsub"):
+            creating.start()
+            wait_until(
+                lambda: any("did not answer" in r.getMessage() for r in caplog.records),
+                30,
+                "the bus to find Pub/Sub not answering",
+            )
+            os.killpg(emulator.pid, signal.SIGCONT)
+            creating.join(60)
+        assert not creating.is_alive(), "ensure_topology did not end once Pub/Sub answered"
+        assert failures == []
+        topics, subscriptions = existing(project)
+        assert {"t-orders", "t-executions", "t-positions", "t-market-data"} <= topics
+        assert "t-orders.execution-router" in subscriptions
+    finally:
+        os.killpg(emulator.pid, signal.SIGCONT)
+        bus.close(timeout=5)
+        stop_emulator(emulator)

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.api_core.exceptions import AlreadyExists
+import tenacity
+from google.api_core.exceptions import AlreadyExists, DeadlineExceeded, ServiceUnavailable
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
@@ -52,7 +53,10 @@ from trading_core.bus.memory import redelivery_delay
 log = logging.getLogger(__name__)
 
 _ACK_DEADLINE_S = 30
-_ADMIN_TIMEOUT_S = 30.0
+_ADMIN_TIMEOUT_S = 10.0  # one create or delete
+# How long a create is tried again while Pub/Sub does not answer: a process that starts during
+# an outage (or beside an emulator stalled by a killed client) waits for it instead of exiting.
+_ADMIN_PATIENCE_S = 120.0
 # The client blocks a publish beyond these (memory stays bounded during an outage); the outbox
 # keeps fewer than this in flight, so it never blocks there.
 _FLOW_CONTROL = pubsub_v1.types.PublishFlowControl(
@@ -209,10 +213,13 @@ class PubSubBus:
         min_retry_delay_s: float = 0.0,
         create_topology: bool = True,
         shard: int | None = None,
+        admin_timeout_s: float = _ADMIN_TIMEOUT_S,
     ) -> None:
         """`min_retry_delay_s`: the least time between a failed publish and its retry; `shard`:
-        the shard whose subscriptions `ensure_topology` creates (None: unsharded)."""
+        the shard whose subscriptions `ensure_topology` creates (None: unsharded);
+        `admin_timeout_s`: how long one create may go unanswered before it is sent again."""
         self._project = project
+        self._admin_timeout_s = admin_timeout_s
         self._prefix = topic_prefix
         self._topics = topics
         self._create_topology = create_topology
@@ -241,8 +248,7 @@ class PubSubBus:
         if not self._create_topology:
             return
         for topic, services in self._topics.items():
-            with contextlib.suppress(AlreadyExists):
-                self._publisher.create_topic(name=self._topic_path(topic), timeout=_ADMIN_TIMEOUT_S)
+            self._create(self._publisher.create_topic, name=self._topic_path(topic))
             for service in services:
                 name = subscription_name(topic, service, shard=self._shard)
                 self._ensure_subscription(topic, name, self._shard)
@@ -372,6 +378,19 @@ class PubSubBus:
         path: str = self._publisher.topic_path(self._project, resource_id(self._prefix + topic))
         return path
 
+    def _create(self, create: Callable[..., Any], **request: Any) -> None:
+        """Creates a topic or subscription unless it exists, sending the create again (with
+        growing pauses, for up to `_ADMIN_PATIENCE_S`) while Pub/Sub does not answer."""
+        for attempt in tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type((DeadlineExceeded, ServiceUnavailable)),
+            stop=tenacity.stop_after_delay(_ADMIN_PATIENCE_S),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=10.0, jitter=0.5),
+            before_sleep=_log_unanswered,
+            reraise=True,
+        ):
+            with attempt, contextlib.suppress(AlreadyExists):
+                create(timeout=self._admin_timeout_s, **request)
+
     def _ensure_subscription(
         self, topic: str, subscription: str, shard: int | None, *, again: bool = False
     ) -> str:
@@ -394,11 +413,20 @@ class PubSubBus:
             request["expiration_policy"] = {"ttl": {"seconds": 86_400}}
             self._per_instance.add(path)
         if per_instance or self._create_topology:
-            with contextlib.suppress(AlreadyExists):
-                self._subscriber.create_subscription(request=request, timeout=_ADMIN_TIMEOUT_S)
+            self._create(self._subscriber.create_subscription, request=request)
         with self._lock:
             self._created_subscriptions.add(path)
         return path
+
+
+def _log_unanswered(state: tenacity.RetryCallState) -> None:
+    outcome = state.outcome
+    log.warning(
+        "Pub/Sub did not answer a create (attempt %d, %.0f s so far): %r; sending it again",
+        state.attempt_number,
+        state.seconds_since_start or 0.0,
+        outcome.exception() if outcome else None,
+    )
 
 
 class _Consumer:
